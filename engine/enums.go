@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// The enums below are shared by the ent schema (as GoType), the GraphQL API
+// (MarshalGQL/UnmarshalGQL, so gqlgen binds them directly) and the rules
+// (their string spelling is what CEL expressions compare against).
+
+// PoolKind is the level of a pool in an organisation's pool tree.
+type PoolKind string
+
+const (
+	PoolAccount  PoolKind = "ACCOUNT"
+	PoolTeam     PoolKind = "TEAM"
+	PoolPersonal PoolKind = "PERSONAL"
+)
+
+// CreditType is the kind of a grant; it matters for draw order, rollover and KPIs.
+type CreditType string
+
+const (
+	CreditSubscription CreditType = "SUBSCRIPTION"
+	CreditOnDemand     CreditType = "ON_DEMAND"
+	CreditIncentive    CreditType = "INCENTIVE"
+	CreditRollover     CreditType = "ROLLOVER"
+	CreditPromotional  CreditType = "PROMOTIONAL"
+	CreditService      CreditType = "SERVICE"
+)
+
+// UsageStatus is how far the action of a usage event got.
+type UsageStatus string
+
+const (
+	StatusStarted   UsageStatus = "STARTED"
+	StatusSucceeded UsageStatus = "SUCCEEDED"
+	StatusFailed    UsageStatus = "FAILED"
+	StatusPartial   UsageStatus = "PARTIAL"
+)
+
+// Decision is the engine's verdict on a usage event.
+type Decision string
+
+const (
+	DecisionAllowed  Decision = "ALLOWED"
+	DecisionDegraded Decision = "DEGRADED"
+	DecisionDenied   Decision = "DENIED"
+)
+
+// EntryKind is what a ledger entry records.
+type EntryKind string
+
+const (
+	EntryGrant       EntryKind = "GRANT"
+	EntryHold        EntryKind = "HOLD"
+	EntryRelease     EntryKind = "RELEASE"
+	EntryBurn        EntryKind = "BURN"
+	EntryExpire      EntryKind = "EXPIRE"
+	EntryRolloverOut EntryKind = "ROLLOVER_OUT"
+	EntryRolloverIn  EntryKind = "ROLLOVER_IN"
+	EntryRefund      EntryKind = "REFUND"
+	EntryTransferOut EntryKind = "TRANSFER_OUT"
+	EntryTransferIn  EntryKind = "TRANSFER_IN"
+	EntryVoid        EntryKind = "VOID"
+	EntryOverage     EntryKind = "OVERAGE"
+	EntryBorrow      EntryKind = "BORROW"
+	EntryAdjustment  EntryKind = "ADJUSTMENT"
+)
+
+// PolicyKind names what a policy (a CEL rule) decides.
+type PolicyKind string
+
+const (
+	PolicyBurn      PolicyKind = "BURN"
+	PolicyDrawOrder PolicyKind = "DRAW_ORDER"
+	PolicyIncentive PolicyKind = "INCENTIVE"
+	PolicyRefund    PolicyKind = "REFUND"
+	PolicyOverage   PolicyKind = "OVERAGE"
+	PolicyRollover  PolicyKind = "ROLLOVER"
+	PolicyTransfer  PolicyKind = "TRANSFER"
+	PolicyAlert     PolicyKind = "ALERT"
+)
+
+// VersionStatus is the life of a weight register or policy version.
+type VersionStatus string
+
+const (
+	VersionDraft     VersionStatus = "DRAFT"
+	VersionPublished VersionStatus = "PUBLISHED"
+	VersionRetired   VersionStatus = "RETIRED"
+)
+
+var (
+	poolKinds      = []string{"ACCOUNT", "TEAM", "PERSONAL"}
+	creditTypes    = []string{"SUBSCRIPTION", "ON_DEMAND", "INCENTIVE", "ROLLOVER", "PROMOTIONAL", "SERVICE"}
+	usageStatuses  = []string{"STARTED", "SUCCEEDED", "FAILED", "PARTIAL"}
+	decisions      = []string{"ALLOWED", "DEGRADED", "DENIED"}
+	entryKinds     = []string{"GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT"}
+	policyKinds    = []string{"BURN", "DRAW_ORDER", "INCENTIVE", "REFUND", "OVERAGE", "ROLLOVER", "TRANSFER", "ALERT"}
+	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
+)
+
+func (PoolKind) Values() []string      { return poolKinds }
+func (CreditType) Values() []string    { return creditTypes }
+func (UsageStatus) Values() []string   { return usageStatuses }
+func (Decision) Values() []string      { return decisions }
+func (EntryKind) Values() []string     { return entryKinds }
+func (PolicyKind) Values() []string    { return policyKinds }
+func (VersionStatus) Values() []string { return versionStatues }
+
+func unmarshalEnum(v any, values []string, name string) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%s must be a string", name)
+	}
+	for _, x := range values {
+		if x == s {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not a valid %s", s, name)
+}
+
+func marshalEnum(w io.Writer, s string) { _, _ = io.WriteString(w, strconv.Quote(s)) }
+
+func (e PoolKind) MarshalGQL(w io.Writer)      { marshalEnum(w, string(e)) }
+func (e CreditType) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
+func (e UsageStatus) MarshalGQL(w io.Writer)   { marshalEnum(w, string(e)) }
+func (e Decision) MarshalGQL(w io.Writer)      { marshalEnum(w, string(e)) }
+func (e EntryKind) MarshalGQL(w io.Writer)     { marshalEnum(w, string(e)) }
+func (e PolicyKind) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
+func (e VersionStatus) MarshalGQL(w io.Writer) { marshalEnum(w, string(e)) }
+
+func (e *PoolKind) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, poolKinds, "PoolKind")
+	*e = PoolKind(s)
+	return err
+}
+func (e *CreditType) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, creditTypes, "CreditType")
+	*e = CreditType(s)
+	return err
+}
+func (e *UsageStatus) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, usageStatuses, "UsageStatus")
+	*e = UsageStatus(s)
+	return err
+}
+func (e *Decision) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, decisions, "Decision")
+	*e = Decision(s)
+	return err
+}
+func (e *EntryKind) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, entryKinds, "EntryKind")
+	*e = EntryKind(s)
+	return err
+}
+func (e *PolicyKind) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, policyKinds, "PolicyKind")
+	*e = PolicyKind(s)
+	return err
+}
+func (e *VersionStatus) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, versionStatues, "VersionStatus")
+	*e = VersionStatus(s)
+	return err
+}

@@ -1,0 +1,5 @@
+// Package ent is the generated ent client of the credit ledger; edit
+// ent/schema and run `go generate ./...`, never the generated files.
+package ent
+
+//go:generate go run -mod=mod entc.go
