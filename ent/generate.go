@@ -2,4 +2,3 @@
 // ent/schema and run `go generate ./...`, never the generated files.
 package ent
 
-//go:generate go run -mod=mod entc.go

@@ -4906,6 +4906,7 @@ type UsageEventMutation struct {
 	overage                *decimal.Decimal
 	decision               *engine.Decision
 	reason                 *string
+	reason_code            *string
 	register_id            *int
 	addregister_id         *int
 	register_version       *int
@@ -5733,6 +5734,55 @@ func (m *UsageEventMutation) ResetReason() {
 	delete(m.clearedFields, usageevent.FieldReason)
 }
 
+// SetReasonCode sets the "reason_code" field.
+func (m *UsageEventMutation) SetReasonCode(s string) {
+	m.reason_code = &s
+}
+
+// ReasonCode returns the value of the "reason_code" field in the mutation.
+func (m *UsageEventMutation) ReasonCode() (r string, exists bool) {
+	v := m.reason_code
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReasonCode returns the old "reason_code" field's value of the UsageEvent entity.
+// If the UsageEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageEventMutation) OldReasonCode(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReasonCode is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReasonCode requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReasonCode: %w", err)
+	}
+	return oldValue.ReasonCode, nil
+}
+
+// ClearReasonCode clears the value of the "reason_code" field.
+func (m *UsageEventMutation) ClearReasonCode() {
+	m.reason_code = nil
+	m.clearedFields[usageevent.FieldReasonCode] = struct{}{}
+}
+
+// ReasonCodeCleared returns if the "reason_code" field was cleared in this mutation.
+func (m *UsageEventMutation) ReasonCodeCleared() bool {
+	_, ok := m.clearedFields[usageevent.FieldReasonCode]
+	return ok
+}
+
+// ResetReasonCode resets all changes to the "reason_code" field.
+func (m *UsageEventMutation) ResetReasonCode() {
+	m.reason_code = nil
+	delete(m.clearedFields, usageevent.FieldReasonCode)
+}
+
 // SetRegisterID sets the "register_id" field.
 func (m *UsageEventMutation) SetRegisterID(i int) {
 	m.register_id = &i
@@ -6187,7 +6237,7 @@ func (m *UsageEventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UsageEventMutation) Fields() []string {
-	fields := make([]string, 0, 23)
+	fields := make([]string, 0, 24)
 	if m.created_at != nil {
 		fields = append(fields, usageevent.FieldCreatedAt)
 	}
@@ -6238,6 +6288,9 @@ func (m *UsageEventMutation) Fields() []string {
 	}
 	if m.reason != nil {
 		fields = append(fields, usageevent.FieldReason)
+	}
+	if m.reason_code != nil {
+		fields = append(fields, usageevent.FieldReasonCode)
 	}
 	if m.register_id != nil {
 		fields = append(fields, usageevent.FieldRegisterID)
@@ -6299,6 +6352,8 @@ func (m *UsageEventMutation) Field(name string) (ent.Value, bool) {
 		return m.Decision()
 	case usageevent.FieldReason:
 		return m.Reason()
+	case usageevent.FieldReasonCode:
+		return m.ReasonCode()
 	case usageevent.FieldRegisterID:
 		return m.RegisterID()
 	case usageevent.FieldRegisterVersion:
@@ -6354,6 +6409,8 @@ func (m *UsageEventMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldDecision(ctx)
 	case usageevent.FieldReason:
 		return m.OldReason(ctx)
+	case usageevent.FieldReasonCode:
+		return m.OldReasonCode(ctx)
 	case usageevent.FieldRegisterID:
 		return m.OldRegisterID(ctx)
 	case usageevent.FieldRegisterVersion:
@@ -6493,6 +6550,13 @@ func (m *UsageEventMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetReason(v)
+		return nil
+	case usageevent.FieldReasonCode:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReasonCode(v)
 		return nil
 	case usageevent.FieldRegisterID:
 		v, ok := value.(int)
@@ -6686,6 +6750,9 @@ func (m *UsageEventMutation) ClearedFields() []string {
 	if m.FieldCleared(usageevent.FieldReason) {
 		fields = append(fields, usageevent.FieldReason)
 	}
+	if m.FieldCleared(usageevent.FieldReasonCode) {
+		fields = append(fields, usageevent.FieldReasonCode)
+	}
 	if m.FieldCleared(usageevent.FieldRegisterID) {
 		fields = append(fields, usageevent.FieldRegisterID)
 	}
@@ -6726,6 +6793,9 @@ func (m *UsageEventMutation) ClearField(name string) error {
 		return nil
 	case usageevent.FieldReason:
 		m.ClearReason()
+		return nil
+	case usageevent.FieldReasonCode:
+		m.ClearReasonCode()
 		return nil
 	case usageevent.FieldRegisterID:
 		m.ClearRegisterID()
@@ -6803,6 +6873,9 @@ func (m *UsageEventMutation) ResetField(name string) error {
 		return nil
 	case usageevent.FieldReason:
 		m.ResetReason()
+		return nil
+	case usageevent.FieldReasonCode:
+		m.ResetReasonCode()
 		return nil
 	case usageevent.FieldRegisterID:
 		m.ResetRegisterID()

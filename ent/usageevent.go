@@ -54,6 +54,8 @@ type UsageEvent struct {
 	Decision engine.Decision `json:"decision,omitempty"`
 	// Reason holds the value of the "reason" field.
 	Reason string `json:"reason,omitempty"`
+	// ReasonCode holds the value of the "reason_code" field.
+	ReasonCode string `json:"reason_code,omitempty"`
 	// RegisterID holds the value of the "register_id" field.
 	RegisterID *int `json:"register_id,omitempty"`
 	// RegisterVersion holds the value of the "register_version" field.
@@ -80,7 +82,7 @@ func (*UsageEvent) scanValues(columns []string) ([]any, error) {
 			values[i] = new(decimal.Decimal)
 		case usageevent.FieldID, usageevent.FieldOrganizationID, usageevent.FieldPoolID, usageevent.FieldAttempt, usageevent.FieldRegisterID, usageevent.FieldRegisterVersion, usageevent.FieldBurnPolicyID, usageevent.FieldBurnPolicyVersion, usageevent.FieldDrawPolicyID, usageevent.FieldDrawPolicyVersion:
 			values[i] = new(sql.NullInt64)
-		case usageevent.FieldIdempotencyKey, usageevent.FieldPayloadHash, usageevent.FieldAction, usageevent.FieldStatus, usageevent.FieldRunID, usageevent.FieldDecision, usageevent.FieldReason:
+		case usageevent.FieldIdempotencyKey, usageevent.FieldPayloadHash, usageevent.FieldAction, usageevent.FieldStatus, usageevent.FieldRunID, usageevent.FieldDecision, usageevent.FieldReason, usageevent.FieldReasonCode:
 			values[i] = new(sql.NullString)
 		case usageevent.FieldCreatedAt, usageevent.FieldOccurredAt:
 			values[i] = new(sql.NullTime)
@@ -208,6 +210,12 @@ func (_m *UsageEvent) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field reason", values[i])
 			} else if value.Valid {
 				_m.Reason = value.String
+			}
+		case usageevent.FieldReasonCode:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field reason_code", values[i])
+			} else if value.Valid {
+				_m.ReasonCode = value.String
 			}
 		case usageevent.FieldRegisterID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -337,6 +345,9 @@ func (_m *UsageEvent) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("reason=")
 	builder.WriteString(_m.Reason)
+	builder.WriteString(", ")
+	builder.WriteString("reason_code=")
+	builder.WriteString(_m.ReasonCode)
 	builder.WriteString(", ")
 	if v := _m.RegisterID; v != nil {
 		builder.WriteString("register_id=")

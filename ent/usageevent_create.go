@@ -158,6 +158,20 @@ func (_c *UsageEventCreate) SetNillableReason(v *string) *UsageEventCreate {
 	return _c
 }
 
+// SetReasonCode sets the "reason_code" field.
+func (_c *UsageEventCreate) SetReasonCode(v string) *UsageEventCreate {
+	_c.mutation.SetReasonCode(v)
+	return _c
+}
+
+// SetNillableReasonCode sets the "reason_code" field if the given value is not nil.
+func (_c *UsageEventCreate) SetNillableReasonCode(v *string) *UsageEventCreate {
+	if v != nil {
+		_c.SetReasonCode(*v)
+	}
+	return _c
+}
+
 // SetRegisterID sets the "register_id" field.
 func (_c *UsageEventCreate) SetRegisterID(v int) *UsageEventCreate {
 	_c.mutation.SetRegisterID(v)
@@ -451,6 +465,10 @@ func (_c *UsageEventCreate) createSpec() (*UsageEvent, *sqlgraph.CreateSpec) {
 		_spec.SetField(usageevent.FieldReason, field.TypeString, value)
 		_node.Reason = value
 	}
+	if value, ok := _c.mutation.ReasonCode(); ok {
+		_spec.SetField(usageevent.FieldReasonCode, field.TypeString, value)
+		_node.ReasonCode = value
+	}
 	if value, ok := _c.mutation.RegisterID(); ok {
 		_spec.SetField(usageevent.FieldRegisterID, field.TypeInt, value)
 		_node.RegisterID = &value
@@ -588,6 +606,9 @@ func (u *UsageEventUpsertOne) UpdateNewValues() *UsageEventUpsertOne {
 		}
 		if _, exists := u.create.mutation.Reason(); exists {
 			s.SetIgnore(usageevent.FieldReason)
+		}
+		if _, exists := u.create.mutation.ReasonCode(); exists {
+			s.SetIgnore(usageevent.FieldReasonCode)
 		}
 		if _, exists := u.create.mutation.RegisterID(); exists {
 			s.SetIgnore(usageevent.FieldRegisterID)
@@ -864,6 +885,9 @@ func (u *UsageEventUpsertBulk) UpdateNewValues() *UsageEventUpsertBulk {
 			}
 			if _, exists := b.mutation.Reason(); exists {
 				s.SetIgnore(usageevent.FieldReason)
+			}
+			if _, exists := b.mutation.ReasonCode(); exists {
+				s.SetIgnore(usageevent.FieldReasonCode)
 			}
 			if _, exists := b.mutation.RegisterID(); exists {
 				s.SetIgnore(usageevent.FieldRegisterID)

@@ -77,6 +77,9 @@ func (_u *UsageEventUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if _u.mutation.ReasonCleared() {
 		_spec.ClearField(usageevent.FieldReason, field.TypeString)
 	}
+	if _u.mutation.ReasonCodeCleared() {
+		_spec.ClearField(usageevent.FieldReasonCode, field.TypeString)
+	}
 	if _u.mutation.RegisterIDCleared() {
 		_spec.ClearField(usageevent.FieldRegisterID, field.TypeInt)
 	}
@@ -194,6 +197,9 @@ func (_u *UsageEventUpdateOne) sqlSave(ctx context.Context) (_node *UsageEvent, 
 	}
 	if _u.mutation.ReasonCleared() {
 		_spec.ClearField(usageevent.FieldReason, field.TypeString)
+	}
+	if _u.mutation.ReasonCodeCleared() {
+		_spec.ClearField(usageevent.FieldReasonCode, field.TypeString)
 	}
 	if _u.mutation.RegisterIDCleared() {
 		_spec.ClearField(usageevent.FieldRegisterID, field.TypeInt)

@@ -210,6 +210,7 @@ var (
 		{Name: "overage", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "decision", Type: field.TypeEnum, Enums: []string{"ALLOWED", "DEGRADED", "DENIED"}},
 		{Name: "reason", Type: field.TypeString, Nullable: true},
+		{Name: "reason_code", Type: field.TypeString, Nullable: true},
 		{Name: "register_id", Type: field.TypeInt, Nullable: true},
 		{Name: "register_version", Type: field.TypeInt, Nullable: true},
 		{Name: "burn_policy_id", Type: field.TypeInt, Nullable: true},

@@ -32,6 +32,7 @@ func (UsageEvent) Fields() []ent.Field {
 		Decimal("overage"),
 		field.Enum("decision").GoType(engine.Decision("")).Immutable(),
 		field.String("reason").Optional().Immutable(),
+		field.String("reason_code").Optional().Immutable(),
 		field.Int("register_id").Optional().Nillable().Immutable(),
 		field.Int("register_version").Optional().Nillable().Immutable(),
 		field.Int("burn_policy_id").Optional().Nillable().Immutable(),

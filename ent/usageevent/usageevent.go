@@ -49,6 +49,8 @@ const (
 	FieldDecision = "decision"
 	// FieldReason holds the string denoting the reason field in the database.
 	FieldReason = "reason"
+	// FieldReasonCode holds the string denoting the reason_code field in the database.
+	FieldReasonCode = "reason_code"
 	// FieldRegisterID holds the string denoting the register_id field in the database.
 	FieldRegisterID = "register_id"
 	// FieldRegisterVersion holds the string denoting the register_version field in the database.
@@ -85,6 +87,7 @@ var Columns = []string{
 	FieldOverage,
 	FieldDecision,
 	FieldReason,
+	FieldReasonCode,
 	FieldRegisterID,
 	FieldRegisterVersion,
 	FieldBurnPolicyID,
@@ -222,6 +225,11 @@ func ByDecision(opts ...sql.OrderTermOption) OrderOption {
 // ByReason orders the results by the reason field.
 func ByReason(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldReason, opts...).ToFunc()
+}
+
+// ByReasonCode orders the results by the reason_code field.
+func ByReasonCode(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldReasonCode, opts...).ToFunc()
 }
 
 // ByRegisterID orders the results by the register_id field.

@@ -126,6 +126,11 @@ func Reason(v string) predicate.UsageEvent {
 	return predicate.UsageEvent(sql.FieldEQ(FieldReason, v))
 }
 
+// ReasonCode applies equality check predicate on the "reason_code" field. It's identical to ReasonCodeEQ.
+func ReasonCode(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldEQ(FieldReasonCode, v))
+}
+
 // RegisterID applies equality check predicate on the "register_id" field. It's identical to RegisterIDEQ.
 func RegisterID(v int) predicate.UsageEvent {
 	return predicate.UsageEvent(sql.FieldEQ(FieldRegisterID, v))
@@ -929,6 +934,81 @@ func ReasonEqualFold(v string) predicate.UsageEvent {
 // ReasonContainsFold applies the ContainsFold predicate on the "reason" field.
 func ReasonContainsFold(v string) predicate.UsageEvent {
 	return predicate.UsageEvent(sql.FieldContainsFold(FieldReason, v))
+}
+
+// ReasonCodeEQ applies the EQ predicate on the "reason_code" field.
+func ReasonCodeEQ(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldEQ(FieldReasonCode, v))
+}
+
+// ReasonCodeNEQ applies the NEQ predicate on the "reason_code" field.
+func ReasonCodeNEQ(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldNEQ(FieldReasonCode, v))
+}
+
+// ReasonCodeIn applies the In predicate on the "reason_code" field.
+func ReasonCodeIn(vs ...string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldIn(FieldReasonCode, vs...))
+}
+
+// ReasonCodeNotIn applies the NotIn predicate on the "reason_code" field.
+func ReasonCodeNotIn(vs ...string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldNotIn(FieldReasonCode, vs...))
+}
+
+// ReasonCodeGT applies the GT predicate on the "reason_code" field.
+func ReasonCodeGT(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldGT(FieldReasonCode, v))
+}
+
+// ReasonCodeGTE applies the GTE predicate on the "reason_code" field.
+func ReasonCodeGTE(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldGTE(FieldReasonCode, v))
+}
+
+// ReasonCodeLT applies the LT predicate on the "reason_code" field.
+func ReasonCodeLT(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldLT(FieldReasonCode, v))
+}
+
+// ReasonCodeLTE applies the LTE predicate on the "reason_code" field.
+func ReasonCodeLTE(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldLTE(FieldReasonCode, v))
+}
+
+// ReasonCodeContains applies the Contains predicate on the "reason_code" field.
+func ReasonCodeContains(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldContains(FieldReasonCode, v))
+}
+
+// ReasonCodeHasPrefix applies the HasPrefix predicate on the "reason_code" field.
+func ReasonCodeHasPrefix(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldHasPrefix(FieldReasonCode, v))
+}
+
+// ReasonCodeHasSuffix applies the HasSuffix predicate on the "reason_code" field.
+func ReasonCodeHasSuffix(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldHasSuffix(FieldReasonCode, v))
+}
+
+// ReasonCodeIsNil applies the IsNil predicate on the "reason_code" field.
+func ReasonCodeIsNil() predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldIsNull(FieldReasonCode))
+}
+
+// ReasonCodeNotNil applies the NotNil predicate on the "reason_code" field.
+func ReasonCodeNotNil() predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldNotNull(FieldReasonCode))
+}
+
+// ReasonCodeEqualFold applies the EqualFold predicate on the "reason_code" field.
+func ReasonCodeEqualFold(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldEqualFold(FieldReasonCode, v))
+}
+
+// ReasonCodeContainsFold applies the ContainsFold predicate on the "reason_code" field.
+func ReasonCodeContainsFold(v string) predicate.UsageEvent {
+	return predicate.UsageEvent(sql.FieldContainsFold(FieldReasonCode, v))
 }
 
 // RegisterIDEQ applies the EQ predicate on the "register_id" field.

@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Draws takes credits from ordered grants, first grant first, splitting
+// across as many grants as needed. It returns the draws and the shortfall
+// (zero when the grants covered everything).
+func Draws(ordered []Grant, credits decimal.Decimal) ([]Draw, decimal.Decimal) {
+	left := credits
+	var out []Draw
+	for _, g := range ordered {
+		if !left.IsPositive() {
+			break
+		}
+		take := decimal.Min(left, g.Remaining)
+		if !take.IsPositive() {
+			continue
+		}
+		out = append(out, Draw{GrantID: g.ID, Amount: take})
+		left = left.Sub(take)
+	}
+	return out, left
+}
+
+// DecideUsage is the whole pure decision for one usage event on one pool:
+// weight, burn, draw order, draws; a HARD ceiling when the usable grants do
+// not cover the burn (decision DENIED, nothing drawn).
+func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Grant, now time.Time) (UsageDecision, error) {
+	w, err := WeightOf(ctx, v.Register, ev, org, now)
+	if err != nil {
+		return UsageDecision{}, err
+	}
+	credits, err := BurnOf(ctx, v.Burn, w, ev, org, now)
+	if err != nil {
+		return UsageDecision{}, err
+	}
+	d := UsageDecision{Decision: DecisionAllowed, Weight: w, Credits: credits, Requested: credits}
+	if credits.IsZero() {
+		return d, nil
+	}
+	ordered, err := OrderGrants(ctx, v.DrawOrder, grants, now)
+	if err != nil {
+		return UsageDecision{}, err
+	}
+	draws, short := Draws(ordered, credits)
+	if short.IsPositive() {
+		return UsageDecision{
+			Decision: DecisionDenied, Weight: w, Credits: decimal.Zero, Requested: credits,
+			Reason:     "insufficient credits: " + credits.String() + " needed, " + credits.Sub(short).String() + " available",
+			ReasonCode: CodeInsufficientCredits,
+		}, nil
+	}
+	d.Draws = draws
+	return d, nil
+}
+
+// Apply subtracts the draws from the grants (in place) so that the next
+// decision in the same batch sees the new balances.
+func Apply(grants []Grant, draws []Draw) {
+	for _, dr := range draws {
+		for i := range grants {
+			if grants[i].ID == dr.GrantID {
+				grants[i].Remaining = grants[i].Remaining.Sub(dr.Amount)
+				break
+			}
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func quote(s string) string { return strconv.Quote(s) }

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable error code; the API puts it in the GraphQL error's
+// extensions.code. Clients switch on codes, never on messages.
+type Code string
+
+const (
+	CodeValidation          Code = "VALIDATION"           // malformed or out-of-range input; extensions.field names it
+	CodeNotFound            Code = "NOT_FOUND"            // an id or name that does not exist (or that the caller may not see)
+	CodeUnknownAction       Code = "UNKNOWN_ACTION"       // the register in effect has no weight for the action
+	CodeNoRegister          Code = "NO_REGISTER"          // no published register version is in effect at the event time
+	CodeRuleCompile         Code = "RULE_COMPILE"         // a CEL rule does not compile; extensions.errors has line and column
+	CodeRuleRuntime         Code = "RULE_RUNTIME"         // a CEL rule failed while deciding; nothing was charged
+	CodeIdempotencyConflict Code = "IDEMPOTENCY_CONFLICT" // an idempotency key reused with a different payload
+	CodeInsufficientCredits Code = "INSUFFICIENT_CREDITS" // not enough credits (a usage decision's reasonCode)
+	CodeBatchTooLarge       Code = "BATCH_TOO_LARGE"      // more items than the batch limit
+	CodeConflict            Code = "CONFLICT"             // the request contradicts the current state (e.g. publishing twice)
+	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
+)
+
+// Error is an error meant for the caller: a stable code, a message safe to
+// show, optional details (field, index, rule positions), and the internal
+// cause kept apart for logs.
+type Error struct {
+	Code    Code
+	Message string
+	Field   string         // the input field at fault, if any
+	Index   *int           // the batch item at fault, if any
+	Details map[string]any // extra extensions (e.g. rule error positions)
+	Cause   error          // internal; never shown to callers
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if e.Field != "" {
+		msg = e.Field + ": " + msg
+	}
+	if e.Index != nil {
+		msg = fmt.Sprintf("item %d: %s", *e.Index, msg)
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Errorf builds a caller-facing error with a code.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Invalid builds a VALIDATION error about one input field.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Code: CodeValidation, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotFound builds a NOT_FOUND error.
+func NotFound(what string, id any) *Error {
+	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("%s %v not found", what, id)}
+}
+
+// AtIndex returns a copy of err that names the batch item i.
+func AtIndex(err error, i int) error {
+	var e *Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Index = &i
+		return &c
+	}
+	return err
+}
+
+// CodeOf returns the code of err, INTERNAL when it carries none.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}

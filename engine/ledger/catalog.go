@@ -1,0 +1,181 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/policyversion"
+	"github.com/creditd/creditd/ent/weightregister"
+	"github.com/creditd/creditd/rules"
+)
+
+// catalog keeps an in-memory snapshot of every published register and policy
+// version with their compiled programs, so the hot path never compiles and
+// does not query the catalog tables per event. Published versions never
+// change, so a snapshot is only ever missing versions published after it
+// was loaded: it is reloaded after ttl, and at once by a publish through
+// this process.
+type catalog struct {
+	client *ent.Client
+	progs  *rules.Cache
+	ttl    time.Duration
+
+	mu       sync.Mutex
+	snap     *snapshot
+	loadedAt time.Time
+}
+
+type snapshot struct {
+	registers map[string][]*engine.Register    // by name, ascending effective order
+	policies  map[engine.PolicyKind][]*engine.Rule // by kind, ascending effective order
+	broken    map[int]error                    // policy id -> why its stored rule no longer compiles
+}
+
+func newCatalog(c *ent.Client, progs *rules.Cache) *catalog {
+	return &catalog{client: c, progs: progs, ttl: 2 * time.Second}
+}
+
+func (c *catalog) invalidate() {
+	c.mu.Lock()
+	c.snap = nil
+	c.mu.Unlock()
+}
+
+// current returns a fresh enough snapshot. It must be called outside any
+// transaction (SQLite has a single connection).
+func (c *catalog) current(ctx context.Context) (*snapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap != nil && time.Since(c.loadedAt) < c.ttl {
+		return c.snap, nil
+	}
+	snap, err := c.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.snap, c.loadedAt = snap, time.Now()
+	return snap, nil
+}
+
+func (c *catalog) load(ctx context.Context) (*snapshot, error) {
+	regs, err := c.client.WeightRegister.Query().
+		Where(weightregister.StatusEQ(engine.VersionPublished)).
+		WithWeights().All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load registers: %w", err)
+	}
+	snap := &snapshot{
+		registers: map[string][]*engine.Register{},
+		policies:  map[engine.PolicyKind][]*engine.Rule{},
+		broken:    map[int]error{},
+	}
+	for _, r := range regs {
+		er, err := c.register(r)
+		if err != nil {
+			return nil, err
+		}
+		snap.registers[r.Name] = append(snap.registers[r.Name], er)
+	}
+	for _, list := range snap.registers {
+		sort.Slice(list, func(i, j int) bool { return effectiveBefore(list[i].EffectiveFrom, list[i].Version, list[j].EffectiveFrom, list[j].Version) })
+	}
+	pols, err := c.client.PolicyVersion.Query().
+		Where(policyversion.StatusEQ(engine.VersionPublished)).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	sort.Slice(pols, func(i, j int) bool {
+		a, b := pols[i], pols[j]
+		if !a.EffectiveFrom.Equal(*b.EffectiveFrom) {
+			return a.EffectiveFrom.Before(*b.EffectiveFrom)
+		}
+		if !a.PublishedAt.Equal(*b.PublishedAt) {
+			return a.PublishedAt.Before(*b.PublishedAt)
+		}
+		return a.ID < b.ID
+	})
+	for _, p := range pols {
+		kind, ok := ruleKinds[p.Kind]
+		if !ok {
+			continue // kinds the engine does not evaluate yet
+		}
+		prog, err := c.progs.Get(fmt.Sprintf("policy:%d", p.ID), kind, p.Expression)
+		if err != nil {
+			snap.broken[p.ID] = err
+		}
+		snap.policies[p.Kind] = append(snap.policies[p.Kind], &engine.Rule{
+			ID: p.ID, Name: p.Name, Kind: p.Kind, Version: p.Version, EffectiveFrom: *p.EffectiveFrom, Program: prog,
+		})
+	}
+	return snap, nil
+}
+
+func effectiveBefore(a time.Time, av int, b time.Time, bv int) bool {
+	if !a.Equal(b) {
+		return a.Before(b)
+	}
+	return av < bv
+}
+
+func (c *catalog) register(r *ent.WeightRegister) (*engine.Register, error) {
+	er := &engine.Register{ID: r.ID, Name: r.Name, Version: r.Version, EffectiveFrom: *r.EffectiveFrom, Weights: map[string]*engine.Weight{}}
+	for _, w := range r.Edges.Weights {
+		ew := &engine.Weight{Action: w.Action, Credits: w.Credits, ValuePerAction: w.ValuePerAction, CostPerAction: w.CostPerAction}
+		if w.Expression != "" {
+			prog, err := c.progs.Get(fmt.Sprintf("weight:%d", w.ID), rules.KindWeight, w.Expression)
+			if err != nil {
+				return nil, fmt.Errorf("register %s version %d, action %s: %w", r.Name, r.Version, w.Action, err)
+			}
+			ew.Expression = prog
+		}
+		er.Weights[w.Action] = ew
+	}
+	return er, nil
+}
+
+// ruleKinds maps the policy kinds the engine evaluates to their CEL kinds.
+var ruleKinds = map[engine.PolicyKind]rules.Kind{
+	engine.PolicyBurn:      rules.KindBurn,
+	engine.PolicyDrawOrder: rules.KindDrawOrder,
+}
+
+// versions picks the register (by name) and the policies in effect at t: for
+// each, the published version with the latest effectiveFrom not after t.
+func (s *snapshot) versions(registerName string, t time.Time) (engine.Versions, error) {
+	var v engine.Versions
+	for _, r := range s.registers[registerName] {
+		if r.EffectiveFrom.After(t) {
+			break
+		}
+		v.Register = r
+	}
+	pick := func(kind engine.PolicyKind) (*engine.Rule, error) {
+		var in *engine.Rule
+		for _, r := range s.policies[kind] {
+			if r.EffectiveFrom.After(t) {
+				break
+			}
+			in = r
+		}
+		if in != nil {
+			if err := s.broken[in.ID]; err != nil {
+				return nil, &engine.Error{Code: engine.CodeRuleRuntime, Cause: err,
+					Message: fmt.Sprintf("%s policy %q version %d no longer compiles: %v", kind, in.Name, in.Version, err)}
+			}
+		}
+		return in, nil
+	}
+	var err error
+	if v.Burn, err = pick(engine.PolicyBurn); err != nil {
+		return v, err
+	}
+	if v.DrawOrder, err = pick(engine.PolicyDrawOrder); err != nil {
+		return v, err
+	}
+	return v, nil
+}

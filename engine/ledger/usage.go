@@ -1,0 +1,375 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/usageevent"
+)
+
+// UsageResult is the outcome of one usage event, first time or replayed.
+type UsageResult struct {
+	Event      *ent.UsageEvent
+	Decision   engine.Decision
+	Credits    decimal.Decimal
+	Draws      []engine.Draw
+	Overage    decimal.Decimal
+	Duplicate  bool
+	Reason     string
+	ReasonCode engine.Code
+}
+
+// RecordUsage records one usage event: see RecordUsageBatch, of which it is
+// the one-item case.
+func (s *Service) RecordUsage(ctx context.Context, in engine.UsageInput) (UsageResult, error) {
+	res, err := s.RecordUsageBatch(ctx, []engine.UsageInput{in})
+	if err != nil {
+		var e *engine.Error
+		if errors.As(err, &e) && e.Index != nil { // one item: no index to name
+			c := *e
+			c.Index = nil
+			return UsageResult{}, &c
+		}
+		return UsageResult{}, err
+	}
+	return res[0], nil
+}
+
+// RecordUsageBatch records usage events in one transaction. Each item is
+// independently idempotent: an (organisation, idempotency key) already
+// recorded returns its first result with Duplicate set and writes nothing; the
+// same key with another payload is IDEMPOTENCY_CONFLICT. The batch is atomic
+// for errors: bad input in any item, or a rule failing at run time, fails the
+// whole batch (the error names the item) and writes nothing. A denial
+// (insufficient credits) is a result, not an error: the event is recorded
+// with decision DENIED and nothing drawn.
+//
+// The transaction locks the pools involved in id order, reads their grants,
+// decides every item in order against the running balances, then writes the
+// events, the ledger entries and the grants' new remaining amounts.
+func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput) ([]UsageResult, error) {
+	if len(ins) == 0 {
+		return []UsageResult{}, nil
+	}
+	if len(ins) > s.maxBatch {
+		return nil, engine.Errorf(engine.CodeBatchTooLarge, "a batch holds at most %d events, got %d", s.maxBatch, len(ins))
+	}
+	now := s.Now()
+	items := make([]item, len(ins))
+	for i, in := range ins {
+		ev, hash, err := in.Normalize(now)
+		if err != nil {
+			return nil, engine.AtIndex(err, i)
+		}
+		items[i] = item{in: in, ev: ev, hash: hash}
+	}
+	snap, err := s.catalog.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// First try optimistically: replays are rare, so the keys are not looked
+	// up before inserting. A unique violation means a replay (or a concurrent
+	// first attempt) exists: run again, looking keys up first.
+	lookup := false
+	var out []UsageResult
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		var err error
+		out, err = s.recordBatch(ctx, tx, items, snap, now, lookup)
+		if err != nil && isUniqueViolation(err) && !lookup {
+			lookup = true
+			return errRetry
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type item struct {
+	in   engine.UsageInput
+	ev   engine.Event
+	hash string
+	pool int
+}
+
+type eventKey struct {
+	org int
+	key string
+}
+
+func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, snap *snapshot, now time.Time, lookup bool) ([]UsageResult, error) {
+	// 1. Which pool each item draws on.
+	var needDefault []int
+	seenOrg := map[int]bool{}
+	for _, it := range items {
+		if it.in.PoolID == nil && !seenOrg[it.in.OrganizationID] {
+			seenOrg[it.in.OrganizationID] = true
+			needDefault = append(needDefault, it.in.OrganizationID)
+		}
+	}
+	var defaults map[int]int
+	if len(needDefault) > 0 {
+		var err error
+		if defaults, err = s.defaultPools(ctx, tx, needDefault); err != nil {
+			return nil, err
+		}
+	}
+	poolSet := map[int]bool{}
+	for i := range items {
+		if p := items[i].in.PoolID; p != nil {
+			items[i].pool = *p
+		} else if p, ok := defaults[items[i].in.OrganizationID]; ok {
+			items[i].pool = p
+		} else {
+			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
+				Message: "organization " + strconv.Itoa(items[i].in.OrganizationID) + " not found or has no ACCOUNT pool; pass poolId"}, i)
+		}
+		poolSet[items[i].pool] = true
+	}
+	poolIDs := make([]int, 0, len(poolSet))
+	for p := range poolSet {
+		poolIDs = append(poolIDs, p)
+	}
+	sort.Ints(poolIDs)
+
+	// 2. Lock the pools; check each belongs to the item's organisation.
+	pools, err := s.lockPools(ctx, tx, poolIDs)
+	if err != nil {
+		return nil, err
+	}
+	for i, it := range items {
+		if p, ok := pools[it.pool]; !ok || p.OrgID != it.in.OrganizationID {
+			// Another organisation's pool answers as missing: ids cannot be probed.
+			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "poolId",
+				Message: "pool " + strconv.Itoa(it.pool) + " not found"}, i)
+		}
+	}
+
+	// 3. Replays already in the database (second attempt only).
+	existing := map[eventKey]*ent.UsageEvent{}
+	if lookup {
+		if existing, err = s.existingEvents(ctx, tx, items); err != nil {
+			return nil, err
+		}
+	}
+
+	// 4. The pools' grants, then decide each item against running balances.
+	grants, err := s.loadGrants(ctx, tx, poolIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UsageResult, len(items))
+	decisions := make([]*engine.UsageDecision, len(items))
+	versions := make([]engine.Versions, len(items))
+	first := map[eventKey]int{} // key -> index of its first item in this batch
+	var replayed []int
+	touched := map[int]*engine.Grant{}
+	for i, it := range items {
+		k := eventKey{it.in.OrganizationID, it.in.IdempotencyKey}
+		if e, ok := existing[k]; ok {
+			if e.PayloadHash != it.hash {
+				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
+			}
+			out[i] = resultOf(e)
+			out[i].Duplicate = true
+			replayed = append(replayed, i)
+			continue
+		}
+		if j, ok := first[k]; ok {
+			if items[j].hash != it.hash {
+				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
+			}
+			out[i] = UsageResult{Duplicate: true} // filled from item j below
+			continue
+		}
+		first[k] = i
+		p := pools[it.pool]
+		v, err := snap.versions(p.RegisterName, it.ev.OccurredAt)
+		if err != nil {
+			return nil, engine.AtIndex(err, i)
+		}
+		pg := grants[it.pool]
+		d, err := engine.DecideUsage(ctx, v, engine.Org{ID: p.OrgID, Segment: p.Segment}, it.ev, pg, now)
+		if err != nil {
+			return nil, engine.AtIndex(err, i)
+		}
+		engine.Apply(pg, d.Draws)
+		for _, dr := range d.Draws {
+			for gi := range pg {
+				if pg[gi].ID == dr.GrantID {
+					touched[dr.GrantID] = &pg[gi]
+				}
+			}
+		}
+		decisions[i], versions[i] = &d, v
+	}
+
+	// 5. Write: events (in key order, so concurrent batches take index locks
+	// in the same order), entries, grants.
+	order := make([]int, 0, len(items))
+	for i := range items {
+		if decisions[i] != nil {
+			order = append(order, i)
+		}
+	}
+	sort.Slice(order, func(a, b int) bool {
+		ia, ib := items[order[a]].in, items[order[b]].in
+		if ia.OrganizationID != ib.OrganizationID {
+			return ia.OrganizationID < ib.OrganizationID
+		}
+		return ia.IdempotencyKey < ib.IdempotencyKey
+	})
+	creates := make([]*ent.UsageEventCreate, len(order))
+	for n, i := range order {
+		creates[n] = s.eventCreate(tx, items[i], pools[items[i].pool].OrgID, decisions[i], versions[i], now)
+	}
+	if len(creates) > 0 {
+		evs, err := tx.UsageEvent.CreateBulk(creates...).Save(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var entries []*ent.LedgerEntryCreate
+		for n, i := range order {
+			d := decisions[i]
+			out[i] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
+				Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode}
+			for _, dr := range d.Draws {
+				entries = append(entries, s.burnEntry(tx, evs[n], dr, versions[i], now))
+			}
+		}
+		if len(entries) > 0 {
+			if err := tx.LedgerEntry.CreateBulk(entries...).Exec(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	ids := make([]int, 0, len(touched))
+	for id := range touched {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		if err := s.setRemaining(ctx, tx, id, touched[id].Remaining); err != nil {
+			return nil, err
+		}
+	}
+
+	// 6. Duplicates: within the batch copy their first item; from the
+	// database load their draws.
+	for i, it := range items {
+		if out[i].Duplicate && out[i].Event == nil {
+			j := first[eventKey{it.in.OrganizationID, it.in.IdempotencyKey}]
+			out[i] = out[j]
+			out[i].Duplicate = true
+		}
+	}
+	if len(replayed) > 0 {
+		if err := s.loadDraws(ctx, tx, out, replayed); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func conflict(key string) *engine.Error {
+	return &engine.Error{Code: engine.CodeIdempotencyConflict, Field: "idempotencyKey",
+		Message: "idempotency key " + strconv.Quote(key) + " was already used with a different payload"}
+}
+
+func (s *Service) eventCreate(tx *ent.Tx, it item, org int, d *engine.UsageDecision, v engine.Versions, now time.Time) *ent.UsageEventCreate {
+	c := tx.UsageEvent.Create().
+		SetOrganizationID(org).SetPoolID(it.pool).
+		SetIdempotencyKey(it.in.IdempotencyKey).SetPayloadHash(it.hash).
+		SetAction(it.ev.Action).SetStatus(it.ev.Status).
+		SetQuantity(it.ev.Quantity).SetCompletion(it.ev.Completion).SetAttempt(it.ev.Attempt).
+		SetRunID(it.ev.RunID).SetOccurredAt(utc(it.ev.OccurredAt)).
+		SetCredits(d.Credits).SetOverage(d.Overage).SetDecision(d.Decision).
+		SetReason(d.Reason).SetReasonCode(string(d.ReasonCode)).
+		SetCreatedAt(now)
+	if it.ev.Properties != nil {
+		c.SetProperties(it.ev.Properties)
+	}
+	if r := v.Register; r != nil {
+		c.SetRegisterID(r.ID).SetRegisterVersion(r.Version)
+	}
+	if r := v.Burn; r != nil {
+		c.SetBurnPolicyID(r.ID).SetBurnPolicyVersion(r.Version)
+	}
+	if r := v.DrawOrder; r != nil && len(d.Draws) > 0 {
+		c.SetDrawPolicyID(r.ID).SetDrawPolicyVersion(r.Version)
+	}
+	return c
+}
+
+func (s *Service) burnEntry(tx *ent.Tx, ev *ent.UsageEvent, dr engine.Draw, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
+	c := tx.LedgerEntry.Create().
+		SetOrganizationID(ev.OrganizationID).SetPoolID(ev.PoolID).SetGrantID(dr.GrantID).
+		SetKind(engine.EntryBurn).SetAmount(dr.Amount.Neg()).SetUsageEventID(ev.ID).
+		SetMemo(ev.Action).SetCreatedAt(now)
+	if r := v.Register; r != nil {
+		c.SetRegisterID(r.ID).SetRegisterVersion(r.Version)
+	}
+	if r := v.Burn; r != nil {
+		c.SetBurnPolicyID(r.ID).SetBurnPolicyVersion(r.Version)
+	}
+	if r := v.DrawOrder; r != nil {
+		c.SetDrawPolicyID(r.ID).SetDrawPolicyVersion(r.Version)
+	}
+	return c
+}
+
+func resultOf(e *ent.UsageEvent) UsageResult {
+	return UsageResult{Event: e, Decision: e.Decision, Credits: e.Credits, Overage: e.Overage,
+		Reason: e.Reason, ReasonCode: engine.Code(e.ReasonCode)}
+}
+
+func (s *Service) existingEvents(ctx context.Context, tx *ent.Tx, items []item) (map[eventKey]*ent.UsageEvent, error) {
+	byOrg := map[int][]string{}
+	for _, it := range items {
+		byOrg[it.in.OrganizationID] = append(byOrg[it.in.OrganizationID], it.in.IdempotencyKey)
+	}
+	out := map[eventKey]*ent.UsageEvent{}
+	for org, keys := range byOrg {
+		evs, err := tx.UsageEvent.Query().
+			Where(usageevent.OrganizationID(org), usageevent.IdempotencyKeyIn(keys...)).All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			out[eventKey{org, e.IdempotencyKey}] = e
+		}
+	}
+	return out, nil
+}
+
+// loadDraws fills the draws of replayed results from their BURN entries.
+func (s *Service) loadDraws(ctx context.Context, tx *ent.Tx, out []UsageResult, idx []int) error {
+	ids := make([]int, len(idx))
+	for n, i := range idx {
+		ids[n] = out[i].Event.ID
+	}
+	entries, err := tx.LedgerEntry.Query().
+		Where(ledgerentry.UsageEventIDIn(ids...), ledgerentry.KindEQ(engine.EntryBurn)).
+		Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	if err != nil {
+		return err
+	}
+	byEvent := map[int][]engine.Draw{}
+	for _, e := range entries {
+		byEvent[*e.UsageEventID] = append(byEvent[*e.UsageEventID], engine.Draw{GrantID: *e.GrantID, Amount: e.Amount.Neg()})
+	}
+	for _, i := range idx {
+		out[i].Draws = byEvent[out[i].Event.ID]
+	}
+	return nil
+}

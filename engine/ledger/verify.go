@@ -1,0 +1,122 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/engine"
+)
+
+// Violation is one broken ledger invariant.
+type Violation struct {
+	Invariant string
+	Detail    string
+}
+
+func (v Violation) String() string { return v.Invariant + ": " + v.Detail }
+
+// Verify checks the invariants of ARCHITECTURE.md over the whole database
+// and returns what is broken (nothing, on a healthy ledger):
+//   - every grant: remaining = amount + the sum of its non-GRANT entries,
+//     0 <= remaining <= amount, and exactly one GRANT entry of +amount;
+//   - every entry's pool is its grant's pool, and its organisation the pool's;
+//   - every usage event: its BURN entries sum to -credits; a DENIED event has
+//     no entries and charged nothing;
+//   - every BURN entry names its usage event.
+//
+// Sums are done in Go with exact decimals, so both dialects check the same.
+func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
+	var out []Violation
+	add := func(inv, f string, args ...any) { out = append(out, Violation{inv, fmt.Sprintf(f, args...)}) }
+
+	pools, err := s.db.Client.Pool.Query().All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	poolOrg := map[int]int{}
+	for _, p := range pools {
+		poolOrg[p.ID] = p.OrganizationID
+	}
+	grants, err := s.db.Client.Grant.Query().All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := s.db.Client.LedgerEntry.Query().All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	events, err := s.db.Client.UsageEvent.Query().All(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	type sums struct {
+		moves  decimal.Decimal
+		grants int
+		grant  decimal.Decimal
+	}
+	byGrant := map[int]*sums{}
+	grantPool := map[int]int{}
+	for _, g := range grants {
+		byGrant[g.ID] = &sums{}
+		grantPool[g.ID] = g.PoolID
+	}
+	burns := map[int]decimal.Decimal{}
+	burnCount := map[int]int{}
+	for _, e := range entries {
+		if poolOrg[e.PoolID] != e.OrganizationID {
+			add("entry organisation", "entry %d is on pool %d of organisation %d, recorded as %d", e.ID, e.PoolID, poolOrg[e.PoolID], e.OrganizationID)
+		}
+		if e.GrantID != nil {
+			sm, ok := byGrant[*e.GrantID]
+			if !ok {
+				add("orphan entry", "entry %d names missing grant %d", e.ID, *e.GrantID)
+				continue
+			}
+			if grantPool[*e.GrantID] != e.PoolID {
+				add("entry pool", "entry %d is on pool %d but its grant %d is in pool %d", e.ID, e.PoolID, *e.GrantID, grantPool[*e.GrantID])
+			}
+			if e.Kind == engine.EntryGrant {
+				sm.grants++
+				sm.grant = e.Amount
+			} else {
+				sm.moves = sm.moves.Add(e.Amount)
+			}
+		}
+		if e.Kind == engine.EntryBurn {
+			if e.UsageEventID == nil {
+				add("burn cause", "BURN entry %d names no usage event", e.ID)
+				continue
+			}
+			burns[*e.UsageEventID] = burns[*e.UsageEventID].Add(e.Amount)
+			burnCount[*e.UsageEventID]++
+		}
+	}
+	for _, g := range grants {
+		sm := byGrant[g.ID]
+		if want := g.Amount.Add(sm.moves); !want.Equal(g.Remaining) {
+			add("grant balance", "grant %d: remaining %s, but amount %s + entries %s = %s", g.ID, g.Remaining, g.Amount, sm.moves, want)
+		}
+		if g.Remaining.IsNegative() || g.Remaining.GreaterThan(g.Amount) {
+			add("grant bounds", "grant %d: remaining %s outside [0, %s]", g.ID, g.Remaining, g.Amount)
+		}
+		if sm.grants != 1 || !sm.grant.Equal(g.Amount) {
+			add("grant entry", "grant %d: %d GRANT entries (want one of %s)", g.ID, sm.grants, g.Amount)
+		}
+	}
+	for _, ev := range events {
+		got := burns[ev.ID].Neg()
+		if ev.Decision == engine.DecisionDenied && (burnCount[ev.ID] > 0 || !ev.Credits.IsZero()) {
+			add("denied burn", "event %d was denied but charged %s in %d entries", ev.ID, got, burnCount[ev.ID])
+		}
+		if !got.Equal(ev.Credits) {
+			add("burn total", "event %d charged %s but its BURN entries sum to %s", ev.ID, ev.Credits, got)
+		}
+		if poolOrg[ev.PoolID] != ev.OrganizationID {
+			add("event organisation", "event %d is on pool %d of another organisation", ev.ID, ev.PoolID)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,280 @@
+package ledger
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/pool"
+)
+
+// OrganizationInput creates an organisation.
+type OrganizationInput struct {
+	Name         string
+	Segment      string
+	RegisterName string // "" means "default"
+}
+
+// Validate checks the input.
+func (in OrganizationInput) Validate() error {
+	if in.Name == "" || len(in.Name) > 200 {
+		return engine.Invalid("name", "must be 1 to 200 characters")
+	}
+	if len(in.Segment) > 100 {
+		return engine.Invalid("segment", "must be at most 100 characters")
+	}
+	if in.RegisterName != "" {
+		if err := validName("registerName", in.RegisterName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateOrganization creates an organisation.
+func (s *Service) CreateOrganization(ctx context.Context, in OrganizationInput) (*ent.Organization, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	c := s.db.Client.Organization.Create().SetName(in.Name).SetCreatedAt(s.Now())
+	if in.Segment != "" {
+		c.SetSegment(in.Segment)
+	}
+	if in.RegisterName != "" {
+		c.SetRegisterName(in.RegisterName)
+	}
+	o, err := c.Save(ctx)
+	return o, mapEntError(err, "organization", "")
+}
+
+// PoolInput creates a pool.
+type PoolInput struct {
+	OrganizationID int
+	Kind           engine.PoolKind
+	Name           string
+	ParentID       *int
+}
+
+// CreatePool creates a pool. A TEAM pool's parent is an ACCOUNT pool, a
+// PERSONAL pool's parent a TEAM or ACCOUNT pool, all in one organisation; an
+// ACCOUNT pool has no parent.
+func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, error) {
+	if in.Name == "" || len(in.Name) > 200 {
+		return nil, engine.Invalid("name", "must be 1 to 200 characters")
+	}
+	var out *ent.Pool
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		if _, err := tx.Organization.Get(ctx, in.OrganizationID); err != nil {
+			return mapEntError(err, "organization", in.OrganizationID)
+		}
+		c := tx.Pool.Create().SetOrganizationID(in.OrganizationID).SetKind(in.Kind).SetName(in.Name).SetCreatedAt(s.Now())
+		switch {
+		case in.Kind == engine.PoolAccount && in.ParentID != nil:
+			return engine.Invalid("parentId", "an ACCOUNT pool has no parent")
+		case in.Kind != engine.PoolAccount && in.ParentID == nil:
+			return engine.Invalid("parentId", "a %s pool needs a parent pool", in.Kind)
+		case in.ParentID != nil:
+			parent, err := tx.Pool.Get(ctx, *in.ParentID)
+			if err != nil || parent.OrganizationID != in.OrganizationID {
+				return engine.NotFound("pool", *in.ParentID)
+			}
+			if parent.Kind == engine.PoolPersonal || (in.Kind == engine.PoolTeam && parent.Kind != engine.PoolAccount) {
+				return engine.Invalid("parentId", "a %s pool cannot have a %s parent", in.Kind, parent.Kind)
+			}
+			c.SetParentID(parent.ID)
+		}
+		var err error
+		out, err = c.Save(ctx)
+		return mapEntError(err, "pool", "")
+	})
+	return out, err
+}
+
+// GrantInput adds credits to a pool.
+type GrantInput struct {
+	PoolID      int
+	CreditType  engine.CreditType
+	Priority    *int
+	Amount      decimal.Decimal
+	UnitPrice   *decimal.Decimal
+	EffectiveAt *time.Time
+	ExpiresAt   *time.Time
+	Memo        string
+}
+
+// Validate checks the input against now.
+func (in GrantInput) Validate(now time.Time) error {
+	if !in.Amount.IsPositive() {
+		return engine.Invalid("amount", "must be greater than zero, got %s", in.Amount)
+	}
+	if in.UnitPrice != nil && in.UnitPrice.IsNegative() {
+		return engine.Invalid("unitPrice", "must not be negative, got %s", in.UnitPrice)
+	}
+	if in.Priority != nil && (*in.Priority < 0 || *in.Priority > 1_000_000) {
+		return engine.Invalid("priority", "must be between 0 and 1000000")
+	}
+	eff := now
+	if in.EffectiveAt != nil {
+		eff = *in.EffectiveAt
+	}
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(eff) {
+		return engine.Invalid("expiresAt", "must be after effectiveAt")
+	}
+	if len(in.Memo) > 500 {
+		return engine.Invalid("memo", "must be at most 500 characters")
+	}
+	return nil
+}
+
+// GrantCredits creates a grant and its GRANT ledger entry in one transaction.
+func (s *Service) GrantCredits(ctx context.Context, in GrantInput) (*ent.Grant, error) {
+	now := s.Now()
+	if err := in.Validate(now); err != nil {
+		return nil, err
+	}
+	var out *ent.Grant
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		p, err := tx.Pool.Get(ctx, in.PoolID)
+		if err != nil {
+			return mapEntError(err, "pool", in.PoolID)
+		}
+		c := tx.Grant.Create().SetOrganizationID(p.OrganizationID).SetPoolID(p.ID).
+			SetCreditType(in.CreditType).SetAmount(in.Amount).SetRemaining(in.Amount).
+			SetUnitPrice(decimal.Zero).SetEffectiveAt(now).SetMemo(in.Memo).SetCreatedAt(now)
+		if in.Priority != nil {
+			c.SetPriority(*in.Priority)
+		}
+		if in.UnitPrice != nil {
+			c.SetUnitPrice(*in.UnitPrice)
+		}
+		if in.EffectiveAt != nil {
+			c.SetEffectiveAt(utc(*in.EffectiveAt))
+		}
+		if in.ExpiresAt != nil {
+			c.SetExpiresAt(utc(*in.ExpiresAt))
+		}
+		if out, err = c.Save(ctx); err != nil {
+			return mapEntError(err, "grant", "")
+		}
+		return tx.LedgerEntry.Create().SetOrganizationID(p.OrganizationID).SetPoolID(p.ID).
+			SetGrantID(out.ID).SetKind(engine.EntryGrant).SetAmount(in.Amount).
+			SetMemo(in.Memo).SetCreatedAt(now).Exec(ctx)
+	})
+	return out, err
+}
+
+// Balance is what a pool holds now.
+type Balance struct {
+	Available decimal.Decimal
+	Reserved  decimal.Decimal
+	Overage   decimal.Decimal
+	ByType    []TypeBalance
+}
+
+// TypeBalance is the available credits of one credit type.
+type TypeBalance struct {
+	CreditType engine.CreditType
+	Available  decimal.Decimal
+}
+
+// Balance sums the pool's usable grants at now, in total and by credit type
+// (types in the default draw order, only those the pool holds).
+func (s *Service) Balance(ctx context.Context, poolID int) (Balance, error) {
+	now := s.Now()
+	gs, err := s.db.Client.Grant.Query().Where(grant.PoolID(poolID)).All(ctx)
+	if err != nil {
+		return Balance{}, err
+	}
+	b := Balance{Available: decimal.Zero, Reserved: decimal.Zero, Overage: decimal.Zero}
+	by := map[engine.CreditType]decimal.Decimal{}
+	for _, g := range gs {
+		eg := engine.Grant{Remaining: g.Remaining, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt}
+		if !eg.Usable(now) {
+			continue
+		}
+		b.Available = b.Available.Add(g.Remaining)
+		by[g.CreditType] = by[g.CreditType].Add(g.Remaining)
+	}
+	for _, t := range []engine.CreditType{engine.CreditIncentive, engine.CreditPromotional, engine.CreditRollover,
+		engine.CreditSubscription, engine.CreditOnDemand, engine.CreditService} {
+		if v, ok := by[t]; ok {
+			b.ByType = append(b.ByType, TypeBalance{CreditType: t, Available: v})
+		}
+	}
+	return b, nil
+}
+
+// Grants lists a pool's grants, oldest first; empty or expired ones only
+// when includeEmpty.
+func (s *Service) Grants(ctx context.Context, poolID int, includeEmpty bool) ([]*ent.Grant, error) {
+	q := s.db.Client.Grant.Query().Where(grant.PoolID(poolID)).Order(ent.Asc(grant.FieldID))
+	gs, err := q.All(ctx)
+	if err != nil || includeEmpty {
+		return gs, err
+	}
+	now := s.Now()
+	out := gs[:0]
+	for _, g := range gs {
+		if (engine.Grant{Remaining: g.Remaining, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt}).Usable(now) ||
+			g.EffectiveAt.After(now) && g.Remaining.IsPositive() {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// PoolsOf lists an organisation's pools, oldest first.
+func (s *Service) PoolsOf(ctx context.Context, orgID int) ([]*ent.Pool, error) {
+	return s.db.Client.Pool.Query().Where(pool.OrganizationID(orgID)).Order(ent.Asc(pool.FieldID)).All(ctx)
+}
+
+// MaxPage is the largest page of a ledger query.
+const MaxPage = 500
+
+// LedgerPage is one page of a pool's ledger, newest entry first.
+type LedgerPage struct {
+	Entries     []*ent.LedgerEntry
+	HasNextPage bool
+}
+
+// Ledger returns up to first entries of the pool older than the entry whose
+// id is after (0: from the newest).
+func (s *Service) Ledger(ctx context.Context, poolID, first, after int) (LedgerPage, error) {
+	if first < 1 || first > MaxPage {
+		return LedgerPage{}, engine.Invalid("first", "must be between 1 and %d", MaxPage)
+	}
+	if _, err := s.db.Client.Pool.Get(ctx, poolID); err != nil {
+		return LedgerPage{}, mapEntError(err, "pool", poolID)
+	}
+	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(poolID))
+	if after > 0 {
+		q.Where(ledgerentry.IDLT(after))
+	}
+	es, err := q.Order(ent.Desc(ledgerentry.FieldID)).Limit(first + 1).All(ctx)
+	if err != nil {
+		return LedgerPage{}, err
+	}
+	page := LedgerPage{Entries: es}
+	if len(es) > first {
+		page.Entries, page.HasNextPage = es[:first], true
+	}
+	return page, nil
+}
+
+func validName(field, name string) error {
+	if name == "" || len(name) > 100 {
+		return engine.Invalid(field, "must be 1 to 100 characters")
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return engine.Invalid(field, "%s may hold letters, digits, '-', '_' and '.' only", strconv.Quote(name))
+		}
+	}
+	return nil
+}

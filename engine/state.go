@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/rules"
+)
+
+// Grant is the state of one grant as the engine sees it.
+type Grant struct {
+	ID          int
+	CreditType  CreditType
+	Priority    int
+	Amount      decimal.Decimal
+	Remaining   decimal.Decimal
+	UnitPrice   decimal.Decimal
+	EffectiveAt time.Time
+	ExpiresAt   *time.Time
+	CreatedAt   time.Time
+}
+
+// Usable reports whether the grant may be drawn at now: effective, not
+// expired, not empty.
+func (g Grant) Usable(now time.Time) bool {
+	if g.EffectiveAt.After(now) {
+		return false
+	}
+	if g.ExpiresAt != nil && !g.ExpiresAt.After(now) {
+		return false
+	}
+	return g.Remaining.IsPositive()
+}
+
+// Org is what rules may see of an organisation.
+type Org struct {
+	ID      int
+	Segment string
+}
+
+// Event is a usage event, normalised: defaults applied, validated.
+type Event struct {
+	Action     string
+	Status     UsageStatus
+	Quantity   decimal.Decimal
+	Completion decimal.Decimal
+	Attempt    int
+	RunID      string
+	Properties map[string]any
+	OccurredAt time.Time
+}
+
+// Weight is one action's entry in a register version.
+type Weight struct {
+	Action         string
+	Credits        decimal.Decimal
+	Expression     *rules.Program // nil when the weight is the fixed Credits
+	ValuePerAction decimal.NullDecimal
+	CostPerAction  decimal.NullDecimal
+}
+
+// Register is a published weight register version.
+type Register struct {
+	ID            int
+	Name          string
+	Version       int
+	EffectiveFrom time.Time
+	Weights       map[string]*Weight
+}
+
+// Rule is a published policy version with its compiled program. A nil *Rule
+// means the built-in default of its kind.
+type Rule struct {
+	ID            int
+	Name          string
+	Kind          PolicyKind
+	Version       int
+	EffectiveFrom time.Time
+	Program       *rules.Program
+}
+
+// Versions are the register and policies in effect for one event.
+type Versions struct {
+	Register  *Register
+	Burn      *Rule
+	DrawOrder *Rule
+}
+
+// Draw is the part of a burn paid by one grant.
+type Draw struct {
+	GrantID int
+	Amount  decimal.Decimal
+}
+
+// UsageDecision is the engine's answer for one usage event.
+type UsageDecision struct {
+	Decision   Decision
+	Weight     decimal.Decimal // credits per unit from the register
+	Credits    decimal.Decimal // credits charged (0 when denied)
+	Requested  decimal.Decimal // credits the burn rule asked for
+	Draws      []Draw
+	Overage    decimal.Decimal
+	Reason     string
+	ReasonCode Code
+}
