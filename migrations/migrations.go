@@ -61,12 +61,20 @@ func List(d string) ([]Migration, error) {
 
 const revisions = "creditd_schema_revisions"
 
-func ensureTable(ctx context.Context, db *sql.DB) error {
+// conn is what both *sql.DB and *sql.Conn offer. Apply holds one connection
+// for its whole run (the advisory lock is per session, and SQLite has only
+// one connection), so everything it runs goes through that connection.
+type conn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func ensureTable(ctx context.Context, db conn) error {
 	_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+revisions+" (version varchar(255) PRIMARY KEY, applied_at varchar(64) NOT NULL)")
 	return err
 }
 
-func applied(ctx context.Context, db *sql.DB) (map[string]bool, error) {
+func applied(ctx context.Context, db conn) (map[string]bool, error) {
 	rows, err := db.QueryContext(ctx, "SELECT version FROM "+revisions)
 	if err != nil {
 		return nil, err
@@ -113,21 +121,21 @@ func Apply(ctx context.Context, db *sql.DB, d string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := db.Conn(ctx)
+	c, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
+	defer c.Close()
 	if d == dialect.Postgres {
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(727274)"); err != nil {
+		if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock(727274)"); err != nil {
 			return nil, fmt.Errorf("lock migrations: %w", err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(727274)")
+		defer c.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(727274)")
 	}
-	if err := ensureTable(ctx, db); err != nil {
+	if err := ensureTable(ctx, c); err != nil {
 		return nil, fmt.Errorf("create revisions table: %w", err)
 	}
-	done, err := applied(ctx, db)
+	done, err := applied(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +144,7 @@ func Apply(ctx context.Context, db *sql.DB, d string) ([]string, error) {
 		if done[m.Version] {
 			continue
 		}
-		tx, err := conn.BeginTx(ctx, nil)
+		tx, err := c.BeginTx(ctx, nil)
 		if err != nil {
 			return ran, err
 		}

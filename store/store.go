@@ -16,6 +16,7 @@ import (
 	_ "modernc.org/sqlite" // SQLite driver, registered as "sqlite"
 
 	"github.com/creditd/creditd/ent"
+	_ "github.com/creditd/creditd/ent/runtime" // schema defaults, validators and hooks
 	"github.com/creditd/creditd/migrations"
 )
 
