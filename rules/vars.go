@@ -1,0 +1,293 @@
+package rules
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+	"github.com/shopspring/decimal"
+)
+
+// Event is the `event` variable of BURN rules and weight expressions.
+// The caller applies the defaults of the rule contract (quantity, completion
+// and attempt 1 when absent) before evaluating.
+type Event struct {
+	Action     string
+	Status     string
+	RunID      string
+	Quantity   decimal.Decimal
+	Completion decimal.Decimal
+	Attempt    int64
+	Properties map[string]any // JSON values: numbers as float64, nested maps and lists
+	OccurredAt time.Time
+}
+
+// Org is the `org` variable of BURN rules and weight expressions.
+type Org struct {
+	ID      string
+	Segment string
+}
+
+// Grant is the `grant` variable of DRAW_ORDER rules. A zero ExpiresAt shows
+// to rules as timestamp("9999-12-31T23:59:59Z").
+type Grant struct {
+	ID          string
+	CreditType  string
+	Priority    int64
+	Amount      decimal.Decimal
+	Remaining   decimal.Decimal
+	UnitPrice   decimal.Decimal
+	EffectiveAt time.Time
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+}
+
+// Vars are the variables of one evaluation; a kind reads only its own.
+type Vars struct {
+	Event  *Event
+	Org    *Org
+	Grant  *Grant
+	Weight decimal.Decimal
+	Now    time.Time
+}
+
+// NoExpiry is how a grant without expiry looks to rules.
+var NoExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// CEL object type names.
+const (
+	eventTypeName = "rules.Event"
+	orgTypeName   = "rules.Org"
+	grantTypeName = "rules.Grant"
+)
+
+var (
+	eventType = types.NewObjectType(eventTypeName)
+	orgType   = types.NewObjectType(orgTypeName)
+	grantType = types.NewObjectType(grantTypeName)
+)
+
+type field struct {
+	name string
+	typ  *types.Type
+	get  func(obj any) (ref.Val, bool) // false when obj is not the struct
+}
+
+func fieldOf[T any](name string, typ *types.Type, get func(*T) ref.Val) field {
+	return field{name: name, typ: typ, get: func(obj any) (ref.Val, bool) {
+		p, ok := obj.(*T)
+		if !ok || p == nil {
+			return nil, false
+		}
+		return get(p), true
+	}}
+}
+
+func ts(t time.Time) ref.Val { return types.Timestamp{Time: t} }
+
+var propertiesType = types.NewMapType(types.StringType, types.DynType)
+
+var objectFields = map[string][]field{
+	eventTypeName: {
+		fieldOf("action", types.StringType, func(e *Event) ref.Val { return types.String(e.Action) }),
+		fieldOf("status", types.StringType, func(e *Event) ref.Val { return types.String(e.Status) }),
+		fieldOf("quantity", DecimalType, func(e *Event) ref.Val { return newDec(e.Quantity) }),
+		fieldOf("completion", DecimalType, func(e *Event) ref.Val { return newDec(e.Completion) }),
+		fieldOf("attempt", types.IntType, func(e *Event) ref.Val { return types.Int(e.Attempt) }),
+		fieldOf("runId", types.StringType, func(e *Event) ref.Val { return types.String(e.RunID) }),
+		fieldOf("properties", propertiesType, func(e *Event) ref.Val {
+			m := e.Properties
+			if m == nil {
+				m = map[string]any{}
+			}
+			return types.NewStringInterfaceMap(adapter, m)
+		}),
+		fieldOf("occurredAt", types.TimestampType, func(e *Event) ref.Val { return ts(e.OccurredAt) }),
+	},
+	orgTypeName: {
+		fieldOf("id", types.StringType, func(o *Org) ref.Val { return types.String(o.ID) }),
+		fieldOf("segment", types.StringType, func(o *Org) ref.Val { return types.String(o.Segment) }),
+	},
+	grantTypeName: {
+		fieldOf("id", types.StringType, func(g *Grant) ref.Val { return types.String(g.ID) }),
+		fieldOf("creditType", types.StringType, func(g *Grant) ref.Val { return types.String(g.CreditType) }),
+		fieldOf("priority", types.IntType, func(g *Grant) ref.Val { return types.Int(g.Priority) }),
+		fieldOf("amount", DecimalType, func(g *Grant) ref.Val { return newDec(g.Amount) }),
+		fieldOf("remaining", DecimalType, func(g *Grant) ref.Val { return newDec(g.Remaining) }),
+		fieldOf("unitPrice", DecimalType, func(g *Grant) ref.Val { return newDec(g.UnitPrice) }),
+		fieldOf("effectiveAt", types.TimestampType, func(g *Grant) ref.Val { return ts(g.EffectiveAt) }),
+		fieldOf("expiresAt", types.TimestampType, func(g *Grant) ref.Val {
+			if g.ExpiresAt.IsZero() {
+				return ts(NoExpiry)
+			}
+			return ts(g.ExpiresAt)
+		}),
+		fieldOf("createdAt", types.TimestampType, func(g *Grant) ref.Val { return ts(g.CreatedAt) }),
+	},
+}
+
+// provider declares the rules object types and the decimal type on top of
+// the default CEL registry, and adapts their Go values.
+type provider struct {
+	*types.Registry
+	fields map[string]map[string]*types.FieldType
+	names  map[string][]string
+}
+
+var adapter types.Adapter
+
+func newProvider() (*provider, error) {
+	reg, err := types.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.RegisterType(DecimalType); err != nil {
+		return nil, err
+	}
+	p := &provider{Registry: reg, fields: map[string]map[string]*types.FieldType{}, names: map[string][]string{}}
+	for typeName, fs := range objectFields {
+		m := map[string]*types.FieldType{}
+		for _, f := range fs {
+			get := f.get
+			name, tn := f.name, typeName
+			m[f.name] = &types.FieldType{
+				Type: f.typ,
+				IsSet: func(obj any) bool {
+					_, ok := get(obj)
+					return ok
+				},
+				GetFrom: func(obj any) (any, error) {
+					v, ok := get(obj)
+					if !ok {
+						return nil, fmt.Errorf("no such field %s on %T, want %s", name, obj, tn)
+					}
+					return v, nil
+				},
+			}
+			p.names[typeName] = append(p.names[typeName], f.name)
+		}
+		p.fields[typeName] = m
+	}
+	return p, nil
+}
+
+// FindStructType implements types.Provider.
+func (p *provider) FindStructType(name string) (*types.Type, bool) {
+	if _, ok := p.fields[name]; ok {
+		return types.NewTypeTypeWithParam(types.NewObjectType(name)), true
+	}
+	return p.Registry.FindStructType(name)
+}
+
+// FindStructFieldNames implements types.Provider.
+func (p *provider) FindStructFieldNames(name string) ([]string, bool) {
+	if n, ok := p.names[name]; ok {
+		return append([]string(nil), n...), true
+	}
+	return p.Registry.FindStructFieldNames(name)
+}
+
+// FindStructFieldType implements types.Provider.
+func (p *provider) FindStructFieldType(name, fieldName string) (*types.FieldType, bool) {
+	if fs, ok := p.fields[name]; ok {
+		ft, ok := fs[fieldName]
+		return ft, ok
+	}
+	return p.Registry.FindStructFieldType(name, fieldName)
+}
+
+// NewValue implements types.Provider: rule objects cannot be built in rules.
+func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if _, ok := p.fields[name]; ok {
+		return types.NewErr("cannot create %s in a rule", name)
+	}
+	return p.Registry.NewValue(name, fields)
+}
+
+// NativeToValue implements types.Adapter.
+func (p *provider) NativeToValue(v any) ref.Val {
+	switch o := v.(type) {
+	case ref.Val:
+		return o
+	case decimal.Decimal:
+		return newDec(o)
+	case *decimal.Decimal:
+		if o != nil {
+			return newDec(*o)
+		}
+	case *Event:
+		return objVal{eventType, o}
+	case *Org:
+		return objVal{orgType, o}
+	case *Grant:
+		return objVal{grantType, o}
+	}
+	return p.Registry.NativeToValue(v)
+}
+
+// objVal is the CEL value of *Event, *Org or *Grant.
+type objVal struct {
+	typ *types.Type
+	v   any
+}
+
+func (o objVal) ConvertToNative(t reflect.Type) (any, error) {
+	if reflect.TypeOf(o.v).AssignableTo(t) {
+		return o.v, nil
+	}
+	return nil, fmt.Errorf("type conversion error from %s to %v", o.typ.TypeName(), t)
+}
+
+func (o objVal) ConvertToType(t ref.Type) ref.Val {
+	switch t.TypeName() {
+	case o.typ.TypeName():
+		return o
+	case types.TypeType.TypeName():
+		return o.typ
+	}
+	return types.NewErr("type conversion error from %s to %s", o.typ.TypeName(), t.TypeName())
+}
+
+func (o objVal) Equal(other ref.Val) ref.Val {
+	x, ok := other.(objVal)
+	return types.Bool(ok && x.v == o.v)
+}
+
+func (o objVal) Type() ref.Type { return o.typ }
+func (o objVal) Value() any     { return o.v }
+
+// activation resolves the variables of one kind from Vars without building
+// a map.
+type activation struct {
+	kind Kind
+	v    *Vars
+}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "event":
+		if a.kind != KindDrawOrder && a.v.Event != nil {
+			return objVal{eventType, a.v.Event}, true
+		}
+	case "org":
+		if a.kind != KindDrawOrder && a.v.Org != nil {
+			return objVal{orgType, a.v.Org}, true
+		}
+	case "grant":
+		if a.kind == KindDrawOrder && a.v.Grant != nil {
+			return objVal{grantType, a.v.Grant}, true
+		}
+	case "weight":
+		if a.kind == KindBurn {
+			return newDec(a.v.Weight), true
+		}
+	case "now":
+		return ts(a.v.Now), true
+	}
+	return nil, false
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
