@@ -132,9 +132,9 @@ func grants() []engine.Grant {
 		{ID: 3, CreditType: engine.CreditIncentive, Priority: 100, Remaining: d("5"), ExpiresAt: at(30), EffectiveAt: created(12), CreatedAt: created(12)},
 		{ID: 4, CreditType: engine.CreditPromotional, Priority: 100, Remaining: d("7"), ExpiresAt: at(3), EffectiveAt: created(6), CreatedAt: created(6)},
 		{ID: 5, CreditType: engine.CreditService, Priority: 10, Remaining: d("2"), ExpiresAt: at(90), EffectiveAt: created(3), CreatedAt: created(3)},
-		{ID: 6, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("100"), ExpiresAt: at(-1), EffectiveAt: created(72), CreatedAt: created(72)},  // expired
+		{ID: 6, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("100"), ExpiresAt: at(-1), EffectiveAt: created(72), CreatedAt: created(72)}, // expired
 		{ID: 7, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("100"), ExpiresAt: at(60), EffectiveAt: *at(1), CreatedAt: created(1)},       // not yet effective
-		{ID: 8, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("0"), ExpiresAt: at(60), EffectiveAt: created(80), CreatedAt: created(80)},    // empty
+		{ID: 8, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("0"), ExpiresAt: at(60), EffectiveAt: created(80), CreatedAt: created(80)},   // empty
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/creditd/creditd/engine/ledger"
 )
 
-
 // Resolver is the root resolver: it holds the ledger service.
 type Resolver struct {
 	svc *ledger.Service

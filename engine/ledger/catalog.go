@@ -31,9 +31,9 @@ type catalog struct {
 }
 
 type snapshot struct {
-	registers map[string][]*engine.Register    // by name, ascending effective order
+	registers map[string][]*engine.Register        // by name, ascending effective order
 	policies  map[engine.PolicyKind][]*engine.Rule // by kind, ascending effective order
-	broken    map[int]error                    // policy id -> why its stored rule no longer compiles
+	broken    map[int]error                        // policy id -> why its stored rule no longer compiles
 }
 
 func newCatalog(c *ent.Client, progs *rules.Cache) *catalog {
@@ -82,7 +82,9 @@ func (c *catalog) load(ctx context.Context) (*snapshot, error) {
 		snap.registers[r.Name] = append(snap.registers[r.Name], er)
 	}
 	for _, list := range snap.registers {
-		sort.Slice(list, func(i, j int) bool { return effectiveBefore(list[i].EffectiveFrom, list[i].Version, list[j].EffectiveFrom, list[j].Version) })
+		sort.Slice(list, func(i, j int) bool {
+			return effectiveBefore(list[i].EffectiveFrom, list[i].Version, list[j].EffectiveFrom, list[j].Version)
+		})
 	}
 	pols, err := c.client.PolicyVersion.Query().
 		Where(policyversion.StatusEQ(engine.VersionPublished)).All(ctx)

@@ -71,4 +71,3 @@ func UnmarshalID(v any) (int, error) {
 	}
 	return 0, engine.Invalid("", "an id must be a string, got %T", v)
 }
-
