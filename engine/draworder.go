@@ -75,11 +75,8 @@ func olderFirst(a, b Grant) bool {
 	return a.ID < b.ID
 }
 
-// noExpiry is how a grant without expiry looks to rules.
-var noExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-
 func ruleGrant(g Grant) *rules.Grant {
-	exp := noExpiry
+	var exp time.Time // zero: rules show rules.NoExpiry
 	if g.ExpiresAt != nil {
 		exp = *g.ExpiresAt
 	}

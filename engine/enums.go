@@ -93,7 +93,19 @@ const (
 	VersionRetired   VersionStatus = "RETIRED"
 )
 
+// Role is what an API key may do; see package auth.
+type Role string
+
+const (
+	RoleOperator Role = "OPERATOR"  // the vendor's platform operators: everything
+	RolePricing  Role = "PRICING"   // weight registers, policies, validation
+	RoleRevOps   Role = "REVOPS"    // read-only: balances, ledgers of every organisation
+	RoleOrgAdmin Role = "ORG_ADMIN" // one organisation: its pools, keys, ledger
+	RoleService  Role = "SERVICE"   // record usage and read balances (one organisation, or all)
+)
+
 var (
+	roles          = []string{"OPERATOR", "PRICING", "REVOPS", "ORG_ADMIN", "SERVICE"}
 	poolKinds      = []string{"ACCOUNT", "TEAM", "PERSONAL"}
 	creditTypes    = []string{"SUBSCRIPTION", "ON_DEMAND", "INCENTIVE", "ROLLOVER", "PROMOTIONAL", "SERVICE"}
 	usageStatuses  = []string{"STARTED", "SUCCEEDED", "FAILED", "PARTIAL"}
@@ -103,6 +115,7 @@ var (
 	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
 )
 
+func (Role) Values() []string          { return roles }
 func (PoolKind) Values() []string      { return poolKinds }
 func (CreditType) Values() []string    { return creditTypes }
 func (UsageStatus) Values() []string   { return usageStatuses }
@@ -126,6 +139,7 @@ func unmarshalEnum(v any, values []string, name string) (string, error) {
 
 func marshalEnum(w io.Writer, s string) { _, _ = io.WriteString(w, strconv.Quote(s)) }
 
+func (e Role) MarshalGQL(w io.Writer)          { marshalEnum(w, string(e)) }
 func (e PoolKind) MarshalGQL(w io.Writer)      { marshalEnum(w, string(e)) }
 func (e CreditType) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
 func (e UsageStatus) MarshalGQL(w io.Writer)   { marshalEnum(w, string(e)) }
@@ -134,6 +148,11 @@ func (e EntryKind) MarshalGQL(w io.Writer)     { marshalEnum(w, string(e)) }
 func (e PolicyKind) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
 func (e VersionStatus) MarshalGQL(w io.Writer) { marshalEnum(w, string(e)) }
 
+func (e *Role) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, roles, "Role")
+	*e = Role(s)
+	return err
+}
 func (e *PoolKind) UnmarshalGQL(v any) error {
 	s, err := unmarshalEnum(v, poolKinds, "PoolKind")
 	*e = PoolKind(s)

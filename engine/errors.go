@@ -20,6 +20,14 @@ const (
 	CodeInsufficientCredits Code = "INSUFFICIENT_CREDITS" // not enough credits (a usage decision's reasonCode)
 	CodeBatchTooLarge       Code = "BATCH_TOO_LARGE"      // more items than the batch limit
 	CodeConflict            Code = "CONFLICT"             // the request contradicts the current state (e.g. publishing twice)
+	CodeUnauthenticated     Code = "UNAUTHENTICATED"      // no API key
+	CodeKeyMalformed        Code = "KEY_MALFORMED"        // an Authorization header that is not "Bearer <key>"
+	CodeKeyUnknown          Code = "KEY_UNKNOWN"          // a key no one issued
+	CodeKeyRevoked          Code = "KEY_REVOKED"          // a revoked key
+	CodeForbidden           Code = "FORBIDDEN"            // the key's role may not do this
+	CodeRateLimited         Code = "RATE_LIMITED"         // the key sent more requests than its rate allows
+	CodeQueryTooDeep        Code = "QUERY_TOO_DEEP"       // selections nested deeper than the limit
+	CodeRequestTooLarge     Code = "REQUEST_TOO_LARGE"    // a request body over the limit
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
 )
 

@@ -12,6 +12,8 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/creditd/creditd/ent/apikey"
+	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
@@ -80,6 +82,8 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			apikey.Table:         apikey.ValidColumn,
+			auditentry.Table:     auditentry.ValidColumn,
 			grant.Table:          grant.ValidColumn,
 			ledgerentry.Table:    ledgerentry.ValidColumn,
 			organization.Table:   organization.ValidColumn,

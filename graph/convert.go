@@ -53,19 +53,38 @@ func nullDecimal(d decimal.NullDecimal) *decimal.Decimal {
 	return &d.Decimal
 }
 
-// Ledger cursors are opaque to clients: base64 of "entry:<id>".
-func entryCursor(id int) string {
-	return base64.StdEncoding.EncodeToString([]byte("entry:" + strconv.Itoa(id)))
+// Cursors are opaque to clients: base64 of "<kind>:<id>", so a cursor of one
+// connection is refused by another.
+func cursor(kind string, id int) string {
+	return base64.StdEncoding.EncodeToString([]byte(kind + ":" + strconv.Itoa(id)))
 }
 
-func parseEntryCursor(c string) (int, error) {
-	b, err := base64.StdEncoding.DecodeString(c)
+// pageArgs reads first (default 50) and after (a cursor of kind) of a
+// connection; after 0 means from the start.
+func pageArgs(kind string, first *int, after *string) (int, int, error) {
+	n := 50
+	if first != nil {
+		n = *first
+	}
+	if after == nil {
+		return n, 0, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(*after)
 	if err == nil {
-		if s, ok := strings.CutPrefix(string(b), "entry:"); ok {
+		if s, ok := strings.CutPrefix(string(b), kind+":"); ok {
 			if id, err := strconv.Atoi(s); err == nil && id > 0 {
-				return id, nil
+				return n, id, nil
 			}
 		}
 	}
-	return 0, engine.Invalid("after", "not a cursor of this connection")
+	return 0, 0, engine.Invalid("after", "not a cursor of this connection")
+}
+
+// pageInfo is the PageInfo of a page whose edges have these cursors.
+func pageInfo(cursors []string, hasNext, hasPrevious bool) *model.PageInfo {
+	pi := &model.PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrevious}
+	if len(cursors) > 0 {
+		pi.StartCursor, pi.EndCursor = &cursors[0], &cursors[len(cursors)-1]
+	}
+	return pi
 }

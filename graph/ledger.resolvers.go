@@ -83,6 +83,7 @@ func (r *mutationResolver) RecordUsage(ctx context.Context, input model.UsageInp
 	if err != nil {
 		return nil, err
 	}
+	r.countUsage(&res)
 	return &res, nil
 }
 
@@ -103,6 +104,7 @@ func (r *mutationResolver) RecordUsageBatch(ctx context.Context, inputs []*model
 	for i := range res {
 		out[i] = &res[i]
 	}
+	r.countUsage(out...)
 	return out, nil
 }
 
@@ -131,13 +133,13 @@ func (r *poolResolver) Parent(ctx context.Context, obj *ent.Pool) (*ent.Pool, er
 
 // Balance is the resolver for the balance field.
 func (r *poolResolver) Balance(ctx context.Context, obj *ent.Pool) (*ledger.Balance, error) {
-	b, err := r.svc.Balance(ctx, obj.ID)
+	b, err := r.svc.Balance(ctx, obj)
 	return &b, err
 }
 
 // Grants is the resolver for the grants field.
 func (r *poolResolver) Grants(ctx context.Context, obj *ent.Pool, includeEmpty *bool) ([]*ent.Grant, error) {
-	return r.svc.Grants(ctx, obj.ID, deref(includeEmpty))
+	return r.svc.Grants(ctx, obj, deref(includeEmpty))
 }
 
 // Organization is the resolver for the organization field.
@@ -152,30 +154,21 @@ func (r *queryResolver) Pool(ctx context.Context, id int) (*ent.Pool, error) {
 
 // Ledger is the resolver for the ledger field.
 func (r *queryResolver) Ledger(ctx context.Context, poolID int, first *int, after *string) (*model.LedgerEntryConnection, error) {
-	n, afterID := 50, 0
-	if first != nil {
-		n = *first
-	}
-	if after != nil {
-		id, err := parseEntryCursor(*after)
-		if err != nil {
-			return nil, err
-		}
-		afterID = id
+	n, afterID, err := pageArgs("entry", first, after)
+	if err != nil {
+		return nil, err
 	}
 	page, err := r.svc.Ledger(ctx, poolID, n, afterID)
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.LedgerEntryConnection{Edges: make([]*model.LedgerEntryEdge, len(page.Entries)),
-		PageInfo: &model.PageInfo{HasNextPage: page.HasNextPage, HasPreviousPage: after != nil}}
+	conn := &model.LedgerEntryConnection{Edges: make([]*model.LedgerEntryEdge, len(page.Entries))}
+	cursors := make([]string, len(page.Entries))
 	for i, e := range page.Entries {
-		conn.Edges[i] = &model.LedgerEntryEdge{Cursor: entryCursor(e.ID), Node: e}
+		cursors[i] = cursor("entry", e.ID)
+		conn.Edges[i] = &model.LedgerEntryEdge{Cursor: cursors[i], Node: e}
 	}
-	if len(conn.Edges) > 0 {
-		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor
-		conn.PageInfo.EndCursor = &conn.Edges[len(conn.Edges)-1].Cursor
-	}
+	conn.PageInfo = pageInfo(cursors, page.HasNextPage, after != nil)
 	return conn, nil
 }
 
@@ -211,7 +204,7 @@ func (r *usageResultResolver) Reason(ctx context.Context, obj *ledger.UsageResul
 
 // ReasonCode is the resolver for the reasonCode field.
 func (r *usageResultResolver) ReasonCode(ctx context.Context, obj *ledger.UsageResult) (*string, error) {
-	return nonEmpty(obj.Reason), nil
+	return nonEmpty(string(obj.ReasonCode)), nil
 }
 
 // Draw returns DrawResolver implementation.

@@ -5,10 +5,31 @@
 package graph
 
 import (
+	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
+	"github.com/creditd/creditd/observe"
 )
 
 // Resolver is the root resolver: it holds the ledger service.
 type Resolver struct {
-	svc *ledger.Service
+	svc     *ledger.Service
+	metrics *observe.Metrics // nil: not measured
+}
+
+// countUsage feeds the usage metrics from results.
+func (r *Resolver) countUsage(results ...*ledger.UsageResult) {
+	if r.metrics == nil {
+		return
+	}
+	for _, res := range results {
+		if res.Duplicate {
+			r.metrics.UsageEvents.WithLabelValues("duplicate").Inc()
+			continue
+		}
+		r.metrics.UsageEvents.WithLabelValues(string(res.Decision)).Inc()
+		if res.Decision != engine.DecisionDenied {
+			f, _ := res.Credits.Float64()
+			r.metrics.CreditsBurned.Add(f)
+		}
+	}
 }

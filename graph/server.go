@@ -1,41 +1,76 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
+	"github.com/creditd/creditd/observe"
 	"github.com/creditd/creditd/store"
 )
 
-// Options tune the HTTP API.
+// Options tune the HTTP API; zero values take the defaults.
 type Options struct {
-	// MaxBodyBytes caps a request body (default 1 MiB).
-	MaxBodyBytes int64
-	// ComplexityLimit caps a query's complexity (default 5000).
-	ComplexityLimit int
-	// Playground serves the GraphQL playground at / (default on).
-	DisablePlayground bool
-	// DisableIntrospection turns schema introspection off.
-	DisableIntrospection bool
+	MaxBodyBytes         int64         // a request body's limit (default 1 MiB)
+	ComplexityLimit      int           // gqlgen's query complexity limit (default 5000)
+	MaxDepth             int           // selection nesting limit (default 12)
+	RequestTimeout       time.Duration // per request (default 30s)
+	RateLimit            float64       // requests per second per key (default 1000; negative: off)
+	RateBurst            int           // burst per key (default 2000)
+	DisablePlayground    bool          // no playground at /
+	DisableIntrospection bool          // no schema introspection
+	Metrics              *observe.Metrics
 }
 
-// NewHandler serves the API: the playground at /, GraphQL at /graphql and
-// /healthz (200 when the database answers and its migrations are applied).
+func (o *Options) defaults() {
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.ComplexityLimit == 0 {
+		o.ComplexityLimit = 5000
+	}
+	if o.MaxDepth == 0 {
+		o.MaxDepth = 12
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 30 * time.Second
+	}
+	if o.RateLimit == 0 {
+		o.RateLimit = 1000
+	}
+	if o.RateBurst == 0 {
+		o.RateBurst = 2000
+	}
+}
+
+// NewHandler serves the API:
+//
+//	/graphql   GraphQL (POST, GET), behind API keys, limits and @allow rules
+//	/          the playground (unless disabled)
+//	/healthz   200 while the database answers (liveness)
+//	/readyz    200 when the database answers and every migration is applied
+//	/metrics   Prometheus metrics (when opt.Metrics is set)
 func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
-	if opt.MaxBodyBytes == 0 {
-		opt.MaxBodyBytes = 1 << 20
-	}
-	if opt.ComplexityLimit == 0 {
-		opt.ComplexityLimit = 5000
-	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{svc: svc}}))
+	opt.defaults()
+	schema := NewExecutableSchema(Config{Resolvers: &Resolver{svc: svc, metrics: opt.Metrics}})
+	rules := rulesOf(schema.Schema())
+	srv := handler.New(schema)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -43,22 +78,162 @@ func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.FixedComplexityLimit(opt.ComplexityLimit))
-	srv.SetErrorPresenter(presentError)
+	srv.Use(depthLimit(opt.MaxDepth))
+	srv.AroundFields(rules.guard)
+	if opt.Metrics != nil {
+		srv.AroundResponses(measure(opt.Metrics))
+	}
+	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
+		e := presentError(ctx, err)
+		if opt.Metrics != nil {
+			if c, _ := e.Extensions["code"].(string); strings.HasPrefix(c, "RULE_") {
+				opt.Metrics.RuleErrors.WithLabelValues(c).Inc()
+			}
+		}
+		return e
+	})
 	srv.SetRecoverFunc(recoverPanic)
 
+	limiter := auth.NewLimiter(opt.RateLimit, opt.RateBurst, nil)
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", http.MaxBytesHandler(srv, opt.MaxBodyBytes))
+	mux.Handle("/graphql", limitBody(opt.MaxBodyBytes, authenticate(svc, limiter, timeout(opt.RequestTimeout, srv))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := db.Ready(ctx); err != nil {
-			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+		if err := db.SQL.PingContext(ctx); err != nil {
+			http.Error(w, "unhealthy: database does not answer", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := db.Ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	if opt.Metrics != nil {
+		mux.Handle("/metrics", opt.Metrics.Handler())
+	}
 	if !opt.DisablePlayground {
 		mux.Handle("/", playground.Handler("creditd", "/graphql"))
 	}
-	return mux
+	return observe.Middleware(mux)
+}
+
+// writeError answers a request refused before GraphQL ran, in the GraphQL
+// response shape, with the error's code.
+func writeError(w http.ResponseWriter, status int, err *engine.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": err.Message, "extensions": map[string]any{"code": string(err.Code)}}},
+		"data":   nil,
+	})
+}
+
+// limitBody refuses bodies over max with REQUEST_TOO_LARGE (413).
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tooLarge := engine.Errorf(engine.CodeRequestTooLarge, "the request body is larger than %d bytes", max)
+		if r.ContentLength > max {
+			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, engine.Errorf(engine.CodeValidation, "could not read the request body"))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticate resolves the Bearer key into a principal. A request without
+// a key goes on without one (introspection works; every field answers
+// UNAUTHENTICATED); a malformed, unknown or revoked key is refused at once
+// (401), and a key over its rate RATE_LIMITED (429). The secret is never
+// logged.
+func authenticate(svc *ledger.Service, limiter *auth.Limiter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		if h == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		secret, err := bearer(h)
+		if err == nil {
+			var p *auth.Principal
+			if p, err = svc.Authenticate(r.Context(), secret); err == nil {
+				if !limiter.Allow(p.KeyID) {
+					w.Header().Set("Retry-After", "1")
+					writeError(w, http.StatusTooManyRequests, engine.Errorf(engine.CodeRateLimited, "too many requests for this key; slow down"))
+					return
+				}
+				next.ServeHTTP(w, r.WithContext(auth.With(r.Context(), p)))
+				return
+			}
+		}
+		var e *engine.Error
+		if !errors.As(err, &e) {
+			observe.Logger(r.Context()).Error("authenticate", "error", err)
+			writeError(w, http.StatusServiceUnavailable, engine.Errorf(engine.CodeInternal, "could not check the API key"))
+			return
+		}
+		writeError(w, http.StatusUnauthorized, e)
+	})
+}
+
+func timeout(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// measure records each operation's outcome (ok or its first error code) and
+// latency, by operation name (or its root fields when unnamed).
+func measure(m *observe.Metrics) graphql.ResponseMiddleware {
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		start := time.Now()
+		resp := next(ctx)
+		if !graphql.HasOperationContext(ctx) {
+			return resp
+		}
+		oc := graphql.GetOperationContext(ctx)
+		name := oc.OperationName
+		if name == "" && oc.Operation != nil {
+			var fields []string
+			for _, s := range oc.Operation.SelectionSet {
+				if f, ok := s.(*ast.Field); ok {
+					fields = append(fields, f.Name)
+				}
+			}
+			name = strings.Join(fields, ",")
+		}
+		if len(name) > 64 {
+			name = name[:64]
+		}
+		outcome := "ok"
+		if resp != nil && len(resp.Errors) > 0 {
+			if c, ok := resp.Errors[0].Extensions["code"].(string); ok {
+				outcome = c
+			} else {
+				outcome = "error"
+			}
+		}
+		m.Operations.WithLabelValues(name, outcome).Inc()
+		m.OperationSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		return resp
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,26 +104,29 @@ func withDB(url, name string) string {
 	return out
 }
 
-var adminDB *sql.DB
+var (
+	adminOnce sync.Once
+	adminDB   *sql.DB
+	adminErr  error
+)
 
 func requirePostgres(t testing.TB) *sql.DB {
 	t.Helper()
-	if adminDB != nil {
-		return adminDB
-	}
-	db, err := sql.Open("postgres", AdminURL())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-	}
+	adminOnce.Do(func() {
+		adminDB, adminErr = sql.Open("postgres", AdminURL())
+		if adminErr == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			adminErr = adminDB.PingContext(ctx)
+			cancel()
+		}
+	})
+	db, err := adminDB, adminErr
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("PostgreSQL is required under CI=true and does not answer at %s: %v", AdminURL(), err)
 		}
 		t.Skipf("SKIPPING: PostgreSQL does not answer at %s (%v); set CREDITD_TEST_PG or start it. Under CI=true this fails.", AdminURL(), err)
 	}
-	adminDB = db
 	return db
 }
 

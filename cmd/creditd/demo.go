@@ -29,10 +29,11 @@ func dp(s string) *decimal.Decimal { v := d(s); return &v }
 // demo organisation already exists.
 func seedDemo(ctx context.Context, svc *ledger.Service, w io.Writer) error {
 	if n, err := svc.Client().Organization.Query().Where(organization.Name("Acme Robotics")).Count(ctx); err != nil || n > 0 {
-		if err == nil {
-			fmt.Fprintln(w, "demo: already seeded (organization \"Acme Robotics\")")
+		if err != nil {
+			return err
 		}
-		return err
+		fmt.Fprintln(w, "demo: already seeded (organization \"Acme Robotics\")")
+		return demoKey(ctx, svc, w)
 	}
 	reg, err := svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{
 		{Action: "agent.run", Credits: d("10"), ValuePerAction: dp("5.00"), CostPerAction: dp("0.40")},
@@ -80,5 +81,16 @@ func seedDemo(ctx context.Context, svc *ledger.Service, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "demo: organization %d \"Acme Robotics\", account pool %d, team pool %d; register \"default\" v%d; burn policy %q v%d\n",
 		org.ID, account.ID, team.ID, reg.Version, pol.Name, pol.Version)
+	return demoKey(ctx, svc, w)
+}
+
+// demoKey creates a new OPERATOR key for the demo and prints it, on every
+// start (a secret cannot be shown twice).
+func demoKey(ctx context.Context, svc *ledger.Service, w io.Writer) error {
+	_, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "demo", Role: engine.RoleOperator})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "demo: OPERATOR key (send it as \"Authorization: Bearer <key>\"):\n  %s\n", secret)
 	return nil
 }

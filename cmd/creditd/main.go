@@ -1,7 +1,11 @@
 // Command creditd is the credit platform's server and admin tool.
 //
-//	creditd serve [--addr :8080] [--database-url URL] [--demo]
+//	creditd serve [--addr :8080] [--database-url URL] [--demo] [limits...]
 //	creditd migrate [--database-url URL]
+//	creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
+//
+// CREDITD_ADMIN_KEY, when set at serve time, makes sure an OPERATOR key with
+// that secret exists, so scripts and containers start non-interactively.
 //
 // The database URL comes from --database-url, else CREDITD_DATABASE_URL, else
 // sqlite://creditd.db (an embedded file; nothing to install).
@@ -24,15 +28,22 @@ import (
 
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph"
+	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/migrations"
+	"github.com/creditd/creditd/observe"
 	"github.com/creditd/creditd/store"
 )
 
 const usage = `creditd: credit-based pricing platform
 
 usage:
-  creditd serve   [--addr :8080] [--database-url URL] [--demo]
+  creditd serve   [--addr :8080] [--database-url URL] [--demo] [limits...]
   creditd migrate [--database-url URL]
+  creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
+
+Roles: OPERATOR PRICING REVOPS ORG_ADMIN SERVICE. CREDITD_ADMIN_KEY at serve
+time ensures an OPERATOR key with that secret exists. 'creditd serve -h'
+lists the limits.
 
 The database URL is sqlite://PATH or postgres://...; default from
 CREDITD_DATABASE_URL, else sqlite://creditd.db.
@@ -56,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout)
 	case "migrate":
 		return migrate(ctx, args[1:], stdout)
+	case "keys":
+		return keys(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -116,6 +129,11 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	maxBatch := fs.Int("max-batch", ledger.DefaultMaxBatch, "largest recordUsageBatch accepted")
 	noPlayground := fs.Bool("no-playground", false, "do not serve the GraphQL playground at /")
 	noIntrospection := fs.Bool("no-introspection", false, "turn GraphQL introspection off")
+	maxBody := fs.Int64("max-body", 1<<20, "largest request body in bytes")
+	maxDepth := fs.Int("max-depth", 12, "deepest selection nesting of a query")
+	complexity := fs.Int("max-complexity", 5000, "largest query complexity")
+	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per API key (negative: no limit)")
+	rateBurst := fs.Int("rate-burst", 2000, "burst of requests per API key")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -126,6 +144,13 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer db.Close()
 	svc := ledger.New(db, ledger.WithMaxBatch(*maxBatch))
+	if secret := os.Getenv("CREDITD_ADMIN_KEY"); secret != "" {
+		created, err := svc.EnsureKey(ctx, "admin (CREDITD_ADMIN_KEY)", secret)
+		if err != nil {
+			return fmt.Errorf("CREDITD_ADMIN_KEY: %w", err)
+		}
+		slog.Info("admin key from CREDITD_ADMIN_KEY", "created", created)
+	}
 	if *demo {
 		if err := seedDemo(ctx, svc, stdout); err != nil {
 			return fmt.Errorf("demo seed: %w", err)
@@ -135,6 +160,9 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		Addr: *addr,
 		Handler: graph.NewHandler(svc, db, graph.Options{
 			DisablePlayground: *noPlayground, DisableIntrospection: *noIntrospection,
+			MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, ComplexityLimit: *complexity,
+			RateLimit: *rateLimit, RateBurst: *rateBurst,
+			Metrics: observe.NewMetrics(db.SQL),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -156,6 +184,39 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+func keys(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: creditd keys create --role ROLE --name NAME [--organization ID]")
+	}
+	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+	dbURL := fs.String("database-url", "", "sqlite://PATH or postgres://... (default $CREDITD_DATABASE_URL or "+store.DefaultURL+")")
+	role := fs.String("role", "", "OPERATOR, PRICING, REVOPS, ORG_ADMIN or SERVICE")
+	name := fs.String("name", "", "what the key is for")
+	org := fs.Int("organization", 0, "the organisation an ORG_ADMIN or SERVICE key is confined to")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	var r engine.Role
+	if err := r.UnmarshalGQL(*role); err != nil {
+		return fmt.Errorf("--role: %w", err)
+	}
+	db, err := store.OpenMigrated(ctx, databaseURL(*dbURL))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	in := ledger.KeyInput{Name: *name, Role: r}
+	if *org != 0 {
+		in.OrganizationID = org
+	}
+	k, secret, err := ledger.New(db).CreateKey(ctx, in)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %s key %d %q; it is shown once:\n%s\n", k.Role, k.ID, k.Name, secret)
+	return nil
 }
 
 func portOf(addr string) string {

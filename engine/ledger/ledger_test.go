@@ -91,7 +91,7 @@ func verify(t *testing.T, svc *ledger.Service) {
 
 func (f *fixture) available(t *testing.T) decimal.Decimal {
 	t.Helper()
-	b, err := f.svc.Balance(context.Background(), f.pool.ID)
+	b, err := f.svc.Balance(context.Background(), f.pool)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,10 @@ func (s *Service) SavePolicyDraft(ctx context.Context, in PolicyInput) (*ent.Pol
 		if isUniqueViolation(err) {
 			return engine.Errorf(engine.CodeConflict, "policy %q was changed concurrently; try again", in.Name)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "savePolicyDraft", "Policy", out.ID, nil, latest, out)
 	})
 	return out, err
 }
@@ -119,8 +122,10 @@ func (s *Service) PublishPolicy(ctx context.Context, name string, version int, e
 		if n != 1 {
 			return engine.Errorf(engine.CodeConflict, "policy %q version %d was published concurrently", name, version)
 		}
-		out, err = tx.PolicyVersion.Get(ctx, p.ID)
-		return err
+		if out, err = tx.PolicyVersion.Get(ctx, p.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "publishPolicy", "Policy", p.ID, nil, p, out)
 	})
 	if err == nil {
 		s.catalog.invalidate()

@@ -121,7 +121,11 @@ func (s *Service) SaveRegisterDraft(ctx context.Context, name string, ws []Weigh
 			}
 			creates[i] = c
 		}
-		return tx.Weight.CreateBulk(creates...).Exec(ctx)
+		if err := tx.Weight.CreateBulk(creates...).Exec(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "saveWeightRegisterDraft", "WeightRegister", out.ID, nil, nil,
+			map[string]any{"register": out, "weights": ws})
 	})
 	return out, err
 }
@@ -165,8 +169,10 @@ func (s *Service) PublishRegister(ctx context.Context, name string, version int,
 		if n != 1 {
 			return engine.Errorf(engine.CodeConflict, "register %q version %d was published concurrently", name, version)
 		}
-		out, err = tx.WeightRegister.Get(ctx, r.ID)
-		return err
+		if out, err = tx.WeightRegister.Get(ctx, r.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "publishWeightRegister", "WeightRegister", r.ID, nil, r, out)
 	})
 	if err == nil {
 		s.catalog.invalidate()

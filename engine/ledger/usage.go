@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/auth"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/ledgerentry"
@@ -63,8 +64,13 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 		return nil, engine.Errorf(engine.CodeBatchTooLarge, "a batch holds at most %d events, got %d", s.maxBatch, len(ins))
 	}
 	now := s.Now()
+	caller := auth.From(ctx)
 	items := make([]item, len(ins))
 	for i, in := range ins {
+		if !caller.Sees(in.OrganizationID) {
+			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
+				Message: "organization " + strconv.Itoa(in.OrganizationID) + " not found"}, i)
+		}
 		ev, hash, err := in.Normalize(now)
 		if err != nil {
 			return nil, engine.AtIndex(err, i)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/auth"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
@@ -42,15 +43,22 @@ func (s *Service) CreateOrganization(ctx context.Context, in OrganizationInput) 
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	c := s.db.Client.Organization.Create().SetName(in.Name).SetCreatedAt(s.Now())
-	if in.Segment != "" {
-		c.SetSegment(in.Segment)
-	}
-	if in.RegisterName != "" {
-		c.SetRegisterName(in.RegisterName)
-	}
-	o, err := c.Save(ctx)
-	return o, mapEntError(err, "organization", "")
+	var out *ent.Organization
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		c := tx.Organization.Create().SetName(in.Name).SetCreatedAt(s.Now())
+		if in.Segment != "" {
+			c.SetSegment(in.Segment)
+		}
+		if in.RegisterName != "" {
+			c.SetRegisterName(in.RegisterName)
+		}
+		var err error
+		if out, err = c.Save(ctx); err != nil {
+			return mapEntError(err, "organization", "")
+		}
+		return s.audit(ctx, tx, "createOrganization", "Organization", out.ID, &out.ID, nil, out)
+	})
+	return out, err
 }
 
 // PoolInput creates a pool.
@@ -70,8 +78,8 @@ func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, erro
 	}
 	var out *ent.Pool
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
-		if _, err := tx.Organization.Get(ctx, in.OrganizationID); err != nil {
-			return mapEntError(err, "organization", in.OrganizationID)
+		if _, err := tx.Organization.Get(ctx, in.OrganizationID); err != nil || !auth.From(ctx).Sees(in.OrganizationID) {
+			return engine.NotFound("organization", in.OrganizationID)
 		}
 		c := tx.Pool.Create().SetOrganizationID(in.OrganizationID).SetKind(in.Kind).SetName(in.Name).SetCreatedAt(s.Now())
 		switch {
@@ -90,8 +98,10 @@ func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, erro
 			c.SetParentID(parent.ID)
 		}
 		var err error
-		out, err = c.Save(ctx)
-		return mapEntError(err, "pool", "")
+		if out, err = c.Save(ctx); err != nil {
+			return mapEntError(err, "pool", "")
+		}
+		return s.audit(ctx, tx, "createPool", "Pool", out.ID, &out.OrganizationID, nil, out)
 	})
 	return out, err
 }
@@ -141,8 +151,8 @@ func (s *Service) GrantCredits(ctx context.Context, in GrantInput) (*ent.Grant, 
 	var out *ent.Grant
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		p, err := tx.Pool.Get(ctx, in.PoolID)
-		if err != nil {
-			return mapEntError(err, "pool", in.PoolID)
+		if err != nil || !auth.From(ctx).Sees(p.OrganizationID) {
+			return engine.NotFound("pool", in.PoolID)
 		}
 		c := tx.Grant.Create().SetOrganizationID(p.OrganizationID).SetPoolID(p.ID).
 			SetCreditType(in.CreditType).SetAmount(in.Amount).SetRemaining(in.Amount).
@@ -162,9 +172,12 @@ func (s *Service) GrantCredits(ctx context.Context, in GrantInput) (*ent.Grant, 
 		if out, err = c.Save(ctx); err != nil {
 			return mapEntError(err, "grant", "")
 		}
-		return tx.LedgerEntry.Create().SetOrganizationID(p.OrganizationID).SetPoolID(p.ID).
+		if err := tx.LedgerEntry.Create().SetOrganizationID(p.OrganizationID).SetPoolID(p.ID).
 			SetGrantID(out.ID).SetKind(engine.EntryGrant).SetAmount(in.Amount).
-			SetMemo(in.Memo).SetCreatedAt(now).Exec(ctx)
+			SetMemo(in.Memo).SetCreatedAt(now).Exec(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "grantCredits", "Grant", out.ID, &out.OrganizationID, nil, out)
 	})
 	return out, err
 }
@@ -185,9 +198,12 @@ type TypeBalance struct {
 
 // Balance sums the pool's usable grants at now, in total and by credit type
 // (types in the default draw order, only those the pool holds).
-func (s *Service) Balance(ctx context.Context, poolID int) (Balance, error) {
+func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
+	if !auth.From(ctx).Sees(p.OrganizationID) {
+		return Balance{}, engine.NotFound("pool", p.ID)
+	}
 	now := s.Now()
-	gs, err := s.db.Client.Grant.Query().Where(grant.PoolID(poolID)).All(ctx)
+	gs, err := s.db.Client.Grant.Query().Where(grant.PoolID(p.ID)).All(ctx)
 	if err != nil {
 		return Balance{}, err
 	}
@@ -212,8 +228,11 @@ func (s *Service) Balance(ctx context.Context, poolID int) (Balance, error) {
 
 // Grants lists a pool's grants, oldest first; empty or expired ones only
 // when includeEmpty.
-func (s *Service) Grants(ctx context.Context, poolID int, includeEmpty bool) ([]*ent.Grant, error) {
-	q := s.db.Client.Grant.Query().Where(grant.PoolID(poolID)).Order(ent.Asc(grant.FieldID))
+func (s *Service) Grants(ctx context.Context, p *ent.Pool, includeEmpty bool) ([]*ent.Grant, error) {
+	if !auth.From(ctx).Sees(p.OrganizationID) {
+		return nil, engine.NotFound("pool", p.ID)
+	}
+	q := s.db.Client.Grant.Query().Where(grant.PoolID(p.ID)).Order(ent.Asc(grant.FieldID))
 	gs, err := q.All(ctx)
 	if err != nil || includeEmpty {
 		return gs, err
@@ -231,6 +250,9 @@ func (s *Service) Grants(ctx context.Context, poolID int, includeEmpty bool) ([]
 
 // PoolsOf lists an organisation's pools, oldest first.
 func (s *Service) PoolsOf(ctx context.Context, orgID int) ([]*ent.Pool, error) {
+	if !auth.From(ctx).Sees(orgID) {
+		return nil, engine.NotFound("organization", orgID)
+	}
 	return s.db.Client.Pool.Query().Where(pool.OrganizationID(orgID)).Order(ent.Asc(pool.FieldID)).All(ctx)
 }
 
@@ -249,8 +271,8 @@ func (s *Service) Ledger(ctx context.Context, poolID, first, after int) (LedgerP
 	if first < 1 || first > MaxPage {
 		return LedgerPage{}, engine.Invalid("first", "must be between 1 and %d", MaxPage)
 	}
-	if _, err := s.db.Client.Pool.Get(ctx, poolID); err != nil {
-		return LedgerPage{}, mapEntError(err, "pool", poolID)
+	if p, err := s.Pool(ctx, poolID); err != nil || p == nil {
+		return LedgerPage{}, errOr(err, engine.NotFound("pool", poolID))
 	}
 	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(poolID))
 	if after > 0 {
@@ -265,6 +287,13 @@ func (s *Service) Ledger(ctx context.Context, poolID, first, after int) (LedgerP
 		page.Entries, page.HasNextPage = es[:first], true
 	}
 	return page, nil
+}
+
+func errOr(err error, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
 }
 
 func validName(field, name string) error {

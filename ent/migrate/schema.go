@@ -8,6 +8,64 @@ import (
 )
 
 var (
+	// APIKeysColumns holds the columns for the "api_keys" table.
+	APIKeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "name", Type: field.TypeString, Size: 100},
+		{Name: "role", Type: field.TypeEnum, Enums: []string{"OPERATOR", "PRICING", "REVOPS", "ORG_ADMIN", "SERVICE"}},
+		{Name: "organization_id", Type: field.TypeInt, Nullable: true},
+		{Name: "secret_hash", Type: field.TypeString},
+		{Name: "hint", Type: field.TypeString},
+		{Name: "created_by", Type: field.TypeInt, Nullable: true},
+		{Name: "last_used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
+	}
+	// APIKeysTable holds the schema information for the "api_keys" table.
+	APIKeysTable = &schema.Table{
+		Name:       "api_keys",
+		Columns:    APIKeysColumns,
+		PrimaryKey: []*schema.Column{APIKeysColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "apikey_secret_hash",
+				Unique:  true,
+				Columns: []*schema.Column{APIKeysColumns[5]},
+			},
+			{
+				Name:    "apikey_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{APIKeysColumns[4]},
+			},
+		},
+	}
+	// AuditEntriesColumns holds the columns for the "audit_entries" table.
+	AuditEntriesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "actor_key_id", Type: field.TypeInt, Nullable: true},
+		{Name: "actor", Type: field.TypeString},
+		{Name: "organization_id", Type: field.TypeInt, Nullable: true},
+		{Name: "action", Type: field.TypeString},
+		{Name: "object_type", Type: field.TypeString},
+		{Name: "object_id", Type: field.TypeString},
+		{Name: "before", Type: field.TypeJSON, Nullable: true},
+		{Name: "after", Type: field.TypeJSON, Nullable: true},
+		{Name: "request_id", Type: field.TypeString, Nullable: true},
+	}
+	// AuditEntriesTable holds the schema information for the "audit_entries" table.
+	AuditEntriesTable = &schema.Table{
+		Name:       "audit_entries",
+		Columns:    AuditEntriesColumns,
+		PrimaryKey: []*schema.Column{AuditEntriesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditentry_organization_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditEntriesColumns[4], AuditEntriesColumns[0]},
+			},
+		},
+	}
 	// GrantsColumns holds the columns for the "grants" table.
 	GrantsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -292,6 +350,8 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		APIKeysTable,
+		AuditEntriesTable,
 		GrantsTable,
 		LedgerEntriesTable,
 		OrganizationsTable,

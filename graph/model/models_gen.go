@@ -10,6 +10,22 @@ import (
 	"github.com/shopspring/decimal"
 )
 
+// The key and its secret: the only time the secret is ever shown.
+type APIKeySecret struct {
+	Key    *ent.APIKey `json:"key"`
+	Secret string      `json:"secret"`
+}
+
+type AuditEntryConnection struct {
+	Edges    []*AuditEntryEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type AuditEntryEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *ent.AuditEntry `json:"node"`
+}
+
 type GrantInput struct {
 	PoolID     int               `json:"poolId"`
 	CreditType engine.CreditType `json:"creditType"`
