@@ -88,3 +88,15 @@ func pageInfo(cursors []string, hasNext, hasPrevious bool) *model.PageInfo {
 	}
 	return pi
 }
+
+// found turns a missing (or invisible) object of a root lookup by id into
+// NOT_FOUND: the same answer whether the id does not exist or belongs to
+// another organisation, so ids cannot be probed.
+func found[T any](v *T, err error) func(what string, id int) (*T, error) {
+	return func(what string, id int) (*T, error) {
+		if err == nil && v == nil {
+			return nil, engine.NotFound(what, id)
+		}
+		return v, err
+	}
+}

@@ -144,12 +144,12 @@ func (r *poolResolver) Grants(ctx context.Context, obj *ent.Pool, includeEmpty *
 
 // Organization is the resolver for the organization field.
 func (r *queryResolver) Organization(ctx context.Context, id int) (*ent.Organization, error) {
-	return r.svc.Organization(ctx, id)
+	return found(r.svc.Organization(ctx, id))("organization", id)
 }
 
 // Pool is the resolver for the pool field.
 func (r *queryResolver) Pool(ctx context.Context, id int) (*ent.Pool, error) {
-	return r.svc.Pool(ctx, id)
+	return found(r.svc.Pool(ctx, id))("pool", id)
 }
 
 // Ledger is the resolver for the ledger field.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/creditd/creditd/engine"
@@ -25,9 +26,14 @@ type catalog struct {
 	progs  *rules.Cache
 	ttl    time.Duration
 
-	mu       sync.Mutex
-	snap     *snapshot
-	loadedAt time.Time
+	loaded atomic.Pointer[loadedSnapshot] // nil: must load before use
+	gen    atomic.Uint64                  // bumped by invalidate
+	mu     sync.Mutex                     // one reload at a time
+}
+
+type loadedSnapshot struct {
+	snap *snapshot
+	at   time.Time
 }
 
 type snapshot struct {
@@ -40,25 +46,44 @@ func newCatalog(c *ent.Client, progs *rules.Cache) *catalog {
 	return &catalog{client: c, progs: progs, ttl: 2 * time.Second}
 }
 
+// invalidate drops the snapshot: the next caller loads a new one and no
+// caller is served the old one (a publish through this process is seen at
+// once).
 func (c *catalog) invalidate() {
-	c.mu.Lock()
-	c.snap = nil
-	c.mu.Unlock()
+	c.gen.Add(1)
+	c.loaded.Store(nil)
 }
 
-// current returns a fresh enough snapshot. It must be called outside any
-// transaction (SQLite has a single connection).
+// current returns a fresh enough snapshot without blocking readers: when the
+// snapshot is older than ttl, one caller reloads it while the others keep
+// using the previous one. It must be called outside any transaction (SQLite
+// has a single connection).
 func (c *catalog) current(ctx context.Context) (*snapshot, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.snap != nil && time.Since(c.loadedAt) < c.ttl {
-		return c.snap, nil
+	l := c.loaded.Load()
+	if l != nil && time.Since(l.at) < c.ttl {
+		return l.snap, nil
 	}
+	if l != nil && !c.mu.TryLock() {
+		return l.snap, nil // another caller is reloading
+	}
+	if l == nil {
+		c.mu.Lock()
+		if l = c.loaded.Load(); l != nil { // loaded while we waited
+			c.mu.Unlock()
+			return l.snap, nil
+		}
+	}
+	defer c.mu.Unlock()
+	gen := c.gen.Load()
 	snap, err := c.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c.snap, c.loadedAt = snap, time.Now()
+	at := time.Now()
+	if c.gen.Load() != gen {
+		at = time.Time{} // invalidated while loading: usable now, reloaded next time
+	}
+	c.loaded.Store(&loadedSnapshot{snap: snap, at: at})
 	return snap, nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 )
@@ -68,48 +66,55 @@ type poolInfo struct {
 	RegisterName string
 }
 
-// lockPools locks the pools (PostgreSQL row locks, in id order so that two
-// transactions never wait on each other in a cycle) and returns them with
-// what the engine needs of their organisation.
-func (s *Service) lockPools(ctx context.Context, tx *ent.Tx, ids []int) (map[int]poolInfo, error) {
-	q := s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name
+// lockPools locks the pools named in explicit and the default pool (the
+// first ACCOUNT pool) of each organisation in orgs, in one statement: row
+// locks in id order (PostgreSQL), so two transactions never wait on each
+// other in a cycle. It returns the pools with what the engine needs of their
+// organisation, and the default pool of each organisation that has one.
+func (s *Service) lockPools(ctx context.Context, tx *ent.Tx, explicit, orgs []int) (map[int]poolInfo, map[int]int, error) {
+	var conds []string
+	if len(explicit) > 0 {
+		conds = append(conds, "p.id IN ("+inList(1, len(explicit))+")")
+	}
+	if len(orgs) > 0 {
+		conds = append(conds, "p.id IN (SELECT MIN(id) FROM pools WHERE kind = 'ACCOUNT' AND organization_id IN ("+
+			inList(len(explicit)+1, len(orgs))+") GROUP BY organization_id)")
+	}
+	q := s.sqlf(`SELECT p.id, p.organization_id, p.kind, COALESCE(o.segment, ''), o.register_name
 FROM pools p JOIN organizations o ON o.id = p.organization_id
-WHERE p.id IN (` + inList(1, len(ids)) + `) ORDER BY p.id` + s.forUpdate("p"))
-	rows, err := tx.QueryContext(ctx, q, intArgs(ids)...)
+WHERE ` + strings.Join(conds, " OR ") + ` ORDER BY p.id` + s.forUpdate("p"))
+	rows, err := tx.QueryContext(ctx, q, append(intArgs(explicit), intArgs(orgs)...)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	out := make(map[int]poolInfo, len(ids))
+	out := make(map[int]poolInfo, len(explicit)+len(orgs))
+	defaults := make(map[int]int, len(orgs))
 	for rows.Next() {
-		var p poolInfo
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName); err != nil {
-			return nil, err
+		var (
+			p    poolInfo
+			kind engine.PoolKind
+		)
+		if err := rows.Scan(&p.ID, &p.OrgID, &kind, &p.Segment, &p.RegisterName); err != nil {
+			return nil, nil, err
 		}
 		out[p.ID] = p
+		// Rows come in id order: the first ACCOUNT pool of a wanted
+		// organisation is its default.
+		if _, ok := defaults[p.OrgID]; !ok && kind == engine.PoolAccount && contains(orgs, p.OrgID) {
+			defaults[p.OrgID] = p.ID
+		}
 	}
-	return out, rows.Err()
+	return out, defaults, rows.Err()
 }
 
-// defaultPools returns, per organisation, its first ACCOUNT pool: where usage
-// without a poolId is drawn.
-func (s *Service) defaultPools(ctx context.Context, tx *ent.Tx, orgs []int) (map[int]int, error) {
-	q := s.sqlf(`SELECT organization_id, MIN(id) FROM pools WHERE kind = 'ACCOUNT' AND organization_id IN (` +
-		inList(1, len(orgs)) + `) GROUP BY organization_id`)
-	rows, err := tx.QueryContext(ctx, q, intArgs(orgs)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make(map[int]int, len(orgs))
-	for rows.Next() {
-		var org, pool int
-		if err := rows.Scan(&org, &pool); err != nil {
-			return nil, err
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
 		}
-		out[org] = pool
 	}
-	return out, rows.Err()
+	return false
 }
 
 // loadGrants returns the non-empty grants of the pools, by pool. Callers hold
@@ -140,13 +145,6 @@ FROM grants WHERE pool_id IN (` + inList(1, len(pools)) + `) AND ` + s.positive(
 		out[pool] = append(out[pool], g)
 	}
 	return out, rows.Err()
-}
-
-// setRemaining writes a grant's new remaining amount, computed under the
-// pool lock from the amount read in the same transaction.
-func (s *Service) setRemaining(ctx context.Context, tx *ent.Tx, id int, v decimal.Decimal) error {
-	_, err := tx.ExecContext(ctx, s.sqlf(`UPDATE grants SET remaining = $1 WHERE id = $2`), v.String(), id)
-	return err
 }
 
 // utc normalises a time for storage: UTC, microsecond precision.

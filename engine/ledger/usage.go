@@ -114,23 +114,27 @@ type eventKey struct {
 }
 
 func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, snap *snapshot, now time.Time, lookup bool) ([]UsageResult, error) {
-	// 1. Which pool each item draws on.
-	var needDefault []int
+	// 1. Lock the pools the items draw on (a poolId, or the organisation's
+	// default pool) and check each belongs to the item's organisation.
+	var explicit, orgs []int
 	seenOrg := map[int]bool{}
 	for _, it := range items {
-		if it.in.PoolID == nil && !seenOrg[it.in.OrganizationID] {
+		if it.in.PoolID != nil {
+			explicit = append(explicit, *it.in.PoolID)
+		} else if !seenOrg[it.in.OrganizationID] {
 			seenOrg[it.in.OrganizationID] = true
-			needDefault = append(needDefault, it.in.OrganizationID)
+			orgs = append(orgs, it.in.OrganizationID)
 		}
 	}
-	var defaults map[int]int
-	if len(needDefault) > 0 {
-		var err error
-		if defaults, err = s.defaultPools(ctx, tx, needDefault); err != nil {
-			return nil, err
-		}
+	pools, defaults, err := s.lockPools(ctx, tx, explicit, orgs)
+	if err != nil {
+		return nil, err
 	}
-	poolSet := map[int]bool{}
+	poolIDs := make([]int, 0, len(pools))
+	for id := range pools {
+		poolIDs = append(poolIDs, id)
+	}
+	sort.Ints(poolIDs)
 	for i := range items {
 		if p := items[i].in.PoolID; p != nil {
 			items[i].pool = *p
@@ -140,19 +144,8 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
 				Message: "organization " + strconv.Itoa(items[i].in.OrganizationID) + " not found or has no ACCOUNT pool; pass poolId"}, i)
 		}
-		poolSet[items[i].pool] = true
 	}
-	poolIDs := make([]int, 0, len(poolSet))
-	for p := range poolSet {
-		poolIDs = append(poolIDs, p)
-	}
-	sort.Ints(poolIDs)
 
-	// 2. Lock the pools; check each belongs to the item's organisation.
-	pools, err := s.lockPools(ctx, tx, poolIDs)
-	if err != nil {
-		return nil, err
-	}
 	for i, it := range items {
 		if p, ok := pools[it.pool]; !ok || p.OrgID != it.in.OrganizationID {
 			// Another organisation's pool answers as missing: ids cannot be probed.
@@ -222,52 +215,36 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 
 	// 5. Write: events (in key order, so concurrent batches take index locks
 	// in the same order), entries, grants.
-	order := make([]int, 0, len(items))
+	var fresh []newEvent
 	for i := range items {
 		if decisions[i] != nil {
-			order = append(order, i)
+			fresh = append(fresh, newEvent{item: items[i], org: pools[items[i].pool].OrgID, d: decisions[i], v: versions[i], index: i})
 		}
 	}
-	sort.Slice(order, func(a, b int) bool {
-		ia, ib := items[order[a]].in, items[order[b]].in
+	sort.Slice(fresh, func(a, b int) bool {
+		ia, ib := fresh[a].item.in, fresh[b].item.in
 		if ia.OrganizationID != ib.OrganizationID {
 			return ia.OrganizationID < ib.OrganizationID
 		}
 		return ia.IdempotencyKey < ib.IdempotencyKey
 	})
-	creates := make([]*ent.UsageEventCreate, len(order))
-	for n, i := range order {
-		creates[n] = s.eventCreate(tx, items[i], pools[items[i].pool].OrgID, decisions[i], versions[i], now)
+	updates := make([]engine.Grant, 0, len(touched))
+	for _, g := range touched {
+		updates = append(updates, *g)
 	}
-	if len(creates) > 0 {
-		evs, err := tx.UsageEvent.CreateBulk(creates...).Save(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var entries []*ent.LedgerEntryCreate
-		for n, i := range order {
-			d := decisions[i]
-			out[i] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
-				Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode}
-			for _, dr := range d.Draws {
-				entries = append(entries, s.burnEntry(tx, evs[n], dr, versions[i], now))
-			}
-		}
-		if len(entries) > 0 {
-			if err := tx.LedgerEntry.CreateBulk(entries...).Exec(ctx); err != nil {
-				return nil, err
-			}
-		}
+	sort.Slice(updates, func(a, b int) bool { return updates[a].ID < updates[b].ID })
+	write := s.writeEnt
+	if s.postgres() {
+		write = s.writePostgres
 	}
-	ids := make([]int, 0, len(touched))
-	for id := range touched {
-		ids = append(ids, id)
+	evs, err := write(ctx, tx, fresh, updates, now)
+	if err != nil {
+		return nil, err
 	}
-	sort.Ints(ids)
-	for _, id := range ids {
-		if err := s.setRemaining(ctx, tx, id, touched[id].Remaining); err != nil {
-			return nil, err
-		}
+	for n, f := range fresh {
+		d := f.d
+		out[f.index] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
+			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode}
 	}
 
 	// 6. Duplicates: within the batch copy their first item; from the
@@ -290,48 +267,6 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 func conflict(key string) *engine.Error {
 	return &engine.Error{Code: engine.CodeIdempotencyConflict, Field: "idempotencyKey",
 		Message: "idempotency key " + strconv.Quote(key) + " was already used with a different payload"}
-}
-
-func (s *Service) eventCreate(tx *ent.Tx, it item, org int, d *engine.UsageDecision, v engine.Versions, now time.Time) *ent.UsageEventCreate {
-	c := tx.UsageEvent.Create().
-		SetOrganizationID(org).SetPoolID(it.pool).
-		SetIdempotencyKey(it.in.IdempotencyKey).SetPayloadHash(it.hash).
-		SetAction(it.ev.Action).SetStatus(it.ev.Status).
-		SetQuantity(it.ev.Quantity).SetCompletion(it.ev.Completion).SetAttempt(it.ev.Attempt).
-		SetRunID(it.ev.RunID).SetOccurredAt(utc(it.ev.OccurredAt)).
-		SetCredits(d.Credits).SetOverage(d.Overage).SetDecision(d.Decision).
-		SetReason(d.Reason).SetReasonCode(string(d.ReasonCode)).
-		SetCreatedAt(now)
-	if it.ev.Properties != nil {
-		c.SetProperties(it.ev.Properties)
-	}
-	if r := v.Register; r != nil {
-		c.SetRegisterID(r.ID).SetRegisterVersion(r.Version)
-	}
-	if r := v.Burn; r != nil {
-		c.SetBurnPolicyID(r.ID).SetBurnPolicyVersion(r.Version)
-	}
-	if r := v.DrawOrder; r != nil && len(d.Draws) > 0 {
-		c.SetDrawPolicyID(r.ID).SetDrawPolicyVersion(r.Version)
-	}
-	return c
-}
-
-func (s *Service) burnEntry(tx *ent.Tx, ev *ent.UsageEvent, dr engine.Draw, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
-	c := tx.LedgerEntry.Create().
-		SetOrganizationID(ev.OrganizationID).SetPoolID(ev.PoolID).SetGrantID(dr.GrantID).
-		SetKind(engine.EntryBurn).SetAmount(dr.Amount.Neg()).SetUsageEventID(ev.ID).
-		SetMemo(ev.Action).SetCreatedAt(now)
-	if r := v.Register; r != nil {
-		c.SetRegisterID(r.ID).SetRegisterVersion(r.Version)
-	}
-	if r := v.Burn; r != nil {
-		c.SetBurnPolicyID(r.ID).SetBurnPolicyVersion(r.Version)
-	}
-	if r := v.DrawOrder; r != nil {
-		c.SetDrawPolicyID(r.ID).SetDrawPolicyVersion(r.Version)
-	}
-	return c
 }
 
 func resultOf(e *ent.UsageEvent) UsageResult {
