@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -28,6 +29,8 @@ type Service struct {
 	now      func() time.Time
 	catalog  *catalog
 	maxBatch int
+	stmts    statements // prepared hot-path statements
+	defaults sync.Map   // organisation id -> default pool id (see defaultPools)
 }
 
 // Option configures a Service.
@@ -73,13 +76,19 @@ func (s *Service) postgres() bool { return s.db.Dialect == dialect.Postgres }
 // inTx runs fn in one transaction, retrying a few times when PostgreSQL
 // reports a serialization failure or deadlock, or when fn asks for a retry.
 func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	return s.retry(ctx, func() error { return s.once(ctx, fn) })
+}
+
+// retry runs attempt again (a few times, with a short pause) while it fails
+// with a retryable error.
+func (s *Service) retry(ctx context.Context, attempt func() error) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = s.once(ctx, fn)
+	for n := 0; n < 5; n++ {
+		err = attempt()
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		time.Sleep(time.Duration(attempt+1) * 2 * time.Millisecond)
+		time.Sleep(time.Duration(n+1) * 2 * time.Millisecond)
 	}
 	return err
 }

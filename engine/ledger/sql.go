@@ -3,39 +3,102 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/lib/pq"
 
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 )
 
-// Hand-written SQL is kept to the hot path of a usage event, where a row lock
-// or one round trip for many rows matters. It is written with $n
-// placeholders; sqlf rewrites them for SQLite (which reads ?n the same way).
+// Hand-written SQL is kept to the hot path of a usage event, where a row
+// lock, a round trip or a query plan matters. On PostgreSQL its statements
+// have a fixed text (arrays instead of IN lists) and are prepared once per
+// connection, so a statement costs one round trip and reuses its plan. On
+// SQLite (one connection, in process) they are plain queries with IN lists;
+// sqlf rewrites $n placeholders to ?n, which SQLite reads the same way.
+
+// usageTx is the transaction of a usage batch: the database/sql transaction
+// for the prepared hot-path statements, and an ent client bound to it for
+// everything else.
+type usageTx struct {
+	*ent.Client
+	tx *sql.Tx
+	s  *Service
+}
+
+// query runs q in the transaction, as the prepared statement name on
+// PostgreSQL.
+func (u *usageTx) query(ctx context.Context, name, q string, args ...any) (*sql.Rows, error) {
+	if st := u.s.prepared(ctx, name, q); st != nil {
+		return u.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return u.tx.QueryContext(ctx, q, args...)
+}
+
+// inUsageTx runs fn in one database/sql transaction (retried like inTx).
+func (s *Service) inUsageTx(ctx context.Context, fn func(u *usageTx) error) error {
+	return s.retry(ctx, func() error {
+		tx, err := s.db.SQL.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		defer func() {
+			if p := recover(); p != nil {
+				_ = tx.Rollback()
+				panic(p)
+			}
+		}()
+		drv := entsql.NewDriver(s.db.Dialect, entsql.Conn{ExecQuerier: tx})
+		if err := fn(&usageTx{Client: ent.NewClient(ent.Driver(drv)), tx: tx, s: s}); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	})
+}
+
+// statements holds the prepared hot-path statements (PostgreSQL only).
+type statements struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// prepared returns the statement name prepared on the pool, nil on SQLite
+// or when it cannot be prepared (the caller then runs the text as is).
+func (s *Service) prepared(ctx context.Context, name, q string) *sql.Stmt {
+	if !s.postgres() {
+		return nil
+	}
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	if st, ok := s.stmts.m[name]; ok {
+		return st
+	}
+	st, err := s.db.SQL.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	if s.stmts.m == nil {
+		s.stmts.m = map[string]*sql.Stmt{}
+	}
+	s.stmts.m[name] = st
+	return st
+}
 
 func (s *Service) sqlf(q string) string {
 	if s.postgres() {
 		return q
 	}
 	return strings.ReplaceAll(q, "$", "?")
-}
-
-// positive is the dialect's "remaining > 0": decimals are text in SQLite and
-// always written in canonical form, so zero is exactly '0'.
-func (s *Service) positive(col string) string {
-	if s.postgres() {
-		return col + " > 0"
-	}
-	return col + " <> '0'"
-}
-
-func (s *Service) forUpdate(of string) string {
-	if s.postgres() {
-		return " FOR UPDATE OF " + of
-	}
-	return "" // SQLite: the single connection already serialises writers
 }
 
 // inList returns "$k,$k+1,..." for n values starting at placeholder k.
@@ -51,12 +114,21 @@ func inList(k, n int) string {
 	return b.String()
 }
 
-func intArgs(ids []int) []any {
-	out := make([]any, len(ids))
-	for i, id := range ids {
-		out[i] = id
+// ids is a set of ids as one PostgreSQL array argument, or as "IN (...)"
+// arguments on SQLite; where renders the condition "col IN the set".
+func (s *Service) ids(col string, from int, ids []int) (string, []any) {
+	if s.postgres() {
+		arr := make([]int64, len(ids))
+		for i, id := range ids {
+			arr[i] = int64(id)
+		}
+		return col + " = ANY($" + strconv.Itoa(from) + "::bigint[])", []any{pq.Array(arr)}
 	}
-	return out
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return col + " IN (" + inList(from, len(ids)) + ")", args
 }
 
 type poolInfo struct {
@@ -66,63 +138,80 @@ type poolInfo struct {
 	RegisterName string
 }
 
-// lockPools locks the pools named in explicit and the default pool (the
-// first ACCOUNT pool) of each organisation in orgs, in one statement: row
-// locks in id order (PostgreSQL), so two transactions never wait on each
-// other in a cycle. It returns the pools with what the engine needs of their
-// organisation, and the default pool of each organisation that has one.
-func (s *Service) lockPools(ctx context.Context, tx *ent.Tx, explicit, orgs []int) (map[int]poolInfo, map[int]int, error) {
-	var conds []string
-	if len(explicit) > 0 {
-		conds = append(conds, "p.id IN ("+inList(1, len(explicit))+")")
+// defaultPools returns, per organisation, its default pool: the first
+// ACCOUNT pool, where usage without a poolId is drawn. A default pool never
+// changes once it exists (pools are never deleted and ids only grow), so
+// answers are cached for the life of the process.
+func (s *Service) defaultPools(ctx context.Context, u *usageTx, orgs []int) (map[int]int, error) {
+	out := make(map[int]int, len(orgs))
+	var missing []int
+	for _, o := range orgs {
+		if p, ok := s.defaults.Load(o); ok {
+			out[o] = p.(int)
+		} else {
+			missing = append(missing, o)
+		}
 	}
-	if len(orgs) > 0 {
-		conds = append(conds, "p.id IN (SELECT MIN(id) FROM pools WHERE kind = 'ACCOUNT' AND organization_id IN ("+
-			inList(len(explicit)+1, len(orgs))+") GROUP BY organization_id)")
+	if len(missing) == 0 {
+		return out, nil
 	}
-	q := s.sqlf(`SELECT p.id, p.organization_id, p.kind, COALESCE(o.segment, ''), o.register_name
-FROM pools p JOIN organizations o ON o.id = p.organization_id
-WHERE ` + strings.Join(conds, " OR ") + ` ORDER BY p.id` + s.forUpdate("p"))
-	rows, err := tx.QueryContext(ctx, q, append(intArgs(explicit), intArgs(orgs)...)...)
+	cond, args := s.ids("organization_id", 1, missing)
+	rows, err := u.query(ctx, "defaultPools", s.sqlf(`SELECT organization_id, MIN(id) FROM pools
+WHERE kind = 'ACCOUNT' AND `+cond+` GROUP BY organization_id`), args...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer rows.Close()
-	out := make(map[int]poolInfo, len(explicit)+len(orgs))
-	defaults := make(map[int]int, len(orgs))
 	for rows.Next() {
-		var (
-			p    poolInfo
-			kind engine.PoolKind
-		)
-		if err := rows.Scan(&p.ID, &p.OrgID, &kind, &p.Segment, &p.RegisterName); err != nil {
-			return nil, nil, err
+		var org, pool int
+		if err := rows.Scan(&org, &pool); err != nil {
+			return nil, err
 		}
-		out[p.ID] = p
-		// Rows come in id order: the first ACCOUNT pool of a wanted
-		// organisation is its default.
-		if _, ok := defaults[p.OrgID]; !ok && kind == engine.PoolAccount && contains(orgs, p.OrgID) {
-			defaults[p.OrgID] = p.ID
-		}
+		out[org] = pool
+		s.defaults.Store(org, pool)
 	}
-	return out, defaults, rows.Err()
+	return out, rows.Err()
 }
 
-func contains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
+// lockPools locks the pools (PostgreSQL row locks, taken in id order, so two
+// transactions never wait on each other in a cycle) and returns them with
+// what the engine needs of their organisation.
+func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int) (map[int]poolInfo, error) {
+	cond, args := s.ids("p.id", 1, ids)
+	lock := ""
+	if s.postgres() {
+		lock = " FOR UPDATE OF p" // SQLite: the single connection serialises writers
 	}
-	return false
+	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name
+FROM pools p JOIN organizations o ON o.id = p.organization_id
+WHERE `+cond+` ORDER BY p.id`+lock), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[int]poolInfo, len(ids))
+	for rows.Next() {
+		var p poolInfo
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName); err != nil {
+			return nil, err
+		}
+		out[p.ID] = p
+	}
+	return out, rows.Err()
 }
 
 // loadGrants returns the non-empty grants of the pools, by pool. Callers hold
 // the pools' locks, so the remaining amounts cannot change under them.
-func (s *Service) loadGrants(ctx context.Context, tx *ent.Tx, pools []int) (map[int][]engine.Grant, error) {
-	q := s.sqlf(`SELECT id, pool_id, credit_type, priority, amount, remaining, unit_price, effective_at, expires_at, created_at
-FROM grants WHERE pool_id IN (` + inList(1, len(pools)) + `) AND ` + s.positive("remaining") + ` ORDER BY id`)
-	rows, err := tx.QueryContext(ctx, q, intArgs(pools)...)
+// Decimals are text in SQLite, always written in canonical form, so zero is
+// exactly '0' there.
+func (s *Service) loadGrants(ctx context.Context, u *usageTx, pools []int) (map[int][]engine.Grant, error) {
+	cond, args := s.ids("pool_id", 1, pools)
+	positive := "remaining > 0"
+	if !s.postgres() {
+		positive = "remaining <> '0'"
+	}
+	rows, err := u.query(ctx, "loadGrants", s.sqlf(`SELECT id, pool_id, credit_type, priority, amount, remaining, unit_price, effective_at, expires_at, created_at
+FROM grants WHERE `+cond+` AND `+positive+` ORDER BY id`), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 	// first attempt) exists: run again, looking keys up first.
 	lookup := false
 	var out []UsageResult
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err = s.inUsageTx(ctx, func(tx *usageTx) error {
 		var err error
 		out, err = s.recordBatch(ctx, tx, items, snap, now, lookup)
 		if err != nil && isUniqueViolation(err) && !lookup {
@@ -113,28 +113,25 @@ type eventKey struct {
 	key string
 }
 
-func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, snap *snapshot, now time.Time, lookup bool) ([]UsageResult, error) {
+func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, snap *snapshot, now time.Time, lookup bool) ([]UsageResult, error) {
 	// 1. Lock the pools the items draw on (a poolId, or the organisation's
 	// default pool) and check each belongs to the item's organisation.
-	var explicit, orgs []int
+	var orgs []int
 	seenOrg := map[int]bool{}
 	for _, it := range items {
-		if it.in.PoolID != nil {
-			explicit = append(explicit, *it.in.PoolID)
-		} else if !seenOrg[it.in.OrganizationID] {
+		if it.in.PoolID == nil && !seenOrg[it.in.OrganizationID] {
 			seenOrg[it.in.OrganizationID] = true
 			orgs = append(orgs, it.in.OrganizationID)
 		}
 	}
-	pools, defaults, err := s.lockPools(ctx, tx, explicit, orgs)
-	if err != nil {
-		return nil, err
+	var defaults map[int]int
+	if len(orgs) > 0 {
+		var err error
+		if defaults, err = s.defaultPools(ctx, tx, orgs); err != nil {
+			return nil, err
+		}
 	}
-	poolIDs := make([]int, 0, len(pools))
-	for id := range pools {
-		poolIDs = append(poolIDs, id)
-	}
-	sort.Ints(poolIDs)
+	poolSet := map[int]bool{}
 	for i := range items {
 		if p := items[i].in.PoolID; p != nil {
 			items[i].pool = *p
@@ -144,8 +141,17 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
 				Message: "organization " + strconv.Itoa(items[i].in.OrganizationID) + " not found or has no ACCOUNT pool; pass poolId"}, i)
 		}
+		poolSet[items[i].pool] = true
 	}
-
+	poolIDs := make([]int, 0, len(poolSet))
+	for p := range poolSet {
+		poolIDs = append(poolIDs, p)
+	}
+	sort.Ints(poolIDs)
+	pools, err := s.lockPools(ctx, tx, poolIDs)
+	if err != nil {
+		return nil, err
+	}
 	for i, it := range items {
 		if p, ok := pools[it.pool]; !ok || p.OrgID != it.in.OrganizationID {
 			// Another organisation's pool answers as missing: ids cannot be probed.
@@ -154,7 +160,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 		}
 	}
 
-	// 3. Replays already in the database (second attempt only).
+	// 2. Replays already in the database (second attempt only).
 	existing := map[eventKey]*ent.UsageEvent{}
 	if lookup {
 		if existing, err = s.existingEvents(ctx, tx, items); err != nil {
@@ -162,7 +168,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 		}
 	}
 
-	// 4. The pools' grants, then decide each item against running balances.
+	// 3. The pools' grants, then decide each item against running balances.
 	grants, err := s.loadGrants(ctx, tx, poolIDs)
 	if err != nil {
 		return nil, err
@@ -213,7 +219,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 		decisions[i], versions[i] = &d, v
 	}
 
-	// 5. Write: events (in key order, so concurrent batches take index locks
+	// 4. Write: events (in key order, so concurrent batches take index locks
 	// in the same order), entries, grants.
 	var fresh []newEvent
 	for i := range items {
@@ -247,7 +253,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *ent.Tx, items []item, sna
 			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode}
 	}
 
-	// 6. Duplicates: within the batch copy their first item; from the
+	// 5. Duplicates: within the batch copy their first item; from the
 	// database load their draws.
 	for i, it := range items {
 		if out[i].Duplicate && out[i].Event == nil {
@@ -274,7 +280,7 @@ func resultOf(e *ent.UsageEvent) UsageResult {
 		Reason: e.Reason, ReasonCode: engine.Code(e.ReasonCode)}
 }
 
-func (s *Service) existingEvents(ctx context.Context, tx *ent.Tx, items []item) (map[eventKey]*ent.UsageEvent, error) {
+func (s *Service) existingEvents(ctx context.Context, tx *usageTx, items []item) (map[eventKey]*ent.UsageEvent, error) {
 	byOrg := map[int][]string{}
 	for _, it := range items {
 		byOrg[it.in.OrganizationID] = append(byOrg[it.in.OrganizationID], it.in.IdempotencyKey)
@@ -294,7 +300,7 @@ func (s *Service) existingEvents(ctx context.Context, tx *ent.Tx, items []item) 
 }
 
 // loadDraws fills the draws of replayed results from their BURN entries.
-func (s *Service) loadDraws(ctx context.Context, tx *ent.Tx, out []UsageResult, idx []int) error {
+func (s *Service) loadDraws(ctx context.Context, tx *usageTx, out []UsageResult, idx []int) error {
 	ids := make([]int, len(idx))
 	for n, i := range idx {
 		ids[n] = out[i].Event.ID

@@ -29,7 +29,7 @@ type newEvent struct {
 // bulk builders (SQLite). Both dialects run the whole test suite.
 
 // writeEnt writes through ent.
-func (s *Service) writeEnt(ctx context.Context, tx *ent.Tx, evs []newEvent, grants []engine.Grant, now time.Time) ([]*ent.UsageEvent, error) {
+func (s *Service) writeEnt(ctx context.Context, tx *usageTx, evs []newEvent, grants []engine.Grant, now time.Time) ([]*ent.UsageEvent, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
@@ -60,7 +60,7 @@ func (s *Service) writeEnt(ctx context.Context, tx *ent.Tx, evs []newEvent, gran
 	return out, nil
 }
 
-func (s *Service) eventCreate(tx *ent.Tx, e newEvent, now time.Time) *ent.UsageEventCreate {
+func (s *Service) eventCreate(tx *usageTx, e newEvent, now time.Time) *ent.UsageEventCreate {
 	it, d, v := e.item, e.d, e.v
 	c := tx.UsageEvent.Create().
 		SetOrganizationID(e.org).SetPoolID(it.pool).
@@ -86,7 +86,7 @@ func (s *Service) eventCreate(tx *ent.Tx, e newEvent, now time.Time) *ent.UsageE
 	return c
 }
 
-func (s *Service) burnEntry(tx *ent.Tx, ev *ent.UsageEvent, dr engine.Draw, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
+func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, dr engine.Draw, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
 	c := tx.LedgerEntry.Create().
 		SetOrganizationID(ev.OrganizationID).SetPoolID(ev.PoolID).SetGrantID(dr.GrantID).
 		SetKind(engine.EntryBurn).SetAmount(dr.Amount.Neg()).SetUsageEventID(ev.ID).
@@ -132,7 +132,7 @@ const writePostgresSQL = `WITH ev AS (
 SELECT id, organization_id, idempotency_key FROM ev`
 
 // writePostgres writes in one round trip.
-func (s *Service) writePostgres(ctx context.Context, tx *ent.Tx, evs []newEvent, grants []engine.Grant, now time.Time) ([]*ent.UsageEvent, error) {
+func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent, grants []engine.Grant, now time.Time) ([]*ent.UsageEvent, error) {
 	if len(evs) == 0 && len(grants) == 0 {
 		return nil, nil
 	}
@@ -192,7 +192,7 @@ func (s *Service) writePostgres(ctx context.Context, tx *ent.Tx, evs []newEvent,
 	for i, g := range grants {
 		gID[i], gRemaining[i] = int64(g.ID), g.Remaining.String()
 	}
-	rows, err := tx.QueryContext(ctx, writePostgresSQL, now,
+	rows, err := tx.query(ctx, "writeUsage", writePostgresSQL, now,
 		pq.Array(org), pq.Array(pool), pq.Array(key), pq.Array(hash), pq.Array(action), pq.Array(status),
 		pq.Array(qty), pq.Array(completion), pq.Array(attempt), pq.Array(run), pq.Array(props), pq.Array(occurred),
 		pq.Array(credits), pq.Array(overage), pq.Array(decision), pq.Array(reason), pq.Array(reasonCode),
