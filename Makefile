@@ -25,9 +25,13 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## bench: usage throughput through the engine vs a raw-SQL baseline, on PostgreSQL
+## bench: usage throughput through the engine vs a raw-SQL baseline, on PostgreSQL, with ratios
 bench:
-	$(GO) test ./engine/ledger/ -run '^$$' -bench . -benchtime 3s -count 1
+	$(GO) test ./engine/ledger/ -run '^$$' -bench . -benchtime 3s -count 1 | tee bench.out
+	@awk '/events\/s/ { name=$$1; sub(/-[0-9]+$$/, "", name); for (i=1;i<=NF;i++) if ($$i=="events/s") rate[name]=$$(i-1) } \
+	  END { print ""; print "service / raw SQL, same run:"; \
+	  for (n in rate) if (n ~ /^BenchmarkRecordUsage\//) { sub_=n; sub(/^BenchmarkRecordUsage\//, "", sub_); \
+	    raw="BenchmarkRawSQL/" sub_; if (raw in rate) printf "  %-22s %9.0f / %9.0f events/s = %.2f\n", sub_, rate[n], rate[raw], rate[n]/rate[raw] } }' bench.out
 
 ## generate: ent then gqlgen
 generate:
