@@ -29,8 +29,10 @@ func Draws(ordered []Grant, credits decimal.Decimal) ([]Draw, decimal.Decimal) {
 }
 
 // DecideUsage is the whole pure decision for one usage event on one pool:
-// weight, burn, draw order, draws; a HARD ceiling when the usable grants do
-// not cover the burn (decision DENIED, nothing drawn).
+// weight, burn, draw order, draws. When the usable grants do not cover the
+// burn: under a SOFT plan everything usable is drawn and the rest is
+// overage (decision ALLOWED, Overage > 0); otherwise a HARD ceiling (decision
+// DENIED, nothing drawn).
 func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Grant, now time.Time) (UsageDecision, error) {
 	w, err := WeightOf(ctx, v.Register, ev, org, now)
 	if err != nil {
@@ -49,6 +51,13 @@ func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Gr
 		return UsageDecision{}, err
 	}
 	draws, short := Draws(ordered, credits)
+	if short.IsPositive() && v.Terms != nil && v.Terms.OverageMode == OverageSoft {
+		// SOFT ceiling: everything available is drawn and the rest is
+		// overage, billed at the plan's overage price.
+		d.Draws, d.Overage = draws, short
+		d.Reason = "overage: " + short.String() + " credits beyond the balance"
+		return d, nil
+	}
 	if short.IsPositive() {
 		return UsageDecision{
 			Decision: DecisionDenied, Weight: w, Credits: decimal.Zero, Requested: credits,

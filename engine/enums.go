@@ -104,7 +104,30 @@ const (
 	RoleService  Role = "SERVICE"   // record usage and read balances (one organisation, or all)
 )
 
+// OverageMode is what a plan does when a burn exceeds the credits available.
+type OverageMode string
+
+const (
+	OverageHard      OverageMode = "HARD"        // deny
+	OverageSoft      OverageMode = "SOFT"        // allow, bill the excess at the overage price
+	OverageDegraded  OverageMode = "DEGRADED"    // only actions allowed in degraded mode run
+	OverageAutoTopUp OverageMode = "AUTO_TOP_UP" // buy a pack when the balance crosses a threshold
+	OverageBorrow    OverageMode = "BORROW"      // draw on the next period's allocation, up to a limit
+)
+
+// RolloverMode is what happens to unused included credits at period end.
+type RolloverMode string
+
+const (
+	RolloverNone      RolloverMode = "NONE"      // they expire
+	RolloverCapped    RolloverMode = "CAPPED"    // up to the plan's rollover cap roll into the next period
+	RolloverOneTime   RolloverMode = "ONE_TIME"  // they roll once; rolled credits expire at the next period end
+	RolloverUnlimited RolloverMode = "UNLIMITED" // everything rolls (an accounting anti-pattern)
+)
+
 var (
+	overageModes   = []string{"HARD", "SOFT", "DEGRADED", "AUTO_TOP_UP", "BORROW"}
+	rolloverModes  = []string{"NONE", "CAPPED", "ONE_TIME", "UNLIMITED"}
 	roles          = []string{"OPERATOR", "PRICING", "REVOPS", "ORG_ADMIN", "SERVICE"}
 	poolKinds      = []string{"ACCOUNT", "TEAM", "PERSONAL"}
 	creditTypes    = []string{"SUBSCRIPTION", "ON_DEMAND", "INCENTIVE", "ROLLOVER", "PROMOTIONAL", "SERVICE"}
@@ -116,6 +139,8 @@ var (
 )
 
 func (Role) Values() []string          { return roles }
+func (OverageMode) Values() []string   { return overageModes }
+func (RolloverMode) Values() []string  { return rolloverModes }
 func (PoolKind) Values() []string      { return poolKinds }
 func (CreditType) Values() []string    { return creditTypes }
 func (UsageStatus) Values() []string   { return usageStatuses }
@@ -140,6 +165,8 @@ func unmarshalEnum(v any, values []string, name string) (string, error) {
 func marshalEnum(w io.Writer, s string) { _, _ = io.WriteString(w, strconv.Quote(s)) }
 
 func (e Role) MarshalGQL(w io.Writer)          { marshalEnum(w, string(e)) }
+func (e OverageMode) MarshalGQL(w io.Writer)   { marshalEnum(w, string(e)) }
+func (e RolloverMode) MarshalGQL(w io.Writer)  { marshalEnum(w, string(e)) }
 func (e PoolKind) MarshalGQL(w io.Writer)      { marshalEnum(w, string(e)) }
 func (e CreditType) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
 func (e UsageStatus) MarshalGQL(w io.Writer)   { marshalEnum(w, string(e)) }
@@ -148,6 +175,16 @@ func (e EntryKind) MarshalGQL(w io.Writer)     { marshalEnum(w, string(e)) }
 func (e PolicyKind) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
 func (e VersionStatus) MarshalGQL(w io.Writer) { marshalEnum(w, string(e)) }
 
+func (e *OverageMode) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, overageModes, "OverageMode")
+	*e = OverageMode(s)
+	return err
+}
+func (e *RolloverMode) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, rolloverModes, "RolloverMode")
+	*e = RolloverMode(s)
+	return err
+}
 func (e *Role) UnmarshalGQL(v any) error {
 	s, err := unmarshalEnum(v, roles, "Role")
 	*e = Role(s)

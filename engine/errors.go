@@ -20,6 +20,8 @@ const (
 	CodeInsufficientCredits Code = "INSUFFICIENT_CREDITS" // not enough credits (a usage decision's reasonCode)
 	CodeBatchTooLarge       Code = "BATCH_TOO_LARGE"      // more items than the batch limit
 	CodeConflict            Code = "CONFLICT"             // the request contradicts the current state (e.g. publishing twice)
+	CodeSubscriptionOverlap Code = "SUBSCRIPTION_OVERLAP" // a subscription overlapping one the organisation has
+	CodeNoOnDemandPrice     Code = "NO_ON_DEMAND_PRICE"   // a purchase under a plan that sells no on-demand credits
 	CodeUnauthenticated     Code = "UNAUTHENTICATED"      // no API key
 	CodeKeyMalformed        Code = "KEY_MALFORMED"        // an Authorization header that is not "Bearer <key>"
 	CodeKeyUnknown          Code = "KEY_UNKNOWN"          // a key no one issued

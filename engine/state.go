@@ -80,11 +80,20 @@ type Rule struct {
 	Program       *rules.Program
 }
 
-// Versions are the register and policies in effect for one event.
+// Versions are the register, policies and plan terms in effect for one event.
 type Versions struct {
 	Register  *Register
 	Burn      *Rule
 	DrawOrder *Rule
+	Terms     *PlanTerms // nil: no subscription, a HARD ceiling
+}
+
+// PlanTerms are the overage terms of the plan an organisation is subscribed to.
+type PlanTerms struct {
+	SubscriptionID int
+	OverageMode    OverageMode
+	OveragePrice   decimal.NullDecimal
+	Currency       string
 }
 
 // Draw is the part of a burn paid by one grant.

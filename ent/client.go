@@ -17,11 +17,15 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
+	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
+	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
@@ -38,16 +42,24 @@ type Client struct {
 	APIKey *APIKeyClient
 	// AuditEntry is the client for interacting with the AuditEntry builders.
 	AuditEntry *AuditEntryClient
+	// Charge is the client for interacting with the Charge builders.
+	Charge *ChargeClient
 	// Grant is the client for interacting with the Grant builders.
 	Grant *GrantClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
+	// Plan is the client for interacting with the Plan builders.
+	Plan *PlanClient
 	// PolicyVersion is the client for interacting with the PolicyVersion builders.
 	PolicyVersion *PolicyVersionClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
+	// Subscription is the client for interacting with the Subscription builders.
+	Subscription *SubscriptionClient
+	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
+	SubscriptionPeriod *SubscriptionPeriodClient
 	// UsageEvent is the client for interacting with the UsageEvent builders.
 	UsageEvent *UsageEventClient
 	// Weight is the client for interacting with the Weight builders.
@@ -67,11 +79,15 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AuditEntry = NewAuditEntryClient(c.config)
+	c.Charge = NewChargeClient(c.config)
 	c.Grant = NewGrantClient(c.config)
 	c.LedgerEntry = NewLedgerEntryClient(c.config)
 	c.Organization = NewOrganizationClient(c.config)
+	c.Plan = NewPlanClient(c.config)
 	c.PolicyVersion = NewPolicyVersionClient(c.config)
 	c.Pool = NewPoolClient(c.config)
+	c.Subscription = NewSubscriptionClient(c.config)
+	c.SubscriptionPeriod = NewSubscriptionPeriodClient(c.config)
 	c.UsageEvent = NewUsageEventClient(c.config)
 	c.Weight = NewWeightClient(c.config)
 	c.WeightRegister = NewWeightRegisterClient(c.config)
@@ -165,18 +181,22 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:            ctx,
-		config:         cfg,
-		APIKey:         NewAPIKeyClient(cfg),
-		AuditEntry:     NewAuditEntryClient(cfg),
-		Grant:          NewGrantClient(cfg),
-		LedgerEntry:    NewLedgerEntryClient(cfg),
-		Organization:   NewOrganizationClient(cfg),
-		PolicyVersion:  NewPolicyVersionClient(cfg),
-		Pool:           NewPoolClient(cfg),
-		UsageEvent:     NewUsageEventClient(cfg),
-		Weight:         NewWeightClient(cfg),
-		WeightRegister: NewWeightRegisterClient(cfg),
+		ctx:                ctx,
+		config:             cfg,
+		APIKey:             NewAPIKeyClient(cfg),
+		AuditEntry:         NewAuditEntryClient(cfg),
+		Charge:             NewChargeClient(cfg),
+		Grant:              NewGrantClient(cfg),
+		LedgerEntry:        NewLedgerEntryClient(cfg),
+		Organization:       NewOrganizationClient(cfg),
+		Plan:               NewPlanClient(cfg),
+		PolicyVersion:      NewPolicyVersionClient(cfg),
+		Pool:               NewPoolClient(cfg),
+		Subscription:       NewSubscriptionClient(cfg),
+		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
+		UsageEvent:         NewUsageEventClient(cfg),
+		Weight:             NewWeightClient(cfg),
+		WeightRegister:     NewWeightRegisterClient(cfg),
 	}, nil
 }
 
@@ -194,18 +214,22 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:            ctx,
-		config:         cfg,
-		APIKey:         NewAPIKeyClient(cfg),
-		AuditEntry:     NewAuditEntryClient(cfg),
-		Grant:          NewGrantClient(cfg),
-		LedgerEntry:    NewLedgerEntryClient(cfg),
-		Organization:   NewOrganizationClient(cfg),
-		PolicyVersion:  NewPolicyVersionClient(cfg),
-		Pool:           NewPoolClient(cfg),
-		UsageEvent:     NewUsageEventClient(cfg),
-		Weight:         NewWeightClient(cfg),
-		WeightRegister: NewWeightRegisterClient(cfg),
+		ctx:                ctx,
+		config:             cfg,
+		APIKey:             NewAPIKeyClient(cfg),
+		AuditEntry:         NewAuditEntryClient(cfg),
+		Charge:             NewChargeClient(cfg),
+		Grant:              NewGrantClient(cfg),
+		LedgerEntry:        NewLedgerEntryClient(cfg),
+		Organization:       NewOrganizationClient(cfg),
+		Plan:               NewPlanClient(cfg),
+		PolicyVersion:      NewPolicyVersionClient(cfg),
+		Pool:               NewPoolClient(cfg),
+		Subscription:       NewSubscriptionClient(cfg),
+		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
+		UsageEvent:         NewUsageEventClient(cfg),
+		Weight:             NewWeightClient(cfg),
+		WeightRegister:     NewWeightRegisterClient(cfg),
 	}, nil
 }
 
@@ -235,8 +259,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEntry, c.Grant, c.LedgerEntry, c.Organization, c.PolicyVersion,
-		c.Pool, c.UsageEvent, c.Weight, c.WeightRegister,
+		c.APIKey, c.AuditEntry, c.Charge, c.Grant, c.LedgerEntry, c.Organization,
+		c.Plan, c.PolicyVersion, c.Pool, c.Subscription, c.SubscriptionPeriod,
+		c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Use(hooks...)
 	}
@@ -246,8 +271,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEntry, c.Grant, c.LedgerEntry, c.Organization, c.PolicyVersion,
-		c.Pool, c.UsageEvent, c.Weight, c.WeightRegister,
+		c.APIKey, c.AuditEntry, c.Charge, c.Grant, c.LedgerEntry, c.Organization,
+		c.Plan, c.PolicyVersion, c.Pool, c.Subscription, c.SubscriptionPeriod,
+		c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -260,16 +286,24 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.APIKey.mutate(ctx, m)
 	case *AuditEntryMutation:
 		return c.AuditEntry.mutate(ctx, m)
+	case *ChargeMutation:
+		return c.Charge.mutate(ctx, m)
 	case *GrantMutation:
 		return c.Grant.mutate(ctx, m)
 	case *LedgerEntryMutation:
 		return c.LedgerEntry.mutate(ctx, m)
 	case *OrganizationMutation:
 		return c.Organization.mutate(ctx, m)
+	case *PlanMutation:
+		return c.Plan.mutate(ctx, m)
 	case *PolicyVersionMutation:
 		return c.PolicyVersion.mutate(ctx, m)
 	case *PoolMutation:
 		return c.Pool.mutate(ctx, m)
+	case *SubscriptionMutation:
+		return c.Subscription.mutate(ctx, m)
+	case *SubscriptionPeriodMutation:
+		return c.SubscriptionPeriod.mutate(ctx, m)
 	case *UsageEventMutation:
 		return c.UsageEvent.mutate(ctx, m)
 	case *WeightMutation:
@@ -545,6 +579,139 @@ func (c *AuditEntryClient) mutate(ctx context.Context, m *AuditEntryMutation) (V
 		return (&AuditEntryDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditEntry mutation op: %q", m.Op())
+	}
+}
+
+// ChargeClient is a client for the Charge schema.
+type ChargeClient struct {
+	config
+}
+
+// NewChargeClient returns a client for the Charge from the given config.
+func NewChargeClient(c config) *ChargeClient {
+	return &ChargeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `charge.Hooks(f(g(h())))`.
+func (c *ChargeClient) Use(hooks ...Hook) {
+	c.hooks.Charge = append(c.hooks.Charge, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `charge.Intercept(f(g(h())))`.
+func (c *ChargeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Charge = append(c.inters.Charge, interceptors...)
+}
+
+// Create returns a builder for creating a Charge entity.
+func (c *ChargeClient) Create() *ChargeCreate {
+	mutation := newChargeMutation(c.config, OpCreate)
+	return &ChargeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Charge entities.
+func (c *ChargeClient) CreateBulk(builders ...*ChargeCreate) *ChargeCreateBulk {
+	return &ChargeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ChargeClient) MapCreateBulk(slice any, setFunc func(*ChargeCreate, int)) *ChargeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ChargeCreateBulk{err: fmt.Errorf("calling to ChargeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ChargeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ChargeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Charge.
+func (c *ChargeClient) Update() *ChargeUpdate {
+	mutation := newChargeMutation(c.config, OpUpdate)
+	return &ChargeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ChargeClient) UpdateOne(_m *Charge) *ChargeUpdateOne {
+	mutation := newChargeMutation(c.config, OpUpdateOne, withCharge(_m))
+	return &ChargeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ChargeClient) UpdateOneID(id int) *ChargeUpdateOne {
+	mutation := newChargeMutation(c.config, OpUpdateOne, withChargeID(id))
+	return &ChargeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Charge.
+func (c *ChargeClient) Delete() *ChargeDelete {
+	mutation := newChargeMutation(c.config, OpDelete)
+	return &ChargeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ChargeClient) DeleteOne(_m *Charge) *ChargeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ChargeClient) DeleteOneID(id int) *ChargeDeleteOne {
+	builder := c.Delete().Where(charge.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ChargeDeleteOne{builder}
+}
+
+// Query returns a query builder for Charge.
+func (c *ChargeClient) Query() *ChargeQuery {
+	return &ChargeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCharge},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Charge entity by its id.
+func (c *ChargeClient) Get(ctx context.Context, id int) (*Charge, error) {
+	return c.Query().Where(charge.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ChargeClient) GetX(ctx context.Context, id int) *Charge {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ChargeClient) Hooks() []Hook {
+	return c.hooks.Charge
+}
+
+// Interceptors returns the client interceptors.
+func (c *ChargeClient) Interceptors() []Interceptor {
+	return c.inters.Charge
+}
+
+func (c *ChargeClient) mutate(ctx context.Context, m *ChargeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ChargeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ChargeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ChargeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ChargeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Charge mutation op: %q", m.Op())
 	}
 }
 
@@ -1028,6 +1195,139 @@ func (c *OrganizationClient) mutate(ctx context.Context, m *OrganizationMutation
 	}
 }
 
+// PlanClient is a client for the Plan schema.
+type PlanClient struct {
+	config
+}
+
+// NewPlanClient returns a client for the Plan from the given config.
+func NewPlanClient(c config) *PlanClient {
+	return &PlanClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `plan.Hooks(f(g(h())))`.
+func (c *PlanClient) Use(hooks ...Hook) {
+	c.hooks.Plan = append(c.hooks.Plan, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `plan.Intercept(f(g(h())))`.
+func (c *PlanClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Plan = append(c.inters.Plan, interceptors...)
+}
+
+// Create returns a builder for creating a Plan entity.
+func (c *PlanClient) Create() *PlanCreate {
+	mutation := newPlanMutation(c.config, OpCreate)
+	return &PlanCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Plan entities.
+func (c *PlanClient) CreateBulk(builders ...*PlanCreate) *PlanCreateBulk {
+	return &PlanCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PlanClient) MapCreateBulk(slice any, setFunc func(*PlanCreate, int)) *PlanCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PlanCreateBulk{err: fmt.Errorf("calling to PlanClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PlanCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PlanCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Plan.
+func (c *PlanClient) Update() *PlanUpdate {
+	mutation := newPlanMutation(c.config, OpUpdate)
+	return &PlanUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PlanClient) UpdateOne(_m *Plan) *PlanUpdateOne {
+	mutation := newPlanMutation(c.config, OpUpdateOne, withPlan(_m))
+	return &PlanUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PlanClient) UpdateOneID(id int) *PlanUpdateOne {
+	mutation := newPlanMutation(c.config, OpUpdateOne, withPlanID(id))
+	return &PlanUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Plan.
+func (c *PlanClient) Delete() *PlanDelete {
+	mutation := newPlanMutation(c.config, OpDelete)
+	return &PlanDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PlanClient) DeleteOne(_m *Plan) *PlanDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PlanClient) DeleteOneID(id int) *PlanDeleteOne {
+	builder := c.Delete().Where(plan.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PlanDeleteOne{builder}
+}
+
+// Query returns a query builder for Plan.
+func (c *PlanClient) Query() *PlanQuery {
+	return &PlanQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePlan},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Plan entity by its id.
+func (c *PlanClient) Get(ctx context.Context, id int) (*Plan, error) {
+	return c.Query().Where(plan.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PlanClient) GetX(ctx context.Context, id int) *Plan {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PlanClient) Hooks() []Hook {
+	return c.hooks.Plan
+}
+
+// Interceptors returns the client interceptors.
+func (c *PlanClient) Interceptors() []Interceptor {
+	return c.inters.Plan
+}
+
+func (c *PlanClient) mutate(ctx context.Context, m *PlanMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PlanCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PlanUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PlanUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PlanDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Plan mutation op: %q", m.Op())
+	}
+}
+
 // PolicyVersionClient is a client for the PolicyVersion schema.
 type PolicyVersionClient struct {
 	config
@@ -1355,6 +1655,272 @@ func (c *PoolClient) mutate(ctx context.Context, m *PoolMutation) (Value, error)
 		return (&PoolDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Pool mutation op: %q", m.Op())
+	}
+}
+
+// SubscriptionClient is a client for the Subscription schema.
+type SubscriptionClient struct {
+	config
+}
+
+// NewSubscriptionClient returns a client for the Subscription from the given config.
+func NewSubscriptionClient(c config) *SubscriptionClient {
+	return &SubscriptionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `subscription.Hooks(f(g(h())))`.
+func (c *SubscriptionClient) Use(hooks ...Hook) {
+	c.hooks.Subscription = append(c.hooks.Subscription, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `subscription.Intercept(f(g(h())))`.
+func (c *SubscriptionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Subscription = append(c.inters.Subscription, interceptors...)
+}
+
+// Create returns a builder for creating a Subscription entity.
+func (c *SubscriptionClient) Create() *SubscriptionCreate {
+	mutation := newSubscriptionMutation(c.config, OpCreate)
+	return &SubscriptionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Subscription entities.
+func (c *SubscriptionClient) CreateBulk(builders ...*SubscriptionCreate) *SubscriptionCreateBulk {
+	return &SubscriptionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SubscriptionClient) MapCreateBulk(slice any, setFunc func(*SubscriptionCreate, int)) *SubscriptionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SubscriptionCreateBulk{err: fmt.Errorf("calling to SubscriptionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SubscriptionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SubscriptionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Subscription.
+func (c *SubscriptionClient) Update() *SubscriptionUpdate {
+	mutation := newSubscriptionMutation(c.config, OpUpdate)
+	return &SubscriptionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SubscriptionClient) UpdateOne(_m *Subscription) *SubscriptionUpdateOne {
+	mutation := newSubscriptionMutation(c.config, OpUpdateOne, withSubscription(_m))
+	return &SubscriptionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SubscriptionClient) UpdateOneID(id int) *SubscriptionUpdateOne {
+	mutation := newSubscriptionMutation(c.config, OpUpdateOne, withSubscriptionID(id))
+	return &SubscriptionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Subscription.
+func (c *SubscriptionClient) Delete() *SubscriptionDelete {
+	mutation := newSubscriptionMutation(c.config, OpDelete)
+	return &SubscriptionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SubscriptionClient) DeleteOne(_m *Subscription) *SubscriptionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SubscriptionClient) DeleteOneID(id int) *SubscriptionDeleteOne {
+	builder := c.Delete().Where(subscription.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SubscriptionDeleteOne{builder}
+}
+
+// Query returns a query builder for Subscription.
+func (c *SubscriptionClient) Query() *SubscriptionQuery {
+	return &SubscriptionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSubscription},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Subscription entity by its id.
+func (c *SubscriptionClient) Get(ctx context.Context, id int) (*Subscription, error) {
+	return c.Query().Where(subscription.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SubscriptionClient) GetX(ctx context.Context, id int) *Subscription {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *SubscriptionClient) Hooks() []Hook {
+	return c.hooks.Subscription
+}
+
+// Interceptors returns the client interceptors.
+func (c *SubscriptionClient) Interceptors() []Interceptor {
+	return c.inters.Subscription
+}
+
+func (c *SubscriptionClient) mutate(ctx context.Context, m *SubscriptionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SubscriptionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SubscriptionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SubscriptionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SubscriptionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Subscription mutation op: %q", m.Op())
+	}
+}
+
+// SubscriptionPeriodClient is a client for the SubscriptionPeriod schema.
+type SubscriptionPeriodClient struct {
+	config
+}
+
+// NewSubscriptionPeriodClient returns a client for the SubscriptionPeriod from the given config.
+func NewSubscriptionPeriodClient(c config) *SubscriptionPeriodClient {
+	return &SubscriptionPeriodClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `subscriptionperiod.Hooks(f(g(h())))`.
+func (c *SubscriptionPeriodClient) Use(hooks ...Hook) {
+	c.hooks.SubscriptionPeriod = append(c.hooks.SubscriptionPeriod, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `subscriptionperiod.Intercept(f(g(h())))`.
+func (c *SubscriptionPeriodClient) Intercept(interceptors ...Interceptor) {
+	c.inters.SubscriptionPeriod = append(c.inters.SubscriptionPeriod, interceptors...)
+}
+
+// Create returns a builder for creating a SubscriptionPeriod entity.
+func (c *SubscriptionPeriodClient) Create() *SubscriptionPeriodCreate {
+	mutation := newSubscriptionPeriodMutation(c.config, OpCreate)
+	return &SubscriptionPeriodCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of SubscriptionPeriod entities.
+func (c *SubscriptionPeriodClient) CreateBulk(builders ...*SubscriptionPeriodCreate) *SubscriptionPeriodCreateBulk {
+	return &SubscriptionPeriodCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SubscriptionPeriodClient) MapCreateBulk(slice any, setFunc func(*SubscriptionPeriodCreate, int)) *SubscriptionPeriodCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SubscriptionPeriodCreateBulk{err: fmt.Errorf("calling to SubscriptionPeriodClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SubscriptionPeriodCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SubscriptionPeriodCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for SubscriptionPeriod.
+func (c *SubscriptionPeriodClient) Update() *SubscriptionPeriodUpdate {
+	mutation := newSubscriptionPeriodMutation(c.config, OpUpdate)
+	return &SubscriptionPeriodUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SubscriptionPeriodClient) UpdateOne(_m *SubscriptionPeriod) *SubscriptionPeriodUpdateOne {
+	mutation := newSubscriptionPeriodMutation(c.config, OpUpdateOne, withSubscriptionPeriod(_m))
+	return &SubscriptionPeriodUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SubscriptionPeriodClient) UpdateOneID(id int) *SubscriptionPeriodUpdateOne {
+	mutation := newSubscriptionPeriodMutation(c.config, OpUpdateOne, withSubscriptionPeriodID(id))
+	return &SubscriptionPeriodUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for SubscriptionPeriod.
+func (c *SubscriptionPeriodClient) Delete() *SubscriptionPeriodDelete {
+	mutation := newSubscriptionPeriodMutation(c.config, OpDelete)
+	return &SubscriptionPeriodDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SubscriptionPeriodClient) DeleteOne(_m *SubscriptionPeriod) *SubscriptionPeriodDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SubscriptionPeriodClient) DeleteOneID(id int) *SubscriptionPeriodDeleteOne {
+	builder := c.Delete().Where(subscriptionperiod.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SubscriptionPeriodDeleteOne{builder}
+}
+
+// Query returns a query builder for SubscriptionPeriod.
+func (c *SubscriptionPeriodClient) Query() *SubscriptionPeriodQuery {
+	return &SubscriptionPeriodQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSubscriptionPeriod},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a SubscriptionPeriod entity by its id.
+func (c *SubscriptionPeriodClient) Get(ctx context.Context, id int) (*SubscriptionPeriod, error) {
+	return c.Query().Where(subscriptionperiod.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SubscriptionPeriodClient) GetX(ctx context.Context, id int) *SubscriptionPeriod {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *SubscriptionPeriodClient) Hooks() []Hook {
+	return c.hooks.SubscriptionPeriod
+}
+
+// Interceptors returns the client interceptors.
+func (c *SubscriptionPeriodClient) Interceptors() []Interceptor {
+	return c.inters.SubscriptionPeriod
+}
+
+func (c *SubscriptionPeriodClient) mutate(ctx context.Context, m *SubscriptionPeriodMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SubscriptionPeriodCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SubscriptionPeriodUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SubscriptionPeriodUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SubscriptionPeriodDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown SubscriptionPeriod mutation op: %q", m.Op())
 	}
 }
 
@@ -1792,12 +2358,14 @@ func (c *WeightRegisterClient) mutate(ctx context.Context, m *WeightRegisterMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEntry, Grant, LedgerEntry, Organization, PolicyVersion, Pool,
-		UsageEvent, Weight, WeightRegister []ent.Hook
+		APIKey, AuditEntry, Charge, Grant, LedgerEntry, Organization, Plan,
+		PolicyVersion, Pool, Subscription, SubscriptionPeriod, UsageEvent, Weight,
+		WeightRegister []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEntry, Grant, LedgerEntry, Organization, PolicyVersion, Pool,
-		UsageEvent, Weight, WeightRegister []ent.Interceptor
+		APIKey, AuditEntry, Charge, Grant, LedgerEntry, Organization, Plan,
+		PolicyVersion, Pool, Subscription, SubscriptionPeriod, UsageEvent, Weight,
+		WeightRegister []ent.Interceptor
 	}
 )
 

@@ -14,11 +14,15 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
+	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
+	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
@@ -82,16 +86,20 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:         apikey.ValidColumn,
-			auditentry.Table:     auditentry.ValidColumn,
-			grant.Table:          grant.ValidColumn,
-			ledgerentry.Table:    ledgerentry.ValidColumn,
-			organization.Table:   organization.ValidColumn,
-			policyversion.Table:  policyversion.ValidColumn,
-			pool.Table:           pool.ValidColumn,
-			usageevent.Table:     usageevent.ValidColumn,
-			weight.Table:         weight.ValidColumn,
-			weightregister.Table: weightregister.ValidColumn,
+			apikey.Table:             apikey.ValidColumn,
+			auditentry.Table:         auditentry.ValidColumn,
+			charge.Table:             charge.ValidColumn,
+			grant.Table:              grant.ValidColumn,
+			ledgerentry.Table:        ledgerentry.ValidColumn,
+			organization.Table:       organization.ValidColumn,
+			plan.Table:               plan.ValidColumn,
+			policyversion.Table:      policyversion.ValidColumn,
+			pool.Table:               pool.ValidColumn,
+			subscription.Table:       subscription.ValidColumn,
+			subscriptionperiod.Table: subscriptionperiod.ValidColumn,
+			usageevent.Table:         usageevent.ValidColumn,
+			weight.Table:             weight.ValidColumn,
+			weightregister.Table:     weightregister.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

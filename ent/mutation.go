@@ -14,12 +14,16 @@ import (
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
+	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
+	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/predicate"
+	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
@@ -35,16 +39,20 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAPIKey         = "APIKey"
-	TypeAuditEntry     = "AuditEntry"
-	TypeGrant          = "Grant"
-	TypeLedgerEntry    = "LedgerEntry"
-	TypeOrganization   = "Organization"
-	TypePolicyVersion  = "PolicyVersion"
-	TypePool           = "Pool"
-	TypeUsageEvent     = "UsageEvent"
-	TypeWeight         = "Weight"
-	TypeWeightRegister = "WeightRegister"
+	TypeAPIKey             = "APIKey"
+	TypeAuditEntry         = "AuditEntry"
+	TypeCharge             = "Charge"
+	TypeGrant              = "Grant"
+	TypeLedgerEntry        = "LedgerEntry"
+	TypeOrganization       = "Organization"
+	TypePlan               = "Plan"
+	TypePolicyVersion      = "PolicyVersion"
+	TypePool               = "Pool"
+	TypeSubscription       = "Subscription"
+	TypeSubscriptionPeriod = "SubscriptionPeriod"
+	TypeUsageEvent         = "UsageEvent"
+	TypeWeight             = "Weight"
+	TypeWeightRegister     = "WeightRegister"
 )
 
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
@@ -1934,6 +1942,1108 @@ func (m *AuditEntryMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *AuditEntryMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditEntry edge %s", name)
+}
+
+// ChargeMutation represents an operation that mutates the Charge nodes in the graph.
+type ChargeMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	created_at         *time.Time
+	organization_id    *int
+	addorganization_id *int
+	kind               *string
+	credits            *decimal.Decimal
+	amount             *decimal.Decimal
+	currency           *string
+	subscription_id    *int
+	addsubscription_id *int
+	period_start       *time.Time
+	usage_event_id     *int
+	addusage_event_id  *int
+	grant_id           *int
+	addgrant_id        *int
+	memo               *string
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*Charge, error)
+	predicates         []predicate.Charge
+}
+
+var _ ent.Mutation = (*ChargeMutation)(nil)
+
+// chargeOption allows management of the mutation configuration using functional options.
+type chargeOption func(*ChargeMutation)
+
+// newChargeMutation creates new mutation for the Charge entity.
+func newChargeMutation(c config, op Op, opts ...chargeOption) *ChargeMutation {
+	m := &ChargeMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCharge,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withChargeID sets the ID field of the mutation.
+func withChargeID(id int) chargeOption {
+	return func(m *ChargeMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Charge
+		)
+		m.oldValue = func(ctx context.Context) (*Charge, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Charge.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCharge sets the old Charge of the mutation.
+func withCharge(node *Charge) chargeOption {
+	return func(m *ChargeMutation) {
+		m.oldValue = func(context.Context) (*Charge, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ChargeMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ChargeMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ChargeMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ChargeMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Charge.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ChargeMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ChargeMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ChargeMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *ChargeMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *ChargeMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *ChargeMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *ChargeMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *ChargeMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *ChargeMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *ChargeMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *ChargeMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetCredits sets the "credits" field.
+func (m *ChargeMutation) SetCredits(d decimal.Decimal) {
+	m.credits = &d
+}
+
+// Credits returns the value of the "credits" field in the mutation.
+func (m *ChargeMutation) Credits() (r decimal.Decimal, exists bool) {
+	v := m.credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCredits returns the old "credits" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldCredits(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCredits: %w", err)
+	}
+	return oldValue.Credits, nil
+}
+
+// ResetCredits resets all changes to the "credits" field.
+func (m *ChargeMutation) ResetCredits() {
+	m.credits = nil
+}
+
+// SetAmount sets the "amount" field.
+func (m *ChargeMutation) SetAmount(d decimal.Decimal) {
+	m.amount = &d
+}
+
+// Amount returns the value of the "amount" field in the mutation.
+func (m *ChargeMutation) Amount() (r decimal.Decimal, exists bool) {
+	v := m.amount
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAmount returns the old "amount" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldAmount(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAmount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAmount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAmount: %w", err)
+	}
+	return oldValue.Amount, nil
+}
+
+// ResetAmount resets all changes to the "amount" field.
+func (m *ChargeMutation) ResetAmount() {
+	m.amount = nil
+}
+
+// SetCurrency sets the "currency" field.
+func (m *ChargeMutation) SetCurrency(s string) {
+	m.currency = &s
+}
+
+// Currency returns the value of the "currency" field in the mutation.
+func (m *ChargeMutation) Currency() (r string, exists bool) {
+	v := m.currency
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrency returns the old "currency" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldCurrency(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrency is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrency requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrency: %w", err)
+	}
+	return oldValue.Currency, nil
+}
+
+// ResetCurrency resets all changes to the "currency" field.
+func (m *ChargeMutation) ResetCurrency() {
+	m.currency = nil
+}
+
+// SetSubscriptionID sets the "subscription_id" field.
+func (m *ChargeMutation) SetSubscriptionID(i int) {
+	m.subscription_id = &i
+	m.addsubscription_id = nil
+}
+
+// SubscriptionID returns the value of the "subscription_id" field in the mutation.
+func (m *ChargeMutation) SubscriptionID() (r int, exists bool) {
+	v := m.subscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubscriptionID returns the old "subscription_id" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldSubscriptionID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubscriptionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubscriptionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubscriptionID: %w", err)
+	}
+	return oldValue.SubscriptionID, nil
+}
+
+// AddSubscriptionID adds i to the "subscription_id" field.
+func (m *ChargeMutation) AddSubscriptionID(i int) {
+	if m.addsubscription_id != nil {
+		*m.addsubscription_id += i
+	} else {
+		m.addsubscription_id = &i
+	}
+}
+
+// AddedSubscriptionID returns the value that was added to the "subscription_id" field in this mutation.
+func (m *ChargeMutation) AddedSubscriptionID() (r int, exists bool) {
+	v := m.addsubscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearSubscriptionID clears the value of the "subscription_id" field.
+func (m *ChargeMutation) ClearSubscriptionID() {
+	m.subscription_id = nil
+	m.addsubscription_id = nil
+	m.clearedFields[charge.FieldSubscriptionID] = struct{}{}
+}
+
+// SubscriptionIDCleared returns if the "subscription_id" field was cleared in this mutation.
+func (m *ChargeMutation) SubscriptionIDCleared() bool {
+	_, ok := m.clearedFields[charge.FieldSubscriptionID]
+	return ok
+}
+
+// ResetSubscriptionID resets all changes to the "subscription_id" field.
+func (m *ChargeMutation) ResetSubscriptionID() {
+	m.subscription_id = nil
+	m.addsubscription_id = nil
+	delete(m.clearedFields, charge.FieldSubscriptionID)
+}
+
+// SetPeriodStart sets the "period_start" field.
+func (m *ChargeMutation) SetPeriodStart(t time.Time) {
+	m.period_start = &t
+}
+
+// PeriodStart returns the value of the "period_start" field in the mutation.
+func (m *ChargeMutation) PeriodStart() (r time.Time, exists bool) {
+	v := m.period_start
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPeriodStart returns the old "period_start" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldPeriodStart(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPeriodStart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPeriodStart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPeriodStart: %w", err)
+	}
+	return oldValue.PeriodStart, nil
+}
+
+// ClearPeriodStart clears the value of the "period_start" field.
+func (m *ChargeMutation) ClearPeriodStart() {
+	m.period_start = nil
+	m.clearedFields[charge.FieldPeriodStart] = struct{}{}
+}
+
+// PeriodStartCleared returns if the "period_start" field was cleared in this mutation.
+func (m *ChargeMutation) PeriodStartCleared() bool {
+	_, ok := m.clearedFields[charge.FieldPeriodStart]
+	return ok
+}
+
+// ResetPeriodStart resets all changes to the "period_start" field.
+func (m *ChargeMutation) ResetPeriodStart() {
+	m.period_start = nil
+	delete(m.clearedFields, charge.FieldPeriodStart)
+}
+
+// SetUsageEventID sets the "usage_event_id" field.
+func (m *ChargeMutation) SetUsageEventID(i int) {
+	m.usage_event_id = &i
+	m.addusage_event_id = nil
+}
+
+// UsageEventID returns the value of the "usage_event_id" field in the mutation.
+func (m *ChargeMutation) UsageEventID() (r int, exists bool) {
+	v := m.usage_event_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsageEventID returns the old "usage_event_id" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldUsageEventID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsageEventID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsageEventID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsageEventID: %w", err)
+	}
+	return oldValue.UsageEventID, nil
+}
+
+// AddUsageEventID adds i to the "usage_event_id" field.
+func (m *ChargeMutation) AddUsageEventID(i int) {
+	if m.addusage_event_id != nil {
+		*m.addusage_event_id += i
+	} else {
+		m.addusage_event_id = &i
+	}
+}
+
+// AddedUsageEventID returns the value that was added to the "usage_event_id" field in this mutation.
+func (m *ChargeMutation) AddedUsageEventID() (r int, exists bool) {
+	v := m.addusage_event_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearUsageEventID clears the value of the "usage_event_id" field.
+func (m *ChargeMutation) ClearUsageEventID() {
+	m.usage_event_id = nil
+	m.addusage_event_id = nil
+	m.clearedFields[charge.FieldUsageEventID] = struct{}{}
+}
+
+// UsageEventIDCleared returns if the "usage_event_id" field was cleared in this mutation.
+func (m *ChargeMutation) UsageEventIDCleared() bool {
+	_, ok := m.clearedFields[charge.FieldUsageEventID]
+	return ok
+}
+
+// ResetUsageEventID resets all changes to the "usage_event_id" field.
+func (m *ChargeMutation) ResetUsageEventID() {
+	m.usage_event_id = nil
+	m.addusage_event_id = nil
+	delete(m.clearedFields, charge.FieldUsageEventID)
+}
+
+// SetGrantID sets the "grant_id" field.
+func (m *ChargeMutation) SetGrantID(i int) {
+	m.grant_id = &i
+	m.addgrant_id = nil
+}
+
+// GrantID returns the value of the "grant_id" field in the mutation.
+func (m *ChargeMutation) GrantID() (r int, exists bool) {
+	v := m.grant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGrantID returns the old "grant_id" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldGrantID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGrantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGrantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGrantID: %w", err)
+	}
+	return oldValue.GrantID, nil
+}
+
+// AddGrantID adds i to the "grant_id" field.
+func (m *ChargeMutation) AddGrantID(i int) {
+	if m.addgrant_id != nil {
+		*m.addgrant_id += i
+	} else {
+		m.addgrant_id = &i
+	}
+}
+
+// AddedGrantID returns the value that was added to the "grant_id" field in this mutation.
+func (m *ChargeMutation) AddedGrantID() (r int, exists bool) {
+	v := m.addgrant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearGrantID clears the value of the "grant_id" field.
+func (m *ChargeMutation) ClearGrantID() {
+	m.grant_id = nil
+	m.addgrant_id = nil
+	m.clearedFields[charge.FieldGrantID] = struct{}{}
+}
+
+// GrantIDCleared returns if the "grant_id" field was cleared in this mutation.
+func (m *ChargeMutation) GrantIDCleared() bool {
+	_, ok := m.clearedFields[charge.FieldGrantID]
+	return ok
+}
+
+// ResetGrantID resets all changes to the "grant_id" field.
+func (m *ChargeMutation) ResetGrantID() {
+	m.grant_id = nil
+	m.addgrant_id = nil
+	delete(m.clearedFields, charge.FieldGrantID)
+}
+
+// SetMemo sets the "memo" field.
+func (m *ChargeMutation) SetMemo(s string) {
+	m.memo = &s
+}
+
+// Memo returns the value of the "memo" field in the mutation.
+func (m *ChargeMutation) Memo() (r string, exists bool) {
+	v := m.memo
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMemo returns the old "memo" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldMemo(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMemo is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMemo requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMemo: %w", err)
+	}
+	return oldValue.Memo, nil
+}
+
+// ClearMemo clears the value of the "memo" field.
+func (m *ChargeMutation) ClearMemo() {
+	m.memo = nil
+	m.clearedFields[charge.FieldMemo] = struct{}{}
+}
+
+// MemoCleared returns if the "memo" field was cleared in this mutation.
+func (m *ChargeMutation) MemoCleared() bool {
+	_, ok := m.clearedFields[charge.FieldMemo]
+	return ok
+}
+
+// ResetMemo resets all changes to the "memo" field.
+func (m *ChargeMutation) ResetMemo() {
+	m.memo = nil
+	delete(m.clearedFields, charge.FieldMemo)
+}
+
+// Where appends a list predicates to the ChargeMutation builder.
+func (m *ChargeMutation) Where(ps ...predicate.Charge) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ChargeMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ChargeMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Charge, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ChargeMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ChargeMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Charge).
+func (m *ChargeMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ChargeMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.created_at != nil {
+		fields = append(fields, charge.FieldCreatedAt)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, charge.FieldOrganizationID)
+	}
+	if m.kind != nil {
+		fields = append(fields, charge.FieldKind)
+	}
+	if m.credits != nil {
+		fields = append(fields, charge.FieldCredits)
+	}
+	if m.amount != nil {
+		fields = append(fields, charge.FieldAmount)
+	}
+	if m.currency != nil {
+		fields = append(fields, charge.FieldCurrency)
+	}
+	if m.subscription_id != nil {
+		fields = append(fields, charge.FieldSubscriptionID)
+	}
+	if m.period_start != nil {
+		fields = append(fields, charge.FieldPeriodStart)
+	}
+	if m.usage_event_id != nil {
+		fields = append(fields, charge.FieldUsageEventID)
+	}
+	if m.grant_id != nil {
+		fields = append(fields, charge.FieldGrantID)
+	}
+	if m.memo != nil {
+		fields = append(fields, charge.FieldMemo)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ChargeMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case charge.FieldCreatedAt:
+		return m.CreatedAt()
+	case charge.FieldOrganizationID:
+		return m.OrganizationID()
+	case charge.FieldKind:
+		return m.Kind()
+	case charge.FieldCredits:
+		return m.Credits()
+	case charge.FieldAmount:
+		return m.Amount()
+	case charge.FieldCurrency:
+		return m.Currency()
+	case charge.FieldSubscriptionID:
+		return m.SubscriptionID()
+	case charge.FieldPeriodStart:
+		return m.PeriodStart()
+	case charge.FieldUsageEventID:
+		return m.UsageEventID()
+	case charge.FieldGrantID:
+		return m.GrantID()
+	case charge.FieldMemo:
+		return m.Memo()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ChargeMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case charge.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case charge.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case charge.FieldKind:
+		return m.OldKind(ctx)
+	case charge.FieldCredits:
+		return m.OldCredits(ctx)
+	case charge.FieldAmount:
+		return m.OldAmount(ctx)
+	case charge.FieldCurrency:
+		return m.OldCurrency(ctx)
+	case charge.FieldSubscriptionID:
+		return m.OldSubscriptionID(ctx)
+	case charge.FieldPeriodStart:
+		return m.OldPeriodStart(ctx)
+	case charge.FieldUsageEventID:
+		return m.OldUsageEventID(ctx)
+	case charge.FieldGrantID:
+		return m.OldGrantID(ctx)
+	case charge.FieldMemo:
+		return m.OldMemo(ctx)
+	}
+	return nil, fmt.Errorf("unknown Charge field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChargeMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case charge.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case charge.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case charge.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case charge.FieldCredits:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCredits(v)
+		return nil
+	case charge.FieldAmount:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAmount(v)
+		return nil
+	case charge.FieldCurrency:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrency(v)
+		return nil
+	case charge.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubscriptionID(v)
+		return nil
+	case charge.FieldPeriodStart:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPeriodStart(v)
+		return nil
+	case charge.FieldUsageEventID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsageEventID(v)
+		return nil
+	case charge.FieldGrantID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGrantID(v)
+		return nil
+	case charge.FieldMemo:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMemo(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Charge field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ChargeMutation) AddedFields() []string {
+	var fields []string
+	if m.addorganization_id != nil {
+		fields = append(fields, charge.FieldOrganizationID)
+	}
+	if m.addsubscription_id != nil {
+		fields = append(fields, charge.FieldSubscriptionID)
+	}
+	if m.addusage_event_id != nil {
+		fields = append(fields, charge.FieldUsageEventID)
+	}
+	if m.addgrant_id != nil {
+		fields = append(fields, charge.FieldGrantID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ChargeMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case charge.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case charge.FieldSubscriptionID:
+		return m.AddedSubscriptionID()
+	case charge.FieldUsageEventID:
+		return m.AddedUsageEventID()
+	case charge.FieldGrantID:
+		return m.AddedGrantID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChargeMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case charge.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case charge.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSubscriptionID(v)
+		return nil
+	case charge.FieldUsageEventID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUsageEventID(v)
+		return nil
+	case charge.FieldGrantID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddGrantID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Charge numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ChargeMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(charge.FieldSubscriptionID) {
+		fields = append(fields, charge.FieldSubscriptionID)
+	}
+	if m.FieldCleared(charge.FieldPeriodStart) {
+		fields = append(fields, charge.FieldPeriodStart)
+	}
+	if m.FieldCleared(charge.FieldUsageEventID) {
+		fields = append(fields, charge.FieldUsageEventID)
+	}
+	if m.FieldCleared(charge.FieldGrantID) {
+		fields = append(fields, charge.FieldGrantID)
+	}
+	if m.FieldCleared(charge.FieldMemo) {
+		fields = append(fields, charge.FieldMemo)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ChargeMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ChargeMutation) ClearField(name string) error {
+	switch name {
+	case charge.FieldSubscriptionID:
+		m.ClearSubscriptionID()
+		return nil
+	case charge.FieldPeriodStart:
+		m.ClearPeriodStart()
+		return nil
+	case charge.FieldUsageEventID:
+		m.ClearUsageEventID()
+		return nil
+	case charge.FieldGrantID:
+		m.ClearGrantID()
+		return nil
+	case charge.FieldMemo:
+		m.ClearMemo()
+		return nil
+	}
+	return fmt.Errorf("unknown Charge nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ChargeMutation) ResetField(name string) error {
+	switch name {
+	case charge.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case charge.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case charge.FieldKind:
+		m.ResetKind()
+		return nil
+	case charge.FieldCredits:
+		m.ResetCredits()
+		return nil
+	case charge.FieldAmount:
+		m.ResetAmount()
+		return nil
+	case charge.FieldCurrency:
+		m.ResetCurrency()
+		return nil
+	case charge.FieldSubscriptionID:
+		m.ResetSubscriptionID()
+		return nil
+	case charge.FieldPeriodStart:
+		m.ResetPeriodStart()
+		return nil
+	case charge.FieldUsageEventID:
+		m.ResetUsageEventID()
+		return nil
+	case charge.FieldGrantID:
+		m.ResetGrantID()
+		return nil
+	case charge.FieldMemo:
+		m.ResetMemo()
+		return nil
+	}
+	return fmt.Errorf("unknown Charge field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ChargeMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ChargeMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ChargeMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ChargeMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ChargeMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ChargeMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ChargeMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Charge unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ChargeMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Charge edge %s", name)
 }
 
 // GrantMutation represents an operation that mutates the Grant nodes in the graph.
@@ -5157,6 +6267,1369 @@ func (m *OrganizationMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Organization edge %s", name)
 }
 
+// PlanMutation represents an operation that mutates the Plan nodes in the graph.
+type PlanMutation struct {
+	config
+	op                       Op
+	typ                      string
+	id                       *int
+	created_at               *time.Time
+	name                     *string
+	period                   *engine.Period
+	included_credits         *decimal.Decimal
+	price_per_credit         *decimal.Decimal
+	platform_fee             *decimal.Decimal
+	currency                 *string
+	register_name            *string
+	overage_mode             *engine.OverageMode
+	overage_price            *decimal.NullDecimal
+	auto_top_up_threshold    *decimal.NullDecimal
+	auto_top_up_credits      *decimal.NullDecimal
+	borrow_limit             *decimal.NullDecimal
+	rollover_mode            *engine.RolloverMode
+	rollover_cap             *decimal.NullDecimal
+	on_demand_price          *decimal.NullDecimal
+	on_demand_expiry_days    *int
+	addon_demand_expiry_days *int
+	clearedFields            map[string]struct{}
+	done                     bool
+	oldValue                 func(context.Context) (*Plan, error)
+	predicates               []predicate.Plan
+}
+
+var _ ent.Mutation = (*PlanMutation)(nil)
+
+// planOption allows management of the mutation configuration using functional options.
+type planOption func(*PlanMutation)
+
+// newPlanMutation creates new mutation for the Plan entity.
+func newPlanMutation(c config, op Op, opts ...planOption) *PlanMutation {
+	m := &PlanMutation{
+		config:        c,
+		op:            op,
+		typ:           TypePlan,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withPlanID sets the ID field of the mutation.
+func withPlanID(id int) planOption {
+	return func(m *PlanMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Plan
+		)
+		m.oldValue = func(ctx context.Context) (*Plan, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Plan.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withPlan sets the old Plan of the mutation.
+func withPlan(node *Plan) planOption {
+	return func(m *PlanMutation) {
+		m.oldValue = func(context.Context) (*Plan, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m PlanMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m PlanMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *PlanMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *PlanMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Plan.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *PlanMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *PlanMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *PlanMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetName sets the "name" field.
+func (m *PlanMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *PlanMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *PlanMutation) ResetName() {
+	m.name = nil
+}
+
+// SetPeriod sets the "period" field.
+func (m *PlanMutation) SetPeriod(e engine.Period) {
+	m.period = &e
+}
+
+// Period returns the value of the "period" field in the mutation.
+func (m *PlanMutation) Period() (r engine.Period, exists bool) {
+	v := m.period
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPeriod returns the old "period" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldPeriod(ctx context.Context) (v engine.Period, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPeriod is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPeriod requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPeriod: %w", err)
+	}
+	return oldValue.Period, nil
+}
+
+// ResetPeriod resets all changes to the "period" field.
+func (m *PlanMutation) ResetPeriod() {
+	m.period = nil
+}
+
+// SetIncludedCredits sets the "included_credits" field.
+func (m *PlanMutation) SetIncludedCredits(d decimal.Decimal) {
+	m.included_credits = &d
+}
+
+// IncludedCredits returns the value of the "included_credits" field in the mutation.
+func (m *PlanMutation) IncludedCredits() (r decimal.Decimal, exists bool) {
+	v := m.included_credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIncludedCredits returns the old "included_credits" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldIncludedCredits(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIncludedCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIncludedCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIncludedCredits: %w", err)
+	}
+	return oldValue.IncludedCredits, nil
+}
+
+// ResetIncludedCredits resets all changes to the "included_credits" field.
+func (m *PlanMutation) ResetIncludedCredits() {
+	m.included_credits = nil
+}
+
+// SetPricePerCredit sets the "price_per_credit" field.
+func (m *PlanMutation) SetPricePerCredit(d decimal.Decimal) {
+	m.price_per_credit = &d
+}
+
+// PricePerCredit returns the value of the "price_per_credit" field in the mutation.
+func (m *PlanMutation) PricePerCredit() (r decimal.Decimal, exists bool) {
+	v := m.price_per_credit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPricePerCredit returns the old "price_per_credit" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldPricePerCredit(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPricePerCredit is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPricePerCredit requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPricePerCredit: %w", err)
+	}
+	return oldValue.PricePerCredit, nil
+}
+
+// ResetPricePerCredit resets all changes to the "price_per_credit" field.
+func (m *PlanMutation) ResetPricePerCredit() {
+	m.price_per_credit = nil
+}
+
+// SetPlatformFee sets the "platform_fee" field.
+func (m *PlanMutation) SetPlatformFee(d decimal.Decimal) {
+	m.platform_fee = &d
+}
+
+// PlatformFee returns the value of the "platform_fee" field in the mutation.
+func (m *PlanMutation) PlatformFee() (r decimal.Decimal, exists bool) {
+	v := m.platform_fee
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPlatformFee returns the old "platform_fee" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldPlatformFee(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPlatformFee is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPlatformFee requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPlatformFee: %w", err)
+	}
+	return oldValue.PlatformFee, nil
+}
+
+// ResetPlatformFee resets all changes to the "platform_fee" field.
+func (m *PlanMutation) ResetPlatformFee() {
+	m.platform_fee = nil
+}
+
+// SetCurrency sets the "currency" field.
+func (m *PlanMutation) SetCurrency(s string) {
+	m.currency = &s
+}
+
+// Currency returns the value of the "currency" field in the mutation.
+func (m *PlanMutation) Currency() (r string, exists bool) {
+	v := m.currency
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrency returns the old "currency" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldCurrency(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrency is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrency requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrency: %w", err)
+	}
+	return oldValue.Currency, nil
+}
+
+// ResetCurrency resets all changes to the "currency" field.
+func (m *PlanMutation) ResetCurrency() {
+	m.currency = nil
+}
+
+// SetRegisterName sets the "register_name" field.
+func (m *PlanMutation) SetRegisterName(s string) {
+	m.register_name = &s
+}
+
+// RegisterName returns the value of the "register_name" field in the mutation.
+func (m *PlanMutation) RegisterName() (r string, exists bool) {
+	v := m.register_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRegisterName returns the old "register_name" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldRegisterName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRegisterName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRegisterName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRegisterName: %w", err)
+	}
+	return oldValue.RegisterName, nil
+}
+
+// ResetRegisterName resets all changes to the "register_name" field.
+func (m *PlanMutation) ResetRegisterName() {
+	m.register_name = nil
+}
+
+// SetOverageMode sets the "overage_mode" field.
+func (m *PlanMutation) SetOverageMode(em engine.OverageMode) {
+	m.overage_mode = &em
+}
+
+// OverageMode returns the value of the "overage_mode" field in the mutation.
+func (m *PlanMutation) OverageMode() (r engine.OverageMode, exists bool) {
+	v := m.overage_mode
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOverageMode returns the old "overage_mode" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldOverageMode(ctx context.Context) (v engine.OverageMode, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOverageMode is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOverageMode requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOverageMode: %w", err)
+	}
+	return oldValue.OverageMode, nil
+}
+
+// ResetOverageMode resets all changes to the "overage_mode" field.
+func (m *PlanMutation) ResetOverageMode() {
+	m.overage_mode = nil
+}
+
+// SetOveragePrice sets the "overage_price" field.
+func (m *PlanMutation) SetOveragePrice(dd decimal.NullDecimal) {
+	m.overage_price = &dd
+}
+
+// OveragePrice returns the value of the "overage_price" field in the mutation.
+func (m *PlanMutation) OveragePrice() (r decimal.NullDecimal, exists bool) {
+	v := m.overage_price
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOveragePrice returns the old "overage_price" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldOveragePrice(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOveragePrice is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOveragePrice requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOveragePrice: %w", err)
+	}
+	return oldValue.OveragePrice, nil
+}
+
+// ClearOveragePrice clears the value of the "overage_price" field.
+func (m *PlanMutation) ClearOveragePrice() {
+	m.overage_price = nil
+	m.clearedFields[plan.FieldOveragePrice] = struct{}{}
+}
+
+// OveragePriceCleared returns if the "overage_price" field was cleared in this mutation.
+func (m *PlanMutation) OveragePriceCleared() bool {
+	_, ok := m.clearedFields[plan.FieldOveragePrice]
+	return ok
+}
+
+// ResetOveragePrice resets all changes to the "overage_price" field.
+func (m *PlanMutation) ResetOveragePrice() {
+	m.overage_price = nil
+	delete(m.clearedFields, plan.FieldOveragePrice)
+}
+
+// SetAutoTopUpThreshold sets the "auto_top_up_threshold" field.
+func (m *PlanMutation) SetAutoTopUpThreshold(dd decimal.NullDecimal) {
+	m.auto_top_up_threshold = &dd
+}
+
+// AutoTopUpThreshold returns the value of the "auto_top_up_threshold" field in the mutation.
+func (m *PlanMutation) AutoTopUpThreshold() (r decimal.NullDecimal, exists bool) {
+	v := m.auto_top_up_threshold
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutoTopUpThreshold returns the old "auto_top_up_threshold" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldAutoTopUpThreshold(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutoTopUpThreshold is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutoTopUpThreshold requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutoTopUpThreshold: %w", err)
+	}
+	return oldValue.AutoTopUpThreshold, nil
+}
+
+// ClearAutoTopUpThreshold clears the value of the "auto_top_up_threshold" field.
+func (m *PlanMutation) ClearAutoTopUpThreshold() {
+	m.auto_top_up_threshold = nil
+	m.clearedFields[plan.FieldAutoTopUpThreshold] = struct{}{}
+}
+
+// AutoTopUpThresholdCleared returns if the "auto_top_up_threshold" field was cleared in this mutation.
+func (m *PlanMutation) AutoTopUpThresholdCleared() bool {
+	_, ok := m.clearedFields[plan.FieldAutoTopUpThreshold]
+	return ok
+}
+
+// ResetAutoTopUpThreshold resets all changes to the "auto_top_up_threshold" field.
+func (m *PlanMutation) ResetAutoTopUpThreshold() {
+	m.auto_top_up_threshold = nil
+	delete(m.clearedFields, plan.FieldAutoTopUpThreshold)
+}
+
+// SetAutoTopUpCredits sets the "auto_top_up_credits" field.
+func (m *PlanMutation) SetAutoTopUpCredits(dd decimal.NullDecimal) {
+	m.auto_top_up_credits = &dd
+}
+
+// AutoTopUpCredits returns the value of the "auto_top_up_credits" field in the mutation.
+func (m *PlanMutation) AutoTopUpCredits() (r decimal.NullDecimal, exists bool) {
+	v := m.auto_top_up_credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutoTopUpCredits returns the old "auto_top_up_credits" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldAutoTopUpCredits(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutoTopUpCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutoTopUpCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutoTopUpCredits: %w", err)
+	}
+	return oldValue.AutoTopUpCredits, nil
+}
+
+// ClearAutoTopUpCredits clears the value of the "auto_top_up_credits" field.
+func (m *PlanMutation) ClearAutoTopUpCredits() {
+	m.auto_top_up_credits = nil
+	m.clearedFields[plan.FieldAutoTopUpCredits] = struct{}{}
+}
+
+// AutoTopUpCreditsCleared returns if the "auto_top_up_credits" field was cleared in this mutation.
+func (m *PlanMutation) AutoTopUpCreditsCleared() bool {
+	_, ok := m.clearedFields[plan.FieldAutoTopUpCredits]
+	return ok
+}
+
+// ResetAutoTopUpCredits resets all changes to the "auto_top_up_credits" field.
+func (m *PlanMutation) ResetAutoTopUpCredits() {
+	m.auto_top_up_credits = nil
+	delete(m.clearedFields, plan.FieldAutoTopUpCredits)
+}
+
+// SetBorrowLimit sets the "borrow_limit" field.
+func (m *PlanMutation) SetBorrowLimit(dd decimal.NullDecimal) {
+	m.borrow_limit = &dd
+}
+
+// BorrowLimit returns the value of the "borrow_limit" field in the mutation.
+func (m *PlanMutation) BorrowLimit() (r decimal.NullDecimal, exists bool) {
+	v := m.borrow_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBorrowLimit returns the old "borrow_limit" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldBorrowLimit(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBorrowLimit is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBorrowLimit requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBorrowLimit: %w", err)
+	}
+	return oldValue.BorrowLimit, nil
+}
+
+// ClearBorrowLimit clears the value of the "borrow_limit" field.
+func (m *PlanMutation) ClearBorrowLimit() {
+	m.borrow_limit = nil
+	m.clearedFields[plan.FieldBorrowLimit] = struct{}{}
+}
+
+// BorrowLimitCleared returns if the "borrow_limit" field was cleared in this mutation.
+func (m *PlanMutation) BorrowLimitCleared() bool {
+	_, ok := m.clearedFields[plan.FieldBorrowLimit]
+	return ok
+}
+
+// ResetBorrowLimit resets all changes to the "borrow_limit" field.
+func (m *PlanMutation) ResetBorrowLimit() {
+	m.borrow_limit = nil
+	delete(m.clearedFields, plan.FieldBorrowLimit)
+}
+
+// SetRolloverMode sets the "rollover_mode" field.
+func (m *PlanMutation) SetRolloverMode(em engine.RolloverMode) {
+	m.rollover_mode = &em
+}
+
+// RolloverMode returns the value of the "rollover_mode" field in the mutation.
+func (m *PlanMutation) RolloverMode() (r engine.RolloverMode, exists bool) {
+	v := m.rollover_mode
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRolloverMode returns the old "rollover_mode" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldRolloverMode(ctx context.Context) (v engine.RolloverMode, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRolloverMode is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRolloverMode requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRolloverMode: %w", err)
+	}
+	return oldValue.RolloverMode, nil
+}
+
+// ResetRolloverMode resets all changes to the "rollover_mode" field.
+func (m *PlanMutation) ResetRolloverMode() {
+	m.rollover_mode = nil
+}
+
+// SetRolloverCap sets the "rollover_cap" field.
+func (m *PlanMutation) SetRolloverCap(dd decimal.NullDecimal) {
+	m.rollover_cap = &dd
+}
+
+// RolloverCap returns the value of the "rollover_cap" field in the mutation.
+func (m *PlanMutation) RolloverCap() (r decimal.NullDecimal, exists bool) {
+	v := m.rollover_cap
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRolloverCap returns the old "rollover_cap" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldRolloverCap(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRolloverCap is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRolloverCap requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRolloverCap: %w", err)
+	}
+	return oldValue.RolloverCap, nil
+}
+
+// ClearRolloverCap clears the value of the "rollover_cap" field.
+func (m *PlanMutation) ClearRolloverCap() {
+	m.rollover_cap = nil
+	m.clearedFields[plan.FieldRolloverCap] = struct{}{}
+}
+
+// RolloverCapCleared returns if the "rollover_cap" field was cleared in this mutation.
+func (m *PlanMutation) RolloverCapCleared() bool {
+	_, ok := m.clearedFields[plan.FieldRolloverCap]
+	return ok
+}
+
+// ResetRolloverCap resets all changes to the "rollover_cap" field.
+func (m *PlanMutation) ResetRolloverCap() {
+	m.rollover_cap = nil
+	delete(m.clearedFields, plan.FieldRolloverCap)
+}
+
+// SetOnDemandPrice sets the "on_demand_price" field.
+func (m *PlanMutation) SetOnDemandPrice(dd decimal.NullDecimal) {
+	m.on_demand_price = &dd
+}
+
+// OnDemandPrice returns the value of the "on_demand_price" field in the mutation.
+func (m *PlanMutation) OnDemandPrice() (r decimal.NullDecimal, exists bool) {
+	v := m.on_demand_price
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOnDemandPrice returns the old "on_demand_price" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldOnDemandPrice(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOnDemandPrice is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOnDemandPrice requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOnDemandPrice: %w", err)
+	}
+	return oldValue.OnDemandPrice, nil
+}
+
+// ClearOnDemandPrice clears the value of the "on_demand_price" field.
+func (m *PlanMutation) ClearOnDemandPrice() {
+	m.on_demand_price = nil
+	m.clearedFields[plan.FieldOnDemandPrice] = struct{}{}
+}
+
+// OnDemandPriceCleared returns if the "on_demand_price" field was cleared in this mutation.
+func (m *PlanMutation) OnDemandPriceCleared() bool {
+	_, ok := m.clearedFields[plan.FieldOnDemandPrice]
+	return ok
+}
+
+// ResetOnDemandPrice resets all changes to the "on_demand_price" field.
+func (m *PlanMutation) ResetOnDemandPrice() {
+	m.on_demand_price = nil
+	delete(m.clearedFields, plan.FieldOnDemandPrice)
+}
+
+// SetOnDemandExpiryDays sets the "on_demand_expiry_days" field.
+func (m *PlanMutation) SetOnDemandExpiryDays(i int) {
+	m.on_demand_expiry_days = &i
+	m.addon_demand_expiry_days = nil
+}
+
+// OnDemandExpiryDays returns the value of the "on_demand_expiry_days" field in the mutation.
+func (m *PlanMutation) OnDemandExpiryDays() (r int, exists bool) {
+	v := m.on_demand_expiry_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOnDemandExpiryDays returns the old "on_demand_expiry_days" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldOnDemandExpiryDays(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOnDemandExpiryDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOnDemandExpiryDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOnDemandExpiryDays: %w", err)
+	}
+	return oldValue.OnDemandExpiryDays, nil
+}
+
+// AddOnDemandExpiryDays adds i to the "on_demand_expiry_days" field.
+func (m *PlanMutation) AddOnDemandExpiryDays(i int) {
+	if m.addon_demand_expiry_days != nil {
+		*m.addon_demand_expiry_days += i
+	} else {
+		m.addon_demand_expiry_days = &i
+	}
+}
+
+// AddedOnDemandExpiryDays returns the value that was added to the "on_demand_expiry_days" field in this mutation.
+func (m *PlanMutation) AddedOnDemandExpiryDays() (r int, exists bool) {
+	v := m.addon_demand_expiry_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearOnDemandExpiryDays clears the value of the "on_demand_expiry_days" field.
+func (m *PlanMutation) ClearOnDemandExpiryDays() {
+	m.on_demand_expiry_days = nil
+	m.addon_demand_expiry_days = nil
+	m.clearedFields[plan.FieldOnDemandExpiryDays] = struct{}{}
+}
+
+// OnDemandExpiryDaysCleared returns if the "on_demand_expiry_days" field was cleared in this mutation.
+func (m *PlanMutation) OnDemandExpiryDaysCleared() bool {
+	_, ok := m.clearedFields[plan.FieldOnDemandExpiryDays]
+	return ok
+}
+
+// ResetOnDemandExpiryDays resets all changes to the "on_demand_expiry_days" field.
+func (m *PlanMutation) ResetOnDemandExpiryDays() {
+	m.on_demand_expiry_days = nil
+	m.addon_demand_expiry_days = nil
+	delete(m.clearedFields, plan.FieldOnDemandExpiryDays)
+}
+
+// Where appends a list predicates to the PlanMutation builder.
+func (m *PlanMutation) Where(ps ...predicate.Plan) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the PlanMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *PlanMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Plan, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *PlanMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *PlanMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Plan).
+func (m *PlanMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *PlanMutation) Fields() []string {
+	fields := make([]string, 0, 17)
+	if m.created_at != nil {
+		fields = append(fields, plan.FieldCreatedAt)
+	}
+	if m.name != nil {
+		fields = append(fields, plan.FieldName)
+	}
+	if m.period != nil {
+		fields = append(fields, plan.FieldPeriod)
+	}
+	if m.included_credits != nil {
+		fields = append(fields, plan.FieldIncludedCredits)
+	}
+	if m.price_per_credit != nil {
+		fields = append(fields, plan.FieldPricePerCredit)
+	}
+	if m.platform_fee != nil {
+		fields = append(fields, plan.FieldPlatformFee)
+	}
+	if m.currency != nil {
+		fields = append(fields, plan.FieldCurrency)
+	}
+	if m.register_name != nil {
+		fields = append(fields, plan.FieldRegisterName)
+	}
+	if m.overage_mode != nil {
+		fields = append(fields, plan.FieldOverageMode)
+	}
+	if m.overage_price != nil {
+		fields = append(fields, plan.FieldOveragePrice)
+	}
+	if m.auto_top_up_threshold != nil {
+		fields = append(fields, plan.FieldAutoTopUpThreshold)
+	}
+	if m.auto_top_up_credits != nil {
+		fields = append(fields, plan.FieldAutoTopUpCredits)
+	}
+	if m.borrow_limit != nil {
+		fields = append(fields, plan.FieldBorrowLimit)
+	}
+	if m.rollover_mode != nil {
+		fields = append(fields, plan.FieldRolloverMode)
+	}
+	if m.rollover_cap != nil {
+		fields = append(fields, plan.FieldRolloverCap)
+	}
+	if m.on_demand_price != nil {
+		fields = append(fields, plan.FieldOnDemandPrice)
+	}
+	if m.on_demand_expiry_days != nil {
+		fields = append(fields, plan.FieldOnDemandExpiryDays)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *PlanMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case plan.FieldCreatedAt:
+		return m.CreatedAt()
+	case plan.FieldName:
+		return m.Name()
+	case plan.FieldPeriod:
+		return m.Period()
+	case plan.FieldIncludedCredits:
+		return m.IncludedCredits()
+	case plan.FieldPricePerCredit:
+		return m.PricePerCredit()
+	case plan.FieldPlatformFee:
+		return m.PlatformFee()
+	case plan.FieldCurrency:
+		return m.Currency()
+	case plan.FieldRegisterName:
+		return m.RegisterName()
+	case plan.FieldOverageMode:
+		return m.OverageMode()
+	case plan.FieldOveragePrice:
+		return m.OveragePrice()
+	case plan.FieldAutoTopUpThreshold:
+		return m.AutoTopUpThreshold()
+	case plan.FieldAutoTopUpCredits:
+		return m.AutoTopUpCredits()
+	case plan.FieldBorrowLimit:
+		return m.BorrowLimit()
+	case plan.FieldRolloverMode:
+		return m.RolloverMode()
+	case plan.FieldRolloverCap:
+		return m.RolloverCap()
+	case plan.FieldOnDemandPrice:
+		return m.OnDemandPrice()
+	case plan.FieldOnDemandExpiryDays:
+		return m.OnDemandExpiryDays()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *PlanMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case plan.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case plan.FieldName:
+		return m.OldName(ctx)
+	case plan.FieldPeriod:
+		return m.OldPeriod(ctx)
+	case plan.FieldIncludedCredits:
+		return m.OldIncludedCredits(ctx)
+	case plan.FieldPricePerCredit:
+		return m.OldPricePerCredit(ctx)
+	case plan.FieldPlatformFee:
+		return m.OldPlatformFee(ctx)
+	case plan.FieldCurrency:
+		return m.OldCurrency(ctx)
+	case plan.FieldRegisterName:
+		return m.OldRegisterName(ctx)
+	case plan.FieldOverageMode:
+		return m.OldOverageMode(ctx)
+	case plan.FieldOveragePrice:
+		return m.OldOveragePrice(ctx)
+	case plan.FieldAutoTopUpThreshold:
+		return m.OldAutoTopUpThreshold(ctx)
+	case plan.FieldAutoTopUpCredits:
+		return m.OldAutoTopUpCredits(ctx)
+	case plan.FieldBorrowLimit:
+		return m.OldBorrowLimit(ctx)
+	case plan.FieldRolloverMode:
+		return m.OldRolloverMode(ctx)
+	case plan.FieldRolloverCap:
+		return m.OldRolloverCap(ctx)
+	case plan.FieldOnDemandPrice:
+		return m.OldOnDemandPrice(ctx)
+	case plan.FieldOnDemandExpiryDays:
+		return m.OldOnDemandExpiryDays(ctx)
+	}
+	return nil, fmt.Errorf("unknown Plan field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PlanMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case plan.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case plan.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case plan.FieldPeriod:
+		v, ok := value.(engine.Period)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPeriod(v)
+		return nil
+	case plan.FieldIncludedCredits:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIncludedCredits(v)
+		return nil
+	case plan.FieldPricePerCredit:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPricePerCredit(v)
+		return nil
+	case plan.FieldPlatformFee:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPlatformFee(v)
+		return nil
+	case plan.FieldCurrency:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrency(v)
+		return nil
+	case plan.FieldRegisterName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRegisterName(v)
+		return nil
+	case plan.FieldOverageMode:
+		v, ok := value.(engine.OverageMode)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOverageMode(v)
+		return nil
+	case plan.FieldOveragePrice:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOveragePrice(v)
+		return nil
+	case plan.FieldAutoTopUpThreshold:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutoTopUpThreshold(v)
+		return nil
+	case plan.FieldAutoTopUpCredits:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutoTopUpCredits(v)
+		return nil
+	case plan.FieldBorrowLimit:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBorrowLimit(v)
+		return nil
+	case plan.FieldRolloverMode:
+		v, ok := value.(engine.RolloverMode)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRolloverMode(v)
+		return nil
+	case plan.FieldRolloverCap:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRolloverCap(v)
+		return nil
+	case plan.FieldOnDemandPrice:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOnDemandPrice(v)
+		return nil
+	case plan.FieldOnDemandExpiryDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOnDemandExpiryDays(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Plan field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *PlanMutation) AddedFields() []string {
+	var fields []string
+	if m.addon_demand_expiry_days != nil {
+		fields = append(fields, plan.FieldOnDemandExpiryDays)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *PlanMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case plan.FieldOnDemandExpiryDays:
+		return m.AddedOnDemandExpiryDays()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PlanMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case plan.FieldOnDemandExpiryDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOnDemandExpiryDays(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Plan numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *PlanMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(plan.FieldOveragePrice) {
+		fields = append(fields, plan.FieldOveragePrice)
+	}
+	if m.FieldCleared(plan.FieldAutoTopUpThreshold) {
+		fields = append(fields, plan.FieldAutoTopUpThreshold)
+	}
+	if m.FieldCleared(plan.FieldAutoTopUpCredits) {
+		fields = append(fields, plan.FieldAutoTopUpCredits)
+	}
+	if m.FieldCleared(plan.FieldBorrowLimit) {
+		fields = append(fields, plan.FieldBorrowLimit)
+	}
+	if m.FieldCleared(plan.FieldRolloverCap) {
+		fields = append(fields, plan.FieldRolloverCap)
+	}
+	if m.FieldCleared(plan.FieldOnDemandPrice) {
+		fields = append(fields, plan.FieldOnDemandPrice)
+	}
+	if m.FieldCleared(plan.FieldOnDemandExpiryDays) {
+		fields = append(fields, plan.FieldOnDemandExpiryDays)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *PlanMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *PlanMutation) ClearField(name string) error {
+	switch name {
+	case plan.FieldOveragePrice:
+		m.ClearOveragePrice()
+		return nil
+	case plan.FieldAutoTopUpThreshold:
+		m.ClearAutoTopUpThreshold()
+		return nil
+	case plan.FieldAutoTopUpCredits:
+		m.ClearAutoTopUpCredits()
+		return nil
+	case plan.FieldBorrowLimit:
+		m.ClearBorrowLimit()
+		return nil
+	case plan.FieldRolloverCap:
+		m.ClearRolloverCap()
+		return nil
+	case plan.FieldOnDemandPrice:
+		m.ClearOnDemandPrice()
+		return nil
+	case plan.FieldOnDemandExpiryDays:
+		m.ClearOnDemandExpiryDays()
+		return nil
+	}
+	return fmt.Errorf("unknown Plan nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *PlanMutation) ResetField(name string) error {
+	switch name {
+	case plan.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case plan.FieldName:
+		m.ResetName()
+		return nil
+	case plan.FieldPeriod:
+		m.ResetPeriod()
+		return nil
+	case plan.FieldIncludedCredits:
+		m.ResetIncludedCredits()
+		return nil
+	case plan.FieldPricePerCredit:
+		m.ResetPricePerCredit()
+		return nil
+	case plan.FieldPlatformFee:
+		m.ResetPlatformFee()
+		return nil
+	case plan.FieldCurrency:
+		m.ResetCurrency()
+		return nil
+	case plan.FieldRegisterName:
+		m.ResetRegisterName()
+		return nil
+	case plan.FieldOverageMode:
+		m.ResetOverageMode()
+		return nil
+	case plan.FieldOveragePrice:
+		m.ResetOveragePrice()
+		return nil
+	case plan.FieldAutoTopUpThreshold:
+		m.ResetAutoTopUpThreshold()
+		return nil
+	case plan.FieldAutoTopUpCredits:
+		m.ResetAutoTopUpCredits()
+		return nil
+	case plan.FieldBorrowLimit:
+		m.ResetBorrowLimit()
+		return nil
+	case plan.FieldRolloverMode:
+		m.ResetRolloverMode()
+		return nil
+	case plan.FieldRolloverCap:
+		m.ResetRolloverCap()
+		return nil
+	case plan.FieldOnDemandPrice:
+		m.ResetOnDemandPrice()
+		return nil
+	case plan.FieldOnDemandExpiryDays:
+		m.ResetOnDemandExpiryDays()
+		return nil
+	}
+	return fmt.Errorf("unknown Plan field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *PlanMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *PlanMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *PlanMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *PlanMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *PlanMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *PlanMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *PlanMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Plan unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *PlanMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Plan edge %s", name)
+}
+
 // PolicyVersionMutation represents an operation that mutates the PolicyVersion nodes in the graph.
 type PolicyVersionMutation struct {
 	config
@@ -6771,6 +9244,2035 @@ func (m *PoolMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown Pool edge %s", name)
+}
+
+// SubscriptionMutation represents an operation that mutates the Subscription nodes in the graph.
+type SubscriptionMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *int
+	created_at          *time.Time
+	organization_id     *int
+	addorganization_id  *int
+	plan_id             *int
+	addplan_id          *int
+	pool_id             *int
+	addpool_id          *int
+	starts_at           *time.Time
+	ends_at             *time.Time
+	term_periods        *int
+	addterm_periods     *int
+	auto_renew          *bool
+	time_zone           *string
+	commitment          *decimal.Decimal
+	register_version    *int
+	addregister_version *int
+	next_period         *int
+	addnext_period      *int
+	next_period_at      *time.Time
+	clearedFields       map[string]struct{}
+	done                bool
+	oldValue            func(context.Context) (*Subscription, error)
+	predicates          []predicate.Subscription
+}
+
+var _ ent.Mutation = (*SubscriptionMutation)(nil)
+
+// subscriptionOption allows management of the mutation configuration using functional options.
+type subscriptionOption func(*SubscriptionMutation)
+
+// newSubscriptionMutation creates new mutation for the Subscription entity.
+func newSubscriptionMutation(c config, op Op, opts ...subscriptionOption) *SubscriptionMutation {
+	m := &SubscriptionMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSubscription,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSubscriptionID sets the ID field of the mutation.
+func withSubscriptionID(id int) subscriptionOption {
+	return func(m *SubscriptionMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Subscription
+		)
+		m.oldValue = func(ctx context.Context) (*Subscription, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Subscription.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSubscription sets the old Subscription of the mutation.
+func withSubscription(node *Subscription) subscriptionOption {
+	return func(m *SubscriptionMutation) {
+		m.oldValue = func(context.Context) (*Subscription, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SubscriptionMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SubscriptionMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SubscriptionMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SubscriptionMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Subscription.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *SubscriptionMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *SubscriptionMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *SubscriptionMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *SubscriptionMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *SubscriptionMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *SubscriptionMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *SubscriptionMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *SubscriptionMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetPlanID sets the "plan_id" field.
+func (m *SubscriptionMutation) SetPlanID(i int) {
+	m.plan_id = &i
+	m.addplan_id = nil
+}
+
+// PlanID returns the value of the "plan_id" field in the mutation.
+func (m *SubscriptionMutation) PlanID() (r int, exists bool) {
+	v := m.plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPlanID returns the old "plan_id" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldPlanID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPlanID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPlanID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPlanID: %w", err)
+	}
+	return oldValue.PlanID, nil
+}
+
+// AddPlanID adds i to the "plan_id" field.
+func (m *SubscriptionMutation) AddPlanID(i int) {
+	if m.addplan_id != nil {
+		*m.addplan_id += i
+	} else {
+		m.addplan_id = &i
+	}
+}
+
+// AddedPlanID returns the value that was added to the "plan_id" field in this mutation.
+func (m *SubscriptionMutation) AddedPlanID() (r int, exists bool) {
+	v := m.addplan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPlanID resets all changes to the "plan_id" field.
+func (m *SubscriptionMutation) ResetPlanID() {
+	m.plan_id = nil
+	m.addplan_id = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *SubscriptionMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *SubscriptionMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldPoolID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *SubscriptionMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *SubscriptionMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *SubscriptionMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+}
+
+// SetStartsAt sets the "starts_at" field.
+func (m *SubscriptionMutation) SetStartsAt(t time.Time) {
+	m.starts_at = &t
+}
+
+// StartsAt returns the value of the "starts_at" field in the mutation.
+func (m *SubscriptionMutation) StartsAt() (r time.Time, exists bool) {
+	v := m.starts_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStartsAt returns the old "starts_at" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldStartsAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStartsAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStartsAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStartsAt: %w", err)
+	}
+	return oldValue.StartsAt, nil
+}
+
+// ResetStartsAt resets all changes to the "starts_at" field.
+func (m *SubscriptionMutation) ResetStartsAt() {
+	m.starts_at = nil
+}
+
+// SetEndsAt sets the "ends_at" field.
+func (m *SubscriptionMutation) SetEndsAt(t time.Time) {
+	m.ends_at = &t
+}
+
+// EndsAt returns the value of the "ends_at" field in the mutation.
+func (m *SubscriptionMutation) EndsAt() (r time.Time, exists bool) {
+	v := m.ends_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEndsAt returns the old "ends_at" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldEndsAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEndsAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEndsAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEndsAt: %w", err)
+	}
+	return oldValue.EndsAt, nil
+}
+
+// ClearEndsAt clears the value of the "ends_at" field.
+func (m *SubscriptionMutation) ClearEndsAt() {
+	m.ends_at = nil
+	m.clearedFields[subscription.FieldEndsAt] = struct{}{}
+}
+
+// EndsAtCleared returns if the "ends_at" field was cleared in this mutation.
+func (m *SubscriptionMutation) EndsAtCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldEndsAt]
+	return ok
+}
+
+// ResetEndsAt resets all changes to the "ends_at" field.
+func (m *SubscriptionMutation) ResetEndsAt() {
+	m.ends_at = nil
+	delete(m.clearedFields, subscription.FieldEndsAt)
+}
+
+// SetTermPeriods sets the "term_periods" field.
+func (m *SubscriptionMutation) SetTermPeriods(i int) {
+	m.term_periods = &i
+	m.addterm_periods = nil
+}
+
+// TermPeriods returns the value of the "term_periods" field in the mutation.
+func (m *SubscriptionMutation) TermPeriods() (r int, exists bool) {
+	v := m.term_periods
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTermPeriods returns the old "term_periods" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldTermPeriods(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTermPeriods is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTermPeriods requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTermPeriods: %w", err)
+	}
+	return oldValue.TermPeriods, nil
+}
+
+// AddTermPeriods adds i to the "term_periods" field.
+func (m *SubscriptionMutation) AddTermPeriods(i int) {
+	if m.addterm_periods != nil {
+		*m.addterm_periods += i
+	} else {
+		m.addterm_periods = &i
+	}
+}
+
+// AddedTermPeriods returns the value that was added to the "term_periods" field in this mutation.
+func (m *SubscriptionMutation) AddedTermPeriods() (r int, exists bool) {
+	v := m.addterm_periods
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTermPeriods clears the value of the "term_periods" field.
+func (m *SubscriptionMutation) ClearTermPeriods() {
+	m.term_periods = nil
+	m.addterm_periods = nil
+	m.clearedFields[subscription.FieldTermPeriods] = struct{}{}
+}
+
+// TermPeriodsCleared returns if the "term_periods" field was cleared in this mutation.
+func (m *SubscriptionMutation) TermPeriodsCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldTermPeriods]
+	return ok
+}
+
+// ResetTermPeriods resets all changes to the "term_periods" field.
+func (m *SubscriptionMutation) ResetTermPeriods() {
+	m.term_periods = nil
+	m.addterm_periods = nil
+	delete(m.clearedFields, subscription.FieldTermPeriods)
+}
+
+// SetAutoRenew sets the "auto_renew" field.
+func (m *SubscriptionMutation) SetAutoRenew(b bool) {
+	m.auto_renew = &b
+}
+
+// AutoRenew returns the value of the "auto_renew" field in the mutation.
+func (m *SubscriptionMutation) AutoRenew() (r bool, exists bool) {
+	v := m.auto_renew
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutoRenew returns the old "auto_renew" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldAutoRenew(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutoRenew is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutoRenew requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutoRenew: %w", err)
+	}
+	return oldValue.AutoRenew, nil
+}
+
+// ResetAutoRenew resets all changes to the "auto_renew" field.
+func (m *SubscriptionMutation) ResetAutoRenew() {
+	m.auto_renew = nil
+}
+
+// SetTimeZone sets the "time_zone" field.
+func (m *SubscriptionMutation) SetTimeZone(s string) {
+	m.time_zone = &s
+}
+
+// TimeZone returns the value of the "time_zone" field in the mutation.
+func (m *SubscriptionMutation) TimeZone() (r string, exists bool) {
+	v := m.time_zone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTimeZone returns the old "time_zone" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldTimeZone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTimeZone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTimeZone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTimeZone: %w", err)
+	}
+	return oldValue.TimeZone, nil
+}
+
+// ResetTimeZone resets all changes to the "time_zone" field.
+func (m *SubscriptionMutation) ResetTimeZone() {
+	m.time_zone = nil
+}
+
+// SetCommitment sets the "commitment" field.
+func (m *SubscriptionMutation) SetCommitment(d decimal.Decimal) {
+	m.commitment = &d
+}
+
+// Commitment returns the value of the "commitment" field in the mutation.
+func (m *SubscriptionMutation) Commitment() (r decimal.Decimal, exists bool) {
+	v := m.commitment
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCommitment returns the old "commitment" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldCommitment(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCommitment is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCommitment requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCommitment: %w", err)
+	}
+	return oldValue.Commitment, nil
+}
+
+// ResetCommitment resets all changes to the "commitment" field.
+func (m *SubscriptionMutation) ResetCommitment() {
+	m.commitment = nil
+}
+
+// SetRegisterVersion sets the "register_version" field.
+func (m *SubscriptionMutation) SetRegisterVersion(i int) {
+	m.register_version = &i
+	m.addregister_version = nil
+}
+
+// RegisterVersion returns the value of the "register_version" field in the mutation.
+func (m *SubscriptionMutation) RegisterVersion() (r int, exists bool) {
+	v := m.register_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRegisterVersion returns the old "register_version" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldRegisterVersion(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRegisterVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRegisterVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRegisterVersion: %w", err)
+	}
+	return oldValue.RegisterVersion, nil
+}
+
+// AddRegisterVersion adds i to the "register_version" field.
+func (m *SubscriptionMutation) AddRegisterVersion(i int) {
+	if m.addregister_version != nil {
+		*m.addregister_version += i
+	} else {
+		m.addregister_version = &i
+	}
+}
+
+// AddedRegisterVersion returns the value that was added to the "register_version" field in this mutation.
+func (m *SubscriptionMutation) AddedRegisterVersion() (r int, exists bool) {
+	v := m.addregister_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearRegisterVersion clears the value of the "register_version" field.
+func (m *SubscriptionMutation) ClearRegisterVersion() {
+	m.register_version = nil
+	m.addregister_version = nil
+	m.clearedFields[subscription.FieldRegisterVersion] = struct{}{}
+}
+
+// RegisterVersionCleared returns if the "register_version" field was cleared in this mutation.
+func (m *SubscriptionMutation) RegisterVersionCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldRegisterVersion]
+	return ok
+}
+
+// ResetRegisterVersion resets all changes to the "register_version" field.
+func (m *SubscriptionMutation) ResetRegisterVersion() {
+	m.register_version = nil
+	m.addregister_version = nil
+	delete(m.clearedFields, subscription.FieldRegisterVersion)
+}
+
+// SetNextPeriod sets the "next_period" field.
+func (m *SubscriptionMutation) SetNextPeriod(i int) {
+	m.next_period = &i
+	m.addnext_period = nil
+}
+
+// NextPeriod returns the value of the "next_period" field in the mutation.
+func (m *SubscriptionMutation) NextPeriod() (r int, exists bool) {
+	v := m.next_period
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNextPeriod returns the old "next_period" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldNextPeriod(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNextPeriod is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNextPeriod requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNextPeriod: %w", err)
+	}
+	return oldValue.NextPeriod, nil
+}
+
+// AddNextPeriod adds i to the "next_period" field.
+func (m *SubscriptionMutation) AddNextPeriod(i int) {
+	if m.addnext_period != nil {
+		*m.addnext_period += i
+	} else {
+		m.addnext_period = &i
+	}
+}
+
+// AddedNextPeriod returns the value that was added to the "next_period" field in this mutation.
+func (m *SubscriptionMutation) AddedNextPeriod() (r int, exists bool) {
+	v := m.addnext_period
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetNextPeriod resets all changes to the "next_period" field.
+func (m *SubscriptionMutation) ResetNextPeriod() {
+	m.next_period = nil
+	m.addnext_period = nil
+}
+
+// SetNextPeriodAt sets the "next_period_at" field.
+func (m *SubscriptionMutation) SetNextPeriodAt(t time.Time) {
+	m.next_period_at = &t
+}
+
+// NextPeriodAt returns the value of the "next_period_at" field in the mutation.
+func (m *SubscriptionMutation) NextPeriodAt() (r time.Time, exists bool) {
+	v := m.next_period_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNextPeriodAt returns the old "next_period_at" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldNextPeriodAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNextPeriodAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNextPeriodAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNextPeriodAt: %w", err)
+	}
+	return oldValue.NextPeriodAt, nil
+}
+
+// ClearNextPeriodAt clears the value of the "next_period_at" field.
+func (m *SubscriptionMutation) ClearNextPeriodAt() {
+	m.next_period_at = nil
+	m.clearedFields[subscription.FieldNextPeriodAt] = struct{}{}
+}
+
+// NextPeriodAtCleared returns if the "next_period_at" field was cleared in this mutation.
+func (m *SubscriptionMutation) NextPeriodAtCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldNextPeriodAt]
+	return ok
+}
+
+// ResetNextPeriodAt resets all changes to the "next_period_at" field.
+func (m *SubscriptionMutation) ResetNextPeriodAt() {
+	m.next_period_at = nil
+	delete(m.clearedFields, subscription.FieldNextPeriodAt)
+}
+
+// Where appends a list predicates to the SubscriptionMutation builder.
+func (m *SubscriptionMutation) Where(ps ...predicate.Subscription) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SubscriptionMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SubscriptionMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Subscription, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SubscriptionMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SubscriptionMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Subscription).
+func (m *SubscriptionMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SubscriptionMutation) Fields() []string {
+	fields := make([]string, 0, 13)
+	if m.created_at != nil {
+		fields = append(fields, subscription.FieldCreatedAt)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, subscription.FieldOrganizationID)
+	}
+	if m.plan_id != nil {
+		fields = append(fields, subscription.FieldPlanID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, subscription.FieldPoolID)
+	}
+	if m.starts_at != nil {
+		fields = append(fields, subscription.FieldStartsAt)
+	}
+	if m.ends_at != nil {
+		fields = append(fields, subscription.FieldEndsAt)
+	}
+	if m.term_periods != nil {
+		fields = append(fields, subscription.FieldTermPeriods)
+	}
+	if m.auto_renew != nil {
+		fields = append(fields, subscription.FieldAutoRenew)
+	}
+	if m.time_zone != nil {
+		fields = append(fields, subscription.FieldTimeZone)
+	}
+	if m.commitment != nil {
+		fields = append(fields, subscription.FieldCommitment)
+	}
+	if m.register_version != nil {
+		fields = append(fields, subscription.FieldRegisterVersion)
+	}
+	if m.next_period != nil {
+		fields = append(fields, subscription.FieldNextPeriod)
+	}
+	if m.next_period_at != nil {
+		fields = append(fields, subscription.FieldNextPeriodAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SubscriptionMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case subscription.FieldCreatedAt:
+		return m.CreatedAt()
+	case subscription.FieldOrganizationID:
+		return m.OrganizationID()
+	case subscription.FieldPlanID:
+		return m.PlanID()
+	case subscription.FieldPoolID:
+		return m.PoolID()
+	case subscription.FieldStartsAt:
+		return m.StartsAt()
+	case subscription.FieldEndsAt:
+		return m.EndsAt()
+	case subscription.FieldTermPeriods:
+		return m.TermPeriods()
+	case subscription.FieldAutoRenew:
+		return m.AutoRenew()
+	case subscription.FieldTimeZone:
+		return m.TimeZone()
+	case subscription.FieldCommitment:
+		return m.Commitment()
+	case subscription.FieldRegisterVersion:
+		return m.RegisterVersion()
+	case subscription.FieldNextPeriod:
+		return m.NextPeriod()
+	case subscription.FieldNextPeriodAt:
+		return m.NextPeriodAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SubscriptionMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case subscription.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case subscription.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case subscription.FieldPlanID:
+		return m.OldPlanID(ctx)
+	case subscription.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case subscription.FieldStartsAt:
+		return m.OldStartsAt(ctx)
+	case subscription.FieldEndsAt:
+		return m.OldEndsAt(ctx)
+	case subscription.FieldTermPeriods:
+		return m.OldTermPeriods(ctx)
+	case subscription.FieldAutoRenew:
+		return m.OldAutoRenew(ctx)
+	case subscription.FieldTimeZone:
+		return m.OldTimeZone(ctx)
+	case subscription.FieldCommitment:
+		return m.OldCommitment(ctx)
+	case subscription.FieldRegisterVersion:
+		return m.OldRegisterVersion(ctx)
+	case subscription.FieldNextPeriod:
+		return m.OldNextPeriod(ctx)
+	case subscription.FieldNextPeriodAt:
+		return m.OldNextPeriodAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Subscription field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case subscription.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case subscription.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case subscription.FieldPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPlanID(v)
+		return nil
+	case subscription.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case subscription.FieldStartsAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStartsAt(v)
+		return nil
+	case subscription.FieldEndsAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEndsAt(v)
+		return nil
+	case subscription.FieldTermPeriods:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTermPeriods(v)
+		return nil
+	case subscription.FieldAutoRenew:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutoRenew(v)
+		return nil
+	case subscription.FieldTimeZone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTimeZone(v)
+		return nil
+	case subscription.FieldCommitment:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCommitment(v)
+		return nil
+	case subscription.FieldRegisterVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRegisterVersion(v)
+		return nil
+	case subscription.FieldNextPeriod:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNextPeriod(v)
+		return nil
+	case subscription.FieldNextPeriodAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNextPeriodAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Subscription field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SubscriptionMutation) AddedFields() []string {
+	var fields []string
+	if m.addorganization_id != nil {
+		fields = append(fields, subscription.FieldOrganizationID)
+	}
+	if m.addplan_id != nil {
+		fields = append(fields, subscription.FieldPlanID)
+	}
+	if m.addpool_id != nil {
+		fields = append(fields, subscription.FieldPoolID)
+	}
+	if m.addterm_periods != nil {
+		fields = append(fields, subscription.FieldTermPeriods)
+	}
+	if m.addregister_version != nil {
+		fields = append(fields, subscription.FieldRegisterVersion)
+	}
+	if m.addnext_period != nil {
+		fields = append(fields, subscription.FieldNextPeriod)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SubscriptionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case subscription.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case subscription.FieldPlanID:
+		return m.AddedPlanID()
+	case subscription.FieldPoolID:
+		return m.AddedPoolID()
+	case subscription.FieldTermPeriods:
+		return m.AddedTermPeriods()
+	case subscription.FieldRegisterVersion:
+		return m.AddedRegisterVersion()
+	case subscription.FieldNextPeriod:
+		return m.AddedNextPeriod()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case subscription.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case subscription.FieldPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPlanID(v)
+		return nil
+	case subscription.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	case subscription.FieldTermPeriods:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTermPeriods(v)
+		return nil
+	case subscription.FieldRegisterVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRegisterVersion(v)
+		return nil
+	case subscription.FieldNextPeriod:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddNextPeriod(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Subscription numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SubscriptionMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(subscription.FieldEndsAt) {
+		fields = append(fields, subscription.FieldEndsAt)
+	}
+	if m.FieldCleared(subscription.FieldTermPeriods) {
+		fields = append(fields, subscription.FieldTermPeriods)
+	}
+	if m.FieldCleared(subscription.FieldRegisterVersion) {
+		fields = append(fields, subscription.FieldRegisterVersion)
+	}
+	if m.FieldCleared(subscription.FieldNextPeriodAt) {
+		fields = append(fields, subscription.FieldNextPeriodAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SubscriptionMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SubscriptionMutation) ClearField(name string) error {
+	switch name {
+	case subscription.FieldEndsAt:
+		m.ClearEndsAt()
+		return nil
+	case subscription.FieldTermPeriods:
+		m.ClearTermPeriods()
+		return nil
+	case subscription.FieldRegisterVersion:
+		m.ClearRegisterVersion()
+		return nil
+	case subscription.FieldNextPeriodAt:
+		m.ClearNextPeriodAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Subscription nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SubscriptionMutation) ResetField(name string) error {
+	switch name {
+	case subscription.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case subscription.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case subscription.FieldPlanID:
+		m.ResetPlanID()
+		return nil
+	case subscription.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case subscription.FieldStartsAt:
+		m.ResetStartsAt()
+		return nil
+	case subscription.FieldEndsAt:
+		m.ResetEndsAt()
+		return nil
+	case subscription.FieldTermPeriods:
+		m.ResetTermPeriods()
+		return nil
+	case subscription.FieldAutoRenew:
+		m.ResetAutoRenew()
+		return nil
+	case subscription.FieldTimeZone:
+		m.ResetTimeZone()
+		return nil
+	case subscription.FieldCommitment:
+		m.ResetCommitment()
+		return nil
+	case subscription.FieldRegisterVersion:
+		m.ResetRegisterVersion()
+		return nil
+	case subscription.FieldNextPeriod:
+		m.ResetNextPeriod()
+		return nil
+	case subscription.FieldNextPeriodAt:
+		m.ResetNextPeriodAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Subscription field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SubscriptionMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SubscriptionMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SubscriptionMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SubscriptionMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SubscriptionMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SubscriptionMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SubscriptionMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Subscription unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SubscriptionMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Subscription edge %s", name)
+}
+
+// SubscriptionPeriodMutation represents an operation that mutates the SubscriptionPeriod nodes in the graph.
+type SubscriptionPeriodMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	created_at         *time.Time
+	subscription_id    *int
+	addsubscription_id *int
+	period_index       *int
+	addperiod_index    *int
+	starts_at          *time.Time
+	ends_at            *time.Time
+	expired            *decimal.Decimal
+	rolled_over        *decimal.Decimal
+	allocated          *decimal.Decimal
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*SubscriptionPeriod, error)
+	predicates         []predicate.SubscriptionPeriod
+}
+
+var _ ent.Mutation = (*SubscriptionPeriodMutation)(nil)
+
+// subscriptionperiodOption allows management of the mutation configuration using functional options.
+type subscriptionperiodOption func(*SubscriptionPeriodMutation)
+
+// newSubscriptionPeriodMutation creates new mutation for the SubscriptionPeriod entity.
+func newSubscriptionPeriodMutation(c config, op Op, opts ...subscriptionperiodOption) *SubscriptionPeriodMutation {
+	m := &SubscriptionPeriodMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSubscriptionPeriod,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSubscriptionPeriodID sets the ID field of the mutation.
+func withSubscriptionPeriodID(id int) subscriptionperiodOption {
+	return func(m *SubscriptionPeriodMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *SubscriptionPeriod
+		)
+		m.oldValue = func(ctx context.Context) (*SubscriptionPeriod, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().SubscriptionPeriod.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSubscriptionPeriod sets the old SubscriptionPeriod of the mutation.
+func withSubscriptionPeriod(node *SubscriptionPeriod) subscriptionperiodOption {
+	return func(m *SubscriptionPeriodMutation) {
+		m.oldValue = func(context.Context) (*SubscriptionPeriod, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SubscriptionPeriodMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SubscriptionPeriodMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SubscriptionPeriodMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SubscriptionPeriodMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().SubscriptionPeriod.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *SubscriptionPeriodMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *SubscriptionPeriodMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *SubscriptionPeriodMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetSubscriptionID sets the "subscription_id" field.
+func (m *SubscriptionPeriodMutation) SetSubscriptionID(i int) {
+	m.subscription_id = &i
+	m.addsubscription_id = nil
+}
+
+// SubscriptionID returns the value of the "subscription_id" field in the mutation.
+func (m *SubscriptionPeriodMutation) SubscriptionID() (r int, exists bool) {
+	v := m.subscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubscriptionID returns the old "subscription_id" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldSubscriptionID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubscriptionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubscriptionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubscriptionID: %w", err)
+	}
+	return oldValue.SubscriptionID, nil
+}
+
+// AddSubscriptionID adds i to the "subscription_id" field.
+func (m *SubscriptionPeriodMutation) AddSubscriptionID(i int) {
+	if m.addsubscription_id != nil {
+		*m.addsubscription_id += i
+	} else {
+		m.addsubscription_id = &i
+	}
+}
+
+// AddedSubscriptionID returns the value that was added to the "subscription_id" field in this mutation.
+func (m *SubscriptionPeriodMutation) AddedSubscriptionID() (r int, exists bool) {
+	v := m.addsubscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSubscriptionID resets all changes to the "subscription_id" field.
+func (m *SubscriptionPeriodMutation) ResetSubscriptionID() {
+	m.subscription_id = nil
+	m.addsubscription_id = nil
+}
+
+// SetPeriodIndex sets the "period_index" field.
+func (m *SubscriptionPeriodMutation) SetPeriodIndex(i int) {
+	m.period_index = &i
+	m.addperiod_index = nil
+}
+
+// PeriodIndex returns the value of the "period_index" field in the mutation.
+func (m *SubscriptionPeriodMutation) PeriodIndex() (r int, exists bool) {
+	v := m.period_index
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPeriodIndex returns the old "period_index" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldPeriodIndex(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPeriodIndex is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPeriodIndex requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPeriodIndex: %w", err)
+	}
+	return oldValue.PeriodIndex, nil
+}
+
+// AddPeriodIndex adds i to the "period_index" field.
+func (m *SubscriptionPeriodMutation) AddPeriodIndex(i int) {
+	if m.addperiod_index != nil {
+		*m.addperiod_index += i
+	} else {
+		m.addperiod_index = &i
+	}
+}
+
+// AddedPeriodIndex returns the value that was added to the "period_index" field in this mutation.
+func (m *SubscriptionPeriodMutation) AddedPeriodIndex() (r int, exists bool) {
+	v := m.addperiod_index
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPeriodIndex resets all changes to the "period_index" field.
+func (m *SubscriptionPeriodMutation) ResetPeriodIndex() {
+	m.period_index = nil
+	m.addperiod_index = nil
+}
+
+// SetStartsAt sets the "starts_at" field.
+func (m *SubscriptionPeriodMutation) SetStartsAt(t time.Time) {
+	m.starts_at = &t
+}
+
+// StartsAt returns the value of the "starts_at" field in the mutation.
+func (m *SubscriptionPeriodMutation) StartsAt() (r time.Time, exists bool) {
+	v := m.starts_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStartsAt returns the old "starts_at" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldStartsAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStartsAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStartsAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStartsAt: %w", err)
+	}
+	return oldValue.StartsAt, nil
+}
+
+// ResetStartsAt resets all changes to the "starts_at" field.
+func (m *SubscriptionPeriodMutation) ResetStartsAt() {
+	m.starts_at = nil
+}
+
+// SetEndsAt sets the "ends_at" field.
+func (m *SubscriptionPeriodMutation) SetEndsAt(t time.Time) {
+	m.ends_at = &t
+}
+
+// EndsAt returns the value of the "ends_at" field in the mutation.
+func (m *SubscriptionPeriodMutation) EndsAt() (r time.Time, exists bool) {
+	v := m.ends_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEndsAt returns the old "ends_at" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldEndsAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEndsAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEndsAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEndsAt: %w", err)
+	}
+	return oldValue.EndsAt, nil
+}
+
+// ResetEndsAt resets all changes to the "ends_at" field.
+func (m *SubscriptionPeriodMutation) ResetEndsAt() {
+	m.ends_at = nil
+}
+
+// SetExpired sets the "expired" field.
+func (m *SubscriptionPeriodMutation) SetExpired(d decimal.Decimal) {
+	m.expired = &d
+}
+
+// Expired returns the value of the "expired" field in the mutation.
+func (m *SubscriptionPeriodMutation) Expired() (r decimal.Decimal, exists bool) {
+	v := m.expired
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpired returns the old "expired" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldExpired(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpired is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpired requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpired: %w", err)
+	}
+	return oldValue.Expired, nil
+}
+
+// ResetExpired resets all changes to the "expired" field.
+func (m *SubscriptionPeriodMutation) ResetExpired() {
+	m.expired = nil
+}
+
+// SetRolledOver sets the "rolled_over" field.
+func (m *SubscriptionPeriodMutation) SetRolledOver(d decimal.Decimal) {
+	m.rolled_over = &d
+}
+
+// RolledOver returns the value of the "rolled_over" field in the mutation.
+func (m *SubscriptionPeriodMutation) RolledOver() (r decimal.Decimal, exists bool) {
+	v := m.rolled_over
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRolledOver returns the old "rolled_over" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldRolledOver(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRolledOver is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRolledOver requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRolledOver: %w", err)
+	}
+	return oldValue.RolledOver, nil
+}
+
+// ResetRolledOver resets all changes to the "rolled_over" field.
+func (m *SubscriptionPeriodMutation) ResetRolledOver() {
+	m.rolled_over = nil
+}
+
+// SetAllocated sets the "allocated" field.
+func (m *SubscriptionPeriodMutation) SetAllocated(d decimal.Decimal) {
+	m.allocated = &d
+}
+
+// Allocated returns the value of the "allocated" field in the mutation.
+func (m *SubscriptionPeriodMutation) Allocated() (r decimal.Decimal, exists bool) {
+	v := m.allocated
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAllocated returns the old "allocated" field's value of the SubscriptionPeriod entity.
+// If the SubscriptionPeriod object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionPeriodMutation) OldAllocated(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAllocated is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAllocated requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAllocated: %w", err)
+	}
+	return oldValue.Allocated, nil
+}
+
+// ResetAllocated resets all changes to the "allocated" field.
+func (m *SubscriptionPeriodMutation) ResetAllocated() {
+	m.allocated = nil
+}
+
+// Where appends a list predicates to the SubscriptionPeriodMutation builder.
+func (m *SubscriptionPeriodMutation) Where(ps ...predicate.SubscriptionPeriod) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SubscriptionPeriodMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SubscriptionPeriodMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.SubscriptionPeriod, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SubscriptionPeriodMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SubscriptionPeriodMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (SubscriptionPeriod).
+func (m *SubscriptionPeriodMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SubscriptionPeriodMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.created_at != nil {
+		fields = append(fields, subscriptionperiod.FieldCreatedAt)
+	}
+	if m.subscription_id != nil {
+		fields = append(fields, subscriptionperiod.FieldSubscriptionID)
+	}
+	if m.period_index != nil {
+		fields = append(fields, subscriptionperiod.FieldPeriodIndex)
+	}
+	if m.starts_at != nil {
+		fields = append(fields, subscriptionperiod.FieldStartsAt)
+	}
+	if m.ends_at != nil {
+		fields = append(fields, subscriptionperiod.FieldEndsAt)
+	}
+	if m.expired != nil {
+		fields = append(fields, subscriptionperiod.FieldExpired)
+	}
+	if m.rolled_over != nil {
+		fields = append(fields, subscriptionperiod.FieldRolledOver)
+	}
+	if m.allocated != nil {
+		fields = append(fields, subscriptionperiod.FieldAllocated)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SubscriptionPeriodMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case subscriptionperiod.FieldCreatedAt:
+		return m.CreatedAt()
+	case subscriptionperiod.FieldSubscriptionID:
+		return m.SubscriptionID()
+	case subscriptionperiod.FieldPeriodIndex:
+		return m.PeriodIndex()
+	case subscriptionperiod.FieldStartsAt:
+		return m.StartsAt()
+	case subscriptionperiod.FieldEndsAt:
+		return m.EndsAt()
+	case subscriptionperiod.FieldExpired:
+		return m.Expired()
+	case subscriptionperiod.FieldRolledOver:
+		return m.RolledOver()
+	case subscriptionperiod.FieldAllocated:
+		return m.Allocated()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SubscriptionPeriodMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case subscriptionperiod.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case subscriptionperiod.FieldSubscriptionID:
+		return m.OldSubscriptionID(ctx)
+	case subscriptionperiod.FieldPeriodIndex:
+		return m.OldPeriodIndex(ctx)
+	case subscriptionperiod.FieldStartsAt:
+		return m.OldStartsAt(ctx)
+	case subscriptionperiod.FieldEndsAt:
+		return m.OldEndsAt(ctx)
+	case subscriptionperiod.FieldExpired:
+		return m.OldExpired(ctx)
+	case subscriptionperiod.FieldRolledOver:
+		return m.OldRolledOver(ctx)
+	case subscriptionperiod.FieldAllocated:
+		return m.OldAllocated(ctx)
+	}
+	return nil, fmt.Errorf("unknown SubscriptionPeriod field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionPeriodMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case subscriptionperiod.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case subscriptionperiod.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubscriptionID(v)
+		return nil
+	case subscriptionperiod.FieldPeriodIndex:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPeriodIndex(v)
+		return nil
+	case subscriptionperiod.FieldStartsAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStartsAt(v)
+		return nil
+	case subscriptionperiod.FieldEndsAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEndsAt(v)
+		return nil
+	case subscriptionperiod.FieldExpired:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpired(v)
+		return nil
+	case subscriptionperiod.FieldRolledOver:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRolledOver(v)
+		return nil
+	case subscriptionperiod.FieldAllocated:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAllocated(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionPeriod field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SubscriptionPeriodMutation) AddedFields() []string {
+	var fields []string
+	if m.addsubscription_id != nil {
+		fields = append(fields, subscriptionperiod.FieldSubscriptionID)
+	}
+	if m.addperiod_index != nil {
+		fields = append(fields, subscriptionperiod.FieldPeriodIndex)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SubscriptionPeriodMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case subscriptionperiod.FieldSubscriptionID:
+		return m.AddedSubscriptionID()
+	case subscriptionperiod.FieldPeriodIndex:
+		return m.AddedPeriodIndex()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionPeriodMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case subscriptionperiod.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSubscriptionID(v)
+		return nil
+	case subscriptionperiod.FieldPeriodIndex:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPeriodIndex(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionPeriod numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SubscriptionPeriodMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SubscriptionPeriodMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SubscriptionPeriodMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown SubscriptionPeriod nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SubscriptionPeriodMutation) ResetField(name string) error {
+	switch name {
+	case subscriptionperiod.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case subscriptionperiod.FieldSubscriptionID:
+		m.ResetSubscriptionID()
+		return nil
+	case subscriptionperiod.FieldPeriodIndex:
+		m.ResetPeriodIndex()
+		return nil
+	case subscriptionperiod.FieldStartsAt:
+		m.ResetStartsAt()
+		return nil
+	case subscriptionperiod.FieldEndsAt:
+		m.ResetEndsAt()
+		return nil
+	case subscriptionperiod.FieldExpired:
+		m.ResetExpired()
+		return nil
+	case subscriptionperiod.FieldRolledOver:
+		m.ResetRolledOver()
+		return nil
+	case subscriptionperiod.FieldAllocated:
+		m.ResetAllocated()
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionPeriod field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SubscriptionPeriodMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SubscriptionPeriodMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SubscriptionPeriodMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SubscriptionPeriodMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SubscriptionPeriodMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SubscriptionPeriodMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SubscriptionPeriodMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown SubscriptionPeriod unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SubscriptionPeriodMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown SubscriptionPeriod edge %s", name)
 }
 
 // UsageEventMutation represents an operation that mutates the UsageEvent nodes in the graph.

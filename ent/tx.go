@@ -18,16 +18,24 @@ type Tx struct {
 	APIKey *APIKeyClient
 	// AuditEntry is the client for interacting with the AuditEntry builders.
 	AuditEntry *AuditEntryClient
+	// Charge is the client for interacting with the Charge builders.
+	Charge *ChargeClient
 	// Grant is the client for interacting with the Grant builders.
 	Grant *GrantClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
+	// Plan is the client for interacting with the Plan builders.
+	Plan *PlanClient
 	// PolicyVersion is the client for interacting with the PolicyVersion builders.
 	PolicyVersion *PolicyVersionClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
+	// Subscription is the client for interacting with the Subscription builders.
+	Subscription *SubscriptionClient
+	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
+	SubscriptionPeriod *SubscriptionPeriodClient
 	// UsageEvent is the client for interacting with the UsageEvent builders.
 	UsageEvent *UsageEventClient
 	// Weight is the client for interacting with the Weight builders.
@@ -167,11 +175,15 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditEntry = NewAuditEntryClient(tx.config)
+	tx.Charge = NewChargeClient(tx.config)
 	tx.Grant = NewGrantClient(tx.config)
 	tx.LedgerEntry = NewLedgerEntryClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)
+	tx.Plan = NewPlanClient(tx.config)
 	tx.PolicyVersion = NewPolicyVersionClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)
+	tx.Subscription = NewSubscriptionClient(tx.config)
+	tx.SubscriptionPeriod = NewSubscriptionPeriodClient(tx.config)
 	tx.UsageEvent = NewUsageEventClient(tx.config)
 	tx.Weight = NewWeightClient(tx.config)
 	tx.WeightRegister = NewWeightRegisterClient(tx.config)

@@ -105,6 +105,9 @@ func selectionDepth(set ast.SelectionSet, depth int, seen map[string]bool) int {
 		var d int
 		switch sel := s.(type) {
 		case *ast.Field:
+			if strings.HasPrefix(sel.Name, "__") {
+				continue // introspection (the playground's own query nests deep) is bounded by the schema
+			}
 			if len(sel.SelectionSet) == 0 {
 				d = depth + 1
 			} else {

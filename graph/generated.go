@@ -37,14 +37,17 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	ApiKey() ApiKeyResolver
 	AuditEntry() AuditEntryResolver
+	Charge() ChargeResolver
 	Draw() DrawResolver
 	Grant() GrantResolver
 	LedgerEntry() LedgerEntryResolver
 	Mutation() MutationResolver
 	Organization() OrganizationResolver
+	Plan() PlanResolver
 	Policy() PolicyResolver
 	Pool() PoolResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 	UsageEvent() UsageEventResolver
 	UsageResult() UsageResultResolver
 	Weight() WeightResolver
@@ -102,6 +105,31 @@ type ComplexityRoot struct {
 		Reserved  func(childComplexity int) int
 	}
 
+	Charge struct {
+		Amount         func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		Credits        func(childComplexity int) int
+		Currency       func(childComplexity int) int
+		GrantID        func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		Memo           func(childComplexity int) int
+		OrganizationID func(childComplexity int) int
+		PeriodStart    func(childComplexity int) int
+		SubscriptionID func(childComplexity int) int
+		UsageEventID   func(childComplexity int) int
+	}
+
+	ChargeConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ChargeEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Draw struct {
 		Amount func(childComplexity int) int
 		Grant  func(childComplexity int) int
@@ -148,15 +176,19 @@ type ComplexityRoot struct {
 	Mutation struct {
 		CreateAPIKey            func(childComplexity int, name string, role engine.Role, organizationID *int) int
 		CreateOrganization      func(childComplexity int, name string, segment *string, registerName *string) int
+		CreatePlan              func(childComplexity int, input model.PlanInput) int
 		CreatePool              func(childComplexity int, organizationID int, kind engine.PoolKind, name string, parentID *int) int
 		GrantCredits            func(childComplexity int, input model.GrantInput) int
 		PublishPolicy           func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
 		PublishWeightRegister   func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
+		PurchaseCredits         func(childComplexity int, poolID int, credits decimal.Decimal) int
 		RecordUsage             func(childComplexity int, input model.UsageInput) int
 		RecordUsageBatch        func(childComplexity int, inputs []*model.UsageInput) int
 		RevokeAPIKey            func(childComplexity int, id int) int
+		RunPeriodClose          func(childComplexity int, asOf time.Time) int
 		SavePolicyDraft         func(childComplexity int, input model.PolicyInput) int
 		SaveWeightRegisterDraft func(childComplexity int, name string, weights []*model.WeightInput) int
+		Subscribe               func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int) int
 	}
 
 	Organization struct {
@@ -166,6 +198,7 @@ type ComplexityRoot struct {
 		Pools        func(childComplexity int) int
 		RegisterName func(childComplexity int) int
 		Segment      func(childComplexity int) int
+		Subscription func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -173,6 +206,31 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	PeriodCloseReport struct {
+		Allocated           func(childComplexity int) int
+		Expired             func(childComplexity int) int
+		RolledOver          func(childComplexity int) int
+		SubscriptionsClosed func(childComplexity int) int
+	}
+
+	Plan struct {
+		CreatedAt          func(childComplexity int) int
+		Currency           func(childComplexity int) int
+		ID                 func(childComplexity int) int
+		IncludedCredits    func(childComplexity int) int
+		Name               func(childComplexity int) int
+		OnDemandExpiryDays func(childComplexity int) int
+		OnDemandPrice      func(childComplexity int) int
+		OverageMode        func(childComplexity int) int
+		OveragePrice       func(childComplexity int) int
+		Period             func(childComplexity int) int
+		PlatformFee        func(childComplexity int) int
+		PricePerCredit     func(childComplexity int) int
+		RegisterName       func(childComplexity int) int
+		RolloverCap        func(childComplexity int) int
+		RolloverMode       func(childComplexity int) int
 	}
 
 	Policy struct {
@@ -201,8 +259,10 @@ type ComplexityRoot struct {
 	Query struct {
 		APIKeys        func(childComplexity int) int
 		AuditLog       func(childComplexity int, organizationID *int, first *int, after *string) int
+		Charges        func(childComplexity int, organizationID *int, first *int, after *string) int
 		Ledger         func(childComplexity int, poolID int, first *int, after *string) int
 		Organization   func(childComplexity int, id int) int
+		Plans          func(childComplexity int) int
 		Policies       func(childComplexity int, kind *engine.PolicyKind) int
 		Pool           func(childComplexity int, id int) int
 		ValidateRule   func(childComplexity int, kind engine.PolicyKind, expression string) int
@@ -218,6 +278,20 @@ type ComplexityRoot struct {
 	RuleValidation struct {
 		Errors func(childComplexity int) int
 		OK     func(childComplexity int) int
+	}
+
+	Subscription struct {
+		AutoRenew       func(childComplexity int) int
+		Commitment      func(childComplexity int) int
+		EndsAt          func(childComplexity int) int
+		ID              func(childComplexity int) int
+		NextPeriodAt    func(childComplexity int) int
+		Organization    func(childComplexity int) int
+		Plan            func(childComplexity int) int
+		RegisterVersion func(childComplexity int) int
+		StartsAt        func(childComplexity int) int
+		TermPeriods     func(childComplexity int) int
+		TimeZone        func(childComplexity int) int
 	}
 
 	TypeBalance struct {
@@ -285,6 +359,9 @@ type AuditEntryResolver interface {
 	After(ctx context.Context, obj *ent.AuditEntry) (map[string]any, error)
 	RequestID(ctx context.Context, obj *ent.AuditEntry) (*string, error)
 }
+type ChargeResolver interface {
+	Memo(ctx context.Context, obj *ent.Charge) (*string, error)
+}
 type DrawResolver interface {
 	Grant(ctx context.Context, obj *engine.Draw) (*ent.Grant, error)
 }
@@ -311,6 +388,10 @@ type MutationResolver interface {
 	RecordUsageBatch(ctx context.Context, inputs []*model.UsageInput) ([]*ledger.UsageResult, error)
 	CreateAPIKey(ctx context.Context, name string, role engine.Role, organizationID *int) (*model.APIKeySecret, error)
 	RevokeAPIKey(ctx context.Context, id int) (*ent.APIKey, error)
+	CreatePlan(ctx context.Context, input model.PlanInput) (*ent.Plan, error)
+	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int) (*ent.Subscription, error)
+	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
+	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
 	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error)
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
@@ -320,6 +401,14 @@ type OrganizationResolver interface {
 	Segment(ctx context.Context, obj *ent.Organization) (*string, error)
 
 	Pools(ctx context.Context, obj *ent.Organization) ([]*ent.Pool, error)
+
+	Subscription(ctx context.Context, obj *ent.Organization) (*ent.Subscription, error)
+}
+type PlanResolver interface {
+	OveragePrice(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+
+	RolloverCap(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+	OnDemandPrice(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 }
 type PolicyResolver interface {
 	Status(ctx context.Context, obj *ent.PolicyVersion) (engine.VersionStatus, error)
@@ -336,9 +425,15 @@ type QueryResolver interface {
 	Ledger(ctx context.Context, poolID int, first *int, after *string) (*model.LedgerEntryConnection, error)
 	APIKeys(ctx context.Context) ([]*ent.APIKey, error)
 	AuditLog(ctx context.Context, organizationID *int, first *int, after *string) (*model.AuditEntryConnection, error)
+	Plans(ctx context.Context) ([]*ent.Plan, error)
+	Charges(ctx context.Context, organizationID *int, first *int, after *string) (*model.ChargeConnection, error)
 	WeightRegister(ctx context.Context, name string, version *int) (*ent.WeightRegister, error)
 	Policies(ctx context.Context, kind *engine.PolicyKind) ([]*ent.PolicyVersion, error)
 	ValidateRule(ctx context.Context, kind engine.PolicyKind, expression string) (*ledger.Validation, error)
+}
+type SubscriptionResolver interface {
+	Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error)
+	Plan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
 }
 type UsageEventResolver interface {
 	Pool(ctx context.Context, obj *ent.UsageEvent) (*ent.Pool, error)
@@ -560,6 +655,105 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Balance.Reserved(childComplexity), true
 
+	case "Charge.amount":
+		if e.ComplexityRoot.Charge.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.Amount(childComplexity), true
+	case "Charge.createdAt":
+		if e.ComplexityRoot.Charge.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.CreatedAt(childComplexity), true
+	case "Charge.credits":
+		if e.ComplexityRoot.Charge.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.Credits(childComplexity), true
+	case "Charge.currency":
+		if e.ComplexityRoot.Charge.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.Currency(childComplexity), true
+	case "Charge.grantId":
+		if e.ComplexityRoot.Charge.GrantID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.GrantID(childComplexity), true
+	case "Charge.id":
+		if e.ComplexityRoot.Charge.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.ID(childComplexity), true
+	case "Charge.kind":
+		if e.ComplexityRoot.Charge.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.Kind(childComplexity), true
+	case "Charge.memo":
+		if e.ComplexityRoot.Charge.Memo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.Memo(childComplexity), true
+	case "Charge.organizationId":
+		if e.ComplexityRoot.Charge.OrganizationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.OrganizationID(childComplexity), true
+	case "Charge.periodStart":
+		if e.ComplexityRoot.Charge.PeriodStart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.PeriodStart(childComplexity), true
+	case "Charge.subscriptionId":
+		if e.ComplexityRoot.Charge.SubscriptionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.SubscriptionID(childComplexity), true
+	case "Charge.usageEventId":
+		if e.ComplexityRoot.Charge.UsageEventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.UsageEventID(childComplexity), true
+
+	case "ChargeConnection.edges":
+		if e.ComplexityRoot.ChargeConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChargeConnection.Edges(childComplexity), true
+	case "ChargeConnection.pageInfo":
+		if e.ComplexityRoot.ChargeConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChargeConnection.PageInfo(childComplexity), true
+
+	case "ChargeEdge.cursor":
+		if e.ComplexityRoot.ChargeEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChargeEdge.Cursor(childComplexity), true
+	case "ChargeEdge.node":
+		if e.ComplexityRoot.ChargeEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChargeEdge.Node(childComplexity), true
+
 	case "Draw.amount":
 		if e.ComplexityRoot.Draw.Amount == nil {
 			break
@@ -755,6 +949,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateOrganization(childComplexity, args["name"].(string), args["segment"].(*string), args["registerName"].(*string)), true
+	case "Mutation.createPlan":
+		if e.ComplexityRoot.Mutation.CreatePlan == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createPlan_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreatePlan(childComplexity, args["input"].(model.PlanInput)), true
 	case "Mutation.createPool":
 		if e.ComplexityRoot.Mutation.CreatePool == nil {
 			break
@@ -799,6 +1004,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PublishWeightRegister(childComplexity, args["name"].(string), args["version"].(int), args["effectiveFrom"].(*time.Time)), true
+	case "Mutation.purchaseCredits":
+		if e.ComplexityRoot.Mutation.PurchaseCredits == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_purchaseCredits_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PurchaseCredits(childComplexity, args["poolId"].(int), args["credits"].(decimal.Decimal)), true
 	case "Mutation.recordUsage":
 		if e.ComplexityRoot.Mutation.RecordUsage == nil {
 			break
@@ -832,6 +1048,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIKey(childComplexity, args["id"].(int)), true
+	case "Mutation.runPeriodClose":
+		if e.ComplexityRoot.Mutation.RunPeriodClose == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_runPeriodClose_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RunPeriodClose(childComplexity, args["asOf"].(time.Time)), true
 	case "Mutation.savePolicyDraft":
 		if e.ComplexityRoot.Mutation.SavePolicyDraft == nil {
 			break
@@ -854,6 +1081,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SaveWeightRegisterDraft(childComplexity, args["name"].(string), args["weights"].([]*model.WeightInput)), true
+	case "Mutation.subscribe":
+		if e.ComplexityRoot.Mutation.Subscribe == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_subscribe_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Subscribe(childComplexity, args["organizationId"].(int), args["planId"].(int), args["startsAt"].(time.Time), args["commitment"].(*decimal.Decimal), args["termPeriods"].(*int), args["autoRenew"].(*bool), args["timeZone"].(*string), args["registerVersion"].(*int)), true
 
 	case "Organization.createdAt":
 		if e.ComplexityRoot.Organization.CreatedAt == nil {
@@ -891,6 +1129,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.Segment(childComplexity), true
+	case "Organization.subscription":
+		if e.ComplexityRoot.Organization.Subscription == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.Subscription(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -916,6 +1160,122 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PeriodCloseReport.allocated":
+		if e.ComplexityRoot.PeriodCloseReport.Allocated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PeriodCloseReport.Allocated(childComplexity), true
+	case "PeriodCloseReport.expired":
+		if e.ComplexityRoot.PeriodCloseReport.Expired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PeriodCloseReport.Expired(childComplexity), true
+	case "PeriodCloseReport.rolledOver":
+		if e.ComplexityRoot.PeriodCloseReport.RolledOver == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PeriodCloseReport.RolledOver(childComplexity), true
+	case "PeriodCloseReport.subscriptionsClosed":
+		if e.ComplexityRoot.PeriodCloseReport.SubscriptionsClosed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PeriodCloseReport.SubscriptionsClosed(childComplexity), true
+
+	case "Plan.createdAt":
+		if e.ComplexityRoot.Plan.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.CreatedAt(childComplexity), true
+	case "Plan.currency":
+		if e.ComplexityRoot.Plan.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Currency(childComplexity), true
+	case "Plan.id":
+		if e.ComplexityRoot.Plan.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.ID(childComplexity), true
+	case "Plan.includedCredits":
+		if e.ComplexityRoot.Plan.IncludedCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.IncludedCredits(childComplexity), true
+	case "Plan.name":
+		if e.ComplexityRoot.Plan.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Name(childComplexity), true
+	case "Plan.onDemandExpiryDays":
+		if e.ComplexityRoot.Plan.OnDemandExpiryDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.OnDemandExpiryDays(childComplexity), true
+	case "Plan.onDemandPrice":
+		if e.ComplexityRoot.Plan.OnDemandPrice == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.OnDemandPrice(childComplexity), true
+	case "Plan.overageMode":
+		if e.ComplexityRoot.Plan.OverageMode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.OverageMode(childComplexity), true
+	case "Plan.overagePrice":
+		if e.ComplexityRoot.Plan.OveragePrice == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.OveragePrice(childComplexity), true
+	case "Plan.period":
+		if e.ComplexityRoot.Plan.Period == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Period(childComplexity), true
+	case "Plan.platformFee":
+		if e.ComplexityRoot.Plan.PlatformFee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.PlatformFee(childComplexity), true
+	case "Plan.pricePerCredit":
+		if e.ComplexityRoot.Plan.PricePerCredit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.PricePerCredit(childComplexity), true
+	case "Plan.registerName":
+		if e.ComplexityRoot.Plan.RegisterName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.RegisterName(childComplexity), true
+	case "Plan.rolloverCap":
+		if e.ComplexityRoot.Plan.RolloverCap == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.RolloverCap(childComplexity), true
+	case "Plan.rolloverMode":
+		if e.ComplexityRoot.Plan.RolloverMode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.RolloverMode(childComplexity), true
 
 	case "Policy.createdAt":
 		if e.ComplexityRoot.Policy.CreatedAt == nil {
@@ -1043,6 +1403,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditLog(childComplexity, args["organizationId"].(*int), args["first"].(*int), args["after"].(*string)), true
+	case "Query.charges":
+		if e.ComplexityRoot.Query.Charges == nil {
+			break
+		}
+
+		args, err := ec.field_Query_charges_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Charges(childComplexity, args["organizationId"].(*int), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.ledger":
 		if e.ComplexityRoot.Query.Ledger == nil {
@@ -1066,6 +1437,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Organization(childComplexity, args["id"].(int)), true
+	case "Query.plans":
+		if e.ComplexityRoot.Query.Plans == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Plans(childComplexity), true
 	case "Query.policies":
 		if e.ComplexityRoot.Query.Policies == nil {
 			break
@@ -1142,6 +1519,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RuleValidation.OK(childComplexity), true
+
+	case "Subscription.autoRenew":
+		if e.ComplexityRoot.Subscription.AutoRenew == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.AutoRenew(childComplexity), true
+	case "Subscription.commitment":
+		if e.ComplexityRoot.Subscription.Commitment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.Commitment(childComplexity), true
+	case "Subscription.endsAt":
+		if e.ComplexityRoot.Subscription.EndsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.EndsAt(childComplexity), true
+	case "Subscription.id":
+		if e.ComplexityRoot.Subscription.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.ID(childComplexity), true
+	case "Subscription.nextPeriodAt":
+		if e.ComplexityRoot.Subscription.NextPeriodAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.NextPeriodAt(childComplexity), true
+	case "Subscription.organization":
+		if e.ComplexityRoot.Subscription.Organization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.Organization(childComplexity), true
+	case "Subscription.plan":
+		if e.ComplexityRoot.Subscription.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.Plan(childComplexity), true
+	case "Subscription.registerVersion":
+		if e.ComplexityRoot.Subscription.RegisterVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.RegisterVersion(childComplexity), true
+	case "Subscription.startsAt":
+		if e.ComplexityRoot.Subscription.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.StartsAt(childComplexity), true
+	case "Subscription.termPeriods":
+		if e.ComplexityRoot.Subscription.TermPeriods == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.TermPeriods(childComplexity), true
+	case "Subscription.timeZone":
+		if e.ComplexityRoot.Subscription.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.TimeZone(childComplexity), true
 
 	case "TypeBalance.available":
 		if e.ComplexityRoot.TypeBalance.Available == nil {
@@ -1403,6 +1847,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputGrantInput,
+		ec.unmarshalInputPlanInput,
 		ec.unmarshalInputPolicyInput,
 		ec.unmarshalInputUsageInput,
 		ec.unmarshalInputWeightInput,
@@ -1480,7 +1925,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/pricing.graphqls"
+//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/pricing.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1494,6 +1939,7 @@ func sourceData(filename string) string {
 var sources = []*ast.Source{
 	{Name: "schema/access.graphqls", Input: sourceData("schema/access.graphqls"), BuiltIn: false},
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
+	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1541,6 +1987,17 @@ func (ec *executionContext) field_Mutation_createOrganization_args(ctx context.C
 		return nil, err
 	}
 	args["registerName"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createPlan_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNPlanInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPlanInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -1623,6 +2080,22 @@ func (ec *executionContext) field_Mutation_publishWeightRegister_args(ctx contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_purchaseCredits_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "poolId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["poolId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "credits", ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal)
+	if err != nil {
+		return nil, err
+	}
+	args["credits"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_recordUsageBatch_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1656,6 +2129,17 @@ func (ec *executionContext) field_Mutation_revokeApiKey_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_runPeriodClose_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "asOf", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["asOf"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_savePolicyDraft_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1683,6 +2167,52 @@ func (ec *executionContext) field_Mutation_saveWeightRegisterDraft_args(ctx cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_subscribe_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "planId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["planId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "startsAt", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["startsAt"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "commitment", ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal)
+	if err != nil {
+		return nil, err
+	}
+	args["commitment"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "termPeriods", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["termPeriods"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "autoRenew", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["autoRenew"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "timeZone", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["timeZone"] = arg6
+	arg7, err := graphql.ProcessArgField(ctx, rawArgs, "registerVersion", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["registerVersion"] = arg7
+	return args, nil
+}
+
 func (ec *executionContext) field_Pool_grants_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1706,6 +2236,27 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 }
 
 func (ec *executionContext) field_Query_auditLog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalOID2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_charges_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalOID2ᚖint)
@@ -1987,6 +2538,8 @@ func (ec *executionContext) fieldContext_ApiKey_organization(_ context.Context, 
 				return ec.fieldContext_Organization_pools(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -2778,6 +3331,512 @@ func (ec *executionContext) fieldContext_Balance_overage(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_id(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_organizationId(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_organizationId,
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_organizationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_kind(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_credits(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_amount(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_amount,
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_currency(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_currency,
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_subscriptionId(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_subscriptionId,
+		func(ctx context.Context) (any, error) {
+			return obj.SubscriptionID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_subscriptionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_periodStart(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_periodStart,
+		func(ctx context.Context) (any, error) {
+			return obj.PeriodStart, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_periodStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_usageEventId(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_usageEventId,
+		func(ctx context.Context) (any, error) {
+			return obj.UsageEventID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_usageEventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_grantId(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_grantId,
+		func(ctx context.Context) (any, error) {
+			return obj.GrantID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_grantId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_memo(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_memo,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Charge().Memo(ctx, obj)
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_memo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Charge_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChargeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ChargeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ChargeConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalNChargeEdge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChargeEdgeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ChargeConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChargeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "cursor":
+				return ec.fieldContext_ChargeEdge_cursor(ctx, field)
+			case "node":
+				return ec.fieldContext_ChargeEdge_node(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ChargeEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChargeConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ChargeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ChargeConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ChargeConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChargeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "hasPreviousPage":
+				return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+			case "startCursor":
+				return ec.fieldContext_PageInfo_startCursor(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChargeEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ChargeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ChargeEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ChargeEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChargeEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChargeEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ChargeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ChargeEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalNCharge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐCharge,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ChargeEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChargeEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Charge_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_Charge_organizationId(ctx, field)
+			case "kind":
+				return ec.fieldContext_Charge_kind(ctx, field)
+			case "credits":
+				return ec.fieldContext_Charge_credits(ctx, field)
+			case "amount":
+				return ec.fieldContext_Charge_amount(ctx, field)
+			case "currency":
+				return ec.fieldContext_Charge_currency(ctx, field)
+			case "subscriptionId":
+				return ec.fieldContext_Charge_subscriptionId(ctx, field)
+			case "periodStart":
+				return ec.fieldContext_Charge_periodStart(ctx, field)
+			case "usageEventId":
+				return ec.fieldContext_Charge_usageEventId(ctx, field)
+			case "grantId":
+				return ec.fieldContext_Charge_grantId(ctx, field)
+			case "memo":
+				return ec.fieldContext_Charge_memo(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Charge_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Charge", field.Name)
 		},
 	}
 	return fc, nil
@@ -3794,6 +4853,8 @@ func (ec *executionContext) fieldContext_Mutation_createOrganization(ctx context
 				return ec.fieldContext_Organization_pools(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -4154,6 +5215,260 @@ func (ec *executionContext) fieldContext_Mutation_revokeApiKey(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_revokeApiKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createPlan(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_createPlan,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreatePlan(ctx, fc.Args["input"].(model.PlanInput))
+		},
+		nil,
+		ec.marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_createPlan(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createPlan_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_subscribe(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_subscribe,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().Subscribe(ctx, fc.Args["organizationId"].(int), fc.Args["planId"].(int), fc.Args["startsAt"].(time.Time), fc.Args["commitment"].(*decimal.Decimal), fc.Args["termPeriods"].(*int), fc.Args["autoRenew"].(*bool), fc.Args["timeZone"].(*string), fc.Args["registerVersion"].(*int))
+		},
+		nil,
+		ec.marshalNSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_subscribe(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Subscription_id(ctx, field)
+			case "organization":
+				return ec.fieldContext_Subscription_organization(ctx, field)
+			case "plan":
+				return ec.fieldContext_Subscription_plan(ctx, field)
+			case "startsAt":
+				return ec.fieldContext_Subscription_startsAt(ctx, field)
+			case "commitment":
+				return ec.fieldContext_Subscription_commitment(ctx, field)
+			case "registerVersion":
+				return ec.fieldContext_Subscription_registerVersion(ctx, field)
+			case "endsAt":
+				return ec.fieldContext_Subscription_endsAt(ctx, field)
+			case "termPeriods":
+				return ec.fieldContext_Subscription_termPeriods(ctx, field)
+			case "autoRenew":
+				return ec.fieldContext_Subscription_autoRenew(ctx, field)
+			case "timeZone":
+				return ec.fieldContext_Subscription_timeZone(ctx, field)
+			case "nextPeriodAt":
+				return ec.fieldContext_Subscription_nextPeriodAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Subscription", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_subscribe_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_runPeriodClose(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_runPeriodClose,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RunPeriodClose(ctx, fc.Args["asOf"].(time.Time))
+		},
+		nil,
+		ec.marshalNPeriodCloseReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPeriodReport,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_runPeriodClose(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "subscriptionsClosed":
+				return ec.fieldContext_PeriodCloseReport_subscriptionsClosed(ctx, field)
+			case "expired":
+				return ec.fieldContext_PeriodCloseReport_expired(ctx, field)
+			case "rolledOver":
+				return ec.fieldContext_PeriodCloseReport_rolledOver(ctx, field)
+			case "allocated":
+				return ec.fieldContext_PeriodCloseReport_allocated(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PeriodCloseReport", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_runPeriodClose_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_purchaseCredits(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_purchaseCredits,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PurchaseCredits(ctx, fc.Args["poolId"].(int), fc.Args["credits"].(decimal.Decimal))
+		},
+		nil,
+		ec.marshalNGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_purchaseCredits(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Grant_id(ctx, field)
+			case "pool":
+				return ec.fieldContext_Grant_pool(ctx, field)
+			case "creditType":
+				return ec.fieldContext_Grant_creditType(ctx, field)
+			case "priority":
+				return ec.fieldContext_Grant_priority(ctx, field)
+			case "amount":
+				return ec.fieldContext_Grant_amount(ctx, field)
+			case "remaining":
+				return ec.fieldContext_Grant_remaining(ctx, field)
+			case "unitPrice":
+				return ec.fieldContext_Grant_unitPrice(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_Grant_effectiveAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Grant_expiresAt(ctx, field)
+			case "memo":
+				return ec.fieldContext_Grant_memo(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Grant_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_purchaseCredits_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4592,6 +5907,59 @@ func (ec *executionContext) fieldContext_Organization_createdAt(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Organization_subscription(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Organization_subscription,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Organization().Subscription(ctx, obj)
+		},
+		nil,
+		ec.marshalOSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Organization_subscription(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Organization",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Subscription_id(ctx, field)
+			case "organization":
+				return ec.fieldContext_Subscription_organization(ctx, field)
+			case "plan":
+				return ec.fieldContext_Subscription_plan(ctx, field)
+			case "startsAt":
+				return ec.fieldContext_Subscription_startsAt(ctx, field)
+			case "commitment":
+				return ec.fieldContext_Subscription_commitment(ctx, field)
+			case "registerVersion":
+				return ec.fieldContext_Subscription_registerVersion(ctx, field)
+			case "endsAt":
+				return ec.fieldContext_Subscription_endsAt(ctx, field)
+			case "termPeriods":
+				return ec.fieldContext_Subscription_termPeriods(ctx, field)
+			case "autoRenew":
+				return ec.fieldContext_Subscription_autoRenew(ctx, field)
+			case "timeZone":
+				return ec.fieldContext_Subscription_timeZone(ctx, field)
+			case "nextPeriodAt":
+				return ec.fieldContext_Subscription_nextPeriodAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Subscription", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4703,6 +6071,557 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PeriodCloseReport_subscriptionsClosed(ctx context.Context, field graphql.CollectedField, obj *ledger.PeriodReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PeriodCloseReport_subscriptionsClosed,
+		func(ctx context.Context) (any, error) {
+			return obj.SubscriptionsClosed, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PeriodCloseReport_subscriptionsClosed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PeriodCloseReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PeriodCloseReport_expired(ctx context.Context, field graphql.CollectedField, obj *ledger.PeriodReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PeriodCloseReport_expired,
+		func(ctx context.Context) (any, error) {
+			return obj.Expired, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PeriodCloseReport_expired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PeriodCloseReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PeriodCloseReport_rolledOver(ctx context.Context, field graphql.CollectedField, obj *ledger.PeriodReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PeriodCloseReport_rolledOver,
+		func(ctx context.Context) (any, error) {
+			return obj.RolledOver, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PeriodCloseReport_rolledOver(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PeriodCloseReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PeriodCloseReport_allocated(ctx context.Context, field graphql.CollectedField, obj *ledger.PeriodReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PeriodCloseReport_allocated,
+		func(ctx context.Context) (any, error) {
+			return obj.Allocated, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PeriodCloseReport_allocated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PeriodCloseReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_id(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_name(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_period(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_period,
+		func(ctx context.Context) (any, error) {
+			return obj.Period, nil
+		},
+		nil,
+		ec.marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_period(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Period does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_includedCredits(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_includedCredits,
+		func(ctx context.Context) (any, error) {
+			return obj.IncludedCredits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_includedCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_pricePerCredit(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_pricePerCredit,
+		func(ctx context.Context) (any, error) {
+			return obj.PricePerCredit, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_pricePerCredit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_platformFee(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_platformFee,
+		func(ctx context.Context) (any, error) {
+			return obj.PlatformFee, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_platformFee(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_currency(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_currency,
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_registerName(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_registerName,
+		func(ctx context.Context) (any, error) {
+			return obj.RegisterName, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_registerName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_overageMode(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_overageMode,
+		func(ctx context.Context) (any, error) {
+			return obj.OverageMode, nil
+		},
+		nil,
+		ec.marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_overageMode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type OverageMode does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_overagePrice(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_overagePrice,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().OveragePrice(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_overagePrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_rolloverMode(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_rolloverMode,
+		func(ctx context.Context) (any, error) {
+			return obj.RolloverMode, nil
+		},
+		nil,
+		ec.marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_rolloverMode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type RolloverMode does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_rolloverCap(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_rolloverCap,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().RolloverCap(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_rolloverCap(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_onDemandPrice(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_onDemandPrice,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().OnDemandPrice(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_onDemandPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_onDemandExpiryDays(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_onDemandExpiryDays,
+		func(ctx context.Context) (any, error) {
+			return obj.OnDemandExpiryDays, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_onDemandExpiryDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
 		},
 	}
 	return fc, nil
@@ -5092,6 +7011,8 @@ func (ec *executionContext) fieldContext_Pool_organization(_ context.Context, fi
 				return ec.fieldContext_Organization_pools(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -5316,6 +7237,8 @@ func (ec *executionContext) fieldContext_Query_organization(ctx context.Context,
 				return ec.fieldContext_Organization_pools(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -5528,6 +7451,114 @@ func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_auditLog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_plans(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_plans,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Plans(ctx)
+		},
+		nil,
+		ec.marshalNPlan2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlanᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_charges(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_charges,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Charges(ctx, fc.Args["organizationId"].(*int), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		ec.marshalNChargeConnection2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChargeConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_charges(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_ChargeConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_ChargeConnection_pageInfo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ChargeConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_charges_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5957,6 +7988,373 @@ func (ec *executionContext) fieldContext_RuleValidation_errors(_ context.Context
 				return ec.fieldContext_RuleError_column(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type RuleError", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_id(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_organization(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_organization,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().Organization(ctx, obj)
+		},
+		nil,
+		ec.marshalNOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_organization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Organization_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Organization_name(ctx, field)
+			case "segment":
+				return ec.fieldContext_Organization_segment(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Organization_registerName(ctx, field)
+			case "pools":
+				return ec.fieldContext_Organization_pools(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_plan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_plan,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().Plan(ctx, obj)
+		},
+		nil,
+		ec.marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_startsAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_startsAt,
+		func(ctx context.Context) (any, error) {
+			return obj.StartsAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_startsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_commitment(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_commitment,
+		func(ctx context.Context) (any, error) {
+			return obj.Commitment, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_commitment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_registerVersion(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_registerVersion,
+		func(ctx context.Context) (any, error) {
+			return obj.RegisterVersion, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_registerVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_endsAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_endsAt,
+		func(ctx context.Context) (any, error) {
+			return obj.EndsAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_endsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_termPeriods(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_termPeriods,
+		func(ctx context.Context) (any, error) {
+			return obj.TermPeriods, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_termPeriods(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_autoRenew(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_autoRenew,
+		func(ctx context.Context) (any, error) {
+			return obj.AutoRenew, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_autoRenew(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_timeZone(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_timeZone,
+		func(ctx context.Context) (any, error) {
+			return obj.TimeZone, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_nextPeriodAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_nextPeriodAt,
+		func(ctx context.Context) (any, error) {
+			return obj.NextPeriodAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_nextPeriodAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
 		},
 	}
 	return fc, nil
@@ -8750,6 +11148,145 @@ func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj an
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any) (model.PlanInput, error) {
+	var it model.PlanInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["platformFee"]; !present {
+		asMap["platformFee"] = "0"
+	}
+
+	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "period":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("period"))
+			data, err := ec.unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Period = data
+		case "includedCredits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("includedCredits"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IncludedCredits = data
+		case "pricePerCredit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pricePerCredit"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PricePerCredit = data
+		case "platformFee":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("platformFee"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PlatformFee = data
+		case "currency":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("currency"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Currency = data
+		case "registerName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("registerName"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RegisterName = data
+		case "overageMode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("overageMode"))
+			data, err := ec.unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OverageMode = data
+		case "overagePrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("overagePrice"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OveragePrice = data
+		case "autoTopUpThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoTopUpThreshold"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoTopUpThreshold = data
+		case "autoTopUpCredits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoTopUpCredits"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoTopUpCredits = data
+		case "borrowLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("borrowLimit"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BorrowLimit = data
+		case "rolloverMode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rolloverMode"))
+			data, err := ec.unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RolloverMode = data
+		case "rolloverCap":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rolloverCap"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RolloverCap = data
+		case "onDemandPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onDemandPrice"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnDemandPrice = data
+		case "onDemandExpiryDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onDemandExpiryDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnDemandExpiryDays = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputPolicyInput(ctx context.Context, obj any) (model.PolicyInput, error) {
 	var it model.PolicyInput
 	if obj == nil {
@@ -9413,6 +11950,204 @@ func (ec *executionContext) _Balance(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var chargeImplementors = []string{"Charge"}
+
+func (ec *executionContext) _Charge(ctx context.Context, sel ast.SelectionSet, obj *ent.Charge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chargeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Charge")
+		case "id":
+			out.Values[i] = ec._Charge_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "organizationId":
+			out.Values[i] = ec._Charge_organizationId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._Charge_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credits":
+			out.Values[i] = ec._Charge_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "amount":
+			out.Values[i] = ec._Charge_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "currency":
+			out.Values[i] = ec._Charge_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subscriptionId":
+			out.Values[i] = ec._Charge_subscriptionId(ctx, field, obj)
+		case "periodStart":
+			out.Values[i] = ec._Charge_periodStart(ctx, field, obj)
+		case "usageEventId":
+			out.Values[i] = ec._Charge_usageEventId(ctx, field, obj)
+		case "grantId":
+			out.Values[i] = ec._Charge_grantId(ctx, field, obj)
+		case "memo":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Charge_memo(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "createdAt":
+			out.Values[i] = ec._Charge_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var chargeConnectionImplementors = []string{"ChargeConnection"}
+
+func (ec *executionContext) _ChargeConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ChargeConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chargeConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChargeConnection")
+		case "edges":
+			out.Values[i] = ec._ChargeConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ChargeConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var chargeEdgeImplementors = []string{"ChargeEdge"}
+
+func (ec *executionContext) _ChargeEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ChargeEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chargeEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChargeEdge")
+		case "cursor":
+			out.Values[i] = ec._ChargeEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ChargeEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var drawImplementors = []string{"Draw"}
 
 func (ec *executionContext) _Draw(ctx context.Context, sel ast.SelectionSet, obj *engine.Draw) graphql.Marshaler {
@@ -10015,6 +12750,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createPlan":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createPlan(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subscribe":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_subscribe(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "runPeriodClose":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_runPeriodClose(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "purchaseCredits":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_purchaseCredits(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "saveWeightRegisterDraft":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_saveWeightRegisterDraft(ctx, field)
@@ -10166,6 +12929,39 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "subscription":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Organization_subscription(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10214,6 +13010,250 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 			out.Values[i] = ec._PageInfo_startCursor(ctx, field, obj)
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var periodCloseReportImplementors = []string{"PeriodCloseReport"}
+
+func (ec *executionContext) _PeriodCloseReport(ctx context.Context, sel ast.SelectionSet, obj *ledger.PeriodReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, periodCloseReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PeriodCloseReport")
+		case "subscriptionsClosed":
+			out.Values[i] = ec._PeriodCloseReport_subscriptionsClosed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expired":
+			out.Values[i] = ec._PeriodCloseReport_expired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rolledOver":
+			out.Values[i] = ec._PeriodCloseReport_rolledOver(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allocated":
+			out.Values[i] = ec._PeriodCloseReport_allocated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var planImplementors = []string{"Plan"}
+
+func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj *ent.Plan) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Plan")
+		case "id":
+			out.Values[i] = ec._Plan_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._Plan_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "period":
+			out.Values[i] = ec._Plan_period(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "includedCredits":
+			out.Values[i] = ec._Plan_includedCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pricePerCredit":
+			out.Values[i] = ec._Plan_pricePerCredit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "platformFee":
+			out.Values[i] = ec._Plan_platformFee(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "currency":
+			out.Values[i] = ec._Plan_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "registerName":
+			out.Values[i] = ec._Plan_registerName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "overageMode":
+			out.Values[i] = ec._Plan_overageMode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "overagePrice":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_overagePrice(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "rolloverMode":
+			out.Values[i] = ec._Plan_rolloverMode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rolloverCap":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_rolloverCap(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "onDemandPrice":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_onDemandPrice(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "onDemandExpiryDays":
+			out.Values[i] = ec._Plan_onDemandExpiryDays(ctx, field, obj)
+		case "createdAt":
+			out.Values[i] = ec._Plan_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10659,6 +13699,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "plans":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_plans(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "charges":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_charges(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "weightRegister":
 			field := field
 
@@ -10823,6 +13907,145 @@ func (ec *executionContext) _RuleValidation(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet, obj *ent.Subscription) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Subscription")
+		case "id":
+			out.Values[i] = ec._Subscription_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "organization":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Subscription_organization(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "plan":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Subscription_plan(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "startsAt":
+			out.Values[i] = ec._Subscription_startsAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "commitment":
+			out.Values[i] = ec._Subscription_commitment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "registerVersion":
+			out.Values[i] = ec._Subscription_registerVersion(ctx, field, obj)
+		case "endsAt":
+			out.Values[i] = ec._Subscription_endsAt(ctx, field, obj)
+		case "termPeriods":
+			out.Values[i] = ec._Subscription_termPeriods(ctx, field, obj)
+		case "autoRenew":
+			out.Values[i] = ec._Subscription_autoRenew(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "timeZone":
+			out.Values[i] = ec._Subscription_timeZone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "nextPeriodAt":
+			out.Values[i] = ec._Subscription_nextPeriodAt(ctx, field, obj)
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -12013,6 +15236,56 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNCharge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐCharge(ctx context.Context, sel ast.SelectionSet, v *ent.Charge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Charge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNChargeConnection2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChargeConnection(ctx context.Context, sel ast.SelectionSet, v model.ChargeConnection) graphql.Marshaler {
+	return ec._ChargeConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNChargeConnection2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChargeConnection(ctx context.Context, sel ast.SelectionSet, v *model.ChargeConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChargeConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNChargeEdge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChargeEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChargeEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChargeEdge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChargeEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChargeEdge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChargeEdge(ctx context.Context, sel ast.SelectionSet, v *model.ChargeEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChargeEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐCreditType(ctx context.Context, v any) (engine.CreditType, error) {
 	var res engine.CreditType
 	err := res.UnmarshalGQL(v)
@@ -12210,6 +15483,16 @@ func (ec *executionContext) marshalNOrganization2ᚖgithubᚗcomᚋcreditdᚋcre
 	return ec._Organization(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode(ctx context.Context, v any) (engine.OverageMode, error) {
+	var res engine.OverageMode
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode(ctx context.Context, sel ast.SelectionSet, v engine.OverageMode) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -12218,6 +15501,65 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditd
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod(ctx context.Context, v any) (engine.Period, error) {
+	var res engine.Period
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod(ctx context.Context, sel ast.SelectionSet, v engine.Period) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNPeriodCloseReport2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPeriodReport(ctx context.Context, sel ast.SelectionSet, v ledger.PeriodReport) graphql.Marshaler {
+	return ec._PeriodCloseReport(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPeriodCloseReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPeriodReport(ctx context.Context, sel ast.SelectionSet, v *ledger.PeriodReport) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PeriodCloseReport(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPlan2githubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan(ctx context.Context, sel ast.SelectionSet, v ent.Plan) graphql.Marshaler {
+	return ec._Plan(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPlan2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlanᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Plan) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan(ctx context.Context, sel ast.SelectionSet, v *ent.Plan) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Plan(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPlanInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPlanInput(ctx context.Context, v any) (model.PlanInput, error) {
+	res, err := ec.unmarshalInputPlanInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNPolicy2githubᚗcomᚋcreditdᚋcreditdᚋentᚐPolicyVersion(ctx context.Context, sel ast.SelectionSet, v ent.PolicyVersion) graphql.Marshaler {
@@ -12346,6 +15688,16 @@ func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ret
 }
 
+func (ec *executionContext) unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode(ctx context.Context, v any) (engine.RolloverMode, error) {
+	var res engine.RolloverMode
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode(ctx context.Context, sel ast.SelectionSet, v engine.RolloverMode) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNRuleError2githubᚗcomᚋcreditdᚋcreditdᚋrulesᚐPosition(ctx context.Context, sel ast.SelectionSet, v rules.Position) graphql.Marshaler {
 	return ec._RuleError(ctx, sel, &v)
 }
@@ -12394,6 +15746,20 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNSubscription2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v ent.Subscription) graphql.Marshaler {
+	return ec._Subscription(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *ent.Subscription) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Subscription(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -12895,6 +16261,13 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *ent.Subscription) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Subscription(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

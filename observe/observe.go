@@ -39,6 +39,21 @@ func Logger(ctx context.Context) *slog.Logger {
 	return slog.Default()
 }
 
+// saneID accepts a caller's request id of 1 to 64 letters, digits, '-',
+// '_', '.' or ':'; anything else is replaced (it ends up in logs and rows).
+func saneID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
 func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -51,7 +66,7 @@ func newID() string {
 func Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
-		if len(id) == 0 || len(id) > 64 {
+		if !saneID(id) {
 			id = newID()
 		}
 		w.Header().Set("X-Request-Id", id)

@@ -173,9 +173,18 @@ var ruleKinds = map[engine.PolicyKind]rules.Kind{
 
 // versions picks the register (by name) and the policies in effect at t: for
 // each, the published version with the latest effectiveFrom not after t.
-func (s *snapshot) versions(registerName string, t time.Time) (engine.Versions, error) {
+//
+// A pinned register version (a subscription that signed for one) is used
+// whatever is in effect.
+func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engine.Versions, error) {
 	var v engine.Versions
 	for _, r := range s.registers[registerName] {
+		if pinned != nil {
+			if r.Version == *pinned {
+				v.Register = r
+			}
+			continue
+		}
 		if r.EffectiveFrom.After(t) {
 			break
 		}

@@ -11,6 +11,7 @@ import (
 
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/lib/pq"
+	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
@@ -132,10 +133,12 @@ func (s *Service) ids(col string, from int, ids []int) (string, []any) {
 }
 
 type poolInfo struct {
-	ID           int
-	OrgID        int
-	Segment      string
-	RegisterName string
+	ID              int
+	OrgID           int
+	Segment         string
+	RegisterName    string
+	RegisterVersion *int              // pinned by the subscription (grandfathering)
+	Terms           *engine.PlanTerms // the current subscription's plan; nil: none
 }
 
 // defaultPools returns, per organisation, its default pool: the first
@@ -175,15 +178,20 @@ WHERE kind = 'ACCOUNT' AND `+cond+` GROUP BY organization_id`), args...)
 
 // lockPools locks the pools (PostgreSQL row locks, taken in id order, so two
 // transactions never wait on each other in a cycle) and returns them with
-// what the engine needs of their organisation.
-func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int) (map[int]poolInfo, error) {
+// what the engine needs of their organisation: its segment, and the register
+// and plan terms of its subscription in effect at now (the organisation's
+// own register when it has none).
+func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time.Time) (map[int]poolInfo, error) {
 	cond, args := s.ids("p.id", 1, ids)
 	lock := ""
 	if s.postgres() {
 		lock = " FOR UPDATE OF p" // SQLite: the single connection serialises writers
 	}
-	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name
+	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name,
+  s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency
 FROM pools p JOIN organizations o ON o.id = p.organization_id
+LEFT JOIN subscriptions s ON s.organization_id = p.organization_id
+LEFT JOIN plans pl ON pl.id = s.plan_id
 WHERE `+cond+` ORDER BY p.id`+lock), args...)
 	if err != nil {
 		return nil, err
@@ -191,9 +199,29 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 	defer rows.Close()
 	out := make(map[int]poolInfo, len(ids))
 	for rows.Next() {
-		var p poolInfo
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName); err != nil {
+		var (
+			p                  poolInfo
+			subID, regVersion  sql.NullInt64
+			subStart, subEnd   sql.NullTime
+			planReg, mode, cur sql.NullString
+			price              decimal.NullDecimal
+		)
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName,
+			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur); err != nil {
 			return nil, err
+		}
+		if prev, ok := out[p.ID]; ok {
+			p = prev // another subscription row of the same pool
+		}
+		current := subID.Valid && !subStart.Time.After(now) && (!subEnd.Valid || subEnd.Time.After(now))
+		if current {
+			p.RegisterName = planReg.String
+			if regVersion.Valid {
+				v := int(regVersion.Int64)
+				p.RegisterVersion = &v
+			}
+			p.Terms = &engine.PlanTerms{SubscriptionID: int(subID.Int64), OverageMode: engine.OverageMode(mode.String),
+				OveragePrice: price, Currency: cur.String}
 		}
 		out[p.ID] = p
 	}

@@ -148,7 +148,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		poolIDs = append(poolIDs, p)
 	}
 	sort.Ints(poolIDs)
-	pools, err := s.lockPools(ctx, tx, poolIDs)
+	pools, err := s.lockPools(ctx, tx, poolIDs, now)
 	if err != nil {
 		return nil, err
 	}
@@ -199,10 +199,11 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 		first[k] = i
 		p := pools[it.pool]
-		v, err := snap.versions(p.RegisterName, it.ev.OccurredAt)
+		v, err := snap.versions(p.RegisterName, p.RegisterVersion, it.ev.OccurredAt)
 		if err != nil {
 			return nil, engine.AtIndex(err, i)
 		}
+		v.Terms = p.Terms
 		pg := grants[it.pool]
 		d, err := engine.DecideUsage(ctx, v, engine.Org{ID: p.OrgID, Segment: p.Segment}, it.ev, pg, now)
 		if err != nil {

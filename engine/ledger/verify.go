@@ -19,12 +19,13 @@ func (v Violation) String() string { return v.Invariant + ": " + v.Detail }
 
 // Verify checks the invariants of ARCHITECTURE.md over the whole database
 // and returns what is broken (nothing, on a healthy ledger):
-//   - every grant: remaining = amount + the sum of its non-GRANT entries,
-//     0 <= remaining <= amount, and exactly one GRANT entry of +amount;
+//   - every grant: remaining = amount + the sum of its other entries,
+//     0 <= remaining <= amount, and exactly one opening entry of +amount
+//     (GRANT, or ROLLOVER_IN for credits rolled into a new period);
 //   - every entry's pool is its grant's pool, and its organisation the pool's;
-//   - every usage event: its BURN entries sum to -credits; a DENIED event has
-//     no entries and charged nothing;
-//   - every BURN entry names its usage event.
+//   - every usage event: its BURN and OVERAGE entries sum to -credits; a
+//     DENIED event has no entries and charged nothing;
+//   - every BURN and OVERAGE entry names its usage event.
 //
 // Sums are done in Go with exact decimals, so both dialects check the same.
 func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
@@ -78,16 +79,16 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 			if grantPool[*e.GrantID] != e.PoolID {
 				add("entry pool", "entry %d is on pool %d but its grant %d is in pool %d", e.ID, e.PoolID, *e.GrantID, grantPool[*e.GrantID])
 			}
-			if e.Kind == engine.EntryGrant {
+			if e.Kind == engine.EntryGrant || e.Kind == engine.EntryRolloverIn {
 				sm.grants++
 				sm.grant = e.Amount
 			} else {
 				sm.moves = sm.moves.Add(e.Amount)
 			}
 		}
-		if e.Kind == engine.EntryBurn {
+		if e.Kind == engine.EntryBurn || e.Kind == engine.EntryOverage {
 			if e.UsageEventID == nil {
-				add("burn cause", "BURN entry %d names no usage event", e.ID)
+				add("burn cause", "%s entry %d names no usage event", e.Kind, e.ID)
 				continue
 			}
 			burns[*e.UsageEventID] = burns[*e.UsageEventID].Add(e.Amount)
@@ -103,7 +104,7 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 			add("grant bounds", "grant %d: remaining %s outside [0, %s]", g.ID, g.Remaining, g.Amount)
 		}
 		if sm.grants != 1 || !sm.grant.Equal(g.Amount) {
-			add("grant entry", "grant %d: %d GRANT entries (want one of %s)", g.ID, sm.grants, g.Amount)
+			add("grant entry", "grant %d: %d opening entries (want one of %s)", g.ID, sm.grants, g.Amount)
 		}
 	}
 	for _, ev := range events {

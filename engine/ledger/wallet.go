@@ -223,6 +223,27 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 			b.ByType = append(b.ByType, TypeBalance{CreditType: t, Available: v})
 		}
 	}
+	// Overage: credits used beyond the balance in the current period (since
+	// the subscription's period start; all time without a subscription).
+	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(p.ID), ledgerentry.KindEQ(engine.EntryOverage))
+	if sub, err := s.CurrentSubscription(ctx, p.OrganizationID); err != nil {
+		return Balance{}, err
+	} else if sub != nil {
+		pl, err := s.db.Client.Plan.Get(ctx, sub.PlanID)
+		if err != nil {
+			return Balance{}, err
+		}
+		sched := schedule(sub, pl)
+		start, _ := sched.Bounds(sched.Index(now))
+		q.Where(ledgerentry.CreatedAtGTE(start))
+	}
+	over, err := q.All(ctx)
+	if err != nil {
+		return Balance{}, err
+	}
+	for _, e := range over {
+		b.Overage = b.Overage.Sub(e.Amount)
+	}
 	return b, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
@@ -41,14 +42,29 @@ func (s *Service) writeEnt(ctx context.Context, tx *usageTx, evs []newEvent, gra
 	if err != nil {
 		return nil, err
 	}
-	var entries []*ent.LedgerEntryCreate
+	var (
+		entries []*ent.LedgerEntryCreate
+		charges []*ent.ChargeCreate
+	)
 	for n, e := range evs {
 		for _, dr := range e.d.Draws {
-			entries = append(entries, s.burnEntry(tx, out[n], dr, e.v, now))
+			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryBurn, &dr.GrantID, dr.Amount, e.v, now))
+		}
+		if e.d.Overage.IsPositive() {
+			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryOverage, nil, e.d.Overage, e.v, now))
+			t := e.v.Terms
+			charges = append(charges, tx.Charge.Create().SetOrganizationID(e.org).SetKind("OVERAGE").
+				SetCredits(e.d.Overage).SetAmount(overageAmount(e.d.Overage, t)).SetCurrency(t.Currency).
+				SetSubscriptionID(t.SubscriptionID).SetUsageEventID(out[n].ID).SetMemo(out[n].Action).SetCreatedAt(now))
 		}
 	}
 	if len(entries) > 0 {
 		if err := tx.LedgerEntry.CreateBulk(entries...).Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if len(charges) > 0 {
+		if err := tx.Charge.CreateBulk(charges...).Exec(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -86,10 +102,12 @@ func (s *Service) eventCreate(tx *usageTx, e newEvent, now time.Time) *ent.Usage
 	return c
 }
 
-func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, dr engine.Draw, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
+// burnEntry is a BURN entry on a grant, or an OVERAGE entry (no grant):
+// amount is what the event took, recorded negative.
+func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, kind engine.EntryKind, grantID *int, amount decimal.Decimal, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
 	c := tx.LedgerEntry.Create().
-		SetOrganizationID(ev.OrganizationID).SetPoolID(ev.PoolID).SetGrantID(dr.GrantID).
-		SetKind(engine.EntryBurn).SetAmount(dr.Amount.Neg()).SetUsageEventID(ev.ID).
+		SetOrganizationID(ev.OrganizationID).SetPoolID(ev.PoolID).SetNillableGrantID(grantID).
+		SetKind(kind).SetAmount(amount.Neg()).SetUsageEventID(ev.ID).
 		SetMemo(ev.Action).SetCreatedAt(now)
 	if r := v.Register; r != nil {
 		c.SetRegisterID(r.ID).SetRegisterVersion(r.Version)
@@ -97,10 +115,18 @@ func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, dr engine.Draw, v e
 	if r := v.Burn; r != nil {
 		c.SetBurnPolicyID(r.ID).SetBurnPolicyVersion(r.Version)
 	}
-	if r := v.DrawOrder; r != nil {
+	if r := v.DrawOrder; r != nil && grantID != nil {
 		c.SetDrawPolicyID(r.ID).SetDrawPolicyVersion(r.Version)
 	}
 	return c
+}
+
+// overageAmount is the money of an overage at the plan's overage price.
+func overageAmount(credits decimal.Decimal, t *engine.PlanTerms) decimal.Decimal {
+	if t == nil || !t.OveragePrice.Valid {
+		return decimal.Zero
+	}
+	return credits.Mul(t.OveragePrice.Decimal)
 }
 
 // writePostgresSQL inserts the events, their entries (joined back to the
@@ -120,14 +146,21 @@ const writePostgresSQL = `WITH ev AS (
 ), le AS (
   INSERT INTO ledger_entries (created_at, organization_id, pool_id, grant_id, kind, amount, usage_event_id,
     register_id, register_version, burn_policy_id, burn_policy_version, draw_policy_id, draw_policy_version, memo)
-  SELECT $1::timestamptz, ev.organization_id, ev.pool_id, d.grant_id, 'BURN', -d.amount, ev.id,
-    ev.register_id, ev.register_version, ev.burn_policy_id, ev.burn_policy_version, ev.draw_policy_id, ev.draw_policy_version, ev.action
-  FROM unnest($25::bigint[], $26::text[], $27::bigint[], $28::numeric[]) WITH ORDINALITY AS d(org, key, grant_id, amount, n)
+  SELECT $1::timestamptz, ev.organization_id, ev.pool_id, d.grant_id, d.kind, -d.amount, ev.id,
+    ev.register_id, ev.register_version, ev.burn_policy_id, ev.burn_policy_version,
+    CASE WHEN d.grant_id IS NULL THEN NULL ELSE ev.draw_policy_id END,
+    CASE WHEN d.grant_id IS NULL THEN NULL ELSE ev.draw_policy_version END, ev.action
+  FROM unnest($25::bigint[], $26::text[], $27::bigint[], $28::numeric[], $31::text[]) WITH ORDINALITY AS d(org, key, grant_id, amount, kind, n)
   JOIN ev ON ev.organization_id = d.org AND ev.idempotency_key = d.key
   ORDER BY d.n
 ), g AS (
   UPDATE grants SET remaining = v.remaining
   FROM unnest($29::bigint[], $30::numeric[]) AS v(id, remaining) WHERE grants.id = v.id
+), ch AS (
+  INSERT INTO charges (created_at, organization_id, kind, credits, amount, currency, subscription_id, usage_event_id, memo)
+  SELECT $1::timestamptz, ev.organization_id, 'OVERAGE', c.credits, c.amount, c.currency, c.sub, ev.id, ev.action
+  FROM unnest($32::bigint[], $33::text[], $34::numeric[], $35::numeric[], $36::text[], $37::bigint[]) AS c(org, key, credits, amount, currency, sub)
+  JOIN ev ON ev.organization_id = c.org AND ev.idempotency_key = c.key
 )
 SELECT id, organization_id, idempotency_key FROM ev`
 
@@ -145,8 +178,11 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		occurred                                  = make([]string, n)
 		decision, reason, reasonCode              = make([]string, n), make([]string, n), make([]string, n)
 		regID, regV, burnID, burnV, drawID, drawV = make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n)
-		eOrg, eGrant                              []int64
-		eKey, eAmount                             []string
+		eOrg                                      []int64
+		eGrant                                    []sql.NullInt64
+		eKey, eAmount, eKind                      []string
+		cOrg, cSub                                []int64
+		cKey, cCredits, cAmount, cCurrency        []string
 	)
 	out := make([]*ent.UsageEvent, n)
 	for i, e := range evs {
@@ -184,8 +220,15 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		}
 		out[i] = ue
 		for _, dr := range d.Draws {
-			eOrg, eKey = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey)
-			eGrant, eAmount = append(eGrant, int64(dr.GrantID)), append(eAmount, dr.Amount.String())
+			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryBurn))
+			eGrant, eAmount = append(eGrant, nullInt(dr.GrantID)), append(eAmount, dr.Amount.String())
+		}
+		if d.Overage.IsPositive() {
+			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryOverage))
+			eGrant, eAmount = append(eGrant, sql.NullInt64{}), append(eAmount, d.Overage.String())
+			t := v.Terms
+			cOrg, cKey, cSub = append(cOrg, int64(e.org)), append(cKey, it.in.IdempotencyKey), append(cSub, int64(t.SubscriptionID))
+			cCredits, cAmount, cCurrency = append(cCredits, d.Overage.String()), append(cAmount, overageAmount(d.Overage, t).String()), append(cCurrency, t.Currency)
 		}
 	}
 	gID, gRemaining := make([]int64, len(grants)), make([]string, len(grants))
@@ -198,7 +241,8 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		pq.Array(credits), pq.Array(overage), pq.Array(decision), pq.Array(reason), pq.Array(reasonCode),
 		pq.Array(regID), pq.Array(regV), pq.Array(burnID), pq.Array(burnV), pq.Array(drawID), pq.Array(drawV),
 		pq.Array(eOrg), pq.Array(eKey), pq.Array(eGrant), pq.Array(eAmount),
-		pq.Array(gID), pq.Array(gRemaining))
+		pq.Array(gID), pq.Array(gRemaining), pq.Array(eKind),
+		pq.Array(cOrg), pq.Array(cKey), pq.Array(cCredits), pq.Array(cAmount), pq.Array(cCurrency), pq.Array(cSub))
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,34 @@ var (
 			},
 		},
 	}
+	// ChargesColumns holds the columns for the "charges" table.
+	ChargesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "credits", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "amount", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "currency", Type: field.TypeString},
+		{Name: "subscription_id", Type: field.TypeInt, Nullable: true},
+		{Name: "period_start", Type: field.TypeTime, Nullable: true},
+		{Name: "usage_event_id", Type: field.TypeInt, Nullable: true},
+		{Name: "grant_id", Type: field.TypeInt, Nullable: true},
+		{Name: "memo", Type: field.TypeString, Nullable: true},
+	}
+	// ChargesTable holds the schema information for the "charges" table.
+	ChargesTable = &schema.Table{
+		Name:       "charges",
+		Columns:    ChargesColumns,
+		PrimaryKey: []*schema.Column{ChargesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "charge_organization_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{ChargesColumns[2], ChargesColumns[0]},
+			},
+		},
+	}
 	// GrantsColumns holds the columns for the "grants" table.
 	GrantsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -182,6 +210,40 @@ var (
 		Columns:    OrganizationsColumns,
 		PrimaryKey: []*schema.Column{OrganizationsColumns[0]},
 	}
+	// PlansColumns holds the columns for the "plans" table.
+	PlansColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "name", Type: field.TypeString, Size: 100},
+		{Name: "period", Type: field.TypeEnum, Enums: []string{"DAY", "MONTH", "QUARTER", "YEAR"}},
+		{Name: "included_credits", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "price_per_credit", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "platform_fee", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "currency", Type: field.TypeString, Default: "USD"},
+		{Name: "register_name", Type: field.TypeString, Size: 100},
+		{Name: "overage_mode", Type: field.TypeEnum, Enums: []string{"HARD", "SOFT", "DEGRADED", "AUTO_TOP_UP", "BORROW"}},
+		{Name: "overage_price", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "auto_top_up_threshold", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "auto_top_up_credits", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "borrow_limit", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "rollover_mode", Type: field.TypeEnum, Enums: []string{"NONE", "CAPPED", "ONE_TIME", "UNLIMITED"}},
+		{Name: "rollover_cap", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "on_demand_price", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "on_demand_expiry_days", Type: field.TypeInt, Nullable: true},
+	}
+	// PlansTable holds the schema information for the "plans" table.
+	PlansTable = &schema.Table{
+		Name:       "plans",
+		Columns:    PlansColumns,
+		PrimaryKey: []*schema.Column{PlansColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "plan_name",
+				Unique:  true,
+				Columns: []*schema.Column{PlansColumns[2]},
+			},
+		},
+	}
 	// PolicyVersionsColumns holds the columns for the "policy_versions" table.
 	PolicyVersionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -245,6 +307,66 @@ var (
 				Name:    "pool_organization_id",
 				Unique:  false,
 				Columns: []*schema.Column{PoolsColumns[4]},
+			},
+		},
+	}
+	// SubscriptionsColumns holds the columns for the "subscriptions" table.
+	SubscriptionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "plan_id", Type: field.TypeInt},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "starts_at", Type: field.TypeTime},
+		{Name: "ends_at", Type: field.TypeTime, Nullable: true},
+		{Name: "term_periods", Type: field.TypeInt, Nullable: true},
+		{Name: "auto_renew", Type: field.TypeBool, Default: true},
+		{Name: "time_zone", Type: field.TypeString, Default: "UTC"},
+		{Name: "commitment", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "register_version", Type: field.TypeInt, Nullable: true},
+		{Name: "next_period", Type: field.TypeInt, Default: 0},
+		{Name: "next_period_at", Type: field.TypeTime, Nullable: true},
+	}
+	// SubscriptionsTable holds the schema information for the "subscriptions" table.
+	SubscriptionsTable = &schema.Table{
+		Name:       "subscriptions",
+		Columns:    SubscriptionsColumns,
+		PrimaryKey: []*schema.Column{SubscriptionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "subscription_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{SubscriptionsColumns[2]},
+			},
+			{
+				Name:    "subscription_next_period_at",
+				Unique:  false,
+				Columns: []*schema.Column{SubscriptionsColumns[13]},
+			},
+		},
+	}
+	// SubscriptionPeriodsColumns holds the columns for the "subscription_periods" table.
+	SubscriptionPeriodsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "subscription_id", Type: field.TypeInt},
+		{Name: "period_index", Type: field.TypeInt},
+		{Name: "starts_at", Type: field.TypeTime},
+		{Name: "ends_at", Type: field.TypeTime},
+		{Name: "expired", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "rolled_over", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "allocated", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+	}
+	// SubscriptionPeriodsTable holds the schema information for the "subscription_periods" table.
+	SubscriptionPeriodsTable = &schema.Table{
+		Name:       "subscription_periods",
+		Columns:    SubscriptionPeriodsColumns,
+		PrimaryKey: []*schema.Column{SubscriptionPeriodsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "subscriptionperiod_subscription_id_period_index",
+				Unique:  true,
+				Columns: []*schema.Column{SubscriptionPeriodsColumns[2], SubscriptionPeriodsColumns[3]},
 			},
 		},
 	}
@@ -352,11 +474,15 @@ var (
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AuditEntriesTable,
+		ChargesTable,
 		GrantsTable,
 		LedgerEntriesTable,
 		OrganizationsTable,
+		PlansTable,
 		PolicyVersionsTable,
 		PoolsTable,
+		SubscriptionsTable,
+		SubscriptionPeriodsTable,
 		UsageEventsTable,
 		WeightsTable,
 		WeightRegistersTable,

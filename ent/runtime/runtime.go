@@ -7,12 +7,16 @@ import (
 
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
+	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
+	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/schema"
+	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
@@ -72,6 +76,19 @@ func init() {
 	auditentryDescObjectType := auditentryFields[4].Descriptor()
 	// auditentry.ObjectTypeValidator is a validator for the "object_type" field. It is called by the builders before save.
 	auditentry.ObjectTypeValidator = auditentryDescObjectType.Validators[0].(func(string) error)
+	chargeMixin := schema.Charge{}.Mixin()
+	chargeMixinFields0 := chargeMixin[0].Fields()
+	_ = chargeMixinFields0
+	chargeFields := schema.Charge{}.Fields()
+	_ = chargeFields
+	// chargeDescCreatedAt is the schema descriptor for created_at field.
+	chargeDescCreatedAt := chargeMixinFields0[0].Descriptor()
+	// charge.DefaultCreatedAt holds the default value on creation for the created_at field.
+	charge.DefaultCreatedAt = chargeDescCreatedAt.Default.(func() time.Time)
+	// chargeDescKind is the schema descriptor for kind field.
+	chargeDescKind := chargeFields[1].Descriptor()
+	// charge.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	charge.KindValidator = chargeDescKind.Validators[0].(func(string) error)
 	grantMixin := schema.Grant{}.Mixin()
 	grantMixinFields0 := grantMixin[0].Fields()
 	_ = grantMixinFields0
@@ -155,6 +172,55 @@ func init() {
 			return nil
 		}
 	}()
+	planMixin := schema.Plan{}.Mixin()
+	planMixinFields0 := planMixin[0].Fields()
+	_ = planMixinFields0
+	planFields := schema.Plan{}.Fields()
+	_ = planFields
+	// planDescCreatedAt is the schema descriptor for created_at field.
+	planDescCreatedAt := planMixinFields0[0].Descriptor()
+	// plan.DefaultCreatedAt holds the default value on creation for the created_at field.
+	plan.DefaultCreatedAt = planDescCreatedAt.Default.(func() time.Time)
+	// planDescName is the schema descriptor for name field.
+	planDescName := planFields[0].Descriptor()
+	// plan.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	plan.NameValidator = func() func(string) error {
+		validators := planDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// planDescCurrency is the schema descriptor for currency field.
+	planDescCurrency := planFields[5].Descriptor()
+	// plan.DefaultCurrency holds the default value on creation for the currency field.
+	plan.DefaultCurrency = planDescCurrency.Default.(string)
+	// planDescRegisterName is the schema descriptor for register_name field.
+	planDescRegisterName := planFields[6].Descriptor()
+	// plan.RegisterNameValidator is a validator for the "register_name" field. It is called by the builders before save.
+	plan.RegisterNameValidator = func() func(string) error {
+		validators := planDescRegisterName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(register_name string) error {
+			for _, fn := range fns {
+				if err := fn(register_name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	policyversionMixin := schema.PolicyVersion{}.Mixin()
 	policyversionMixinFields0 := policyversionMixin[0].Fields()
 	_ = policyversionMixinFields0
@@ -213,6 +279,36 @@ func init() {
 			return nil
 		}
 	}()
+	subscriptionMixin := schema.Subscription{}.Mixin()
+	subscriptionMixinFields0 := subscriptionMixin[0].Fields()
+	_ = subscriptionMixinFields0
+	subscriptionFields := schema.Subscription{}.Fields()
+	_ = subscriptionFields
+	// subscriptionDescCreatedAt is the schema descriptor for created_at field.
+	subscriptionDescCreatedAt := subscriptionMixinFields0[0].Descriptor()
+	// subscription.DefaultCreatedAt holds the default value on creation for the created_at field.
+	subscription.DefaultCreatedAt = subscriptionDescCreatedAt.Default.(func() time.Time)
+	// subscriptionDescAutoRenew is the schema descriptor for auto_renew field.
+	subscriptionDescAutoRenew := subscriptionFields[6].Descriptor()
+	// subscription.DefaultAutoRenew holds the default value on creation for the auto_renew field.
+	subscription.DefaultAutoRenew = subscriptionDescAutoRenew.Default.(bool)
+	// subscriptionDescTimeZone is the schema descriptor for time_zone field.
+	subscriptionDescTimeZone := subscriptionFields[7].Descriptor()
+	// subscription.DefaultTimeZone holds the default value on creation for the time_zone field.
+	subscription.DefaultTimeZone = subscriptionDescTimeZone.Default.(string)
+	// subscriptionDescNextPeriod is the schema descriptor for next_period field.
+	subscriptionDescNextPeriod := subscriptionFields[10].Descriptor()
+	// subscription.DefaultNextPeriod holds the default value on creation for the next_period field.
+	subscription.DefaultNextPeriod = subscriptionDescNextPeriod.Default.(int)
+	subscriptionperiodMixin := schema.SubscriptionPeriod{}.Mixin()
+	subscriptionperiodMixinFields0 := subscriptionperiodMixin[0].Fields()
+	_ = subscriptionperiodMixinFields0
+	subscriptionperiodFields := schema.SubscriptionPeriod{}.Fields()
+	_ = subscriptionperiodFields
+	// subscriptionperiodDescCreatedAt is the schema descriptor for created_at field.
+	subscriptionperiodDescCreatedAt := subscriptionperiodMixinFields0[0].Descriptor()
+	// subscriptionperiod.DefaultCreatedAt holds the default value on creation for the created_at field.
+	subscriptionperiod.DefaultCreatedAt = subscriptionperiodDescCreatedAt.Default.(func() time.Time)
 	usageeventMixin := schema.UsageEvent{}.Mixin()
 	usageeventMixinFields0 := usageeventMixin[0].Fields()
 	_ = usageeventMixinFields0

@@ -26,6 +26,16 @@ type AuditEntryEdge struct {
 	Node   *ent.AuditEntry `json:"node"`
 }
 
+type ChargeConnection struct {
+	Edges    []*ChargeEdge `json:"edges"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type ChargeEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *ent.Charge `json:"node"`
+}
+
 type GrantInput struct {
 	PoolID     int               `json:"poolId"`
 	CreditType engine.CreditType `json:"creditType"`
@@ -58,6 +68,33 @@ type PageInfo struct {
 	HasPreviousPage bool    `json:"hasPreviousPage"`
 	StartCursor     *string `json:"startCursor,omitempty"`
 	EndCursor       *string `json:"endCursor,omitempty"`
+}
+
+type PlanInput struct {
+	Name            string          `json:"name"`
+	Period          engine.Period   `json:"period"`
+	IncludedCredits decimal.Decimal `json:"includedCredits"`
+	PricePerCredit  decimal.Decimal `json:"pricePerCredit"`
+	PlatformFee     decimal.Decimal `json:"platformFee"`
+	// (added) ISO 4217; default USD.
+	Currency     *string `json:"currency,omitempty"`
+	RegisterName string  `json:"registerName"`
+	// HARD or SOFT in this version.
+	OverageMode engine.OverageMode `json:"overageMode"`
+	// Required for SOFT.
+	OveragePrice *decimal.Decimal `json:"overagePrice,omitempty"`
+	// Not available in this version (AUTO_TOP_UP).
+	AutoTopUpThreshold *decimal.Decimal `json:"autoTopUpThreshold,omitempty"`
+	// Not available in this version (AUTO_TOP_UP).
+	AutoTopUpCredits *decimal.Decimal `json:"autoTopUpCredits,omitempty"`
+	// Not available in this version (BORROW).
+	BorrowLimit  *decimal.Decimal    `json:"borrowLimit,omitempty"`
+	RolloverMode engine.RolloverMode `json:"rolloverMode"`
+	// Required for CAPPED, refused otherwise.
+	RolloverCap   *decimal.Decimal `json:"rolloverCap,omitempty"`
+	OnDemandPrice *decimal.Decimal `json:"onDemandPrice,omitempty"`
+	// (added)
+	OnDemandExpiryDays *int `json:"onDemandExpiryDays,omitempty"`
 }
 
 type PolicyInput struct {

@@ -1,0 +1,129 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/plan"
+)
+
+// PlanInput creates a plan.
+type PlanInput struct {
+	Name               string
+	Period             engine.Period
+	IncludedCredits    decimal.Decimal
+	PricePerCredit     decimal.Decimal
+	PlatformFee        decimal.Decimal
+	Currency           string // default USD
+	RegisterName       string
+	OverageMode        engine.OverageMode
+	OveragePrice       *decimal.Decimal
+	AutoTopUpThreshold *decimal.Decimal
+	AutoTopUpCredits   *decimal.Decimal
+	BorrowLimit        *decimal.Decimal
+	RolloverMode       engine.RolloverMode
+	RolloverCap        *decimal.Decimal
+	OnDemandPrice      *decimal.Decimal
+	OnDemandExpiryDays *int
+}
+
+// Validate checks the plan is complete for its modes.
+func (in PlanInput) Validate() error {
+	if err := validName("name", in.Name); err != nil {
+		return err
+	}
+	if err := validName("registerName", in.RegisterName); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		v    *decimal.Decimal
+	}{
+		{"includedCredits", &in.IncludedCredits}, {"pricePerCredit", &in.PricePerCredit}, {"platformFee", &in.PlatformFee},
+		{"overagePrice", in.OveragePrice}, {"rolloverCap", in.RolloverCap}, {"onDemandPrice", in.OnDemandPrice},
+	} {
+		if f.v != nil && f.v.IsNegative() {
+			return engine.Invalid(f.name, "must not be negative, got %s", f.v)
+		}
+	}
+	if err := (engine.Schedule{Period: in.Period, Start: noon}).Validate(); err != nil {
+		return engine.Invalid("period", "%v", err)
+	}
+	switch in.OverageMode {
+	case engine.OverageHard:
+	case engine.OverageSoft:
+		if in.OveragePrice == nil {
+			return engine.Invalid("overagePrice", "a SOFT overage plan bills overage: set its price")
+		}
+	default:
+		return engine.Invalid("overageMode", "%s overage is not available in this version; use HARD or SOFT", in.OverageMode)
+	}
+	if in.AutoTopUpThreshold != nil || in.AutoTopUpCredits != nil || in.BorrowLimit != nil {
+		return engine.Invalid("overageMode", "auto top-up and borrowing are not available in this version")
+	}
+	switch {
+	case in.RolloverMode == engine.RolloverCapped && in.RolloverCap == nil:
+		return engine.Invalid("rolloverCap", "a CAPPED rollover needs a cap")
+	case in.RolloverMode != engine.RolloverCapped && in.RolloverCap != nil:
+		return engine.Invalid("rolloverCap", "only a CAPPED rollover has a cap")
+	}
+	if in.OnDemandExpiryDays != nil && (*in.OnDemandExpiryDays < 1 || *in.OnDemandExpiryDays > 3650) {
+		return engine.Invalid("onDemandExpiryDays", "must be 1 to 3650")
+	}
+	if len(in.Currency) > 3 {
+		return engine.Invalid("currency", "an ISO 4217 code, like USD")
+	}
+	return nil
+}
+
+// noon is any valid start, to validate a period on its own.
+var noon = time.Date(2000, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func nullable(v *decimal.Decimal) decimal.NullDecimal {
+	if v == nil {
+		return decimal.NullDecimal{}
+	}
+	return decimal.NewNullDecimal(*v)
+}
+
+// CreatePlan creates a plan; plans never change afterwards.
+func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	if in.Currency == "" {
+		in.Currency = "USD"
+	}
+	var out *ent.Plan
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		c := tx.Plan.Create().SetName(in.Name).SetPeriod(in.Period).SetIncludedCredits(in.IncludedCredits).
+			SetPricePerCredit(in.PricePerCredit).SetPlatformFee(in.PlatformFee).SetCurrency(in.Currency).
+			SetRegisterName(in.RegisterName).SetOverageMode(in.OverageMode).SetOveragePrice(nullable(in.OveragePrice)).
+			SetRolloverMode(in.RolloverMode).SetRolloverCap(nullable(in.RolloverCap)).
+			SetOnDemandPrice(nullable(in.OnDemandPrice)).SetNillableOnDemandExpiryDays(in.OnDemandExpiryDays).
+			SetCreatedAt(s.Now())
+		var err error
+		if out, err = c.Save(ctx); err != nil {
+			if isUniqueViolation(err) {
+				return engine.Errorf(engine.CodeConflict, "a plan named %q exists", in.Name)
+			}
+			return mapEntError(err, "plan", in.Name)
+		}
+		return s.audit(ctx, tx, "createPlan", "Plan", out.ID, nil, nil, out)
+	})
+	return out, err
+}
+
+// Plans lists the plans, oldest first.
+func (s *Service) Plans(ctx context.Context) ([]*ent.Plan, error) {
+	return s.db.Client.Plan.Query().Order(ent.Asc(plan.FieldID)).All(ctx)
+}
+
+// Plan returns a plan by id, nil when there is none.
+func (s *Service) Plan(ctx context.Context, id int) (*ent.Plan, error) {
+	return none(s.db.Client.Plan.Get(ctx, id))
+}

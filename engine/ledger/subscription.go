@@ -1,0 +1,428 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/charge"
+	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/pool"
+	"github.com/creditd/creditd/ent/subscription"
+)
+
+// SubscribeInput subscribes an organisation to a plan.
+type SubscribeInput struct {
+	OrganizationID  int
+	PlanID          int
+	StartsAt        time.Time
+	Commitment      *decimal.Decimal // committed spend over the term; default 0
+	TermPeriods     *int             // length of the term in periods; nil: open-ended
+	AutoRenew       *bool            // default true: the term renews
+	TimeZone        string           // IANA zone the periods are anchored in; default UTC
+	RegisterVersion *int             // pin the plan's register version (grandfathering)
+}
+
+// schedule is a subscription's period calendar.
+func schedule(sub *ent.Subscription, p *ent.Plan) engine.Schedule {
+	loc, err := time.LoadLocation(sub.TimeZone)
+	if err != nil {
+		loc = time.UTC // validated at subscribe time
+	}
+	return engine.Schedule{Start: sub.StartsAt, Period: p.Period, Location: loc}
+}
+
+// Subscribe creates a subscription; its included credits arrive in the
+// organisation's default (first ACCOUNT) pool at the start of each period,
+// the first one at once when the subscription has started. An organisation
+// has one subscription at a time: overlapping ones are refused.
+func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscription, error) {
+	if in.StartsAt.IsZero() {
+		return nil, engine.Invalid("startsAt", "is required")
+	}
+	if in.Commitment != nil && in.Commitment.IsNegative() {
+		return nil, engine.Invalid("commitment", "must not be negative")
+	}
+	if in.TermPeriods != nil && (*in.TermPeriods < 1 || *in.TermPeriods > 1200) {
+		return nil, engine.Invalid("termPeriods", "must be 1 to 1200")
+	}
+	if in.TimeZone == "" {
+		in.TimeZone = "UTC"
+	}
+	if _, err := time.LoadLocation(in.TimeZone); err != nil {
+		return nil, engine.Invalid("timeZone", "%q is not an IANA time zone", in.TimeZone)
+	}
+	if !auth.From(ctx).Sees(in.OrganizationID) {
+		return nil, engine.NotFound("organization", in.OrganizationID)
+	}
+	start := utc(in.StartsAt)
+	now := s.Now()
+	var out *ent.Subscription
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		// Lock the organisation so two subscribes cannot both pass the overlap check.
+		if err := s.lockRow(ctx, tx, "organizations", in.OrganizationID); err != nil {
+			return err
+		}
+		if _, err := tx.Organization.Get(ctx, in.OrganizationID); err != nil {
+			return mapEntError(err, "organization", in.OrganizationID)
+		}
+		p, err := tx.Plan.Get(ctx, in.PlanID)
+		if err != nil {
+			return mapEntError(err, "plan", in.PlanID)
+		}
+		if in.RegisterVersion != nil {
+			if _, err := s.Register(ctx, p.RegisterName, in.RegisterVersion); err != nil {
+				return err
+			}
+		}
+		pools, err := tx.Pool.Query().Where(pool.OrganizationID(in.OrganizationID), pool.KindEQ(engine.PoolAccount)).
+			Order(ent.Asc(pool.FieldID)).All(ctx)
+		if err != nil {
+			return err
+		}
+		if len(pools) == 0 {
+			return engine.Invalid("organizationId", "the organisation has no ACCOUNT pool to receive its credits; create one first")
+		}
+		sub := &ent.Subscription{StartsAt: start, TimeZone: in.TimeZone}
+		sched := schedule(sub, p)
+		autoRenew := in.AutoRenew == nil || *in.AutoRenew
+		var ends *time.Time
+		if in.TermPeriods != nil && !autoRenew {
+			e := sched.Boundary(*in.TermPeriods)
+			ends = &e
+		}
+		others, err := tx.Subscription.Query().Where(subscription.OrganizationID(in.OrganizationID)).All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, o := range others {
+			if overlaps(o.StartsAt, o.EndsAt, start, ends) {
+				return engine.Errorf(engine.CodeSubscriptionOverlap, "organization %d already has subscription %d over that time", in.OrganizationID, o.ID)
+			}
+		}
+		commitment := decimal.Zero
+		if in.Commitment != nil {
+			commitment = *in.Commitment
+		}
+		out, err = tx.Subscription.Create().SetOrganizationID(in.OrganizationID).SetPlanID(p.ID).SetPoolID(pools[0].ID).
+			SetStartsAt(start).SetNillableEndsAt(ends).SetNillableTermPeriods(in.TermPeriods).SetAutoRenew(autoRenew).
+			SetTimeZone(in.TimeZone).SetCommitment(commitment).SetNillableRegisterVersion(in.RegisterVersion).
+			SetNextPeriod(0).SetNextPeriodAt(start).SetCreatedAt(now).Save(ctx)
+		if err != nil {
+			return mapEntError(err, "subscription", "")
+		}
+		if err := s.audit(ctx, tx, "subscribe", "Subscription", out.ID, &out.OrganizationID, nil, out); err != nil {
+			return err
+		}
+		if !start.After(now) {
+			if _, err := s.openPeriod(ctx, tx, out, p, now); err != nil {
+				return err
+			}
+			out, err = tx.Subscription.Get(ctx, out.ID)
+		}
+		return err
+	})
+	return out, err
+}
+
+func overlaps(aStart time.Time, aEnd *time.Time, bStart time.Time, bEnd *time.Time) bool {
+	endsBefore := func(end *time.Time, start time.Time) bool { return end != nil && !end.After(start) }
+	return !endsBefore(aEnd, bStart) && !endsBefore(bEnd, aStart)
+}
+
+// lockRow takes a row lock on PostgreSQL (SQLite's single connection already
+// serialises writers).
+func (s *Service) lockRow(ctx context.Context, tx *ent.Tx, table string, id int) error {
+	if !s.postgres() {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id FROM "+table+" WHERE id = $1 FOR UPDATE", id)
+	if err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// PeriodReport sums what period closes did.
+type PeriodReport struct {
+	SubscriptionsClosed int
+	Expired             decimal.Decimal
+	RolledOver          decimal.Decimal
+	Allocated           decimal.Decimal
+}
+
+func (r *PeriodReport) add(o PeriodReport) {
+	r.SubscriptionsClosed += o.SubscriptionsClosed
+	r.Expired = r.Expired.Add(o.Expired)
+	r.RolledOver = r.RolledOver.Add(o.RolledOver)
+	r.Allocated = r.Allocated.Add(o.Allocated)
+}
+
+// errPeriodTaken means another runner opened the period first.
+var errPeriodTaken = errors.New("period already opened")
+
+// openPeriod opens the subscription's next period, in tx: it closes the
+// period before (expires and rolls over the credits ending at the boundary,
+// by the plan's rollover mode), allocates the new period's included credits
+// as a SUBSCRIPTION grant and records the platform fee, unless the term has
+// ended. A unique (subscription, period) row makes it happen once.
+func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, p *ent.Plan, now time.Time) (PeriodReport, error) {
+	sched := schedule(sub, p)
+	n := sub.NextPeriod
+	start, end := sched.Bounds(n)
+	if err := s.lockRow(ctx, tx, "pools", sub.PoolID); err != nil {
+		return PeriodReport{}, err
+	}
+	rep := PeriodReport{SubscriptionsClosed: 1, Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
+	running := sub.EndsAt == nil || start.Before(*sub.EndsAt)
+
+	// Close the period before: every grant of the pool ending at the boundary.
+	gs, err := tx.Grant.Query().Where(grant.PoolID(sub.PoolID), grant.ExpiresAtLTE(start)).All(ctx)
+	if err != nil {
+		return rep, err
+	}
+	eg := make([]engine.Grant, 0, len(gs))
+	for _, g := range gs {
+		eg = append(eg, engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority, Amount: g.Amount,
+			Remaining: g.Remaining, UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt})
+	}
+	mode := p.RolloverMode
+	if !running {
+		mode = engine.RolloverNone // the term is over: nothing rolls past it
+	}
+	pc := engine.ClosePeriod(mode, p.RolloverCap, eg, start)
+	remaining := map[int]decimal.Decimal{}
+	for _, g := range eg {
+		remaining[g.ID] = g.Remaining
+	}
+	entry := func(kind engine.EntryKind, g int, amount decimal.Decimal, memo string) error {
+		remaining[g] = remaining[g].Add(amount)
+		if err := tx.LedgerEntry.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetGrantID(g).
+			SetKind(kind).SetAmount(amount).SetMemo(memo).SetCreatedAt(now).Exec(ctx); err != nil {
+			return err
+		}
+		return tx.Grant.UpdateOneID(g).SetRemaining(remaining[g]).Exec(ctx)
+	}
+	memo := fmt.Sprintf("period %d close", n)
+	for _, x := range pc.Expire {
+		if err := entry(engine.EntryExpire, x.GrantID, x.Amount.Neg(), memo); err != nil {
+			return rep, err
+		}
+	}
+	for _, x := range pc.RollOut {
+		if err := entry(engine.EntryRolloverOut, x.GrantID, x.Amount.Neg(), memo); err != nil {
+			return rep, err
+		}
+	}
+	rep.Expired, rep.RolledOver = pc.Expired, pc.Rolled
+	newGrant := func(typ engine.CreditType, kind engine.EntryKind, amount decimal.Decimal, memo string) error {
+		g, err := tx.Grant.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetCreditType(typ).
+			SetAmount(amount).SetRemaining(amount).SetUnitPrice(p.PricePerCredit).SetEffectiveAt(start).SetExpiresAt(end).
+			SetMemo(memo).SetCreatedAt(now).Save(ctx)
+		if err != nil {
+			return err
+		}
+		return tx.LedgerEntry.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetGrantID(g.ID).
+			SetKind(kind).SetAmount(amount).SetMemo(memo).SetCreatedAt(now).Exec(ctx)
+	}
+	if pc.Rolled.IsPositive() {
+		if err := newGrant(engine.CreditRollover, engine.EntryRolloverIn, pc.Rolled, fmt.Sprintf("rolled into period %d", n)); err != nil {
+			return rep, err
+		}
+	}
+	if running {
+		if p.IncludedCredits.IsPositive() {
+			if err := newGrant(engine.CreditSubscription, engine.EntryGrant, p.IncludedCredits, fmt.Sprintf("%s period %d", p.Name, n)); err != nil {
+				return rep, err
+			}
+			rep.Allocated = p.IncludedCredits
+		}
+		if p.PlatformFee.IsPositive() {
+			if err := tx.Charge.Create().SetOrganizationID(sub.OrganizationID).SetKind("PLATFORM_FEE").
+				SetCredits(decimal.Zero).SetAmount(p.PlatformFee).SetCurrency(p.Currency).SetSubscriptionID(sub.ID).
+				SetPeriodStart(start).SetMemo(fmt.Sprintf("%s period %d", p.Name, n)).SetCreatedAt(now).Exec(ctx); err != nil {
+				return rep, err
+			}
+		}
+	}
+	if err := tx.SubscriptionPeriod.Create().SetSubscriptionID(sub.ID).SetPeriodIndex(n).SetStartsAt(start).SetEndsAt(end).
+		SetExpired(rep.Expired).SetRolledOver(rep.RolledOver).SetAllocated(rep.Allocated).SetCreatedAt(now).Exec(ctx); err != nil {
+		if isUniqueViolation(err) {
+			return rep, errPeriodTaken
+		}
+		return rep, err
+	}
+	upd := tx.Subscription.UpdateOneID(sub.ID).SetNextPeriod(n + 1)
+	if running {
+		upd.SetNextPeriodAt(end)
+	} else {
+		upd.ClearNextPeriodAt()
+	}
+	return rep, upd.Exec(ctx)
+}
+
+// RunPeriodClose opens (and so closes the period before) every subscription
+// period that has started by asOf and is not yet open, oldest first, one
+// transaction per period. It is idempotent: a second run, a late run, or a
+// run on another server at the same time changes nothing already done.
+func (s *Service) RunPeriodClose(ctx context.Context, asOf time.Time) (PeriodReport, error) {
+	now := s.Now()
+	asOf = utc(asOf)
+	if asOf.After(now.Add(time.Minute)) {
+		return PeriodReport{}, engine.Invalid("asOf", "is in the future; periods open when they start")
+	}
+	rep := PeriodReport{Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
+	due, err := s.db.Client.Subscription.Query().Where(subscription.NextPeriodAtLTE(asOf)).
+		Order(ent.Asc(subscription.FieldID)).IDs(ctx)
+	if err != nil {
+		return rep, err
+	}
+	counted := map[int]bool{}
+	for _, id := range due {
+		for {
+			var done PeriodReport
+			more := false
+			err := s.inTx(ctx, func(tx *ent.Tx) error {
+				if err := s.lockRow(ctx, tx, "subscriptions", id); err != nil {
+					return err
+				}
+				sub, err := tx.Subscription.Get(ctx, id)
+				if err != nil {
+					return err
+				}
+				if sub.NextPeriodAt == nil || sub.NextPeriodAt.After(asOf) {
+					return nil // done, here or by another runner
+				}
+				p, err := tx.Plan.Get(ctx, sub.PlanID)
+				if err != nil {
+					return err
+				}
+				done, err = s.openPeriod(ctx, tx, sub, p, now)
+				more = err == nil
+				return err
+			})
+			if errors.Is(err, errPeriodTaken) {
+				continue // another runner did this one; look again
+			}
+			if err != nil {
+				return rep, fmt.Errorf("subscription %d: %w", id, err)
+			}
+			if !more {
+				break
+			}
+			if counted[id] {
+				done.SubscriptionsClosed = 0
+			}
+			counted[id] = true
+			rep.add(done)
+		}
+	}
+	return rep, nil
+}
+
+// CurrentSubscription is the organisation's subscription in effect now.
+func (s *Service) CurrentSubscription(ctx context.Context, orgID int) (*ent.Subscription, error) {
+	if !auth.From(ctx).Sees(orgID) {
+		return nil, nil
+	}
+	now := s.Now()
+	return none(s.db.Client.Subscription.Query().Where(subscription.OrganizationID(orgID), subscription.StartsAtLTE(now),
+		subscription.Or(subscription.EndsAtIsNil(), subscription.EndsAtGT(now))).
+		Order(ent.Desc(subscription.FieldStartsAt)).First(ctx))
+}
+
+// PurchaseCredits buys on-demand credits for a pool at its organisation's
+// plan's on-demand price: an ON_DEMAND grant (with the plan's on-demand
+// expiry, if any) and an ON_DEMAND charge, in one transaction.
+func (s *Service) PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error) {
+	if !credits.IsPositive() {
+		return nil, engine.Invalid("credits", "must be greater than zero, got %s", credits)
+	}
+	pool, err := s.Pool(ctx, poolID)
+	if err != nil || pool == nil {
+		return nil, errOr(err, engine.NotFound("pool", poolID))
+	}
+	sub, err := s.CurrentSubscription(ctx, pool.OrganizationID)
+	if err != nil {
+		return nil, err
+	}
+	if sub == nil {
+		return nil, engine.Errorf(engine.CodeNoOnDemandPrice, "organization %d has no subscription, so no on-demand price", pool.OrganizationID)
+	}
+	p, err := s.db.Client.Plan.Get(ctx, sub.PlanID)
+	if err != nil {
+		return nil, err
+	}
+	if !p.OnDemandPrice.Valid {
+		return nil, engine.Errorf(engine.CodeNoOnDemandPrice, "plan %q sells no on-demand credits", p.Name)
+	}
+	now := s.Now()
+	var expires *time.Time
+	if p.OnDemandExpiryDays != nil {
+		e := now.AddDate(0, 0, *p.OnDemandExpiryDays)
+		expires = &e
+	}
+	price := p.OnDemandPrice.Decimal
+	var out *ent.Grant
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		out, err = tx.Grant.Create().SetOrganizationID(pool.OrganizationID).SetPoolID(pool.ID).SetCreditType(engine.CreditOnDemand).
+			SetAmount(credits).SetRemaining(credits).SetUnitPrice(price).SetEffectiveAt(now).SetNillableExpiresAt(expires).
+			SetMemo("on-demand purchase").SetCreatedAt(now).Save(ctx)
+		if err != nil {
+			return err
+		}
+		if err := tx.LedgerEntry.Create().SetOrganizationID(pool.OrganizationID).SetPoolID(pool.ID).SetGrantID(out.ID).
+			SetKind(engine.EntryGrant).SetAmount(credits).SetMemo("on-demand purchase").SetCreatedAt(now).Exec(ctx); err != nil {
+			return err
+		}
+		if err := tx.Charge.Create().SetOrganizationID(pool.OrganizationID).SetKind("ON_DEMAND").SetCredits(credits).
+			SetAmount(credits.Mul(price)).SetCurrency(p.Currency).SetSubscriptionID(sub.ID).SetGrantID(out.ID).
+			SetMemo(fmt.Sprintf("%s credits at %s", credits, price)).SetCreatedAt(now).Exec(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "purchaseCredits", "Grant", out.ID, &pool.OrganizationID, nil, out)
+	})
+	return out, err
+}
+
+// ChargePage is one page of charges, newest first.
+type ChargePage struct {
+	Charges     []*ent.Charge
+	HasNextPage bool
+}
+
+// Charges lists an organisation's charges (all organisations' when org is
+// nil and the caller is not scoped), newest first.
+func (s *Service) Charges(ctx context.Context, org *int, first, after int) (ChargePage, error) {
+	if first < 1 || first > MaxPage {
+		return ChargePage{}, engine.Invalid("first", "must be between 1 and %d", MaxPage)
+	}
+	if p := auth.From(ctx); p.Scoped() {
+		if org != nil && *org != *p.OrgID {
+			return ChargePage{}, engine.NotFound("organization", *org)
+		}
+		org = p.OrgID
+	}
+	q := s.db.Client.Charge.Query()
+	if org != nil {
+		q.Where(charge.OrganizationID(*org))
+	}
+	if after > 0 {
+		q.Where(charge.IDLT(after))
+	}
+	cs, err := q.Order(ent.Desc(charge.FieldID)).Limit(first + 1).All(ctx)
+	if err != nil {
+		return ChargePage{}, err
+	}
+	page := ChargePage{Charges: cs}
+	if len(cs) > first {
+		page.Charges, page.HasNextPage = cs[:first], true
+	}
+	return page, nil
+}

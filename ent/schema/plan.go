@@ -1,0 +1,124 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/creditd/creditd/engine"
+)
+
+// Plan is a package a pricing team sells: a period, included credits and
+// their price, a platform fee, the register that prices usage, and the
+// lifecycle rules (overage, rollover, on-demand). Plans never change once
+// created: a new deal is a new plan.
+type Plan struct{ ent.Schema }
+
+func (Plan) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (Plan) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("name").NotEmpty().MaxLen(100).Immutable(),
+		field.Enum("period").GoType(engine.Period("")).Immutable(),
+		Decimal("included_credits"),
+		Decimal("price_per_credit"),
+		Decimal("platform_fee"),
+		field.String("currency").Default("USD").Immutable(),
+		field.String("register_name").NotEmpty().MaxLen(100).Immutable(),
+		field.Enum("overage_mode").GoType(engine.OverageMode("")).Immutable(),
+		NullDecimal("overage_price"),
+		NullDecimal("auto_top_up_threshold"),
+		NullDecimal("auto_top_up_credits"),
+		NullDecimal("borrow_limit"),
+		field.Enum("rollover_mode").GoType(engine.RolloverMode("")).Immutable(),
+		NullDecimal("rollover_cap"),
+		NullDecimal("on_demand_price"),
+		field.Int("on_demand_expiry_days").Optional().Nillable().Immutable(),
+	}
+}
+
+func (Plan) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("name").Unique()}
+}
+
+// Subscription ties an organisation to a plan from a start time: its periods
+// are anchored on the start, in its time zone. Included credits arrive in
+// the organisation's default pool.
+type Subscription struct{ ent.Schema }
+
+func (Subscription) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (Subscription) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("organization_id").Immutable(),
+		field.Int("plan_id").Immutable(),
+		field.Int("pool_id").Immutable(),
+		field.Time("starts_at").Immutable(),
+		// ends_at is the end of the committed term; nil: open-ended.
+		field.Time("ends_at").Optional().Nillable(),
+		field.Int("term_periods").Optional().Nillable().Immutable(),
+		field.Bool("auto_renew").Default(true).Immutable(),
+		field.String("time_zone").Default("UTC").Immutable(),
+		Decimal("commitment"),
+		// register_version pins the plan's register version this contract
+		// signed for (grandfathering); nil follows the version in effect.
+		field.Int("register_version").Optional().Nillable().Immutable(),
+		// next_period is the index of the next period to open; periods
+		// before it are opened (and the ones before those closed).
+		// next_period_at is when it starts; nil once the term has ended.
+		field.Int("next_period").Default(0),
+		field.Time("next_period_at").Optional().Nillable(),
+	}
+}
+
+func (Subscription) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("organization_id"), index.Fields("next_period_at")}
+}
+
+// SubscriptionPeriod records that period n of a subscription was opened
+// (and period n-1 closed): unique per (subscription, n), which is what makes
+// the period close job safe to run twice, late, or from two servers.
+type SubscriptionPeriod struct{ ent.Schema }
+
+func (SubscriptionPeriod) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (SubscriptionPeriod) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("subscription_id").Immutable(),
+		field.Int("period_index").Immutable(),
+		field.Time("starts_at").Immutable(),
+		field.Time("ends_at").Immutable(),
+		Decimal("expired"),
+		Decimal("rolled_over"),
+		Decimal("allocated"),
+	}
+}
+
+func (SubscriptionPeriod) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("subscription_id", "period_index").Unique()}
+}
+
+// Charge is one money event for an organisation (platform fee, overage,
+// on-demand purchase, auto top-up): amount, currency, period and cause. It
+// is the basis of invoices elsewhere and of the revenue KPIs.
+type Charge struct{ ent.Schema }
+
+func (Charge) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (Charge) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("organization_id").Immutable(),
+		field.String("kind").NotEmpty().Immutable(), // PLATFORM_FEE, OVERAGE, ON_DEMAND
+		Decimal("credits"),
+		Decimal("amount"),
+		field.String("currency").Immutable(),
+		field.Int("subscription_id").Optional().Nillable().Immutable(),
+		field.Time("period_start").Optional().Nillable().Immutable(),
+		field.Int("usage_event_id").Optional().Nillable().Immutable(),
+		field.Int("grant_id").Optional().Nillable().Immutable(),
+		field.String("memo").Optional().Immutable(),
+	}
+}
+
+func (Charge) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("organization_id", "id")}
+}
