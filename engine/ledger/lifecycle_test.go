@@ -1,0 +1,298 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/engine/ledger"
+	"github.com/creditd/creditd/store"
+	"github.com/creditd/creditd/testdb"
+)
+
+// Lifecycle scenarios are data: a plan, a start, and a timeline of steps
+// (usage, purchases, period closes) each with the balance it must leave, by
+// credit type. Every scenario runs on PostgreSQL and SQLite and ends with the
+// ledger invariants checked.
+
+type step struct {
+	at       string // the clock, RFC 3339
+	use      string // "action quantity": record usage
+	buy      string // credits to purchase on demand
+	close    bool   // run the period close as of the clock
+	decision engine.Decision
+	balance  string // "TYPE=amount ..." of the pool after the step; "-" for an empty pool
+	overage  string // the pool's overage this period, when set
+	report   string // "expired rolled allocated" of the close, when set
+}
+
+type scenario struct {
+	name    string
+	plan    ledger.PlanInput
+	start   string
+	term    *int
+	renew   *bool
+	steps   []step
+	charges []string // "KIND amount", oldest first
+}
+
+func dp(s string) *decimal.Decimal { v := d(s); return &v }
+
+func plan(name string, over engine.OverageMode, roll engine.RolloverMode, cap *decimal.Decimal) ledger.PlanInput {
+	p := ledger.PlanInput{Name: name, Period: engine.PeriodMonth, IncludedCredits: d("100"), PricePerCredit: d("0.01"),
+		PlatformFee: d("5"), RegisterName: "default", OverageMode: over, RolloverMode: roll, RolloverCap: cap}
+	if over == engine.OverageSoft {
+		p.OveragePrice = dp("0.02")
+	}
+	return p
+}
+
+func TestLifecycleScenarios(t *testing.T) {
+	two, no := 2, false
+	withOnDemand := plan("team-od", engine.OverageHard, engine.RolloverNone, nil)
+	withOnDemand.OnDemandPrice, withOnDemand.OnDemandExpiryDays = dp("0.015"), ptr(30)
+	scenarios := []scenario{
+		{name: "no rollover, month-end anchor", plan: plan("team", engine.OverageHard, engine.RolloverNone, nil), start: "2027-01-31T10:00:00Z",
+			steps: []step{
+				{at: "2027-01-31T10:00:00Z", balance: "SUBSCRIPTION=100"},
+				{at: "2027-02-10T00:00:00Z", use: "agent.run 30", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=70"},
+				{at: "2027-02-28T09:59:59Z", close: true, report: "0 0 0", balance: "SUBSCRIPTION=70"},
+				{at: "2027-02-28T10:00:00Z", close: true, report: "70 0 100", balance: "SUBSCRIPTION=100"},
+				{at: "2027-03-31T10:00:00Z", close: true, report: "100 0 100", balance: "SUBSCRIPTION=100"},
+			},
+			charges: []string{"PLATFORM_FEE 5", "PLATFORM_FEE 5", "PLATFORM_FEE 5"}},
+		{name: "capped rollover", plan: plan("capped", engine.OverageHard, engine.RolloverCapped, dp("50")), start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-01-05T00:00:00Z", use: "agent.run 30", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=70"},
+				{at: "2027-02-01T00:00:00Z", close: true, report: "20 50 100", balance: "ROLLOVER=50 SUBSCRIPTION=100"},
+				{at: "2027-02-02T00:00:00Z", use: "agent.run 60", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=90"},
+				{at: "2027-03-01T00:00:00Z", close: true, report: "40 50 100", balance: "ROLLOVER=50 SUBSCRIPTION=100"},
+			}},
+		{name: "one-time rollover", plan: plan("once", engine.OverageHard, engine.RolloverOneTime, nil), start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-01-05T00:00:00Z", use: "agent.run 30", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=70"},
+				{at: "2027-02-01T00:00:00Z", close: true, report: "0 70 100", balance: "ROLLOVER=70 SUBSCRIPTION=100"},
+				{at: "2027-03-01T00:00:00Z", close: true, report: "70 100 100", balance: "ROLLOVER=100 SUBSCRIPTION=100"},
+			}},
+		{name: "unlimited rollover, a late close opens every missed period", plan: plan("all", engine.OverageHard, engine.RolloverUnlimited, nil), start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-03-15T00:00:00Z", close: true, report: "0 300 200", balance: "ROLLOVER=200 SUBSCRIPTION=100"},
+				{at: "2027-03-15T00:00:00Z", close: true, report: "0 0 0", balance: "ROLLOVER=200 SUBSCRIPTION=100"},
+			}},
+		{name: "soft overage is billed", plan: plan("soft", engine.OverageSoft, engine.RolloverNone, nil), start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-01-05T00:00:00Z", use: "big.run 1", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=90"},
+				{at: "2027-01-06T00:00:00Z", use: "big.run 12", decision: engine.DecisionAllowed, balance: "-", overage: "30"},
+				{at: "2027-02-01T00:00:00Z", close: true, report: "0 0 100", balance: "SUBSCRIPTION=100", overage: "0"},
+			},
+			charges: []string{"PLATFORM_FEE 5", "OVERAGE 0.6", "PLATFORM_FEE 5"}},
+		{name: "hard ceiling denies", plan: plan("hard", engine.OverageHard, engine.RolloverNone, nil), start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-01-05T00:00:00Z", use: "big.run 11", decision: engine.DecisionDenied, balance: "SUBSCRIPTION=100", overage: "0"},
+			}},
+		{name: "on-demand purchase", plan: withOnDemand, start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-01-05T00:00:00Z", buy: "1000", balance: "SUBSCRIPTION=100 ON_DEMAND=1000"},
+				{at: "2027-01-06T00:00:00Z", use: "big.run 12", decision: engine.DecisionAllowed, balance: "ON_DEMAND=980"},
+				// The pack expires after 30 days, and its remaining credits at the next close.
+				{at: "2027-02-05T00:00:00Z", close: true, report: "0 0 100", balance: "SUBSCRIPTION=100"},
+				{at: "2027-03-01T00:00:00Z", close: true, report: "1080 0 100", balance: "SUBSCRIPTION=100"},
+			},
+			charges: []string{"PLATFORM_FEE 5", "ON_DEMAND 15", "PLATFORM_FEE 5", "PLATFORM_FEE 5"}},
+		{name: "a term that does not renew ends", plan: plan("term", engine.OverageHard, engine.RolloverUnlimited, nil), start: "2027-01-01T00:00:00Z",
+			term: &two, renew: &no,
+			steps: []step{
+				{at: "2027-02-01T00:00:00Z", close: true, report: "0 100 100", balance: "ROLLOVER=100 SUBSCRIPTION=100"},
+				{at: "2027-03-01T00:00:00Z", close: true, report: "200 0 0", balance: "-"},
+				{at: "2027-06-01T00:00:00Z", close: true, report: "0 0 0", balance: "-"},
+			}},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			testdb.Each(t, func(t *testing.T, db *store.DB) { runScenario(t, db, sc) })
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func runScenario(t *testing.T, db *store.DB, sc scenario) {
+	ctx := context.Background()
+	f := setup(t, db)
+	start, _ := time.Parse(time.RFC3339, sc.start)
+	f.clock.mu.Lock()
+	f.clock.t = start
+	f.clock.mu.Unlock()
+	p, err := f.svc.CreatePlan(ctx, sc.plan)
+	if err != nil {
+		t.Fatalf("CreatePlan: %v", err)
+	}
+	if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: p.ID, StartsAt: start,
+		TermPeriods: sc.term, AutoRenew: sc.renew}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	for i, st := range sc.steps {
+		at, _ := time.Parse(time.RFC3339, st.at)
+		f.clock.mu.Lock()
+		f.clock.t = at
+		f.clock.mu.Unlock()
+		where := fmt.Sprintf("step %d (%s)", i, st.at)
+		switch {
+		case st.use != "":
+			var action, qty string
+			fmt.Sscan(st.use, &action, &qty)
+			in := f.usage(fmt.Sprintf("k%d", i), action)
+			in.Quantity = dp(qty)
+			res, err := f.svc.RecordUsage(ctx, in)
+			if err != nil || res.Decision != st.decision {
+				t.Fatalf("%s: usage %s = %+v, %v; want %s", where, st.use, res, err, st.decision)
+			}
+		case st.buy != "":
+			if _, err := f.svc.PurchaseCredits(ctx, f.pool.ID, d(st.buy)); err != nil {
+				t.Fatalf("%s: purchase: %v", where, err)
+			}
+		case st.close:
+			rep, err := f.svc.RunPeriodClose(ctx, at)
+			if err != nil {
+				t.Fatalf("%s: RunPeriodClose: %v", where, err)
+			}
+			if got := rep.Expired.String() + " " + rep.RolledOver.String() + " " + rep.Allocated.String(); st.report != "" && got != st.report {
+				t.Fatalf("%s: close report (expired rolled allocated) = %q, want %q", where, got, st.report)
+			}
+		}
+		b, err := f.svc.Balance(ctx, f.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := balanceString(b); got != normalize(st.balance) {
+			t.Fatalf("%s: balance = %q, want %q", where, got, normalize(st.balance))
+		}
+		if st.overage != "" && !b.Overage.Equal(d(st.overage)) {
+			t.Fatalf("%s: overage = %s, want %s", where, b.Overage, st.overage)
+		}
+	}
+	if sc.charges != nil {
+		page, err := f.svc.Charges(ctx, &f.org.ID, 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i := len(page.Charges) - 1; i >= 0; i-- {
+			got = append(got, page.Charges[i].Kind+" "+page.Charges[i].Amount.String())
+		}
+		if strings.Join(got, ", ") != strings.Join(sc.charges, ", ") {
+			t.Fatalf("charges = %v, want %v", got, sc.charges)
+		}
+	}
+	verify(t, f.svc)
+}
+
+func balanceString(b ledger.Balance) string {
+	var parts []string
+	for _, tb := range b.ByType {
+		parts = append(parts, string(tb.CreditType)+"="+tb.Available.String())
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func normalize(s string) string {
+	parts := strings.Fields(s)
+	sort.Strings(parts)
+	if len(parts) == 0 || s == "-" {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+// Period close from many goroutines at once (as from several servers) opens
+// each period once.
+func TestPeriodCloseConcurrent(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		start := f.clock.now()
+		p, err := f.svc.CreatePlan(ctx, plan("team", engine.OverageHard, engine.RolloverUnlimited, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: p.ID, StartsAt: start}); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.add(24 * time.Hour * 95) // three boundaries passed
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := decimal.Zero
+		for w := 0; w < 6; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rep, err := f.svc.RunPeriodClose(ctx, f.clock.now())
+				if err != nil {
+					t.Errorf("RunPeriodClose: %v", err)
+					return
+				}
+				mu.Lock()
+				total = total.Add(rep.Allocated)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if !total.Equal(d("300")) {
+			t.Fatalf("allocated %s across runners, want 300 (three periods once each)", total)
+		}
+		if got := f.available(t); !got.Equal(d("400")) {
+			t.Fatalf("available = %s, want 400", got)
+		}
+		verify(t, f.svc)
+	})
+}
+
+func TestLifecycleBadInput(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		code := func(err error) engine.Code { return engine.CodeOf(err) }
+		capped := plan("c", engine.OverageHard, engine.RolloverCapped, nil)
+		if _, err := f.svc.CreatePlan(ctx, capped); code(err) != engine.CodeValidation {
+			t.Fatalf("CAPPED without cap: %v, want VALIDATION", err)
+		}
+		soft := plan("s", engine.OverageSoft, engine.RolloverNone, nil)
+		soft.OveragePrice = nil
+		if _, err := f.svc.CreatePlan(ctx, soft); code(err) != engine.CodeValidation {
+			t.Fatalf("SOFT without price: %v, want VALIDATION", err)
+		}
+		p, err := f.svc.CreatePlan(ctx, plan("ok", engine.OverageHard, engine.RolloverNone, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := f.clock.now()
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: p.ID, StartsAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		later := now.Add(24 * time.Hour)
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: p.ID, StartsAt: later}); code(err) != engine.CodeSubscriptionOverlap {
+			t.Fatalf("overlapping subscription: %v, want SUBSCRIPTION_OVERLAP", err)
+		}
+		if _, err := f.svc.PurchaseCredits(ctx, f.pool.ID, d("10")); code(err) != engine.CodeNoOnDemandPrice {
+			t.Fatalf("purchase without on-demand price: %v, want NO_ON_DEMAND_PRICE", err)
+		}
+		if _, err := f.svc.RunPeriodClose(ctx, now.Add(48*time.Hour)); code(err) != engine.CodeValidation {
+			t.Fatalf("close in the future: %v, want VALIDATION", err)
+		}
+		if got := f.available(t); !got.Equal(d("100")) {
+			t.Fatalf("available = %s, want 100 (only the first allocation)", got)
+		}
+		verify(t, f.svc)
+	})
+}
