@@ -134,6 +134,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	complexity := fs.Int("max-complexity", 5000, "largest query complexity")
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per API key (negative: no limit)")
 	rateBurst := fs.Int("rate-burst", 2000, "burst of requests per API key")
+	closeEvery := fs.Duration("period-close-every", time.Minute, "how often to run the period close job (0: never; runPeriodClose still works)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -171,6 +172,9 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *closeEvery > 0 {
+		go runPeriodCloses(ctx, svc, *closeEvery)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	slog.Info("creditd serving", "addr", *addr, "database", db.Dialect, "playground", !*noPlayground)
@@ -184,6 +188,28 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// runPeriodCloses opens due subscription periods on a schedule. Safe with
+// several replicas: each period opens once (see ledger.RunPeriodClose).
+func runPeriodCloses(ctx context.Context, svc *ledger.Service, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rep, err := svc.RunPeriodClose(ctx, svc.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			slog.Error("period close", "error", err)
+		case rep.SubscriptionsClosed > 0:
+			slog.Info("period close", "subscriptions", rep.SubscriptionsClosed, "expired", rep.Expired.String(),
+				"rolled_over", rep.RolledOver.String(), "allocated", rep.Allocated.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func keys(ctx context.Context, args []string, stdout io.Writer) error {
