@@ -26,9 +26,9 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph"
-	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/migrations"
 	"github.com/creditd/creditd/observe"
 	"github.com/creditd/creditd/store"
