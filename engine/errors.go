@@ -21,6 +21,9 @@ const (
 	CodeBatchTooLarge       Code = "BATCH_TOO_LARGE"      // more items than the batch limit
 	CodeConflict            Code = "CONFLICT"             // the request contradicts the current state (e.g. publishing twice)
 	CodeSubscriptionOverlap Code = "SUBSCRIPTION_OVERLAP" // a subscription overlapping one the organisation has
+	CodeUnknownRun          Code = "UNKNOWN_RUN"          // a terminal event for a run that never started
+	CodeRunSettled          Code = "RUN_SETTLED"          // a second terminal event for a settled run
+	CodeRunStarted          Code = "RUN_STARTED"          // a second STARTED event for a run
 	CodeNoOnDemandPrice     Code = "NO_ON_DEMAND_PRICE"   // a purchase under a plan that sells no on-demand credits
 	CodeUnauthenticated     Code = "UNAUTHENTICATED"      // no API key
 	CodeKeyMalformed        Code = "KEY_MALFORMED"        // an Authorization header that is not "Bearer <key>"

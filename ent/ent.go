@@ -16,6 +16,7 @@ import (
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
@@ -90,6 +91,7 @@ func checkColumn(t, c string) error {
 			auditentry.Table:         auditentry.ValidColumn,
 			charge.Table:             charge.ValidColumn,
 			grant.Table:              grant.ValidColumn,
+			hold.Table:               hold.ValidColumn,
 			ledgerentry.Table:        ledgerentry.ValidColumn,
 			organization.Table:       organization.ValidColumn,
 			plan.Table:               plan.ValidColumn,

@@ -22,6 +22,8 @@ type Tx struct {
 	Charge *ChargeClient
 	// Grant is the client for interacting with the Grant builders.
 	Grant *GrantClient
+	// Hold is the client for interacting with the Hold builders.
+	Hold *HoldClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
 	// Organization is the client for interacting with the Organization builders.
@@ -177,6 +179,7 @@ func (tx *Tx) init() {
 	tx.AuditEntry = NewAuditEntryClient(tx.config)
 	tx.Charge = NewChargeClient(tx.config)
 	tx.Grant = NewGrantClient(tx.config)
+	tx.Hold = NewHoldClient(tx.config)
 	tx.LedgerEntry = NewLedgerEntryClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)
 	tx.Plan = NewPlanClient(tx.config)

@@ -718,7 +718,7 @@ func TestAPIIdempotency(t *testing.T) {
 		od := e.grant(pool, "ON_DEMAND", "50", nil)
 
 		in := map[string]any{"idempotencyKey": "same-key", "organizationId": org, "action": "doc.summarize",
-			"runId": "run-1", "properties": map[string]any{"pages": 8}}
+			"properties": map[string]any{"pages": 8}}
 		first := e.record(in)
 		checkAllowed(t, "first", first, "same-key", pool, "3")
 		checkDraws(t, "first", first.Draws, d(sub, "2"), d(od, "1"))

@@ -329,6 +329,7 @@ type ComplexityRoot struct {
 		Overage    func(childComplexity int) int
 		Reason     func(childComplexity int) int
 		ReasonCode func(childComplexity int) int
+		Reserved   func(childComplexity int) int
 	}
 
 	Weight struct {
@@ -1757,6 +1758,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UsageResult.ReasonCode(childComplexity), true
+	case "UsageResult.reserved":
+		if e.ComplexityRoot.UsageResult.Reserved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageResult.Reserved(childComplexity), true
 
 	case "Weight.action":
 		if e.ComplexityRoot.Weight.Action == nil {
@@ -5038,6 +5045,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsage(ctx context.Contex
 				return ec.fieldContext_UsageResult_reason(ctx, field)
 			case "reasonCode":
 				return ec.fieldContext_UsageResult_reasonCode(ctx, field)
+			case "reserved":
+				return ec.fieldContext_UsageResult_reserved(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type UsageResult", field.Name)
 		},
@@ -5097,6 +5106,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsageBatch(ctx context.C
 				return ec.fieldContext_UsageResult_reason(ctx, field)
 			case "reasonCode":
 				return ec.fieldContext_UsageResult_reasonCode(ctx, field)
+			case "reserved":
+				return ec.fieldContext_UsageResult_reserved(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type UsageResult", field.Name)
 		},
@@ -9229,6 +9240,35 @@ func (ec *executionContext) fieldContext_UsageResult_reasonCode(_ context.Contex
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageResult_reserved(ctx context.Context, field graphql.CollectedField, obj *ledger.UsageResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageResult_reserved,
+		func(ctx context.Context) (any, error) {
+			return obj.Reserved, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageResult_reserved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
 		},
 	}
 	return fc, nil
@@ -14481,6 +14521,11 @@ func (ec *executionContext) _UsageResult(ctx context.Context, sel ast.SelectionS
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "reserved":
+			out.Values[i] = ec._UsageResult_reserved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -190,12 +190,19 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	return srv.Shutdown(sctx)
 }
 
-// runPeriodCloses opens due subscription periods on a schedule. Safe with
-// several replicas: each period opens once (see ledger.RunPeriodClose).
+// runPeriodCloses runs the lifecycle jobs on a schedule: release the holds
+// of runs that timed out, and open due subscription periods. Safe with
+// several replicas: each happens once (see ledger.ReleaseExpiredHolds and
+// ledger.RunPeriodClose).
 func runPeriodCloses(ctx context.Context, svc *ledger.Service, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if n, err := svc.ReleaseExpiredHolds(ctx, svc.Now()); err != nil && ctx.Err() == nil {
+			slog.Error("release expired holds", "error", err)
+		} else if n > 0 {
+			slog.Info("released expired holds", "holds", n)
+		}
 		rep, err := svc.RunPeriodClose(ctx, svc.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -25,12 +25,13 @@ const DefaultMaxBatch = 1000
 
 // Service runs the ledger's operations against one database.
 type Service struct {
-	db       *store.DB
-	now      func() time.Time
-	catalog  *catalog
-	maxBatch int
-	stmts    statements // prepared hot-path statements
-	defaults sync.Map   // organisation id -> default pool id (see defaultPools)
+	db          *store.DB
+	now         func() time.Time
+	catalog     *catalog
+	maxBatch    int
+	stmts       statements // prepared hot-path statements
+	holdTimeout time.Duration
+	defaults    sync.Map // organisation id -> default pool id (see defaultPools)
 }
 
 // Option configures a Service.
@@ -38,6 +39,9 @@ type Option func(*Service)
 
 // WithClock sets the clock; the engine never reads the wall clock itself.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithHoldTimeout sets how long a run's hold lives unsettled.
+func WithHoldTimeout(d time.Duration) Option { return func(s *Service) { s.holdTimeout = d } }
 
 // WithMaxBatch sets the largest accepted usage batch.
 func WithMaxBatch(n int) Option { return func(s *Service) { s.maxBatch = n } }
@@ -50,10 +54,11 @@ func WithCatalogTTL(d time.Duration) Option { return func(s *Service) { s.catalo
 // New returns a Service over db.
 func New(db *store.DB, opts ...Option) *Service {
 	s := &Service{
-		db:       db,
-		now:      func() time.Time { return time.Now().UTC() },
-		catalog:  newCatalog(db.Client, rules.NewCache()),
-		maxBatch: DefaultMaxBatch,
+		db:          db,
+		now:         func() time.Time { return time.Now().UTC() },
+		catalog:     newCatalog(db.Client, rules.NewCache()),
+		maxBatch:    DefaultMaxBatch,
+		holdTimeout: DefaultHoldTimeout,
 	}
 	for _, o := range opts {
 		o(s)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/lib/pq"
 	"github.com/shopspring/decimal"
@@ -55,7 +56,7 @@ func (s *Service) inUsageTx(ctx context.Context, fn func(u *usageTx) error) erro
 				panic(p)
 			}
 		}()
-		drv := entsql.NewDriver(s.db.Dialect, entsql.Conn{ExecQuerier: tx})
+		drv := txBound{entsql.NewDriver(s.db.Dialect, entsql.Conn{ExecQuerier: tx})}
 		if err := fn(&usageTx{Client: ent.NewClient(ent.Driver(drv)), tx: tx, s: s}); err != nil {
 			_ = tx.Rollback()
 			return err
@@ -66,6 +67,13 @@ func (s *Service) inUsageTx(ctx context.Context, fn func(u *usageTx) error) erro
 		return nil
 	})
 }
+
+// txBound is an ent driver over an open database/sql transaction: ent's own
+// "begin a transaction" (e.g. UpdateOne's update-then-select) runs inside
+// it, with no commit of its own.
+type txBound struct{ *entsql.Driver }
+
+func (d txBound) Tx(context.Context) (dialect.Tx, error) { return dialect.NopTx(d.Driver), nil }
 
 // statements holds the prepared hot-path statements (PostgreSQL only).
 type statements struct {

@@ -26,6 +26,7 @@ type UsageResult struct {
 	Duplicate  bool
 	Reason     string
 	ReasonCode engine.Code
+	Reserved   decimal.Decimal // credits held for the run its STARTED event began
 }
 
 // RecordUsage records one usage event: see RecordUsageBatch, of which it is
@@ -89,7 +90,7 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 	err = s.inUsageTx(ctx, func(tx *usageTx) error {
 		var err error
 		out, err = s.recordBatch(ctx, tx, items, snap, now, lookup)
-		if err != nil && isUniqueViolation(err) && !lookup {
+		if err != nil && (isUniqueViolation(err) || errors.Is(err, errNeedLookup)) && !lookup {
 			lookup = true
 			return errRetry
 		}
@@ -168,10 +169,20 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 	}
 
-	// 3. The pools' grants, then decide each item against running balances.
+	// 3. The pools' grants (and, for runs, their holds), then decide each
+	// item against running balances.
 	grants, err := s.loadGrants(ctx, tx, poolIDs)
 	if err != nil {
 		return nil, err
+	}
+	var holds map[runKey]*runHold
+	if hasRuns(items) {
+		if holds, err = s.loadHolds(ctx, tx, items); err != nil {
+			return nil, err
+		}
+		if err := s.loadHeldGrants(ctx, tx, holds, grants); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]UsageResult, len(items))
 	decisions := make([]*engine.UsageDecision, len(items))
@@ -204,19 +215,33 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 			return nil, engine.AtIndex(err, i)
 		}
 		v.Terms = p.Terms
+		org := engine.Org{ID: p.OrgID, Segment: p.Segment}
 		pg := grants[it.pool]
-		d, err := engine.DecideUsage(ctx, v, engine.Org{ID: p.OrgID, Segment: p.Segment}, it.ev, pg, now)
+		touch := func(draws []engine.Draw) {
+			for _, dr := range draws {
+				for gi := range pg {
+					if pg[gi].ID == dr.GrantID {
+						touched[dr.GrantID] = &pg[gi]
+					}
+				}
+			}
+		}
+		if it.ev.RunID != "" {
+			d, err := s.run(ctx, holds, i, it, v, org, pg, touch, lookup, now)
+			if err != nil {
+				return nil, engine.AtIndex(err, i)
+			}
+			if d != nil { // the run may not start
+				decisions[i], versions[i] = d, v
+				continue
+			}
+		}
+		d, err := engine.DecideUsage(ctx, v, org, it.ev, pg, now)
 		if err != nil {
 			return nil, engine.AtIndex(err, i)
 		}
 		engine.Apply(pg, d.Draws)
-		for _, dr := range d.Draws {
-			for gi := range pg {
-				if pg[gi].ID == dr.GrantID {
-					touched[dr.GrantID] = &pg[gi]
-				}
-			}
-		}
+		touch(d.Draws)
 		decisions[i], versions[i] = &d, v
 	}
 
@@ -251,7 +276,17 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	for n, f := range fresh {
 		d := f.d
 		out[f.index] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
-			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode}
+			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero}
+	}
+	if len(holds) > 0 {
+		if err := s.writeHolds(ctx, tx, holds, out, now); err != nil {
+			return nil, err
+		}
+		for _, h := range holds {
+			if h.startItem >= 0 && h.settled < 0 {
+				out[h.startItem].Reserved = h.amount
+			}
+		}
 	}
 
 	// 5. Duplicates: within the batch copy their first item; from the

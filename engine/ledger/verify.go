@@ -25,7 +25,9 @@ func (v Violation) String() string { return v.Invariant + ": " + v.Detail }
 //   - every entry's pool is its grant's pool, and its organisation the pool's;
 //   - every usage event: its BURN and OVERAGE entries sum to -credits; a
 //     DENIED event has no entries and charged nothing;
-//   - every BURN and OVERAGE entry names its usage event.
+//   - every BURN and OVERAGE entry names its usage event;
+//   - every hold: its HOLD entries sum to -amount, and its RELEASE entries
+//     to +amount once settled or released (none while open).
 //
 // Sums are done in Go with exact decimals, so both dialects check the same.
 func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
@@ -105,6 +107,43 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 		}
 		if sm.grants != 1 || !sm.grant.Equal(g.Amount) {
 			add("grant entry", "grant %d: %d opening entries (want one of %s)", g.ID, sm.grants, g.Amount)
+		}
+	}
+	// Holds: HOLD entries (on the STARTED event) sum to -amount; a settled or
+	// released hold has RELEASE entries of +amount; an open one has none.
+	holds, err := s.db.Client.Hold.Query().All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	held, releasedBy := map[int]decimal.Decimal{}, map[int]decimal.Decimal{}
+	for _, e := range entries {
+		if e.UsageEventID == nil {
+			continue
+		}
+		switch e.Kind {
+		case engine.EntryHold:
+			held[*e.UsageEventID] = held[*e.UsageEventID].Add(e.Amount)
+		case engine.EntryRelease:
+			releasedBy[*e.UsageEventID] = releasedBy[*e.UsageEventID].Add(e.Amount)
+		}
+	}
+	for _, h := range holds {
+		if !held[h.StartedEventID].Neg().Equal(h.Amount) {
+			add("hold", "hold %d of run %q holds %s but its HOLD entries sum to %s", h.ID, h.RunID, h.Amount, held[h.StartedEventID].Neg())
+		}
+		var rel decimal.Decimal
+		switch {
+		case h.Status == holdReleased:
+			rel = releasedBy[h.StartedEventID]
+		case h.Status == holdSettled && h.SettledEventID != nil:
+			rel = releasedBy[*h.SettledEventID]
+		}
+		want := h.Amount
+		if h.Status == holdOpen {
+			want = decimal.Zero
+		}
+		if !rel.Equal(want) {
+			add("release", "hold %d (%s) released %s, want %s", h.ID, h.Status, rel, want)
 		}
 	}
 	for _, ev := range events {

@@ -11,6 +11,7 @@ import (
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/pool"
 )
@@ -222,6 +223,14 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 		if v, ok := by[t]; ok {
 			b.ByType = append(b.ByType, TypeBalance{CreditType: t, Available: v})
 		}
+	}
+	// Reserved: credits held by runs not settled yet.
+	open, err := s.db.Client.Hold.Query().Where(hold.PoolID(p.ID), hold.Status(holdOpen)).All(ctx)
+	if err != nil {
+		return Balance{}, err
+	}
+	for _, h := range open {
+		b.Reserved = b.Reserved.Add(h.Amount)
 	}
 	// Overage: credits used beyond the balance in the current period (since
 	// the subscription's period start; all time without a subscription).

@@ -135,6 +135,43 @@ var (
 			},
 		},
 	}
+	// HoldsColumns holds the columns for the "holds" table.
+	HoldsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "run_id", Type: field.TypeString, Size: 200},
+		{Name: "amount", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "started_event_id", Type: field.TypeInt},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "status", Type: field.TypeString, Default: "OPEN"},
+		{Name: "settled_event_id", Type: field.TypeInt, Nullable: true},
+		{Name: "closed_at", Type: field.TypeTime, Nullable: true},
+	}
+	// HoldsTable holds the schema information for the "holds" table.
+	HoldsTable = &schema.Table{
+		Name:       "holds",
+		Columns:    HoldsColumns,
+		PrimaryKey: []*schema.Column{HoldsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "hold_organization_id_run_id",
+				Unique:  true,
+				Columns: []*schema.Column{HoldsColumns[2], HoldsColumns[4]},
+			},
+			{
+				Name:    "hold_status_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{HoldsColumns[8], HoldsColumns[7]},
+			},
+			{
+				Name:    "hold_pool_id_status",
+				Unique:  false,
+				Columns: []*schema.Column{HoldsColumns[3], HoldsColumns[8]},
+			},
+		},
+	}
 	// LedgerEntriesColumns holds the columns for the "ledger_entries" table.
 	LedgerEntriesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -476,6 +513,7 @@ var (
 		AuditEntriesTable,
 		ChargesTable,
 		GrantsTable,
+		HoldsTable,
 		LedgerEntriesTable,
 		OrganizationsTable,
 		PlansTable,

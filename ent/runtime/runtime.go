@@ -9,6 +9,7 @@ import (
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
@@ -106,6 +107,37 @@ func init() {
 	grantDescMemo := grantFields[9].Descriptor()
 	// grant.MemoValidator is a validator for the "memo" field. It is called by the builders before save.
 	grant.MemoValidator = grantDescMemo.Validators[0].(func(string) error)
+	holdMixin := schema.Hold{}.Mixin()
+	holdMixinFields0 := holdMixin[0].Fields()
+	_ = holdMixinFields0
+	holdFields := schema.Hold{}.Fields()
+	_ = holdFields
+	// holdDescCreatedAt is the schema descriptor for created_at field.
+	holdDescCreatedAt := holdMixinFields0[0].Descriptor()
+	// hold.DefaultCreatedAt holds the default value on creation for the created_at field.
+	hold.DefaultCreatedAt = holdDescCreatedAt.Default.(func() time.Time)
+	// holdDescRunID is the schema descriptor for run_id field.
+	holdDescRunID := holdFields[2].Descriptor()
+	// hold.RunIDValidator is a validator for the "run_id" field. It is called by the builders before save.
+	hold.RunIDValidator = func() func(string) error {
+		validators := holdDescRunID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(run_id string) error {
+			for _, fn := range fns {
+				if err := fn(run_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// holdDescStatus is the schema descriptor for status field.
+	holdDescStatus := holdFields[6].Descriptor()
+	// hold.DefaultStatus holds the default value on creation for the status field.
+	hold.DefaultStatus = holdDescStatus.Default.(string)
 	ledgerentryMixin := schema.LedgerEntry{}.Mixin()
 	ledgerentryHooks := schema.LedgerEntry{}.Hooks()
 	ledgerentry.Hooks[0] = ledgerentryHooks[0]

@@ -1,0 +1,297 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/hold"
+	"github.com/creditd/creditd/ent/ledgerentry"
+)
+
+// Agent runs. A usage event with a runId belongs to a run: its STARTED event
+// holds the credits the run is expected to cost (HOLD entries; the pool's
+// reserved balance) and its terminal event (SUCCEEDED, FAILED or PARTIAL)
+// gives the hold back (RELEASE entries) and burns what the burn policy
+// charges, in the same transaction. A hold never settled is released after
+// the hold timeout (ReleaseExpiredHolds, run by the server's scheduler). A
+// run holds once, and settles once.
+
+// DefaultHoldTimeout is how long an unsettled hold lives.
+const DefaultHoldTimeout = time.Hour
+
+// errNeedLookup asks for the batch to run again with its keys looked up
+// first: what looked like a second STARTED or terminal event of a run may be
+// a replay of the first.
+var errNeedLookup = errors.New("run again looking keys up")
+
+type runKey struct {
+	org int
+	run string
+}
+
+// runHold is a hold as the batch sees it: loaded, or created by it.
+type runHold struct {
+	id         int // 0: created by this batch
+	org, pool  int
+	run        string
+	amount     decimal.Decimal
+	status     string // OPEN, SETTLED, RELEASED
+	draws      []engine.Draw
+	startItem  int // the batch item that started it (new holds)
+	settled    int // the batch item that settled it; -1: none
+	wasOpen    bool
+	wasSettled bool // a terminal event already came (for a hold released by timeout)
+	expiresAt  time.Time
+}
+
+func hasRuns(items []item) bool {
+	for _, it := range items {
+		if it.ev.RunID != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// run handles the run side of an item with a runId, before its burn: a
+// STARTED event reserves the run's expected cost (or, when that cannot be
+// held, returns the DENIED decision of the event); a terminal event releases
+// the run's hold back into the grants so that the burn that follows is
+// taken from them.
+func (s *Service) run(ctx context.Context, holds map[runKey]*runHold, i int, it item, v engine.Versions, org engine.Org,
+	pg []engine.Grant, touch func([]engine.Draw), lookup bool, now time.Time) (*engine.UsageDecision, error) {
+	k := runKey{org.ID, it.ev.RunID}
+	h := holds[k]
+	if it.ev.Status == engine.StatusStarted {
+		if h != nil {
+			if !lookup {
+				return nil, errNeedLookup
+			}
+			return nil, engine.Errorf(engine.CodeRunStarted, "run %q has already started", it.ev.RunID)
+		}
+		r, err := engine.Reserve(ctx, v, org, it.ev, pg, now)
+		if err != nil {
+			return nil, err
+		}
+		if r.Denied {
+			return &engine.UsageDecision{Decision: engine.DecisionDenied, Credits: decimal.Zero, Requested: r.Expected,
+				Reason: r.Reason, ReasonCode: engine.CodeInsufficientCredits}, nil
+		}
+		engine.Apply(pg, r.Draws)
+		touch(r.Draws)
+		holds[k] = &runHold{org: org.ID, pool: it.pool, run: it.ev.RunID, amount: r.Held, status: holdOpen,
+			draws: r.Draws, startItem: i, settled: -1, wasOpen: true, expiresAt: now.Add(s.holdTimeout)}
+		return nil, nil
+	}
+	switch {
+	case h == nil:
+		return nil, &engine.Error{Code: engine.CodeUnknownRun, Field: "runId", Message: "run " + quote(it.ev.RunID) + " never started (send its STARTED event first)"}
+	case h.settled >= 0 || h.status == holdSettled || (h.status == holdReleased && h.wasSettled):
+		if !lookup {
+			return nil, errNeedLookup
+		}
+		return nil, &engine.Error{Code: engine.CodeRunSettled, Field: "runId", Message: "run " + quote(it.ev.RunID) + " is already settled"}
+	case h.pool != it.pool:
+		return nil, engine.Invalid("poolId", "run %q holds credits in pool %d", it.ev.RunID, h.pool)
+	}
+	if h.status == holdOpen {
+		engine.Release(pg, h.draws)
+		touch(h.draws)
+	}
+	h.settled = i
+	return nil, nil
+}
+
+// loadHeldGrants adds to grants the grants open holds took credits from that
+// are not loaded yet (a grant fully held has nothing left, so loadGrants
+// skipped it).
+func (s *Service) loadHeldGrants(ctx context.Context, tx *usageTx, holds map[runKey]*runHold, grants map[int][]engine.Grant) error {
+	var missing []int
+	for _, h := range holds {
+		if h.status != holdOpen {
+			continue
+		}
+		for _, dr := range h.draws {
+			found := false
+			for _, g := range grants[h.pool] {
+				if g.ID == dr.GrantID {
+					found = true
+				}
+			}
+			if !found {
+				missing = append(missing, dr.GrantID)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	gs, err := tx.Grant.Query().Where(grant.IDIn(missing...)).All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		grants[g.PoolID] = append(grants[g.PoolID], engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority,
+			Amount: g.Amount, Remaining: g.Remaining, UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt.UTC(),
+			ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt.UTC()})
+	}
+	return nil
+}
+
+func quote(s string) string { return strconv.Quote(s) }
+
+// loadHolds returns the holds of the runs the items name, with their draws.
+func (s *Service) loadHolds(ctx context.Context, tx *usageTx, items []item) (map[runKey]*runHold, error) {
+	byOrg := map[int][]string{}
+	for _, it := range items {
+		if it.ev.RunID != "" {
+			byOrg[it.in.OrganizationID] = append(byOrg[it.in.OrganizationID], it.ev.RunID)
+		}
+	}
+	out := map[runKey]*runHold{}
+	var started []int
+	byStart := map[int]*runHold{}
+	for org, runs := range byOrg {
+		hs, err := tx.Hold.Query().Where(hold.OrganizationID(org), hold.RunIDIn(runs...)).All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hs {
+			rh := &runHold{id: h.ID, org: h.OrganizationID, pool: h.PoolID, run: h.RunID, amount: h.Amount,
+				status: h.Status, startItem: -1, settled: -1, wasOpen: h.Status == holdOpen,
+				wasSettled: h.SettledEventID != nil, expiresAt: h.ExpiresAt}
+			out[runKey{org, h.RunID}] = rh
+			started = append(started, h.StartedEventID)
+			byStart[h.StartedEventID] = rh
+		}
+	}
+	if len(started) > 0 {
+		es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventIDIn(started...), ledgerentry.KindEQ(engine.EntryHold)).
+			Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			rh := byStart[*e.UsageEventID]
+			rh.draws = append(rh.draws, engine.Draw{GrantID: *e.GrantID, Amount: e.Amount.Neg()})
+		}
+	}
+	return out, nil
+}
+
+const (
+	holdOpen     = "OPEN"
+	holdSettled  = "SETTLED"
+	holdReleased = "RELEASED"
+)
+
+// writeHolds writes what the batch did to holds, after its events: new holds
+// with their HOLD entries, and settled holds with their RELEASE entries.
+func (s *Service) writeHolds(ctx context.Context, tx *usageTx, holds map[runKey]*runHold, out []UsageResult, now time.Time) error {
+	var entries []*ent.LedgerEntryCreate
+	entry := func(h *runHold, kind engine.EntryKind, ev *ent.UsageEvent, dr engine.Draw, amount decimal.Decimal) {
+		entries = append(entries, tx.LedgerEntry.Create().SetOrganizationID(h.org).SetPoolID(h.pool).SetGrantID(dr.GrantID).
+			SetKind(kind).SetAmount(amount).SetUsageEventID(ev.ID).SetMemo("run "+h.run).SetCreatedAt(now))
+	}
+	for _, h := range holds {
+		if h.id == 0 {
+			started := out[h.startItem].Event
+			c := tx.Hold.Create().SetOrganizationID(h.org).SetPoolID(h.pool).SetRunID(h.run).SetAmount(h.amount).
+				SetStartedEventID(started.ID).SetExpiresAt(h.expiresAt).SetStatus(holdOpen).SetCreatedAt(now)
+			if h.settled >= 0 {
+				c.SetStatus(holdSettled).SetSettledEventID(out[h.settled].Event.ID).SetClosedAt(now)
+			}
+			created, err := c.Save(ctx)
+			if err != nil {
+				return err
+			}
+			h.id = created.ID
+			for _, dr := range h.draws {
+				entry(h, engine.EntryHold, started, dr, dr.Amount.Neg())
+			}
+			if h.settled >= 0 {
+				for _, dr := range h.draws {
+					entry(h, engine.EntryRelease, out[h.settled].Event, dr, dr.Amount)
+				}
+			}
+			continue
+		}
+		if h.settled < 0 {
+			continue
+		}
+		settledBy := out[h.settled].Event
+		status := holdSettled
+		if !h.wasOpen {
+			status = holdReleased // timed out before its run settled: its credits went back then
+		}
+		if err := tx.Hold.UpdateOneID(h.id).SetStatus(status).SetSettledEventID(settledBy.ID).SetClosedAt(now).Exec(ctx); err != nil {
+			return err
+		}
+		if h.wasOpen {
+			for _, dr := range h.draws {
+				entry(h, engine.EntryRelease, settledBy, dr, dr.Amount)
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return tx.LedgerEntry.CreateBulk(entries...).Exec(ctx)
+}
+
+// ReleaseExpiredHolds gives back the credits of holds whose run never
+// settled within the hold timeout (RELEASE entries), one pool at a time. It
+// is idempotent and safe with several servers.
+func (s *Service) ReleaseExpiredHolds(ctx context.Context, now time.Time) (int, error) {
+	due, err := s.db.Client.Hold.Query().Where(hold.Status(holdOpen), hold.ExpiresAtLTE(now)).IDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	released := 0
+	for _, id := range due {
+		err := s.inTx(ctx, func(tx *ent.Tx) error {
+			h, err := tx.Hold.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			if err := s.lockRow(ctx, tx, "pools", h.PoolID); err != nil {
+				return err
+			}
+			// Re-read under the pool lock: a terminal event may have settled it.
+			if h, err = tx.Hold.Get(ctx, id); err != nil || h.Status != holdOpen {
+				return err
+			}
+			es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(h.StartedEventID), ledgerentry.KindEQ(engine.EntryHold)).All(ctx)
+			if err != nil {
+				return err
+			}
+			for _, e := range es {
+				g, err := tx.Grant.Get(ctx, *e.GrantID)
+				if err != nil {
+					return err
+				}
+				if err := tx.Grant.UpdateOneID(g.ID).SetRemaining(g.Remaining.Sub(e.Amount)).Exec(ctx); err != nil {
+					return err
+				}
+				if err := tx.LedgerEntry.Create().SetOrganizationID(h.OrganizationID).SetPoolID(h.PoolID).SetGrantID(g.ID).
+					SetKind(engine.EntryRelease).SetAmount(e.Amount.Neg()).SetUsageEventID(h.StartedEventID).
+					SetMemo("run " + h.RunID + " timed out").SetCreatedAt(s.Now()).Exec(ctx); err != nil {
+					return err
+				}
+			}
+			released++
+			return tx.Hold.UpdateOneID(h.ID).SetStatus(holdReleased).SetClosedAt(s.Now()).Exec(ctx)
+		})
+		if err != nil {
+			return released, err
+		}
+	}
+	return released, nil
+}
