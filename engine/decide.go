@@ -34,6 +34,13 @@ func Draws(ordered []Grant, credits decimal.Decimal) ([]Draw, decimal.Decimal) {
 // overage (decision ALLOWED, Overage > 0); otherwise a HARD ceiling (decision
 // DENIED, nothing drawn).
 func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Grant, now time.Time) (UsageDecision, error) {
+	return DecideUsageTiers(ctx, v, org, ev, [][]Grant{grants}, now)
+}
+
+// DecideUsageTiers is DecideUsage for a pool and the pools it falls through
+// to: tiers[0] are the grants of the event's pool, tiers[1] its parent's,
+// and so on. A tier is drawn to the end before the next one.
+func DecideUsageTiers(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant, now time.Time) (UsageDecision, error) {
 	w, err := WeightOf(ctx, v.Register, ev, org, now)
 	if err != nil {
 		return UsageDecision{}, err
@@ -46,7 +53,7 @@ func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Gr
 	if credits.IsZero() {
 		return d, nil
 	}
-	ordered, err := OrderGrants(ctx, v.DrawOrder, grants, now)
+	ordered, err := orderTiers(ctx, v.DrawOrder, tiers, now)
 	if err != nil {
 		return UsageDecision{}, err
 	}
@@ -67,6 +74,19 @@ func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Gr
 	}
 	d.Draws = draws
 	return d, nil
+}
+
+// orderTiers orders each tier by the draw order and puts them end to end.
+func orderTiers(ctx context.Context, rule *Rule, tiers [][]Grant, now time.Time) ([]Grant, error) {
+	var out []Grant
+	for _, t := range tiers {
+		o, err := OrderGrants(ctx, rule, t, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o...)
+	}
+	return out, nil
 }
 
 // Apply subtracts the draws from the grants (in place) so that the next

@@ -18,6 +18,7 @@ const (
 	CodeRuleRuntime         Code = "RULE_RUNTIME"         // a CEL rule failed while deciding; nothing was charged
 	CodeIdempotencyConflict Code = "IDEMPOTENCY_CONFLICT" // an idempotency key reused with a different payload
 	CodeInsufficientCredits Code = "INSUFFICIENT_CREDITS" // not enough credits (a usage decision's reasonCode)
+	CodeBudgetExceeded      Code = "BUDGET_EXCEEDED"      // a hard budget stops the pool's spending (a usage decision's reasonCode)
 	CodeBatchTooLarge       Code = "BATCH_TOO_LARGE"      // more items than the batch limit
 	CodeConflict            Code = "CONFLICT"             // the request contradicts the current state (e.g. publishing twice)
 	CodeSubscriptionOverlap Code = "SUBSCRIPTION_OVERLAP" // a subscription overlapping one the organisation has

@@ -18,11 +18,12 @@ type Reservation struct {
 	Reason   string
 }
 
-// Reserve decides the hold of a run starting with ev. Under a SOFT plan a
+// Reserve decides the hold of a run starting with ev, drawing on tiers as
+// DecideUsageTiers does. Under a SOFT plan a
 // run may start on what is left (the hold is what is available; the rest
 // will be overage when the run settles); otherwise a run whose expected
 // cost is not covered is denied.
-func Reserve(ctx context.Context, v Versions, org Org, ev Event, grants []Grant, now time.Time) (Reservation, error) {
+func Reserve(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant, now time.Time) (Reservation, error) {
 	w, err := WeightOf(ctx, v.Register, ev, org, now)
 	if err != nil {
 		return Reservation{}, err
@@ -37,7 +38,7 @@ func Reserve(ctx context.Context, v Versions, org Org, ev Event, grants []Grant,
 	if expected.IsZero() {
 		return r, nil
 	}
-	ordered, err := OrderGrants(ctx, v.DrawOrder, grants, now)
+	ordered, err := orderTiers(ctx, v.DrawOrder, tiers, now)
 	if err != nil {
 		return Reservation{}, err
 	}

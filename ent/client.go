@@ -15,6 +15,7 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/charge"
@@ -25,6 +26,7 @@ import (
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/subscription"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
@@ -41,6 +43,8 @@ type Client struct {
 	Schema *migrate.Schema
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// Alert is the client for interacting with the Alert builders.
+	Alert *AlertClient
 	// AuditEntry is the client for interacting with the AuditEntry builders.
 	AuditEntry *AuditEntryClient
 	// Charge is the client for interacting with the Charge builders.
@@ -59,6 +63,8 @@ type Client struct {
 	PolicyVersion *PolicyVersionClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
+	// PoolSpend is the client for interacting with the PoolSpend builders.
+	PoolSpend *PoolSpendClient
 	// Subscription is the client for interacting with the Subscription builders.
 	Subscription *SubscriptionClient
 	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
@@ -81,6 +87,7 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
+	c.Alert = NewAlertClient(c.config)
 	c.AuditEntry = NewAuditEntryClient(c.config)
 	c.Charge = NewChargeClient(c.config)
 	c.Grant = NewGrantClient(c.config)
@@ -90,6 +97,7 @@ func (c *Client) init() {
 	c.Plan = NewPlanClient(c.config)
 	c.PolicyVersion = NewPolicyVersionClient(c.config)
 	c.Pool = NewPoolClient(c.config)
+	c.PoolSpend = NewPoolSpendClient(c.config)
 	c.Subscription = NewSubscriptionClient(c.config)
 	c.SubscriptionPeriod = NewSubscriptionPeriodClient(c.config)
 	c.UsageEvent = NewUsageEventClient(c.config)
@@ -188,6 +196,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:                ctx,
 		config:             cfg,
 		APIKey:             NewAPIKeyClient(cfg),
+		Alert:              NewAlertClient(cfg),
 		AuditEntry:         NewAuditEntryClient(cfg),
 		Charge:             NewChargeClient(cfg),
 		Grant:              NewGrantClient(cfg),
@@ -197,6 +206,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Plan:               NewPlanClient(cfg),
 		PolicyVersion:      NewPolicyVersionClient(cfg),
 		Pool:               NewPoolClient(cfg),
+		PoolSpend:          NewPoolSpendClient(cfg),
 		Subscription:       NewSubscriptionClient(cfg),
 		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
 		UsageEvent:         NewUsageEventClient(cfg),
@@ -222,6 +232,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:                ctx,
 		config:             cfg,
 		APIKey:             NewAPIKeyClient(cfg),
+		Alert:              NewAlertClient(cfg),
 		AuditEntry:         NewAuditEntryClient(cfg),
 		Charge:             NewChargeClient(cfg),
 		Grant:              NewGrantClient(cfg),
@@ -231,6 +242,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Plan:               NewPlanClient(cfg),
 		PolicyVersion:      NewPolicyVersionClient(cfg),
 		Pool:               NewPoolClient(cfg),
+		PoolSpend:          NewPoolSpendClient(cfg),
 		Subscription:       NewSubscriptionClient(cfg),
 		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
 		UsageEvent:         NewUsageEventClient(cfg),
@@ -265,8 +277,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.LedgerEntry,
-		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.Subscription,
+		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.LedgerEntry,
+		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
 		c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Use(hooks...)
@@ -277,8 +289,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.LedgerEntry,
-		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.Subscription,
+		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.LedgerEntry,
+		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
 		c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
@@ -290,6 +302,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *APIKeyMutation:
 		return c.APIKey.mutate(ctx, m)
+	case *AlertMutation:
+		return c.Alert.mutate(ctx, m)
 	case *AuditEntryMutation:
 		return c.AuditEntry.mutate(ctx, m)
 	case *ChargeMutation:
@@ -308,6 +322,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.PolicyVersion.mutate(ctx, m)
 	case *PoolMutation:
 		return c.Pool.mutate(ctx, m)
+	case *PoolSpendMutation:
+		return c.PoolSpend.mutate(ctx, m)
 	case *SubscriptionMutation:
 		return c.Subscription.mutate(ctx, m)
 	case *SubscriptionPeriodMutation:
@@ -453,6 +469,139 @@ func (c *APIKeyClient) mutate(ctx context.Context, m *APIKeyMutation) (Value, er
 		return (&APIKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown APIKey mutation op: %q", m.Op())
+	}
+}
+
+// AlertClient is a client for the Alert schema.
+type AlertClient struct {
+	config
+}
+
+// NewAlertClient returns a client for the Alert from the given config.
+func NewAlertClient(c config) *AlertClient {
+	return &AlertClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `alert.Hooks(f(g(h())))`.
+func (c *AlertClient) Use(hooks ...Hook) {
+	c.hooks.Alert = append(c.hooks.Alert, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `alert.Intercept(f(g(h())))`.
+func (c *AlertClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Alert = append(c.inters.Alert, interceptors...)
+}
+
+// Create returns a builder for creating a Alert entity.
+func (c *AlertClient) Create() *AlertCreate {
+	mutation := newAlertMutation(c.config, OpCreate)
+	return &AlertCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Alert entities.
+func (c *AlertClient) CreateBulk(builders ...*AlertCreate) *AlertCreateBulk {
+	return &AlertCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AlertClient) MapCreateBulk(slice any, setFunc func(*AlertCreate, int)) *AlertCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AlertCreateBulk{err: fmt.Errorf("calling to AlertClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AlertCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AlertCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Alert.
+func (c *AlertClient) Update() *AlertUpdate {
+	mutation := newAlertMutation(c.config, OpUpdate)
+	return &AlertUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AlertClient) UpdateOne(_m *Alert) *AlertUpdateOne {
+	mutation := newAlertMutation(c.config, OpUpdateOne, withAlert(_m))
+	return &AlertUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AlertClient) UpdateOneID(id int) *AlertUpdateOne {
+	mutation := newAlertMutation(c.config, OpUpdateOne, withAlertID(id))
+	return &AlertUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Alert.
+func (c *AlertClient) Delete() *AlertDelete {
+	mutation := newAlertMutation(c.config, OpDelete)
+	return &AlertDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AlertClient) DeleteOne(_m *Alert) *AlertDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AlertClient) DeleteOneID(id int) *AlertDeleteOne {
+	builder := c.Delete().Where(alert.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AlertDeleteOne{builder}
+}
+
+// Query returns a query builder for Alert.
+func (c *AlertClient) Query() *AlertQuery {
+	return &AlertQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAlert},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Alert entity by its id.
+func (c *AlertClient) Get(ctx context.Context, id int) (*Alert, error) {
+	return c.Query().Where(alert.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AlertClient) GetX(ctx context.Context, id int) *Alert {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AlertClient) Hooks() []Hook {
+	return c.hooks.Alert
+}
+
+// Interceptors returns the client interceptors.
+func (c *AlertClient) Interceptors() []Interceptor {
+	return c.inters.Alert
+}
+
+func (c *AlertClient) mutate(ctx context.Context, m *AlertMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AlertCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AlertUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AlertUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AlertDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Alert mutation op: %q", m.Op())
 	}
 }
 
@@ -1799,6 +1948,139 @@ func (c *PoolClient) mutate(ctx context.Context, m *PoolMutation) (Value, error)
 	}
 }
 
+// PoolSpendClient is a client for the PoolSpend schema.
+type PoolSpendClient struct {
+	config
+}
+
+// NewPoolSpendClient returns a client for the PoolSpend from the given config.
+func NewPoolSpendClient(c config) *PoolSpendClient {
+	return &PoolSpendClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `poolspend.Hooks(f(g(h())))`.
+func (c *PoolSpendClient) Use(hooks ...Hook) {
+	c.hooks.PoolSpend = append(c.hooks.PoolSpend, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `poolspend.Intercept(f(g(h())))`.
+func (c *PoolSpendClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PoolSpend = append(c.inters.PoolSpend, interceptors...)
+}
+
+// Create returns a builder for creating a PoolSpend entity.
+func (c *PoolSpendClient) Create() *PoolSpendCreate {
+	mutation := newPoolSpendMutation(c.config, OpCreate)
+	return &PoolSpendCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PoolSpend entities.
+func (c *PoolSpendClient) CreateBulk(builders ...*PoolSpendCreate) *PoolSpendCreateBulk {
+	return &PoolSpendCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PoolSpendClient) MapCreateBulk(slice any, setFunc func(*PoolSpendCreate, int)) *PoolSpendCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PoolSpendCreateBulk{err: fmt.Errorf("calling to PoolSpendClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PoolSpendCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PoolSpendCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PoolSpend.
+func (c *PoolSpendClient) Update() *PoolSpendUpdate {
+	mutation := newPoolSpendMutation(c.config, OpUpdate)
+	return &PoolSpendUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PoolSpendClient) UpdateOne(_m *PoolSpend) *PoolSpendUpdateOne {
+	mutation := newPoolSpendMutation(c.config, OpUpdateOne, withPoolSpend(_m))
+	return &PoolSpendUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PoolSpendClient) UpdateOneID(id int) *PoolSpendUpdateOne {
+	mutation := newPoolSpendMutation(c.config, OpUpdateOne, withPoolSpendID(id))
+	return &PoolSpendUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PoolSpend.
+func (c *PoolSpendClient) Delete() *PoolSpendDelete {
+	mutation := newPoolSpendMutation(c.config, OpDelete)
+	return &PoolSpendDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PoolSpendClient) DeleteOne(_m *PoolSpend) *PoolSpendDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PoolSpendClient) DeleteOneID(id int) *PoolSpendDeleteOne {
+	builder := c.Delete().Where(poolspend.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PoolSpendDeleteOne{builder}
+}
+
+// Query returns a query builder for PoolSpend.
+func (c *PoolSpendClient) Query() *PoolSpendQuery {
+	return &PoolSpendQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePoolSpend},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PoolSpend entity by its id.
+func (c *PoolSpendClient) Get(ctx context.Context, id int) (*PoolSpend, error) {
+	return c.Query().Where(poolspend.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PoolSpendClient) GetX(ctx context.Context, id int) *PoolSpend {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PoolSpendClient) Hooks() []Hook {
+	return c.hooks.PoolSpend
+}
+
+// Interceptors returns the client interceptors.
+func (c *PoolSpendClient) Interceptors() []Interceptor {
+	return c.inters.PoolSpend
+}
+
+func (c *PoolSpendClient) mutate(ctx context.Context, m *PoolSpendMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PoolSpendCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PoolSpendUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PoolSpendUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PoolSpendDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PoolSpend mutation op: %q", m.Op())
+	}
+}
+
 // SubscriptionClient is a client for the Subscription schema.
 type SubscriptionClient struct {
 	config
@@ -2499,14 +2781,14 @@ func (c *WeightRegisterClient) mutate(ctx context.Context, m *WeightRegisterMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEntry, Charge, Grant, Hold, LedgerEntry, Organization, Plan,
-		PolicyVersion, Pool, Subscription, SubscriptionPeriod, UsageEvent, Weight,
-		WeightRegister []ent.Hook
+		APIKey, Alert, AuditEntry, Charge, Grant, Hold, LedgerEntry, Organization, Plan,
+		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent,
+		Weight, WeightRegister []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEntry, Charge, Grant, Hold, LedgerEntry, Organization, Plan,
-		PolicyVersion, Pool, Subscription, SubscriptionPeriod, UsageEvent, Weight,
-		WeightRegister []ent.Interceptor
+		APIKey, Alert, AuditEntry, Charge, Grant, Hold, LedgerEntry, Organization, Plan,
+		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent,
+		Weight, WeightRegister []ent.Interceptor
 	}
 )
 

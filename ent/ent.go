@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/charge"
@@ -22,6 +23,7 @@ import (
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/subscription"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
@@ -88,6 +90,7 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:             apikey.ValidColumn,
+			alert.Table:              alert.ValidColumn,
 			auditentry.Table:         auditentry.ValidColumn,
 			charge.Table:             charge.ValidColumn,
 			grant.Table:              grant.ValidColumn,
@@ -97,6 +100,7 @@ func checkColumn(t, c string) error {
 			plan.Table:               plan.ValidColumn,
 			policyversion.Table:      policyversion.ValidColumn,
 			pool.Table:               pool.ValidColumn,
+			poolspend.Table:          poolspend.ValidColumn,
 			subscription.Table:       subscription.ValidColumn,
 			subscriptionperiod.Table: subscriptionperiod.ValidColumn,
 			usageevent.Table:         usageevent.ValidColumn,

@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/charge"
@@ -22,6 +23,7 @@ import (
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/creditd/creditd/ent/subscription"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
@@ -41,6 +43,7 @@ const (
 
 	// Node types.
 	TypeAPIKey             = "APIKey"
+	TypeAlert              = "Alert"
 	TypeAuditEntry         = "AuditEntry"
 	TypeCharge             = "Charge"
 	TypeGrant              = "Grant"
@@ -50,6 +53,7 @@ const (
 	TypePlan               = "Plan"
 	TypePolicyVersion      = "PolicyVersion"
 	TypePool               = "Pool"
+	TypePoolSpend          = "PoolSpend"
 	TypeSubscription       = "Subscription"
 	TypeSubscriptionPeriod = "SubscriptionPeriod"
 	TypeUsageEvent         = "UsageEvent"
@@ -963,6 +967,781 @@ func (m *APIKeyMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *APIKeyMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown APIKey edge %s", name)
+}
+
+// AlertMutation represents an operation that mutates the Alert nodes in the graph.
+type AlertMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	created_at         *time.Time
+	organization_id    *int
+	addorganization_id *int
+	pool_id            *int
+	addpool_id         *int
+	kind               *string
+	period_start       *time.Time
+	message            *string
+	usage_event_id     *int
+	addusage_event_id  *int
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*Alert, error)
+	predicates         []predicate.Alert
+}
+
+var _ ent.Mutation = (*AlertMutation)(nil)
+
+// alertOption allows management of the mutation configuration using functional options.
+type alertOption func(*AlertMutation)
+
+// newAlertMutation creates new mutation for the Alert entity.
+func newAlertMutation(c config, op Op, opts ...alertOption) *AlertMutation {
+	m := &AlertMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAlert,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAlertID sets the ID field of the mutation.
+func withAlertID(id int) alertOption {
+	return func(m *AlertMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Alert
+		)
+		m.oldValue = func(ctx context.Context) (*Alert, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Alert.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAlert sets the old Alert of the mutation.
+func withAlert(node *Alert) alertOption {
+	return func(m *AlertMutation) {
+		m.oldValue = func(context.Context) (*Alert, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AlertMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AlertMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AlertMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AlertMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Alert.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AlertMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AlertMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AlertMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *AlertMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *AlertMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *AlertMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *AlertMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *AlertMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *AlertMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *AlertMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldPoolID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *AlertMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *AlertMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *AlertMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *AlertMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *AlertMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *AlertMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetPeriodStart sets the "period_start" field.
+func (m *AlertMutation) SetPeriodStart(t time.Time) {
+	m.period_start = &t
+}
+
+// PeriodStart returns the value of the "period_start" field in the mutation.
+func (m *AlertMutation) PeriodStart() (r time.Time, exists bool) {
+	v := m.period_start
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPeriodStart returns the old "period_start" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldPeriodStart(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPeriodStart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPeriodStart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPeriodStart: %w", err)
+	}
+	return oldValue.PeriodStart, nil
+}
+
+// ResetPeriodStart resets all changes to the "period_start" field.
+func (m *AlertMutation) ResetPeriodStart() {
+	m.period_start = nil
+}
+
+// SetMessage sets the "message" field.
+func (m *AlertMutation) SetMessage(s string) {
+	m.message = &s
+}
+
+// Message returns the value of the "message" field in the mutation.
+func (m *AlertMutation) Message() (r string, exists bool) {
+	v := m.message
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMessage returns the old "message" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldMessage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMessage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMessage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMessage: %w", err)
+	}
+	return oldValue.Message, nil
+}
+
+// ResetMessage resets all changes to the "message" field.
+func (m *AlertMutation) ResetMessage() {
+	m.message = nil
+}
+
+// SetUsageEventID sets the "usage_event_id" field.
+func (m *AlertMutation) SetUsageEventID(i int) {
+	m.usage_event_id = &i
+	m.addusage_event_id = nil
+}
+
+// UsageEventID returns the value of the "usage_event_id" field in the mutation.
+func (m *AlertMutation) UsageEventID() (r int, exists bool) {
+	v := m.usage_event_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsageEventID returns the old "usage_event_id" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldUsageEventID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsageEventID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsageEventID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsageEventID: %w", err)
+	}
+	return oldValue.UsageEventID, nil
+}
+
+// AddUsageEventID adds i to the "usage_event_id" field.
+func (m *AlertMutation) AddUsageEventID(i int) {
+	if m.addusage_event_id != nil {
+		*m.addusage_event_id += i
+	} else {
+		m.addusage_event_id = &i
+	}
+}
+
+// AddedUsageEventID returns the value that was added to the "usage_event_id" field in this mutation.
+func (m *AlertMutation) AddedUsageEventID() (r int, exists bool) {
+	v := m.addusage_event_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearUsageEventID clears the value of the "usage_event_id" field.
+func (m *AlertMutation) ClearUsageEventID() {
+	m.usage_event_id = nil
+	m.addusage_event_id = nil
+	m.clearedFields[alert.FieldUsageEventID] = struct{}{}
+}
+
+// UsageEventIDCleared returns if the "usage_event_id" field was cleared in this mutation.
+func (m *AlertMutation) UsageEventIDCleared() bool {
+	_, ok := m.clearedFields[alert.FieldUsageEventID]
+	return ok
+}
+
+// ResetUsageEventID resets all changes to the "usage_event_id" field.
+func (m *AlertMutation) ResetUsageEventID() {
+	m.usage_event_id = nil
+	m.addusage_event_id = nil
+	delete(m.clearedFields, alert.FieldUsageEventID)
+}
+
+// Where appends a list predicates to the AlertMutation builder.
+func (m *AlertMutation) Where(ps ...predicate.Alert) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AlertMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AlertMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Alert, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AlertMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AlertMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Alert).
+func (m *AlertMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AlertMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.created_at != nil {
+		fields = append(fields, alert.FieldCreatedAt)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, alert.FieldOrganizationID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, alert.FieldPoolID)
+	}
+	if m.kind != nil {
+		fields = append(fields, alert.FieldKind)
+	}
+	if m.period_start != nil {
+		fields = append(fields, alert.FieldPeriodStart)
+	}
+	if m.message != nil {
+		fields = append(fields, alert.FieldMessage)
+	}
+	if m.usage_event_id != nil {
+		fields = append(fields, alert.FieldUsageEventID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AlertMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case alert.FieldCreatedAt:
+		return m.CreatedAt()
+	case alert.FieldOrganizationID:
+		return m.OrganizationID()
+	case alert.FieldPoolID:
+		return m.PoolID()
+	case alert.FieldKind:
+		return m.Kind()
+	case alert.FieldPeriodStart:
+		return m.PeriodStart()
+	case alert.FieldMessage:
+		return m.Message()
+	case alert.FieldUsageEventID:
+		return m.UsageEventID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AlertMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case alert.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case alert.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case alert.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case alert.FieldKind:
+		return m.OldKind(ctx)
+	case alert.FieldPeriodStart:
+		return m.OldPeriodStart(ctx)
+	case alert.FieldMessage:
+		return m.OldMessage(ctx)
+	case alert.FieldUsageEventID:
+		return m.OldUsageEventID(ctx)
+	}
+	return nil, fmt.Errorf("unknown Alert field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AlertMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case alert.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case alert.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case alert.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case alert.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case alert.FieldPeriodStart:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPeriodStart(v)
+		return nil
+	case alert.FieldMessage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMessage(v)
+		return nil
+	case alert.FieldUsageEventID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsageEventID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Alert field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AlertMutation) AddedFields() []string {
+	var fields []string
+	if m.addorganization_id != nil {
+		fields = append(fields, alert.FieldOrganizationID)
+	}
+	if m.addpool_id != nil {
+		fields = append(fields, alert.FieldPoolID)
+	}
+	if m.addusage_event_id != nil {
+		fields = append(fields, alert.FieldUsageEventID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AlertMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case alert.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case alert.FieldPoolID:
+		return m.AddedPoolID()
+	case alert.FieldUsageEventID:
+		return m.AddedUsageEventID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AlertMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case alert.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case alert.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	case alert.FieldUsageEventID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUsageEventID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Alert numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AlertMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(alert.FieldUsageEventID) {
+		fields = append(fields, alert.FieldUsageEventID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AlertMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AlertMutation) ClearField(name string) error {
+	switch name {
+	case alert.FieldUsageEventID:
+		m.ClearUsageEventID()
+		return nil
+	}
+	return fmt.Errorf("unknown Alert nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AlertMutation) ResetField(name string) error {
+	switch name {
+	case alert.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case alert.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case alert.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case alert.FieldKind:
+		m.ResetKind()
+		return nil
+	case alert.FieldPeriodStart:
+		m.ResetPeriodStart()
+		return nil
+	case alert.FieldMessage:
+		m.ResetMessage()
+		return nil
+	case alert.FieldUsageEventID:
+		m.ResetUsageEventID()
+		return nil
+	}
+	return fmt.Errorf("unknown Alert field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AlertMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AlertMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AlertMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AlertMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AlertMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AlertMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AlertMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Alert unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AlertMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Alert edge %s", name)
 }
 
 // AuditEntryMutation represents an operation that mutates the AuditEntry nodes in the graph.
@@ -9411,6 +10190,9 @@ type PoolMutation struct {
 	created_at          *time.Time
 	kind                *engine.PoolKind
 	name                *string
+	budget_amount       *decimal.NullDecimal
+	budget_period       *engine.Period
+	budget_hard         *bool
 	clearedFields       map[string]struct{}
 	organization        *int
 	clearedorganization bool
@@ -9718,6 +10500,140 @@ func (m *PoolMutation) ResetParentID() {
 	delete(m.clearedFields, pool.FieldParentID)
 }
 
+// SetBudgetAmount sets the "budget_amount" field.
+func (m *PoolMutation) SetBudgetAmount(dd decimal.NullDecimal) {
+	m.budget_amount = &dd
+}
+
+// BudgetAmount returns the value of the "budget_amount" field in the mutation.
+func (m *PoolMutation) BudgetAmount() (r decimal.NullDecimal, exists bool) {
+	v := m.budget_amount
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBudgetAmount returns the old "budget_amount" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldBudgetAmount(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBudgetAmount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBudgetAmount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBudgetAmount: %w", err)
+	}
+	return oldValue.BudgetAmount, nil
+}
+
+// ClearBudgetAmount clears the value of the "budget_amount" field.
+func (m *PoolMutation) ClearBudgetAmount() {
+	m.budget_amount = nil
+	m.clearedFields[pool.FieldBudgetAmount] = struct{}{}
+}
+
+// BudgetAmountCleared returns if the "budget_amount" field was cleared in this mutation.
+func (m *PoolMutation) BudgetAmountCleared() bool {
+	_, ok := m.clearedFields[pool.FieldBudgetAmount]
+	return ok
+}
+
+// ResetBudgetAmount resets all changes to the "budget_amount" field.
+func (m *PoolMutation) ResetBudgetAmount() {
+	m.budget_amount = nil
+	delete(m.clearedFields, pool.FieldBudgetAmount)
+}
+
+// SetBudgetPeriod sets the "budget_period" field.
+func (m *PoolMutation) SetBudgetPeriod(e engine.Period) {
+	m.budget_period = &e
+}
+
+// BudgetPeriod returns the value of the "budget_period" field in the mutation.
+func (m *PoolMutation) BudgetPeriod() (r engine.Period, exists bool) {
+	v := m.budget_period
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBudgetPeriod returns the old "budget_period" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldBudgetPeriod(ctx context.Context) (v *engine.Period, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBudgetPeriod is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBudgetPeriod requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBudgetPeriod: %w", err)
+	}
+	return oldValue.BudgetPeriod, nil
+}
+
+// ClearBudgetPeriod clears the value of the "budget_period" field.
+func (m *PoolMutation) ClearBudgetPeriod() {
+	m.budget_period = nil
+	m.clearedFields[pool.FieldBudgetPeriod] = struct{}{}
+}
+
+// BudgetPeriodCleared returns if the "budget_period" field was cleared in this mutation.
+func (m *PoolMutation) BudgetPeriodCleared() bool {
+	_, ok := m.clearedFields[pool.FieldBudgetPeriod]
+	return ok
+}
+
+// ResetBudgetPeriod resets all changes to the "budget_period" field.
+func (m *PoolMutation) ResetBudgetPeriod() {
+	m.budget_period = nil
+	delete(m.clearedFields, pool.FieldBudgetPeriod)
+}
+
+// SetBudgetHard sets the "budget_hard" field.
+func (m *PoolMutation) SetBudgetHard(b bool) {
+	m.budget_hard = &b
+}
+
+// BudgetHard returns the value of the "budget_hard" field in the mutation.
+func (m *PoolMutation) BudgetHard() (r bool, exists bool) {
+	v := m.budget_hard
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBudgetHard returns the old "budget_hard" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldBudgetHard(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBudgetHard is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBudgetHard requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBudgetHard: %w", err)
+	}
+	return oldValue.BudgetHard, nil
+}
+
+// ResetBudgetHard resets all changes to the "budget_hard" field.
+func (m *PoolMutation) ResetBudgetHard() {
+	m.budget_hard = nil
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *PoolMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -9914,7 +10830,7 @@ func (m *PoolMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PoolMutation) Fields() []string {
-	fields := make([]string, 0, 5)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, pool.FieldCreatedAt)
 	}
@@ -9929,6 +10845,15 @@ func (m *PoolMutation) Fields() []string {
 	}
 	if m.parent != nil {
 		fields = append(fields, pool.FieldParentID)
+	}
+	if m.budget_amount != nil {
+		fields = append(fields, pool.FieldBudgetAmount)
+	}
+	if m.budget_period != nil {
+		fields = append(fields, pool.FieldBudgetPeriod)
+	}
+	if m.budget_hard != nil {
+		fields = append(fields, pool.FieldBudgetHard)
 	}
 	return fields
 }
@@ -9948,6 +10873,12 @@ func (m *PoolMutation) Field(name string) (ent.Value, bool) {
 		return m.Name()
 	case pool.FieldParentID:
 		return m.ParentID()
+	case pool.FieldBudgetAmount:
+		return m.BudgetAmount()
+	case pool.FieldBudgetPeriod:
+		return m.BudgetPeriod()
+	case pool.FieldBudgetHard:
+		return m.BudgetHard()
 	}
 	return nil, false
 }
@@ -9967,6 +10898,12 @@ func (m *PoolMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldName(ctx)
 	case pool.FieldParentID:
 		return m.OldParentID(ctx)
+	case pool.FieldBudgetAmount:
+		return m.OldBudgetAmount(ctx)
+	case pool.FieldBudgetPeriod:
+		return m.OldBudgetPeriod(ctx)
+	case pool.FieldBudgetHard:
+		return m.OldBudgetHard(ctx)
 	}
 	return nil, fmt.Errorf("unknown Pool field %s", name)
 }
@@ -10011,6 +10948,27 @@ func (m *PoolMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetParentID(v)
 		return nil
+	case pool.FieldBudgetAmount:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBudgetAmount(v)
+		return nil
+	case pool.FieldBudgetPeriod:
+		v, ok := value.(engine.Period)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBudgetPeriod(v)
+		return nil
+	case pool.FieldBudgetHard:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBudgetHard(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Pool field %s", name)
 }
@@ -10047,6 +11005,12 @@ func (m *PoolMutation) ClearedFields() []string {
 	if m.FieldCleared(pool.FieldParentID) {
 		fields = append(fields, pool.FieldParentID)
 	}
+	if m.FieldCleared(pool.FieldBudgetAmount) {
+		fields = append(fields, pool.FieldBudgetAmount)
+	}
+	if m.FieldCleared(pool.FieldBudgetPeriod) {
+		fields = append(fields, pool.FieldBudgetPeriod)
+	}
 	return fields
 }
 
@@ -10063,6 +11027,12 @@ func (m *PoolMutation) ClearField(name string) error {
 	switch name {
 	case pool.FieldParentID:
 		m.ClearParentID()
+		return nil
+	case pool.FieldBudgetAmount:
+		m.ClearBudgetAmount()
+		return nil
+	case pool.FieldBudgetPeriod:
+		m.ClearBudgetPeriod()
 		return nil
 	}
 	return fmt.Errorf("unknown Pool nullable field %s", name)
@@ -10086,6 +11056,15 @@ func (m *PoolMutation) ResetField(name string) error {
 		return nil
 	case pool.FieldParentID:
 		m.ResetParentID()
+		return nil
+	case pool.FieldBudgetAmount:
+		m.ResetBudgetAmount()
+		return nil
+	case pool.FieldBudgetPeriod:
+		m.ResetBudgetPeriod()
+		return nil
+	case pool.FieldBudgetHard:
+		m.ResetBudgetHard()
 		return nil
 	}
 	return fmt.Errorf("unknown Pool field %s", name)
@@ -10235,6 +11214,476 @@ func (m *PoolMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown Pool edge %s", name)
+}
+
+// PoolSpendMutation represents an operation that mutates the PoolSpend nodes in the graph.
+type PoolSpendMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	pool_id       *int
+	addpool_id    *int
+	period_start  *time.Time
+	spent         *decimal.Decimal
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*PoolSpend, error)
+	predicates    []predicate.PoolSpend
+}
+
+var _ ent.Mutation = (*PoolSpendMutation)(nil)
+
+// poolspendOption allows management of the mutation configuration using functional options.
+type poolspendOption func(*PoolSpendMutation)
+
+// newPoolSpendMutation creates new mutation for the PoolSpend entity.
+func newPoolSpendMutation(c config, op Op, opts ...poolspendOption) *PoolSpendMutation {
+	m := &PoolSpendMutation{
+		config:        c,
+		op:            op,
+		typ:           TypePoolSpend,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withPoolSpendID sets the ID field of the mutation.
+func withPoolSpendID(id int) poolspendOption {
+	return func(m *PoolSpendMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *PoolSpend
+		)
+		m.oldValue = func(ctx context.Context) (*PoolSpend, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().PoolSpend.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withPoolSpend sets the old PoolSpend of the mutation.
+func withPoolSpend(node *PoolSpend) poolspendOption {
+	return func(m *PoolSpendMutation) {
+		m.oldValue = func(context.Context) (*PoolSpend, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m PoolSpendMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m PoolSpendMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *PoolSpendMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *PoolSpendMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().PoolSpend.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *PoolSpendMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *PoolSpendMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the PoolSpend entity.
+// If the PoolSpend object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSpendMutation) OldPoolID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *PoolSpendMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *PoolSpendMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *PoolSpendMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+}
+
+// SetPeriodStart sets the "period_start" field.
+func (m *PoolSpendMutation) SetPeriodStart(t time.Time) {
+	m.period_start = &t
+}
+
+// PeriodStart returns the value of the "period_start" field in the mutation.
+func (m *PoolSpendMutation) PeriodStart() (r time.Time, exists bool) {
+	v := m.period_start
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPeriodStart returns the old "period_start" field's value of the PoolSpend entity.
+// If the PoolSpend object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSpendMutation) OldPeriodStart(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPeriodStart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPeriodStart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPeriodStart: %w", err)
+	}
+	return oldValue.PeriodStart, nil
+}
+
+// ResetPeriodStart resets all changes to the "period_start" field.
+func (m *PoolSpendMutation) ResetPeriodStart() {
+	m.period_start = nil
+}
+
+// SetSpent sets the "spent" field.
+func (m *PoolSpendMutation) SetSpent(d decimal.Decimal) {
+	m.spent = &d
+}
+
+// Spent returns the value of the "spent" field in the mutation.
+func (m *PoolSpendMutation) Spent() (r decimal.Decimal, exists bool) {
+	v := m.spent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSpent returns the old "spent" field's value of the PoolSpend entity.
+// If the PoolSpend object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSpendMutation) OldSpent(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSpent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSpent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSpent: %w", err)
+	}
+	return oldValue.Spent, nil
+}
+
+// ResetSpent resets all changes to the "spent" field.
+func (m *PoolSpendMutation) ResetSpent() {
+	m.spent = nil
+}
+
+// Where appends a list predicates to the PoolSpendMutation builder.
+func (m *PoolSpendMutation) Where(ps ...predicate.PoolSpend) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the PoolSpendMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *PoolSpendMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.PoolSpend, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *PoolSpendMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *PoolSpendMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (PoolSpend).
+func (m *PoolSpendMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *PoolSpendMutation) Fields() []string {
+	fields := make([]string, 0, 3)
+	if m.pool_id != nil {
+		fields = append(fields, poolspend.FieldPoolID)
+	}
+	if m.period_start != nil {
+		fields = append(fields, poolspend.FieldPeriodStart)
+	}
+	if m.spent != nil {
+		fields = append(fields, poolspend.FieldSpent)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *PoolSpendMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case poolspend.FieldPoolID:
+		return m.PoolID()
+	case poolspend.FieldPeriodStart:
+		return m.PeriodStart()
+	case poolspend.FieldSpent:
+		return m.Spent()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *PoolSpendMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case poolspend.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case poolspend.FieldPeriodStart:
+		return m.OldPeriodStart(ctx)
+	case poolspend.FieldSpent:
+		return m.OldSpent(ctx)
+	}
+	return nil, fmt.Errorf("unknown PoolSpend field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolSpendMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case poolspend.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case poolspend.FieldPeriodStart:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPeriodStart(v)
+		return nil
+	case poolspend.FieldSpent:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSpent(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PoolSpend field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *PoolSpendMutation) AddedFields() []string {
+	var fields []string
+	if m.addpool_id != nil {
+		fields = append(fields, poolspend.FieldPoolID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *PoolSpendMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case poolspend.FieldPoolID:
+		return m.AddedPoolID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolSpendMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case poolspend.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PoolSpend numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *PoolSpendMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *PoolSpendMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *PoolSpendMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown PoolSpend nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *PoolSpendMutation) ResetField(name string) error {
+	switch name {
+	case poolspend.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case poolspend.FieldPeriodStart:
+		m.ResetPeriodStart()
+		return nil
+	case poolspend.FieldSpent:
+		m.ResetSpent()
+		return nil
+	}
+	return fmt.Errorf("unknown PoolSpend field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *PoolSpendMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *PoolSpendMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *PoolSpendMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *PoolSpendMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *PoolSpendMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *PoolSpendMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *PoolSpendMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown PoolSpend unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *PoolSpendMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown PoolSpend edge %s", name)
 }
 
 // SubscriptionMutation represents an operation that mutates the Subscription nodes in the graph.

@@ -12,6 +12,7 @@ import (
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/shopspring/decimal"
 )
 
 // Pool is the model entity for the Pool schema.
@@ -29,6 +30,12 @@ type Pool struct {
 	Name string `json:"name,omitempty"`
 	// ParentID holds the value of the "parent_id" field.
 	ParentID *int `json:"parent_id,omitempty"`
+	// BudgetAmount holds the value of the "budget_amount" field.
+	BudgetAmount decimal.NullDecimal `json:"budget_amount,omitempty"`
+	// BudgetPeriod holds the value of the "budget_period" field.
+	BudgetPeriod *engine.Period `json:"budget_period,omitempty"`
+	// BudgetHard holds the value of the "budget_hard" field.
+	BudgetHard bool `json:"budget_hard,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the PoolQuery when eager-loading is set.
 	Edges        PoolEdges `json:"edges"`
@@ -95,9 +102,13 @@ func (*Pool) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case pool.FieldBudgetAmount:
+			values[i] = new(decimal.NullDecimal)
+		case pool.FieldBudgetHard:
+			values[i] = new(sql.NullBool)
 		case pool.FieldID, pool.FieldOrganizationID, pool.FieldParentID:
 			values[i] = new(sql.NullInt64)
-		case pool.FieldKind, pool.FieldName:
+		case pool.FieldKind, pool.FieldName, pool.FieldBudgetPeriod:
 			values[i] = new(sql.NullString)
 		case pool.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -152,6 +163,25 @@ func (_m *Pool) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.ParentID = new(int)
 				*_m.ParentID = int(value.Int64)
+			}
+		case pool.FieldBudgetAmount:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field budget_amount", values[i])
+			} else if value != nil {
+				_m.BudgetAmount = *value
+			}
+		case pool.FieldBudgetPeriod:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field budget_period", values[i])
+			} else if value.Valid {
+				_m.BudgetPeriod = new(engine.Period)
+				*_m.BudgetPeriod = engine.Period(value.String)
+			}
+		case pool.FieldBudgetHard:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field budget_hard", values[i])
+			} else if value.Valid {
+				_m.BudgetHard = value.Bool
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -225,6 +255,17 @@ func (_m *Pool) String() string {
 		builder.WriteString("parent_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("budget_amount=")
+	builder.WriteString(fmt.Sprintf("%v", _m.BudgetAmount))
+	builder.WriteString(", ")
+	if v := _m.BudgetPeriod; v != nil {
+		builder.WriteString("budget_period=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("budget_hard=")
+	builder.WriteString(fmt.Sprintf("%v", _m.BudgetHard))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/shopspring/decimal"
 )
 
 // PoolCreate is the builder for creating a Pool entity.
@@ -67,6 +68,48 @@ func (_c *PoolCreate) SetParentID(v int) *PoolCreate {
 func (_c *PoolCreate) SetNillableParentID(v *int) *PoolCreate {
 	if v != nil {
 		_c.SetParentID(*v)
+	}
+	return _c
+}
+
+// SetBudgetAmount sets the "budget_amount" field.
+func (_c *PoolCreate) SetBudgetAmount(v decimal.NullDecimal) *PoolCreate {
+	_c.mutation.SetBudgetAmount(v)
+	return _c
+}
+
+// SetNillableBudgetAmount sets the "budget_amount" field if the given value is not nil.
+func (_c *PoolCreate) SetNillableBudgetAmount(v *decimal.NullDecimal) *PoolCreate {
+	if v != nil {
+		_c.SetBudgetAmount(*v)
+	}
+	return _c
+}
+
+// SetBudgetPeriod sets the "budget_period" field.
+func (_c *PoolCreate) SetBudgetPeriod(v engine.Period) *PoolCreate {
+	_c.mutation.SetBudgetPeriod(v)
+	return _c
+}
+
+// SetNillableBudgetPeriod sets the "budget_period" field if the given value is not nil.
+func (_c *PoolCreate) SetNillableBudgetPeriod(v *engine.Period) *PoolCreate {
+	if v != nil {
+		_c.SetBudgetPeriod(*v)
+	}
+	return _c
+}
+
+// SetBudgetHard sets the "budget_hard" field.
+func (_c *PoolCreate) SetBudgetHard(v bool) *PoolCreate {
+	_c.mutation.SetBudgetHard(v)
+	return _c
+}
+
+// SetNillableBudgetHard sets the "budget_hard" field if the given value is not nil.
+func (_c *PoolCreate) SetNillableBudgetHard(v *bool) *PoolCreate {
+	if v != nil {
+		_c.SetBudgetHard(*v)
 	}
 	return _c
 }
@@ -150,6 +193,10 @@ func (_c *PoolCreate) defaults() {
 		v := pool.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.BudgetHard(); !ok {
+		v := pool.DefaultBudgetHard
+		_c.mutation.SetBudgetHard(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -175,6 +222,14 @@ func (_c *PoolCreate) check() error {
 		if err := pool.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
 		}
+	}
+	if v, ok := _c.mutation.BudgetPeriod(); ok {
+		if err := pool.BudgetPeriodValidator(v); err != nil {
+			return &ValidationError{Name: "budget_period", err: fmt.Errorf(`ent: validator failed for field "Pool.budget_period": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.BudgetHard(); !ok {
+		return &ValidationError{Name: "budget_hard", err: errors.New(`ent: missing required field "Pool.budget_hard"`)}
 	}
 	if len(_c.mutation.OrganizationIDs()) == 0 {
 		return &ValidationError{Name: "organization", err: errors.New(`ent: missing required edge "Pool.organization"`)}
@@ -217,6 +272,18 @@ func (_c *PoolCreate) createSpec() (*Pool, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)
 		_node.Name = value
+	}
+	if value, ok := _c.mutation.BudgetAmount(); ok {
+		_spec.SetField(pool.FieldBudgetAmount, field.TypeOther, value)
+		_node.BudgetAmount = value
+	}
+	if value, ok := _c.mutation.BudgetPeriod(); ok {
+		_spec.SetField(pool.FieldBudgetPeriod, field.TypeEnum, value)
+		_node.BudgetPeriod = &value
+	}
+	if value, ok := _c.mutation.BudgetHard(); ok {
+		_spec.SetField(pool.FieldBudgetHard, field.TypeBool, value)
+		_node.BudgetHard = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -348,6 +415,54 @@ func (u *PoolUpsert) UpdateName() *PoolUpsert {
 	return u
 }
 
+// SetBudgetAmount sets the "budget_amount" field.
+func (u *PoolUpsert) SetBudgetAmount(v decimal.NullDecimal) *PoolUpsert {
+	u.Set(pool.FieldBudgetAmount, v)
+	return u
+}
+
+// UpdateBudgetAmount sets the "budget_amount" field to the value that was provided on create.
+func (u *PoolUpsert) UpdateBudgetAmount() *PoolUpsert {
+	u.SetExcluded(pool.FieldBudgetAmount)
+	return u
+}
+
+// ClearBudgetAmount clears the value of the "budget_amount" field.
+func (u *PoolUpsert) ClearBudgetAmount() *PoolUpsert {
+	u.SetNull(pool.FieldBudgetAmount)
+	return u
+}
+
+// SetBudgetPeriod sets the "budget_period" field.
+func (u *PoolUpsert) SetBudgetPeriod(v engine.Period) *PoolUpsert {
+	u.Set(pool.FieldBudgetPeriod, v)
+	return u
+}
+
+// UpdateBudgetPeriod sets the "budget_period" field to the value that was provided on create.
+func (u *PoolUpsert) UpdateBudgetPeriod() *PoolUpsert {
+	u.SetExcluded(pool.FieldBudgetPeriod)
+	return u
+}
+
+// ClearBudgetPeriod clears the value of the "budget_period" field.
+func (u *PoolUpsert) ClearBudgetPeriod() *PoolUpsert {
+	u.SetNull(pool.FieldBudgetPeriod)
+	return u
+}
+
+// SetBudgetHard sets the "budget_hard" field.
+func (u *PoolUpsert) SetBudgetHard(v bool) *PoolUpsert {
+	u.Set(pool.FieldBudgetHard, v)
+	return u
+}
+
+// UpdateBudgetHard sets the "budget_hard" field to the value that was provided on create.
+func (u *PoolUpsert) UpdateBudgetHard() *PoolUpsert {
+	u.SetExcluded(pool.FieldBudgetHard)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -413,6 +528,62 @@ func (u *PoolUpsertOne) SetName(v string) *PoolUpsertOne {
 func (u *PoolUpsertOne) UpdateName() *PoolUpsertOne {
 	return u.Update(func(s *PoolUpsert) {
 		s.UpdateName()
+	})
+}
+
+// SetBudgetAmount sets the "budget_amount" field.
+func (u *PoolUpsertOne) SetBudgetAmount(v decimal.NullDecimal) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetBudgetAmount(v)
+	})
+}
+
+// UpdateBudgetAmount sets the "budget_amount" field to the value that was provided on create.
+func (u *PoolUpsertOne) UpdateBudgetAmount() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateBudgetAmount()
+	})
+}
+
+// ClearBudgetAmount clears the value of the "budget_amount" field.
+func (u *PoolUpsertOne) ClearBudgetAmount() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearBudgetAmount()
+	})
+}
+
+// SetBudgetPeriod sets the "budget_period" field.
+func (u *PoolUpsertOne) SetBudgetPeriod(v engine.Period) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetBudgetPeriod(v)
+	})
+}
+
+// UpdateBudgetPeriod sets the "budget_period" field to the value that was provided on create.
+func (u *PoolUpsertOne) UpdateBudgetPeriod() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateBudgetPeriod()
+	})
+}
+
+// ClearBudgetPeriod clears the value of the "budget_period" field.
+func (u *PoolUpsertOne) ClearBudgetPeriod() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearBudgetPeriod()
+	})
+}
+
+// SetBudgetHard sets the "budget_hard" field.
+func (u *PoolUpsertOne) SetBudgetHard(v bool) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetBudgetHard(v)
+	})
+}
+
+// UpdateBudgetHard sets the "budget_hard" field to the value that was provided on create.
+func (u *PoolUpsertOne) UpdateBudgetHard() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateBudgetHard()
 	})
 }
 
@@ -647,6 +818,62 @@ func (u *PoolUpsertBulk) SetName(v string) *PoolUpsertBulk {
 func (u *PoolUpsertBulk) UpdateName() *PoolUpsertBulk {
 	return u.Update(func(s *PoolUpsert) {
 		s.UpdateName()
+	})
+}
+
+// SetBudgetAmount sets the "budget_amount" field.
+func (u *PoolUpsertBulk) SetBudgetAmount(v decimal.NullDecimal) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetBudgetAmount(v)
+	})
+}
+
+// UpdateBudgetAmount sets the "budget_amount" field to the value that was provided on create.
+func (u *PoolUpsertBulk) UpdateBudgetAmount() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateBudgetAmount()
+	})
+}
+
+// ClearBudgetAmount clears the value of the "budget_amount" field.
+func (u *PoolUpsertBulk) ClearBudgetAmount() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearBudgetAmount()
+	})
+}
+
+// SetBudgetPeriod sets the "budget_period" field.
+func (u *PoolUpsertBulk) SetBudgetPeriod(v engine.Period) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetBudgetPeriod(v)
+	})
+}
+
+// UpdateBudgetPeriod sets the "budget_period" field to the value that was provided on create.
+func (u *PoolUpsertBulk) UpdateBudgetPeriod() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateBudgetPeriod()
+	})
+}
+
+// ClearBudgetPeriod clears the value of the "budget_period" field.
+func (u *PoolUpsertBulk) ClearBudgetPeriod() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearBudgetPeriod()
+	})
+}
+
+// SetBudgetHard sets the "budget_hard" field.
+func (u *PoolUpsertBulk) SetBudgetHard(v bool) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetBudgetHard(v)
+	})
+}
+
+// UpdateBudgetHard sets the "budget_hard" field to the value that was provided on create.
+func (u *PoolUpsertBulk) UpdateBudgetHard() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateBudgetHard()
 	})
 }
 

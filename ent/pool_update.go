@@ -10,9 +10,11 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/predicate"
+	"github.com/shopspring/decimal"
 )
 
 // PoolUpdate is the builder for updating Pool entities.
@@ -38,6 +40,60 @@ func (_u *PoolUpdate) SetName(v string) *PoolUpdate {
 func (_u *PoolUpdate) SetNillableName(v *string) *PoolUpdate {
 	if v != nil {
 		_u.SetName(*v)
+	}
+	return _u
+}
+
+// SetBudgetAmount sets the "budget_amount" field.
+func (_u *PoolUpdate) SetBudgetAmount(v decimal.NullDecimal) *PoolUpdate {
+	_u.mutation.SetBudgetAmount(v)
+	return _u
+}
+
+// SetNillableBudgetAmount sets the "budget_amount" field if the given value is not nil.
+func (_u *PoolUpdate) SetNillableBudgetAmount(v *decimal.NullDecimal) *PoolUpdate {
+	if v != nil {
+		_u.SetBudgetAmount(*v)
+	}
+	return _u
+}
+
+// ClearBudgetAmount clears the value of the "budget_amount" field.
+func (_u *PoolUpdate) ClearBudgetAmount() *PoolUpdate {
+	_u.mutation.ClearBudgetAmount()
+	return _u
+}
+
+// SetBudgetPeriod sets the "budget_period" field.
+func (_u *PoolUpdate) SetBudgetPeriod(v engine.Period) *PoolUpdate {
+	_u.mutation.SetBudgetPeriod(v)
+	return _u
+}
+
+// SetNillableBudgetPeriod sets the "budget_period" field if the given value is not nil.
+func (_u *PoolUpdate) SetNillableBudgetPeriod(v *engine.Period) *PoolUpdate {
+	if v != nil {
+		_u.SetBudgetPeriod(*v)
+	}
+	return _u
+}
+
+// ClearBudgetPeriod clears the value of the "budget_period" field.
+func (_u *PoolUpdate) ClearBudgetPeriod() *PoolUpdate {
+	_u.mutation.ClearBudgetPeriod()
+	return _u
+}
+
+// SetBudgetHard sets the "budget_hard" field.
+func (_u *PoolUpdate) SetBudgetHard(v bool) *PoolUpdate {
+	_u.mutation.SetBudgetHard(v)
+	return _u
+}
+
+// SetNillableBudgetHard sets the "budget_hard" field if the given value is not nil.
+func (_u *PoolUpdate) SetNillableBudgetHard(v *bool) *PoolUpdate {
+	if v != nil {
+		_u.SetBudgetHard(*v)
 	}
 	return _u
 }
@@ -153,6 +209,11 @@ func (_u *PoolUpdate) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.BudgetPeriod(); ok {
+		if err := pool.BudgetPeriodValidator(v); err != nil {
+			return &ValidationError{Name: "budget_period", err: fmt.Errorf(`ent: validator failed for field "Pool.budget_period": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Pool.organization"`)
 	}
@@ -173,6 +234,21 @@ func (_u *PoolUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.BudgetAmount(); ok {
+		_spec.SetField(pool.FieldBudgetAmount, field.TypeOther, value)
+	}
+	if _u.mutation.BudgetAmountCleared() {
+		_spec.ClearField(pool.FieldBudgetAmount, field.TypeOther)
+	}
+	if value, ok := _u.mutation.BudgetPeriod(); ok {
+		_spec.SetField(pool.FieldBudgetPeriod, field.TypeEnum, value)
+	}
+	if _u.mutation.BudgetPeriodCleared() {
+		_spec.ClearField(pool.FieldBudgetPeriod, field.TypeEnum)
+	}
+	if value, ok := _u.mutation.BudgetHard(); ok {
+		_spec.SetField(pool.FieldBudgetHard, field.TypeBool, value)
 	}
 	if _u.mutation.ChildrenCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -294,6 +370,60 @@ func (_u *PoolUpdateOne) SetName(v string) *PoolUpdateOne {
 func (_u *PoolUpdateOne) SetNillableName(v *string) *PoolUpdateOne {
 	if v != nil {
 		_u.SetName(*v)
+	}
+	return _u
+}
+
+// SetBudgetAmount sets the "budget_amount" field.
+func (_u *PoolUpdateOne) SetBudgetAmount(v decimal.NullDecimal) *PoolUpdateOne {
+	_u.mutation.SetBudgetAmount(v)
+	return _u
+}
+
+// SetNillableBudgetAmount sets the "budget_amount" field if the given value is not nil.
+func (_u *PoolUpdateOne) SetNillableBudgetAmount(v *decimal.NullDecimal) *PoolUpdateOne {
+	if v != nil {
+		_u.SetBudgetAmount(*v)
+	}
+	return _u
+}
+
+// ClearBudgetAmount clears the value of the "budget_amount" field.
+func (_u *PoolUpdateOne) ClearBudgetAmount() *PoolUpdateOne {
+	_u.mutation.ClearBudgetAmount()
+	return _u
+}
+
+// SetBudgetPeriod sets the "budget_period" field.
+func (_u *PoolUpdateOne) SetBudgetPeriod(v engine.Period) *PoolUpdateOne {
+	_u.mutation.SetBudgetPeriod(v)
+	return _u
+}
+
+// SetNillableBudgetPeriod sets the "budget_period" field if the given value is not nil.
+func (_u *PoolUpdateOne) SetNillableBudgetPeriod(v *engine.Period) *PoolUpdateOne {
+	if v != nil {
+		_u.SetBudgetPeriod(*v)
+	}
+	return _u
+}
+
+// ClearBudgetPeriod clears the value of the "budget_period" field.
+func (_u *PoolUpdateOne) ClearBudgetPeriod() *PoolUpdateOne {
+	_u.mutation.ClearBudgetPeriod()
+	return _u
+}
+
+// SetBudgetHard sets the "budget_hard" field.
+func (_u *PoolUpdateOne) SetBudgetHard(v bool) *PoolUpdateOne {
+	_u.mutation.SetBudgetHard(v)
+	return _u
+}
+
+// SetNillableBudgetHard sets the "budget_hard" field if the given value is not nil.
+func (_u *PoolUpdateOne) SetNillableBudgetHard(v *bool) *PoolUpdateOne {
+	if v != nil {
+		_u.SetBudgetHard(*v)
 	}
 	return _u
 }
@@ -422,6 +552,11 @@ func (_u *PoolUpdateOne) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.BudgetPeriod(); ok {
+		if err := pool.BudgetPeriodValidator(v); err != nil {
+			return &ValidationError{Name: "budget_period", err: fmt.Errorf(`ent: validator failed for field "Pool.budget_period": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Pool.organization"`)
 	}
@@ -459,6 +594,21 @@ func (_u *PoolUpdateOne) sqlSave(ctx context.Context) (_node *Pool, err error) {
 	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.BudgetAmount(); ok {
+		_spec.SetField(pool.FieldBudgetAmount, field.TypeOther, value)
+	}
+	if _u.mutation.BudgetAmountCleared() {
+		_spec.ClearField(pool.FieldBudgetAmount, field.TypeOther)
+	}
+	if value, ok := _u.mutation.BudgetPeriod(); ok {
+		_spec.SetField(pool.FieldBudgetPeriod, field.TypeEnum, value)
+	}
+	if _u.mutation.BudgetPeriodCleared() {
+		_spec.ClearField(pool.FieldBudgetPeriod, field.TypeEnum)
+	}
+	if value, ok := _u.mutation.BudgetHard(); ok {
+		_spec.SetField(pool.FieldBudgetHard, field.TypeBool, value)
 	}
 	if _u.mutation.ChildrenCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -16,6 +16,8 @@ type Tx struct {
 	config
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// Alert is the client for interacting with the Alert builders.
+	Alert *AlertClient
 	// AuditEntry is the client for interacting with the AuditEntry builders.
 	AuditEntry *AuditEntryClient
 	// Charge is the client for interacting with the Charge builders.
@@ -34,6 +36,8 @@ type Tx struct {
 	PolicyVersion *PolicyVersionClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
+	// PoolSpend is the client for interacting with the PoolSpend builders.
+	PoolSpend *PoolSpendClient
 	// Subscription is the client for interacting with the Subscription builders.
 	Subscription *SubscriptionClient
 	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
@@ -176,6 +180,7 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
+	tx.Alert = NewAlertClient(tx.config)
 	tx.AuditEntry = NewAuditEntryClient(tx.config)
 	tx.Charge = NewChargeClient(tx.config)
 	tx.Grant = NewGrantClient(tx.config)
@@ -185,6 +190,7 @@ func (tx *Tx) init() {
 	tx.Plan = NewPlanClient(tx.config)
 	tx.PolicyVersion = NewPolicyVersionClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)
+	tx.PoolSpend = NewPoolSpendClient(tx.config)
 	tx.Subscription = NewSubscriptionClient(tx.config)
 	tx.SubscriptionPeriod = NewSubscriptionPeriodClient(tx.config)
 	tx.UsageEvent = NewUsageEventClient(tx.config)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/graph/model"
@@ -49,6 +50,11 @@ func (r *mutationResolver) PurchaseCredits(ctx context.Context, poolID int, cred
 	return r.svc.PurchaseCredits(ctx, poolID, credits)
 }
 
+// SetBudget is the resolver for the setBudget field.
+func (r *mutationResolver) SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period engine.Period, hard bool) (*ent.Pool, error) {
+	return r.svc.SetBudget(ctx, poolID, amount, period, hard)
+}
+
 // Subscription is the resolver for the subscription field.
 func (r *organizationResolver) Subscription(ctx context.Context, obj *ent.Organization) (*ent.Subscription, error) {
 	return r.svc.CurrentSubscription(ctx, obj.ID)
@@ -67,6 +73,11 @@ func (r *planResolver) RolloverCap(ctx context.Context, obj *ent.Plan) (*decimal
 // OnDemandPrice is the resolver for the onDemandPrice field.
 func (r *planResolver) OnDemandPrice(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
 	return nullDecimal(obj.OnDemandPrice), nil
+}
+
+// Budget is the resolver for the budget field.
+func (r *poolResolver) Budget(ctx context.Context, obj *ent.Pool) (*ledger.BudgetState, error) {
+	return r.svc.Budget(ctx, obj)
 }
 
 // Plans is the resolver for the plans field.
@@ -92,6 +103,15 @@ func (r *queryResolver) Charges(ctx context.Context, organizationID *int, first 
 	}
 	conn.PageInfo = pageInfo(cursors, page.HasNextPage, after != nil)
 	return conn, nil
+}
+
+// Alerts is the resolver for the alerts field.
+func (r *queryResolver) Alerts(ctx context.Context, organizationID *int, first *int) ([]*ent.Alert, error) {
+	n := 50
+	if first != nil {
+		n = *first
+	}
+	return r.svc.Alerts(ctx, organizationID, n)
 }
 
 // Organization is the resolver for the organization field.

@@ -66,7 +66,7 @@ func hasRuns(items []item) bool {
 // the run's hold back into the grants so that the burn that follows is
 // taken from them.
 func (s *Service) run(ctx context.Context, holds map[runKey]*runHold, i int, it item, v engine.Versions, org engine.Org,
-	pg []engine.Grant, touch func([]engine.Draw), lookup bool, now time.Time) (*engine.UsageDecision, error) {
+	tiers [][]engine.Grant, move func([]engine.Draw, int64), lookup bool, now time.Time) (*engine.UsageDecision, error) {
 	k := runKey{org.ID, it.ev.RunID}
 	h := holds[k]
 	if it.ev.Status == engine.StatusStarted {
@@ -76,7 +76,7 @@ func (s *Service) run(ctx context.Context, holds map[runKey]*runHold, i int, it 
 			}
 			return nil, engine.Errorf(engine.CodeRunStarted, "run %q has already started", it.ev.RunID)
 		}
-		r, err := engine.Reserve(ctx, v, org, it.ev, pg, now)
+		r, err := engine.Reserve(ctx, v, org, it.ev, tiers, now)
 		if err != nil {
 			return nil, err
 		}
@@ -84,8 +84,7 @@ func (s *Service) run(ctx context.Context, holds map[runKey]*runHold, i int, it 
 			return &engine.UsageDecision{Decision: engine.DecisionDenied, Credits: decimal.Zero, Requested: r.Expected,
 				Reason: r.Reason, ReasonCode: engine.CodeInsufficientCredits}, nil
 		}
-		engine.Apply(pg, r.Draws)
-		touch(r.Draws)
+		move(r.Draws, -1)
 		holds[k] = &runHold{org: org.ID, pool: it.pool, run: it.ev.RunID, amount: r.Held, status: holdOpen,
 			draws: r.Draws, startItem: i, settled: -1, wasOpen: true, expiresAt: now.Add(s.holdTimeout)}
 		return nil, nil
@@ -102,8 +101,7 @@ func (s *Service) run(ctx context.Context, holds map[runKey]*runHold, i int, it 
 		return nil, engine.Invalid("poolId", "run %q holds credits in pool %d", it.ev.RunID, h.pool)
 	}
 	if h.status == holdOpen {
-		engine.Release(pg, h.draws)
-		touch(h.draws)
+		move(h.draws, +1)
 	}
 	h.settled = i
 	return nil, nil
@@ -113,19 +111,19 @@ func (s *Service) run(ctx context.Context, holds map[runKey]*runHold, i int, it 
 // are not loaded yet (a grant fully held has nothing left, so loadGrants
 // skipped it).
 func (s *Service) loadHeldGrants(ctx context.Context, tx *usageTx, holds map[runKey]*runHold, grants map[int][]engine.Grant) error {
+	loaded := map[int]bool{}
+	for _, gs := range grants {
+		for _, g := range gs {
+			loaded[g.ID] = true
+		}
+	}
 	var missing []int
 	for _, h := range holds {
 		if h.status != holdOpen {
 			continue
 		}
 		for _, dr := range h.draws {
-			found := false
-			for _, g := range grants[h.pool] {
-				if g.ID == dr.GrantID {
-					found = true
-				}
-			}
-			if !found {
+			if !loaded[dr.GrantID] {
 				missing = append(missing, dr.GrantID)
 			}
 		}
@@ -197,7 +195,7 @@ const (
 func (s *Service) writeHolds(ctx context.Context, tx *usageTx, holds map[runKey]*runHold, out []UsageResult, now time.Time) error {
 	var entries []*ent.LedgerEntryCreate
 	entry := func(h *runHold, kind engine.EntryKind, ev *ent.UsageEvent, dr engine.Draw, amount decimal.Decimal) {
-		entries = append(entries, tx.LedgerEntry.Create().SetOrganizationID(h.org).SetPoolID(h.pool).SetGrantID(dr.GrantID).
+		entries = append(entries, tx.LedgerEntry.Create().SetOrganizationID(h.org).SetPoolID(tx.poolOf(dr.GrantID, h.pool)).SetGrantID(dr.GrantID).
 			SetKind(kind).SetAmount(amount).SetUsageEventID(ev.ID).SetMemo("run "+h.run).SetCreatedAt(now))
 	}
 	for _, h := range holds {
@@ -280,7 +278,7 @@ func (s *Service) ReleaseExpiredHolds(ctx context.Context, now time.Time) (int, 
 				if err := tx.Grant.UpdateOneID(g.ID).SetRemaining(g.Remaining.Sub(e.Amount)).Exec(ctx); err != nil {
 					return err
 				}
-				if err := tx.LedgerEntry.Create().SetOrganizationID(h.OrganizationID).SetPoolID(h.PoolID).SetGrantID(g.ID).
+				if err := tx.LedgerEntry.Create().SetOrganizationID(h.OrganizationID).SetPoolID(g.PoolID).SetGrantID(g.ID).
 					SetKind(engine.EntryRelease).SetAmount(e.Amount.Neg()).SetUsageEventID(h.StartedEventID).
 					SetMemo("run " + h.RunID + " timed out").SetCreatedAt(s.Now()).Exec(ctx); err != nil {
 					return err

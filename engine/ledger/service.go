@@ -32,6 +32,7 @@ type Service struct {
 	stmts       statements // prepared hot-path statements
 	holdTimeout time.Duration
 	defaults    sync.Map // organisation id -> default pool id (see defaultPools)
+	parents     sync.Map // pool id -> parent pool id, 0 for none (see chains)
 }
 
 // Option configures a Service.

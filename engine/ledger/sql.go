@@ -16,6 +16,7 @@ import (
 
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/poolspend"
 )
 
 // Hand-written SQL is kept to the hot path of a usage event, where a row
@@ -30,8 +31,17 @@ import (
 // everything else.
 type usageTx struct {
 	*ent.Client
-	tx *sql.Tx
-	s  *Service
+	tx        *sql.Tx
+	s         *Service
+	grantPool map[int]int // grant id -> its pool, for entries (a burn may fall through to a parent pool)
+}
+
+// poolOf is the pool of a grant the batch loaded, or otherwise.
+func (u *usageTx) poolOf(grant, otherwise int) int {
+	if p, ok := u.grantPool[grant]; ok {
+		return p
+	}
+	return otherwise
 }
 
 // query runs q in the transaction, as the prepared statement name on
@@ -143,6 +153,9 @@ func (s *Service) ids(col string, from int, ids []int) (string, []any) {
 type poolInfo struct {
 	ID              int
 	OrgID           int
+	ParentID        int            // 0: none
+	Budget          *engine.Budget // nil: no budget (Spent filled by loadSpend)
+	BudgetPeriod    engine.Period
 	Segment         string
 	RegisterName    string
 	RegisterVersion *int              // pinned by the subscription (grandfathering)
@@ -196,6 +209,7 @@ func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time
 		lock = " FOR UPDATE OF p" // SQLite: the single connection serialises writers
 	}
 	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name,
+  p.parent_id, p.budget_amount, p.budget_period, p.budget_hard,
   s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency
 FROM pools p JOIN organizations o ON o.id = p.organization_id
 LEFT JOIN subscriptions s ON s.organization_id = p.organization_id
@@ -213,13 +227,24 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			subStart, subEnd   sql.NullTime
 			planReg, mode, cur sql.NullString
 			price              decimal.NullDecimal
+			parent             sql.NullInt64
+			budget             decimal.NullDecimal
+			budgetPeriod       sql.NullString
+			budgetHard         bool
 		)
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName,
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName, &parent, &budget, &budgetPeriod, &budgetHard,
 			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur); err != nil {
 			return nil, err
 		}
 		if prev, ok := out[p.ID]; ok {
 			p = prev // another subscription row of the same pool
+		} else {
+			p.ParentID = int(parent.Int64)
+			if budget.Valid && budgetPeriod.Valid {
+				p.BudgetPeriod = engine.Period(budgetPeriod.String)
+				p.Budget = &engine.Budget{PoolID: p.ID, Limit: budget.Decimal, Spent: decimal.Zero, Hard: budgetHard,
+					PeriodStart: engine.BudgetPeriodStart(p.BudgetPeriod, now)}
+			}
 		}
 		current := subID.Valid && !subStart.Time.After(now) && (!subEnd.Valid || subEnd.Time.After(now))
 		if current {
@@ -234,6 +259,83 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 		out[p.ID] = p
 	}
 	return out, rows.Err()
+}
+
+// chains returns, for each pool, the pool and the pools it falls through
+// to (its parent, its parent's parent). Parents never change, so they are
+// cached for the life of the process.
+func (s *Service) chains(ctx context.Context, u *usageTx, pools []int) (map[int][]int, error) {
+	for depth := 0; depth < 4; depth++ {
+		var missing []int
+		seen := map[int]bool{}
+		for _, p := range pools {
+			for id := p; id != 0 && !seen[id]; {
+				seen[id] = true
+				parent, ok := s.parents.Load(id)
+				if !ok {
+					missing = append(missing, id)
+					break
+				}
+				id = parent.(int)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		cond, args := s.ids("id", 1, missing)
+		rows, err := u.query(ctx, "poolParents", s.sqlf(`SELECT id, COALESCE(parent_id, 0) FROM pools WHERE `+cond), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id, parent int
+			if err := rows.Scan(&id, &parent); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			s.parents.Store(id, parent)
+		}
+		rows.Close()
+		for _, id := range missing {
+			if _, ok := s.parents.Load(id); !ok {
+				s.parents.Store(id, 0) // no such pool: the lock finds it missing
+			}
+		}
+	}
+	out := make(map[int][]int, len(pools))
+	for _, p := range pools {
+		var chain []int
+		for id := p; id != 0 && len(chain) < 4; {
+			chain = append(chain, id)
+			parent, _ := s.parents.Load(id)
+			id, _ = parent.(int)
+		}
+		out[p] = chain
+	}
+	return out, nil
+}
+
+// loadSpend fills in what the budgeted pools spent in their current period.
+func (s *Service) loadSpend(ctx context.Context, u *usageTx, pools map[int]poolInfo) error {
+	var ids []int
+	for id, p := range pools {
+		if p.Budget != nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := u.PoolSpend.Query().Where(poolspend.PoolIDIn(ids...)).All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if b := pools[r.PoolID].Budget; b != nil && r.PeriodStart.Equal(b.PeriodStart) {
+			b.Spent = r.Spent
+		}
+	}
+	return nil
 }
 
 // loadGrants returns the non-empty grants of the pools, by pool. Callers hold

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -144,8 +145,23 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 		poolSet[items[i].pool] = true
 	}
-	poolIDs := make([]int, 0, len(poolSet))
+	itemPools := make([]int, 0, len(poolSet))
 	for p := range poolSet {
+		itemPools = append(itemPools, p)
+	}
+	sort.Ints(itemPools)
+	chains, err := s.chains(ctx, tx, itemPools)
+	if err != nil {
+		return nil, err
+	}
+	chainSet := map[int]bool{}
+	for _, c := range chains {
+		for _, id := range c {
+			chainSet[id] = true
+		}
+	}
+	poolIDs := make([]int, 0, len(chainSet))
+	for p := range chainSet {
 		poolIDs = append(poolIDs, p)
 	}
 	sort.Ints(poolIDs)
@@ -160,6 +176,9 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 				Message: "pool " + strconv.Itoa(it.pool) + " not found"}, i)
 		}
 	}
+	if err := s.loadSpend(ctx, tx, pools); err != nil {
+		return nil, err
+	}
 
 	// 2. Replays already in the database (second attempt only).
 	existing := map[eventKey]*ent.UsageEvent{}
@@ -169,8 +188,9 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 	}
 
-	// 3. The pools' grants (and, for runs, their holds), then decide each
-	// item against running balances.
+	// 3. The grants of the pools and the pools they fall through to (and,
+	// for runs, their holds), then decide each item against running
+	// balances and budgets.
 	grants, err := s.loadGrants(ctx, tx, poolIDs)
 	if err != nil {
 		return nil, err
@@ -184,12 +204,31 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 			return nil, err
 		}
 	}
+	byID := map[int]*engine.Grant{}
+	tx.grantPool = map[int]int{}
+	for pid := range grants {
+		for gi := range grants[pid] {
+			g := &grants[pid][gi]
+			byID[g.ID], tx.grantPool[g.ID] = g, pid
+		}
+	}
+	touched := map[int]*engine.Grant{}
+	// move takes draws out of their grants (sign -1) or gives them back (+1).
+	move := func(draws []engine.Draw, sign int64) {
+		for _, dr := range draws {
+			if g := byID[dr.GrantID]; g != nil {
+				g.Remaining = g.Remaining.Add(dr.Amount.Mul(decimal.NewFromInt(sign)))
+				touched[g.ID] = g
+			}
+		}
+	}
 	out := make([]UsageResult, len(items))
 	decisions := make([]*engine.UsageDecision, len(items))
 	versions := make([]engine.Versions, len(items))
 	first := map[eventKey]int{} // key -> index of its first item in this batch
 	var replayed []int
-	touched := map[int]*engine.Grant{}
+	spent := map[int]bool{} // budgeted pools whose spend changed
+	var alerts []budgetAlert
 	for i, it := range items {
 		k := eventKey{it.in.OrganizationID, it.in.IdempotencyKey}
 		if e, ok := existing[k]; ok {
@@ -216,18 +255,17 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 		v.Terms = p.Terms
 		org := engine.Org{ID: p.OrgID, Segment: p.Segment}
-		pg := grants[it.pool]
-		touch := func(draws []engine.Draw) {
-			for _, dr := range draws {
-				for gi := range pg {
-					if pg[gi].ID == dr.GrantID {
-						touched[dr.GrantID] = &pg[gi]
-					}
-				}
+		chain := chains[it.pool]
+		tiers := make([][]engine.Grant, len(chain))
+		var budgets []*engine.Budget
+		for n, pid := range chain {
+			tiers[n] = grants[pid]
+			if b := pools[pid].Budget; b != nil {
+				budgets = append(budgets, b)
 			}
 		}
 		if it.ev.RunID != "" {
-			d, err := s.run(ctx, holds, i, it, v, org, pg, touch, lookup, now)
+			d, err := s.run(ctx, holds, i, it, v, org, tiers, move, lookup, now)
 			if err != nil {
 				return nil, engine.AtIndex(err, i)
 			}
@@ -236,12 +274,33 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 				continue
 			}
 		}
-		d, err := engine.DecideUsage(ctx, v, org, it.ev, pg, now)
+		d, err := engine.DecideUsageTiers(ctx, v, org, it.ev, tiers, now)
 		if err != nil {
 			return nil, engine.AtIndex(err, i)
 		}
-		engine.Apply(pg, d.Draws)
-		touch(d.Draws)
+		if d.Decision != engine.DecisionDenied && len(budgets) > 0 {
+			vals := make([]engine.Budget, len(budgets))
+			for n, b := range budgets {
+				vals[n] = *b
+			}
+			hard, crossed := engine.CheckBudgets(vals, d.Credits)
+			if hard != nil {
+				d = engine.UsageDecision{Decision: engine.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits,
+					ReasonCode: engine.CodeBudgetExceeded,
+					Reason: fmt.Sprintf("pool %d's hard budget of %s per %s would be exceeded (%s spent, %s more)",
+						hard.PoolID, hard.Limit, pools[hard.PoolID].BudgetPeriod, hard.Spent, d.Credits)}
+			} else {
+				for _, b := range budgets {
+					b.Spent = b.Spent.Add(d.Credits)
+					spent[b.PoolID] = true
+				}
+				for _, c := range crossed {
+					alerts = append(alerts, budgetAlert{org: p.OrgID, pool: c.PoolID, item: i, periodStart: c.PeriodStart,
+						message: fmt.Sprintf("soft budget of %s per %s exceeded: %s spent", c.Limit, pools[c.PoolID].BudgetPeriod, c.Spent.Add(d.Credits))})
+				}
+			}
+		}
+		move(d.Draws, -1)
 		decisions[i], versions[i] = &d, v
 	}
 
@@ -277,6 +336,9 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		d := f.d
 		out[f.index] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
 			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero}
+	}
+	if err := s.writeBudgets(ctx, tx, pools, spent, alerts, out, now); err != nil {
+		return nil, err
 	}
 	if len(holds) > 0 {
 		if err := s.writeHolds(ctx, tx, holds, out, now); err != nil {

@@ -105,8 +105,12 @@ func (s *Service) eventCreate(tx *usageTx, e newEvent, now time.Time) *ent.Usage
 // burnEntry is a BURN entry on a grant, or an OVERAGE entry (no grant):
 // amount is what the event took, recorded negative.
 func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, kind engine.EntryKind, grantID *int, amount decimal.Decimal, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
+	pool := ev.PoolID
+	if grantID != nil {
+		pool = tx.poolOf(*grantID, pool)
+	}
 	c := tx.LedgerEntry.Create().
-		SetOrganizationID(ev.OrganizationID).SetPoolID(ev.PoolID).SetNillableGrantID(grantID).
+		SetOrganizationID(ev.OrganizationID).SetPoolID(pool).SetNillableGrantID(grantID).
 		SetKind(kind).SetAmount(amount.Neg()).SetUsageEventID(ev.ID).
 		SetMemo(ev.Action).SetCreatedAt(now)
 	if r := v.Register; r != nil {
@@ -146,11 +150,11 @@ const writePostgresSQL = `WITH ev AS (
 ), le AS (
   INSERT INTO ledger_entries (created_at, organization_id, pool_id, grant_id, kind, amount, usage_event_id,
     register_id, register_version, burn_policy_id, burn_policy_version, draw_policy_id, draw_policy_version, memo)
-  SELECT $1::timestamptz, ev.organization_id, ev.pool_id, d.grant_id, d.kind, -d.amount, ev.id,
+  SELECT $1::timestamptz, ev.organization_id, d.pool, d.grant_id, d.kind, -d.amount, ev.id,
     ev.register_id, ev.register_version, ev.burn_policy_id, ev.burn_policy_version,
     CASE WHEN d.grant_id IS NULL THEN NULL ELSE ev.draw_policy_id END,
     CASE WHEN d.grant_id IS NULL THEN NULL ELSE ev.draw_policy_version END, ev.action
-  FROM unnest($25::bigint[], $26::text[], $27::bigint[], $28::numeric[], $31::text[]) WITH ORDINALITY AS d(org, key, grant_id, amount, kind, n)
+  FROM unnest($25::bigint[], $26::text[], $27::bigint[], $28::numeric[], $31::text[], $38::bigint[]) WITH ORDINALITY AS d(org, key, grant_id, amount, kind, pool, n)
   JOIN ev ON ev.organization_id = d.org AND ev.idempotency_key = d.key
   ORDER BY d.n
 ), g AS (
@@ -178,7 +182,7 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		occurred                                  = make([]string, n)
 		decision, reason, reasonCode              = make([]string, n), make([]string, n), make([]string, n)
 		regID, regV, burnID, burnV, drawID, drawV = make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n)
-		eOrg                                      []int64
+		eOrg, ePool                               []int64
 		eGrant                                    []sql.NullInt64
 		eKey, eAmount, eKind                      []string
 		cOrg, cSub                                []int64
@@ -222,10 +226,12 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		for _, dr := range d.Draws {
 			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryBurn))
 			eGrant, eAmount = append(eGrant, nullInt(dr.GrantID)), append(eAmount, dr.Amount.String())
+			ePool = append(ePool, int64(tx.poolOf(dr.GrantID, it.pool)))
 		}
 		if d.Overage.IsPositive() {
 			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryOverage))
 			eGrant, eAmount = append(eGrant, sql.NullInt64{}), append(eAmount, d.Overage.String())
+			ePool = append(ePool, int64(it.pool))
 			t := v.Terms
 			cOrg, cKey, cSub = append(cOrg, int64(e.org)), append(cKey, it.in.IdempotencyKey), append(cSub, int64(t.SubscriptionID))
 			cCredits, cAmount, cCurrency = append(cCredits, d.Overage.String()), append(cAmount, overageAmount(d.Overage, t).String()), append(cCurrency, t.Currency)
@@ -242,7 +248,8 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		pq.Array(regID), pq.Array(regV), pq.Array(burnID), pq.Array(burnV), pq.Array(drawID), pq.Array(drawV),
 		pq.Array(eOrg), pq.Array(eKey), pq.Array(eGrant), pq.Array(eAmount),
 		pq.Array(gID), pq.Array(gRemaining), pq.Array(eKind),
-		pq.Array(cOrg), pq.Array(cKey), pq.Array(cCredits), pq.Array(cAmount), pq.Array(cCurrency), pq.Array(cSub))
+		pq.Array(cOrg), pq.Array(cKey), pq.Array(cCredits), pq.Array(cAmount), pq.Array(cCurrency), pq.Array(cSub),
+		pq.Array(ePool))
 	if err != nil {
 		return nil, err
 	}

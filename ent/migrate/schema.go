@@ -39,6 +39,35 @@ var (
 			},
 		},
 	}
+	// AlertsColumns holds the columns for the "alerts" table.
+	AlertsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "period_start", Type: field.TypeTime},
+		{Name: "message", Type: field.TypeString},
+		{Name: "usage_event_id", Type: field.TypeInt, Nullable: true},
+	}
+	// AlertsTable holds the schema information for the "alerts" table.
+	AlertsTable = &schema.Table{
+		Name:       "alerts",
+		Columns:    AlertsColumns,
+		PrimaryKey: []*schema.Column{AlertsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "alert_pool_id_kind_period_start",
+				Unique:  true,
+				Columns: []*schema.Column{AlertsColumns[3], AlertsColumns[4], AlertsColumns[5]},
+			},
+			{
+				Name:    "alert_organization_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{AlertsColumns[2], AlertsColumns[0]},
+			},
+		},
+	}
 	// AuditEntriesColumns holds the columns for the "audit_entries" table.
 	AuditEntriesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -317,6 +346,9 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"ACCOUNT", "TEAM", "PERSONAL"}},
 		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "budget_amount", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "budget_period", Type: field.TypeEnum, Nullable: true, Enums: []string{"DAY", "MONTH", "QUARTER", "YEAR"}},
+		{Name: "budget_hard", Type: field.TypeBool, Default: false},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "parent_id", Type: field.TypeInt, Nullable: true},
 	}
@@ -328,13 +360,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "pools_organizations_pools",
-				Columns:    []*schema.Column{PoolsColumns[4]},
+				Columns:    []*schema.Column{PoolsColumns[7]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "pools_pools_children",
-				Columns:    []*schema.Column{PoolsColumns[5]},
+				Columns:    []*schema.Column{PoolsColumns[8]},
 				RefColumns: []*schema.Column{PoolsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -343,7 +375,27 @@ var (
 			{
 				Name:    "pool_organization_id",
 				Unique:  false,
-				Columns: []*schema.Column{PoolsColumns[4]},
+				Columns: []*schema.Column{PoolsColumns[7]},
+			},
+		},
+	}
+	// PoolSpendsColumns holds the columns for the "pool_spends" table.
+	PoolSpendsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "period_start", Type: field.TypeTime},
+		{Name: "spent", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+	}
+	// PoolSpendsTable holds the schema information for the "pool_spends" table.
+	PoolSpendsTable = &schema.Table{
+		Name:       "pool_spends",
+		Columns:    PoolSpendsColumns,
+		PrimaryKey: []*schema.Column{PoolSpendsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "poolspend_pool_id_period_start",
+				Unique:  true,
+				Columns: []*schema.Column{PoolSpendsColumns[1], PoolSpendsColumns[2]},
 			},
 		},
 	}
@@ -510,6 +562,7 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		AlertsTable,
 		AuditEntriesTable,
 		ChargesTable,
 		GrantsTable,
@@ -519,6 +572,7 @@ var (
 		PlansTable,
 		PolicyVersionsTable,
 		PoolsTable,
+		PoolSpendsTable,
 		SubscriptionsTable,
 		SubscriptionPeriodsTable,
 		UsageEventsTable,

@@ -26,6 +26,12 @@ const (
 	FieldName = "name"
 	// FieldParentID holds the string denoting the parent_id field in the database.
 	FieldParentID = "parent_id"
+	// FieldBudgetAmount holds the string denoting the budget_amount field in the database.
+	FieldBudgetAmount = "budget_amount"
+	// FieldBudgetPeriod holds the string denoting the budget_period field in the database.
+	FieldBudgetPeriod = "budget_period"
+	// FieldBudgetHard holds the string denoting the budget_hard field in the database.
+	FieldBudgetHard = "budget_hard"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeParent holds the string denoting the parent edge name in mutations.
@@ -68,6 +74,9 @@ var Columns = []string{
 	FieldKind,
 	FieldName,
 	FieldParentID,
+	FieldBudgetAmount,
+	FieldBudgetPeriod,
+	FieldBudgetHard,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -85,6 +94,8 @@ var (
 	DefaultCreatedAt func() time.Time
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
+	// DefaultBudgetHard holds the default value on creation for the "budget_hard" field.
+	DefaultBudgetHard bool
 )
 
 // KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
@@ -94,6 +105,16 @@ func KindValidator(k engine.PoolKind) error {
 		return nil
 	default:
 		return fmt.Errorf("pool: invalid enum value for kind field: %q", k)
+	}
+}
+
+// BudgetPeriodValidator is a validator for the "budget_period" field enum values. It is called by the builders before save.
+func BudgetPeriodValidator(bp engine.Period) error {
+	switch bp {
+	case "DAY", "MONTH", "QUARTER", "YEAR":
+		return nil
+	default:
+		return fmt.Errorf("pool: invalid enum value for budget_period field: %q", bp)
 	}
 }
 
@@ -128,6 +149,21 @@ func ByName(opts ...sql.OrderTermOption) OrderOption {
 // ByParentID orders the results by the parent_id field.
 func ByParentID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldParentID, opts...).ToFunc()
+}
+
+// ByBudgetAmount orders the results by the budget_amount field.
+func ByBudgetAmount(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBudgetAmount, opts...).ToFunc()
+}
+
+// ByBudgetPeriod orders the results by the budget_period field.
+func ByBudgetPeriod(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBudgetPeriod, opts...).ToFunc()
+}
+
+// ByBudgetHard orders the results by the budget_hard field.
+func ByBudgetHard(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBudgetHard, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -9,6 +9,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent/predicate"
+	"github.com/shopspring/decimal"
 )
 
 // ID filters vertices based on their ID field.
@@ -74,6 +75,16 @@ func Name(v string) predicate.Pool {
 // ParentID applies equality check predicate on the "parent_id" field. It's identical to ParentIDEQ.
 func ParentID(v int) predicate.Pool {
 	return predicate.Pool(sql.FieldEQ(FieldParentID, v))
+}
+
+// BudgetAmount applies equality check predicate on the "budget_amount" field. It's identical to BudgetAmountEQ.
+func BudgetAmount(v decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldBudgetAmount, v))
+}
+
+// BudgetHard applies equality check predicate on the "budget_hard" field. It's identical to BudgetHardEQ.
+func BudgetHard(v bool) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldBudgetHard, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -259,6 +270,106 @@ func ParentIDIsNil() predicate.Pool {
 // ParentIDNotNil applies the NotNil predicate on the "parent_id" field.
 func ParentIDNotNil() predicate.Pool {
 	return predicate.Pool(sql.FieldNotNull(FieldParentID))
+}
+
+// BudgetAmountEQ applies the EQ predicate on the "budget_amount" field.
+func BudgetAmountEQ(v decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldBudgetAmount, v))
+}
+
+// BudgetAmountNEQ applies the NEQ predicate on the "budget_amount" field.
+func BudgetAmountNEQ(v decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldNEQ(FieldBudgetAmount, v))
+}
+
+// BudgetAmountIn applies the In predicate on the "budget_amount" field.
+func BudgetAmountIn(vs ...decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldIn(FieldBudgetAmount, vs...))
+}
+
+// BudgetAmountNotIn applies the NotIn predicate on the "budget_amount" field.
+func BudgetAmountNotIn(vs ...decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldNotIn(FieldBudgetAmount, vs...))
+}
+
+// BudgetAmountGT applies the GT predicate on the "budget_amount" field.
+func BudgetAmountGT(v decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldGT(FieldBudgetAmount, v))
+}
+
+// BudgetAmountGTE applies the GTE predicate on the "budget_amount" field.
+func BudgetAmountGTE(v decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldGTE(FieldBudgetAmount, v))
+}
+
+// BudgetAmountLT applies the LT predicate on the "budget_amount" field.
+func BudgetAmountLT(v decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldLT(FieldBudgetAmount, v))
+}
+
+// BudgetAmountLTE applies the LTE predicate on the "budget_amount" field.
+func BudgetAmountLTE(v decimal.NullDecimal) predicate.Pool {
+	return predicate.Pool(sql.FieldLTE(FieldBudgetAmount, v))
+}
+
+// BudgetAmountIsNil applies the IsNil predicate on the "budget_amount" field.
+func BudgetAmountIsNil() predicate.Pool {
+	return predicate.Pool(sql.FieldIsNull(FieldBudgetAmount))
+}
+
+// BudgetAmountNotNil applies the NotNil predicate on the "budget_amount" field.
+func BudgetAmountNotNil() predicate.Pool {
+	return predicate.Pool(sql.FieldNotNull(FieldBudgetAmount))
+}
+
+// BudgetPeriodEQ applies the EQ predicate on the "budget_period" field.
+func BudgetPeriodEQ(v engine.Period) predicate.Pool {
+	vc := v
+	return predicate.Pool(sql.FieldEQ(FieldBudgetPeriod, vc))
+}
+
+// BudgetPeriodNEQ applies the NEQ predicate on the "budget_period" field.
+func BudgetPeriodNEQ(v engine.Period) predicate.Pool {
+	vc := v
+	return predicate.Pool(sql.FieldNEQ(FieldBudgetPeriod, vc))
+}
+
+// BudgetPeriodIn applies the In predicate on the "budget_period" field.
+func BudgetPeriodIn(vs ...engine.Period) predicate.Pool {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Pool(sql.FieldIn(FieldBudgetPeriod, v...))
+}
+
+// BudgetPeriodNotIn applies the NotIn predicate on the "budget_period" field.
+func BudgetPeriodNotIn(vs ...engine.Period) predicate.Pool {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Pool(sql.FieldNotIn(FieldBudgetPeriod, v...))
+}
+
+// BudgetPeriodIsNil applies the IsNil predicate on the "budget_period" field.
+func BudgetPeriodIsNil() predicate.Pool {
+	return predicate.Pool(sql.FieldIsNull(FieldBudgetPeriod))
+}
+
+// BudgetPeriodNotNil applies the NotNil predicate on the "budget_period" field.
+func BudgetPeriodNotNil() predicate.Pool {
+	return predicate.Pool(sql.FieldNotNull(FieldBudgetPeriod))
+}
+
+// BudgetHardEQ applies the EQ predicate on the "budget_hard" field.
+func BudgetHardEQ(v bool) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldBudgetHard, v))
+}
+
+// BudgetHardNEQ applies the NEQ predicate on the "budget_hard" field.
+func BudgetHardNEQ(v bool) predicate.Pool {
+	return predicate.Pool(sql.FieldNEQ(FieldBudgetHard, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

@@ -5,6 +5,7 @@ package runtime
 import (
 	"time"
 
+	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/charge"
@@ -58,6 +59,15 @@ func init() {
 	apikeyDescSecretHash := apikeyFields[3].Descriptor()
 	// apikey.SecretHashValidator is a validator for the "secret_hash" field. It is called by the builders before save.
 	apikey.SecretHashValidator = apikeyDescSecretHash.Validators[0].(func(string) error)
+	alertMixin := schema.Alert{}.Mixin()
+	alertMixinFields0 := alertMixin[0].Fields()
+	_ = alertMixinFields0
+	alertFields := schema.Alert{}.Fields()
+	_ = alertFields
+	// alertDescCreatedAt is the schema descriptor for created_at field.
+	alertDescCreatedAt := alertMixinFields0[0].Descriptor()
+	// alert.DefaultCreatedAt holds the default value on creation for the created_at field.
+	alert.DefaultCreatedAt = alertDescCreatedAt.Default.(func() time.Time)
 	auditentryMixin := schema.AuditEntry{}.Mixin()
 	auditentryHooks := schema.AuditEntry{}.Hooks()
 	auditentry.Hooks[0] = auditentryHooks[0]
@@ -311,6 +321,10 @@ func init() {
 			return nil
 		}
 	}()
+	// poolDescBudgetHard is the schema descriptor for budget_hard field.
+	poolDescBudgetHard := poolFields[6].Descriptor()
+	// pool.DefaultBudgetHard holds the default value on creation for the budget_hard field.
+	pool.DefaultBudgetHard = poolDescBudgetHard.Default.(bool)
 	subscriptionMixin := schema.Subscription{}.Mixin()
 	subscriptionMixinFields0 := subscriptionMixin[0].Fields()
 	_ = subscriptionMixinFields0

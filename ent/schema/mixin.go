@@ -39,3 +39,8 @@ type CreatedAt struct{ mixin.Schema }
 func (CreatedAt) Fields() []ent.Field {
 	return []ent.Field{field.Time("created_at").Immutable().Default(func() time.Time { return time.Now().UTC() })}
 }
+
+// MutableNullDecimal is an optional exact decimal column that may be updated.
+func MutableNullDecimal(name string) ent.Field {
+	return field.Other(name, decimal.NullDecimal{}).SchemaType(decimalType).Optional()
+}

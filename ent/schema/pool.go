@@ -20,6 +20,12 @@ func (Pool) Fields() []ent.Field {
 		field.Enum("kind").GoType(engine.PoolKind("")).Immutable(),
 		field.String("name").NotEmpty().MaxLen(200),
 		field.Int("parent_id").Optional().Nillable().Immutable(),
+		// A budget caps what the pool (with the pools under it) may burn in a
+		// calendar period (UTC): a hard one stops its spending even when its
+		// parents hold credits; a soft one raises an alert once a period.
+		MutableNullDecimal("budget_amount"),
+		field.Enum("budget_period").GoType(engine.Period("")).Optional().Nillable(),
+		field.Bool("budget_hard").Default(false),
 	}
 }
 
@@ -29,6 +35,43 @@ func (Pool) Edges() []ent.Edge {
 		edge.To("children", Pool.Type).From("parent").Field("parent_id").Unique().Immutable(),
 		edge.To("grants", Grant.Type),
 	}
+}
+
+// PoolSpend is what a budgeted pool (with the pools under it) burned in one
+// budget period.
+type PoolSpend struct{ ent.Schema }
+
+func (PoolSpend) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("pool_id").Immutable(),
+		field.Time("period_start").Immutable(),
+		MutableDecimal("spent"),
+	}
+}
+
+func (PoolSpend) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("pool_id", "period_start").Unique()}
+}
+
+// Alert is a notice for an organisation's admins, raised once per pool,
+// kind and period (e.g. a soft budget exceeded).
+type Alert struct{ ent.Schema }
+
+func (Alert) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (Alert) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("organization_id").Immutable(),
+		field.Int("pool_id").Immutable(),
+		field.String("kind").Immutable(), // BUDGET_EXCEEDED
+		field.Time("period_start").Immutable(),
+		field.String("message").Immutable(),
+		field.Int("usage_event_id").Optional().Nillable().Immutable(),
+	}
+}
+
+func (Alert) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("pool_id", "kind", "period_start").Unique(), index.Fields("organization_id", "id")}
 }
 
 func (Pool) Indexes() []ent.Index {
