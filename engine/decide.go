@@ -30,9 +30,7 @@ func Draws(ordered []Grant, credits decimal.Decimal) ([]Draw, decimal.Decimal) {
 
 // DecideUsage is the whole pure decision for one usage event on one pool:
 // weight, burn, draw order, draws. When the usable grants do not cover the
-// burn: under a SOFT plan everything usable is drawn and the rest is
-// overage (decision ALLOWED, Overage > 0); otherwise a HARD ceiling (decision
-// DENIED, nothing drawn).
+// burn, the plan's overage mode decides (see shortfall).
 func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Grant, now time.Time) (UsageDecision, error) {
 	return DecideUsageTiers(ctx, v, org, ev, [][]Grant{grants}, now)
 }
@@ -58,19 +56,8 @@ func DecideUsageTiers(ctx context.Context, v Versions, org Org, ev Event, tiers 
 		return UsageDecision{}, err
 	}
 	draws, short := Draws(ordered, credits)
-	if short.IsPositive() && v.Terms != nil && v.Terms.OverageMode == OverageSoft {
-		// SOFT ceiling: everything available is drawn and the rest is
-		// overage, billed at the plan's overage price.
-		d.Draws, d.Overage = draws, short
-		d.Reason = "overage: " + short.String() + " credits beyond the balance"
-		return d, nil
-	}
 	if short.IsPositive() {
-		return UsageDecision{
-			Decision: DecisionDenied, Weight: w, Credits: decimal.Zero, Requested: credits,
-			Reason:     "insufficient credits: " + credits.String() + " needed, " + credits.Sub(short).String() + " available",
-			ReasonCode: CodeInsufficientCredits,
-		}, nil
+		return shortfall(ctx, v, org, ev, d, draws, short, now)
 	}
 	d.Draws = draws
 	return d, nil

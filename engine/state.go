@@ -58,6 +58,9 @@ type Weight struct {
 	Expression     *rules.Program // nil when the weight is the fixed Credits
 	ValuePerAction decimal.NullDecimal
 	CostPerAction  decimal.NullDecimal
+	// DegradedAllowed: the action still runs (decision DEGRADED) when a
+	// DEGRADED plan is out of credits.
+	DegradedAllowed bool
 }
 
 // Register is a published weight register version.
@@ -85,15 +88,27 @@ type Versions struct {
 	Register  *Register
 	Burn      *Rule
 	DrawOrder *Rule
+	Overage   *Rule      // OVERAGE policy: may let an event through as overage
 	Terms     *PlanTerms // nil: no subscription, a HARD ceiling
 }
 
-// PlanTerms are the overage terms of the plan an organisation is subscribed to.
+// PlanTerms are the overage terms of the plan an organisation is subscribed
+// to, with what the current period has used of its caps.
 type PlanTerms struct {
 	SubscriptionID int
+	PlanID         int
 	OverageMode    OverageMode
 	OveragePrice   decimal.NullDecimal
 	Currency       string
+	// AUTO_TOP_UP: buy packs of TopUpCredits at OnDemandPrice when the
+	// balance falls below TopUpThreshold; TopUpsLeft this period (-1: no cap).
+	TopUpThreshold decimal.Decimal
+	TopUpCredits   decimal.Decimal
+	OnDemandPrice  decimal.Decimal
+	TopUpsLeft     int
+	// BORROW: draw up to BorrowLimit per period on the next period's
+	// allocation; BorrowLeft is what this period has not borrowed yet.
+	BorrowLeft decimal.Decimal
 }
 
 // Draw is the part of a burn paid by one grant.
@@ -109,7 +124,9 @@ type UsageDecision struct {
 	Credits    decimal.Decimal // credits charged (0 when denied)
 	Requested  decimal.Decimal // credits the burn rule asked for
 	Draws      []Draw
-	Overage    decimal.Decimal
+	Overage    decimal.Decimal // credits beyond the balance, billed (SOFT, OVERAGE policy)
+	Borrowed   decimal.Decimal // credits drawn on the next period's allocation (BORROW)
+	TopUps     int             // packs an AUTO_TOP_UP plan must buy before this burn (then decide again)
 	Reason     string
 	ReasonCode Code
 }

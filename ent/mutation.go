@@ -8055,6 +8055,8 @@ type PlanMutation struct {
 	overage_price            *decimal.NullDecimal
 	auto_top_up_threshold    *decimal.NullDecimal
 	auto_top_up_credits      *decimal.NullDecimal
+	auto_top_up_cap          *int
+	addauto_top_up_cap       *int
 	borrow_limit             *decimal.NullDecimal
 	rollover_mode            *engine.RolloverMode
 	rollover_cap             *decimal.NullDecimal
@@ -8636,6 +8638,76 @@ func (m *PlanMutation) ResetAutoTopUpCredits() {
 	delete(m.clearedFields, plan.FieldAutoTopUpCredits)
 }
 
+// SetAutoTopUpCap sets the "auto_top_up_cap" field.
+func (m *PlanMutation) SetAutoTopUpCap(i int) {
+	m.auto_top_up_cap = &i
+	m.addauto_top_up_cap = nil
+}
+
+// AutoTopUpCap returns the value of the "auto_top_up_cap" field in the mutation.
+func (m *PlanMutation) AutoTopUpCap() (r int, exists bool) {
+	v := m.auto_top_up_cap
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutoTopUpCap returns the old "auto_top_up_cap" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldAutoTopUpCap(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutoTopUpCap is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutoTopUpCap requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutoTopUpCap: %w", err)
+	}
+	return oldValue.AutoTopUpCap, nil
+}
+
+// AddAutoTopUpCap adds i to the "auto_top_up_cap" field.
+func (m *PlanMutation) AddAutoTopUpCap(i int) {
+	if m.addauto_top_up_cap != nil {
+		*m.addauto_top_up_cap += i
+	} else {
+		m.addauto_top_up_cap = &i
+	}
+}
+
+// AddedAutoTopUpCap returns the value that was added to the "auto_top_up_cap" field in this mutation.
+func (m *PlanMutation) AddedAutoTopUpCap() (r int, exists bool) {
+	v := m.addauto_top_up_cap
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearAutoTopUpCap clears the value of the "auto_top_up_cap" field.
+func (m *PlanMutation) ClearAutoTopUpCap() {
+	m.auto_top_up_cap = nil
+	m.addauto_top_up_cap = nil
+	m.clearedFields[plan.FieldAutoTopUpCap] = struct{}{}
+}
+
+// AutoTopUpCapCleared returns if the "auto_top_up_cap" field was cleared in this mutation.
+func (m *PlanMutation) AutoTopUpCapCleared() bool {
+	_, ok := m.clearedFields[plan.FieldAutoTopUpCap]
+	return ok
+}
+
+// ResetAutoTopUpCap resets all changes to the "auto_top_up_cap" field.
+func (m *PlanMutation) ResetAutoTopUpCap() {
+	m.auto_top_up_cap = nil
+	m.addauto_top_up_cap = nil
+	delete(m.clearedFields, plan.FieldAutoTopUpCap)
+}
+
 // SetBorrowLimit sets the "borrow_limit" field.
 func (m *PlanMutation) SetBorrowLimit(dd decimal.NullDecimal) {
 	m.borrow_limit = &dd
@@ -8923,7 +8995,7 @@ func (m *PlanMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PlanMutation) Fields() []string {
-	fields := make([]string, 0, 17)
+	fields := make([]string, 0, 18)
 	if m.created_at != nil {
 		fields = append(fields, plan.FieldCreatedAt)
 	}
@@ -8959,6 +9031,9 @@ func (m *PlanMutation) Fields() []string {
 	}
 	if m.auto_top_up_credits != nil {
 		fields = append(fields, plan.FieldAutoTopUpCredits)
+	}
+	if m.auto_top_up_cap != nil {
+		fields = append(fields, plan.FieldAutoTopUpCap)
 	}
 	if m.borrow_limit != nil {
 		fields = append(fields, plan.FieldBorrowLimit)
@@ -9007,6 +9082,8 @@ func (m *PlanMutation) Field(name string) (ent.Value, bool) {
 		return m.AutoTopUpThreshold()
 	case plan.FieldAutoTopUpCredits:
 		return m.AutoTopUpCredits()
+	case plan.FieldAutoTopUpCap:
+		return m.AutoTopUpCap()
 	case plan.FieldBorrowLimit:
 		return m.BorrowLimit()
 	case plan.FieldRolloverMode:
@@ -9050,6 +9127,8 @@ func (m *PlanMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldAutoTopUpThreshold(ctx)
 	case plan.FieldAutoTopUpCredits:
 		return m.OldAutoTopUpCredits(ctx)
+	case plan.FieldAutoTopUpCap:
+		return m.OldAutoTopUpCap(ctx)
 	case plan.FieldBorrowLimit:
 		return m.OldBorrowLimit(ctx)
 	case plan.FieldRolloverMode:
@@ -9153,6 +9232,13 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAutoTopUpCredits(v)
 		return nil
+	case plan.FieldAutoTopUpCap:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutoTopUpCap(v)
+		return nil
 	case plan.FieldBorrowLimit:
 		v, ok := value.(decimal.NullDecimal)
 		if !ok {
@@ -9196,6 +9282,9 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *PlanMutation) AddedFields() []string {
 	var fields []string
+	if m.addauto_top_up_cap != nil {
+		fields = append(fields, plan.FieldAutoTopUpCap)
+	}
 	if m.addon_demand_expiry_days != nil {
 		fields = append(fields, plan.FieldOnDemandExpiryDays)
 	}
@@ -9207,6 +9296,8 @@ func (m *PlanMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *PlanMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case plan.FieldAutoTopUpCap:
+		return m.AddedAutoTopUpCap()
 	case plan.FieldOnDemandExpiryDays:
 		return m.AddedOnDemandExpiryDays()
 	}
@@ -9218,6 +9309,13 @@ func (m *PlanMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *PlanMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case plan.FieldAutoTopUpCap:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAutoTopUpCap(v)
+		return nil
 	case plan.FieldOnDemandExpiryDays:
 		v, ok := value.(int)
 		if !ok {
@@ -9241,6 +9339,9 @@ func (m *PlanMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(plan.FieldAutoTopUpCredits) {
 		fields = append(fields, plan.FieldAutoTopUpCredits)
+	}
+	if m.FieldCleared(plan.FieldAutoTopUpCap) {
+		fields = append(fields, plan.FieldAutoTopUpCap)
 	}
 	if m.FieldCleared(plan.FieldBorrowLimit) {
 		fields = append(fields, plan.FieldBorrowLimit)
@@ -9276,6 +9377,9 @@ func (m *PlanMutation) ClearField(name string) error {
 		return nil
 	case plan.FieldAutoTopUpCredits:
 		m.ClearAutoTopUpCredits()
+		return nil
+	case plan.FieldAutoTopUpCap:
+		m.ClearAutoTopUpCap()
 		return nil
 	case plan.FieldBorrowLimit:
 		m.ClearBorrowLimit()
@@ -9332,6 +9436,9 @@ func (m *PlanMutation) ResetField(name string) error {
 		return nil
 	case plan.FieldAutoTopUpCredits:
 		m.ResetAutoTopUpCredits()
+		return nil
+	case plan.FieldAutoTopUpCap:
+		m.ResetAutoTopUpCap()
 		return nil
 	case plan.FieldBorrowLimit:
 		m.ResetBorrowLimit()
@@ -15793,6 +15900,7 @@ type WeightMutation struct {
 	expression       *string
 	value_per_action *decimal.NullDecimal
 	cost_per_action  *decimal.NullDecimal
+	degraded_allowed *bool
 	clearedFields    map[string]struct{}
 	register         *int
 	clearedregister  bool
@@ -16154,6 +16262,42 @@ func (m *WeightMutation) ResetCostPerAction() {
 	delete(m.clearedFields, weight.FieldCostPerAction)
 }
 
+// SetDegradedAllowed sets the "degraded_allowed" field.
+func (m *WeightMutation) SetDegradedAllowed(b bool) {
+	m.degraded_allowed = &b
+}
+
+// DegradedAllowed returns the value of the "degraded_allowed" field in the mutation.
+func (m *WeightMutation) DegradedAllowed() (r bool, exists bool) {
+	v := m.degraded_allowed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDegradedAllowed returns the old "degraded_allowed" field's value of the Weight entity.
+// If the Weight object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WeightMutation) OldDegradedAllowed(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDegradedAllowed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDegradedAllowed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDegradedAllowed: %w", err)
+	}
+	return oldValue.DegradedAllowed, nil
+}
+
+// ResetDegradedAllowed resets all changes to the "degraded_allowed" field.
+func (m *WeightMutation) ResetDegradedAllowed() {
+	m.degraded_allowed = nil
+}
+
 // ClearRegister clears the "register" edge to the WeightRegister entity.
 func (m *WeightMutation) ClearRegister() {
 	m.clearedregister = true
@@ -16215,7 +16359,7 @@ func (m *WeightMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WeightMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 7)
 	if m.register != nil {
 		fields = append(fields, weight.FieldRegisterID)
 	}
@@ -16233,6 +16377,9 @@ func (m *WeightMutation) Fields() []string {
 	}
 	if m.cost_per_action != nil {
 		fields = append(fields, weight.FieldCostPerAction)
+	}
+	if m.degraded_allowed != nil {
+		fields = append(fields, weight.FieldDegradedAllowed)
 	}
 	return fields
 }
@@ -16254,6 +16401,8 @@ func (m *WeightMutation) Field(name string) (ent.Value, bool) {
 		return m.ValuePerAction()
 	case weight.FieldCostPerAction:
 		return m.CostPerAction()
+	case weight.FieldDegradedAllowed:
+		return m.DegradedAllowed()
 	}
 	return nil, false
 }
@@ -16275,6 +16424,8 @@ func (m *WeightMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldValuePerAction(ctx)
 	case weight.FieldCostPerAction:
 		return m.OldCostPerAction(ctx)
+	case weight.FieldDegradedAllowed:
+		return m.OldDegradedAllowed(ctx)
 	}
 	return nil, fmt.Errorf("unknown Weight field %s", name)
 }
@@ -16325,6 +16476,13 @@ func (m *WeightMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetCostPerAction(v)
+		return nil
+	case weight.FieldDegradedAllowed:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDegradedAllowed(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Weight field %s", name)
@@ -16416,6 +16574,9 @@ func (m *WeightMutation) ResetField(name string) error {
 		return nil
 	case weight.FieldCostPerAction:
 		m.ResetCostPerAction()
+		return nil
+	case weight.FieldDegradedAllowed:
+		m.ResetDegradedAllowed()
 		return nil
 	}
 	return fmt.Errorf("unknown Weight field %s", name)

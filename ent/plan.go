@@ -43,6 +43,8 @@ type Plan struct {
 	AutoTopUpThreshold decimal.NullDecimal `json:"auto_top_up_threshold,omitempty"`
 	// AutoTopUpCredits holds the value of the "auto_top_up_credits" field.
 	AutoTopUpCredits decimal.NullDecimal `json:"auto_top_up_credits,omitempty"`
+	// AutoTopUpCap holds the value of the "auto_top_up_cap" field.
+	AutoTopUpCap *int `json:"auto_top_up_cap,omitempty"`
 	// BorrowLimit holds the value of the "borrow_limit" field.
 	BorrowLimit decimal.NullDecimal `json:"borrow_limit,omitempty"`
 	// RolloverMode holds the value of the "rollover_mode" field.
@@ -65,7 +67,7 @@ func (*Plan) scanValues(columns []string) ([]any, error) {
 			values[i] = new(decimal.Decimal)
 		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice:
 			values[i] = new(decimal.NullDecimal)
-		case plan.FieldID, plan.FieldOnDemandExpiryDays:
+		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays:
 			values[i] = new(sql.NullInt64)
 		case plan.FieldName, plan.FieldPeriod, plan.FieldCurrency, plan.FieldRegisterName, plan.FieldOverageMode, plan.FieldRolloverMode:
 			values[i] = new(sql.NullString)
@@ -163,6 +165,13 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field auto_top_up_credits", values[i])
 			} else if value != nil {
 				_m.AutoTopUpCredits = *value
+			}
+		case plan.FieldAutoTopUpCap:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field auto_top_up_cap", values[i])
+			} else if value.Valid {
+				_m.AutoTopUpCap = new(int)
+				*_m.AutoTopUpCap = int(value.Int64)
 			}
 		case plan.FieldBorrowLimit:
 			if value, ok := values[i].(*decimal.NullDecimal); !ok {
@@ -266,6 +275,11 @@ func (_m *Plan) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("auto_top_up_credits=")
 	builder.WriteString(fmt.Sprintf("%v", _m.AutoTopUpCredits))
+	builder.WriteString(", ")
+	if v := _m.AutoTopUpCap; v != nil {
+		builder.WriteString("auto_top_up_cap=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("borrow_limit=")
 	builder.WriteString(fmt.Sprintf("%v", _m.BorrowLimit))

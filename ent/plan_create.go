@@ -136,6 +136,20 @@ func (_c *PlanCreate) SetNillableAutoTopUpCredits(v *decimal.NullDecimal) *PlanC
 	return _c
 }
 
+// SetAutoTopUpCap sets the "auto_top_up_cap" field.
+func (_c *PlanCreate) SetAutoTopUpCap(v int) *PlanCreate {
+	_c.mutation.SetAutoTopUpCap(v)
+	return _c
+}
+
+// SetNillableAutoTopUpCap sets the "auto_top_up_cap" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableAutoTopUpCap(v *int) *PlanCreate {
+	if v != nil {
+		_c.SetAutoTopUpCap(*v)
+	}
+	return _c
+}
+
 // SetBorrowLimit sets the "borrow_limit" field.
 func (_c *PlanCreate) SetBorrowLimit(v decimal.NullDecimal) *PlanCreate {
 	_c.mutation.SetBorrowLimit(v)
@@ -375,6 +389,10 @@ func (_c *PlanCreate) createSpec() (*Plan, *sqlgraph.CreateSpec) {
 		_spec.SetField(plan.FieldAutoTopUpCredits, field.TypeOther, value)
 		_node.AutoTopUpCredits = value
 	}
+	if value, ok := _c.mutation.AutoTopUpCap(); ok {
+		_spec.SetField(plan.FieldAutoTopUpCap, field.TypeInt, value)
+		_node.AutoTopUpCap = &value
+	}
 	if value, ok := _c.mutation.BorrowLimit(); ok {
 		_spec.SetField(plan.FieldBorrowLimit, field.TypeOther, value)
 		_node.BorrowLimit = value
@@ -493,6 +511,9 @@ func (u *PlanUpsertOne) UpdateNewValues() *PlanUpsertOne {
 		}
 		if _, exists := u.create.mutation.AutoTopUpCredits(); exists {
 			s.SetIgnore(plan.FieldAutoTopUpCredits)
+		}
+		if _, exists := u.create.mutation.AutoTopUpCap(); exists {
+			s.SetIgnore(plan.FieldAutoTopUpCap)
 		}
 		if _, exists := u.create.mutation.BorrowLimit(); exists {
 			s.SetIgnore(plan.FieldBorrowLimit)
@@ -751,6 +772,9 @@ func (u *PlanUpsertBulk) UpdateNewValues() *PlanUpsertBulk {
 			}
 			if _, exists := b.mutation.AutoTopUpCredits(); exists {
 				s.SetIgnore(plan.FieldAutoTopUpCredits)
+			}
+			if _, exists := b.mutation.AutoTopUpCap(); exists {
+				s.SetIgnore(plan.FieldAutoTopUpCap)
 			}
 			if _, exists := b.mutation.BorrowLimit(); exists {
 				s.SetIgnore(plan.FieldBorrowLimit)

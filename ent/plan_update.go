@@ -77,6 +77,9 @@ func (_u *PlanUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.AutoTopUpCreditsCleared() {
 		_spec.ClearField(plan.FieldAutoTopUpCredits, field.TypeOther)
 	}
+	if _u.mutation.AutoTopUpCapCleared() {
+		_spec.ClearField(plan.FieldAutoTopUpCap, field.TypeInt)
+	}
 	if _u.mutation.BorrowLimitCleared() {
 		_spec.ClearField(plan.FieldBorrowLimit, field.TypeOther)
 	}
@@ -188,6 +191,9 @@ func (_u *PlanUpdateOne) sqlSave(ctx context.Context) (_node *Plan, err error) {
 	}
 	if _u.mutation.AutoTopUpCreditsCleared() {
 		_spec.ClearField(plan.FieldAutoTopUpCredits, field.TypeOther)
+	}
+	if _u.mutation.AutoTopUpCapCleared() {
+		_spec.ClearField(plan.FieldAutoTopUpCap, field.TypeInt)
 	}
 	if _u.mutation.BorrowLimitCleared() {
 		_spec.ClearField(plan.FieldBorrowLimit, field.TypeOther)

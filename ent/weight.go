@@ -30,6 +30,8 @@ type Weight struct {
 	ValuePerAction decimal.NullDecimal `json:"value_per_action,omitempty"`
 	// CostPerAction holds the value of the "cost_per_action" field.
 	CostPerAction decimal.NullDecimal `json:"cost_per_action,omitempty"`
+	// DegradedAllowed holds the value of the "degraded_allowed" field.
+	DegradedAllowed bool `json:"degraded_allowed,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the WeightQuery when eager-loading is set.
 	Edges        WeightEdges `json:"edges"`
@@ -65,6 +67,8 @@ func (*Weight) scanValues(columns []string) ([]any, error) {
 			values[i] = new(decimal.Decimal)
 		case weight.FieldValuePerAction, weight.FieldCostPerAction:
 			values[i] = new(decimal.NullDecimal)
+		case weight.FieldDegradedAllowed:
+			values[i] = new(sql.NullBool)
 		case weight.FieldID, weight.FieldRegisterID:
 			values[i] = new(sql.NullInt64)
 		case weight.FieldAction, weight.FieldExpression:
@@ -126,6 +130,12 @@ func (_m *Weight) assignValues(columns []string, values []any) error {
 			} else if value != nil {
 				_m.CostPerAction = *value
 			}
+		case weight.FieldDegradedAllowed:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field degraded_allowed", values[i])
+			} else if value.Valid {
+				_m.DegradedAllowed = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -184,6 +194,9 @@ func (_m *Weight) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("cost_per_action=")
 	builder.WriteString(fmt.Sprintf("%v", _m.CostPerAction))
+	builder.WriteString(", ")
+	builder.WriteString("degraded_allowed=")
+	builder.WriteString(fmt.Sprintf("%v", _m.DegradedAllowed))
 	builder.WriteByte(')')
 	return builder.String()
 }

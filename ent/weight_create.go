@@ -83,6 +83,20 @@ func (_c *WeightCreate) SetNillableCostPerAction(v *decimal.NullDecimal) *Weight
 	return _c
 }
 
+// SetDegradedAllowed sets the "degraded_allowed" field.
+func (_c *WeightCreate) SetDegradedAllowed(v bool) *WeightCreate {
+	_c.mutation.SetDegradedAllowed(v)
+	return _c
+}
+
+// SetNillableDegradedAllowed sets the "degraded_allowed" field if the given value is not nil.
+func (_c *WeightCreate) SetNillableDegradedAllowed(v *bool) *WeightCreate {
+	if v != nil {
+		_c.SetDegradedAllowed(*v)
+	}
+	return _c
+}
+
 // SetRegister sets the "register" edge to the WeightRegister entity.
 func (_c *WeightCreate) SetRegister(v *WeightRegister) *WeightCreate {
 	return _c.SetRegisterID(v.ID)
@@ -95,6 +109,7 @@ func (_c *WeightCreate) Mutation() *WeightMutation {
 
 // Save creates the Weight in the database.
 func (_c *WeightCreate) Save(ctx context.Context) (*Weight, error) {
+	_c.defaults()
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -120,6 +135,14 @@ func (_c *WeightCreate) ExecX(ctx context.Context) {
 	}
 }
 
+// defaults sets the default values of the builder before save.
+func (_c *WeightCreate) defaults() {
+	if _, ok := _c.mutation.DegradedAllowed(); !ok {
+		v := weight.DefaultDegradedAllowed
+		_c.mutation.SetDegradedAllowed(v)
+	}
+}
+
 // check runs all checks and user-defined validators on the builder.
 func (_c *WeightCreate) check() error {
 	if _, ok := _c.mutation.RegisterID(); !ok {
@@ -135,6 +158,9 @@ func (_c *WeightCreate) check() error {
 	}
 	if _, ok := _c.mutation.Credits(); !ok {
 		return &ValidationError{Name: "credits", err: errors.New(`ent: missing required field "Weight.credits"`)}
+	}
+	if _, ok := _c.mutation.DegradedAllowed(); !ok {
+		return &ValidationError{Name: "degraded_allowed", err: errors.New(`ent: missing required field "Weight.degraded_allowed"`)}
 	}
 	if len(_c.mutation.RegisterIDs()) == 0 {
 		return &ValidationError{Name: "register", err: errors.New(`ent: missing required edge "Weight.register"`)}
@@ -185,6 +211,10 @@ func (_c *WeightCreate) createSpec() (*Weight, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.CostPerAction(); ok {
 		_spec.SetField(weight.FieldCostPerAction, field.TypeOther, value)
 		_node.CostPerAction = value
+	}
+	if value, ok := _c.mutation.DegradedAllowed(); ok {
+		_spec.SetField(weight.FieldDegradedAllowed, field.TypeBool, value)
+		_node.DegradedAllowed = value
 	}
 	if nodes := _c.mutation.RegisterIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -284,6 +314,9 @@ func (u *WeightUpsertOne) UpdateNewValues() *WeightUpsertOne {
 		if _, exists := u.create.mutation.CostPerAction(); exists {
 			s.SetIgnore(weight.FieldCostPerAction)
 		}
+		if _, exists := u.create.mutation.DegradedAllowed(); exists {
+			s.SetIgnore(weight.FieldDegradedAllowed)
+		}
 	}))
 	return u
 }
@@ -367,6 +400,7 @@ func (_c *WeightCreateBulk) Save(ctx context.Context) ([]*Weight, error) {
 	for i := range _c.builders {
 		func(i int, root context.Context) {
 			builder := _c.builders[i]
+			builder.defaults()
 			var mut Mutator = MutateFunc(func(ctx context.Context, m Mutation) (Value, error) {
 				mutation, ok := m.(*WeightMutation)
 				if !ok {
@@ -507,6 +541,9 @@ func (u *WeightUpsertBulk) UpdateNewValues() *WeightUpsertBulk {
 			}
 			if _, exists := b.mutation.CostPerAction(); exists {
 				s.SetIgnore(weight.FieldCostPerAction)
+			}
+			if _, exists := b.mutation.DegradedAllowed(); exists {
+				s.SetIgnore(weight.FieldDegradedAllowed)
 			}
 		}
 	}))

@@ -25,7 +25,7 @@ func weightInputs(ws []model.WeightInput) []ledger.WeightInput {
 	out := make([]ledger.WeightInput, len(ws))
 	for i, w := range ws {
 		out[i] = ledger.WeightInput{Action: w.Action, Credits: w.Credits, Expression: deref(w.Expression),
-			ValuePerAction: w.ValuePerAction, CostPerAction: w.CostPerAction}
+			ValuePerAction: w.ValuePerAction, CostPerAction: w.CostPerAction, DegradedAllowed: deref(w.AllowedInDegradedMode)}
 	}
 	return out
 }

@@ -236,6 +236,10 @@ type ComplexityRoot struct {
 	}
 
 	Plan struct {
+		AutoTopUpCap       func(childComplexity int) int
+		AutoTopUpCredits   func(childComplexity int) int
+		AutoTopUpThreshold func(childComplexity int) int
+		BorrowLimit        func(childComplexity int) int
 		CreatedAt          func(childComplexity int) int
 		Currency           func(childComplexity int) int
 		ID                 func(childComplexity int) int
@@ -343,6 +347,7 @@ type ComplexityRoot struct {
 	}
 
 	UsageResult struct {
+		Borrowed   func(childComplexity int) int
 		Credits    func(childComplexity int) int
 		Decision   func(childComplexity int) int
 		Draws      func(childComplexity int) int
@@ -355,11 +360,12 @@ type ComplexityRoot struct {
 	}
 
 	Weight struct {
-		Action         func(childComplexity int) int
-		CostPerAction  func(childComplexity int) int
-		Credits        func(childComplexity int) int
-		Expression     func(childComplexity int) int
-		ValuePerAction func(childComplexity int) int
+		Action          func(childComplexity int) int
+		CostPerAction   func(childComplexity int) int
+		Credits         func(childComplexity int) int
+		DegradedAllowed func(childComplexity int) int
+		Expression      func(childComplexity int) int
+		ValuePerAction  func(childComplexity int) int
 	}
 
 	WeightRegister struct {
@@ -433,6 +439,11 @@ type PlanResolver interface {
 
 	RolloverCap(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 	OnDemandPrice(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+
+	AutoTopUpThreshold(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+	AutoTopUpCredits(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+
+	BorrowLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 }
 type PolicyResolver interface {
 	Status(ctx context.Context, obj *ent.PolicyVersion) (engine.VersionStatus, error)
@@ -1304,6 +1315,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PeriodCloseReport.SubscriptionsClosed(childComplexity), true
 
+	case "Plan.autoTopUpCap":
+		if e.ComplexityRoot.Plan.AutoTopUpCap == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.AutoTopUpCap(childComplexity), true
+	case "Plan.autoTopUpCredits":
+		if e.ComplexityRoot.Plan.AutoTopUpCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.AutoTopUpCredits(childComplexity), true
+	case "Plan.autoTopUpThreshold":
+		if e.ComplexityRoot.Plan.AutoTopUpThreshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.AutoTopUpThreshold(childComplexity), true
+	case "Plan.borrowLimit":
+		if e.ComplexityRoot.Plan.BorrowLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.BorrowLimit(childComplexity), true
 	case "Plan.createdAt":
 		if e.ComplexityRoot.Plan.CreatedAt == nil {
 			break
@@ -1844,6 +1879,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UsageEvent.Status(childComplexity), true
 
+	case "UsageResult.borrowed":
+		if e.ComplexityRoot.UsageResult.Borrowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageResult.Borrowed(childComplexity), true
 	case "UsageResult.credits":
 		if e.ComplexityRoot.UsageResult.Credits == nil {
 			break
@@ -1917,6 +1958,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Weight.Credits(childComplexity), true
+	case "Weight.allowedInDegradedMode":
+		if e.ComplexityRoot.Weight.DegradedAllowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Weight.DegradedAllowed(childComplexity), true
 	case "Weight.expression":
 		if e.ComplexityRoot.Weight.Expression == nil {
 			break
@@ -5606,6 +5653,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsage(ctx context.Contex
 				return ec.fieldContext_UsageResult_reasonCode(ctx, field)
 			case "reserved":
 				return ec.fieldContext_UsageResult_reserved(ctx, field)
+			case "borrowed":
+				return ec.fieldContext_UsageResult_borrowed(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type UsageResult", field.Name)
 		},
@@ -5667,6 +5716,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsageBatch(ctx context.C
 				return ec.fieldContext_UsageResult_reasonCode(ctx, field)
 			case "reserved":
 				return ec.fieldContext_UsageResult_reserved(ctx, field)
+			case "borrowed":
+				return ec.fieldContext_UsageResult_borrowed(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type UsageResult", field.Name)
 		},
@@ -5844,6 +5895,14 @@ func (ec *executionContext) fieldContext_Mutation_createPlan(ctx context.Context
 				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
 			case "onDemandExpiryDays":
 				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
 			}
@@ -7231,6 +7290,122 @@ func (ec *executionContext) fieldContext_Plan_onDemandExpiryDays(_ context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Plan_autoTopUpThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_autoTopUpThreshold,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().AutoTopUpThreshold(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_autoTopUpThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_autoTopUpCredits(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_autoTopUpCredits,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().AutoTopUpCredits(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_autoTopUpCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_autoTopUpCap(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_autoTopUpCap,
+		func(ctx context.Context) (any, error) {
+			return obj.AutoTopUpCap, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_autoTopUpCap(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_borrowLimit(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_borrowLimit,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().BorrowLimit(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_borrowLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Plan_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8187,6 +8362,14 @@ func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field gr
 				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
 			case "onDemandExpiryDays":
 				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
 			}
@@ -8856,6 +9039,14 @@ func (ec *executionContext) fieldContext_Subscription_plan(_ context.Context, fi
 				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
 			case "onDemandExpiryDays":
 				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
 			}
@@ -10002,6 +10193,35 @@ func (ec *executionContext) fieldContext_UsageResult_reserved(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _UsageResult_borrowed(ctx context.Context, field graphql.CollectedField, obj *ledger.UsageResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageResult_borrowed,
+		func(ctx context.Context) (any, error) {
+			return obj.Borrowed, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageResult_borrowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Weight_action(ctx context.Context, field graphql.CollectedField, obj *ent.Weight) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10142,6 +10362,35 @@ func (ec *executionContext) fieldContext_Weight_costPerAction(_ context.Context,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Weight_allowedInDegradedMode(ctx context.Context, field graphql.CollectedField, obj *ent.Weight) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Weight_allowedInDegradedMode,
+		func(ctx context.Context) (any, error) {
+			return obj.DegradedAllowed, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Weight_allowedInDegradedMode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Weight",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
 		},
 	}
 	return fc, nil
@@ -10326,6 +10575,8 @@ func (ec *executionContext) fieldContext_WeightRegister_weights(_ context.Contex
 				return ec.fieldContext_Weight_valuePerAction(ctx, field)
 			case "costPerAction":
 				return ec.fieldContext_Weight_costPerAction(ctx, field)
+			case "allowedInDegradedMode":
+				return ec.fieldContext_Weight_allowedInDegradedMode(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Weight", field.Name)
 		},
@@ -11931,7 +12182,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 		asMap["platformFee"] = "0"
 	}
 
-	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays"}
+	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12015,6 +12266,13 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.AutoTopUpCredits = data
+		case "autoTopUpCap":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoTopUpCap"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoTopUpCap = data
 		case "borrowLimit":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("borrowLimit"))
 			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
@@ -12214,7 +12472,11 @@ func (ec *executionContext) unmarshalInputWeightInput(ctx context.Context, obj a
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"action", "credits", "expression", "valuePerAction", "costPerAction"}
+	if _, present := asMap["allowedInDegradedMode"]; !present {
+		asMap["allowedInDegradedMode"] = false
+	}
+
+	fieldsInOrder := [...]string{"action", "credits", "expression", "valuePerAction", "costPerAction", "allowedInDegradedMode"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12256,6 +12518,13 @@ func (ec *executionContext) unmarshalInputWeightInput(ctx context.Context, obj a
 				return it, err
 			}
 			it.CostPerAction = data
+		case "allowedInDegradedMode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowedInDegradedMode"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowedInDegradedMode = data
 		}
 	}
 	return it, nil
@@ -14154,6 +14423,107 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "onDemandExpiryDays":
 			out.Values[i] = ec._Plan_onDemandExpiryDays(ctx, field, obj)
+		case "autoTopUpThreshold":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_autoTopUpThreshold(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "autoTopUpCredits":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_autoTopUpCredits(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "autoTopUpCap":
+			out.Values[i] = ec._Plan_autoTopUpCap(ctx, field, obj)
+		case "borrowLimit":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_borrowLimit(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "createdAt":
 			out.Values[i] = ec._Plan_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -15446,6 +15816,11 @@ func (ec *executionContext) _UsageResult(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "borrowed":
+			out.Values[i] = ec._UsageResult_borrowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15589,6 +15964,11 @@ func (ec *executionContext) _Weight(ctx context.Context, sel ast.SelectionSet, o
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "allowedInDegradedMode":
+			out.Values[i] = ec._Weight_allowedInDegradedMode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

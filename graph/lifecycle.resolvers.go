@@ -26,7 +26,7 @@ func (r *mutationResolver) CreatePlan(ctx context.Context, input model.PlanInput
 	return r.svc.CreatePlan(ctx, ledger.PlanInput{Name: input.Name, Period: input.Period, IncludedCredits: input.IncludedCredits,
 		PricePerCredit: input.PricePerCredit, PlatformFee: input.PlatformFee, Currency: deref(input.Currency), RegisterName: input.RegisterName,
 		OverageMode: input.OverageMode, OveragePrice: input.OveragePrice, AutoTopUpThreshold: input.AutoTopUpThreshold,
-		AutoTopUpCredits: input.AutoTopUpCredits, BorrowLimit: input.BorrowLimit, RolloverMode: input.RolloverMode,
+		AutoTopUpCredits: input.AutoTopUpCredits, AutoTopUpCap: input.AutoTopUpCap, BorrowLimit: input.BorrowLimit, RolloverMode: input.RolloverMode,
 		RolloverCap: input.RolloverCap, OnDemandPrice: input.OnDemandPrice, OnDemandExpiryDays: input.OnDemandExpiryDays})
 }
 
@@ -73,6 +73,21 @@ func (r *planResolver) RolloverCap(ctx context.Context, obj *ent.Plan) (*decimal
 // OnDemandPrice is the resolver for the onDemandPrice field.
 func (r *planResolver) OnDemandPrice(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
 	return nullDecimal(obj.OnDemandPrice), nil
+}
+
+// AutoTopUpThreshold is the resolver for the autoTopUpThreshold field.
+func (r *planResolver) AutoTopUpThreshold(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
+	return nullDecimal(obj.AutoTopUpThreshold), nil
+}
+
+// AutoTopUpCredits is the resolver for the autoTopUpCredits field.
+func (r *planResolver) AutoTopUpCredits(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
+	return nullDecimal(obj.AutoTopUpCredits), nil
+}
+
+// BorrowLimit is the resolver for the borrowLimit field.
+func (r *planResolver) BorrowLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
+	return nullDecimal(obj.BorrowLimit), nil
 }
 
 // Budget is the resolver for the budget field.

@@ -27,6 +27,7 @@ const (
 	KindBurn      Kind = "BURN"       // result decimal >= 0
 	KindDrawOrder Kind = "DRAW_ORDER" // result list
 	KindWeight    Kind = "WEIGHT"     // weight expression of a register action; result decimal >= 0
+	KindOverage   Kind = "OVERAGE"    // lets an event through as overage when credits run short; result bool
 )
 
 // Limits.
@@ -137,6 +138,13 @@ func buildEnvs() {
 			cel.Variable("event", eventType),
 			cel.Variable("org", orgType),
 		},
+		KindOverage: {
+			cel.Variable("event", eventType),
+			cel.Variable("org", orgType),
+			cel.Variable("weight", DecimalType),
+			cel.Variable("shortfall", DecimalType),
+			cel.Variable("available", DecimalType),
+		},
 		KindDrawOrder: {
 			cel.Variable("grant", grantType),
 		},
@@ -194,6 +202,10 @@ func Compile(kind Kind, expr string) (*Program, error) {
 	case KindBurn, KindWeight:
 		if !out.IsExactType(DecimalType) && out.Kind() != types.DynKind {
 			return nil, compileError(kind, line, col, "rule returns %s, want decimal (use decimal(...) to convert)", out)
+		}
+	case KindOverage:
+		if out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
+			return nil, compileError(kind, line, col, "rule returns %s, want bool (true lets the event through as overage)", out)
 		}
 	case KindDrawOrder:
 		if out.Kind() != types.ListKind && out.Kind() != types.DynKind {
@@ -329,6 +341,22 @@ func (p *Program) Decimal(ctx context.Context, v Vars) (decimal.Decimal, error) 
 		return decimal.Zero, fmt.Errorf("%w: rule returned a negative amount (%s)", ErrRuntime, d.d)
 	}
 	return d.d, nil
+}
+
+// Bool evaluates an OVERAGE rule.
+func (p *Program) Bool(ctx context.Context, v Vars) (bool, error) {
+	if p.kind != KindOverage {
+		return false, fmt.Errorf("%w: a %s rule has no bool result", ErrRuntime, p.kind)
+	}
+	out, err := p.eval(ctx, v)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("%w: rule returned %s, want bool", ErrRuntime, out.Type().TypeName())
+	}
+	return bool(b), nil
 }
 
 // SortKey evaluates a DRAW_ORDER rule.

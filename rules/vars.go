@@ -52,6 +52,9 @@ type Vars struct {
 	Grant  *Grant
 	Weight decimal.Decimal
 	Now    time.Time
+	// OVERAGE rules: the credits the grants cannot cover, and what they can.
+	Shortfall decimal.Decimal
+	Available decimal.Decimal
 }
 
 // NoExpiry is how a grant without expiry looks to rules.
@@ -281,8 +284,16 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return objVal{grantType, a.v.Grant}, true
 		}
 	case "weight":
-		if a.kind == KindBurn {
+		if a.kind == KindBurn || a.kind == KindOverage {
 			return newDec(a.v.Weight), true
+		}
+	case "shortfall":
+		if a.kind == KindOverage {
+			return newDec(a.v.Shortfall), true
+		}
+	case "available":
+		if a.kind == KindOverage {
+			return newDec(a.v.Available), true
 		}
 	case "now":
 		return ts(a.v.Now), true

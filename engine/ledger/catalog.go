@@ -152,7 +152,8 @@ func effectiveBefore(a time.Time, av int, b time.Time, bv int) bool {
 func (c *catalog) register(r *ent.WeightRegister) (*engine.Register, error) {
 	er := &engine.Register{ID: r.ID, Name: r.Name, Version: r.Version, EffectiveFrom: *r.EffectiveFrom, Weights: map[string]*engine.Weight{}}
 	for _, w := range r.Edges.Weights {
-		ew := &engine.Weight{Action: w.Action, Credits: w.Credits, ValuePerAction: w.ValuePerAction, CostPerAction: w.CostPerAction}
+		ew := &engine.Weight{Action: w.Action, Credits: w.Credits, ValuePerAction: w.ValuePerAction, CostPerAction: w.CostPerAction,
+			DegradedAllowed: w.DegradedAllowed}
 		if w.Expression != "" {
 			prog, err := c.progs.Get(fmt.Sprintf("weight:%d", w.ID), rules.KindWeight, w.Expression)
 			if err != nil {
@@ -169,6 +170,7 @@ func (c *catalog) register(r *ent.WeightRegister) (*engine.Register, error) {
 var ruleKinds = map[engine.PolicyKind]rules.Kind{
 	engine.PolicyBurn:      rules.KindBurn,
 	engine.PolicyDrawOrder: rules.KindDrawOrder,
+	engine.PolicyOverage:   rules.KindOverage,
 }
 
 // versions picks the register (by name) and the policies in effect at t: for
@@ -211,6 +213,9 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		return v, err
 	}
 	if v.DrawOrder, err = pick(engine.PolicyDrawOrder); err != nil {
+		return v, err
+	}
+	if v.Overage, err = pick(engine.PolicyOverage); err != nil {
 		return v, err
 	}
 	return v, nil

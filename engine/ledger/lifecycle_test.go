@@ -54,6 +54,18 @@ func plan(name string, over engine.OverageMode, roll engine.RolloverMode, cap *d
 	return p
 }
 
+func topUpPlan() ledger.PlanInput {
+	p := plan("topup", engine.OverageAutoTopUp, engine.RolloverNone, nil)
+	p.AutoTopUpThreshold, p.AutoTopUpCredits, p.AutoTopUpCap, p.OnDemandPrice = dp("20"), dp("50"), ptr(2), dp("0.01")
+	return p
+}
+
+func borrowPlan() ledger.PlanInput {
+	p := plan("borrow", engine.OverageBorrow, engine.RolloverNone, nil)
+	p.BorrowLimit = dp("30")
+	return p
+}
+
 func TestLifecycleScenarios(t *testing.T) {
 	two, no := 2, false
 	withOnDemand := plan("team-od", engine.OverageHard, engine.RolloverNone, nil)
@@ -93,6 +105,22 @@ func TestLifecycleScenarios(t *testing.T) {
 				{at: "2027-02-01T00:00:00Z", close: true, report: "0 0 100", balance: "SUBSCRIPTION=100", overage: "0"},
 			},
 			charges: []string{"PLATFORM_FEE 5", "OVERAGE 0.6", "PLATFORM_FEE 5"}},
+		{name: "auto top-up buys packs within its cap", plan: topUpPlan(), start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-01-02T00:00:00Z", use: "big.run 9", decision: engine.DecisionAllowed, balance: "ON_DEMAND=50 SUBSCRIPTION=10"},
+				{at: "2027-01-03T00:00:00Z", use: "big.run 10", decision: engine.DecisionAllowed, balance: "ON_DEMAND=10"},
+				{at: "2027-01-04T00:00:00Z", use: "big.run 2", decision: engine.DecisionDenied, balance: "ON_DEMAND=10"},
+				{at: "2027-02-01T00:00:00Z", close: true, report: "0 0 100", balance: "ON_DEMAND=10 SUBSCRIPTION=100"},
+				{at: "2027-02-02T00:00:00Z", use: "big.run 2", decision: engine.DecisionAllowed, balance: "ON_DEMAND=10 SUBSCRIPTION=80"},
+			},
+			charges: []string{"PLATFORM_FEE 5", "AUTO_TOP_UP 0.5", "AUTO_TOP_UP 0.5", "PLATFORM_FEE 5"}},
+		{name: "borrowing from the next period", plan: borrowPlan(), start: "2027-01-01T00:00:00Z",
+			steps: []step{
+				{at: "2027-01-02T00:00:00Z", use: "big.run 12", decision: engine.DecisionAllowed, balance: "-"},
+				{at: "2027-01-03T00:00:00Z", use: "agent.run 15", decision: engine.DecisionDenied, balance: "-"},
+				{at: "2027-01-04T00:00:00Z", use: "agent.run 10", decision: engine.DecisionAllowed, balance: "-"},
+				{at: "2027-02-01T00:00:00Z", close: true, report: "0 0 70", balance: "SUBSCRIPTION=70"},
+			}},
 		{name: "hard ceiling denies", plan: plan("hard", engine.OverageHard, engine.RolloverNone, nil), start: "2027-01-01T00:00:00Z",
 			steps: []step{
 				{at: "2027-01-05T00:00:00Z", use: "big.run 11", decision: engine.DecisionDenied, balance: "SUBSCRIPTION=100", overage: "0"},
@@ -292,6 +320,66 @@ func TestLifecycleBadInput(t *testing.T) {
 		}
 		if got := f.available(t); !got.Equal(d("100")) {
 			t.Fatalf("available = %s, want 100 (only the first allocation)", got)
+		}
+		verify(t, f.svc)
+	})
+}
+
+// DEGRADED plans run only the actions the register allows in degraded mode;
+// an OVERAGE policy lets chosen events through as overage on any plan.
+func TestDegradedModeAndOveragePolicy(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		v2, err := f.svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{
+			{Action: "agent.run", Credits: d("1"), DegradedAllowed: true}, {Action: "big.run", Credits: d("10")},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.PublishRegister(ctx, "default", v2.Version, nil); err != nil {
+			t.Fatal(err)
+		}
+		p := plan("degraded", engine.OverageDegraded, engine.RolloverNone, nil)
+		p.IncludedCredits = d("5")
+		pl, err := f.svc.CreatePlan(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now()}); err != nil {
+			t.Fatal(err)
+		}
+		use := func(key, action, qty string) ledger.UsageResult {
+			in := f.usage(key, action)
+			in.Quantity = dp(qty)
+			res, err := f.svc.RecordUsage(ctx, in)
+			if err != nil {
+				t.Fatalf("usage %s: %v", key, err)
+			}
+			return res
+		}
+		if r := use("a", "agent.run", "8"); r.Decision != engine.DecisionDegraded || !r.Credits.Equal(d("5")) {
+			t.Fatalf("allowed action out of credits = %s %s; want DEGRADED charging the 5 left", r.Decision, r.Credits)
+		}
+		if r := use("b", "big.run", "1"); r.Decision != engine.DecisionDenied {
+			t.Fatalf("other action out of credits = %s; want DENIED", r.Decision)
+		}
+		pol, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "critical", Kind: engine.PolicyOverage,
+			Expression: `has(event.properties.critical) && event.properties.critical == true && shortfall <= decimal(100)`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.PublishPolicy(ctx, pol.Name, pol.Version, nil); err != nil {
+			t.Fatal(err)
+		}
+		in := f.usage("c", "big.run")
+		in.Properties = map[string]any{"critical": true}
+		r, err := f.svc.RecordUsage(ctx, in)
+		if err != nil || r.Decision != engine.DecisionAllowed || !r.Overage.Equal(d("10")) {
+			t.Fatalf("critical event = %+v, %v; want ALLOWED with 10 overage", r, err)
+		}
+		if r := use("d", "big.run", "1"); r.Decision != engine.DecisionDenied {
+			t.Fatalf("non-critical event = %s; want DENIED", r.Decision)
 		}
 		verify(t, f.svc)
 	})

@@ -24,6 +24,7 @@ type PlanInput struct {
 	OveragePrice       *decimal.Decimal
 	AutoTopUpThreshold *decimal.Decimal
 	AutoTopUpCredits   *decimal.Decimal
+	AutoTopUpCap       *int // packs per period; nil: no cap
 	BorrowLimit        *decimal.Decimal
 	RolloverMode       engine.RolloverMode
 	RolloverCap        *decimal.Decimal
@@ -53,17 +54,44 @@ func (in PlanInput) Validate() error {
 	if err := (engine.Schedule{Period: in.Period, Start: noon}).Validate(); err != nil {
 		return engine.Invalid("period", "%v", err)
 	}
+	for _, f := range []struct {
+		name string
+		v    *decimal.Decimal
+	}{{"autoTopUpThreshold", in.AutoTopUpThreshold}, {"autoTopUpCredits", in.AutoTopUpCredits}, {"borrowLimit", in.BorrowLimit}} {
+		if f.v != nil && f.v.IsNegative() {
+			return engine.Invalid(f.name, "must not be negative, got %s", f.v)
+		}
+	}
+	topUp := in.AutoTopUpThreshold != nil || in.AutoTopUpCredits != nil || in.AutoTopUpCap != nil
 	switch in.OverageMode {
-	case engine.OverageHard:
+	case engine.OverageHard, engine.OverageDegraded:
 	case engine.OverageSoft:
 		if in.OveragePrice == nil {
 			return engine.Invalid("overagePrice", "a SOFT overage plan bills overage: set its price")
 		}
+	case engine.OverageAutoTopUp:
+		switch {
+		case in.AutoTopUpThreshold == nil:
+			return engine.Invalid("autoTopUpThreshold", "an AUTO_TOP_UP plan buys a pack when the balance falls below a threshold: set it")
+		case in.AutoTopUpCredits == nil || !in.AutoTopUpCredits.IsPositive():
+			return engine.Invalid("autoTopUpCredits", "an AUTO_TOP_UP plan needs a pack size above zero")
+		case in.OnDemandPrice == nil:
+			return engine.Invalid("onDemandPrice", "an AUTO_TOP_UP plan sells packs at the on-demand price: set it")
+		case in.AutoTopUpCap != nil && *in.AutoTopUpCap < 1:
+			return engine.Invalid("autoTopUpCap", "must be at least 1 pack per period")
+		}
+	case engine.OverageBorrow:
+		if in.BorrowLimit == nil {
+			return engine.Invalid("borrowLimit", "a BORROW plan borrows up to a limit per period: set it")
+		}
 	default:
-		return engine.Invalid("overageMode", "%s overage is not available in this version; use HARD or SOFT", in.OverageMode)
+		return engine.Invalid("overageMode", "%q is not an overage mode", in.OverageMode)
 	}
-	if in.AutoTopUpThreshold != nil || in.AutoTopUpCredits != nil || in.BorrowLimit != nil {
-		return engine.Invalid("overageMode", "auto top-up and borrowing are not available in this version")
+	if topUp && in.OverageMode != engine.OverageAutoTopUp {
+		return engine.Invalid("overageMode", "auto top-up settings need the AUTO_TOP_UP overage mode")
+	}
+	if in.BorrowLimit != nil && in.OverageMode != engine.OverageBorrow {
+		return engine.Invalid("borrowLimit", "only a BORROW plan has a borrow limit")
 	}
 	switch {
 	case in.RolloverMode == engine.RolloverCapped && in.RolloverCap == nil:
@@ -105,6 +133,8 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 			SetRegisterName(in.RegisterName).SetOverageMode(in.OverageMode).SetOveragePrice(nullable(in.OveragePrice)).
 			SetRolloverMode(in.RolloverMode).SetRolloverCap(nullable(in.RolloverCap)).
 			SetOnDemandPrice(nullable(in.OnDemandPrice)).SetNillableOnDemandExpiryDays(in.OnDemandExpiryDays).
+			SetAutoTopUpThreshold(nullable(in.AutoTopUpThreshold)).SetAutoTopUpCredits(nullable(in.AutoTopUpCredits)).
+			SetNillableAutoTopUpCap(in.AutoTopUpCap).SetBorrowLimit(nullable(in.BorrowLimit)).
 			SetCreatedAt(s.Now())
 		var err error
 		if out, err = c.Save(ctx); err != nil {

@@ -24,6 +24,8 @@ type WeightInput struct {
 	Expression     string
 	ValuePerAction *decimal.Decimal
 	CostPerAction  *decimal.Decimal
+	// DegradedAllowed: the action still runs when a DEGRADED plan is out of credits.
+	DegradedAllowed bool
 }
 
 func validateWeights(ws []WeightInput) error {
@@ -112,7 +114,8 @@ func (s *Service) SaveRegisterDraft(ctx context.Context, name string, ws []Weigh
 		}
 		creates := make([]*ent.WeightCreate, len(ws))
 		for i, w := range ws {
-			c := tx.Weight.Create().SetRegisterID(out.ID).SetAction(w.Action).SetCredits(w.Credits).SetExpression(w.Expression)
+			c := tx.Weight.Create().SetRegisterID(out.ID).SetAction(w.Action).SetCredits(w.Credits).SetExpression(w.Expression).
+				SetDegradedAllowed(w.DegradedAllowed)
 			if w.ValuePerAction != nil {
 				c.SetValuePerAction(decimal.NewNullDecimal(*w.ValuePerAction))
 			}

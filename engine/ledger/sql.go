@@ -210,7 +210,7 @@ func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time
 	}
 	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name,
   p.parent_id, p.budget_amount, p.budget_period, p.budget_hard,
-  s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency
+  s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency, pl.id
 FROM pools p JOIN organizations o ON o.id = p.organization_id
 LEFT JOIN subscriptions s ON s.organization_id = p.organization_id
 LEFT JOIN plans pl ON pl.id = s.plan_id
@@ -231,9 +231,10 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			budget             decimal.NullDecimal
 			budgetPeriod       sql.NullString
 			budgetHard         bool
+			planID             sql.NullInt64
 		)
 		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName, &parent, &budget, &budgetPeriod, &budgetHard,
-			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur); err != nil {
+			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID); err != nil {
 			return nil, err
 		}
 		if prev, ok := out[p.ID]; ok {
@@ -253,8 +254,8 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 				v := int(regVersion.Int64)
 				p.RegisterVersion = &v
 			}
-			p.Terms = &engine.PlanTerms{SubscriptionID: int(subID.Int64), OverageMode: engine.OverageMode(mode.String),
-				OveragePrice: price, Currency: cur.String}
+			p.Terms = &engine.PlanTerms{SubscriptionID: int(subID.Int64), PlanID: int(planID.Int64), OverageMode: engine.OverageMode(mode.String),
+				OveragePrice: price, Currency: cur.String, TopUpsLeft: -1}
 		}
 		out[p.ID] = p
 	}

@@ -237,11 +237,21 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 		}
 	}
 	if running {
-		if p.IncludedCredits.IsPositive() {
-			if err := newGrant(engine.CreditSubscription, engine.EntryGrant, p.IncludedCredits, fmt.Sprintf("%s period %d", p.Name, n)); err != nil {
+		included := p.IncludedCredits
+		if n > 0 && p.OverageMode == engine.OverageBorrow {
+			// Credits borrowed last period come out of this allocation.
+			prev, _ := sched.Bounds(n - 1)
+			borrowed, err := s.borrowed(ctx, tx.Client(), sub.OrganizationID, prev, start)
+			if err != nil {
 				return rep, err
 			}
-			rep.Allocated = p.IncludedCredits
+			included = decimal.Max(included.Sub(borrowed), decimal.Zero)
+		}
+		if included.IsPositive() {
+			if err := newGrant(engine.CreditSubscription, engine.EntryGrant, included, fmt.Sprintf("%s period %d", p.Name, n)); err != nil {
+				return rep, err
+			}
+			rep.Allocated = included
 		}
 		if p.PlatformFee.IsPositive() {
 			if err := tx.Charge.Create().SetOrganizationID(sub.OrganizationID).SetKind("PLATFORM_FEE").

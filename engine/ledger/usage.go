@@ -28,6 +28,7 @@ type UsageResult struct {
 	Reason     string
 	ReasonCode engine.Code
 	Reserved   decimal.Decimal // credits held for the run its STARTED event began
+	Borrowed   decimal.Decimal // credits drawn on the next period's allocation
 }
 
 // RecordUsage records one usage event: see RecordUsageBatch, of which it is
@@ -179,6 +180,20 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	if err := s.loadSpend(ctx, tx, pools); err != nil {
 		return nil, err
 	}
+	// One PlanTerms per subscription, shared by its pools, so that what a
+	// batch uses of the period's caps is seen by every item.
+	termsOf := map[int]*engine.PlanTerms{}
+	for id, p := range pools {
+		if p.Terms != nil {
+			if t, ok := termsOf[p.Terms.SubscriptionID]; ok {
+				p.Terms = t
+				pools[id] = p
+			} else {
+				termsOf[p.Terms.SubscriptionID] = p.Terms
+			}
+		}
+	}
+	capsOf := map[int]*termsState{}
 
 	// 2. Replays already in the database (second attempt only).
 	existing := map[eventKey]*ent.UsageEvent{}
@@ -213,6 +228,19 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 	}
 	touched := map[int]*engine.Grant{}
+	// add appends a grant bought during the batch (an auto top-up) to its
+	// pool, keeping byID and touched pointing at the pool's current slice.
+	add := func(pid int, g engine.Grant) {
+		grants[pid] = append(grants[pid], g)
+		tx.grantPool[g.ID] = pid
+		for gi := range grants[pid] {
+			ptr := &grants[pid][gi]
+			byID[ptr.ID] = ptr
+			if _, ok := touched[ptr.ID]; ok {
+				touched[ptr.ID] = ptr
+			}
+		}
+	}
 	// move takes draws out of their grants (sign -1) or gives them back (+1).
 	move := func(draws []engine.Draw, sign int64) {
 		for _, dr := range draws {
@@ -274,9 +302,40 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 				continue
 			}
 		}
+		var ts *termsState
+		if t := p.Terms; t != nil && (t.OverageMode == engine.OverageAutoTopUp || t.OverageMode == engine.OverageBorrow) {
+			if ts, err = s.caps(ctx, tx, capsOf, t, now); err != nil {
+				return nil, err
+			}
+		}
+		subTier := -1 // where auto top-ups land: the subscription's pool, when it is in the chain
+		if ts != nil {
+			for n, pid := range chain {
+				if pid == ts.sub.PoolID {
+					subTier = n
+				}
+			}
+		}
 		d, err := engine.DecideUsageTiers(ctx, v, org, it.ev, tiers, now)
 		if err != nil {
 			return nil, engine.AtIndex(err, i)
+		}
+		if d.TopUps > 0 && subTier >= 0 {
+			for n := 0; n < d.TopUps; n++ {
+				g, err := s.buyPack(ctx, tx, ts, now)
+				if err != nil {
+					return nil, err
+				}
+				add(ts.sub.PoolID, g)
+			}
+			tiers[subTier] = grants[ts.sub.PoolID]
+			if d, err = engine.DecideUsageTiers(ctx, v, org, it.ev, tiers, now); err != nil {
+				return nil, engine.AtIndex(err, i)
+			}
+		}
+		if d.TopUps > 0 { // no pool to top up, or packs that did not cover it
+			d = engine.UsageDecision{Decision: engine.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Requested,
+				Reason: "insufficient credits: the auto top-up cannot cover " + d.Requested.String(), ReasonCode: engine.CodeInsufficientCredits}
 		}
 		if d.Decision != engine.DecisionDenied && len(budgets) > 0 {
 			vals := make([]engine.Budget, len(budgets))
@@ -302,6 +361,16 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 		move(d.Draws, -1)
 		decisions[i], versions[i] = &d, v
+		if d.Borrowed.IsPositive() {
+			p.Terms.BorrowLeft = p.Terms.BorrowLeft.Sub(d.Borrowed)
+		}
+		if subTier >= 0 && d.Decision != engine.DecisionDenied && engine.TopUpAfter(usable(grants[ts.sub.PoolID], now), ts.terms) {
+			g, err := s.buyPack(ctx, tx, ts, now)
+			if err != nil {
+				return nil, err
+			}
+			add(ts.sub.PoolID, g)
+		}
 	}
 
 	// 4. Write: events (in key order, so concurrent batches take index locks
@@ -335,7 +404,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	for n, f := range fresh {
 		d := f.d
 		out[f.index] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
-			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero}
+			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero, Borrowed: d.Borrowed}
 	}
 	if err := s.writeBudgets(ctx, tx, pools, spent, alerts, out, now); err != nil {
 		return nil, err
@@ -366,6 +435,17 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 	}
 	return out, nil
+}
+
+// usable sums the credits of the grants usable at now.
+func usable(gs []engine.Grant, now time.Time) decimal.Decimal {
+	sum := decimal.Zero
+	for _, g := range gs {
+		if g.Usable(now) {
+			sum = sum.Add(g.Remaining)
+		}
+	}
+	return sum
 }
 
 func conflict(key string) *engine.Error {
@@ -404,17 +484,22 @@ func (s *Service) loadDraws(ctx context.Context, tx *usageTx, out []UsageResult,
 		ids[n] = out[i].Event.ID
 	}
 	entries, err := tx.LedgerEntry.Query().
-		Where(ledgerentry.UsageEventIDIn(ids...), ledgerentry.KindEQ(engine.EntryBurn)).
+		Where(ledgerentry.UsageEventIDIn(ids...), ledgerentry.KindIn(engine.EntryBurn, engine.EntryBorrow)).
 		Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
 	if err != nil {
 		return err
 	}
 	byEvent := map[int][]engine.Draw{}
+	borrowed := map[int]decimal.Decimal{}
 	for _, e := range entries {
+		if e.Kind == engine.EntryBorrow {
+			borrowed[*e.UsageEventID] = borrowed[*e.UsageEventID].Sub(e.Amount)
+			continue
+		}
 		byEvent[*e.UsageEventID] = append(byEvent[*e.UsageEventID], engine.Draw{GrantID: *e.GrantID, Amount: e.Amount.Neg()})
 	}
 	for _, i := range idx {
-		out[i].Draws = byEvent[out[i].Event.ID]
+		out[i].Draws, out[i].Borrowed = byEvent[out[i].Event.ID], borrowed[out[i].Event.ID]
 	}
 	return nil
 }

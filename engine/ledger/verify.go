@@ -23,7 +23,7 @@ func (v Violation) String() string { return v.Invariant + ": " + v.Detail }
 //     0 <= remaining <= amount, and exactly one opening entry of +amount
 //     (GRANT, or ROLLOVER_IN for credits rolled into a new period);
 //   - every entry's pool is its grant's pool, and its organisation the pool's;
-//   - every usage event: its BURN and OVERAGE entries sum to -credits; a
+//   - every usage event: its BURN, OVERAGE and BORROW entries sum to -credits; a
 //     DENIED event has no entries and charged nothing;
 //   - every BURN and OVERAGE entry names its usage event;
 //   - every hold: its HOLD entries sum to -amount, and its RELEASE entries
@@ -88,7 +88,7 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 				sm.moves = sm.moves.Add(e.Amount)
 			}
 		}
-		if e.Kind == engine.EntryBurn || e.Kind == engine.EntryOverage {
+		if e.Kind == engine.EntryBurn || e.Kind == engine.EntryOverage || e.Kind == engine.EntryBorrow {
 			if e.UsageEventID == nil {
 				add("burn cause", "%s entry %d names no usage event", e.Kind, e.ID)
 				continue

@@ -50,6 +50,9 @@ func (s *Service) writeEnt(ctx context.Context, tx *usageTx, evs []newEvent, gra
 		for _, dr := range e.d.Draws {
 			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryBurn, &dr.GrantID, dr.Amount, e.v, now))
 		}
+		if e.d.Borrowed.IsPositive() {
+			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryBorrow, nil, e.d.Borrowed, e.v, now))
+		}
 		if e.d.Overage.IsPositive() {
 			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryOverage, nil, e.d.Overage, e.v, now))
 			t := e.v.Terms
@@ -227,6 +230,11 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryBurn))
 			eGrant, eAmount = append(eGrant, nullInt(dr.GrantID)), append(eAmount, dr.Amount.String())
 			ePool = append(ePool, int64(tx.poolOf(dr.GrantID, it.pool)))
+		}
+		if d.Borrowed.IsPositive() {
+			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryBorrow))
+			eGrant, eAmount = append(eGrant, sql.NullInt64{}), append(eAmount, d.Borrowed.String())
+			ePool = append(ePool, int64(it.pool))
 		}
 		if d.Overage.IsPositive() {
 			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryOverage))

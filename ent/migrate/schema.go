@@ -291,6 +291,7 @@ var (
 		{Name: "overage_price", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "auto_top_up_threshold", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "auto_top_up_credits", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "auto_top_up_cap", Type: field.TypeInt, Nullable: true},
 		{Name: "borrow_limit", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "rollover_mode", Type: field.TypeEnum, Enums: []string{"NONE", "CAPPED", "ONE_TIME", "UNLIMITED"}},
 		{Name: "rollover_cap", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
@@ -513,6 +514,7 @@ var (
 		{Name: "expression", Type: field.TypeString, Nullable: true},
 		{Name: "value_per_action", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "cost_per_action", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "degraded_allowed", Type: field.TypeBool, Default: false},
 		{Name: "register_id", Type: field.TypeInt},
 	}
 	// WeightsTable holds the schema information for the "weights" table.
@@ -523,7 +525,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "weights_weight_registers_weights",
-				Columns:    []*schema.Column{WeightsColumns[6]},
+				Columns:    []*schema.Column{WeightsColumns[7]},
 				RefColumns: []*schema.Column{WeightRegistersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -532,7 +534,7 @@ var (
 			{
 				Name:    "weight_register_id_action",
 				Unique:  true,
-				Columns: []*schema.Column{WeightsColumns[6], WeightsColumns[1]},
+				Columns: []*schema.Column{WeightsColumns[7], WeightsColumns[1]},
 			},
 		},
 	}

@@ -39,6 +39,8 @@ const (
 	FieldAutoTopUpThreshold = "auto_top_up_threshold"
 	// FieldAutoTopUpCredits holds the string denoting the auto_top_up_credits field in the database.
 	FieldAutoTopUpCredits = "auto_top_up_credits"
+	// FieldAutoTopUpCap holds the string denoting the auto_top_up_cap field in the database.
+	FieldAutoTopUpCap = "auto_top_up_cap"
 	// FieldBorrowLimit holds the string denoting the borrow_limit field in the database.
 	FieldBorrowLimit = "borrow_limit"
 	// FieldRolloverMode holds the string denoting the rollover_mode field in the database.
@@ -68,6 +70,7 @@ var Columns = []string{
 	FieldOveragePrice,
 	FieldAutoTopUpThreshold,
 	FieldAutoTopUpCredits,
+	FieldAutoTopUpCap,
 	FieldBorrowLimit,
 	FieldRolloverMode,
 	FieldRolloverCap,
@@ -192,6 +195,11 @@ func ByAutoTopUpThreshold(opts ...sql.OrderTermOption) OrderOption {
 // ByAutoTopUpCredits orders the results by the auto_top_up_credits field.
 func ByAutoTopUpCredits(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAutoTopUpCredits, opts...).ToFunc()
+}
+
+// ByAutoTopUpCap orders the results by the auto_top_up_cap field.
+func ByAutoTopUpCap(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAutoTopUpCap, opts...).ToFunc()
 }
 
 // ByBorrowLimit orders the results by the borrow_limit field.

@@ -106,6 +106,11 @@ func AutoTopUpCredits(v decimal.NullDecimal) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldAutoTopUpCredits, v))
 }
 
+// AutoTopUpCap applies equality check predicate on the "auto_top_up_cap" field. It's identical to AutoTopUpCapEQ.
+func AutoTopUpCap(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldAutoTopUpCap, v))
+}
+
 // BorrowLimit applies equality check predicate on the "borrow_limit" field. It's identical to BorrowLimitEQ.
 func BorrowLimit(v decimal.NullDecimal) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldBorrowLimit, v))
@@ -689,6 +694,56 @@ func AutoTopUpCreditsIsNil() predicate.Plan {
 // AutoTopUpCreditsNotNil applies the NotNil predicate on the "auto_top_up_credits" field.
 func AutoTopUpCreditsNotNil() predicate.Plan {
 	return predicate.Plan(sql.FieldNotNull(FieldAutoTopUpCredits))
+}
+
+// AutoTopUpCapEQ applies the EQ predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldAutoTopUpCap, v))
+}
+
+// AutoTopUpCapNEQ applies the NEQ predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapNEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldAutoTopUpCap, v))
+}
+
+// AutoTopUpCapIn applies the In predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldAutoTopUpCap, vs...))
+}
+
+// AutoTopUpCapNotIn applies the NotIn predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapNotIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldAutoTopUpCap, vs...))
+}
+
+// AutoTopUpCapGT applies the GT predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapGT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldAutoTopUpCap, v))
+}
+
+// AutoTopUpCapGTE applies the GTE predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapGTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldAutoTopUpCap, v))
+}
+
+// AutoTopUpCapLT applies the LT predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapLT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldAutoTopUpCap, v))
+}
+
+// AutoTopUpCapLTE applies the LTE predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapLTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldAutoTopUpCap, v))
+}
+
+// AutoTopUpCapIsNil applies the IsNil predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldAutoTopUpCap))
+}
+
+// AutoTopUpCapNotNil applies the NotNil predicate on the "auto_top_up_cap" field.
+func AutoTopUpCapNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldAutoTopUpCap))
 }
 
 // BorrowLimitEQ applies the EQ predicate on the "borrow_limit" field.

@@ -428,6 +428,10 @@ func init() {
 			return nil
 		}
 	}()
+	// weightDescDegradedAllowed is the schema descriptor for degraded_allowed field.
+	weightDescDegradedAllowed := weightFields[6].Descriptor()
+	// weight.DefaultDegradedAllowed holds the default value on creation for the degraded_allowed field.
+	weight.DefaultDegradedAllowed = weightDescDegradedAllowed.Default.(bool)
 	weightregisterMixin := schema.WeightRegister{}.Mixin()
 	weightregisterMixinFields0 := weightregisterMixin[0].Fields()
 	_ = weightregisterMixinFields0

@@ -28,6 +28,8 @@ func (Plan) Fields() []ent.Field {
 		NullDecimal("overage_price"),
 		NullDecimal("auto_top_up_threshold"),
 		NullDecimal("auto_top_up_credits"),
+		// auto_top_up_cap is how many packs may be bought per period; nil: no cap.
+		field.Int("auto_top_up_cap").Optional().Nillable().Immutable(),
 		NullDecimal("borrow_limit"),
 		field.Enum("rollover_mode").GoType(engine.RolloverMode("")).Immutable(),
 		NullDecimal("rollover_cap"),

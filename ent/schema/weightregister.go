@@ -43,6 +43,8 @@ func (Weight) Fields() []ent.Field {
 		field.String("expression").Optional().Immutable(),
 		NullDecimal("value_per_action"),
 		NullDecimal("cost_per_action"),
+		// degraded_allowed: the action still runs when a DEGRADED plan is out of credits.
+		field.Bool("degraded_allowed").Default(false).Immutable(),
 	}
 }
 

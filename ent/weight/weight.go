@@ -24,6 +24,8 @@ const (
 	FieldValuePerAction = "value_per_action"
 	// FieldCostPerAction holds the string denoting the cost_per_action field in the database.
 	FieldCostPerAction = "cost_per_action"
+	// FieldDegradedAllowed holds the string denoting the degraded_allowed field in the database.
+	FieldDegradedAllowed = "degraded_allowed"
 	// EdgeRegister holds the string denoting the register edge name in mutations.
 	EdgeRegister = "register"
 	// Table holds the table name of the weight in the database.
@@ -46,6 +48,7 @@ var Columns = []string{
 	FieldExpression,
 	FieldValuePerAction,
 	FieldCostPerAction,
+	FieldDegradedAllowed,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -61,6 +64,8 @@ func ValidColumn(column string) bool {
 var (
 	// ActionValidator is a validator for the "action" field. It is called by the builders before save.
 	ActionValidator func(string) error
+	// DefaultDegradedAllowed holds the default value on creation for the "degraded_allowed" field.
+	DefaultDegradedAllowed bool
 )
 
 // OrderOption defines the ordering options for the Weight queries.
@@ -99,6 +104,11 @@ func ByValuePerAction(opts ...sql.OrderTermOption) OrderOption {
 // ByCostPerAction orders the results by the cost_per_action field.
 func ByCostPerAction(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldCostPerAction, opts...).ToFunc()
+}
+
+// ByDegradedAllowed orders the results by the degraded_allowed field.
+func ByDegradedAllowed(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDegradedAllowed, opts...).ToFunc()
 }
 
 // ByRegisterField orders the results by register field.

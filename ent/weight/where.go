@@ -84,6 +84,11 @@ func CostPerAction(v decimal.NullDecimal) predicate.Weight {
 	return predicate.Weight(sql.FieldEQ(FieldCostPerAction, v))
 }
 
+// DegradedAllowed applies equality check predicate on the "degraded_allowed" field. It's identical to DegradedAllowedEQ.
+func DegradedAllowed(v bool) predicate.Weight {
+	return predicate.Weight(sql.FieldEQ(FieldDegradedAllowed, v))
+}
+
 // RegisterIDEQ applies the EQ predicate on the "register_id" field.
 func RegisterIDEQ(v int) predicate.Weight {
 	return predicate.Weight(sql.FieldEQ(FieldRegisterID, v))
@@ -382,6 +387,16 @@ func CostPerActionIsNil() predicate.Weight {
 // CostPerActionNotNil applies the NotNil predicate on the "cost_per_action" field.
 func CostPerActionNotNil() predicate.Weight {
 	return predicate.Weight(sql.FieldNotNull(FieldCostPerAction))
+}
+
+// DegradedAllowedEQ applies the EQ predicate on the "degraded_allowed" field.
+func DegradedAllowedEQ(v bool) predicate.Weight {
+	return predicate.Weight(sql.FieldEQ(FieldDegradedAllowed, v))
+}
+
+// DegradedAllowedNEQ applies the NEQ predicate on the "degraded_allowed" field.
+func DegradedAllowedNEQ(v bool) predicate.Weight {
+	return predicate.Weight(sql.FieldNEQ(FieldDegradedAllowed, v))
 }
 
 // HasRegister applies the HasEdge predicate on the "register" edge.

@@ -77,17 +77,18 @@ type PlanInput struct {
 	PricePerCredit  decimal.Decimal `json:"pricePerCredit"`
 	PlatformFee     decimal.Decimal `json:"platformFee"`
 	// (added) ISO 4217; default USD.
-	Currency     *string `json:"currency,omitempty"`
-	RegisterName string  `json:"registerName"`
-	// HARD or SOFT in this version.
-	OverageMode engine.OverageMode `json:"overageMode"`
+	Currency     *string            `json:"currency,omitempty"`
+	RegisterName string             `json:"registerName"`
+	OverageMode  engine.OverageMode `json:"overageMode"`
 	// Required for SOFT.
 	OveragePrice *decimal.Decimal `json:"overagePrice,omitempty"`
-	// Not available in this version (AUTO_TOP_UP).
+	// AUTO_TOP_UP: buy a pack when the balance falls below this (required, with autoTopUpCredits and onDemandPrice).
 	AutoTopUpThreshold *decimal.Decimal `json:"autoTopUpThreshold,omitempty"`
-	// Not available in this version (AUTO_TOP_UP).
+	// AUTO_TOP_UP: credits per pack.
 	AutoTopUpCredits *decimal.Decimal `json:"autoTopUpCredits,omitempty"`
-	// Not available in this version (BORROW).
+	// (added) AUTO_TOP_UP: packs per period at most; default no cap.
+	AutoTopUpCap *int `json:"autoTopUpCap,omitempty"`
+	// BORROW: credits a period may borrow from the next one's allocation (required).
 	BorrowLimit  *decimal.Decimal    `json:"borrowLimit,omitempty"`
 	RolloverMode engine.RolloverMode `json:"rolloverMode"`
 	// Required for CAPPED, refused otherwise.
@@ -131,4 +132,6 @@ type WeightInput struct {
 	Expression     *string          `json:"expression,omitempty"`
 	ValuePerAction *decimal.Decimal `json:"valuePerAction,omitempty"`
 	CostPerAction  *decimal.Decimal `json:"costPerAction,omitempty"`
+	// (added) The action still runs (decision DEGRADED) when a DEGRADED plan is out of credits.
+	AllowedInDegradedMode *bool `json:"allowedInDegradedMode,omitempty"`
 }

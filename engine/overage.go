@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/rules"
+)
+
+// shortfall decides a burn the usable grants do not cover (draws take what
+// they can, short is the rest). First an OVERAGE policy may let the event
+// through as overage; then the plan's mode:
+//
+//	HARD         DENIED, nothing drawn (also without a subscription).
+//	SOFT         ALLOWED: everything usable is drawn, the rest is overage,
+//	             billed at the overage price.
+//	AUTO_TOP_UP  the caller must buy TopUps packs (within the period's cap)
+//	             and decide again; DENIED when the cap does not allow enough.
+//	BORROW       ALLOWED when the rest fits what the period may still borrow
+//	             from the next allocation (Borrowed); DENIED otherwise.
+//	DEGRADED     DEGRADED for actions marked as allowed in degraded mode:
+//	             everything usable is drawn and the rest is waived; DENIED
+//	             for the others.
+func shortfall(ctx context.Context, v Versions, org Org, ev Event, d UsageDecision, draws []Draw, short decimal.Decimal, now time.Time) (UsageDecision, error) {
+	available := d.Credits.Sub(short)
+	denied := UsageDecision{
+		Decision: DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits,
+		Reason:     "insufficient credits: " + d.Credits.String() + " needed, " + available.String() + " available",
+		ReasonCode: CodeInsufficientCredits,
+	}
+	if v.Overage != nil {
+		through, err := v.Overage.Program.Bool(ctx, rules.Vars{Event: ruleEvent(ev), Org: ruleOrg(org), Weight: d.Weight,
+			Now: now, Shortfall: short, Available: available})
+		if err != nil {
+			return UsageDecision{}, ruleRuntime("OVERAGE policy "+quote(v.Overage.Name)+" version "+itoa(v.Overage.Version), err)
+		}
+		if through {
+			d.Draws, d.Overage = draws, short
+			d.Reason = "overage: " + short.String() + " credits let through by the OVERAGE policy"
+			return d, nil
+		}
+	}
+	t := v.Terms
+	if t == nil {
+		return denied, nil
+	}
+	switch t.OverageMode {
+	case OverageSoft:
+		d.Draws, d.Overage = draws, short
+		d.Reason = "overage: " + short.String() + " credits beyond the balance"
+		return d, nil
+	case OverageAutoTopUp:
+		if n := TopUpsFor(short, t); n > 0 {
+			return UsageDecision{Decision: DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits, TopUps: n}, nil
+		}
+		denied.Reason += "; the period's auto top-ups are used up"
+		return denied, nil
+	case OverageBorrow:
+		if !short.GreaterThan(t.BorrowLeft) {
+			d.Draws, d.Borrowed = draws, short
+			d.Reason = "borrowed " + short.String() + " credits from the next period"
+			return d, nil
+		}
+		denied.Reason += "; " + t.BorrowLeft.String() + " left to borrow this period"
+		return denied, nil
+	case OverageDegraded:
+		if w := v.Register.Weights[ev.Action]; w != nil && w.DegradedAllowed {
+			return UsageDecision{Decision: DecisionDegraded, Weight: d.Weight, Credits: available, Requested: d.Credits, Draws: draws,
+				Reason: "degraded mode: " + short.String() + " credits waived"}, nil
+		}
+		denied.Reason += "; in degraded mode only some actions run"
+		return denied, nil
+	}
+	return denied, nil
+}
+
+// TopUpsFor is how many packs an AUTO_TOP_UP plan buys to cover short
+// credits: 0 when the plan has no pack size or the period's cap does not
+// allow enough packs.
+func TopUpsFor(short decimal.Decimal, t *PlanTerms) int {
+	if t == nil || t.OverageMode != OverageAutoTopUp || !t.TopUpCredits.IsPositive() || !short.IsPositive() {
+		return 0
+	}
+	n := int(short.Div(t.TopUpCredits).Ceil().IntPart())
+	if t.TopUpsLeft >= 0 && n > t.TopUpsLeft {
+		return 0
+	}
+	return n
+}
+
+// TopUpAfter reports whether an AUTO_TOP_UP plan buys one pack after a burn
+// that left available credits: when they fell below the threshold and the
+// period's cap allows.
+func TopUpAfter(available decimal.Decimal, t *PlanTerms) bool {
+	return t != nil && t.OverageMode == OverageAutoTopUp && t.TopUpCredits.IsPositive() &&
+		available.LessThan(t.TopUpThreshold) && t.TopUpsLeft != 0
+}
