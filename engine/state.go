@@ -89,6 +89,7 @@ type Versions struct {
 	Burn      *Rule
 	DrawOrder *Rule
 	Overage   *Rule      // OVERAGE policy: may let an event through as overage
+	Incentive *Rule      // INCENTIVE policy: incentive credits for usage and behaviours
 	Terms     *PlanTerms // nil: no subscription, a HARD ceiling
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
+	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
@@ -53,6 +54,8 @@ type Client struct {
 	Grant *GrantClient
 	// Hold is the client for interacting with the Hold builders.
 	Hold *HoldClient
+	// IncentiveAward is the client for interacting with the IncentiveAward builders.
+	IncentiveAward *IncentiveAwardClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
 	// Organization is the client for interacting with the Organization builders.
@@ -92,6 +95,7 @@ func (c *Client) init() {
 	c.Charge = NewChargeClient(c.config)
 	c.Grant = NewGrantClient(c.config)
 	c.Hold = NewHoldClient(c.config)
+	c.IncentiveAward = NewIncentiveAwardClient(c.config)
 	c.LedgerEntry = NewLedgerEntryClient(c.config)
 	c.Organization = NewOrganizationClient(c.config)
 	c.Plan = NewPlanClient(c.config)
@@ -201,6 +205,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Charge:             NewChargeClient(cfg),
 		Grant:              NewGrantClient(cfg),
 		Hold:               NewHoldClient(cfg),
+		IncentiveAward:     NewIncentiveAwardClient(cfg),
 		LedgerEntry:        NewLedgerEntryClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
 		Plan:               NewPlanClient(cfg),
@@ -237,6 +242,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Charge:             NewChargeClient(cfg),
 		Grant:              NewGrantClient(cfg),
 		Hold:               NewHoldClient(cfg),
+		IncentiveAward:     NewIncentiveAwardClient(cfg),
 		LedgerEntry:        NewLedgerEntryClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
 		Plan:               NewPlanClient(cfg),
@@ -277,9 +283,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.LedgerEntry,
-		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
+		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.IncentiveAward,
+		c.LedgerEntry, c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend,
+		c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Use(hooks...)
 	}
@@ -289,9 +295,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.LedgerEntry,
-		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
+		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.IncentiveAward,
+		c.LedgerEntry, c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend,
+		c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -312,6 +318,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Grant.mutate(ctx, m)
 	case *HoldMutation:
 		return c.Hold.mutate(ctx, m)
+	case *IncentiveAwardMutation:
+		return c.IncentiveAward.mutate(ctx, m)
 	case *LedgerEntryMutation:
 		return c.LedgerEntry.mutate(ctx, m)
 	case *OrganizationMutation:
@@ -1151,6 +1159,139 @@ func (c *HoldClient) mutate(ctx context.Context, m *HoldMutation) (Value, error)
 		return (&HoldDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Hold mutation op: %q", m.Op())
+	}
+}
+
+// IncentiveAwardClient is a client for the IncentiveAward schema.
+type IncentiveAwardClient struct {
+	config
+}
+
+// NewIncentiveAwardClient returns a client for the IncentiveAward from the given config.
+func NewIncentiveAwardClient(c config) *IncentiveAwardClient {
+	return &IncentiveAwardClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `incentiveaward.Hooks(f(g(h())))`.
+func (c *IncentiveAwardClient) Use(hooks ...Hook) {
+	c.hooks.IncentiveAward = append(c.hooks.IncentiveAward, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `incentiveaward.Intercept(f(g(h())))`.
+func (c *IncentiveAwardClient) Intercept(interceptors ...Interceptor) {
+	c.inters.IncentiveAward = append(c.inters.IncentiveAward, interceptors...)
+}
+
+// Create returns a builder for creating a IncentiveAward entity.
+func (c *IncentiveAwardClient) Create() *IncentiveAwardCreate {
+	mutation := newIncentiveAwardMutation(c.config, OpCreate)
+	return &IncentiveAwardCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of IncentiveAward entities.
+func (c *IncentiveAwardClient) CreateBulk(builders ...*IncentiveAwardCreate) *IncentiveAwardCreateBulk {
+	return &IncentiveAwardCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *IncentiveAwardClient) MapCreateBulk(slice any, setFunc func(*IncentiveAwardCreate, int)) *IncentiveAwardCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &IncentiveAwardCreateBulk{err: fmt.Errorf("calling to IncentiveAwardClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*IncentiveAwardCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &IncentiveAwardCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for IncentiveAward.
+func (c *IncentiveAwardClient) Update() *IncentiveAwardUpdate {
+	mutation := newIncentiveAwardMutation(c.config, OpUpdate)
+	return &IncentiveAwardUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *IncentiveAwardClient) UpdateOne(_m *IncentiveAward) *IncentiveAwardUpdateOne {
+	mutation := newIncentiveAwardMutation(c.config, OpUpdateOne, withIncentiveAward(_m))
+	return &IncentiveAwardUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *IncentiveAwardClient) UpdateOneID(id int) *IncentiveAwardUpdateOne {
+	mutation := newIncentiveAwardMutation(c.config, OpUpdateOne, withIncentiveAwardID(id))
+	return &IncentiveAwardUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for IncentiveAward.
+func (c *IncentiveAwardClient) Delete() *IncentiveAwardDelete {
+	mutation := newIncentiveAwardMutation(c.config, OpDelete)
+	return &IncentiveAwardDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *IncentiveAwardClient) DeleteOne(_m *IncentiveAward) *IncentiveAwardDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *IncentiveAwardClient) DeleteOneID(id int) *IncentiveAwardDeleteOne {
+	builder := c.Delete().Where(incentiveaward.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &IncentiveAwardDeleteOne{builder}
+}
+
+// Query returns a query builder for IncentiveAward.
+func (c *IncentiveAwardClient) Query() *IncentiveAwardQuery {
+	return &IncentiveAwardQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeIncentiveAward},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a IncentiveAward entity by its id.
+func (c *IncentiveAwardClient) Get(ctx context.Context, id int) (*IncentiveAward, error) {
+	return c.Query().Where(incentiveaward.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *IncentiveAwardClient) GetX(ctx context.Context, id int) *IncentiveAward {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *IncentiveAwardClient) Hooks() []Hook {
+	return c.hooks.IncentiveAward
+}
+
+// Interceptors returns the client interceptors.
+func (c *IncentiveAwardClient) Interceptors() []Interceptor {
+	return c.inters.IncentiveAward
+}
+
+func (c *IncentiveAwardClient) mutate(ctx context.Context, m *IncentiveAwardMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&IncentiveAwardCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&IncentiveAwardUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&IncentiveAwardUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&IncentiveAwardDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown IncentiveAward mutation op: %q", m.Op())
 	}
 }
 
@@ -2781,14 +2922,14 @@ func (c *WeightRegisterClient) mutate(ctx context.Context, m *WeightRegisterMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, Alert, AuditEntry, Charge, Grant, Hold, LedgerEntry, Organization, Plan,
-		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent,
-		Weight, WeightRegister []ent.Hook
+		APIKey, Alert, AuditEntry, Charge, Grant, Hold, IncentiveAward, LedgerEntry,
+		Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
+		SubscriptionPeriod, UsageEvent, Weight, WeightRegister []ent.Hook
 	}
 	inters struct {
-		APIKey, Alert, AuditEntry, Charge, Grant, Hold, LedgerEntry, Organization, Plan,
-		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent,
-		Weight, WeightRegister []ent.Interceptor
+		APIKey, Alert, AuditEntry, Charge, Grant, Hold, IncentiveAward, LedgerEntry,
+		Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
+		SubscriptionPeriod, UsageEvent, Weight, WeightRegister []ent.Interceptor
 	}
 )
 

@@ -18,6 +18,7 @@ import (
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
+	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
@@ -95,6 +96,7 @@ func checkColumn(t, c string) error {
 			charge.Table:             charge.ValidColumn,
 			grant.Table:              grant.ValidColumn,
 			hold.Table:               hold.ValidColumn,
+			incentiveaward.Table:     incentiveaward.ValidColumn,
 			ledgerentry.Table:        ledgerentry.ValidColumn,
 			organization.Table:       organization.ValidColumn,
 			plan.Table:               plan.ValidColumn,

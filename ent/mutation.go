@@ -18,6 +18,7 @@ import (
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
+	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
@@ -48,6 +49,7 @@ const (
 	TypeCharge             = "Charge"
 	TypeGrant              = "Grant"
 	TypeHold               = "Hold"
+	TypeIncentiveAward     = "IncentiveAward"
 	TypeLedgerEntry        = "LedgerEntry"
 	TypeOrganization       = "Organization"
 	TypePlan               = "Plan"
@@ -5846,6 +5848,932 @@ func (m *HoldMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Hold edge %s", name)
 }
 
+// IncentiveAwardMutation represents an operation that mutates the IncentiveAward nodes in the graph.
+type IncentiveAwardMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	created_at         *time.Time
+	organization_id    *int
+	addorganization_id *int
+	pool_id            *int
+	addpool_id         *int
+	behavior           *string
+	grant_id           *int
+	addgrant_id        *int
+	policy_id          *int
+	addpolicy_id       *int
+	policy_version     *int
+	addpolicy_version  *int
+	credits            *decimal.Decimal
+	period_start       *time.Time
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*IncentiveAward, error)
+	predicates         []predicate.IncentiveAward
+}
+
+var _ ent.Mutation = (*IncentiveAwardMutation)(nil)
+
+// incentiveawardOption allows management of the mutation configuration using functional options.
+type incentiveawardOption func(*IncentiveAwardMutation)
+
+// newIncentiveAwardMutation creates new mutation for the IncentiveAward entity.
+func newIncentiveAwardMutation(c config, op Op, opts ...incentiveawardOption) *IncentiveAwardMutation {
+	m := &IncentiveAwardMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeIncentiveAward,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withIncentiveAwardID sets the ID field of the mutation.
+func withIncentiveAwardID(id int) incentiveawardOption {
+	return func(m *IncentiveAwardMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *IncentiveAward
+		)
+		m.oldValue = func(ctx context.Context) (*IncentiveAward, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().IncentiveAward.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withIncentiveAward sets the old IncentiveAward of the mutation.
+func withIncentiveAward(node *IncentiveAward) incentiveawardOption {
+	return func(m *IncentiveAwardMutation) {
+		m.oldValue = func(context.Context) (*IncentiveAward, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m IncentiveAwardMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m IncentiveAwardMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *IncentiveAwardMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *IncentiveAwardMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().IncentiveAward.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *IncentiveAwardMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *IncentiveAwardMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *IncentiveAwardMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *IncentiveAwardMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *IncentiveAwardMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *IncentiveAwardMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *IncentiveAwardMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *IncentiveAwardMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *IncentiveAwardMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *IncentiveAwardMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldPoolID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *IncentiveAwardMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *IncentiveAwardMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *IncentiveAwardMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+}
+
+// SetBehavior sets the "behavior" field.
+func (m *IncentiveAwardMutation) SetBehavior(s string) {
+	m.behavior = &s
+}
+
+// Behavior returns the value of the "behavior" field in the mutation.
+func (m *IncentiveAwardMutation) Behavior() (r string, exists bool) {
+	v := m.behavior
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBehavior returns the old "behavior" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldBehavior(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBehavior is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBehavior requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBehavior: %w", err)
+	}
+	return oldValue.Behavior, nil
+}
+
+// ResetBehavior resets all changes to the "behavior" field.
+func (m *IncentiveAwardMutation) ResetBehavior() {
+	m.behavior = nil
+}
+
+// SetGrantID sets the "grant_id" field.
+func (m *IncentiveAwardMutation) SetGrantID(i int) {
+	m.grant_id = &i
+	m.addgrant_id = nil
+}
+
+// GrantID returns the value of the "grant_id" field in the mutation.
+func (m *IncentiveAwardMutation) GrantID() (r int, exists bool) {
+	v := m.grant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGrantID returns the old "grant_id" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldGrantID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGrantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGrantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGrantID: %w", err)
+	}
+	return oldValue.GrantID, nil
+}
+
+// AddGrantID adds i to the "grant_id" field.
+func (m *IncentiveAwardMutation) AddGrantID(i int) {
+	if m.addgrant_id != nil {
+		*m.addgrant_id += i
+	} else {
+		m.addgrant_id = &i
+	}
+}
+
+// AddedGrantID returns the value that was added to the "grant_id" field in this mutation.
+func (m *IncentiveAwardMutation) AddedGrantID() (r int, exists bool) {
+	v := m.addgrant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetGrantID resets all changes to the "grant_id" field.
+func (m *IncentiveAwardMutation) ResetGrantID() {
+	m.grant_id = nil
+	m.addgrant_id = nil
+}
+
+// SetPolicyID sets the "policy_id" field.
+func (m *IncentiveAwardMutation) SetPolicyID(i int) {
+	m.policy_id = &i
+	m.addpolicy_id = nil
+}
+
+// PolicyID returns the value of the "policy_id" field in the mutation.
+func (m *IncentiveAwardMutation) PolicyID() (r int, exists bool) {
+	v := m.policy_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPolicyID returns the old "policy_id" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldPolicyID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPolicyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPolicyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPolicyID: %w", err)
+	}
+	return oldValue.PolicyID, nil
+}
+
+// AddPolicyID adds i to the "policy_id" field.
+func (m *IncentiveAwardMutation) AddPolicyID(i int) {
+	if m.addpolicy_id != nil {
+		*m.addpolicy_id += i
+	} else {
+		m.addpolicy_id = &i
+	}
+}
+
+// AddedPolicyID returns the value that was added to the "policy_id" field in this mutation.
+func (m *IncentiveAwardMutation) AddedPolicyID() (r int, exists bool) {
+	v := m.addpolicy_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPolicyID resets all changes to the "policy_id" field.
+func (m *IncentiveAwardMutation) ResetPolicyID() {
+	m.policy_id = nil
+	m.addpolicy_id = nil
+}
+
+// SetPolicyVersion sets the "policy_version" field.
+func (m *IncentiveAwardMutation) SetPolicyVersion(i int) {
+	m.policy_version = &i
+	m.addpolicy_version = nil
+}
+
+// PolicyVersion returns the value of the "policy_version" field in the mutation.
+func (m *IncentiveAwardMutation) PolicyVersion() (r int, exists bool) {
+	v := m.policy_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPolicyVersion returns the old "policy_version" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldPolicyVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPolicyVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPolicyVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPolicyVersion: %w", err)
+	}
+	return oldValue.PolicyVersion, nil
+}
+
+// AddPolicyVersion adds i to the "policy_version" field.
+func (m *IncentiveAwardMutation) AddPolicyVersion(i int) {
+	if m.addpolicy_version != nil {
+		*m.addpolicy_version += i
+	} else {
+		m.addpolicy_version = &i
+	}
+}
+
+// AddedPolicyVersion returns the value that was added to the "policy_version" field in this mutation.
+func (m *IncentiveAwardMutation) AddedPolicyVersion() (r int, exists bool) {
+	v := m.addpolicy_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPolicyVersion resets all changes to the "policy_version" field.
+func (m *IncentiveAwardMutation) ResetPolicyVersion() {
+	m.policy_version = nil
+	m.addpolicy_version = nil
+}
+
+// SetCredits sets the "credits" field.
+func (m *IncentiveAwardMutation) SetCredits(d decimal.Decimal) {
+	m.credits = &d
+}
+
+// Credits returns the value of the "credits" field in the mutation.
+func (m *IncentiveAwardMutation) Credits() (r decimal.Decimal, exists bool) {
+	v := m.credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCredits returns the old "credits" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldCredits(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCredits: %w", err)
+	}
+	return oldValue.Credits, nil
+}
+
+// ResetCredits resets all changes to the "credits" field.
+func (m *IncentiveAwardMutation) ResetCredits() {
+	m.credits = nil
+}
+
+// SetPeriodStart sets the "period_start" field.
+func (m *IncentiveAwardMutation) SetPeriodStart(t time.Time) {
+	m.period_start = &t
+}
+
+// PeriodStart returns the value of the "period_start" field in the mutation.
+func (m *IncentiveAwardMutation) PeriodStart() (r time.Time, exists bool) {
+	v := m.period_start
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPeriodStart returns the old "period_start" field's value of the IncentiveAward entity.
+// If the IncentiveAward object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IncentiveAwardMutation) OldPeriodStart(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPeriodStart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPeriodStart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPeriodStart: %w", err)
+	}
+	return oldValue.PeriodStart, nil
+}
+
+// ResetPeriodStart resets all changes to the "period_start" field.
+func (m *IncentiveAwardMutation) ResetPeriodStart() {
+	m.period_start = nil
+}
+
+// Where appends a list predicates to the IncentiveAwardMutation builder.
+func (m *IncentiveAwardMutation) Where(ps ...predicate.IncentiveAward) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the IncentiveAwardMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *IncentiveAwardMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.IncentiveAward, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *IncentiveAwardMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *IncentiveAwardMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (IncentiveAward).
+func (m *IncentiveAwardMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *IncentiveAwardMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.created_at != nil {
+		fields = append(fields, incentiveaward.FieldCreatedAt)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, incentiveaward.FieldOrganizationID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, incentiveaward.FieldPoolID)
+	}
+	if m.behavior != nil {
+		fields = append(fields, incentiveaward.FieldBehavior)
+	}
+	if m.grant_id != nil {
+		fields = append(fields, incentiveaward.FieldGrantID)
+	}
+	if m.policy_id != nil {
+		fields = append(fields, incentiveaward.FieldPolicyID)
+	}
+	if m.policy_version != nil {
+		fields = append(fields, incentiveaward.FieldPolicyVersion)
+	}
+	if m.credits != nil {
+		fields = append(fields, incentiveaward.FieldCredits)
+	}
+	if m.period_start != nil {
+		fields = append(fields, incentiveaward.FieldPeriodStart)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *IncentiveAwardMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case incentiveaward.FieldCreatedAt:
+		return m.CreatedAt()
+	case incentiveaward.FieldOrganizationID:
+		return m.OrganizationID()
+	case incentiveaward.FieldPoolID:
+		return m.PoolID()
+	case incentiveaward.FieldBehavior:
+		return m.Behavior()
+	case incentiveaward.FieldGrantID:
+		return m.GrantID()
+	case incentiveaward.FieldPolicyID:
+		return m.PolicyID()
+	case incentiveaward.FieldPolicyVersion:
+		return m.PolicyVersion()
+	case incentiveaward.FieldCredits:
+		return m.Credits()
+	case incentiveaward.FieldPeriodStart:
+		return m.PeriodStart()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *IncentiveAwardMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case incentiveaward.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case incentiveaward.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case incentiveaward.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case incentiveaward.FieldBehavior:
+		return m.OldBehavior(ctx)
+	case incentiveaward.FieldGrantID:
+		return m.OldGrantID(ctx)
+	case incentiveaward.FieldPolicyID:
+		return m.OldPolicyID(ctx)
+	case incentiveaward.FieldPolicyVersion:
+		return m.OldPolicyVersion(ctx)
+	case incentiveaward.FieldCredits:
+		return m.OldCredits(ctx)
+	case incentiveaward.FieldPeriodStart:
+		return m.OldPeriodStart(ctx)
+	}
+	return nil, fmt.Errorf("unknown IncentiveAward field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *IncentiveAwardMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case incentiveaward.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case incentiveaward.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case incentiveaward.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case incentiveaward.FieldBehavior:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBehavior(v)
+		return nil
+	case incentiveaward.FieldGrantID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGrantID(v)
+		return nil
+	case incentiveaward.FieldPolicyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPolicyID(v)
+		return nil
+	case incentiveaward.FieldPolicyVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPolicyVersion(v)
+		return nil
+	case incentiveaward.FieldCredits:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCredits(v)
+		return nil
+	case incentiveaward.FieldPeriodStart:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPeriodStart(v)
+		return nil
+	}
+	return fmt.Errorf("unknown IncentiveAward field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *IncentiveAwardMutation) AddedFields() []string {
+	var fields []string
+	if m.addorganization_id != nil {
+		fields = append(fields, incentiveaward.FieldOrganizationID)
+	}
+	if m.addpool_id != nil {
+		fields = append(fields, incentiveaward.FieldPoolID)
+	}
+	if m.addgrant_id != nil {
+		fields = append(fields, incentiveaward.FieldGrantID)
+	}
+	if m.addpolicy_id != nil {
+		fields = append(fields, incentiveaward.FieldPolicyID)
+	}
+	if m.addpolicy_version != nil {
+		fields = append(fields, incentiveaward.FieldPolicyVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *IncentiveAwardMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case incentiveaward.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case incentiveaward.FieldPoolID:
+		return m.AddedPoolID()
+	case incentiveaward.FieldGrantID:
+		return m.AddedGrantID()
+	case incentiveaward.FieldPolicyID:
+		return m.AddedPolicyID()
+	case incentiveaward.FieldPolicyVersion:
+		return m.AddedPolicyVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *IncentiveAwardMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case incentiveaward.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case incentiveaward.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	case incentiveaward.FieldGrantID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddGrantID(v)
+		return nil
+	case incentiveaward.FieldPolicyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPolicyID(v)
+		return nil
+	case incentiveaward.FieldPolicyVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPolicyVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown IncentiveAward numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *IncentiveAwardMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *IncentiveAwardMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *IncentiveAwardMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown IncentiveAward nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *IncentiveAwardMutation) ResetField(name string) error {
+	switch name {
+	case incentiveaward.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case incentiveaward.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case incentiveaward.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case incentiveaward.FieldBehavior:
+		m.ResetBehavior()
+		return nil
+	case incentiveaward.FieldGrantID:
+		m.ResetGrantID()
+		return nil
+	case incentiveaward.FieldPolicyID:
+		m.ResetPolicyID()
+		return nil
+	case incentiveaward.FieldPolicyVersion:
+		m.ResetPolicyVersion()
+		return nil
+	case incentiveaward.FieldCredits:
+		m.ResetCredits()
+		return nil
+	case incentiveaward.FieldPeriodStart:
+		m.ResetPeriodStart()
+		return nil
+	}
+	return fmt.Errorf("unknown IncentiveAward field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *IncentiveAwardMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *IncentiveAwardMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *IncentiveAwardMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *IncentiveAwardMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *IncentiveAwardMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *IncentiveAwardMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *IncentiveAwardMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown IncentiveAward unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *IncentiveAwardMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown IncentiveAward edge %s", name)
+}
+
 // LedgerEntryMutation represents an operation that mutates the LedgerEntry nodes in the graph.
 type LedgerEntryMutation struct {
 	config
@@ -8063,6 +8991,10 @@ type PlanMutation struct {
 	on_demand_price          *decimal.NullDecimal
 	on_demand_expiry_days    *int
 	addon_demand_expiry_days *int
+	incentive_cap_per_period *decimal.NullDecimal
+	incentive_cap_per_member *decimal.NullDecimal
+	incentive_expiry_days    *int
+	addincentive_expiry_days *int
 	clearedFields            map[string]struct{}
 	done                     bool
 	oldValue                 func(context.Context) (*Plan, error)
@@ -8961,6 +9893,160 @@ func (m *PlanMutation) ResetOnDemandExpiryDays() {
 	delete(m.clearedFields, plan.FieldOnDemandExpiryDays)
 }
 
+// SetIncentiveCapPerPeriod sets the "incentive_cap_per_period" field.
+func (m *PlanMutation) SetIncentiveCapPerPeriod(dd decimal.NullDecimal) {
+	m.incentive_cap_per_period = &dd
+}
+
+// IncentiveCapPerPeriod returns the value of the "incentive_cap_per_period" field in the mutation.
+func (m *PlanMutation) IncentiveCapPerPeriod() (r decimal.NullDecimal, exists bool) {
+	v := m.incentive_cap_per_period
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIncentiveCapPerPeriod returns the old "incentive_cap_per_period" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldIncentiveCapPerPeriod(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIncentiveCapPerPeriod is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIncentiveCapPerPeriod requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIncentiveCapPerPeriod: %w", err)
+	}
+	return oldValue.IncentiveCapPerPeriod, nil
+}
+
+// ClearIncentiveCapPerPeriod clears the value of the "incentive_cap_per_period" field.
+func (m *PlanMutation) ClearIncentiveCapPerPeriod() {
+	m.incentive_cap_per_period = nil
+	m.clearedFields[plan.FieldIncentiveCapPerPeriod] = struct{}{}
+}
+
+// IncentiveCapPerPeriodCleared returns if the "incentive_cap_per_period" field was cleared in this mutation.
+func (m *PlanMutation) IncentiveCapPerPeriodCleared() bool {
+	_, ok := m.clearedFields[plan.FieldIncentiveCapPerPeriod]
+	return ok
+}
+
+// ResetIncentiveCapPerPeriod resets all changes to the "incentive_cap_per_period" field.
+func (m *PlanMutation) ResetIncentiveCapPerPeriod() {
+	m.incentive_cap_per_period = nil
+	delete(m.clearedFields, plan.FieldIncentiveCapPerPeriod)
+}
+
+// SetIncentiveCapPerMember sets the "incentive_cap_per_member" field.
+func (m *PlanMutation) SetIncentiveCapPerMember(dd decimal.NullDecimal) {
+	m.incentive_cap_per_member = &dd
+}
+
+// IncentiveCapPerMember returns the value of the "incentive_cap_per_member" field in the mutation.
+func (m *PlanMutation) IncentiveCapPerMember() (r decimal.NullDecimal, exists bool) {
+	v := m.incentive_cap_per_member
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIncentiveCapPerMember returns the old "incentive_cap_per_member" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldIncentiveCapPerMember(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIncentiveCapPerMember is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIncentiveCapPerMember requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIncentiveCapPerMember: %w", err)
+	}
+	return oldValue.IncentiveCapPerMember, nil
+}
+
+// ClearIncentiveCapPerMember clears the value of the "incentive_cap_per_member" field.
+func (m *PlanMutation) ClearIncentiveCapPerMember() {
+	m.incentive_cap_per_member = nil
+	m.clearedFields[plan.FieldIncentiveCapPerMember] = struct{}{}
+}
+
+// IncentiveCapPerMemberCleared returns if the "incentive_cap_per_member" field was cleared in this mutation.
+func (m *PlanMutation) IncentiveCapPerMemberCleared() bool {
+	_, ok := m.clearedFields[plan.FieldIncentiveCapPerMember]
+	return ok
+}
+
+// ResetIncentiveCapPerMember resets all changes to the "incentive_cap_per_member" field.
+func (m *PlanMutation) ResetIncentiveCapPerMember() {
+	m.incentive_cap_per_member = nil
+	delete(m.clearedFields, plan.FieldIncentiveCapPerMember)
+}
+
+// SetIncentiveExpiryDays sets the "incentive_expiry_days" field.
+func (m *PlanMutation) SetIncentiveExpiryDays(i int) {
+	m.incentive_expiry_days = &i
+	m.addincentive_expiry_days = nil
+}
+
+// IncentiveExpiryDays returns the value of the "incentive_expiry_days" field in the mutation.
+func (m *PlanMutation) IncentiveExpiryDays() (r int, exists bool) {
+	v := m.incentive_expiry_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIncentiveExpiryDays returns the old "incentive_expiry_days" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldIncentiveExpiryDays(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIncentiveExpiryDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIncentiveExpiryDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIncentiveExpiryDays: %w", err)
+	}
+	return oldValue.IncentiveExpiryDays, nil
+}
+
+// AddIncentiveExpiryDays adds i to the "incentive_expiry_days" field.
+func (m *PlanMutation) AddIncentiveExpiryDays(i int) {
+	if m.addincentive_expiry_days != nil {
+		*m.addincentive_expiry_days += i
+	} else {
+		m.addincentive_expiry_days = &i
+	}
+}
+
+// AddedIncentiveExpiryDays returns the value that was added to the "incentive_expiry_days" field in this mutation.
+func (m *PlanMutation) AddedIncentiveExpiryDays() (r int, exists bool) {
+	v := m.addincentive_expiry_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetIncentiveExpiryDays resets all changes to the "incentive_expiry_days" field.
+func (m *PlanMutation) ResetIncentiveExpiryDays() {
+	m.incentive_expiry_days = nil
+	m.addincentive_expiry_days = nil
+}
+
 // Where appends a list predicates to the PlanMutation builder.
 func (m *PlanMutation) Where(ps ...predicate.Plan) {
 	m.predicates = append(m.predicates, ps...)
@@ -8995,7 +10081,7 @@ func (m *PlanMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PlanMutation) Fields() []string {
-	fields := make([]string, 0, 18)
+	fields := make([]string, 0, 21)
 	if m.created_at != nil {
 		fields = append(fields, plan.FieldCreatedAt)
 	}
@@ -9050,6 +10136,15 @@ func (m *PlanMutation) Fields() []string {
 	if m.on_demand_expiry_days != nil {
 		fields = append(fields, plan.FieldOnDemandExpiryDays)
 	}
+	if m.incentive_cap_per_period != nil {
+		fields = append(fields, plan.FieldIncentiveCapPerPeriod)
+	}
+	if m.incentive_cap_per_member != nil {
+		fields = append(fields, plan.FieldIncentiveCapPerMember)
+	}
+	if m.incentive_expiry_days != nil {
+		fields = append(fields, plan.FieldIncentiveExpiryDays)
+	}
 	return fields
 }
 
@@ -9094,6 +10189,12 @@ func (m *PlanMutation) Field(name string) (ent.Value, bool) {
 		return m.OnDemandPrice()
 	case plan.FieldOnDemandExpiryDays:
 		return m.OnDemandExpiryDays()
+	case plan.FieldIncentiveCapPerPeriod:
+		return m.IncentiveCapPerPeriod()
+	case plan.FieldIncentiveCapPerMember:
+		return m.IncentiveCapPerMember()
+	case plan.FieldIncentiveExpiryDays:
+		return m.IncentiveExpiryDays()
 	}
 	return nil, false
 }
@@ -9139,6 +10240,12 @@ func (m *PlanMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldOnDemandPrice(ctx)
 	case plan.FieldOnDemandExpiryDays:
 		return m.OldOnDemandExpiryDays(ctx)
+	case plan.FieldIncentiveCapPerPeriod:
+		return m.OldIncentiveCapPerPeriod(ctx)
+	case plan.FieldIncentiveCapPerMember:
+		return m.OldIncentiveCapPerMember(ctx)
+	case plan.FieldIncentiveExpiryDays:
+		return m.OldIncentiveExpiryDays(ctx)
 	}
 	return nil, fmt.Errorf("unknown Plan field %s", name)
 }
@@ -9274,6 +10381,27 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetOnDemandExpiryDays(v)
 		return nil
+	case plan.FieldIncentiveCapPerPeriod:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIncentiveCapPerPeriod(v)
+		return nil
+	case plan.FieldIncentiveCapPerMember:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIncentiveCapPerMember(v)
+		return nil
+	case plan.FieldIncentiveExpiryDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIncentiveExpiryDays(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
 }
@@ -9288,6 +10416,9 @@ func (m *PlanMutation) AddedFields() []string {
 	if m.addon_demand_expiry_days != nil {
 		fields = append(fields, plan.FieldOnDemandExpiryDays)
 	}
+	if m.addincentive_expiry_days != nil {
+		fields = append(fields, plan.FieldIncentiveExpiryDays)
+	}
 	return fields
 }
 
@@ -9300,6 +10431,8 @@ func (m *PlanMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedAutoTopUpCap()
 	case plan.FieldOnDemandExpiryDays:
 		return m.AddedOnDemandExpiryDays()
+	case plan.FieldIncentiveExpiryDays:
+		return m.AddedIncentiveExpiryDays()
 	}
 	return nil, false
 }
@@ -9322,6 +10455,13 @@ func (m *PlanMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddOnDemandExpiryDays(v)
+		return nil
+	case plan.FieldIncentiveExpiryDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddIncentiveExpiryDays(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Plan numeric field %s", name)
@@ -9354,6 +10494,12 @@ func (m *PlanMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(plan.FieldOnDemandExpiryDays) {
 		fields = append(fields, plan.FieldOnDemandExpiryDays)
+	}
+	if m.FieldCleared(plan.FieldIncentiveCapPerPeriod) {
+		fields = append(fields, plan.FieldIncentiveCapPerPeriod)
+	}
+	if m.FieldCleared(plan.FieldIncentiveCapPerMember) {
+		fields = append(fields, plan.FieldIncentiveCapPerMember)
 	}
 	return fields
 }
@@ -9392,6 +10538,12 @@ func (m *PlanMutation) ClearField(name string) error {
 		return nil
 	case plan.FieldOnDemandExpiryDays:
 		m.ClearOnDemandExpiryDays()
+		return nil
+	case plan.FieldIncentiveCapPerPeriod:
+		m.ClearIncentiveCapPerPeriod()
+		return nil
+	case plan.FieldIncentiveCapPerMember:
+		m.ClearIncentiveCapPerMember()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan nullable field %s", name)
@@ -9454,6 +10606,15 @@ func (m *PlanMutation) ResetField(name string) error {
 		return nil
 	case plan.FieldOnDemandExpiryDays:
 		m.ResetOnDemandExpiryDays()
+		return nil
+	case plan.FieldIncentiveCapPerPeriod:
+		m.ResetIncentiveCapPerPeriod()
+		return nil
+	case plan.FieldIncentiveCapPerMember:
+		m.ResetIncentiveCapPerMember()
+		return nil
+	case plan.FieldIncentiveExpiryDays:
+		m.ResetIncentiveExpiryDays()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)

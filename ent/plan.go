@@ -55,7 +55,13 @@ type Plan struct {
 	OnDemandPrice decimal.NullDecimal `json:"on_demand_price,omitempty"`
 	// OnDemandExpiryDays holds the value of the "on_demand_expiry_days" field.
 	OnDemandExpiryDays *int `json:"on_demand_expiry_days,omitempty"`
-	selectValues       sql.SelectValues
+	// IncentiveCapPerPeriod holds the value of the "incentive_cap_per_period" field.
+	IncentiveCapPerPeriod decimal.NullDecimal `json:"incentive_cap_per_period,omitempty"`
+	// IncentiveCapPerMember holds the value of the "incentive_cap_per_member" field.
+	IncentiveCapPerMember decimal.NullDecimal `json:"incentive_cap_per_member,omitempty"`
+	// IncentiveExpiryDays holds the value of the "incentive_expiry_days" field.
+	IncentiveExpiryDays int `json:"incentive_expiry_days,omitempty"`
+	selectValues        sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -65,9 +71,9 @@ func (*Plan) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case plan.FieldIncludedCredits, plan.FieldPricePerCredit, plan.FieldPlatformFee:
 			values[i] = new(decimal.Decimal)
-		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice:
+		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember:
 			values[i] = new(decimal.NullDecimal)
-		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays:
+		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays, plan.FieldIncentiveExpiryDays:
 			values[i] = new(sql.NullInt64)
 		case plan.FieldName, plan.FieldPeriod, plan.FieldCurrency, plan.FieldRegisterName, plan.FieldOverageMode, plan.FieldRolloverMode:
 			values[i] = new(sql.NullString)
@@ -204,6 +210,24 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 				_m.OnDemandExpiryDays = new(int)
 				*_m.OnDemandExpiryDays = int(value.Int64)
 			}
+		case plan.FieldIncentiveCapPerPeriod:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field incentive_cap_per_period", values[i])
+			} else if value != nil {
+				_m.IncentiveCapPerPeriod = *value
+			}
+		case plan.FieldIncentiveCapPerMember:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field incentive_cap_per_member", values[i])
+			} else if value != nil {
+				_m.IncentiveCapPerMember = *value
+			}
+		case plan.FieldIncentiveExpiryDays:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field incentive_expiry_days", values[i])
+			} else if value.Valid {
+				_m.IncentiveExpiryDays = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -297,6 +321,15 @@ func (_m *Plan) String() string {
 		builder.WriteString("on_demand_expiry_days=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("incentive_cap_per_period=")
+	builder.WriteString(fmt.Sprintf("%v", _m.IncentiveCapPerPeriod))
+	builder.WriteString(", ")
+	builder.WriteString("incentive_cap_per_member=")
+	builder.WriteString(fmt.Sprintf("%v", _m.IncentiveCapPerMember))
+	builder.WriteString(", ")
+	builder.WriteString("incentive_expiry_days=")
+	builder.WriteString(fmt.Sprintf("%v", _m.IncentiveExpiryDays))
 	builder.WriteByte(')')
 	return builder.String()
 }

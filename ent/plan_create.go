@@ -212,6 +212,48 @@ func (_c *PlanCreate) SetNillableOnDemandExpiryDays(v *int) *PlanCreate {
 	return _c
 }
 
+// SetIncentiveCapPerPeriod sets the "incentive_cap_per_period" field.
+func (_c *PlanCreate) SetIncentiveCapPerPeriod(v decimal.NullDecimal) *PlanCreate {
+	_c.mutation.SetIncentiveCapPerPeriod(v)
+	return _c
+}
+
+// SetNillableIncentiveCapPerPeriod sets the "incentive_cap_per_period" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableIncentiveCapPerPeriod(v *decimal.NullDecimal) *PlanCreate {
+	if v != nil {
+		_c.SetIncentiveCapPerPeriod(*v)
+	}
+	return _c
+}
+
+// SetIncentiveCapPerMember sets the "incentive_cap_per_member" field.
+func (_c *PlanCreate) SetIncentiveCapPerMember(v decimal.NullDecimal) *PlanCreate {
+	_c.mutation.SetIncentiveCapPerMember(v)
+	return _c
+}
+
+// SetNillableIncentiveCapPerMember sets the "incentive_cap_per_member" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableIncentiveCapPerMember(v *decimal.NullDecimal) *PlanCreate {
+	if v != nil {
+		_c.SetIncentiveCapPerMember(*v)
+	}
+	return _c
+}
+
+// SetIncentiveExpiryDays sets the "incentive_expiry_days" field.
+func (_c *PlanCreate) SetIncentiveExpiryDays(v int) *PlanCreate {
+	_c.mutation.SetIncentiveExpiryDays(v)
+	return _c
+}
+
+// SetNillableIncentiveExpiryDays sets the "incentive_expiry_days" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableIncentiveExpiryDays(v *int) *PlanCreate {
+	if v != nil {
+		_c.SetIncentiveExpiryDays(*v)
+	}
+	return _c
+}
+
 // Mutation returns the PlanMutation object of the builder.
 func (_c *PlanCreate) Mutation() *PlanMutation {
 	return _c.mutation
@@ -254,6 +296,10 @@ func (_c *PlanCreate) defaults() {
 	if _, ok := _c.mutation.Currency(); !ok {
 		v := plan.DefaultCurrency
 		_c.mutation.SetCurrency(v)
+	}
+	if _, ok := _c.mutation.IncentiveExpiryDays(); !ok {
+		v := plan.DefaultIncentiveExpiryDays
+		_c.mutation.SetIncentiveExpiryDays(v)
 	}
 }
 
@@ -313,6 +359,9 @@ func (_c *PlanCreate) check() error {
 		if err := plan.RolloverModeValidator(v); err != nil {
 			return &ValidationError{Name: "rollover_mode", err: fmt.Errorf(`ent: validator failed for field "Plan.rollover_mode": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.IncentiveExpiryDays(); !ok {
+		return &ValidationError{Name: "incentive_expiry_days", err: errors.New(`ent: missing required field "Plan.incentive_expiry_days"`)}
 	}
 	return nil
 }
@@ -412,6 +461,18 @@ func (_c *PlanCreate) createSpec() (*Plan, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.OnDemandExpiryDays(); ok {
 		_spec.SetField(plan.FieldOnDemandExpiryDays, field.TypeInt, value)
 		_node.OnDemandExpiryDays = &value
+	}
+	if value, ok := _c.mutation.IncentiveCapPerPeriod(); ok {
+		_spec.SetField(plan.FieldIncentiveCapPerPeriod, field.TypeOther, value)
+		_node.IncentiveCapPerPeriod = value
+	}
+	if value, ok := _c.mutation.IncentiveCapPerMember(); ok {
+		_spec.SetField(plan.FieldIncentiveCapPerMember, field.TypeOther, value)
+		_node.IncentiveCapPerMember = value
+	}
+	if value, ok := _c.mutation.IncentiveExpiryDays(); ok {
+		_spec.SetField(plan.FieldIncentiveExpiryDays, field.TypeInt, value)
+		_node.IncentiveExpiryDays = value
 	}
 	return _node, _spec
 }
@@ -529,6 +590,15 @@ func (u *PlanUpsertOne) UpdateNewValues() *PlanUpsertOne {
 		}
 		if _, exists := u.create.mutation.OnDemandExpiryDays(); exists {
 			s.SetIgnore(plan.FieldOnDemandExpiryDays)
+		}
+		if _, exists := u.create.mutation.IncentiveCapPerPeriod(); exists {
+			s.SetIgnore(plan.FieldIncentiveCapPerPeriod)
+		}
+		if _, exists := u.create.mutation.IncentiveCapPerMember(); exists {
+			s.SetIgnore(plan.FieldIncentiveCapPerMember)
+		}
+		if _, exists := u.create.mutation.IncentiveExpiryDays(); exists {
+			s.SetIgnore(plan.FieldIncentiveExpiryDays)
 		}
 	}))
 	return u
@@ -790,6 +860,15 @@ func (u *PlanUpsertBulk) UpdateNewValues() *PlanUpsertBulk {
 			}
 			if _, exists := b.mutation.OnDemandExpiryDays(); exists {
 				s.SetIgnore(plan.FieldOnDemandExpiryDays)
+			}
+			if _, exists := b.mutation.IncentiveCapPerPeriod(); exists {
+				s.SetIgnore(plan.FieldIncentiveCapPerPeriod)
+			}
+			if _, exists := b.mutation.IncentiveCapPerMember(); exists {
+				s.SetIgnore(plan.FieldIncentiveCapPerMember)
+			}
+			if _, exists := b.mutation.IncentiveExpiryDays(); exists {
+				s.SetIgnore(plan.FieldIncentiveExpiryDays)
 			}
 		}
 	}))

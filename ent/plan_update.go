@@ -92,6 +92,12 @@ func (_u *PlanUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.OnDemandExpiryDaysCleared() {
 		_spec.ClearField(plan.FieldOnDemandExpiryDays, field.TypeInt)
 	}
+	if _u.mutation.IncentiveCapPerPeriodCleared() {
+		_spec.ClearField(plan.FieldIncentiveCapPerPeriod, field.TypeOther)
+	}
+	if _u.mutation.IncentiveCapPerMemberCleared() {
+		_spec.ClearField(plan.FieldIncentiveCapPerMember, field.TypeOther)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{plan.Label}
@@ -206,6 +212,12 @@ func (_u *PlanUpdateOne) sqlSave(ctx context.Context) (_node *Plan, err error) {
 	}
 	if _u.mutation.OnDemandExpiryDaysCleared() {
 		_spec.ClearField(plan.FieldOnDemandExpiryDays, field.TypeInt)
+	}
+	if _u.mutation.IncentiveCapPerPeriodCleared() {
+		_spec.ClearField(plan.FieldIncentiveCapPerPeriod, field.TypeOther)
+	}
+	if _u.mutation.IncentiveCapPerMemberCleared() {
+		_spec.ClearField(plan.FieldIncentiveCapPerMember, field.TypeOther)
 	}
 	_node = &Plan{config: _u.config}
 	_spec.Assign = _node.assignValues

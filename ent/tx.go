@@ -26,6 +26,8 @@ type Tx struct {
 	Grant *GrantClient
 	// Hold is the client for interacting with the Hold builders.
 	Hold *HoldClient
+	// IncentiveAward is the client for interacting with the IncentiveAward builders.
+	IncentiveAward *IncentiveAwardClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
 	// Organization is the client for interacting with the Organization builders.
@@ -185,6 +187,7 @@ func (tx *Tx) init() {
 	tx.Charge = NewChargeClient(tx.config)
 	tx.Grant = NewGrantClient(tx.config)
 	tx.Hold = NewHoldClient(tx.config)
+	tx.IncentiveAward = NewIncentiveAwardClient(tx.config)
 	tx.LedgerEntry = NewLedgerEntryClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)
 	tx.Plan = NewPlanClient(tx.config)

@@ -116,6 +116,11 @@ type ComplexityRoot struct {
 		Reserved  func(childComplexity int) int
 	}
 
+	BehaviorResult struct {
+		Duplicate func(childComplexity int) int
+		Incentive func(childComplexity int) int
+	}
+
 	Budget struct {
 		Amount      func(childComplexity int) int
 		Hard        func(childComplexity int) int
@@ -201,6 +206,7 @@ type ComplexityRoot struct {
 		PublishPolicy           func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
 		PublishWeightRegister   func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
 		PurchaseCredits         func(childComplexity int, poolID int, credits decimal.Decimal) int
+		RecordBehavior          func(childComplexity int, input model.BehaviorInput) int
 		RecordUsage             func(childComplexity int, input model.UsageInput) int
 		RecordUsageBatch        func(childComplexity int, inputs []*model.UsageInput) int
 		RevokeAPIKey            func(childComplexity int, id int) int
@@ -236,25 +242,28 @@ type ComplexityRoot struct {
 	}
 
 	Plan struct {
-		AutoTopUpCap       func(childComplexity int) int
-		AutoTopUpCredits   func(childComplexity int) int
-		AutoTopUpThreshold func(childComplexity int) int
-		BorrowLimit        func(childComplexity int) int
-		CreatedAt          func(childComplexity int) int
-		Currency           func(childComplexity int) int
-		ID                 func(childComplexity int) int
-		IncludedCredits    func(childComplexity int) int
-		Name               func(childComplexity int) int
-		OnDemandExpiryDays func(childComplexity int) int
-		OnDemandPrice      func(childComplexity int) int
-		OverageMode        func(childComplexity int) int
-		OveragePrice       func(childComplexity int) int
-		Period             func(childComplexity int) int
-		PlatformFee        func(childComplexity int) int
-		PricePerCredit     func(childComplexity int) int
-		RegisterName       func(childComplexity int) int
-		RolloverCap        func(childComplexity int) int
-		RolloverMode       func(childComplexity int) int
+		AutoTopUpCap          func(childComplexity int) int
+		AutoTopUpCredits      func(childComplexity int) int
+		AutoTopUpThreshold    func(childComplexity int) int
+		BorrowLimit           func(childComplexity int) int
+		CreatedAt             func(childComplexity int) int
+		Currency              func(childComplexity int) int
+		ID                    func(childComplexity int) int
+		IncentiveCapPerMember func(childComplexity int) int
+		IncentiveCapPerPeriod func(childComplexity int) int
+		IncentiveExpiryDays   func(childComplexity int) int
+		IncludedCredits       func(childComplexity int) int
+		Name                  func(childComplexity int) int
+		OnDemandExpiryDays    func(childComplexity int) int
+		OnDemandPrice         func(childComplexity int) int
+		OverageMode           func(childComplexity int) int
+		OveragePrice          func(childComplexity int) int
+		Period                func(childComplexity int) int
+		PlatformFee           func(childComplexity int) int
+		PricePerCredit        func(childComplexity int) int
+		RegisterName          func(childComplexity int) int
+		RolloverCap           func(childComplexity int) int
+		RolloverMode          func(childComplexity int) int
 	}
 
 	Policy struct {
@@ -353,6 +362,7 @@ type ComplexityRoot struct {
 		Draws      func(childComplexity int) int
 		Duplicate  func(childComplexity int) int
 		Event      func(childComplexity int) int
+		Incentives func(childComplexity int) int
 		Overage    func(childComplexity int) int
 		Reason     func(childComplexity int) int
 		ReasonCode func(childComplexity int) int
@@ -422,6 +432,7 @@ type MutationResolver interface {
 	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
 	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error)
 	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period engine.Period, hard bool) (*ent.Pool, error)
+	RecordBehavior(ctx context.Context, input model.BehaviorInput) (*ledger.BehaviorResult, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
 	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error)
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
@@ -444,6 +455,8 @@ type PlanResolver interface {
 	AutoTopUpCredits(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 
 	BorrowLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+	IncentiveCapPerPeriod(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+	IncentiveCapPerMember(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 }
 type PolicyResolver interface {
 	Status(ctx context.Context, obj *ent.PolicyVersion) (engine.VersionStatus, error)
@@ -741,6 +754,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Balance.Reserved(childComplexity), true
+
+	case "BehaviorResult.duplicate":
+		if e.ComplexityRoot.BehaviorResult.Duplicate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BehaviorResult.Duplicate(childComplexity), true
+	case "BehaviorResult.incentive":
+		if e.ComplexityRoot.BehaviorResult.Incentive == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BehaviorResult.Incentive(childComplexity), true
 
 	case "Budget.amount":
 		if e.ComplexityRoot.Budget.Amount == nil {
@@ -1133,6 +1159,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PurchaseCredits(childComplexity, args["poolId"].(int), args["credits"].(decimal.Decimal)), true
+	case "Mutation.recordBehavior":
+		if e.ComplexityRoot.Mutation.RecordBehavior == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_recordBehavior_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RecordBehavior(childComplexity, args["input"].(model.BehaviorInput)), true
 	case "Mutation.recordUsage":
 		if e.ComplexityRoot.Mutation.RecordUsage == nil {
 			break
@@ -1357,6 +1394,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.ID(childComplexity), true
+	case "Plan.incentiveCapPerMember":
+		if e.ComplexityRoot.Plan.IncentiveCapPerMember == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.IncentiveCapPerMember(childComplexity), true
+	case "Plan.incentiveCapPerPeriod":
+		if e.ComplexityRoot.Plan.IncentiveCapPerPeriod == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.IncentiveCapPerPeriod(childComplexity), true
+	case "Plan.incentiveExpiryDays":
+		if e.ComplexityRoot.Plan.IncentiveExpiryDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.IncentiveExpiryDays(childComplexity), true
 	case "Plan.includedCredits":
 		if e.ComplexityRoot.Plan.IncludedCredits == nil {
 			break
@@ -1915,6 +1970,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UsageResult.Event(childComplexity), true
+	case "UsageResult.incentives":
+		if e.ComplexityRoot.UsageResult.Incentives == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageResult.Incentives(childComplexity), true
 	case "UsageResult.overage":
 		if e.ComplexityRoot.UsageResult.Overage == nil {
 			break
@@ -2034,6 +2095,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputBehaviorInput,
 		ec.unmarshalInputGrantInput,
 		ec.unmarshalInputPlanInput,
 		ec.unmarshalInputPolicyInput,
@@ -2281,6 +2343,17 @@ func (ec *executionContext) field_Mutation_purchaseCredits_args(ctx context.Cont
 		return nil, err
 	}
 	args["credits"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_recordBehavior_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNBehaviorInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐBehaviorInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -3793,6 +3866,88 @@ func (ec *executionContext) fieldContext_Balance_overage(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BehaviorResult_incentive(ctx context.Context, field graphql.CollectedField, obj *ledger.BehaviorResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BehaviorResult_incentive,
+		func(ctx context.Context) (any, error) {
+			return obj.Incentive, nil
+		},
+		nil,
+		ec.marshalOGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_BehaviorResult_incentive(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BehaviorResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Grant_id(ctx, field)
+			case "pool":
+				return ec.fieldContext_Grant_pool(ctx, field)
+			case "creditType":
+				return ec.fieldContext_Grant_creditType(ctx, field)
+			case "priority":
+				return ec.fieldContext_Grant_priority(ctx, field)
+			case "amount":
+				return ec.fieldContext_Grant_amount(ctx, field)
+			case "remaining":
+				return ec.fieldContext_Grant_remaining(ctx, field)
+			case "unitPrice":
+				return ec.fieldContext_Grant_unitPrice(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_Grant_effectiveAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Grant_expiresAt(ctx, field)
+			case "memo":
+				return ec.fieldContext_Grant_memo(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Grant_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BehaviorResult_duplicate(ctx context.Context, field graphql.CollectedField, obj *ledger.BehaviorResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BehaviorResult_duplicate,
+		func(ctx context.Context) (any, error) {
+			return obj.Duplicate, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BehaviorResult_duplicate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BehaviorResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
 		},
 	}
 	return fc, nil
@@ -5655,6 +5810,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsage(ctx context.Contex
 				return ec.fieldContext_UsageResult_reserved(ctx, field)
 			case "borrowed":
 				return ec.fieldContext_UsageResult_borrowed(ctx, field)
+			case "incentives":
+				return ec.fieldContext_UsageResult_incentives(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type UsageResult", field.Name)
 		},
@@ -5718,6 +5875,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsageBatch(ctx context.C
 				return ec.fieldContext_UsageResult_reserved(ctx, field)
 			case "borrowed":
 				return ec.fieldContext_UsageResult_borrowed(ctx, field)
+			case "incentives":
+				return ec.fieldContext_UsageResult_incentives(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type UsageResult", field.Name)
 		},
@@ -5903,6 +6062,12 @@ func (ec *executionContext) fieldContext_Mutation_createPlan(ctx context.Context
 				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
 			case "borrowLimit":
 				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
 			}
@@ -6159,6 +6324,53 @@ func (ec *executionContext) fieldContext_Mutation_setBudget(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_setBudget_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_recordBehavior(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_recordBehavior,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RecordBehavior(ctx, fc.Args["input"].(model.BehaviorInput))
+		},
+		nil,
+		ec.marshalNBehaviorResult2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐBehaviorResult,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_recordBehavior(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "incentive":
+				return ec.fieldContext_BehaviorResult_incentive(ctx, field)
+			case "duplicate":
+				return ec.fieldContext_BehaviorResult_duplicate(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type BehaviorResult", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_recordBehavior_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7406,6 +7618,93 @@ func (ec *executionContext) fieldContext_Plan_borrowLimit(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Plan_incentiveCapPerPeriod(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_incentiveCapPerPeriod,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().IncentiveCapPerPeriod(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_incentiveCapPerPeriod(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_incentiveCapPerMember(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_incentiveCapPerMember,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().IncentiveCapPerMember(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_incentiveCapPerMember(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_incentiveExpiryDays(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_incentiveExpiryDays,
+		func(ctx context.Context) (any, error) {
+			return obj.IncentiveExpiryDays, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_incentiveExpiryDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Plan_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8370,6 +8669,12 @@ func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field gr
 				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
 			case "borrowLimit":
 				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
 			}
@@ -9047,6 +9352,12 @@ func (ec *executionContext) fieldContext_Subscription_plan(_ context.Context, fi
 				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
 			case "borrowLimit":
 				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
 			}
@@ -10217,6 +10528,59 @@ func (ec *executionContext) fieldContext_UsageResult_borrowed(_ context.Context,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageResult_incentives(ctx context.Context, field graphql.CollectedField, obj *ledger.UsageResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageResult_incentives,
+		func(ctx context.Context) (any, error) {
+			return obj.Incentives, nil
+		},
+		nil,
+		ec.marshalNGrant2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrantᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageResult_incentives(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Grant_id(ctx, field)
+			case "pool":
+				return ec.fieldContext_Grant_pool(ctx, field)
+			case "creditType":
+				return ec.fieldContext_Grant_creditType(ctx, field)
+			case "priority":
+				return ec.fieldContext_Grant_priority(ctx, field)
+			case "amount":
+				return ec.fieldContext_Grant_amount(ctx, field)
+			case "remaining":
+				return ec.fieldContext_Grant_remaining(ctx, field)
+			case "unitPrice":
+				return ec.fieldContext_Grant_unitPrice(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_Grant_effectiveAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Grant_expiresAt(ctx, field)
+			case "memo":
+				return ec.fieldContext_Grant_memo(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Grant_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
 	}
 	return fc, nil
@@ -12088,6 +12452,57 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputBehaviorInput(ctx context.Context, obj any) (model.BehaviorInput, error) {
+	var it model.BehaviorInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"organizationId", "poolId", "name", "properties"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "organizationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("organizationId"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrganizationID = data
+		case "poolId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "properties":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("properties"))
+			data, err := ec.unmarshalOJSON2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Properties = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj any) (model.GrantInput, error) {
 	var it model.GrantInput
 	if obj == nil {
@@ -12182,7 +12597,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 		asMap["platformFee"] = "0"
 	}
 
-	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays"}
+	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12308,6 +12723,27 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.OnDemandExpiryDays = data
+		case "incentiveCapPerPeriod":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("incentiveCapPerPeriod"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IncentiveCapPerPeriod = data
+		case "incentiveCapPerMember":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("incentiveCapPerMember"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IncentiveCapPerMember = data
+		case "incentiveExpiryDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("incentiveExpiryDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IncentiveExpiryDays = data
 		}
 	}
 	return it, nil
@@ -13032,6 +13468,47 @@ func (ec *executionContext) _Balance(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "overage":
 			out.Values[i] = ec._Balance_overage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var behaviorResultImplementors = []string{"BehaviorResult"}
+
+func (ec *executionContext) _BehaviorResult(ctx context.Context, sel ast.SelectionSet, obj *ledger.BehaviorResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, behaviorResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BehaviorResult")
+		case "incentive":
+			out.Values[i] = ec._BehaviorResult_incentive(ctx, field, obj)
+		case "duplicate":
+			out.Values[i] = ec._BehaviorResult_duplicate(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13952,6 +14429,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "recordBehavior":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_recordBehavior(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "saveWeightRegisterDraft":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_saveWeightRegisterDraft(ctx, field)
@@ -14524,6 +15008,77 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "incentiveCapPerPeriod":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_incentiveCapPerPeriod(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "incentiveCapPerMember":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_incentiveCapPerMember(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "incentiveExpiryDays":
+			out.Values[i] = ec._Plan_incentiveExpiryDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "createdAt":
 			out.Values[i] = ec._Plan_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -15821,6 +16376,11 @@ func (ec *executionContext) _UsageResult(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "incentives":
+			out.Values[i] = ec._UsageResult_incentives(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -16589,6 +17149,25 @@ func (ec *executionContext) marshalNBalance2ᚖgithubᚗcomᚋcreditdᚋcreditd�
 		return graphql.Null
 	}
 	return ec._Balance(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNBehaviorInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐBehaviorInput(ctx context.Context, v any) (model.BehaviorInput, error) {
+	res, err := ec.unmarshalInputBehaviorInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBehaviorResult2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐBehaviorResult(ctx context.Context, sel ast.SelectionSet, v ledger.BehaviorResult) graphql.Marshaler {
+	return ec._BehaviorResult(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNBehaviorResult2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐBehaviorResult(ctx context.Context, sel ast.SelectionSet, v *ledger.BehaviorResult) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._BehaviorResult(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {

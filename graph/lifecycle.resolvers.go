@@ -27,7 +27,8 @@ func (r *mutationResolver) CreatePlan(ctx context.Context, input model.PlanInput
 		PricePerCredit: input.PricePerCredit, PlatformFee: input.PlatformFee, Currency: deref(input.Currency), RegisterName: input.RegisterName,
 		OverageMode: input.OverageMode, OveragePrice: input.OveragePrice, AutoTopUpThreshold: input.AutoTopUpThreshold,
 		AutoTopUpCredits: input.AutoTopUpCredits, AutoTopUpCap: input.AutoTopUpCap, BorrowLimit: input.BorrowLimit, RolloverMode: input.RolloverMode,
-		RolloverCap: input.RolloverCap, OnDemandPrice: input.OnDemandPrice, OnDemandExpiryDays: input.OnDemandExpiryDays})
+		RolloverCap: input.RolloverCap, OnDemandPrice: input.OnDemandPrice, OnDemandExpiryDays: input.OnDemandExpiryDays,
+		IncentiveCapPerPeriod: input.IncentiveCapPerPeriod, IncentiveCapPerMember: input.IncentiveCapPerMember, IncentiveExpiryDays: input.IncentiveExpiryDays})
 }
 
 // Subscribe is the resolver for the subscribe field.
@@ -53,6 +54,16 @@ func (r *mutationResolver) PurchaseCredits(ctx context.Context, poolID int, cred
 // SetBudget is the resolver for the setBudget field.
 func (r *mutationResolver) SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period engine.Period, hard bool) (*ent.Pool, error) {
 	return r.svc.SetBudget(ctx, poolID, amount, period, hard)
+}
+
+// RecordBehavior is the resolver for the recordBehavior field.
+func (r *mutationResolver) RecordBehavior(ctx context.Context, input model.BehaviorInput) (*ledger.BehaviorResult, error) {
+	res, err := r.svc.RecordBehavior(ctx, ledger.BehaviorInput{OrganizationID: input.OrganizationID, PoolID: input.PoolID,
+		Name: input.Name, Properties: input.Properties})
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
 }
 
 // Subscription is the resolver for the subscription field.
@@ -88,6 +99,16 @@ func (r *planResolver) AutoTopUpCredits(ctx context.Context, obj *ent.Plan) (*de
 // BorrowLimit is the resolver for the borrowLimit field.
 func (r *planResolver) BorrowLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
 	return nullDecimal(obj.BorrowLimit), nil
+}
+
+// IncentiveCapPerPeriod is the resolver for the incentiveCapPerPeriod field.
+func (r *planResolver) IncentiveCapPerPeriod(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
+	return nullDecimal(obj.IncentiveCapPerPeriod), nil
+}
+
+// IncentiveCapPerMember is the resolver for the incentiveCapPerMember field.
+func (r *planResolver) IncentiveCapPerMember(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
+	return nullDecimal(obj.IncentiveCapPerMember), nil
 }
 
 // Budget is the resolver for the budget field.

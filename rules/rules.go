@@ -28,6 +28,7 @@ const (
 	KindDrawOrder Kind = "DRAW_ORDER" // result list
 	KindWeight    Kind = "WEIGHT"     // weight expression of a register action; result decimal >= 0
 	KindOverage   Kind = "OVERAGE"    // lets an event through as overage when credits run short; result bool
+	KindIncentive Kind = "INCENTIVE"  // incentive credits for a usage or behaviour event; result decimal >= 0
 )
 
 // Limits.
@@ -138,6 +139,11 @@ func buildEnvs() {
 			cel.Variable("event", eventType),
 			cel.Variable("org", orgType),
 		},
+		KindIncentive: {
+			cel.Variable("event", eventType),
+			cel.Variable("org", orgType),
+			cel.Variable("trigger", cel.StringType),
+		},
 		KindOverage: {
 			cel.Variable("event", eventType),
 			cel.Variable("org", orgType),
@@ -199,7 +205,7 @@ func Compile(kind Kind, expr string) (*Program, error) {
 	out := ast.OutputType()
 	line, col := rootPosition(ast)
 	switch kind {
-	case KindBurn, KindWeight:
+	case KindBurn, KindWeight, KindIncentive:
 		if !out.IsExactType(DecimalType) && out.Kind() != types.DynKind {
 			return nil, compileError(kind, line, col, "rule returns %s, want decimal (use decimal(...) to convert)", out)
 		}
@@ -326,7 +332,7 @@ func (p *Program) eval(ctx context.Context, v Vars) (ref.Val, error) {
 // Decimal evaluates a BURN rule or a weight expression; the result must be a
 // decimal >= 0.
 func (p *Program) Decimal(ctx context.Context, v Vars) (decimal.Decimal, error) {
-	if p.kind != KindBurn && p.kind != KindWeight {
+	if p.kind != KindBurn && p.kind != KindWeight && p.kind != KindIncentive {
 		return decimal.Zero, fmt.Errorf("%w: a %s rule has no decimal result", ErrRuntime, p.kind)
 	}
 	out, err := p.eval(ctx, v)

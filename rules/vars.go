@@ -55,6 +55,8 @@ type Vars struct {
 	// OVERAGE rules: the credits the grants cannot cover, and what they can.
 	Shortfall decimal.Decimal
 	Available decimal.Decimal
+	// INCENTIVE rules: "usage" or "behavior".
+	Trigger string
 }
 
 // NoExpiry is how a grant without expiry looks to rules.
@@ -286,6 +288,10 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "weight":
 		if a.kind == KindBurn || a.kind == KindOverage {
 			return newDec(a.v.Weight), true
+		}
+	case "trigger":
+		if a.kind == KindIncentive {
+			return types.String(a.v.Trigger), true
 		}
 	case "shortfall":
 		if a.kind == KindOverage {

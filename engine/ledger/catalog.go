@@ -171,6 +171,7 @@ var ruleKinds = map[engine.PolicyKind]rules.Kind{
 	engine.PolicyBurn:      rules.KindBurn,
 	engine.PolicyDrawOrder: rules.KindDrawOrder,
 	engine.PolicyOverage:   rules.KindOverage,
+	engine.PolicyIncentive: rules.KindIncentive,
 }
 
 // versions picks the register (by name) and the policies in effect at t: for
@@ -216,6 +217,9 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		return v, err
 	}
 	if v.Overage, err = pick(engine.PolicyOverage); err != nil {
+		return v, err
+	}
+	if v.Incentive, err = pick(engine.PolicyIncentive); err != nil {
 		return v, err
 	}
 	return v, nil

@@ -384,3 +384,34 @@ func TestDegradedModeAndOveragePolicy(t *testing.T) {
 		verify(t, f.svc)
 	})
 }
+
+// A subscription that pins its register version keeps its prices when a new
+// version is published (grandfathering).
+func TestGrandfatheredRegister(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		pl, err := f.svc.CreatePlan(ctx, plan("pinned", engine.OverageHard, engine.RolloverNone, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now(), RegisterVersion: ptr(9)}); engine.CodeOf(err) != engine.CodeNotFound {
+			t.Fatalf("pinning an unpublished version: %v, want NOT_FOUND", err)
+		}
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now(), RegisterVersion: ptr(1)}); err != nil {
+			t.Fatal(err)
+		}
+		v2, err := f.svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{{Action: "agent.run", Credits: d("3")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.PublishRegister(ctx, "default", v2.Version, nil); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.svc.RecordUsage(ctx, f.usage("k", "agent.run"))
+		if err != nil || !res.Credits.Equal(d("1")) || *res.Event.RegisterVersion != 1 {
+			t.Fatalf("usage under a pinned register = %+v, %v; want 1 credit by version 1", res, err)
+		}
+		verify(t, f.svc)
+	})
+}

@@ -30,6 +30,12 @@ type PlanInput struct {
 	RolloverCap        *decimal.Decimal
 	OnDemandPrice      *decimal.Decimal
 	OnDemandExpiryDays *int
+	// Incentives: caps per period (organisation) and per member (pool), in
+	// credits (nil: none), and how many days incentive credits last
+	// (default 14).
+	IncentiveCapPerPeriod *decimal.Decimal
+	IncentiveCapPerMember *decimal.Decimal
+	IncentiveExpiryDays   *int
 }
 
 // Validate checks the plan is complete for its modes.
@@ -46,6 +52,7 @@ func (in PlanInput) Validate() error {
 	}{
 		{"includedCredits", &in.IncludedCredits}, {"pricePerCredit", &in.PricePerCredit}, {"platformFee", &in.PlatformFee},
 		{"overagePrice", in.OveragePrice}, {"rolloverCap", in.RolloverCap}, {"onDemandPrice", in.OnDemandPrice},
+		{"incentiveCapPerPeriod", in.IncentiveCapPerPeriod}, {"incentiveCapPerMember", in.IncentiveCapPerMember},
 	} {
 		if f.v != nil && f.v.IsNegative() {
 			return engine.Invalid(f.name, "must not be negative, got %s", f.v)
@@ -99,6 +106,9 @@ func (in PlanInput) Validate() error {
 	case in.RolloverMode != engine.RolloverCapped && in.RolloverCap != nil:
 		return engine.Invalid("rolloverCap", "only a CAPPED rollover has a cap")
 	}
+	if in.IncentiveExpiryDays != nil && (*in.IncentiveExpiryDays < 1 || *in.IncentiveExpiryDays > 365) {
+		return engine.Invalid("incentiveExpiryDays", "must be 1 to 365")
+	}
 	if in.OnDemandExpiryDays != nil && (*in.OnDemandExpiryDays < 1 || *in.OnDemandExpiryDays > 3650) {
 		return engine.Invalid("onDemandExpiryDays", "must be 1 to 3650")
 	}
@@ -135,6 +145,8 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 			SetOnDemandPrice(nullable(in.OnDemandPrice)).SetNillableOnDemandExpiryDays(in.OnDemandExpiryDays).
 			SetAutoTopUpThreshold(nullable(in.AutoTopUpThreshold)).SetAutoTopUpCredits(nullable(in.AutoTopUpCredits)).
 			SetNillableAutoTopUpCap(in.AutoTopUpCap).SetBorrowLimit(nullable(in.BorrowLimit)).
+			SetIncentiveCapPerPeriod(nullable(in.IncentiveCapPerPeriod)).SetIncentiveCapPerMember(nullable(in.IncentiveCapPerMember)).
+			SetNillableIncentiveExpiryDays(in.IncentiveExpiryDays).
 			SetCreatedAt(s.Now())
 		var err error
 		if out, err = c.Save(ctx); err != nil {

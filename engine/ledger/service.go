@@ -33,6 +33,7 @@ type Service struct {
 	holdTimeout time.Duration
 	defaults    sync.Map // organisation id -> default pool id (see defaultPools)
 	parents     sync.Map // pool id -> parent pool id, 0 for none (see chains)
+	plans       sync.Map // plan id -> *ent.Plan (plans never change)
 }
 
 // Option configures a Service.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -15,6 +16,7 @@ import (
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/weightregister"
 )
 
 // SubscribeInput subscribes an organisation to a plan.
@@ -77,8 +79,13 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 			return mapEntError(err, "plan", in.PlanID)
 		}
 		if in.RegisterVersion != nil {
-			if _, err := s.Register(ctx, p.RegisterName, in.RegisterVersion); err != nil {
+			ok, err := tx.WeightRegister.Query().Where(weightregister.Name(p.RegisterName), weightregister.Version(*in.RegisterVersion),
+				weightregister.StatusEQ(engine.VersionPublished)).Exist(ctx)
+			if err != nil {
 				return err
+			}
+			if !ok {
+				return engine.NotFound("published weight register", fmt.Sprintf("%s version %d", p.RegisterName, *in.RegisterVersion))
 			}
 		}
 		pools, err := tx.Pool.Query().Where(pool.OrganizationID(in.OrganizationID), pool.KindEQ(engine.PoolAccount)).
@@ -121,7 +128,7 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 			return err
 		}
 		if !start.After(now) {
-			if _, err := s.openPeriod(ctx, tx, out, p, now); err != nil {
+			if _, _, err := s.openPeriod(ctx, tx, out, p, now); err != nil {
 				return err
 			}
 			out, err = tx.Subscription.Get(ctx, out.ID)
@@ -172,20 +179,20 @@ var errPeriodTaken = errors.New("period already opened")
 // by the plan's rollover mode), allocates the new period's included credits
 // as a SUBSCRIPTION grant and records the platform fee, unless the term has
 // ended. A unique (subscription, period) row makes it happen once.
-func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, p *ent.Plan, now time.Time) (PeriodReport, error) {
+func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, p *ent.Plan, now time.Time) (PeriodReport, *time.Time, error) {
 	sched := schedule(sub, p)
 	n := sub.NextPeriod
 	start, end := sched.Bounds(n)
 	if err := s.lockRow(ctx, tx, "pools", sub.PoolID); err != nil {
-		return PeriodReport{}, err
+		return PeriodReport{}, nil, err
 	}
 	rep := PeriodReport{SubscriptionsClosed: 1, Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
 	running := sub.EndsAt == nil || start.Before(*sub.EndsAt)
 
 	// Close the period before: every grant of the pool ending at the boundary.
-	gs, err := tx.Grant.Query().Where(grant.PoolID(sub.PoolID), grant.ExpiresAtLTE(start)).All(ctx)
+	gs, err := tx.Grant.Query().Where(grant.PoolID(sub.PoolID), grant.ExpiresAtLTE(start), grant.RemainingNEQ(decimal.Zero)).All(ctx)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	eg := make([]engine.Grant, 0, len(gs))
 	for _, g := range gs {
@@ -201,23 +208,29 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 	for _, g := range eg {
 		remaining[g.ID] = g.Remaining
 	}
-	entry := func(kind engine.EntryKind, g int, amount decimal.Decimal, memo string) error {
-		remaining[g] = remaining[g].Add(amount)
-		if err := tx.LedgerEntry.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetGrantID(g).
-			SetKind(kind).SetAmount(amount).SetMemo(memo).SetCreatedAt(now).Exec(ctx); err != nil {
-			return err
-		}
-		return tx.Grant.UpdateOneID(g).SetRemaining(remaining[g]).Exec(ctx)
-	}
 	memo := fmt.Sprintf("period %d close", n)
+	var entries []*ent.LedgerEntryCreate
+	changed := map[int]bool{}
+	entry := func(kind engine.EntryKind, g int, amount decimal.Decimal) {
+		remaining[g] = remaining[g].Add(amount)
+		changed[g] = true
+		entries = append(entries, tx.LedgerEntry.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetGrantID(g).
+			SetKind(kind).SetAmount(amount).SetMemo(memo).SetCreatedAt(now))
+	}
 	for _, x := range pc.Expire {
-		if err := entry(engine.EntryExpire, x.GrantID, x.Amount.Neg(), memo); err != nil {
-			return rep, err
-		}
+		entry(engine.EntryExpire, x.GrantID, x.Amount.Neg())
 	}
 	for _, x := range pc.RollOut {
-		if err := entry(engine.EntryRolloverOut, x.GrantID, x.Amount.Neg(), memo); err != nil {
-			return rep, err
+		entry(engine.EntryRolloverOut, x.GrantID, x.Amount.Neg())
+	}
+	if len(entries) > 0 {
+		if err := tx.LedgerEntry.CreateBulk(entries...).Exec(ctx); err != nil {
+			return rep, nil, err
+		}
+	}
+	for g := range changed {
+		if err := tx.Grant.Update().Where(grant.ID(g)).SetRemaining(remaining[g]).Exec(ctx); err != nil {
+			return rep, nil, err
 		}
 	}
 	rep.Expired, rep.RolledOver = pc.Expired, pc.Rolled
@@ -233,7 +246,7 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 	}
 	if pc.Rolled.IsPositive() {
 		if err := newGrant(engine.CreditRollover, engine.EntryRolloverIn, pc.Rolled, fmt.Sprintf("rolled into period %d", n)); err != nil {
-			return rep, err
+			return rep, nil, err
 		}
 	}
 	if running {
@@ -243,13 +256,13 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 			prev, _ := sched.Bounds(n - 1)
 			borrowed, err := s.borrowed(ctx, tx.Client(), sub.OrganizationID, prev, start)
 			if err != nil {
-				return rep, err
+				return rep, nil, err
 			}
 			included = decimal.Max(included.Sub(borrowed), decimal.Zero)
 		}
 		if included.IsPositive() {
 			if err := newGrant(engine.CreditSubscription, engine.EntryGrant, included, fmt.Sprintf("%s period %d", p.Name, n)); err != nil {
-				return rep, err
+				return rep, nil, err
 			}
 			rep.Allocated = included
 		}
@@ -257,30 +270,33 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 			if err := tx.Charge.Create().SetOrganizationID(sub.OrganizationID).SetKind("PLATFORM_FEE").
 				SetCredits(decimal.Zero).SetAmount(p.PlatformFee).SetCurrency(p.Currency).SetSubscriptionID(sub.ID).
 				SetPeriodStart(start).SetMemo(fmt.Sprintf("%s period %d", p.Name, n)).SetCreatedAt(now).Exec(ctx); err != nil {
-				return rep, err
+				return rep, nil, err
 			}
 		}
 	}
 	if err := tx.SubscriptionPeriod.Create().SetSubscriptionID(sub.ID).SetPeriodIndex(n).SetStartsAt(start).SetEndsAt(end).
 		SetExpired(rep.Expired).SetRolledOver(rep.RolledOver).SetAllocated(rep.Allocated).SetCreatedAt(now).Exec(ctx); err != nil {
 		if isUniqueViolation(err) {
-			return rep, errPeriodTaken
+			return rep, nil, errPeriodTaken
 		}
-		return rep, err
+		return rep, nil, err
 	}
-	upd := tx.Subscription.UpdateOneID(sub.ID).SetNextPeriod(n + 1)
+	upd := tx.Subscription.Update().Where(subscription.ID(sub.ID)).SetNextPeriod(n + 1)
+	var next *time.Time
 	if running {
 		upd.SetNextPeriodAt(end)
+		next = &end
 	} else {
 		upd.ClearNextPeriodAt()
 	}
-	return rep, upd.Exec(ctx)
+	return rep, next, upd.Exec(ctx)
 }
 
 // RunPeriodClose opens (and so closes the period before) every subscription
 // period that has started by asOf and is not yet open, oldest first, one
-// transaction per period. It is idempotent: a second run, a late run, or a
-// run on another server at the same time changes nothing already done.
+// transaction per period, a few subscriptions at a time on PostgreSQL. It is
+// idempotent: a second run, a late run, or a run on another server at the
+// same time changes nothing already done.
 func (s *Service) RunPeriodClose(ctx context.Context, asOf time.Time) (PeriodReport, error) {
 	now := s.Now()
 	asOf = utc(asOf)
@@ -293,47 +309,101 @@ func (s *Service) RunPeriodClose(ctx context.Context, asOf time.Time) (PeriodRep
 	if err != nil {
 		return rep, err
 	}
-	counted := map[int]bool{}
+	workers := 1 // SQLite: one connection
+	if s.postgres() {
+		workers = 4 // the work waits on the database: overlap the waits (and group the commits)
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	jobs := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range jobs {
+				r, err := s.closeSubscription(ctx, id, asOf, now)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("subscription %d: %w", id, err)
+				}
+				rep.add(r)
+				mu.Unlock()
+			}
+		}()
+	}
 	for _, id := range due {
-		for {
-			var done PeriodReport
-			more := false
-			err := s.inTx(ctx, func(tx *ent.Tx) error {
-				if err := s.lockRow(ctx, tx, "subscriptions", id); err != nil {
-					return err
-				}
-				sub, err := tx.Subscription.Get(ctx, id)
-				if err != nil {
-					return err
-				}
-				if sub.NextPeriodAt == nil || sub.NextPeriodAt.After(asOf) {
-					return nil // done, here or by another runner
-				}
-				p, err := tx.Plan.Get(ctx, sub.PlanID)
-				if err != nil {
-					return err
-				}
-				done, err = s.openPeriod(ctx, tx, sub, p, now)
-				more = err == nil
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		jobs <- id
+	}
+	close(jobs)
+	wg.Wait()
+	return rep, firstErr
+}
+
+// closeSubscription opens the subscription's periods started by asOf.
+func (s *Service) closeSubscription(ctx context.Context, id int, asOf, now time.Time) (PeriodReport, error) {
+	rep := PeriodReport{Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
+	for counted := false; ; {
+		var (
+			done   PeriodReport
+			next   *time.Time
+			opened bool
+		)
+		err := s.inTx(ctx, func(tx *ent.Tx) error {
+			opened = false
+			if err := s.lockRow(ctx, tx, "subscriptions", id); err != nil {
 				return err
-			})
-			if errors.Is(err, errPeriodTaken) {
-				continue // another runner did this one; look again
 			}
+			sub, err := tx.Subscription.Get(ctx, id)
 			if err != nil {
-				return rep, fmt.Errorf("subscription %d: %w", id, err)
+				return err
 			}
-			if !more {
-				break
+			if sub.NextPeriodAt == nil || sub.NextPeriodAt.After(asOf) {
+				return nil // done, here or by another runner
 			}
-			if counted[id] {
-				done.SubscriptionsClosed = 0
+			p, err := s.plan(ctx, tx, sub.PlanID)
+			if err != nil {
+				return err
 			}
-			counted[id] = true
-			rep.add(done)
+			done, next, err = s.openPeriod(ctx, tx, sub, p, now)
+			opened = err == nil
+			return err
+		})
+		if errors.Is(err, errPeriodTaken) {
+			continue // another runner opened it: look again
+		}
+		if err != nil || !opened {
+			return rep, err
+		}
+		if counted {
+			done.SubscriptionsClosed = 0
+		}
+		counted = true
+		rep.add(done)
+		if next == nil || next.After(asOf) {
+			return rep, nil
 		}
 	}
-	return rep, nil
+}
+
+// plan returns a plan, cached: plans never change.
+func (s *Service) plan(ctx context.Context, tx *ent.Tx, id int) (*ent.Plan, error) {
+	if p, ok := s.plans.Load(id); ok {
+		return p.(*ent.Plan), nil
+	}
+	p, err := tx.Plan.Get(ctx, id)
+	if err == nil {
+		s.plans.Store(id, p)
+	}
+	return p, err
 }
 
 // CurrentSubscription is the organisation's subscription in effect now.
@@ -341,8 +411,14 @@ func (s *Service) CurrentSubscription(ctx context.Context, orgID int) (*ent.Subs
 	if !auth.From(ctx).Sees(orgID) {
 		return nil, nil
 	}
-	now := s.Now()
-	return none(s.db.Client.Subscription.Query().Where(subscription.OrganizationID(orgID), subscription.StartsAtLTE(now),
+	return currentSubscription(ctx, s.db.Client, orgID, s.Now())
+}
+
+// currentSubscription is the organisation's subscription in effect at now,
+// read through c (inside a transaction, the transaction's client: SQLite has
+// one connection).
+func currentSubscription(ctx context.Context, c *ent.Client, orgID int, now time.Time) (*ent.Subscription, error) {
+	return none(c.Subscription.Query().Where(subscription.OrganizationID(orgID), subscription.StartsAtLTE(now),
 		subscription.Or(subscription.EndsAtIsNil(), subscription.EndsAtGT(now))).
 		Order(ent.Desc(subscription.FieldStartsAt)).First(ctx))
 }

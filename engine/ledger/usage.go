@@ -13,6 +13,8 @@ import (
 	"github.com/creditd/creditd/auth"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/hold"
+	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/usageevent"
 )
@@ -29,6 +31,7 @@ type UsageResult struct {
 	ReasonCode engine.Code
 	Reserved   decimal.Decimal // credits held for the run its STARTED event began
 	Borrowed   decimal.Decimal // credits drawn on the next period's allocation
+	Incentives []*ent.Grant    // INCENTIVE grants the event earned
 }
 
 // RecordUsage records one usage event: see RecordUsageBatch, of which it is
@@ -256,6 +259,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	first := map[eventKey]int{} // key -> index of its first item in this batch
 	var replayed []int
 	spent := map[int]bool{} // budgeted pools whose spend changed
+	incentives := map[int][]*ent.Grant{}
 	var alerts []budgetAlert
 	for i, it := range items {
 		k := eventKey{it.in.OrganizationID, it.in.IdempotencyKey}
@@ -371,6 +375,21 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 			}
 			add(ts.sub.PoolID, g)
 		}
+		if v.Incentive != nil && p.Terms != nil && d.Decision != engine.DecisionDenied {
+			its, err := s.caps(ctx, tx, capsOf, p.Terms, now)
+			if err != nil {
+				return nil, err
+			}
+			g, err := s.award(ctx, tx.Client, v.Incentive, its, org, it.pool, it.ev, "usage", "usage:"+it.in.IdempotencyKey, now)
+			if err != nil {
+				return nil, engine.AtIndex(err, i)
+			}
+			if g != nil {
+				add(it.pool, engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority, Amount: g.Amount,
+					Remaining: g.Remaining, UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt})
+				incentives[i] = append(incentives[i], g)
+			}
+		}
 	}
 
 	// 4. Write: events (in key order, so concurrent batches take index locks
@@ -404,7 +423,8 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	for n, f := range fresh {
 		d := f.d
 		out[f.index] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
-			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero, Borrowed: d.Borrowed}
+			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero, Borrowed: d.Borrowed,
+			Incentives: incentives[f.index]}
 	}
 	if err := s.writeBudgets(ctx, tx, pools, spent, alerts, out, now); err != nil {
 		return nil, err
@@ -455,7 +475,7 @@ func conflict(key string) *engine.Error {
 
 func resultOf(e *ent.UsageEvent) UsageResult {
 	return UsageResult{Event: e, Decision: e.Decision, Credits: e.Credits, Overage: e.Overage,
-		Reason: e.Reason, ReasonCode: engine.Code(e.ReasonCode)}
+		Reason: e.Reason, ReasonCode: engine.Code(e.ReasonCode), Reserved: decimal.Zero, Borrowed: decimal.Zero}
 }
 
 func (s *Service) existingEvents(ctx context.Context, tx *usageTx, items []item) (map[eventKey]*ent.UsageEvent, error) {
@@ -500,6 +520,46 @@ func (s *Service) loadDraws(ctx context.Context, tx *usageTx, out []UsageResult,
 	}
 	for _, i := range idx {
 		out[i].Draws, out[i].Borrowed = byEvent[out[i].Event.ID], borrowed[out[i].Event.ID]
+	}
+	// The hold a replayed STARTED event made (still open or not).
+	var started []int
+	for _, i := range idx {
+		if e := out[i].Event; e.Status == engine.StatusStarted && e.RunID != "" {
+			started = append(started, e.ID)
+		}
+	}
+	if len(started) > 0 {
+		hs, err := tx.Hold.Query().Where(hold.StartedEventIDIn(started...)).All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			for _, i := range idx {
+				if out[i].Event.ID == h.StartedEventID && (h.SettledEventID == nil || *h.SettledEventID != h.StartedEventID) {
+					out[i].Reserved = h.Amount
+				}
+			}
+		}
+	}
+	// The incentives the first time earned.
+	behaviors := make([]string, len(idx))
+	for n, i := range idx {
+		behaviors[n] = "usage:" + out[i].Event.IdempotencyKey
+	}
+	awards, err := tx.IncentiveAward.Query().Where(incentiveaward.BehaviorIn(behaviors...)).All(ctx)
+	if err != nil || len(awards) == 0 {
+		return err
+	}
+	for _, a := range awards {
+		g, err := tx.Grant.Get(ctx, a.GrantID)
+		if err != nil {
+			return err
+		}
+		for _, i := range idx {
+			if e := out[i].Event; e.PoolID == a.PoolID && "usage:"+e.IdempotencyKey == a.Behavior {
+				out[i].Incentives = append(out[i].Incentives, g)
+			}
+		}
 	}
 	return nil
 }

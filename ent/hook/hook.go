@@ -81,6 +81,18 @@ func (f HoldFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error)
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.HoldMutation", m)
 }
 
+// The IncentiveAwardFunc type is an adapter to allow the use of ordinary
+// function as IncentiveAward mutator.
+type IncentiveAwardFunc func(context.Context, *ent.IncentiveAwardMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f IncentiveAwardFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.IncentiveAwardMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.IncentiveAwardMutation", m)
+}
+
 // The LedgerEntryFunc type is an adapter to allow the use of ordinary
 // function as LedgerEntry mutator.
 type LedgerEntryFunc func(context.Context, *ent.LedgerEntryMutation) (ent.Value, error)

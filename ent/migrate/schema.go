@@ -201,6 +201,37 @@ var (
 			},
 		},
 	}
+	// IncentiveAwardsColumns holds the columns for the "incentive_awards" table.
+	IncentiveAwardsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "behavior", Type: field.TypeString},
+		{Name: "grant_id", Type: field.TypeInt},
+		{Name: "policy_id", Type: field.TypeInt},
+		{Name: "policy_version", Type: field.TypeInt},
+		{Name: "credits", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "period_start", Type: field.TypeTime},
+	}
+	// IncentiveAwardsTable holds the schema information for the "incentive_awards" table.
+	IncentiveAwardsTable = &schema.Table{
+		Name:       "incentive_awards",
+		Columns:    IncentiveAwardsColumns,
+		PrimaryKey: []*schema.Column{IncentiveAwardsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "incentiveaward_pool_id_behavior",
+				Unique:  true,
+				Columns: []*schema.Column{IncentiveAwardsColumns[3], IncentiveAwardsColumns[4]},
+			},
+			{
+				Name:    "incentiveaward_organization_id_period_start",
+				Unique:  false,
+				Columns: []*schema.Column{IncentiveAwardsColumns[2], IncentiveAwardsColumns[9]},
+			},
+		},
+	}
 	// LedgerEntriesColumns holds the columns for the "ledger_entries" table.
 	LedgerEntriesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -297,6 +328,9 @@ var (
 		{Name: "rollover_cap", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "on_demand_price", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "on_demand_expiry_days", Type: field.TypeInt, Nullable: true},
+		{Name: "incentive_cap_per_period", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "incentive_cap_per_member", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "incentive_expiry_days", Type: field.TypeInt, Default: 14},
 	}
 	// PlansTable holds the schema information for the "plans" table.
 	PlansTable = &schema.Table{
@@ -569,6 +603,7 @@ var (
 		ChargesTable,
 		GrantsTable,
 		HoldsTable,
+		IncentiveAwardsTable,
 		LedgerEntriesTable,
 		OrganizationsTable,
 		PlansTable,

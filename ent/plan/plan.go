@@ -51,6 +51,12 @@ const (
 	FieldOnDemandPrice = "on_demand_price"
 	// FieldOnDemandExpiryDays holds the string denoting the on_demand_expiry_days field in the database.
 	FieldOnDemandExpiryDays = "on_demand_expiry_days"
+	// FieldIncentiveCapPerPeriod holds the string denoting the incentive_cap_per_period field in the database.
+	FieldIncentiveCapPerPeriod = "incentive_cap_per_period"
+	// FieldIncentiveCapPerMember holds the string denoting the incentive_cap_per_member field in the database.
+	FieldIncentiveCapPerMember = "incentive_cap_per_member"
+	// FieldIncentiveExpiryDays holds the string denoting the incentive_expiry_days field in the database.
+	FieldIncentiveExpiryDays = "incentive_expiry_days"
 	// Table holds the table name of the plan in the database.
 	Table = "plans"
 )
@@ -76,6 +82,9 @@ var Columns = []string{
 	FieldRolloverCap,
 	FieldOnDemandPrice,
 	FieldOnDemandExpiryDays,
+	FieldIncentiveCapPerPeriod,
+	FieldIncentiveCapPerMember,
+	FieldIncentiveExpiryDays,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -97,6 +106,8 @@ var (
 	DefaultCurrency string
 	// RegisterNameValidator is a validator for the "register_name" field. It is called by the builders before save.
 	RegisterNameValidator func(string) error
+	// DefaultIncentiveExpiryDays holds the default value on creation for the "incentive_expiry_days" field.
+	DefaultIncentiveExpiryDays int
 )
 
 // PeriodValidator is a validator for the "period" field enum values. It is called by the builders before save.
@@ -225,4 +236,19 @@ func ByOnDemandPrice(opts ...sql.OrderTermOption) OrderOption {
 // ByOnDemandExpiryDays orders the results by the on_demand_expiry_days field.
 func ByOnDemandExpiryDays(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldOnDemandExpiryDays, opts...).ToFunc()
+}
+
+// ByIncentiveCapPerPeriod orders the results by the incentive_cap_per_period field.
+func ByIncentiveCapPerPeriod(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldIncentiveCapPerPeriod, opts...).ToFunc()
+}
+
+// ByIncentiveCapPerMember orders the results by the incentive_cap_per_member field.
+func ByIncentiveCapPerMember(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldIncentiveCapPerMember, opts...).ToFunc()
+}
+
+// ByIncentiveExpiryDays orders the results by the incentive_expiry_days field.
+func ByIncentiveExpiryDays(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldIncentiveExpiryDays, opts...).ToFunc()
 }

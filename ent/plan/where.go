@@ -131,6 +131,21 @@ func OnDemandExpiryDays(v int) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldOnDemandExpiryDays, v))
 }
 
+// IncentiveCapPerPeriod applies equality check predicate on the "incentive_cap_per_period" field. It's identical to IncentiveCapPerPeriodEQ.
+func IncentiveCapPerPeriod(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldIncentiveCapPerPeriod, v))
+}
+
+// IncentiveCapPerMember applies equality check predicate on the "incentive_cap_per_member" field. It's identical to IncentiveCapPerMemberEQ.
+func IncentiveCapPerMember(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldIncentiveCapPerMember, v))
+}
+
+// IncentiveExpiryDays applies equality check predicate on the "incentive_expiry_days" field. It's identical to IncentiveExpiryDaysEQ.
+func IncentiveExpiryDays(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldIncentiveExpiryDays, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldCreatedAt, v))
@@ -974,6 +989,146 @@ func OnDemandExpiryDaysIsNil() predicate.Plan {
 // OnDemandExpiryDaysNotNil applies the NotNil predicate on the "on_demand_expiry_days" field.
 func OnDemandExpiryDaysNotNil() predicate.Plan {
 	return predicate.Plan(sql.FieldNotNull(FieldOnDemandExpiryDays))
+}
+
+// IncentiveCapPerPeriodEQ applies the EQ predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldIncentiveCapPerPeriod, v))
+}
+
+// IncentiveCapPerPeriodNEQ applies the NEQ predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodNEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldIncentiveCapPerPeriod, v))
+}
+
+// IncentiveCapPerPeriodIn applies the In predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldIncentiveCapPerPeriod, vs...))
+}
+
+// IncentiveCapPerPeriodNotIn applies the NotIn predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodNotIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldIncentiveCapPerPeriod, vs...))
+}
+
+// IncentiveCapPerPeriodGT applies the GT predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodGT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldIncentiveCapPerPeriod, v))
+}
+
+// IncentiveCapPerPeriodGTE applies the GTE predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodGTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldIncentiveCapPerPeriod, v))
+}
+
+// IncentiveCapPerPeriodLT applies the LT predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodLT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldIncentiveCapPerPeriod, v))
+}
+
+// IncentiveCapPerPeriodLTE applies the LTE predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodLTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldIncentiveCapPerPeriod, v))
+}
+
+// IncentiveCapPerPeriodIsNil applies the IsNil predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldIncentiveCapPerPeriod))
+}
+
+// IncentiveCapPerPeriodNotNil applies the NotNil predicate on the "incentive_cap_per_period" field.
+func IncentiveCapPerPeriodNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldIncentiveCapPerPeriod))
+}
+
+// IncentiveCapPerMemberEQ applies the EQ predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldIncentiveCapPerMember, v))
+}
+
+// IncentiveCapPerMemberNEQ applies the NEQ predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberNEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldIncentiveCapPerMember, v))
+}
+
+// IncentiveCapPerMemberIn applies the In predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldIncentiveCapPerMember, vs...))
+}
+
+// IncentiveCapPerMemberNotIn applies the NotIn predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberNotIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldIncentiveCapPerMember, vs...))
+}
+
+// IncentiveCapPerMemberGT applies the GT predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberGT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldIncentiveCapPerMember, v))
+}
+
+// IncentiveCapPerMemberGTE applies the GTE predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberGTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldIncentiveCapPerMember, v))
+}
+
+// IncentiveCapPerMemberLT applies the LT predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberLT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldIncentiveCapPerMember, v))
+}
+
+// IncentiveCapPerMemberLTE applies the LTE predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberLTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldIncentiveCapPerMember, v))
+}
+
+// IncentiveCapPerMemberIsNil applies the IsNil predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldIncentiveCapPerMember))
+}
+
+// IncentiveCapPerMemberNotNil applies the NotNil predicate on the "incentive_cap_per_member" field.
+func IncentiveCapPerMemberNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldIncentiveCapPerMember))
+}
+
+// IncentiveExpiryDaysEQ applies the EQ predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldIncentiveExpiryDays, v))
+}
+
+// IncentiveExpiryDaysNEQ applies the NEQ predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysNEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldIncentiveExpiryDays, v))
+}
+
+// IncentiveExpiryDaysIn applies the In predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldIncentiveExpiryDays, vs...))
+}
+
+// IncentiveExpiryDaysNotIn applies the NotIn predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysNotIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldIncentiveExpiryDays, vs...))
+}
+
+// IncentiveExpiryDaysGT applies the GT predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysGT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldIncentiveExpiryDays, v))
+}
+
+// IncentiveExpiryDaysGTE applies the GTE predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysGTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldIncentiveExpiryDays, v))
+}
+
+// IncentiveExpiryDaysLT applies the LT predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysLT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldIncentiveExpiryDays, v))
+}
+
+// IncentiveExpiryDaysLTE applies the LTE predicate on the "incentive_expiry_days" field.
+func IncentiveExpiryDaysLTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldIncentiveExpiryDays, v))
 }
 
 // And groups predicates with the AND operator between them.

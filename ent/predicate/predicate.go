@@ -24,6 +24,9 @@ type Grant func(*sql.Selector)
 // Hold is the predicate function for hold builders.
 type Hold func(*sql.Selector)
 
+// IncentiveAward is the predicate function for incentiveaward builders.
+type IncentiveAward func(*sql.Selector)
+
 // LedgerEntry is the predicate function for ledgerentry builders.
 type LedgerEntry func(*sql.Selector)
 

@@ -11,6 +11,7 @@ import (
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
+	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
@@ -148,6 +149,15 @@ func init() {
 	holdDescStatus := holdFields[6].Descriptor()
 	// hold.DefaultStatus holds the default value on creation for the status field.
 	hold.DefaultStatus = holdDescStatus.Default.(string)
+	incentiveawardMixin := schema.IncentiveAward{}.Mixin()
+	incentiveawardMixinFields0 := incentiveawardMixin[0].Fields()
+	_ = incentiveawardMixinFields0
+	incentiveawardFields := schema.IncentiveAward{}.Fields()
+	_ = incentiveawardFields
+	// incentiveawardDescCreatedAt is the schema descriptor for created_at field.
+	incentiveawardDescCreatedAt := incentiveawardMixinFields0[0].Descriptor()
+	// incentiveaward.DefaultCreatedAt holds the default value on creation for the created_at field.
+	incentiveaward.DefaultCreatedAt = incentiveawardDescCreatedAt.Default.(func() time.Time)
 	ledgerentryMixin := schema.LedgerEntry{}.Mixin()
 	ledgerentryHooks := schema.LedgerEntry{}.Hooks()
 	ledgerentry.Hooks[0] = ledgerentryHooks[0]
@@ -263,6 +273,10 @@ func init() {
 			return nil
 		}
 	}()
+	// planDescIncentiveExpiryDays is the schema descriptor for incentive_expiry_days field.
+	planDescIncentiveExpiryDays := planFields[19].Descriptor()
+	// plan.DefaultIncentiveExpiryDays holds the default value on creation for the incentive_expiry_days field.
+	plan.DefaultIncentiveExpiryDays = planDescIncentiveExpiryDays.Default.(int)
 	policyversionMixin := schema.PolicyVersion{}.Mixin()
 	policyversionMixinFields0 := policyversionMixin[0].Fields()
 	_ = policyversionMixinFields0

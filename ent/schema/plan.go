@@ -35,6 +35,12 @@ func (Plan) Fields() []ent.Field {
 		NullDecimal("rollover_cap"),
 		NullDecimal("on_demand_price"),
 		field.Int("on_demand_expiry_days").Optional().Nillable().Immutable(),
+		// Incentives (INCENTIVE policies) under this plan: caps per period
+		// for the organisation and for each member (pool), and how long
+		// incentive credits last. Without a subscription no incentive pays.
+		NullDecimal("incentive_cap_per_period"),
+		NullDecimal("incentive_cap_per_member"),
+		field.Int("incentive_expiry_days").Default(14).Immutable(),
 	}
 }
 
@@ -97,6 +103,34 @@ func (SubscriptionPeriod) Fields() []ent.Field {
 
 func (SubscriptionPeriod) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("subscription_id", "period_index").Unique()}
+}
+
+// IncentiveAward is one payment of incentive credits: to a member (pool),
+// for a usage event or a named behaviour. (pool_id, behavior) is unique for
+// behaviours: one behaviour pays once per member.
+type IncentiveAward struct{ ent.Schema }
+
+func (IncentiveAward) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (IncentiveAward) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("organization_id").Immutable(),
+		field.Int("pool_id").Immutable(),
+		// behavior is the behaviour's name, or "usage:<event id>" for usage.
+		field.String("behavior").Immutable(),
+		field.Int("grant_id").Immutable(),
+		field.Int("policy_id").Immutable(),
+		field.Int("policy_version").Immutable(),
+		Decimal("credits"),
+		field.Time("period_start").Immutable(),
+	}
+}
+
+func (IncentiveAward) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("pool_id", "behavior").Unique(),
+		index.Fields("organization_id", "period_start"),
+	}
 }
 
 // Charge is one money event for an organisation (platform fee, overage,

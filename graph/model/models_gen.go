@@ -26,6 +26,15 @@ type AuditEntryEdge struct {
 	Node   *ent.AuditEntry `json:"node"`
 }
 
+// (added) A named behaviour of a member, e.g. onboarding.first_run or referral.accepted.
+type BehaviorInput struct {
+	OrganizationID int `json:"organizationId"`
+	// The member's pool; default: the organisation's first ACCOUNT pool.
+	PoolID     *int           `json:"poolId,omitempty"`
+	Name       string         `json:"name"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
 type ChargeConnection struct {
 	Edges    []*ChargeEdge `json:"edges"`
 	PageInfo *PageInfo     `json:"pageInfo"`
@@ -96,6 +105,12 @@ type PlanInput struct {
 	OnDemandPrice *decimal.Decimal `json:"onDemandPrice,omitempty"`
 	// (added)
 	OnDemandExpiryDays *int `json:"onDemandExpiryDays,omitempty"`
+	// (added) Incentive credits (INCENTIVE policy) an organisation may earn per period; default no cap.
+	IncentiveCapPerPeriod *decimal.Decimal `json:"incentiveCapPerPeriod,omitempty"`
+	// (added) Incentive credits a member (pool) may earn per period; default no cap.
+	IncentiveCapPerMember *decimal.Decimal `json:"incentiveCapPerMember,omitempty"`
+	// (added) Days incentive credits last; default 14.
+	IncentiveExpiryDays *int `json:"incentiveExpiryDays,omitempty"`
 }
 
 type PolicyInput struct {
