@@ -11458,6 +11458,7 @@ type PoolMutation struct {
 	created_at          *time.Time
 	kind                *engine.PoolKind
 	name                *string
+	fall_through        *bool
 	budget_amount       *decimal.NullDecimal
 	budget_period       *engine.Period
 	budget_hard         *bool
@@ -11766,6 +11767,42 @@ func (m *PoolMutation) ParentIDCleared() bool {
 func (m *PoolMutation) ResetParentID() {
 	m.parent = nil
 	delete(m.clearedFields, pool.FieldParentID)
+}
+
+// SetFallThrough sets the "fall_through" field.
+func (m *PoolMutation) SetFallThrough(b bool) {
+	m.fall_through = &b
+}
+
+// FallThrough returns the value of the "fall_through" field in the mutation.
+func (m *PoolMutation) FallThrough() (r bool, exists bool) {
+	v := m.fall_through
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFallThrough returns the old "fall_through" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldFallThrough(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFallThrough is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFallThrough requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFallThrough: %w", err)
+	}
+	return oldValue.FallThrough, nil
+}
+
+// ResetFallThrough resets all changes to the "fall_through" field.
+func (m *PoolMutation) ResetFallThrough() {
+	m.fall_through = nil
 }
 
 // SetBudgetAmount sets the "budget_amount" field.
@@ -12098,7 +12135,7 @@ func (m *PoolMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PoolMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, pool.FieldCreatedAt)
 	}
@@ -12113,6 +12150,9 @@ func (m *PoolMutation) Fields() []string {
 	}
 	if m.parent != nil {
 		fields = append(fields, pool.FieldParentID)
+	}
+	if m.fall_through != nil {
+		fields = append(fields, pool.FieldFallThrough)
 	}
 	if m.budget_amount != nil {
 		fields = append(fields, pool.FieldBudgetAmount)
@@ -12141,6 +12181,8 @@ func (m *PoolMutation) Field(name string) (ent.Value, bool) {
 		return m.Name()
 	case pool.FieldParentID:
 		return m.ParentID()
+	case pool.FieldFallThrough:
+		return m.FallThrough()
 	case pool.FieldBudgetAmount:
 		return m.BudgetAmount()
 	case pool.FieldBudgetPeriod:
@@ -12166,6 +12208,8 @@ func (m *PoolMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldName(ctx)
 	case pool.FieldParentID:
 		return m.OldParentID(ctx)
+	case pool.FieldFallThrough:
+		return m.OldFallThrough(ctx)
 	case pool.FieldBudgetAmount:
 		return m.OldBudgetAmount(ctx)
 	case pool.FieldBudgetPeriod:
@@ -12215,6 +12259,13 @@ func (m *PoolMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetParentID(v)
+		return nil
+	case pool.FieldFallThrough:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFallThrough(v)
 		return nil
 	case pool.FieldBudgetAmount:
 		v, ok := value.(decimal.NullDecimal)
@@ -12324,6 +12375,9 @@ func (m *PoolMutation) ResetField(name string) error {
 		return nil
 	case pool.FieldParentID:
 		m.ResetParentID()
+		return nil
+	case pool.FieldFallThrough:
+		m.ResetFallThrough()
 		return nil
 	case pool.FieldBudgetAmount:
 		m.ResetBudgetAmount()

@@ -30,6 +30,8 @@ type Pool struct {
 	Name string `json:"name,omitempty"`
 	// ParentID holds the value of the "parent_id" field.
 	ParentID *int `json:"parent_id,omitempty"`
+	// FallThrough holds the value of the "fall_through" field.
+	FallThrough bool `json:"fall_through,omitempty"`
 	// BudgetAmount holds the value of the "budget_amount" field.
 	BudgetAmount decimal.NullDecimal `json:"budget_amount,omitempty"`
 	// BudgetPeriod holds the value of the "budget_period" field.
@@ -104,7 +106,7 @@ func (*Pool) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case pool.FieldBudgetAmount:
 			values[i] = new(decimal.NullDecimal)
-		case pool.FieldBudgetHard:
+		case pool.FieldFallThrough, pool.FieldBudgetHard:
 			values[i] = new(sql.NullBool)
 		case pool.FieldID, pool.FieldOrganizationID, pool.FieldParentID:
 			values[i] = new(sql.NullInt64)
@@ -163,6 +165,12 @@ func (_m *Pool) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.ParentID = new(int)
 				*_m.ParentID = int(value.Int64)
+			}
+		case pool.FieldFallThrough:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field fall_through", values[i])
+			} else if value.Valid {
+				_m.FallThrough = value.Bool
 			}
 		case pool.FieldBudgetAmount:
 			if value, ok := values[i].(*decimal.NullDecimal); !ok {
@@ -255,6 +263,9 @@ func (_m *Pool) String() string {
 		builder.WriteString("parent_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("fall_through=")
+	builder.WriteString(fmt.Sprintf("%v", _m.FallThrough))
 	builder.WriteString(", ")
 	builder.WriteString("budget_amount=")
 	builder.WriteString(fmt.Sprintf("%v", _m.BudgetAmount))

@@ -72,6 +72,20 @@ func (_c *PoolCreate) SetNillableParentID(v *int) *PoolCreate {
 	return _c
 }
 
+// SetFallThrough sets the "fall_through" field.
+func (_c *PoolCreate) SetFallThrough(v bool) *PoolCreate {
+	_c.mutation.SetFallThrough(v)
+	return _c
+}
+
+// SetNillableFallThrough sets the "fall_through" field if the given value is not nil.
+func (_c *PoolCreate) SetNillableFallThrough(v *bool) *PoolCreate {
+	if v != nil {
+		_c.SetFallThrough(*v)
+	}
+	return _c
+}
+
 // SetBudgetAmount sets the "budget_amount" field.
 func (_c *PoolCreate) SetBudgetAmount(v decimal.NullDecimal) *PoolCreate {
 	_c.mutation.SetBudgetAmount(v)
@@ -193,6 +207,10 @@ func (_c *PoolCreate) defaults() {
 		v := pool.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.FallThrough(); !ok {
+		v := pool.DefaultFallThrough
+		_c.mutation.SetFallThrough(v)
+	}
 	if _, ok := _c.mutation.BudgetHard(); !ok {
 		v := pool.DefaultBudgetHard
 		_c.mutation.SetBudgetHard(v)
@@ -222,6 +240,9 @@ func (_c *PoolCreate) check() error {
 		if err := pool.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.FallThrough(); !ok {
+		return &ValidationError{Name: "fall_through", err: errors.New(`ent: missing required field "Pool.fall_through"`)}
 	}
 	if v, ok := _c.mutation.BudgetPeriod(); ok {
 		if err := pool.BudgetPeriodValidator(v); err != nil {
@@ -272,6 +293,10 @@ func (_c *PoolCreate) createSpec() (*Pool, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)
 		_node.Name = value
+	}
+	if value, ok := _c.mutation.FallThrough(); ok {
+		_spec.SetField(pool.FieldFallThrough, field.TypeBool, value)
+		_node.FallThrough = value
 	}
 	if value, ok := _c.mutation.BudgetAmount(); ok {
 		_spec.SetField(pool.FieldBudgetAmount, field.TypeOther, value)
@@ -485,6 +510,9 @@ func (u *PoolUpsertOne) UpdateNewValues() *PoolUpsertOne {
 		}
 		if _, exists := u.create.mutation.ParentID(); exists {
 			s.SetIgnore(pool.FieldParentID)
+		}
+		if _, exists := u.create.mutation.FallThrough(); exists {
+			s.SetIgnore(pool.FieldFallThrough)
 		}
 	}))
 	return u
@@ -774,6 +802,9 @@ func (u *PoolUpsertBulk) UpdateNewValues() *PoolUpsertBulk {
 			}
 			if _, exists := b.mutation.ParentID(); exists {
 				s.SetIgnore(pool.FieldParentID)
+			}
+			if _, exists := b.mutation.FallThrough(); exists {
+				s.SetIgnore(pool.FieldFallThrough)
 			}
 		}
 	}))

@@ -201,7 +201,7 @@ type ComplexityRoot struct {
 		CreateAPIKey            func(childComplexity int, name string, role engine.Role, organizationID *int) int
 		CreateOrganization      func(childComplexity int, name string, segment *string, registerName *string) int
 		CreatePlan              func(childComplexity int, input model.PlanInput) int
-		CreatePool              func(childComplexity int, organizationID int, kind engine.PoolKind, name string, parentID *int) int
+		CreatePool              func(childComplexity int, organizationID int, kind engine.PoolKind, name string, parentID *int, fallThrough *bool) int
 		GrantCredits            func(childComplexity int, input model.GrantInput) int
 		PublishPolicy           func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
 		PublishWeightRegister   func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
@@ -282,6 +282,7 @@ type ComplexityRoot struct {
 		Balance      func(childComplexity int) int
 		Budget       func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
+		FallThrough  func(childComplexity int) int
 		Grants       func(childComplexity int, includeEmpty *bool) int
 		ID           func(childComplexity int) int
 		Kind         func(childComplexity int) int
@@ -421,7 +422,7 @@ type LedgerEntryResolver interface {
 }
 type MutationResolver interface {
 	CreateOrganization(ctx context.Context, name string, segment *string, registerName *string) (*ent.Organization, error)
-	CreatePool(ctx context.Context, organizationID int, kind engine.PoolKind, name string, parentID *int) (*ent.Pool, error)
+	CreatePool(ctx context.Context, organizationID int, kind engine.PoolKind, name string, parentID *int, fallThrough *bool) (*ent.Pool, error)
 	GrantCredits(ctx context.Context, input model.GrantInput) (*ent.Grant, error)
 	RecordUsage(ctx context.Context, input model.UsageInput) (*ledger.UsageResult, error)
 	RecordUsageBatch(ctx context.Context, inputs []*model.UsageInput) ([]*ledger.UsageResult, error)
@@ -464,6 +465,7 @@ type PolicyResolver interface {
 type PoolResolver interface {
 	Organization(ctx context.Context, obj *ent.Pool) (*ent.Organization, error)
 	Parent(ctx context.Context, obj *ent.Pool) (*ent.Pool, error)
+
 	Balance(ctx context.Context, obj *ent.Pool) (*ledger.Balance, error)
 	Grants(ctx context.Context, obj *ent.Pool, includeEmpty *bool) ([]*ent.Grant, error)
 
@@ -1114,7 +1116,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreatePool(childComplexity, args["organizationId"].(int), args["kind"].(engine.PoolKind), args["name"].(string), args["parentId"].(*int)), true
+		return e.ComplexityRoot.Mutation.CreatePool(childComplexity, args["organizationId"].(int), args["kind"].(engine.PoolKind), args["name"].(string), args["parentId"].(*int), args["fallThrough"].(*bool)), true
 	case "Mutation.grantCredits":
 		if e.ComplexityRoot.Mutation.GrantCredits == nil {
 			break
@@ -1558,6 +1560,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Pool.CreatedAt(childComplexity), true
+	case "Pool.fallThrough":
+		if e.ComplexityRoot.Pool.FallThrough == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pool.FallThrough(childComplexity), true
 	case "Pool.grants":
 		if e.ComplexityRoot.Pool.Grants == nil {
 			break
@@ -2274,6 +2282,11 @@ func (ec *executionContext) field_Mutation_createPool_args(ctx context.Context, 
 		return nil, err
 	}
 	args["parentId"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "fallThrough", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["fallThrough"] = arg4
 	return args, nil
 }
 
@@ -4749,6 +4762,8 @@ func (ec *executionContext) fieldContext_Grant_pool(_ context.Context, field gra
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -5117,6 +5132,8 @@ func (ec *executionContext) fieldContext_LedgerEntry_pool(_ context.Context, fie
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -5647,7 +5664,7 @@ func (ec *executionContext) _Mutation_createPool(ctx context.Context, field grap
 		ec.fieldContext_Mutation_createPool,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreatePool(ctx, fc.Args["organizationId"].(int), fc.Args["kind"].(engine.PoolKind), fc.Args["name"].(string), fc.Args["parentId"].(*int))
+			return ec.Resolvers.Mutation().CreatePool(ctx, fc.Args["organizationId"].(int), fc.Args["kind"].(engine.PoolKind), fc.Args["name"].(string), fc.Args["parentId"].(*int), fc.Args["fallThrough"].(*bool))
 		},
 		nil,
 		ec.marshalNPool2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPool,
@@ -5674,6 +5691,8 @@ func (ec *executionContext) fieldContext_Mutation_createPool(ctx context.Context
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -6304,6 +6323,8 @@ func (ec *executionContext) fieldContext_Mutation_setBudget(ctx context.Context,
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -6767,6 +6788,8 @@ func (ec *executionContext) fieldContext_Organization_pools(_ context.Context, f
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -8161,6 +8184,8 @@ func (ec *executionContext) fieldContext_Pool_parent(_ context.Context, field gr
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -8171,6 +8196,35 @@ func (ec *executionContext) fieldContext_Pool_parent(_ context.Context, field gr
 				return ec.fieldContext_Pool_budget(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Pool", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Pool_fallThrough(ctx context.Context, field graphql.CollectedField, obj *ent.Pool) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Pool_fallThrough,
+		func(ctx context.Context) (any, error) {
+			return obj.FallThrough, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Pool_fallThrough(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Pool",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
 		},
 	}
 	return fc, nil
@@ -8442,6 +8496,8 @@ func (ec *executionContext) fieldContext_Query_pool(ctx context.Context, field g
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -9865,6 +9921,8 @@ func (ec *executionContext) fieldContext_UsageEvent_pool(_ context.Context, fiel
 				return ec.fieldContext_Pool_organization(ctx, field)
 			case "parent":
 				return ec.fieldContext_Pool_parent(ctx, field)
+			case "fallThrough":
+				return ec.fieldContext_Pool_fallThrough(ctx, field)
 			case "balance":
 				return ec.fieldContext_Pool_balance(ctx, field)
 			case "grants":
@@ -15306,6 +15364,11 @@ func (ec *executionContext) _Pool(ctx context.Context, sel ast.SelectionSet, obj
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "fallThrough":
+			out.Values[i] = ec._Pool_fallThrough(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "balance":
 			field := field
 

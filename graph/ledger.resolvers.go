@@ -67,8 +67,9 @@ func (r *mutationResolver) CreateOrganization(ctx context.Context, name string, 
 }
 
 // CreatePool is the resolver for the createPool field.
-func (r *mutationResolver) CreatePool(ctx context.Context, organizationID int, kind engine.PoolKind, name string, parentID *int) (*ent.Pool, error) {
-	return r.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: organizationID, Kind: kind, Name: name, ParentID: parentID})
+func (r *mutationResolver) CreatePool(ctx context.Context, organizationID int, kind engine.PoolKind, name string, parentID *int, fallThrough *bool) (*ent.Pool, error) {
+	return r.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: organizationID, Kind: kind, Name: name, ParentID: parentID,
+		NoFallThrough: fallThrough != nil && !*fallThrough})
 }
 
 // GrantCredits is the resolver for the grantCredits field.

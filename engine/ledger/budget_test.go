@@ -204,3 +204,28 @@ func TestSetBudgetBadInput(t *testing.T) {
 		}
 	})
 }
+
+// A pool that does not fall through spends only its own grants.
+func TestPoolWithoutFallThrough(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		f.grantTo(t, f.pool, "100")
+		solo, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: engine.PoolTeam, Name: "solo",
+			ParentID: &f.pool.ID, NoFallThrough: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.grantTo(t, solo, "3")
+		if res := f.useOn(t, solo, "a", "5"); res.Decision != engine.DecisionDenied {
+			t.Fatalf("5 credits on a pool holding 3 that does not fall through = %s; want DENIED", res.Decision)
+		}
+		if res := f.useOn(t, solo, "b", "3"); res.Decision != engine.DecisionAllowed {
+			t.Fatalf("3 credits = %s; want ALLOWED", res.Decision)
+		}
+		if got := availableOf(t, f, f.pool); got != "100" {
+			t.Fatalf("account available = %s, want 100 (untouched)", got)
+		}
+		verify(t, f.svc)
+	})
+}

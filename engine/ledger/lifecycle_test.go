@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,6 +412,104 @@ func TestGrandfatheredRegister(t *testing.T) {
 		res, err := f.svc.RecordUsage(ctx, f.usage("k", "agent.run"))
 		if err != nil || !res.Credits.Equal(d("1")) || *res.Event.RegisterVersion != 1 {
 			t.Fatalf("usage under a pinned register = %+v, %v; want 1 credit by version 1", res, err)
+		}
+		verify(t, f.svc)
+	})
+}
+
+// Burns racing on an AUTO_TOP_UP plan buy packs within the period's cap and
+// never more than they need.
+func TestAutoTopUpUnderConcurrentBurns(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		pl, err := f.svc.CreatePlan(ctx, topUpPlan()) // 100 included, packs of 50 below 20, at most 2 a period
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now()}); err != nil {
+			t.Fatal(err)
+		}
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 24; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				in := f.usage(fmt.Sprintf("w%d", w), "big.run") // 10 credits each
+				res, err := f.svc.RecordUsage(ctx, in)
+				if err != nil {
+					t.Errorf("usage: %v", err)
+					return
+				}
+				if res.Decision == engine.DecisionAllowed {
+					allowed.Add(1)
+				}
+			}(w)
+		}
+		wg.Wait()
+		// 100 included + 2 packs of 50 = 200 credits: exactly 20 burns of 10.
+		if allowed.Load() != 20 {
+			t.Fatalf("%d burns allowed, want 20 (100 included + two packs of 50)", allowed.Load())
+		}
+		page, err := f.svc.Charges(ctx, &f.org.ID, 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		packs := 0
+		for _, c := range page.Charges {
+			if c.Kind == "AUTO_TOP_UP" {
+				packs++
+			}
+		}
+		if packs != 2 {
+			t.Fatalf("%d packs bought, want 2 (the cap)", packs)
+		}
+		verify(t, f.svc)
+	})
+}
+
+// Rollover, pooling and borrowing together: a team spends through to the
+// account, borrows from the next period, and the close rolls over what is
+// left and takes the borrowed credits out of the next allocation.
+func TestRolloverPoolingAndBorrow(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		team, alice, _ := f.tree(t)
+		p := plan("combo", engine.OverageBorrow, engine.RolloverCapped, dp("40"))
+		p.BorrowLimit = dp("25")
+		pl, err := f.svc.CreatePlan(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now()}); err != nil {
+			t.Fatal(err)
+		}
+		f.grantTo(t, team, "10")
+		// Alice spends 10 of the team's grant, then 90 of the account's 100.
+		if res := f.useOn(t, alice, "a", "100"); res.Decision != engine.DecisionAllowed || len(res.Draws) != 2 {
+			t.Fatalf("first burn = %+v; want two draws", res)
+		}
+		// 30 more: 10 left in the account, 20 borrowed from next period.
+		res := f.useOn(t, alice, "b", "30")
+		if res.Decision != engine.DecisionAllowed || !res.Borrowed.Equal(d("20")) {
+			t.Fatalf("second burn = %s, borrowed %s; want ALLOWED with 20 borrowed", res.Decision, res.Borrowed)
+		}
+		if res := f.useOn(t, alice, "c", "6"); res.Decision != engine.DecisionDenied {
+			t.Fatalf("third burn = %s; want DENIED (5 left to borrow)", res.Decision)
+		}
+		f.clock.add(31 * 24 * time.Hour)
+		rep, err := f.svc.RunPeriodClose(ctx, f.clock.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Nothing was left to roll; the next allocation is 100 - 20 borrowed.
+		if !rep.Allocated.Equal(d("80")) || !rep.RolledOver.IsZero() {
+			t.Fatalf("close = %+v; want 80 allocated, nothing rolled", rep)
+		}
+		if got := availableOf(t, f, f.pool); got != "80" {
+			t.Fatalf("account available = %s, want 80", got)
 		}
 		verify(t, f.svc)
 	})

@@ -263,8 +263,9 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 }
 
 // chains returns, for each pool, the pool and the pools it falls through
-// to (its parent, its parent's parent). Parents never change, so they are
-// cached for the life of the process.
+// to (its parent, its parent's parent, while each allows falling through).
+// Parents and the fall-through setting never change, so they are cached for
+// the life of the process.
 func (s *Service) chains(ctx context.Context, u *usageTx, pools []int) (map[int][]int, error) {
 	for depth := 0; depth < 4; depth++ {
 		var missing []int
@@ -284,7 +285,8 @@ func (s *Service) chains(ctx context.Context, u *usageTx, pools []int) (map[int]
 			break
 		}
 		cond, args := s.ids("id", 1, missing)
-		rows, err := u.query(ctx, "poolParents", s.sqlf(`SELECT id, COALESCE(parent_id, 0) FROM pools WHERE `+cond), args...)
+		rows, err := u.query(ctx, "poolParents", s.sqlf(`SELECT id, CASE WHEN fall_through THEN COALESCE(parent_id, 0) ELSE 0 END
+FROM pools WHERE `+cond), args...)
 		if err != nil {
 			return nil, err
 		}

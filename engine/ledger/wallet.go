@@ -68,6 +68,9 @@ type PoolInput struct {
 	Kind           engine.PoolKind
 	Name           string
 	ParentID       *int
+	// NoFallThrough keeps usage on the pool to its own grants (by default
+	// it draws on its parents' once its own are spent).
+	NoFallThrough bool
 }
 
 // CreatePool creates a pool. A TEAM pool's parent is an ACCOUNT pool, a
@@ -82,7 +85,8 @@ func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, erro
 		if _, err := tx.Organization.Get(ctx, in.OrganizationID); err != nil || !auth.From(ctx).Sees(in.OrganizationID) {
 			return engine.NotFound("organization", in.OrganizationID)
 		}
-		c := tx.Pool.Create().SetOrganizationID(in.OrganizationID).SetKind(in.Kind).SetName(in.Name).SetCreatedAt(s.Now())
+		c := tx.Pool.Create().SetOrganizationID(in.OrganizationID).SetKind(in.Kind).SetName(in.Name).
+			SetFallThrough(!in.NoFallThrough).SetCreatedAt(s.Now())
 		switch {
 		case in.Kind == engine.PoolAccount && in.ParentID != nil:
 			return engine.Invalid("parentId", "an ACCOUNT pool has no parent")

@@ -381,6 +381,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"ACCOUNT", "TEAM", "PERSONAL"}},
 		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "fall_through", Type: field.TypeBool, Default: true},
 		{Name: "budget_amount", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "budget_period", Type: field.TypeEnum, Nullable: true, Enums: []string{"DAY", "MONTH", "QUARTER", "YEAR"}},
 		{Name: "budget_hard", Type: field.TypeBool, Default: false},
@@ -395,13 +396,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "pools_organizations_pools",
-				Columns:    []*schema.Column{PoolsColumns[7]},
+				Columns:    []*schema.Column{PoolsColumns[8]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "pools_pools_children",
-				Columns:    []*schema.Column{PoolsColumns[8]},
+				Columns:    []*schema.Column{PoolsColumns[9]},
 				RefColumns: []*schema.Column{PoolsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -410,7 +411,7 @@ var (
 			{
 				Name:    "pool_organization_id",
 				Unique:  false,
-				Columns: []*schema.Column{PoolsColumns[7]},
+				Columns: []*schema.Column{PoolsColumns[8]},
 			},
 		},
 	}

@@ -26,6 +26,8 @@ const (
 	FieldName = "name"
 	// FieldParentID holds the string denoting the parent_id field in the database.
 	FieldParentID = "parent_id"
+	// FieldFallThrough holds the string denoting the fall_through field in the database.
+	FieldFallThrough = "fall_through"
 	// FieldBudgetAmount holds the string denoting the budget_amount field in the database.
 	FieldBudgetAmount = "budget_amount"
 	// FieldBudgetPeriod holds the string denoting the budget_period field in the database.
@@ -74,6 +76,7 @@ var Columns = []string{
 	FieldKind,
 	FieldName,
 	FieldParentID,
+	FieldFallThrough,
 	FieldBudgetAmount,
 	FieldBudgetPeriod,
 	FieldBudgetHard,
@@ -94,6 +97,8 @@ var (
 	DefaultCreatedAt func() time.Time
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
+	// DefaultFallThrough holds the default value on creation for the "fall_through" field.
+	DefaultFallThrough bool
 	// DefaultBudgetHard holds the default value on creation for the "budget_hard" field.
 	DefaultBudgetHard bool
 )
@@ -149,6 +154,11 @@ func ByName(opts ...sql.OrderTermOption) OrderOption {
 // ByParentID orders the results by the parent_id field.
 func ByParentID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldParentID, opts...).ToFunc()
+}
+
+// ByFallThrough orders the results by the fall_through field.
+func ByFallThrough(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFallThrough, opts...).ToFunc()
 }
 
 // ByBudgetAmount orders the results by the budget_amount field.

@@ -77,6 +77,11 @@ func ParentID(v int) predicate.Pool {
 	return predicate.Pool(sql.FieldEQ(FieldParentID, v))
 }
 
+// FallThrough applies equality check predicate on the "fall_through" field. It's identical to FallThroughEQ.
+func FallThrough(v bool) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldFallThrough, v))
+}
+
 // BudgetAmount applies equality check predicate on the "budget_amount" field. It's identical to BudgetAmountEQ.
 func BudgetAmount(v decimal.NullDecimal) predicate.Pool {
 	return predicate.Pool(sql.FieldEQ(FieldBudgetAmount, v))
@@ -270,6 +275,16 @@ func ParentIDIsNil() predicate.Pool {
 // ParentIDNotNil applies the NotNil predicate on the "parent_id" field.
 func ParentIDNotNil() predicate.Pool {
 	return predicate.Pool(sql.FieldNotNull(FieldParentID))
+}
+
+// FallThroughEQ applies the EQ predicate on the "fall_through" field.
+func FallThroughEQ(v bool) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldFallThrough, v))
+}
+
+// FallThroughNEQ applies the NEQ predicate on the "fall_through" field.
+func FallThroughNEQ(v bool) predicate.Pool {
+	return predicate.Pool(sql.FieldNEQ(FieldFallThrough, v))
 }
 
 // BudgetAmountEQ applies the EQ predicate on the "budget_amount" field.

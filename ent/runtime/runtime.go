@@ -335,8 +335,12 @@ func init() {
 			return nil
 		}
 	}()
+	// poolDescFallThrough is the schema descriptor for fall_through field.
+	poolDescFallThrough := poolFields[4].Descriptor()
+	// pool.DefaultFallThrough holds the default value on creation for the fall_through field.
+	pool.DefaultFallThrough = poolDescFallThrough.Default.(bool)
 	// poolDescBudgetHard is the schema descriptor for budget_hard field.
-	poolDescBudgetHard := poolFields[6].Descriptor()
+	poolDescBudgetHard := poolFields[7].Descriptor()
 	// pool.DefaultBudgetHard holds the default value on creation for the budget_hard field.
 	pool.DefaultBudgetHard = poolDescBudgetHard.Default.(bool)
 	subscriptionMixin := schema.Subscription{}.Mixin()

@@ -20,6 +20,9 @@ func (Pool) Fields() []ent.Field {
 		field.Enum("kind").GoType(engine.PoolKind("")).Immutable(),
 		field.String("name").NotEmpty().MaxLen(200),
 		field.Int("parent_id").Optional().Nillable().Immutable(),
+		// fall_through: usage on this pool may draw on its parents' grants
+		// once its own are spent.
+		field.Bool("fall_through").Default(true).Immutable(),
 		// A budget caps what the pool (with the pools under it) may burn in a
 		// calendar period (UTC): a hard one stops its spending even when its
 		// parents hold credits; a soft one raises an alert once a period.
