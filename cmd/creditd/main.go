@@ -134,7 +134,8 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	complexity := fs.Int("max-complexity", 5000, "largest query complexity")
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per API key (negative: no limit)")
 	rateBurst := fs.Int("rate-burst", 2000, "burst of requests per API key")
-	closeEvery := fs.Duration("period-close-every", time.Minute, "how often to run the period close job (0: never; runPeriodClose still works)")
+	closeEvery := fs.Duration("period-close-every", time.Minute, "how often to run the lifecycle jobs: period close and expired holds (0: never; runPeriodClose still works)")
+	holdTimeout := fs.Duration("hold-timeout", ledger.DefaultHoldTimeout, "how long an agent run's hold lives unsettled before it is released")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	svc := ledger.New(db, ledger.WithMaxBatch(*maxBatch))
+	svc := ledger.New(db, ledger.WithMaxBatch(*maxBatch), ledger.WithHoldTimeout(*holdTimeout))
 	if secret := os.Getenv("CREDITD_ADMIN_KEY"); secret != "" {
 		created, err := svc.EnsureKey(ctx, "admin (CREDITD_ADMIN_KEY)", secret)
 		if err != nil {
