@@ -112,6 +112,5 @@ func (s *Service) buyPack(ctx context.Context, tx *usageTx, ts *termsState, now 
 	if t.TopUpsLeft > 0 {
 		t.TopUpsLeft--
 	}
-	return engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority, Amount: g.Amount, Remaining: g.Remaining,
-		UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt}, nil
+	return engineGrant(g), nil
 }

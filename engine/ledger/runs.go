@@ -136,9 +136,7 @@ func (s *Service) loadHeldGrants(ctx context.Context, tx *usageTx, holds map[run
 		return err
 	}
 	for _, g := range gs {
-		grants[g.PoolID] = append(grants[g.PoolID], engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority,
-			Amount: g.Amount, Remaining: g.Remaining, UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt.UTC(),
-			ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt.UTC()})
+		grants[g.PoolID] = append(grants[g.PoolID], engineGrant(g))
 	}
 	return nil
 }

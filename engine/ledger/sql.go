@@ -377,5 +377,11 @@ FROM grants WHERE `+cond+` AND `+positive+` ORDER BY id`), args...)
 	return out, rows.Err()
 }
 
+// engineGrant is a grant row as the engine sees it.
+func engineGrant(g *ent.Grant) engine.Grant {
+	return engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority, Amount: g.Amount, Remaining: g.Remaining,
+		UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt.UTC(), ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt.UTC()}
+}
+
 // utc normalises a time for storage: UTC, microsecond precision.
 func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -196,8 +196,7 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 	}
 	eg := make([]engine.Grant, 0, len(gs))
 	for _, g := range gs {
-		eg = append(eg, engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority, Amount: g.Amount,
-			Remaining: g.Remaining, UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt})
+		eg = append(eg, engineGrant(g))
 	}
 	mode := p.RolloverMode
 	if !running {

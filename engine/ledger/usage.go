@@ -385,8 +385,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 				return nil, engine.AtIndex(err, i)
 			}
 			if g != nil {
-				add(it.pool, engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority, Amount: g.Amount,
-					Remaining: g.Remaining, UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt})
+				add(it.pool, engineGrant(g))
 				incentives[i] = append(incentives[i], g)
 			}
 		}

@@ -215,8 +215,7 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 	b := Balance{Available: decimal.Zero, Reserved: decimal.Zero, Overage: decimal.Zero}
 	by := map[engine.CreditType]decimal.Decimal{}
 	for _, g := range gs {
-		eg := engine.Grant{Remaining: g.Remaining, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt}
-		if !eg.Usable(now) {
+		if !engineGrant(g).Usable(now) {
 			continue
 		}
 		b.Available = b.Available.Add(g.Remaining)
@@ -274,7 +273,7 @@ func (s *Service) Grants(ctx context.Context, p *ent.Pool, includeEmpty bool) ([
 	now := s.Now()
 	out := gs[:0]
 	for _, g := range gs {
-		if (engine.Grant{Remaining: g.Remaining, EffectiveAt: g.EffectiveAt, ExpiresAt: g.ExpiresAt}).Usable(now) ||
+		if engineGrant(g).Usable(now) ||
 			g.EffectiveAt.After(now) && g.Remaining.IsPositive() {
 			out = append(out, g)
 		}
