@@ -2,7 +2,7 @@
 GO ?= go
 NAME ?= change
 
-.PHONY: run demo test test-short bench generate migrate-diff lint tidy build
+.PHONY: run demo test test-short soak bench generate migrate-diff lint tidy build
 
 ## run: the server on the embedded SQLite database (sqlite://creditd.db)
 run:
@@ -24,6 +24,10 @@ test:
 ## test-short: skips the slow code-regeneration check
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## soak: the model test, long (16 goroutines x 2000 random operations, both databases); CREDITD_MODEL_SEED=N replays a run
+soak:
+	CREDITD_SOAK=1 $(GO) test ./engine/ledger/ -run '^TestModel$$' -count=1 -v -timeout 60m
 
 ## bench: usage throughput through the engine vs a raw-SQL baseline, on PostgreSQL, with ratios
 bench:
