@@ -50,15 +50,3 @@ func Reserve(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant
 	r.Draws, r.Held = draws, expected.Sub(short)
 	return r, nil
 }
-
-// Release gives held draws back to the grants (in place).
-func Release(grants []Grant, draws []Draw) {
-	for _, dr := range draws {
-		for i := range grants {
-			if grants[i].ID == dr.GrantID {
-				grants[i].Remaining = grants[i].Remaining.Add(dr.Amount)
-				break
-			}
-		}
-	}
-}
