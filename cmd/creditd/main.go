@@ -3,6 +3,8 @@
 //	creditd serve [--addr :8080] [--database-url URL] [--demo] [limits...]
 //	creditd migrate [--database-url URL]
 //	creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
+//	creditd verify  [--database-url URL]
+//	creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s] [...]
 //
 // CREDITD_ADMIN_KEY, when set at serve time, makes sure an OPERATOR key with
 // that secret exists, so scripts and containers start non-interactively.
@@ -40,6 +42,15 @@ usage:
   creditd serve   [--addr :8080] [--database-url URL] [--demo] [limits...]
   creditd migrate [--database-url URL]
   creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
+  creditd verify  [--database-url URL]
+  creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s]
+                  [--concurrency 16] [--orgs 50] [--batch 100] [--setup=true]
+                  [--mix single=60,batch=10,run=20,balance=10]
+
+'verify' checks every ledger invariant and exits non-zero if one is broken.
+'loadtest' drives a running server's API (loopback addresses only) with an
+OPERATOR key (default $CREDITD_ADMIN_KEY) and reports throughput, latency
+and errors.
 
 Roles: OPERATOR PRICING REVOPS ORG_ADMIN SERVICE. CREDITD_ADMIN_KEY at serve
 time ensures an OPERATOR key with that secret exists. 'creditd serve -h'
@@ -69,6 +80,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrate(ctx, args[1:], stdout)
 	case "keys":
 		return keys(ctx, args[1:], stdout)
+	case "verify":
+		return verify(ctx, args[1:], stdout)
+	case "loadtest":
+		return loadtest(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/engine/ledger"
+	"github.com/creditd/creditd/graph"
+	"github.com/creditd/creditd/store"
+	"github.com/creditd/creditd/testdb"
+)
+
+func runCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return out.String(), err
+}
+
+func TestVerifyFreshDatabase(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "fresh.db")
+	out, err := runCmd(t, "verify", "--database-url", url)
+	if err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "no invariant broken") {
+		t.Fatalf("want a clean report, got:\n%s", out)
+	}
+	if !regexp.MustCompile(`organisations\s+0\n`).MatchString(out) {
+		t.Fatalf("want the counts checked, got:\n%s", out)
+	}
+}
+
+// usageDB records usage through the ledger package: a grant, a register,
+// single events and a run.
+func usageDB(t *testing.T, url string) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.OpenMigrated(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := ledger.New(db)
+	org, err := svc.CreateOrganization(ctx, ledger.OrganizationInput{Name: "Acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: engine.PoolAccount, Name: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: pool.ID, CreditType: engine.CreditOnDemand, Amount: d("100")}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{{Action: "agent.run", Credits: d("2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PublishRegister(ctx, "default", reg.Version, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		in := engine.UsageInput{IdempotencyKey: "k" + strconv.Itoa(i), OrganizationID: org.ID, Action: "agent.run", Status: engine.StatusSucceeded}
+		if _, err := svc.RecordUsage(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []engine.UsageStatus{engine.StatusStarted, engine.StatusSucceeded} {
+		in := engine.UsageInput{IdempotencyKey: "run-" + string(st), OrganizationID: org.ID, RunID: "run-1", Action: "agent.run", Status: st}
+		if _, err := svc.RecordUsage(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// More than the balance left: denied, still recorded.
+	big := d("1000")
+	if _, err := svc.RecordUsage(ctx, engine.UsageInput{IdempotencyKey: "too-big", OrganizationID: org.ID, Action: "agent.run", Status: engine.StatusSucceeded, Quantity: &big}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestVerifyAfterUsage(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "usage.db")
+	usageDB(t, url)
+	out, err := runCmd(t, "verify", "--database-url", url)
+	if err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "no invariant broken") {
+		t.Fatalf("want a clean report, got:\n%s", out)
+	}
+	for _, want := range []string{`organisations\s+1\n`, `grants\s+1\n`, `usage events\s+8\n`, `holds\s+1\n`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVerifyReportsViolations(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "broken.db")
+	db := usageDB(t, url)
+	// Credits appear from nowhere: remaining no longer matches the entries.
+	if _, err := db.SQL.Exec(`UPDATE grants SET remaining = remaining + 1`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, "verify", "--database-url", url)
+	if err == nil {
+		t.Fatalf("verify of a broken ledger succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "violation: grant balance") || !regexp.MustCompile(`\n\d+ invariant violations?\n`).MatchString(out) {
+		t.Fatalf("want each violation and their number, got:\n%s", out)
+	}
+	if strings.Contains(out, "no invariant broken") {
+		t.Fatalf("broken ledger reported clean:\n%s", out)
+	}
+}
+
+func TestLoadtestRefusesNonLoopback(t *testing.T) {
+	for _, u := range []string{"http://10.0.0.1:8080", "http://example.com:8080", "http://192.168.1.1", "ftp://127.0.0.1", "http://[2001:db8::1]:8080"} {
+		out, err := runCmd(t, "loadtest", "--url", u, "--key", "k", "--duration", "1s")
+		if err == nil {
+			t.Errorf("loadtest --url %s: want an error, got none:\n%s", u, out)
+		}
+	}
+	for _, h := range []string{"127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "::1"} {
+		if !isLoopbackHost(h) {
+			t.Errorf("isLoopbackHost(%q) = false", h)
+		}
+	}
+	for _, h := range []string{"10.0.0.1", "128.0.0.1", "0.0.0.0", "localhost.example.com", "::", ""} {
+		if isLoopbackHost(h) {
+			t.Errorf("isLoopbackHost(%q) = true", h)
+		}
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	m, err := parseMix(defaultMix)
+	if err != nil || m != [nOps]int{60, 10, 20, 10} {
+		t.Fatalf("parseMix(default) = %v, %v", m, err)
+	}
+	if m, err := parseMix("balance=1"); err != nil || m != [nOps]int{0, 0, 0, 1} {
+		t.Fatalf("parseMix(balance=1) = %v, %v", m, err)
+	}
+	for _, bad := range []string{"", "single=0", "single=-1", "nope=3", "single", "single=x"} {
+		if _, err := parseMix(bad); err == nil {
+			t.Errorf("parseMix(%q): want an error", bad)
+		}
+	}
+}
+
+// TestLoadtestEndToEnd serves the API in-process and runs the load test
+// against it, then checks the ledger.
+func TestLoadtestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test takes seconds")
+	}
+	for _, dia := range testdb.Dialects {
+		t.Run(testdb.Name(dia), func(t *testing.T) {
+			ctx := context.Background()
+			url := testdb.NewURL(t, dia)
+			db, err := store.OpenMigrated(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			svc := ledger.New(db)
+			srv := httptest.NewServer(graph.NewHandler(svc, db, graph.Options{RateLimit: -1}))
+			defer srv.Close()
+			_, key, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "loadtest", Role: engine.RoleOperator})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			out, err := runCmd(t, "loadtest", "--url", srv.URL, "--key", key, "--duration", "2s", "--concurrency", "4", "--orgs", "3")
+			if err != nil {
+				t.Fatalf("loadtest: %v\n%s", err, out)
+			}
+			t.Logf("loadtest output:\n%s", out)
+			if !strings.Contains(out, "errors: none") {
+				t.Errorf("want no errors:\n%s", out)
+			}
+			m := regexp.MustCompile(`operations/s, ([0-9.]+) events/s`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no events/s in the output:\n%s", out)
+			}
+			if v, _ := strconv.ParseFloat(m[1], 64); v <= 0 {
+				t.Errorf("events/s = %s, want > 0", m[1])
+			}
+			for _, kind := range opNames {
+				if !regexp.MustCompile(`(?m)^\s*` + kind + `\s+[1-9]`).MatchString(out) {
+					t.Errorf("no %s operation ran:\n%s", kind, out)
+				}
+			}
+
+			// A second run reuses the published register.
+			out, err = runCmd(t, "loadtest", "--url", srv.URL, "--key", key, "--duration", "300ms", "--concurrency", "2", "--orgs", "1", "--mix", "single=1")
+			if err != nil || !strings.Contains(out, "errors: none") || !strings.Contains(out, "in effect") {
+				t.Fatalf("second loadtest: %v\n%s", err, out)
+			}
+
+			if v, err := svc.Verify(ctx); err != nil || len(v) > 0 {
+				t.Fatalf("Verify: %v %v", v, err)
+			}
+			out, err = runCmd(t, "verify", "--database-url", url)
+			if err != nil || !strings.Contains(out, "no invariant broken") {
+				t.Fatalf("verify: %v\n%s", err, out)
+			}
+		})
+	}
+}
