@@ -34,11 +34,11 @@ import (
 )
 
 const (
-	workers          = 8       // concurrent clients
-	kills            = 3       // SIGKILLs per database
-	grantAmount      = 100000  // credits granted; each call costs 1
-	maxKeysPerWorker = 6000    // keeps workers*max well under grantAmount: no call is ever denied
-	terminations     = 3       // pg_terminate_backend rounds (PostgreSQL)
+	workers          = 8      // concurrent clients
+	kills            = 3      // SIGKILLs per database
+	grantAmount      = 100000 // credits granted; each call costs 1
+	maxKeysPerWorker = 6000   // keeps workers*max well under grantAmount: no call is ever denied
+	terminations     = 3      // pg_terminate_backend rounds (PostgreSQL)
 	requestTimeout   = 10 * time.Second
 	startTimeout     = 30 * time.Second
 	stopTimeout      = 25 * time.Second // the server drains for at most 20 s
