@@ -60,15 +60,7 @@ func TestCrashRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash-and-restart test builds and kills the real server; skipped with -short")
 	}
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CRASHTEST_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CRASHTEST_SEED=%q: %v", v, err)
-		}
-		seed = s
-	}
-	t.Logf("seed %d (replay the kill moments with CRASHTEST_SEED=%d)", seed, seed)
+	seed := testSeed(t)
 	bin := buildServer(t)
 	for i, d := range testdb.Dialects {
 		t.Run(testdb.Name(d), func(t *testing.T) {
@@ -82,6 +74,22 @@ func TestCrashRestart(t *testing.T) {
 			r.test()
 		})
 	}
+}
+
+// testSeed is $CRASHTEST_SEED, else a fresh seed; it is logged so that a
+// run's random moments can be replayed.
+func testSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("CRASHTEST_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CRASHTEST_SEED=%q: %v", v, err)
+		}
+		seed = s
+	}
+	t.Logf("seed %d (replay the random moments with CRASHTEST_SEED=%d)", seed, seed)
+	return seed
 }
 
 // buildServer builds cmd/creditd once, from the module root.
@@ -381,6 +389,10 @@ type run struct {
 	addr    string
 	srv     *server
 	starts  int
+	// failPause is how long a worker waits after a failed call before its
+	// next one (0: none); it keeps a database outage from turning into a
+	// flood of fresh keys.
+	failPause time.Duration
 
 	org, pool, grant int
 
@@ -538,6 +550,7 @@ func (r *run) load(ph *phase, ws []*worker, fresh int) {
 				}
 				if !r.attempt(ph, k, true) {
 					w.pending = append(w.pending, k)
+					time.Sleep(r.failPause)
 				}
 			}
 			for n := 0; fresh < 0 || n < fresh; n++ {
@@ -548,6 +561,7 @@ func (r *run) load(ph *phase, ws []*worker, fresh int) {
 				w.next++
 				if !r.attempt(ph, k, false) {
 					w.pending = append(w.pending, k)
+					time.Sleep(r.failPause)
 				}
 			}
 		})

@@ -10,7 +10,22 @@
 // database connections under load and checks that the server recovers by
 // itself.
 //
-// The package has no non-test code. The test is bounded (well under a
-// minute and a half) and runs in the normal suite; -short skips it.
-// CRASHTEST_SEED=<n> replays the random kill moments of an earlier run.
+// TestPostgresRestart restarts PostgreSQL itself under the same load while
+// one creditd process keeps running: pg_ctl restart -m fast, pg_ctl restart
+// -m immediate (crash-like, WAL recovery at start), and a stop, a pause of
+// 1.5 s and a start. After each, calls must be acknowledged again within
+// 15 s of PostgreSQL accepting connections, without restarting creditd;
+// every call whose outcome was lost is retried with the same payload and
+// idempotency key, fresh calls must all succeed, and at the end the database
+// is checked as above. The shared PostgreSQL other packages test against is
+// never restarted: the test initdbs a private cluster (trust auth, fsync on)
+// into a temporary directory and runs it on a free loopback port, as the
+// postgres OS user when the test runs as root, and stops it (immediate) and
+// removes it when the test ends. It finds initdb, pg_ctl and postgres in
+// $CREDITD_TEST_PG_BIN, else the newest /usr/lib/postgresql/*/bin, else on
+// $PATH; without them it skips loudly, and under CI=true it fails.
+//
+// The package has no non-test code. The tests are bounded (each well under
+// a minute and a half) and run in the normal suite; -short skips them.
+// CRASHTEST_SEED=<n> replays the random moments of an earlier run.
 package crashtest

@@ -2,6 +2,11 @@
 // PostgreSQL (a new database cloned from a template migrated once with the
 // real migrations) and SQLite (a new file). Under CI=true a missing
 // PostgreSQL fails the test; elsewhere it skips with a loud message.
+//
+// Every test that writes ends with the ledger verifier: when a test that
+// took a database from here ends without having failed, the database is
+// checked with ledger.Service.Verify (the check behind `creditd verify`)
+// and any broken invariant fails the test.
 package testdb
 
 import (
@@ -21,6 +26,7 @@ import (
 	"entgo.io/ent/dialect"
 	_ "github.com/lib/pq"
 
+	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/migrations"
 	"github.com/creditd/creditd/store"
 )
@@ -79,7 +85,14 @@ var counter atomic.Int64
 func NewURL(t testing.TB, d string) string {
 	t.Helper()
 	if d == dialect.SQLite {
-		return "sqlite://" + filepath.Join(t.TempDir(), "test.db")
+		path := filepath.Join(t.TempDir(), "test.db")
+		url := "sqlite://" + path
+		t.Cleanup(func() {
+			if _, err := os.Stat(path); err == nil {
+				verifyAtEnd(t, url)
+			}
+		})
+		return url
 	}
 	admin := requirePostgres(t)
 	tmpl, err := template(admin)
@@ -91,7 +104,34 @@ func NewURL(t testing.TB, d string) string {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
-	return withDB(AdminURL(), name)
+	url := withDB(AdminURL(), name)
+	t.Cleanup(func() { verifyAtEnd(t, url) }) // runs before the drop
+	return url
+}
+
+// verifyAtEnd checks the ledger invariants of the database at url once the
+// test is over (cleanups run last in, first out: after the test closed its
+// own handles, before the database is dropped). A test that already failed
+// is left alone: its own failure says more.
+func verifyAtEnd(t testing.TB, url string) {
+	if t.Failed() {
+		return
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, url)
+	if err != nil {
+		t.Errorf("ledger verify at the end of the test: open: %v", err)
+		return
+	}
+	defer db.Close()
+	vs, err := ledger.New(db).Verify(ctx)
+	if err != nil {
+		t.Errorf("ledger verify at the end of the test: %v", err)
+		return
+	}
+	for _, v := range vs {
+		t.Errorf("ledger invariant broken at the end of the test: %s", v)
+	}
 }
 
 func withDB(url, name string) string {

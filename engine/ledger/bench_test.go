@@ -54,6 +54,7 @@ type benchFixture struct {
 	grants []int // grants[i] is the grant in pools[i]
 	seq    atomic.Int64
 	prefix string
+	reg    int // the published register the raw baseline names (version 1)
 }
 
 // ownerTB is a sub-benchmark's testing.TB whose cleanups run when owner (the
@@ -73,16 +74,17 @@ func newBenchFixture(tb testing.TB, norgs int) *benchFixture {
 	db.SQL.SetMaxOpenConns(64) // as store.Open; the callers need at most benchCallers
 	db.SQL.SetMaxIdleConns(64)
 	svc := ledger.New(db)
-	if _, err := svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{
+	reg, err := svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{
 		{Action: benchAction, Credits: decimal.NewFromInt(benchWeight)},
-	}); err != nil {
+	})
+	if err != nil {
 		tb.Fatalf("save register draft: %v", err)
 	}
 	if _, err := svc.PublishRegister(ctx, "default", 1, nil); err != nil {
 		tb.Fatalf("publish register: %v", err)
 	}
 	fx := &benchFixture{db: db, svc: svc, orgs: make([]int, norgs), pools: make([]int, norgs), grants: make([]int, norgs),
-		prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-"}
+		prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-", reg: reg.ID}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -193,11 +195,13 @@ func checkResult(r ledger.UsageResult) error {
 	return nil
 }
 
-// The baseline: the minimum by hand on the same schema.
+// The baseline: the minimum by hand on the same schema, including what the
+// ledger invariants ask of every row (the register version that priced an
+// event and its entries), so that Verify passes on it too.
 
-const rawEventCols = `(created_at, organization_id, pool_id, idempotency_key, payload_hash, action, status, quantity, completion, attempt, occurred_at, credits, overage, decision)`
+const rawEventCols = `(created_at, organization_id, pool_id, idempotency_key, payload_hash, action, status, quantity, completion, attempt, occurred_at, credits, overage, decision, register_id, register_version)`
 
-const rawEntryCols = `(created_at, organization_id, pool_id, grant_id, kind, amount, usage_event_id)`
+const rawEntryCols = `(created_at, organization_id, pool_id, grant_id, kind, amount, register_id, register_version, usage_event_id)`
 
 // rawSingle: INSERT the event, conditional debit, INSERT the BURN entry, COMMIT.
 func (fx *benchFixture) rawSingle(ctx context.Context, i int) (err error) {
@@ -214,15 +218,15 @@ func (fx *benchFixture) rawSingle(ctx context.Context, i int) (err error) {
 	}()
 	var ev int64
 	if err = tx.QueryRowContext(ctx, `INSERT INTO usage_events `+rawEventCols+`
-VALUES ($1, $2, $3, $4, $5, $6, 'SUCCEEDED', 1, 1, 1, $1, $7, 0, 'ALLOWED') RETURNING id`,
-		now, org, pool, fx.key(), payloadHash, benchAction, benchWeight).Scan(&ev); err != nil {
+VALUES ($1, $2, $3, $4, $5, $6, 'SUCCEEDED', 1, 1, 1, $1, $7, 0, 'ALLOWED', $8, 1) RETURNING id`,
+		now, org, pool, fx.key(), payloadHash, benchAction, benchWeight, fx.reg).Scan(&ev); err != nil {
 		return err
 	}
 	if err = rawDebit(ctx, tx, grant, benchWeight); err != nil {
 		return err
 	}
-	if _, err = tx.ExecContext(ctx, `INSERT INTO ledger_entries `+rawEntryCols+` VALUES ($1, $2, $3, $4, 'BURN', $5, $6)`,
-		now, org, pool, grant, -benchWeight, ev); err != nil {
+	if _, err = tx.ExecContext(ctx, `INSERT INTO ledger_entries `+rawEntryCols+` VALUES ($1, $2, $3, $4, 'BURN', $5, $6, 1, $7)`,
+		now, org, pool, grant, -benchWeight, fx.reg, ev); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -235,13 +239,13 @@ func (fx *benchFixture) rawBatch(ctx context.Context, i, n int) (err error) {
 	org, pool, grant := fx.orgs[i], fx.pools[i], fx.grants[i]
 	var q strings.Builder
 	q.WriteString(`INSERT INTO usage_events ` + rawEventCols + ` VALUES `)
-	args := []any{now, org, pool, payloadHash, benchAction, benchWeight}
+	args := []any{now, org, pool, payloadHash, benchAction, benchWeight, fx.reg}
 	for k := 0; k < n; k++ {
 		if k > 0 {
 			q.WriteByte(',')
 		}
 		args = append(args, fx.key())
-		fmt.Fprintf(&q, "($1, $2, $3, $%d, $4, $5, 'SUCCEEDED', 1, 1, 1, $1, $6, 0, 'ALLOWED')", len(args))
+		fmt.Fprintf(&q, "($1, $2, $3, $%d, $4, $5, 'SUCCEEDED', 1, 1, 1, $1, $6, 0, 'ALLOWED', $7, 1)", len(args))
 	}
 	q.WriteString(" RETURNING id")
 	tx, err := fx.db.SQL.BeginTx(ctx, nil)
@@ -277,13 +281,13 @@ func (fx *benchFixture) rawBatch(ctx context.Context, i, n int) (err error) {
 	}
 	q.Reset()
 	q.WriteString(`INSERT INTO ledger_entries ` + rawEntryCols + ` VALUES `)
-	args = append(args[:0], now, org, pool, grant, -benchWeight)
+	args = append(args[:0], now, org, pool, grant, -benchWeight, fx.reg)
 	for k, id := range ids {
 		if k > 0 {
 			q.WriteByte(',')
 		}
 		args = append(args, id)
-		fmt.Fprintf(&q, "($1, $2, $3, $4, 'BURN', $5, $%d)", len(args))
+		fmt.Fprintf(&q, "($1, $2, $3, $4, 'BURN', $5, $6, 1, $%d)", len(args))
 	}
 	if _, err = tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return err

@@ -22,44 +22,119 @@ import (
 
 // The model test drives the ledger with random operations from many
 // goroutines and checks every answer against a simple reference model of
-// the rules: per organisation, the credits available and reserved, what a
-// burn costs (default burn policy, HARD ceiling), what a run holds, and that
-// a replayed key answers its first result. Each goroutine owns one
-// organisation, so its model is exact while the goroutines race each other
-// on the database (and one goroutine keeps publishing register versions, so
-// the catalog changes under them). It ends with Verify.
+// the rules. Each goroutine owns one organisation (an ACCOUNT pool with a
+// TEAM pool under it, subscribed to a monthly plan), so its model is exact
+// while the goroutines race each other on the database; one more goroutine
+// keeps publishing register versions, so the catalog changes under them.
 //
-// Seeded and reproducible: CREDITD_MODEL_SEED=N replays a run; the seed is
-// printed on failure. CREDITD_SOAK=1 (make soak) runs a long one.
+// The operations: grants, on-demand purchases, burns of every status on
+// the account pool and on the team pool (which falls through to the
+// account's credits), replays of earlier keys (same answer, nothing
+// written), agent runs (STARTED holds, the terminal event releases and
+// burns), hard budgets on the team pool, API key creation and revocation,
+// and balance reads. The run is cut into phases; between two phases every
+// goroutine settles its open runs, the clock moves a month on and two
+// period closes race each other (each subscription's period must close
+// exactly once), and each model applies the plan's rollover rule.
+//
+// The model: credits are in two buckets, the period's subscription credits
+// ("expiring": they expire, or roll, at the period's end) and credits that
+// never expire (grants and purchases). The default draw order takes the
+// expiring bucket first; a hold remembers what it took from each bucket and
+// its release gives exactly that back. A burn is DENIED when it costs more
+// than the pool holds (HARD overage) or, on the team pool, more than its
+// hard budget has left this calendar month. It ends with Verify (and
+// testdb verifies again when the test ends).
+//
+// Seeded and reproducible: CREDITD_MODEL_SEED=N replays a run's operations;
+// the seed is printed. CREDITD_SOAK=1 (make soak) runs a long one.
+
+// modelPlans: the plans the organisations subscribe to, by rollover mode.
+var modelPlans = []engine.RolloverMode{engine.RolloverNone, engine.RolloverUnlimited}
+
+const modelIncluded = "20" // credits each period allocates
+
+type modelHold struct{ exp, last decimal.Decimal }
 
 type model struct {
-	avail, reserved decimal.Decimal
-	holds           map[string]decimal.Decimal // run id -> held credits
-	results         map[string]ledger.UsageResult
-	inputs          map[string]engine.UsageInput
-	keys            []string
+	exp, last, reserved decimal.Decimal
+	holds               map[string]modelHold // run id -> what its hold took
+	runs                []string             // open runs, oldest first (a slice: map order is not seeded)
+	results             map[string]ledger.UsageResult
+	inputs              map[string]engine.UsageInput
+	keys                []string
+	budget              *decimal.Decimal // the team pool's hard monthly budget
+	spent               decimal.Decimal  // what the team pool burned this month while budgeted
+	mode                engine.RolloverMode
 }
+
+func (m *model) avail() decimal.Decimal { return m.exp.Add(m.last) }
+
+// take draws x credits in the default order: the expiring bucket first.
+func (m *model) take(x decimal.Decimal) modelHold {
+	fromExp := decimal.Min(x, m.exp)
+	m.exp = m.exp.Sub(fromExp)
+	m.last = m.last.Sub(x.Sub(fromExp))
+	return modelHold{exp: fromExp, last: x.Sub(fromExp)}
+}
+
+// closePeriod applies the plan's rollover rule at a period boundary.
+func (m *model) closePeriod() {
+	included := d(modelIncluded)
+	switch m.mode {
+	case engine.RolloverUnlimited:
+		m.exp = m.exp.Add(included) // everything rolls, and the new allocation arrives
+	default:
+		m.exp = included // what was left expires
+	}
+	m.spent = decimal.Zero // a new calendar month for the budget
+}
+
+// worker is one goroutine's organisation and model.
+type worker struct {
+	w          int
+	f          *fixture
+	rng        *rand.Rand
+	org        *ent.Organization
+	pool, team *ent.Pool
+	m          *model
+	n          int
+}
+
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func TestModel(t *testing.T) {
 	seed := time.Now().UnixNano()
 	if s := os.Getenv("CREDITD_MODEL_SEED"); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
 	}
-	workers, ops := 8, 60
+	workers, phases, ops := 8, 3, 30
 	if os.Getenv("CREDITD_SOAK") != "" {
-		workers, ops = 16, 2000
+		workers, phases, ops = 16, 10, 300
 	}
-	t.Logf("model seed %d (CREDITD_MODEL_SEED=%d replays it): %d goroutines x %d operations", seed, seed, workers, ops)
+	t.Logf("model seed %d (CREDITD_MODEL_SEED=%d replays it): %d goroutines x %d phases x %d operations", seed, seed, workers, phases, ops)
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		var total atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, workers+1)
+		start := f.clock.now()
+		plans := map[engine.RolloverMode]int{}
+		for _, mode := range modelPlans {
+			p := plan("model-"+string(mode), engine.OverageHard, mode, nil)
+			p.IncludedCredits, p.OnDemandPrice = d(modelIncluded), dp("0.02")
+			pl, err := f.svc.CreatePlan(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plans[mode] = pl.ID
+		}
+		var total, closes atomic.Int64
+		errs := make(chan error, 4*workers+4)
 		stop := make(chan struct{})
-		// The catalog changes under the workers: same weights, new versions.
-		go func() {
-			for n := 0; ; n++ {
+		var pub sync.WaitGroup
+		pub.Add(1)
+		go func() { // the catalog changes under the workers: same weights, new versions
+			defer pub.Done()
+			for {
 				select {
 				case <-stop:
 					return
@@ -76,168 +151,299 @@ func TestModel(t *testing.T) {
 				total.Add(1)
 			}
 		}()
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				rng := rand.New(rand.NewSource(seed + int64(w)))
-				if err := runModel(ctx, f, db, rng, w, ops, &total); err != nil {
-					errs <- fmt.Errorf("seed %d, worker %d: %w", seed, w, err)
-				}
-			}(w)
+		defer func() { close(stop); pub.Wait() }()
+
+		ws := make([]*worker, workers)
+		for i := range ws {
+			ws[i] = &worker{w: i, f: f, rng: rand.New(rand.NewSource(seed + int64(i)))}
+			if err := ws[i].start(ctx, plans[modelPlans[i%len(modelPlans)]], modelPlans[i%len(modelPlans)], start); err != nil {
+				t.Fatalf("seed %d, worker %d: %v", seed, i, err)
+			}
 		}
-		wg.Wait()
-		close(stop)
+		for phase := 0; phase < phases; phase++ {
+			var wg sync.WaitGroup
+			for _, wk := range ws {
+				wg.Add(1)
+				go func(wk *worker) {
+					defer wg.Done()
+					if err := wk.phase(ctx, ops, &total); err != nil {
+						errs <- fmt.Errorf("seed %d, worker %d, phase %d: %w", seed, wk.w, phase, err)
+					}
+				}(wk)
+			}
+			wg.Wait()
+			if len(errs) > 0 {
+				break
+			}
+			// The period ends: the clock moves a month on, two closes race.
+			f.clock.set(start.AddDate(0, phase+1, 0).Add(time.Hour))
+			var cw sync.WaitGroup
+			var closed atomic.Int64
+			for range 2 {
+				cw.Add(1)
+				go func() {
+					defer cw.Done()
+					rep, err := f.svc.RunPeriodClose(ctx, f.clock.now())
+					if err != nil {
+						errs <- fmt.Errorf("seed %d, phase %d: period close: %w", seed, phase, err)
+					}
+					closed.Add(int64(rep.SubscriptionsClosed))
+				}()
+			}
+			cw.Wait()
+			if closed.Load() != int64(workers) {
+				errs <- fmt.Errorf("seed %d, phase %d: the racing period closes closed %d subscription periods, want %d (each once)", seed, phase, closed.Load(), workers)
+			}
+			closes.Add(2)
+			for _, wk := range ws {
+				wk.m.closePeriod()
+			}
+		}
 		close(errs)
 		for err := range errs {
 			t.Error(err)
 		}
-		t.Logf("%d operations checked against the model", total.Load())
+		if t.Failed() {
+			return
+		}
+		for _, wk := range ws {
+			if err := wk.check(ctx, "final"); err != nil {
+				t.Errorf("seed %d, worker %d: %v", seed, wk.w, err)
+			}
+		}
+		t.Logf("%d operations and %d racing period closes checked against the model", total.Load(), closes.Load())
 		verify(t, f.svc)
 	})
 }
 
-func runModel(ctx context.Context, f *fixture, db *store.DB, rng *rand.Rand, w, ops int, total *atomic.Int64) error {
-	org, err := f.svc.CreateOrganization(ctx, ledger.OrganizationInput{Name: fmt.Sprintf("model-%d", w)})
+// start creates the worker's organisation, pools and subscription.
+func (wk *worker) start(ctx context.Context, planID int, mode engine.RolloverMode, at time.Time) error {
+	svc := wk.f.svc
+	var err error
+	if wk.org, err = svc.CreateOrganization(ctx, ledger.OrganizationInput{Name: fmt.Sprintf("model-%d", wk.w)}); err != nil {
+		return err
+	}
+	if wk.pool, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: engine.PoolAccount, Name: "main"}); err != nil {
+		return err
+	}
+	if wk.team, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: engine.PoolTeam, Name: "team", ParentID: &wk.pool.ID}); err != nil {
+		return err
+	}
+	if _, err := svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: wk.org.ID, PlanID: planID, StartsAt: at}); err != nil {
+		return err
+	}
+	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, mode: mode,
+		holds: map[string]modelHold{}, results: map[string]ledger.UsageResult{}, inputs: map[string]engine.UsageInput{}}
+	return wk.check(ctx, "after subscribing")
+}
+
+var modelWeights = map[string]decimal.Decimal{"agent.run": d("1"), "big.run": d("10")}
+
+func modelCost(in engine.UsageInput) decimal.Decimal {
+	q, c := decimal.NewFromInt(1), decimal.NewFromInt(1)
+	if in.Quantity != nil {
+		q = *in.Quantity
+	}
+	if in.Completion != nil {
+		c = *in.Completion
+	}
+	switch in.Status {
+	case engine.StatusSucceeded:
+		return modelWeights[in.Action].Mul(q)
+	case engine.StatusPartial:
+		return modelWeights[in.Action].Mul(q).Mul(c)
+	}
+	return decimal.Zero
+}
+
+func (wk *worker) next() string { wk.n++; return fmt.Sprintf("w%d-k%d", wk.w, wk.n) }
+
+func (wk *worker) usage(key, action string, status engine.UsageStatus, qty string) engine.UsageInput {
+	return engine.UsageInput{IdempotencyKey: key, OrganizationID: wk.org.ID, Action: action, Status: status, Quantity: dp(qty)}
+}
+
+// check compares the account pool's balance with the model.
+func (wk *worker) check(ctx context.Context, when string) error {
+	b, err := wk.f.svc.Balance(ctx, wk.pool)
 	if err != nil {
 		return err
 	}
-	pool, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: engine.PoolAccount, Name: "main"})
-	if err != nil {
-		return err
+	if !b.Available.Equal(wk.m.avail()) || !b.Reserved.Equal(wk.m.reserved) {
+		return fmt.Errorf("%s: balance %s available, %s reserved; model says %s and %s", when, b.Available, b.Reserved, wk.m.avail(), wk.m.reserved)
 	}
-	m := &model{avail: decimal.Zero, reserved: decimal.Zero, holds: map[string]decimal.Decimal{},
-		results: map[string]ledger.UsageResult{}, inputs: map[string]engine.UsageInput{}}
-	weights := map[string]decimal.Decimal{"agent.run": d("1"), "big.run": d("10")}
-	cost := func(in engine.UsageInput) decimal.Decimal {
-		q, c := decimal.NewFromInt(1), decimal.NewFromInt(1)
-		if in.Quantity != nil {
-			q = *in.Quantity
-		}
-		if in.Completion != nil {
-			c = *in.Completion
-		}
-		switch in.Status {
-		case engine.StatusSucceeded:
-			return weights[in.Action].Mul(q)
-		case engine.StatusPartial:
-			return weights[in.Action].Mul(q).Mul(c)
-		}
-		return decimal.Zero
-	}
-	n := 0
-	next := func() string { n++; return fmt.Sprintf("w%d-k%d", w, n) }
-	usage := func(key, action string, status engine.UsageStatus, qty string) engine.UsageInput {
-		return engine.UsageInput{IdempotencyKey: key, OrganizationID: org.ID, Action: action, Status: status, Quantity: dp(qty)}
-	}
+	return nil
+}
+
+// phase runs ops random operations, then settles the open runs.
+func (wk *worker) phase(ctx context.Context, ops int, total *atomic.Int64) error {
 	for op := 0; op < ops; op++ {
 		total.Add(1)
-		switch r := rng.Intn(100); {
-		case r < 15: // grant
-			amount := decimal.NewFromInt(int64(rng.Intn(40) + 1)).Div(decimal.NewFromInt(4))
-			if _, err := f.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: pool.ID, CreditType: engine.CreditSubscription, Amount: amount}); err != nil {
-				return err
-			}
-			m.avail = m.avail.Add(amount)
-		case r < 55: // burn, any status
-			statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
-			in := usage(next(), []string{"agent.run", "big.run"}[rng.Intn(2)], statuses[rng.Intn(4)], strconv.Itoa(rng.Intn(5)+1))
-			if in.Status == engine.StatusPartial {
-				in.Completion = dp(fmt.Sprintf("0.%d", rng.Intn(10)))
-			}
-			res, err := f.svc.RecordUsage(ctx, in)
-			if err != nil {
-				return err
-			}
-			want := cost(in)
-			if want.GreaterThan(m.avail) {
-				if res.Decision != engine.DecisionDenied {
-					return fmt.Errorf("op %d: burn of %s with %s available = %s, model says DENIED", op, want, m.avail, res.Decision)
-				}
-			} else {
-				if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) {
-					return fmt.Errorf("op %d: burn of %s with %s available = %s %s, model says ALLOWED %s", op, want, m.avail, res.Decision, res.Credits, want)
-				}
-				m.avail = m.avail.Sub(want)
-			}
-			m.results[in.IdempotencyKey], m.inputs[in.IdempotencyKey] = res, in
-			m.keys = append(m.keys, in.IdempotencyKey)
-		case r < 65: // replay a key: its first result, nothing written
-			if len(m.keys) == 0 {
-				continue
-			}
-			key := m.keys[rng.Intn(len(m.keys))]
-			res, err := f.svc.RecordUsage(ctx, m.inputs[key])
-			if err != nil {
-				return err
-			}
-			first := m.results[key]
-			if !res.Duplicate || res.Event.ID != first.Event.ID || !res.Credits.Equal(first.Credits) || res.Decision != first.Decision {
-				return fmt.Errorf("op %d: replay of %s = %+v, first was %+v", op, key, res, first)
-			}
-		case r < 80: // a run starts
-			run := next()
-			in := usage(run+"-start", "agent.run", engine.StatusStarted, strconv.Itoa(rng.Intn(4)+1))
-			in.RunID = run
-			res, err := f.svc.RecordUsage(ctx, in)
-			if err != nil {
-				return err
-			}
-			hold := weights["agent.run"].Mul(*in.Quantity)
-			if hold.GreaterThan(m.avail) {
-				if res.Decision != engine.DecisionDenied {
-					return fmt.Errorf("op %d: run holding %s with %s available = %s, model says DENIED", op, hold, m.avail, res.Decision)
-				}
-				continue
-			}
-			if res.Decision != engine.DecisionAllowed || !res.Reserved.Equal(hold) {
-				return fmt.Errorf("op %d: run start = %s reserved %s, model says ALLOWED reserving %s", op, res.Decision, res.Reserved, hold)
-			}
-			m.avail, m.reserved = m.avail.Sub(hold), m.reserved.Add(hold)
-			m.holds[run] = hold
-		case r < 92: // a run ends
-			var run string
-			for k := range m.holds {
-				run = k
-				break
-			}
-			if run == "" {
-				continue
-			}
-			hold := m.holds[run]
-			statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
-			in := usage(run+"-end", "agent.run", statuses[rng.Intn(3)], hold.String())
-			in.RunID = run
-			if in.Status == engine.StatusPartial {
-				in.Completion = dp("0.5")
-			}
-			res, err := f.svc.RecordUsage(ctx, in)
-			if err != nil {
-				return err
-			}
-			want := cost(in)
-			m.avail, m.reserved = m.avail.Add(hold), m.reserved.Sub(hold)
-			delete(m.holds, run)
-			if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) {
-				return fmt.Errorf("op %d: run end = %s %s, model says ALLOWED %s", op, res.Decision, res.Credits, want)
-			}
-			m.avail = m.avail.Sub(want)
-		default: // read the balance
-			b, err := f.svc.Balance(ctx, pool)
-			if err != nil {
-				return err
-			}
-			if !b.Available.Equal(m.avail) || !b.Reserved.Equal(m.reserved) {
-				return fmt.Errorf("op %d: balance %s available, %s reserved; model says %s and %s", op, b.Available, b.Reserved, m.avail, m.reserved)
-			}
+		if err := wk.op(ctx, wk.rng.Intn(100)); err != nil {
+			return fmt.Errorf("op %d: %w", op, err)
 		}
 	}
-	b, err := f.svc.Balance(ctx, &ent.Pool{ID: pool.ID, OrganizationID: org.ID})
+	for len(wk.m.runs) > 0 {
+		total.Add(1)
+		if err := wk.endRun(ctx); err != nil {
+			return fmt.Errorf("settling runs: %w", err)
+		}
+	}
+	return wk.check(ctx, "end of phase")
+}
+
+func (wk *worker) op(ctx context.Context, r int) error {
+	svc, m, rng := wk.f.svc, wk.m, wk.rng
+	switch {
+	case r < 10: // grant (never expires)
+		amount := decimal.NewFromInt(int64(rng.Intn(40) + 1)).Div(decimal.NewFromInt(4))
+		if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: wk.pool.ID, CreditType: engine.CreditSubscription, Amount: amount}); err != nil {
+			return err
+		}
+		m.last = m.last.Add(amount)
+	case r < 15: // on-demand purchase (the plans set no expiry)
+		amount := decimal.NewFromInt(int64(rng.Intn(20) + 1)).Div(decimal.NewFromInt(2))
+		g, err := svc.PurchaseCredits(ctx, wk.pool.ID, amount)
+		if err != nil {
+			return err
+		}
+		if g.ExpiresAt != nil || !g.Amount.Equal(amount) {
+			return fmt.Errorf("purchase of %s: grant of %s expiring %v", amount, g.Amount, g.ExpiresAt)
+		}
+		m.last = m.last.Add(amount)
+	case r < 45: // burn on the account pool, any terminal status
+		statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
+		in := wk.usage(wk.next(), []string{"agent.run", "big.run"}[rng.Intn(2)], statuses[rng.Intn(4)], strconv.Itoa(rng.Intn(5)+1))
+		if in.Status == engine.StatusPartial {
+			in.Completion = dp(fmt.Sprintf("0.%d", rng.Intn(10)))
+		}
+		return wk.burn(ctx, in, false)
+	case r < 55: // burn on the team pool: its budget, then the account's credits
+		in := wk.usage(wk.next(), "agent.run", engine.StatusSucceeded, strconv.Itoa(rng.Intn(4)+1))
+		in.PoolID = &wk.team.ID
+		return wk.burn(ctx, in, true)
+	case r < 59: // a hard monthly budget on the team pool
+		limit := m.spent.Add(decimal.NewFromInt(int64(rng.Intn(12))))
+		if _, err := svc.SetBudget(ctx, wk.team.ID, limit, engine.PeriodMonth, true); err != nil {
+			return err
+		}
+		m.budget = &limit
+	case r < 67: // replay a key: its first result, nothing written
+		if len(m.keys) == 0 {
+			return nil
+		}
+		key := m.keys[rng.Intn(len(m.keys))]
+		res, err := svc.RecordUsage(ctx, m.inputs[key])
+		if err != nil {
+			return err
+		}
+		first := m.results[key]
+		if !res.Duplicate || res.Event.ID != first.Event.ID || !res.Credits.Equal(first.Credits) || res.Decision != first.Decision {
+			return fmt.Errorf("replay of %s = %+v, first was %+v", key, res, first)
+		}
+	case r < 79: // a run starts: it holds its expected cost
+		run := wk.next()
+		in := wk.usage(run+"-start", "agent.run", engine.StatusStarted, strconv.Itoa(rng.Intn(4)+1))
+		in.RunID = run
+		res, err := svc.RecordUsage(ctx, in)
+		if err != nil {
+			return err
+		}
+		hold := modelWeights["agent.run"].Mul(*in.Quantity)
+		if hold.GreaterThan(m.avail()) {
+			if res.Decision != engine.DecisionDenied {
+				return fmt.Errorf("run holding %s with %s available = %s, model says DENIED", hold, m.avail(), res.Decision)
+			}
+			return nil
+		}
+		if res.Decision != engine.DecisionAllowed || !res.Reserved.Equal(hold) {
+			return fmt.Errorf("run start = %s reserved %s, model says ALLOWED reserving %s", res.Decision, res.Reserved, hold)
+		}
+		m.holds[run] = m.take(hold)
+		m.reserved = m.reserved.Add(hold)
+		m.runs = append(m.runs, run)
+	case r < 90: // a run ends
+		return wk.endRun(ctx)
+	case r < 93: // an API key for the organisation: works, then revoked, then refused
+		k, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: wk.next(), Role: engine.RoleService, OrganizationID: &wk.org.ID})
+		if err != nil {
+			return err
+		}
+		p, err := svc.Authenticate(ctx, secret)
+		if err != nil || p.OrgID == nil || *p.OrgID != wk.org.ID {
+			return fmt.Errorf("a new key authenticates as %+v, %v; want organisation %d", p, err, wk.org.ID)
+		}
+		if _, err := svc.RevokeKey(ctx, k.ID); err != nil {
+			return err
+		}
+		if p, err := svc.Authenticate(ctx, secret); engine.CodeOf(err) != engine.CodeKeyRevoked {
+			return fmt.Errorf("a revoked key authenticates as %+v, %v; want %s", p, err, engine.CodeKeyRevoked)
+		}
+	default:
+		return wk.check(ctx, "balance read")
+	}
+	return nil
+}
+
+// burn records a terminal event that is not part of a run and checks the
+// decision: DENIED past the credits or the team's hard budget.
+func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) error {
+	m := wk.m
+	res, err := wk.f.svc.RecordUsage(ctx, in)
 	if err != nil {
 		return err
 	}
-	if !b.Available.Equal(m.avail) || !b.Reserved.Equal(m.reserved) {
-		return fmt.Errorf("final balance %s available, %s reserved; model says %s and %s", b.Available, b.Reserved, m.avail, m.reserved)
+	want := modelCost(in)
+	overBudget := team && m.budget != nil && want.IsPositive() && m.spent.Add(want).GreaterThan(*m.budget)
+	switch {
+	case want.GreaterThan(m.avail()):
+		if res.Decision != engine.DecisionDenied || res.Event.ReasonCode != string(engine.CodeInsufficientCredits) {
+			return fmt.Errorf("burn of %s with %s available = %s (%s), model says DENIED (%s)", want, m.avail(), res.Decision, res.Event.ReasonCode, engine.CodeInsufficientCredits)
+		}
+	case overBudget:
+		if res.Decision != engine.DecisionDenied || res.Event.ReasonCode != string(engine.CodeBudgetExceeded) {
+			return fmt.Errorf("team burn of %s with %s of a %s budget spent = %s (%s), model says DENIED (%s)", want, m.spent, m.budget, res.Decision, res.Event.ReasonCode, engine.CodeBudgetExceeded)
+		}
+	default:
+		if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) {
+			return fmt.Errorf("burn of %s with %s available = %s %s, model says ALLOWED %s", want, m.avail(), res.Decision, res.Credits, want)
+		}
+		m.take(want)
+		if team && m.budget != nil {
+			m.spent = m.spent.Add(want)
+		}
 	}
+	m.results[in.IdempotencyKey], m.inputs[in.IdempotencyKey] = res, in
+	m.keys = append(m.keys, in.IdempotencyKey)
+	return nil
+}
+
+// endRun ends the oldest open run with a random terminal status: the hold
+// comes back to the buckets it came from, then the run's cost burns.
+func (wk *worker) endRun(ctx context.Context) error {
+	m := wk.m
+	if len(m.runs) == 0 {
+		return nil
+	}
+	run := m.runs[0]
+	m.runs = m.runs[1:]
+	h := m.holds[run]
+	delete(m.holds, run)
+	held := h.exp.Add(h.last)
+	statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
+	in := wk.usage(run+"-end", "agent.run", statuses[wk.rng.Intn(3)], held.String())
+	in.RunID = run
+	if in.Status == engine.StatusPartial {
+		in.Completion = dp("0.5")
+	}
+	res, err := wk.f.svc.RecordUsage(ctx, in)
+	if err != nil {
+		return err
+	}
+	want := modelCost(in)
+	m.exp, m.last, m.reserved = m.exp.Add(h.exp), m.last.Add(h.last), m.reserved.Sub(held)
+	if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) {
+		return fmt.Errorf("run end = %s %s, model says ALLOWED %s", res.Decision, res.Credits, want)
+	}
+	m.take(want)
 	return nil
 }

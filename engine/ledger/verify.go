@@ -7,6 +7,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
 )
 
 // Violation is one broken ledger invariant.
@@ -27,7 +28,12 @@ func (v Violation) String() string { return v.Invariant + ": " + v.Detail }
 //     DENIED event has no entries and charged nothing;
 //   - every BURN and OVERAGE entry names its usage event;
 //   - every hold: its HOLD entries sum to -amount, and its RELEASE entries
-//     to +amount once settled or released (none while open).
+//     to +amount once settled or released (none while open);
+//   - one idempotency key per organisation has at most one usage event;
+//   - no orphans: every entry's usage event, every hold's events and every
+//     grant's pool exist, and a grant's organisation is its pool's;
+//   - traceability: an event that charged credits names the register
+//     version that priced it, and its BURN entries name the same version.
 //
 // Sums are done in Go with exact decimals, so both dialects check the same.
 func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
@@ -65,6 +71,22 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 	for _, g := range grants {
 		byGrant[g.ID] = &sums{}
 		grantPool[g.ID] = g.PoolID
+		if org, ok := poolOrg[g.PoolID]; !ok {
+			add("orphan grant", "grant %d names missing pool %d", g.ID, g.PoolID)
+		} else if org != g.OrganizationID {
+			add("grant organisation", "grant %d is in pool %d of organisation %d, recorded as %d", g.ID, g.PoolID, org, g.OrganizationID)
+		}
+	}
+	eventByID := make(map[int]*ent.UsageEvent, len(events))
+	keys := make(map[orgKey]int, len(events))
+	for _, ev := range events {
+		eventByID[ev.ID] = ev
+		k := orgKey{ev.OrganizationID, ev.IdempotencyKey}
+		if first, ok := keys[k]; ok {
+			add("idempotency", "events %d and %d of organisation %d share the key %q", first, ev.ID, ev.OrganizationID, ev.IdempotencyKey)
+		} else {
+			keys[k] = ev.ID
+		}
 	}
 	burns := map[int]decimal.Decimal{}
 	burnCount := map[int]int{}
@@ -86,6 +108,14 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 				sm.grant = e.Amount
 			} else {
 				sm.moves = sm.moves.Add(e.Amount)
+			}
+		}
+		if e.UsageEventID != nil && eventByID[*e.UsageEventID] == nil {
+			add("orphan entry", "%s entry %d names missing usage event %d", e.Kind, e.ID, *e.UsageEventID)
+		}
+		if e.Kind == engine.EntryBurn && e.UsageEventID != nil {
+			if ev := eventByID[*e.UsageEventID]; ev != nil && !sameVersion(ev.RegisterID, ev.RegisterVersion, e.RegisterID, e.RegisterVersion) {
+				add("entry versions", "BURN entry %d names register %s, its event %d %s", e.ID, version(e.RegisterID, e.RegisterVersion), ev.ID, version(ev.RegisterID, ev.RegisterVersion))
 			}
 		}
 		if e.Kind == engine.EntryBurn || e.Kind == engine.EntryOverage || e.Kind == engine.EntryBorrow {
@@ -128,6 +158,12 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 		}
 	}
 	for _, h := range holds {
+		if eventByID[h.StartedEventID] == nil {
+			add("orphan hold", "hold %d of run %q names missing STARTED event %d", h.ID, h.RunID, h.StartedEventID)
+		}
+		if h.SettledEventID != nil && eventByID[*h.SettledEventID] == nil {
+			add("orphan hold", "hold %d of run %q names missing settling event %d", h.ID, h.RunID, *h.SettledEventID)
+		}
 		if !held[h.StartedEventID].Neg().Equal(h.Amount) {
 			add("hold", "hold %d of run %q holds %s but its HOLD entries sum to %s", h.ID, h.RunID, h.Amount, held[h.StartedEventID].Neg())
 		}
@@ -154,9 +190,29 @@ func (s *Service) Verify(ctx context.Context) ([]Violation, error) {
 		if !got.Equal(ev.Credits) {
 			add("burn total", "event %d charged %s but its BURN entries sum to %s", ev.ID, ev.Credits, got)
 		}
+		if ev.Credits.IsPositive() && (ev.RegisterID == nil || ev.RegisterVersion == nil) {
+			add("event versions", "event %d charged %s but names no register version", ev.ID, ev.Credits)
+		}
 		if poolOrg[ev.PoolID] != ev.OrganizationID {
 			add("event organisation", "event %d is on pool %d of another organisation", ev.ID, ev.PoolID)
 		}
 	}
 	return out, nil
+}
+
+type orgKey struct {
+	org int
+	key string
+}
+
+func sameVersion(id1, v1, id2, v2 *int) bool {
+	eq := func(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+	return eq(id1, id2) && eq(v1, v2)
+}
+
+func version(id, v *int) string {
+	if id == nil || v == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%d v%d", *id, *v)
 }
