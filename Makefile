@@ -2,7 +2,7 @@
 GO ?= go
 NAME ?= change
 
-.PHONY: run demo test test-short soak bench generate migrate-diff lint tidy build
+.PHONY: run demo test test-short soak bench loadtest verify generate migrate-diff lint tidy build
 
 ## run: the server on the embedded SQLite database (sqlite://creditd.db)
 run:
@@ -36,6 +36,34 @@ bench:
 	  END { print ""; print "service / raw SQL, same run:"; \
 	  for (n in rate) if (n ~ /^BenchmarkRecordUsage\//) { sub_=n; sub(/^BenchmarkRecordUsage\//, "", sub_); \
 	    raw="BenchmarkRawSQL/" sub_; if (raw in rate) printf "  %-22s %9.0f / %9.0f events/s = %.2f\n", sub_, rate[n], rate[raw], rate[n]/rate[raw] } }' bench.out
+
+## loadtest: the real server on a fresh PostgreSQL database, driven over loopback HTTP by
+## `creditd loadtest` (single events, batches, then the default mix), then the raw-SQL baseline
+## at the same concurrency in the same run, and the ratios
+LOAD_PG   ?= postgres://postgres@127.0.0.1:5432
+LOAD_DB   ?= creditd_loadtest
+LOAD_ADDR ?= 127.0.0.1:18080
+LOAD_TIME ?= 15s
+LOAD_KEY  ?= loadtest-admin-key-0123456789-abcdefghijkl
+loadtest: build
+	@psql "$(LOAD_PG)/postgres" -qc 'DROP DATABASE IF EXISTS $(LOAD_DB) WITH (FORCE)' -c 'CREATE DATABASE $(LOAD_DB)'
+	@set -e; rm -f loadtest.out; CREDITD_ADMIN_KEY=$(LOAD_KEY) bin/creditd serve --addr $(LOAD_ADDR) --rate-limit -1 \
+	  --database-url "$(LOAD_PG)/$(LOAD_DB)?sslmode=disable" > loadtest-server.log 2>&1 & pid=$$!; \
+	  trap "kill $$pid 2>/dev/null" EXIT; \
+	  for i in $$(seq 1 100); do curl -sf http://$(LOAD_ADDR)/readyz >/dev/null && break; sleep 0.2; done; \
+	  for mix in single=1 batch=1 single=60,batch=10,run=20,balance=10; do \
+	    bin/creditd loadtest --url http://$(LOAD_ADDR) --key $(LOAD_KEY) --duration $(LOAD_TIME) --mix $$mix | tee -a loadtest.out; done; \
+	  kill $$pid; wait $$pid || true; trap - EXIT; \
+	  bin/creditd verify --database-url "$(LOAD_PG)/$(LOAD_DB)?sslmode=disable"
+	$(GO) test ./engine/ledger/ -run '^$$' -bench 'BenchmarkRawSQL/(single|batch100)/orgs=many' -benchtime 5s -count 1 | tee -a loadtest.out
+	@awk '/^(single|batch) / && !($$1 in http) { http[$$1]=$$6 } \
+	  /^BenchmarkRawSQL/ { for (i=1;i<=NF;i++) if ($$i=="events/s") raw[($$1 ~ /single/) ? "single" : "batch"]=$$(i-1) } \
+	  END { print ""; print "over HTTP / raw SQL debit, same run, many organisations:"; \
+	    for (k in http) if (raw[k]) printf "  %-7s %9.0f / %9.0f events/s = %.2f\n", k, http[k], raw[k], http[k]/raw[k] }' loadtest.out
+
+## verify: the ledger verifier on $$CREDITD_DATABASE_URL (default sqlite://creditd.db)
+verify:
+	$(GO) run ./cmd/creditd verify
 
 ## generate: ent then gqlgen
 generate:

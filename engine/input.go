@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -49,6 +50,16 @@ func (in UsageInput) Normalize(now time.Time) (Event, string, error) {
 		return Event{}, "", Invalid("action", "is longer than %d bytes", MaxActionLen)
 	case len(in.RunID) > MaxKeyLen:
 		return Event{}, "", Invalid("runId", "is longer than %d bytes", MaxKeyLen)
+	// The payload hash is over JSON, which turns every invalid byte into
+	// U+FFFD: text that is not UTF-8 would make different payloads equal.
+	case !utf8.ValidString(in.IdempotencyKey):
+		return Event{}, "", Invalid("idempotencyKey", "is not valid UTF-8")
+	case !utf8.ValidString(in.Action):
+		return Event{}, "", Invalid("action", "is not valid UTF-8")
+	case !utf8.ValidString(in.RunID):
+		return Event{}, "", Invalid("runId", "is not valid UTF-8")
+	case !validText(in.Properties):
+		return Event{}, "", Invalid("properties", "holds text that is not valid UTF-8")
 	}
 	ev := Event{
 		Action: in.Action, Status: in.Status, RunID: in.RunID,
@@ -116,4 +127,26 @@ func (in UsageInput) Normalize(now time.Time) (Event, string, error) {
 	}{pool, ev.RunID, ev.Action, ev.Status, ev.Quantity.String(), ev.Completion.String(), ev.Attempt, props, occurred})
 	sum := sha256.Sum256(canon)
 	return ev, hex.EncodeToString(sum[:]), nil
+}
+
+// validText reports whether every string in a JSON-like value (keys and
+// values of maps, elements of lists) is valid UTF-8.
+func validText(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return utf8.ValidString(x)
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !validText(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !validText(e) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -76,14 +76,28 @@ func shortfall(ctx context.Context, v Versions, org Org, ev Event, d UsageDecisi
 	return denied, nil
 }
 
+// MaxTopUpsPerEvent is the most packs an AUTO_TOP_UP plan buys for one
+// event, even without a cap: a burn that needs more is denied rather than
+// buying (and writing) an unbounded number of packs.
+const MaxTopUpsPerEvent = 1000
+
 // TopUpsFor is how many packs an AUTO_TOP_UP plan buys to cover short
-// credits: 0 when the plan has no pack size or the period's cap does not
-// allow enough packs.
+// credits: 0 when the plan has no pack size, or when the period's cap or
+// MaxTopUpsPerEvent does not allow enough packs.
 func TopUpsFor(short decimal.Decimal, t *PlanTerms) int {
 	if t == nil || t.OverageMode != OverageAutoTopUp || !t.TopUpCredits.IsPositive() || !short.IsPositive() {
 		return 0
 	}
-	n := int(short.Div(t.TopUpCredits).Ceil().IntPart())
+	// Exactly (Div rounds to 16 places) and as decimals first: the ratio
+	// can be far beyond int's range.
+	packs, rest := short.QuoRem(t.TopUpCredits, 0)
+	if rest.IsPositive() {
+		packs = packs.Add(decimal.NewFromInt(1))
+	}
+	if packs.GreaterThan(decimal.NewFromInt(MaxTopUpsPerEvent)) {
+		return 0
+	}
+	n := int(packs.IntPart())
 	if t.TopUpsLeft >= 0 && n > t.TopUpsLeft {
 		return 0
 	}

@@ -36,8 +36,13 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 	if gerr.Extensions != nil && gerr.Extensions["code"] != nil {
 		return gerr // gqlgen's own: GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, COMPLEXITY_LIMIT_EXCEEDED
 	}
+	// A *gqlerror.Error without a code is gqlgen refusing input: its own
+	// checks (no cause), or a scalar's unmarshaller (Time, JSON, Int, ...)
+	// whose plain error graphql.ErrorOnPath wrapped with the argument's path.
+	// Resolver errors reach the presenter unwrapped, so they are not caught
+	// here.
 	var ge *gqlerror.Error
-	if errors.As(err, &ge) && ge.Err == nil {
+	if errors.As(err, &ge) && (ge.Err == nil || !errors.Is(ge.Err, context.Canceled) && !errors.Is(ge.Err, context.DeadlineExceeded)) {
 		gerr.Extensions = map[string]any{"code": string(engine.CodeValidation)}
 		return gerr
 	}
