@@ -56,7 +56,7 @@ loadtest: build
 	  kill $$pid; wait $$pid || true; trap - EXIT; \
 	  bin/creditd verify --database-url "$(LOAD_PG)/$(LOAD_DB)?sslmode=disable"
 	$(GO) test ./engine/ledger/ -run '^$$' -bench 'BenchmarkRawSQL/(single|batch100)/orgs=many' -benchtime 5s -count 1 | tee -a loadtest.out
-	@awk '/^(single|batch) / && !($$1 in http) { http[$$1]=$$6 } \
+	@awk '($$1=="single" || $$1=="batch") && $$6 > 0 && !($$1 in http) { http[$$1]=$$6 } \
 	  /^BenchmarkRawSQL/ { for (i=1;i<=NF;i++) if ($$i=="events/s") raw[($$1 ~ /single/) ? "single" : "batch"]=$$(i-1) } \
 	  END { print ""; print "over HTTP / raw SQL debit, same run, many organisations:"; \
 	    for (k in http) if (raw[k]) printf "  %-7s %9.0f / %9.0f events/s = %.2f\n", k, http[k], raw[k], http[k]/raw[k] }' loadtest.out
