@@ -371,51 +371,149 @@ func FuzzRecordUsageGraphQL(f *testing.F) {
 			key = e.service
 		}
 		status, body := e.send(key, query, vars)
-		if !fzStatuses[status] {
-			t.Fatalf("HTTP %d: %.500s", status, body)
+		e.checkResponse(t, status, body, field, flags&1 != 0)
+		if e.runs.Add(1)%fzVerifyEvery == 0 {
+			e.verify(t, "after "+strconv.FormatInt(e.runs.Load(), 10)+" inputs")
 		}
-		var resp struct {
-			Data   map[string]json.RawMessage `json:"data"`
-			Errors []fzErr                    `json:"errors"`
+	})
+}
+
+// checkResponse checks one answer to recordUsage or recordUsageBatch: a
+// documented status, a GraphQL response, documented error codes, either
+// errors or data, and consistent results. It returns the results (nil when
+// the request was refused).
+func (e *fzEnv) checkResponse(t *testing.T, status int, body []byte, field string, batch bool) []map[string]any {
+	t.Helper()
+	if !fzStatuses[status] {
+		t.Fatalf("HTTP %d: %.500s", status, body)
+	}
+	var resp struct {
+		Data   map[string]json.RawMessage `json:"data"`
+		Errors []fzErr                    `json:"errors"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatalf("HTTP %d: the body is not a GraphQL response (%v): %.500s", status, err, body)
+	}
+	for _, ge := range resp.Errors {
+		code, _ := ge.Extensions["code"].(string)
+		if !fzCodes[code] {
+			t.Fatalf("HTTP %d: error %q with extensions.code %v, not a documented code: %.500s", status, ge.Message, ge.Extensions["code"], body)
 		}
-		if err := json.Unmarshal(body, &resp); err != nil {
-			t.Fatalf("HTTP %d: the body is not a GraphQL response (%v): %.500s", status, err, body)
+		if ge.Message == "" {
+			t.Fatalf("HTTP %d: error without a message: %.500s", status, body)
 		}
-		for _, ge := range resp.Errors {
-			code, _ := ge.Extensions["code"].(string)
-			if !fzCodes[code] {
-				t.Fatalf("HTTP %d: error %q with extensions.code %v, not a documented code: %.500s", status, ge.Message, ge.Extensions["code"], body)
+	}
+	if status != http.StatusOK && len(resp.Errors) == 0 {
+		t.Fatalf("HTTP %d without errors: %.500s", status, body)
+	}
+	raw := resp.Data[field]
+	if len(resp.Errors) == 0 && (len(raw) == 0 || string(raw) == "null") {
+		t.Fatalf("HTTP %d: neither errors nor %s: %.500s", status, field, body)
+	}
+	if len(raw) > 0 && string(raw) != "null" {
+		if len(resp.Errors) > 0 {
+			t.Fatalf("HTTP %d: both %s and errors: %.500s", status, field, body)
+		}
+		if batch {
+			var rs []map[string]any
+			if err := json.Unmarshal(raw, &rs); err != nil {
+				t.Fatalf("%s: %v: %.500s", field, err, raw)
 			}
-			if ge.Message == "" {
-				t.Fatalf("HTTP %d: error without a message: %.500s", status, body)
+			for i, r := range rs {
+				checkResult(t, field+"["+strconv.Itoa(i)+"]", r)
+			}
+			return rs
+		}
+		var r map[string]any
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatalf("%s: %v: %.500s", field, err, raw)
+		}
+		checkResult(t, field, r)
+		return []map[string]any{r}
+	}
+	return nil
+}
+
+// FuzzRecordUsageFields fuzzes the fields of a well-formed recordUsage
+// request (where FuzzRecordUsageGraphQL mostly finds malformed JSON), and
+// sends every request twice: the second answer must be a replay of the
+// first (duplicate, same event, same credits and decision) or the same
+// refusal, and must write nothing. org and pool pick among this database's
+// organisations and pools, and a few wrong ids; flags bit 0 sends a SERVICE
+// key of organisation A, bit 1 omits quantity, bit 2 omits completion, bit
+// 3 sends properties (when they are a JSON object).
+func FuzzRecordUsageFields(f *testing.F) {
+	f.Add("k1", byte(0), byte(0), "agent.run", "SUCCEEDED", "1", "1", "", []byte(nil), byte(6))
+	f.Add("k2", byte(0), byte(2), "doc.summarize", "PARTIAL", "2.5", "0.5", "", []byte(`{"pages":8}`), byte(8))
+	f.Add("k3", byte(1), byte(0), "agent.run", "SUCCEEDED", "1000", "1", "", []byte(nil), byte(4))
+	f.Add("r1", byte(0), byte(0), "agent.run", "STARTED", "2", "1", "run-1", []byte(nil), byte(4))
+	f.Add("r2", byte(0), byte(0), "agent.run", "FAILED", "2", "1", "run-1", []byte(nil), byte(4))
+	f.Add("k4", byte(2), byte(4), "agent.run", "SUCCEEDED", "-1", "0", "", []byte(`{}`), byte(9))
+	f.Add("k5", byte(0), byte(0), "strict.pages", "SUCCEEDED", "0.0000001", "1", "", []byte(`{"pages":"x"}`), byte(8))
+	f.Add("k6", byte(0), byte(1), "tenth", "PARTIAL", "3", "0.333333333333333333333", "", []byte(nil), byte(0))
+	f.Add("k7", byte(5), byte(0), "agent.run", "SUCCEEDED", "1", "1", "", []byte(nil), byte(7))
+	e := newFzEnv(f)
+	var ids [][]byte
+	for _, p := range e.ids {
+		ids = append(ids, p[1])
+	}
+	pick := func(n byte, wrong ...string) string {
+		if int(n)%(len(ids)+len(wrong)) < len(ids) {
+			return string(ids[int(n)%(len(ids)+len(wrong))])
+		}
+		return wrong[int(n)%(len(ids)+len(wrong))-len(ids)]
+	}
+	f.Fuzz(func(t *testing.T, key string, org, pool byte, action, status, quantity, completion, runID string, props []byte, flags byte) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		in := map[string]any{"idempotencyKey": key, "organizationId": pick(org, "0", "999999"), "action": action}
+		if status != "" {
+			in["status"] = status
+		}
+		if pool&1 != 0 {
+			in["poolId"] = pick(pool>>1, "-5")
+		}
+		if flags&2 == 0 {
+			in["quantity"] = quantity
+		}
+		if flags&4 == 0 {
+			in["completion"] = completion
+		}
+		if runID != "" {
+			in["runId"] = runID
+		}
+		if flags&8 != 0 {
+			var m map[string]any
+			if json.Unmarshal(props, &m) == nil && m != nil {
+				in["properties"] = json.RawMessage(props)
 			}
 		}
-		if status != http.StatusOK && len(resp.Errors) == 0 {
-			t.Fatalf("HTTP %d without errors: %.500s", status, body)
+		vars, err := json.Marshal(map[string]any{"in": in})
+		if err != nil {
+			t.Skip()
 		}
-		raw := resp.Data[field]
-		if len(resp.Errors) == 0 && (len(raw) == 0 || string(raw) == "null") {
-			t.Fatalf("HTTP %d: neither errors nor %s: %.500s", status, field, body)
+		apiKey := e.operator
+		if flags&1 != 0 {
+			apiKey = e.service
 		}
-		if len(raw) > 0 && string(raw) != "null" {
-			if len(resp.Errors) > 0 {
-				t.Fatalf("HTTP %d: both %s and errors: %.500s", status, field, body)
+		code, body := e.send(apiKey, fzRecord, vars)
+		first := e.checkResponse(t, code, body, "recordUsage", false)
+		code2, body2 := e.send(apiKey, fzRecord, vars)
+		second := e.checkResponse(t, code2, body2, "recordUsage", false)
+		switch {
+		case first == nil && second != nil:
+			t.Fatalf("refused, then accepted on retry:\n%.500s\n%.500s", body, body2)
+		case first != nil && second == nil:
+			t.Fatalf("accepted, then refused on retry:\n%.500s\n%.500s", body, body2)
+		case first != nil:
+			a, b := first[0], second[0]
+			ea, _ := a["event"].(map[string]any)
+			eb, _ := b["event"].(map[string]any)
+			if b["duplicate"] != true || ea["id"] != eb["id"] || a["credits"] != b["credits"] || a["decision"] != b["decision"] {
+				t.Fatalf("a retry is not a replay of the first answer:\n%.500s\n%.500s", body, body2)
 			}
-			if flags&1 != 0 {
-				var rs []map[string]any
-				if err := json.Unmarshal(raw, &rs); err != nil {
-					t.Fatalf("%s: %v: %.500s", field, err, raw)
-				}
-				for i, r := range rs {
-					checkResult(t, field+"["+strconv.Itoa(i)+"]", r)
-				}
-			} else {
-				var r map[string]any
-				if err := json.Unmarshal(raw, &r); err != nil {
-					t.Fatalf("%s: %v: %.500s", field, err, raw)
-				}
-				checkResult(t, field, r)
-			}
+		case code != code2:
+			t.Fatalf("the same refusal answered HTTP %d, then %d:\n%.500s\n%.500s", code, code2, body, body2)
 		}
 		if e.runs.Add(1)%fzVerifyEvery == 0 {
 			e.verify(t, "after "+strconv.FormatInt(e.runs.Load(), 10)+" inputs")
