@@ -305,28 +305,8 @@ func FuzzDecideUsage(f *testing.F) {
 		}
 		for _, m := range []engine.RolloverMode{engine.RolloverNone, engine.RolloverCapped, engine.RolloverOneTime, engine.RolloverUnlimited} {
 			pc := engine.ClosePeriod(m, cp, grants, now)
-			rolled, expired := map[int]decimal.Decimal{}, map[int]decimal.Decimal{}
-			sumR, sumE := decimal.Zero, decimal.Zero
-			for _, a := range pc.RollOut {
-				if !a.Amount.IsPositive() {
-					t.Fatalf("%s: roll-out %s", m, a.Amount)
-				}
-				if _, dup := rolled[a.GrantID]; dup {
-					t.Fatalf("%s: grant %d rolled twice", m, a.GrantID)
-				}
-				rolled[a.GrantID] = a.Amount
-				sumR = sumR.Add(a.Amount)
-			}
-			for _, a := range pc.Expire {
-				if !a.Amount.IsPositive() {
-					t.Fatalf("%s: expire %s", m, a.Amount)
-				}
-				if _, dup := expired[a.GrantID]; dup {
-					t.Fatalf("%s: grant %d expired twice", m, a.GrantID)
-				}
-				expired[a.GrantID] = a.Amount
-				sumE = sumE.Add(a.Amount)
-			}
+			rolled, sumR := fuzzAmounts(t, string(m)+": roll-out", pc.RollOut)
+			expired, sumE := fuzzAmounts(t, string(m)+": expire", pc.Expire)
 			if !sumR.Equal(pc.Rolled) || !sumE.Equal(pc.Expired) {
 				t.Fatalf("%s: rolled %s (sum %s), expired %s (sum %s)", m, pc.Rolled, sumR, pc.Expired, sumE)
 			}
@@ -364,4 +344,22 @@ func FuzzDecideUsage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzAmounts indexes a period close's amounts by grant, checking that each
+// is positive and names its grant once, and sums them.
+func fuzzAmounts(t *testing.T, what string, as []engine.GrantAmount) (map[int]decimal.Decimal, decimal.Decimal) {
+	t.Helper()
+	by, sum := map[int]decimal.Decimal{}, decimal.Zero
+	for _, a := range as {
+		if !a.Amount.IsPositive() {
+			t.Fatalf("%s %s", what, a.Amount)
+		}
+		if _, dup := by[a.GrantID]; dup {
+			t.Fatalf("%s: grant %d twice", what, a.GrantID)
+		}
+		by[a.GrantID] = a.Amount
+		sum = sum.Add(a.Amount)
+	}
+	return by, sum
 }
