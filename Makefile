@@ -25,7 +25,7 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## soak: the model test, long (16 goroutines x 2000 random operations, both databases); CREDITD_MODEL_SEED=N replays a run
+## soak: the model test, long (16 goroutines x 10 periods x 300 random operations, both databases); CREDITD_MODEL_SEED=N replays a run
 soak:
 	CREDITD_SOAK=1 $(GO) test ./engine/ledger/ -run '^TestModel$$' -count=1 -v -timeout 60m
 
