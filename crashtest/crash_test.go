@@ -167,7 +167,7 @@ func (r *run) start() *server {
 			t.Fatal(err)
 		}
 		s.cmd = exec.Command(r.bin, "serve", "--addr", s.addr, "--database-url", r.url,
-			"--rate-limit", "-1", "--period-close-every", "0", "--no-playground")
+			"--rate-limit", "-1", "--period-close-every", r.closeEvery.String(), "--no-playground")
 		s.cmd.Env = append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_DATABASE_URL=")
 		s.cmd.Stdout, s.cmd.Stderr = f, f
 		if err := s.cmd.Start(); err != nil {
@@ -393,6 +393,9 @@ type run struct {
 	// next one (0: none); it keeps a database outage from turning into a
 	// flood of fresh keys.
 	failPause time.Duration
+	// closeEvery is the server's --period-close-every (0: the lifecycle
+	// jobs never run on their own).
+	closeEvery time.Duration
 
 	org, pool, grant int
 

@@ -25,6 +25,29 @@
 // $CREDITD_TEST_PG_BIN, else the newest /usr/lib/postgresql/*/bin, else on
 // $PATH; without them it skips loudly, and under CI=true it fails.
 //
+// TestPeriodCloseCrash proves the period-close job exactly-once under
+// SIGKILL, on PostgreSQL and an SQLite file. Before any server runs, it
+// sets up in-process (ledger.Service) a daily plan (10 included credits, a
+// platform fee, CAPPED rollover, HARD overage) and 200 organisations, each
+// with an ACCOUNT pool subscribed 40 days ago: period 0 opens at subscribe
+// and 8,000 periods are due. The real server (--period-close-every 200ms)
+// catches up on the backlog; it is SIGKILLed three times at random moments
+// of the catch-up (once a random 10-30 % of what is left has been opened,
+// plus a random few milliseconds) and restarted on the same database; on
+// PostgreSQL two servers then race on the same subscriptions and one of
+// them is killed. On SQLite the test's own handle is closed before each
+// kill, so the restarted server is the first to open the file and recovers
+// its WAL. Once no subscription is due, the database is checked directly:
+// every subscription has periods 0..40 (the count its engine.Schedule
+// gives), each exactly once with its bounds and the allocation, rollover
+// and expiry the rollover rule gives; each pool has exactly one allocation
+// grant (one GRANT entry) and at most one rollover grant per period, each
+// period's close entries once, the balance the rule leaves; each period has
+// exactly one PLATFORM_FEE charge; the job run again changes nothing, and
+// ledger.Service.Verify finds no violation. It logs which process opened
+// how many periods (by the rows' created_at, the start of the run that
+// opened them) and how many were opened by each kill.
+//
 // The package has no non-test code. The tests are bounded (each well under
 // a minute and a half) and run in the normal suite; -short skips them.
 // CRASHTEST_SEED=<n> replays the random moments of an earlier run.
