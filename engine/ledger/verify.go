@@ -12,6 +12,7 @@ import (
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/creditd/creditd/ent/usageevent"
 )
@@ -52,7 +53,10 @@ const maxViolations = 1000
 //   - one idempotency key per organisation has at most one usage event;
 //   - no orphans: every entry's usage event and every hold's events exist;
 //   - traceability: an event that charged credits names the register
-//     version that priced it, and its BURN entries name the same version.
+//     version that priced it, and its BURN entries name the same version;
+//   - budgets: what a budgeted pool has spent in its latest budget period
+//     is no more than the events of the pool and the pools under it
+//     charged since that period began (spend is never invented).
 //
 // It reads one snapshot (a read-only REPEATABLE READ transaction on
 // PostgreSQL, a read transaction on SQLite), so it may run on a live
@@ -90,10 +94,11 @@ type grantSums struct {
 }
 
 type verifier struct {
-	c       *ent.Client
-	rep     VerifyReport
-	poolOrg map[int]int
-	grants  map[int]*grantSums
+	c        *ent.Client
+	rep      VerifyReport
+	poolOrg  map[int]int
+	children map[int][]int // pool -> the pools directly under it
+	grants   map[int]*grantSums
 }
 
 func (v *verifier) add(inv, f string, args ...any) {
@@ -130,7 +135,13 @@ func (v *verifier) run(ctx context.Context) error {
 			v.add("grant organisation", "grant %d is in pool %d of organisation %d, recorded as %d", g.ID, g.PoolID, org, g.OrganizationID)
 		}
 	}
-	for _, step := range []func(context.Context) error{v.entries, v.grantTotals, v.events, v.holds, v.keys} {
+	v.children = map[int][]int{}
+	for _, p := range pools {
+		if p.ParentID != nil {
+			v.children[*p.ParentID] = append(v.children[*p.ParentID], p.ID)
+		}
+	}
+	for _, step := range []func(context.Context) error{v.entries, v.grantTotals, v.events, v.holds, v.keys, v.budgets} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -357,6 +368,45 @@ func (v *verifier) keys(ctx context.Context) error {
 	for _, d := range dups {
 		if d.Count > 1 {
 			v.add("idempotency", "organisation %d has %d events with the key %q", d.OrganizationID, d.Count, d.IdempotencyKey)
+		}
+	}
+	return nil
+}
+
+// budgets: each budgeted pool's latest spend row against what its subtree
+// charged since the row's period began. (Only an upper bound: spend is
+// counted while the pool has a budget, so it may be less.)
+func (v *verifier) budgets(ctx context.Context) error {
+	rows, err := v.c.PoolSpend.Query().Order(ent.Asc(poolspend.FieldPoolID), ent.Desc(poolspend.FieldPeriodStart)).All(ctx)
+	if err != nil {
+		return err
+	}
+	for i, r := range rows {
+		if i > 0 && rows[i-1].PoolID == r.PoolID {
+			continue // an older period of the same pool
+		}
+		subtree := []int{r.PoolID}
+		for n := 0; n < len(subtree); n++ {
+			subtree = append(subtree, v.children[subtree[n]]...)
+		}
+		charged := decimal.Zero
+		for last := 0; ; {
+			evs, err := v.c.UsageEvent.Query().Where(usageevent.PoolIDIn(subtree...), usageevent.CreatedAtGTE(r.PeriodStart),
+				usageevent.IDGT(last)).Order(ent.Asc(usageevent.FieldID)).Limit(verifyPage).
+				Select(usageevent.FieldID, usageevent.FieldCredits).All(ctx)
+			if err != nil {
+				return err
+			}
+			for _, ev := range evs {
+				charged = charged.Add(ev.Credits)
+			}
+			if len(evs) < verifyPage {
+				break
+			}
+			last = evs[len(evs)-1].ID
+		}
+		if r.Spent.IsNegative() || r.Spent.GreaterThan(charged) {
+			v.add("budget spend", "pool %d spent %s in the budget period from %s, but its events charged %s since", r.PoolID, r.Spent, r.PeriodStart.Format("2006-01-02"), charged)
 		}
 	}
 	return nil

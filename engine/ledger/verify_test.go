@@ -21,6 +21,9 @@ func verifyFixture(t *testing.T, db *store.DB) *fixture {
 	ctx := context.Background()
 	f := setup(t, db)
 	f.grant(t, "50", engine.CreditSubscription)
+	if _, err := f.svc.SetBudget(ctx, f.pool.ID, d("1000"), engine.PeriodMonth, false); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 7 {
 		if _, err := f.svc.RecordUsage(ctx, f.usage(fmt.Sprintf("k%d", i), "agent.run")); err != nil {
 			t.Fatal(err)
@@ -72,6 +75,7 @@ func TestVerifyFindsEachViolation(t *testing.T) {
 		{"a settled hold never released", `DELETE FROM ledger_entries WHERE kind = 'RELEASE'`, "release"},
 		{"a hold whose event is gone", `DELETE FROM usage_events WHERE idempotency_key = 'run-2-STARTED'`, "orphan hold"},
 		{"an entry on another organisation's pool", `UPDATE ledger_entries SET organization_id = organization_id + 1000 WHERE id = (SELECT MIN(id) FROM ledger_entries)`, "entry organisation"},
+		{"spend from nowhere", `UPDATE pool_spends SET spent = '1000'`, "budget spend"},
 		// (A grant or an entry on a missing pool or grant: the foreign keys refuse it.)
 	}
 	for _, dia := range testdb.Dialects {
