@@ -23,7 +23,8 @@ import (
 // The model test drives the ledger with random operations from many
 // goroutines and checks every answer against a simple reference model of
 // the rules. Each goroutine owns one organisation (an ACCOUNT pool with a
-// TEAM pool under it, subscribed to a monthly plan), so its model is exact
+// TEAM pool under it, subscribed to a monthly plan: rollover NONE or
+// UNLIMITED, overage HARD or SOFT), so its model is exact
 // while the goroutines race each other on the database; one more goroutine
 // keeps publishing register versions, so the catalog changes under them.
 //
@@ -43,18 +44,27 @@ import (
 // expiring bucket first; a hold remembers what it took from each bucket and
 // its release gives exactly that back. A burn is DENIED when it costs more
 // than the pool holds (HARD overage) or, on the team pool, more than its
-// hard budget has left this calendar month. It ends with Verify (and
+// hard budget has left this calendar month; under SOFT overage it takes
+// everything and the rest is overage, and a run holds what is left. It ends with Verify (and
 // testdb verifies again when the test ends).
 //
 // Seeded and reproducible: CREDITD_MODEL_SEED=N replays a run's operations;
 // the seed is printed. CREDITD_SOAK=1 (make soak) runs a long one.
 
-// modelPlans: the plans the organisations subscribe to, by rollover mode.
-var modelPlans = []engine.RolloverMode{engine.RolloverNone, engine.RolloverUnlimited}
+// modelPlans: the plans the organisations subscribe to, in turn.
+var modelPlans = []struct {
+	rollover engine.RolloverMode
+	overage  engine.OverageMode
+}{
+	{engine.RolloverNone, engine.OverageHard},
+	{engine.RolloverUnlimited, engine.OverageHard},
+	{engine.RolloverNone, engine.OverageSoft},
+}
 
 const modelIncluded = "20" // credits each period allocates
 
-type modelHold struct{ exp, last decimal.Decimal }
+// modelHold is what a run's hold took from each bucket, and the run's quantity.
+type modelHold struct{ exp, last, qty decimal.Decimal }
 
 type model struct {
 	exp, last, reserved decimal.Decimal
@@ -66,6 +76,7 @@ type model struct {
 	budget              *decimal.Decimal // the team pool's hard monthly budget
 	spent               decimal.Decimal  // what the team pool burned this month while budgeted
 	mode                engine.RolloverMode
+	soft                bool // SOFT overage: past the balance a burn is allowed, the rest is overage
 }
 
 func (m *model) avail() decimal.Decimal { return m.exp.Add(m.last) }
@@ -76,6 +87,12 @@ func (m *model) take(x decimal.Decimal) modelHold {
 	m.exp = m.exp.Sub(fromExp)
 	m.last = m.last.Sub(x.Sub(fromExp))
 	return modelHold{exp: fromExp, last: x.Sub(fromExp)}
+}
+
+// overage is what a burn of x leaves beyond the balance (SOFT plans only:
+// a HARD plan denies it).
+func (m *model) overage(x decimal.Decimal) decimal.Decimal {
+	return decimal.Max(x.Sub(m.avail()), decimal.Zero)
 }
 
 // closePeriod applies the plan's rollover rule at a period boundary.
@@ -117,15 +134,15 @@ func TestModel(t *testing.T) {
 		ctx := context.Background()
 		f := setup(t, db)
 		start := f.clock.now()
-		plans := map[engine.RolloverMode]int{}
-		for _, mode := range modelPlans {
-			p := plan("model-"+string(mode), engine.OverageHard, mode, nil)
+		plans := make([]int, len(modelPlans))
+		for i, mp := range modelPlans {
+			p := plan(fmt.Sprintf("model-%s-%s", mp.rollover, mp.overage), mp.overage, mp.rollover, nil)
 			p.IncludedCredits, p.OnDemandPrice = d(modelIncluded), dp("0.02")
 			pl, err := f.svc.CreatePlan(ctx, p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			plans[mode] = pl.ID
+			plans[i] = pl.ID
 		}
 		var total, closes atomic.Int64
 		errs := make(chan error, 4*workers+4)
@@ -156,7 +173,8 @@ func TestModel(t *testing.T) {
 		ws := make([]*worker, workers)
 		for i := range ws {
 			ws[i] = &worker{w: i, f: f, rng: rand.New(rand.NewSource(seed + int64(i)))}
-			if err := ws[i].start(ctx, plans[modelPlans[i%len(modelPlans)]], modelPlans[i%len(modelPlans)], start); err != nil {
+			mp := modelPlans[i%len(modelPlans)]
+			if err := ws[i].start(ctx, plans[i%len(modelPlans)], mp.rollover, mp.overage == engine.OverageSoft, start); err != nil {
 				t.Fatalf("seed %d, worker %d: %v", seed, i, err)
 			}
 		}
@@ -217,7 +235,7 @@ func TestModel(t *testing.T) {
 }
 
 // start creates the worker's organisation, pools and subscription.
-func (wk *worker) start(ctx context.Context, planID int, mode engine.RolloverMode, at time.Time) error {
+func (wk *worker) start(ctx context.Context, planID int, mode engine.RolloverMode, soft bool, at time.Time) error {
 	svc := wk.f.svc
 	var err error
 	if wk.org, err = svc.CreateOrganization(ctx, ledger.OrganizationInput{Name: fmt.Sprintf("model-%d", wk.w)}); err != nil {
@@ -232,7 +250,7 @@ func (wk *worker) start(ctx context.Context, planID int, mode engine.RolloverMod
 	if _, err := svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: wk.org.ID, PlanID: planID, StartsAt: at}); err != nil {
 		return err
 	}
-	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, mode: mode,
+	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, mode: mode, soft: soft,
 		holds: map[string]modelHold{}, results: map[string]ledger.UsageResult{}, inputs: map[string]engine.UsageInput{}}
 	return wk.check(ctx, "after subscribing")
 }
@@ -349,6 +367,9 @@ func (wk *worker) op(ctx context.Context, r int) error {
 			return err
 		}
 		hold := modelWeights["agent.run"].Mul(*in.Quantity)
+		if m.soft { // the run starts on what is left; the rest is overage when it settles
+			hold = decimal.Min(hold, m.avail())
+		}
 		if hold.GreaterThan(m.avail()) {
 			if res.Decision != engine.DecisionDenied {
 				return fmt.Errorf("run holding %s with %s available = %s, model says DENIED", hold, m.avail(), res.Decision)
@@ -358,7 +379,9 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		if res.Decision != engine.DecisionAllowed || !res.Reserved.Equal(hold) {
 			return fmt.Errorf("run start = %s reserved %s, model says ALLOWED reserving %s", res.Decision, res.Reserved, hold)
 		}
-		m.holds[run] = m.take(hold)
+		h := m.take(hold)
+		h.qty = *in.Quantity
+		m.holds[run] = h
 		m.reserved = m.reserved.Add(hold)
 		m.runs = append(m.runs, run)
 	case r < 90: // a run ends
@@ -395,7 +418,7 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 	want := modelCost(in)
 	overBudget := team && m.budget != nil && want.IsPositive() && m.spent.Add(want).GreaterThan(*m.budget)
 	switch {
-	case want.GreaterThan(m.avail()):
+	case want.GreaterThan(m.avail()) && !m.soft:
 		if res.Decision != engine.DecisionDenied || res.Event.ReasonCode != string(engine.CodeInsufficientCredits) {
 			return fmt.Errorf("burn of %s with %s available = %s (%s), model says DENIED (%s)", want, m.avail(), res.Decision, res.Event.ReasonCode, engine.CodeInsufficientCredits)
 		}
@@ -404,10 +427,10 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 			return fmt.Errorf("team burn of %s with %s of a %s budget spent = %s (%s), model says DENIED (%s)", want, m.spent, m.budget, res.Decision, res.Event.ReasonCode, engine.CodeBudgetExceeded)
 		}
 	default:
-		if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) {
-			return fmt.Errorf("burn of %s with %s available = %s %s, model says ALLOWED %s", want, m.avail(), res.Decision, res.Credits, want)
+		if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(m.overage(want)) {
+			return fmt.Errorf("burn of %s with %s available = %s %s (overage %s), model says ALLOWED %s (overage %s)", want, m.avail(), res.Decision, res.Credits, res.Overage, want, m.overage(want))
 		}
-		m.take(want)
+		m.take(decimal.Min(want, m.avail()))
 		if team && m.budget != nil {
 			m.spent = m.spent.Add(want)
 		}
@@ -430,7 +453,7 @@ func (wk *worker) endRun(ctx context.Context) error {
 	delete(m.holds, run)
 	held := h.exp.Add(h.last)
 	statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
-	in := wk.usage(run+"-end", "agent.run", statuses[wk.rng.Intn(3)], held.String())
+	in := wk.usage(run+"-end", "agent.run", statuses[wk.rng.Intn(3)], h.qty.String())
 	in.RunID = run
 	if in.Status == engine.StatusPartial {
 		in.Completion = dp("0.5")
@@ -441,9 +464,9 @@ func (wk *worker) endRun(ctx context.Context) error {
 	}
 	want := modelCost(in)
 	m.exp, m.last, m.reserved = m.exp.Add(h.exp), m.last.Add(h.last), m.reserved.Sub(held)
-	if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) {
-		return fmt.Errorf("run end = %s %s, model says ALLOWED %s", res.Decision, res.Credits, want)
+	if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(m.overage(want)) {
+		return fmt.Errorf("run end = %s %s (overage %s), model says ALLOWED %s (overage %s)", res.Decision, res.Credits, res.Overage, want, m.overage(want))
 	}
-	m.take(want)
+	m.take(decimal.Min(want, m.avail()))
 	return nil
 }
