@@ -64,14 +64,7 @@ func TestCrashRestart(t *testing.T) {
 	bin := buildServer(t)
 	for i, d := range testdb.Dialects {
 		t.Run(testdb.Name(d), func(t *testing.T) {
-			r := &run{
-				t: t, bin: bin, dialect: d, url: testdb.NewURL(t, d),
-				rng:    rand.New(rand.NewPCG(seed, uint64(i))),
-				sent:   map[string]int{},
-				acked:  map[string]int{},
-				logDir: t.TempDir(),
-			}
-			r.test()
+			newRun(t, bin, d, testdb.NewURL(t, d), seed, uint64(i)).test()
 		})
 	}
 }
@@ -379,6 +372,14 @@ func (r *run) must(query string, vars map[string]any, out any) {
 // ---------------------------------------------------------------------------
 // The run: one database, its server restarts and what clients observed.
 
+// newRun is a run of the real server binary bin on the database at url,
+// its random moments drawn from stream of seed.
+func newRun(t *testing.T, bin, dialect, url string, seed, stream uint64) *run {
+	return &run{t: t, bin: bin, dialect: dialect, url: url, rng: rand.New(rand.NewPCG(seed, stream)),
+		sent: map[string]int{}, acked: map[string]int{}, unknown: map[string]bool{}, disturbanceErrors: map[string]int{},
+		logDir: t.TempDir()}
+}
+
 type run struct {
 	t       *testing.T
 	bin     string
@@ -586,9 +587,6 @@ func pendingCount(ws []*worker) int {
 func (r *run) test() {
 	t := r.t
 	began := time.Now()
-	r.unknown = map[string]bool{}
-	r.disturbanceErrors = map[string]int{}
-
 	r.start()
 	r.setup()
 

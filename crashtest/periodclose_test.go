@@ -2,7 +2,6 @@ package crashtest
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -56,15 +55,8 @@ func TestPeriodCloseCrash(t *testing.T) {
 	bin := buildServer(t)
 	for i, d := range testdb.Dialects {
 		t.Run(testdb.Name(d), func(t *testing.T) {
-			pc := &periodCloseRun{
-				run: &run{
-					t: t, bin: bin, dialect: d, url: testdb.NewURL(t, d),
-					rng:        rand.New(rand.NewPCG(seed, 100+uint64(i))),
-					logDir:     t.TempDir(),
-					closeEvery: pcCloseEvery,
-				},
-				orgs: pcOrgs[d], days: pcDays,
-			}
+			pc := &periodCloseRun{run: newRun(t, bin, d, testdb.NewURL(t, d), seed, 100+uint64(i)), orgs: pcOrgs[d], days: pcDays}
+			pc.closeEvery = pcCloseEvery
 			pc.test()
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -46,17 +45,8 @@ func TestPostgresRestart(t *testing.T) {
 	bin := buildServer(t)
 	c.createDatabase("creditd")
 
-	r := &run{
-		t: t, bin: bin, dialect: dialect.Postgres, url: c.url("creditd"),
-		rng:       rand.New(rand.NewPCG(seed, 7)),
-		sent:      map[string]int{},
-		acked:     map[string]int{},
-		unknown:   map[string]bool{},
-		logDir:    t.TempDir(),
-		failPause: 20 * time.Millisecond,
-
-		disturbanceErrors: map[string]int{},
-	}
+	r := newRun(t, bin, dialect.Postgres, c.url("creditd"), seed, 7)
+	r.failPause = 20 * time.Millisecond
 	r.start()
 	r.setup()
 	pid := r.srv.cmd.Process.Pid
