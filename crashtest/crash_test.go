@@ -85,32 +85,65 @@ func testSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// buildServer builds cmd/creditd once, from the module root.
+// The server binary, built once for the whole test binary (the tests here
+// share it) into binDir, which TestMain removes.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildServer builds cmd/creditd from the module root the first time a test
+// asks, and returns the binary.
 func buildServer(t *testing.T) string {
 	t.Helper()
+	buildOnce.Do(func() {
+		start := time.Now()
+		binPath, buildErr = build()
+		if buildErr == nil {
+			t.Logf("built %s in %v", binPath, time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func build() (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	out, err := exec.Command(goBin, "env", "GOMOD").Output()
 	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
+		return "", fmt.Errorf("go env GOMOD: %v", err)
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
-		t.Fatalf("go env GOMOD = %q: not inside the creditd module", gomod)
+		return "", fmt.Errorf("go env GOMOD = %q: not inside the creditd module", gomod)
 	}
-	bin := filepath.Join(t.TempDir(), "creditd")
-	ctx, cancel := context.WithTimeout(t.Context(), 80*time.Second)
+	if binDir, err = os.MkdirTemp("", "crashtest-bin-"); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(binDir, "creditd")
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./cmd/creditd")
 	cmd.Dir = filepath.Dir(gomod)
-	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/creditd: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/creditd: %v\n%s", err, out)
 	}
-	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
-	return bin
+	return bin, nil
 }
 
 // ---------------------------------------------------------------------------

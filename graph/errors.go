@@ -42,7 +42,7 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 	// Resolver errors reach the presenter unwrapped, so they are not caught
 	// here.
 	var ge *gqlerror.Error
-	if errors.As(err, &ge) && (ge.Err == nil || !errors.Is(ge.Err, context.Canceled) && !errors.Is(ge.Err, context.DeadlineExceeded)) {
+	if errors.As(err, &ge) && !errors.Is(ge.Err, context.Canceled) && !errors.Is(ge.Err, context.DeadlineExceeded) {
 		gerr.Extensions = map[string]any{"code": string(engine.CodeValidation)}
 		return gerr
 	}

@@ -85,12 +85,12 @@ func (s *Service) VerifyReport(ctx context.Context) (VerifyReport, error) {
 	return v.rep, err
 }
 
+// grantSums is a grant as read, with the running sums of its entries.
 type grantSums struct {
-	org, pool      int
+	pool           int
 	amount, remain decimal.Decimal
-	moves, opening decimal.Decimal
+	moves, opening decimal.Decimal // other entries; the opening entry's amount
 	openings       int
-	ok             bool // the grant exists (entries may name one that does not)
 }
 
 type verifier struct {
@@ -128,7 +128,7 @@ func (v *verifier) run(ctx context.Context) error {
 	v.rep.Grants = len(gs)
 	v.grants = make(map[int]*grantSums, len(gs))
 	for _, g := range gs {
-		v.grants[g.ID] = &grantSums{org: g.OrganizationID, pool: g.PoolID, amount: g.Amount, remain: g.Remaining, ok: true}
+		v.grants[g.ID] = &grantSums{pool: g.PoolID, amount: g.Amount, remain: g.Remaining}
 		if org, ok := v.poolOrg[g.PoolID]; !ok {
 			v.add("orphan grant", "grant %d names missing pool %d", g.ID, g.PoolID)
 		} else if org != g.OrganizationID {
@@ -175,7 +175,7 @@ func (v *verifier) entries(ctx context.Context) error {
 					g.moves = g.moves.Add(e.Amount)
 				}
 			}
-			if (e.Kind == engine.EntryBurn || e.Kind == engine.EntryOverage || e.Kind == engine.EntryBorrow) && e.UsageEventID == nil {
+			if charges(e.Kind) && e.UsageEventID == nil {
 				v.add("burn cause", "%s entry %d names no usage event", e.Kind, e.ID)
 			}
 		}
@@ -202,9 +202,15 @@ func (v *verifier) grantTotals(context.Context) error {
 	return nil
 }
 
+// eventSums are the entries that charged one usage event.
 type eventSums struct {
 	burned decimal.Decimal
 	burns  int
+}
+
+// charges tells the entry kinds that charge a usage event's credits.
+func charges(k engine.EntryKind) bool {
+	return k == engine.EntryBurn || k == engine.EntryOverage || k == engine.EntryBorrow
 }
 
 // events: page by page, each event with its entries (through the
@@ -228,7 +234,7 @@ func (v *verifier) events(ctx context.Context) error {
 		for _, ev := range page {
 			byID[ev.ID] = ev
 		}
-		sums := make(map[int]*eventSums, len(page))
+		sums := make(map[int]eventSums, len(page))
 		for _, e := range entries {
 			ev := byID[*e.UsageEventID]
 			if ev == nil {
@@ -238,21 +244,13 @@ func (v *verifier) events(ctx context.Context) error {
 			if e.Kind == engine.EntryBurn && !sameVersion(ev.RegisterID, ev.RegisterVersion, e.RegisterID, e.RegisterVersion) {
 				v.add("entry versions", "BURN entry %d names register %s, its event %d %s", e.ID, version(e.RegisterID, e.RegisterVersion), ev.ID, version(ev.RegisterID, ev.RegisterVersion))
 			}
-			if e.Kind == engine.EntryBurn || e.Kind == engine.EntryOverage || e.Kind == engine.EntryBorrow {
+			if charges(e.Kind) {
 				sm := sums[ev.ID]
-				if sm == nil {
-					sm = &eventSums{}
-					sums[ev.ID] = sm
-				}
-				sm.burned = sm.burned.Add(e.Amount)
-				sm.burns++
+				sums[ev.ID] = eventSums{burned: sm.burned.Add(e.Amount), burns: sm.burns + 1}
 			}
 		}
 		for _, ev := range page {
 			sm := sums[ev.ID]
-			if sm == nil {
-				sm = &eventSums{}
-			}
 			got := sm.burned.Neg()
 			if ev.Decision == engine.DecisionDenied && (sm.burns > 0 || !ev.Credits.IsZero()) {
 				v.add("denied burn", "event %d was denied but charged %s in %d entries", ev.ID, got, sm.burns)
