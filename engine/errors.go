@@ -35,6 +35,7 @@ const (
 	CodeQueryTooDeep        Code = "QUERY_TOO_DEEP"       // selections nested deeper than the limit
 	CodeRequestTooLarge     Code = "REQUEST_TOO_LARGE"    // a request body over the limit
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
+	CodeUnavailable         Code = "UNAVAILABLE"          // the database is down, restarting or out of connections; extensions.retryable says whether resending is safe
 )
 
 // Error is an error meant for the caller: a stable code, a message safe to

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"time"
@@ -31,8 +32,44 @@ type DB struct {
 	Dialect string // dialect.Postgres or dialect.SQLite
 }
 
-// Open connects to url (sqlite://PATH or postgres://...) without migrating.
-func Open(ctx context.Context, url string) (*DB, error) {
+// DefaultMaxConns is the PostgreSQL pool size when none is asked for: a
+// fifth of a default server's 100 connections, so a few replicas, a
+// migration and an operator's psql fit beside each other.
+const DefaultMaxConns = 20
+
+// Options tune the connection pool; zero values take the defaults.
+type Options struct {
+	// MaxConns bounds the open PostgreSQL connections (default
+	// DefaultMaxConns). A request that finds them all busy waits for one
+	// (until its deadline). SQLite always uses one connection.
+	MaxConns int
+	// MaxIdleConns bounds the idle connections kept open (default MaxConns).
+	MaxIdleConns int
+	// ConnMaxIdleTime closes a connection idle this long (default 5 minutes).
+	ConnMaxIdleTime time.Duration
+	// WrapConnector, when set, stands between the pool and the driver
+	// (tests inject database faults with it; see testdb.OpenFaulty).
+	WrapConnector func(driver.Connector) driver.Connector
+}
+
+// Open connects to url (sqlite://PATH or postgres://...) without migrating,
+// with the default pool.
+func Open(ctx context.Context, url string) (*DB, error) { return OpenWith(ctx, url, Options{}) }
+
+// OpenWith is Open with pool options.
+func OpenWith(ctx context.Context, url string, opt Options) (*DB, error) {
+	if opt.MaxConns < 0 || opt.MaxIdleConns < 0 {
+		return nil, fmt.Errorf("database pool: max connections must not be negative")
+	}
+	if opt.MaxConns == 0 {
+		opt.MaxConns = DefaultMaxConns
+	}
+	if opt.MaxIdleConns == 0 || opt.MaxIdleConns > opt.MaxConns {
+		opt.MaxIdleConns = opt.MaxConns
+	}
+	if opt.ConnMaxIdleTime == 0 {
+		opt.ConnMaxIdleTime = 5 * time.Minute
+	}
 	var (
 		db      *sql.DB
 		dia     string
@@ -51,7 +88,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 			sep = "&"
 		}
 		dsn := "file:" + rawPath + sep + "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		db, err = sql.Open("sqlite", dsn)
+		db, err = openSQL("sqlite", dsn, opt)
 		if err == nil {
 			// SQLite has one writer; one connection serialises every
 			// transaction, which is what keeps balances exact there.
@@ -59,11 +96,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		}
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		dia = dialect.Postgres
-		db, err = sql.Open("postgres", url)
+		db, err = openSQL("postgres", url, opt)
 		if err == nil {
-			db.SetMaxOpenConns(64)
-			db.SetMaxIdleConns(64)
-			db.SetConnMaxIdleTime(5 * time.Minute)
+			db.SetMaxOpenConns(opt.MaxConns)
+			db.SetMaxIdleConns(opt.MaxIdleConns)
+			db.SetConnMaxIdleTime(opt.ConnMaxIdleTime)
 		}
 	default:
 		return nil, fmt.Errorf("unsupported database url %q: want sqlite://PATH or postgres://...", url)
@@ -81,9 +118,35 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	return &DB{Client: ent.NewClient(ent.Driver(drv)), SQL: db, Dialect: dia}, nil
 }
 
+// openSQL is sql.Open, through opt.WrapConnector when set.
+func openSQL(driverName, dsn string, opt Options) (*sql.DB, error) {
+	db, err := sql.Open(driverName, dsn)
+	if err != nil || opt.WrapConnector == nil {
+		return db, err
+	}
+	drv := db.Driver()
+	db.Close() // it never connected
+	return sql.OpenDB(opt.WrapConnector(dsnConnector{dsn: dsn, drv: drv})), nil
+}
+
+// dsnConnector is database/sql's connector for a driver without one of its
+// own (lib/pq and modernc's sqlite both are such drivers).
+type dsnConnector struct {
+	dsn string
+	drv driver.Driver
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
+
 // OpenMigrated opens url and applies every pending migration.
 func OpenMigrated(ctx context.Context, url string) (*DB, error) {
-	db, err := Open(ctx, url)
+	return OpenMigratedWith(ctx, url, Options{})
+}
+
+// OpenMigratedWith is OpenMigrated with pool options.
+func OpenMigratedWith(ctx context.Context, url string, opt Options) (*DB, error) {
+	db, err := OpenWith(ctx, url, opt)
 	if err != nil {
 		return nil, err
 	}

@@ -59,18 +59,35 @@ func Each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 	}
 }
 
+// MaxConns is the pool size of a test's PostgreSQL database: tests share
+// one server (100 connections by default, maybe half of them held by
+// other work) across parallel test binaries, so each pool stays small.
+const MaxConns = 4
+
 // Open returns a fresh migrated database of dialect d, closed and dropped
-// when the test ends.
+// when the test ends. Its PostgreSQL pool holds at most MaxConns
+// connections.
 func Open(t testing.TB, d string) *store.DB {
+	t.Helper()
+	return OpenWith(t, d, store.Options{})
+}
+
+// OpenWith is Open with pool options; MaxConns defaults to the package's
+// MaxConns rather than the server's default.
+func OpenWith(t testing.TB, d string, opt store.Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	url := NewURL(t, d)
-	db, err := store.Open(ctx, url)
+	if opt.MaxConns == 0 {
+		opt.MaxConns = MaxConns
+	}
+	db, err := store.OpenWith(ctx, url, opt)
 	if err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
 	if d == dialect.SQLite {
 		if _, err := migrations.Apply(ctx, db.SQL, db.Dialect); err != nil {
+			db.Close()
 			t.Fatalf("migrate: %v", err)
 		}
 	}
@@ -124,7 +141,7 @@ func verifyAtEnd(t testing.TB, url string) {
 		return
 	}
 	ctx := context.Background()
-	db, err := store.Open(ctx, url)
+	db, err := store.OpenWith(ctx, url, store.Options{MaxConns: 2})
 	if err != nil {
 		t.Errorf("ledger verify at the end of the test: open: %v", err)
 		return
@@ -154,13 +171,21 @@ var (
 	adminOnce sync.Once
 	adminDB   *sql.DB
 	adminErr  error
+	skipOnce  sync.Once
 )
 
+// requirePostgres returns the admin connection (a pool of at most two,
+// shared by the test binary), or skips the test loudly when PostgreSQL does
+// not answer (fails it under CI=true). The skip is printed to stderr once
+// per test binary as well: t.Skipf's message only shows with -v.
 func requirePostgres(t testing.TB) *sql.DB {
 	t.Helper()
 	adminOnce.Do(func() {
 		adminDB, adminErr = sql.Open("postgres", AdminURL())
 		if adminErr == nil {
+			adminDB.SetMaxOpenConns(2)
+			adminDB.SetMaxIdleConns(1)
+			adminDB.SetConnMaxIdleTime(30 * time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			adminErr = adminDB.PingContext(ctx)
 			cancel()
@@ -171,7 +196,11 @@ func requirePostgres(t testing.TB) *sql.DB {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("PostgreSQL is required under CI=true and does not answer at %s: %v", AdminURL(), err)
 		}
-		t.Skipf("SKIPPING: PostgreSQL does not answer at %s (%v); set CREDITD_TEST_PG or start it. Under CI=true this fails.", AdminURL(), err)
+		msg := fmt.Sprintf("SKIPPING: PostgreSQL does not answer at %s (%v); set CREDITD_TEST_PG or start it. Under CI=true this fails.", AdminURL(), err)
+		skipOnce.Do(func() {
+			fmt.Fprintln(os.Stderr, "testdb: "+msg+" Every PostgreSQL subtest of this package is skipped.")
+		})
+		t.Skip(msg)
 	}
 	return db
 }
@@ -216,6 +245,7 @@ func template(admin *sql.DB) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	db.SetMaxOpenConns(1)
 	_, err = migrations.Apply(ctx, db, dialect.Postgres)
 	db.Close()
 	if err != nil {
@@ -225,4 +255,37 @@ func template(admin *sql.DB) (string, error) {
 		return "", err
 	}
 	return name, nil
+}
+
+// LimitedURL returns url (a PostgreSQL test database) as a new login role
+// allowed at most limit connections, dropped when the test ends: a way to
+// make PostgreSQL itself answer "too many connections" (53300) without
+// exhausting the shared server. The role has no privilege on any table.
+func LimitedURL(t testing.TB, url string, limit int) string {
+	t.Helper()
+	admin := requirePostgres(t)
+	role := fmt.Sprintf("creditd_test_role_%d_%d", os.Getpid(), counter.Add(1))
+	if _, err := admin.Exec(fmt.Sprintf("CREATE ROLE %s LOGIN CONNECTION LIMIT %d", role, limit)); err != nil {
+		t.Skipf("cannot create a PostgreSQL role (%v); the test needs a superuser or CREATEROLE", err)
+	}
+	t.Cleanup(func() {
+		// Connections of the role end with their pools (earlier cleanups)
+		// or with the dropped database; retry briefly while they go.
+		for i := 0; i < 50; i++ {
+			admin.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+			if _, err := admin.Exec("DROP ROLE IF EXISTS " + role); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("could not drop role %s", role)
+	})
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		t.Fatalf("not a URL: %s", url)
+	}
+	if at := strings.Index(rest, "@"); at >= 0 {
+		rest = rest[at+1:]
+	}
+	return scheme + "://" + role + "@" + rest
 }
