@@ -80,6 +80,7 @@ func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 	srv.Use(extension.FixedComplexityLimit(opt.ComplexityLimit))
 	srv.Use(depthLimit(opt.MaxDepth))
 	srv.AroundFields(rules.guard)
+	srv.AroundFields(checkText)
 	if opt.Metrics != nil {
 		srv.AroundResponses(measure(opt.Metrics))
 	}
@@ -96,7 +97,7 @@ func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 
 	limiter := auth.NewLimiter(opt.RateLimit, opt.RateBurst, nil)
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", limitBody(opt.MaxBodyBytes, authenticate(svc, limiter, timeout(opt.RequestTimeout, srv))))
+	mux.Handle("/graphql", limitBody(opt.MaxBodyBytes, authenticate(svc, limiter, timeout(opt.RequestTimeout, unavailableStatus(srv)))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -184,9 +185,8 @@ func authenticate(svc *ledger.Service, limiter *auth.Limiter, next http.Handler)
 			}
 		}
 		var e *engine.Error
-		if !errors.As(err, &e) {
-			observe.Logger(r.Context()).Error("authenticate", "error", err)
-			writeError(w, http.StatusServiceUnavailable, engine.Errorf(engine.CodeInternal, "could not check the API key"))
+		if !errors.As(err, &e) || e.Code == engine.CodeUnavailable || e.Code == engine.CodeInternal {
+			writeFault(w, r, "authenticate", err) // 503 UNAVAILABLE or 500 INTERNAL
 			return
 		}
 		writeError(w, http.StatusUnauthorized, e)

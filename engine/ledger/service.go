@@ -81,29 +81,89 @@ func (s *Service) MaxBatch() int { return s.maxBatch }
 func (s *Service) postgres() bool { return s.db.Dialect == dialect.Postgres }
 
 // inTx runs fn in one transaction, retrying a few times when PostgreSQL
-// reports a serialization failure or deadlock, or when fn asks for a retry.
+// reports a serialization failure or deadlock, when fn asks for a retry, or
+// when the connection failed before the commit (the transaction was rolled
+// back, so running it again cannot apply it twice).
 func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	return s.retry(ctx, func() error { return s.once(ctx, fn) })
 }
 
 // retry runs attempt again (a few times, with a short pause) while it fails
-// with a retryable error.
+// with a retryable error. A database fault it gives up on is answered as
+// the caller should see it: UNAVAILABLE (with extensions.retryable) for a
+// database that is down, restarting, out of connections or too contended,
+// VALIDATION for text the database cannot store.
 func (s *Service) retry(ctx context.Context, attempt func() error) error {
 	var err error
 	for n := 0; n < 5; n++ {
 		err = attempt()
 		if err == nil || !retryable(err) || ctx.Err() != nil {
-			return err
+			break
 		}
-		time.Sleep(time.Duration(n+1) * 2 * time.Millisecond)
+		pause := time.Duration(n+1) * 2 * time.Millisecond
+		if store.Classify(err) == store.FaultUnavailable {
+			pause = 25 * time.Millisecond << n // 25, 50, 100, 200 ms: a connection may take a moment
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return answer(ctx, err)
+}
+
+// answer turns a database fault retry gave up on into a caller-facing error;
+// other errors pass unchanged.
+func answer(ctx context.Context, err error) error {
+	var e *engine.Error
+	if err == nil || ctx.Err() != nil || errors.As(err, &e) {
+		return err
+	}
+	switch store.Classify(err) {
+	case store.FaultConflict: // rolled back, even at commit
+		return store.Unavailable(err, true)
+	case store.FaultUnavailable:
+		var tf *txFault
+		return store.Unavailable(err, !(errors.As(err, &tf) && tf.committing))
+	case store.FaultBadText:
+		return store.BadText(err)
 	}
 	return err
+}
+
+// txFault marks a connection fault with where the transaction was: before
+// its commit (rolled back: safe to run again) or at it (the outcome is
+// unknown). Unmarked faults are not retried.
+type txFault struct {
+	err        error
+	committing bool
+}
+
+func (e *txFault) Error() string { return e.err.Error() }
+func (e *txFault) Unwrap() error { return e.err }
+
+// beginFailed, rolledBack and commitFailed mark a transaction's error with
+// its phase (see txFault); errors that are not connection faults pass
+// unchanged, so callers comparing them keep working.
+func beginFailed(err error) error { return &txFault{err: fmt.Errorf("begin transaction: %w", err)} }
+
+func rolledBack(err error) error {
+	if store.Classify(err) == store.FaultUnavailable {
+		return &txFault{err: err}
+	}
+	return err
+}
+
+func commitFailed(err error) error {
+	return &txFault{err: fmt.Errorf("commit: %w", err), committing: true}
 }
 
 func (s *Service) once(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
 	tx, err := s.db.Client.Tx(ctx)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return beginFailed(err)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -113,10 +173,10 @@ func (s *Service) once(ctx context.Context, fn func(tx *ent.Tx) error) (err erro
 	}()
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return rolledBack(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return commitFailed(err)
 	}
 	return nil
 }
@@ -125,16 +185,20 @@ func (s *Service) once(ctx context.Context, fn func(tx *ent.Tx) error) (err erro
 // race this transaction must now observe).
 var errRetry = errors.New("retry transaction")
 
+// retryable reports whether a failed transaction may simply run again: it
+// asked to (errRetry), it lost a race (serialization failure, deadlock:
+// rolled back even when reported at commit), or its connection failed
+// before the commit (marked by once; see txFault).
 func retryable(err error) bool {
 	if errors.Is(err, errRetry) {
 		return true
 	}
-	var pe *pq.Error
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", "40P01": // serialization_failure, deadlock_detected
-			return true
-		}
+	switch store.Classify(err) {
+	case store.FaultConflict:
+		return true
+	case store.FaultUnavailable:
+		var tf *txFault
+		return errors.As(err, &tf) && !tf.committing
 	}
 	return false
 }
@@ -159,6 +223,10 @@ func mapEntError(err error, what string, id any) error {
 		var ve *ent.ValidationError
 		errors.As(err, &ve)
 		return &engine.Error{Code: engine.CodeValidation, Field: ve.Name, Message: ve.Error(), Cause: err}
+	case store.Classify(err) == store.FaultBadText:
+		return store.BadText(err)
 	}
+	// Anything else (a database fault, a bug) stays as it is: retry and the
+	// API answer it as UNAVAILABLE or INTERNAL, never as bad input.
 	return err
 }
