@@ -53,6 +53,7 @@ type loadConfig struct {
 	url         *url.URL
 	key         string
 	duration    time.Duration
+	ops         int // stop after this many operations (0: run for duration)
 	concurrency int
 	orgs        int
 	mix         [nOps]int
@@ -64,7 +65,8 @@ func loadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	rawURL := fs.String("url", "http://127.0.0.1:8080", "the server (loopback only: 127.0.0.0/8, localhost or ::1); /graphql is added when no path is given")
 	key := fs.String("key", os.Getenv("CREDITD_ADMIN_KEY"), "an OPERATOR API key (default $CREDITD_ADMIN_KEY)")
-	duration := fs.Duration("duration", 10*time.Second, "how long to send load")
+	duration := fs.Duration("duration", 10*time.Second, "how long to send load (with --ops: at most this long; default then 24h)")
+	ops := fs.Int("ops", 0, "stop after this many operations instead of after --duration; the kinds then follow the mix in a fixed interleaved order, so every weighted kind runs within one cycle of the mix")
 	concurrency := fs.Int("concurrency", 16, "concurrent workers")
 	orgs := fs.Int("orgs", 50, "organisations to spread the load over (plus one hot organisation)")
 	mix := fs.String("mix", defaultMix, "weights of the operation kinds: single, batch, run, balance")
@@ -80,7 +82,14 @@ func loadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := loadConfig{url: u, key: *key, duration: *duration, concurrency: *concurrency, orgs: *orgs, batch: *batch, setup: *setup}
+	cfg := loadConfig{url: u, key: *key, duration: *duration, ops: *ops, concurrency: *concurrency, orgs: *orgs, batch: *batch, setup: *setup}
+	if cfg.ops > 0 {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "duration" })
+		if !explicit {
+			cfg.duration = 24 * time.Hour
+		}
+	}
 	if cfg.mix, err = parseMix(*mix); err != nil {
 		return err
 	}
@@ -89,6 +98,8 @@ func loadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New("loadtest: --key (an OPERATOR API key) is required, or set CREDITD_ADMIN_KEY")
 	case cfg.duration <= 0 || cfg.duration > 24*time.Hour:
 		return fmt.Errorf("loadtest: --duration must be in (0, 24h], got %s", cfg.duration)
+	case cfg.ops < 0:
+		return fmt.Errorf("loadtest: --ops must not be negative, got %d", cfg.ops)
 	case cfg.concurrency < 1 || cfg.concurrency > 1024:
 		return fmt.Errorf("loadtest: --concurrency must be 1..1024, got %d", cfg.concurrency)
 	case cfg.orgs < 1 || cfg.orgs > 10000:
@@ -306,8 +317,16 @@ func runLoad(ctx context.Context, cfg loadConfig, stdout io.Writer) error {
 	for i, w := range cfg.mix {
 		mixParts = append(mixParts, fmt.Sprintf("%s=%d", opNames[i], w))
 	}
+	length := cfg.duration.String()
+	if cfg.ops > 0 {
+		length = fmt.Sprintf("%d operations (at most %s)", cfg.ops, cfg.duration)
+	}
 	fmt.Fprintf(stdout, "load: %s for %s, %d workers, mix %s, batch %d, %d%% of operations on the hot organisation\n",
-		cfg.url, cfg.duration, cfg.concurrency, strings.Join(mixParts, ","), cfg.batch, int(hotShare*100))
+		cfg.url, length, cfg.concurrency, strings.Join(mixParts, ","), cfg.batch, int(hotShare*100))
+	var tickets *opTickets
+	if cfg.ops > 0 {
+		tickets = &opTickets{limit: cfg.ops, schedule: interleave(cfg.mix)}
+	}
 
 	stats := make([]*workerStats, cfg.concurrency)
 	var wg sync.WaitGroup
@@ -317,7 +336,7 @@ func runLoad(ctx context.Context, cfg loadConfig, stdout io.Writer) error {
 		st := newWorkerStats()
 		stats[w] = st
 		wg.Go(func() {
-			lw := &loadWorker{c: c, cfg: &cfg, targets: targets, hot: hot, st: st,
+			lw := &loadWorker{c: c, cfg: &cfg, targets: targets, hot: hot, st: st, tickets: tickets,
 				prefix: fmt.Sprintf("lt-%s-w%d", tag, w), rng: rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(w)))}
 			lw.loop(ctx, deadline)
 		})
@@ -475,6 +494,64 @@ type loadWorker struct {
 	prefix  string
 	seq     int
 	rng     *rand.Rand
+	tickets *opTickets // with --ops: the shared count and order of operations
+}
+
+// opTickets hands out the operations of an --ops run: n-th operation, n-th
+// kind of the interleaved schedule, until the limit.
+type opTickets struct {
+	mu       sync.Mutex
+	next     int
+	limit    int
+	schedule []int
+}
+
+func (t *opTickets) take() (kind int, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.next >= t.limit {
+		return 0, false
+	}
+	kind = t.schedule[t.next%len(t.schedule)]
+	t.next++
+	return kind, true
+}
+
+// interleave spreads the kinds over one cycle of the mix, each as often as
+// its weight (divided by the weights' common divisor) and as evenly as it
+// can (smooth weighted round robin): 60/10/20/10 gives a cycle of 10.
+func interleave(mix [nOps]int) []int {
+	g := 0
+	for _, w := range mix {
+		g = gcd(g, w)
+	}
+	var weights [nOps]int
+	total := 0
+	for k, w := range mix {
+		weights[k] = w / g
+		total += weights[k]
+	}
+	out := make([]int, 0, total)
+	var current [nOps]int
+	for range total {
+		best := -1
+		for k := range nOps {
+			current[k] += weights[k]
+			if weights[k] > 0 && (best < 0 || current[k] > current[best]) {
+				best = k
+			}
+		}
+		current[best] -= total
+		out = append(out, best)
+	}
+	return out
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 const (
@@ -495,10 +572,19 @@ func (w *loadWorker) loop(ctx context.Context, deadline time.Time) {
 		total += m
 	}
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		kind, r := 0, w.rng.IntN(total)
-		for r >= w.cfg.mix[kind] {
-			r -= w.cfg.mix[kind]
-			kind++
+		kind := 0
+		if w.tickets != nil {
+			k, ok := w.tickets.take()
+			if !ok {
+				return
+			}
+			kind = k
+		} else {
+			r := w.rng.IntN(total)
+			for r >= w.cfg.mix[kind] {
+				r -= w.cfg.mix[kind]
+				kind++
+			}
 		}
 		t := w.hot
 		if w.rng.Float64() >= hotShare {

@@ -1,16 +1,17 @@
 // Command creditd is the credit platform's server and admin tool.
 //
-//	creditd serve [--addr :8080] [--database-url URL] [--demo] [limits...]
+//	creditd serve [--addr :8080] [--database-url URL] [--db-max-conns 20] [--metrics-addr ADDR] [--demo] [limits...]
 //	creditd migrate [--database-url URL]
 //	creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
 //	creditd verify  [--database-url URL]
-//	creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s] [...]
+//	creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s | --ops N] [...]
 //
 // CREDITD_ADMIN_KEY, when set at serve time, makes sure an OPERATOR key with
 // that secret exists, so scripts and containers start non-interactively.
 //
 // The database URL comes from --database-url, else CREDITD_DATABASE_URL, else
-// sqlite://creditd.db (an embedded file; nothing to install).
+// sqlite://creditd.db (an embedded file; nothing to install). The PostgreSQL
+// pool size comes from --db-max-conns, else CREDITD_DB_MAX_CONNS, else 20.
 package main
 
 import (
@@ -20,9 +21,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -39,11 +42,12 @@ import (
 const usage = `creditd: credit-based pricing platform
 
 usage:
-  creditd serve   [--addr :8080] [--database-url URL] [--demo] [limits...]
+  creditd serve   [--addr :8080] [--database-url URL] [--db-max-conns 20]
+                  [--metrics-addr ADDR] [--demo] [limits...]
   creditd migrate [--database-url URL]
   creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
   creditd verify  [--database-url URL]
-  creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s]
+  creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s | --ops N]
                   [--concurrency 16] [--orgs 50] [--batch 100] [--setup=true]
                   [--mix single=60,batch=10,run=20,balance=10]
 
@@ -57,7 +61,9 @@ time ensures an OPERATOR key with that secret exists. 'creditd serve -h'
 lists the limits.
 
 The database URL is sqlite://PATH or postgres://...; default from
-CREDITD_DATABASE_URL, else sqlite://creditd.db.
+CREDITD_DATABASE_URL, else sqlite://creditd.db. --db-max-conns bounds the
+server's PostgreSQL connections (default $CREDITD_DB_MAX_CONNS, else 20).
+--metrics-addr serves /metrics on that address only (default: on --addr).
 `
 
 func main() {
@@ -112,6 +118,20 @@ func databaseURL(flagValue string) string {
 	return store.DefaultURL
 }
 
+// dbMaxConnsDefault is --db-max-conns' default: CREDITD_DB_MAX_CONNS when it
+// is a positive integer, else store.DefaultMaxConns.
+func dbMaxConnsDefault() (int, error) {
+	v := os.Getenv("CREDITD_DB_MAX_CONNS")
+	if v == "" {
+		return store.DefaultMaxConns, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("CREDITD_DB_MAX_CONNS=%q: want a positive integer", v)
+	}
+	return n, nil
+}
+
 func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	dbURL := fs.String("database-url", "", "sqlite://PATH or postgres://... (default $CREDITD_DATABASE_URL or "+store.DefaultURL+")")
@@ -140,6 +160,12 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "listen address")
 	dbURL := fs.String("database-url", "", "sqlite://PATH or postgres://... (default $CREDITD_DATABASE_URL or "+store.DefaultURL+")")
+	defConns, err := dbMaxConnsDefault()
+	if err != nil {
+		return err
+	}
+	dbMaxConns := fs.Int("db-max-conns", defConns, "most PostgreSQL connections this server opens; size it so every replica, migrations and operators fit in the server's max_connections (default $CREDITD_DB_MAX_CONNS, else 20; SQLite always uses 1)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address only (e.g. 127.0.0.1:9090), not on --addr; empty: /metrics on --addr")
 	demo := fs.Bool("demo", false, "seed an example organisation, register, burn rule and grants")
 	maxBatch := fs.Int("max-batch", ledger.DefaultMaxBatch, "largest recordUsageBatch accepted")
 	noPlayground := fs.Bool("no-playground", false, "do not serve the GraphQL playground at /")
@@ -154,8 +180,11 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *dbMaxConns < 1 {
+		return fmt.Errorf("--db-max-conns must be at least 1, got %d", *dbMaxConns)
+	}
 	url := databaseURL(*dbURL)
-	db, err := store.OpenMigrated(ctx, url)
+	db, err := store.OpenMigratedWith(ctx, url, store.Options{MaxConns: *dbMaxConns})
 	if err != nil {
 		return err
 	}
@@ -173,37 +202,80 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("demo seed: %w", err)
 		}
 	}
-	srv := &http.Server{
-		Addr: *addr,
-		Handler: graph.NewHandler(svc, db, graph.Options{
-			DisablePlayground: *noPlayground, DisableIntrospection: *noIntrospection,
-			MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, ComplexityLimit: *complexity,
-			RateLimit: *rateLimit, RateBurst: *rateBurst,
-			Metrics: observe.NewMetrics(db.SQL),
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+	metrics := observe.NewMetrics(db.SQL)
+	var api http.Handler = graph.NewHandler(svc, db, graph.Options{
+		DisablePlayground: *noPlayground, DisableIntrospection: *noIntrospection,
+		MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, ComplexityLimit: *complexity,
+		RateLimit: *rateLimit, RateBurst: *rateBurst,
+		Metrics: metrics,
+	})
+	servers := []*http.Server{{Addr: *addr}}
+	if *metricsAddr != "" {
+		api = withoutMetrics(api)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler())
+		servers = append(servers, &http.Server{Addr: *metricsAddr, Handler: mux})
+	}
+	servers[0].Handler = api
+	for _, srv := range servers {
+		srv.ReadHeaderTimeout = 5 * time.Second
+		srv.ReadTimeout = 30 * time.Second
+		srv.WriteTimeout = 60 * time.Second
+		srv.IdleTimeout = 120 * time.Second
+	}
+	// Bind every address before serving any, so a taken port fails start-up.
+	listeners := make([]net.Listener, len(servers))
+	for i, srv := range servers {
+		l, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			for _, l := range listeners[:i] {
+				l.Close()
+			}
+			return err
+		}
+		listeners[i] = l
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if *closeEvery > 0 {
 		go runPeriodCloses(ctx, svc, *closeEvery)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	slog.Info("creditd serving", "addr", *addr, "database", db.Dialect, "playground", !*noPlayground)
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	slog.Info("creditd serving", "addr", *addr, "metrics_addr", *metricsAddr, "database", db.Dialect,
+		"db_max_conns", db.SQL.Stats().MaxOpenConnections, "playground", !*noPlayground)
 	fmt.Fprintf(stdout, "creditd listening on %s (database: %s)\n  playground: http://localhost%s/\n  graphql:    http://localhost%s/graphql\n", *addr, redact(url), portOf(*addr), portOf(*addr))
+	if *metricsAddr != "" {
+		fmt.Fprintf(stdout, "  metrics:    http://%s/metrics (not on %s)\n", *metricsAddr, *addr)
+	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	slog.Info("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil && serveErr == nil {
+			serveErr = err
+		}
+	}
+	return serveErr
+}
+
+// withoutMetrics answers 404 at /metrics: with --metrics-addr, metrics are
+// served there and nowhere else.
+func withoutMetrics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // runPeriodCloses runs the lifecycle jobs on a schedule: release the holds
