@@ -39,6 +39,8 @@ const (
 	grantAmount      = 100000 // credits granted; each call costs 1
 	maxKeysPerWorker = 6000   // keeps workers*max well under grantAmount: no call is ever denied
 	terminations     = 3      // pg_terminate_backend rounds (PostgreSQL)
+	serverConns      = 6      // each server's --db-max-conns: the shared PostgreSQL serves other tests too
+	testConns        = 2      // the test's own handle on a database
 	requestTimeout   = 10 * time.Second
 	startTimeout     = 30 * time.Second
 	stopTimeout      = 25 * time.Second // the server drains for at most 20 s
@@ -193,7 +195,7 @@ func (r *run) start() *server {
 			t.Fatal(err)
 		}
 		s.cmd = exec.Command(r.bin, "serve", "--addr", s.addr, "--database-url", r.url,
-			"--rate-limit", "-1", "--period-close-every", r.closeEvery.String(), "--no-playground")
+			"--db-max-conns", strconv.Itoa(serverConns), "--rate-limit", "-1", "--period-close-every", r.closeEvery.String(), "--no-playground")
 		s.cmd.Env = append(os.Environ(), "CREDITD_ADMIN_KEY="+adminKey, "CREDITD_DATABASE_URL=")
 		s.cmd.Stdout, s.cmd.Stderr = f, f
 		if err := s.cmd.Start(); err != nil {
@@ -734,6 +736,7 @@ func (r *run) terminateUnderLoad(ws []*worker) {
 		t.Fatalf("admin connection: %v", err)
 	}
 	defer admin.Close()
+	admin.SetMaxOpenConns(1)
 	dbName := r.url[strings.LastIndex(r.url, "/")+1:]
 	if i := strings.IndexByte(dbName, '?'); i >= 0 {
 		dbName = dbName[:i]
@@ -846,7 +849,7 @@ func (r *run) report() {
 func (r *run) checkDatabase() {
 	t := r.t
 	ctx := t.Context()
-	db, err := store.Open(ctx, r.url)
+	db, err := store.OpenWith(ctx, r.url, store.Options{MaxConns: testConns})
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}

@@ -178,7 +178,7 @@ func (pc *periodCloseRun) setup() {
 	t := pc.t
 	ctx := t.Context()
 	began := time.Now()
-	db, err := store.OpenMigrated(ctx, pc.url)
+	db, err := store.OpenMigratedWith(ctx, pc.url, store.Options{MaxConns: testdb.MaxConns})
 	if err != nil {
 		t.Fatalf("store.OpenMigrated: %v", err)
 	}
@@ -273,7 +273,7 @@ func (pc *periodCloseRun) startServer(label string) *pcServer {
 // is the first to open the file after the crash and recovers its WAL.
 func (pc *periodCloseRun) monitor() *store.DB {
 	if pc.mon == nil {
-		db, err := store.Open(pc.t.Context(), pc.url)
+		db, err := store.OpenWith(pc.t.Context(), pc.url, store.Options{MaxConns: testConns})
 		if err != nil {
 			pc.t.Fatalf("open the database to watch it: %v", err)
 		}
@@ -372,7 +372,7 @@ func (pc *periodCloseRun) waitCaughtUp(s *server) {
 func (pc *periodCloseRun) checkDatabase() {
 	t := pc.t
 	ctx := t.Context()
-	db, err := store.Open(ctx, pc.url)
+	db, err := store.OpenWith(ctx, pc.url, store.Options{MaxConns: testConns})
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
