@@ -19,7 +19,7 @@ func (r *apiKeyResolver) Organization(ctx context.Context, obj *ent.APIKey) (*en
 	if obj.OrganizationID == nil {
 		return nil, nil
 	}
-	return r.svc.Organization(ctx, *obj.OrganizationID)
+	return r.load(ctx).Organizations.Load(ctx, *obj.OrganizationID)
 }
 
 // Before is the resolver for the before field.
@@ -53,7 +53,14 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id int) (*ent.APIKe
 
 // APIKeys is the resolver for the apiKeys field.
 func (r *queryResolver) APIKeys(ctx context.Context) ([]*ent.APIKey, error) {
-	return r.svc.Keys(ctx)
+	ks, err := r.svc.Keys(ctx)
+	l := r.load(ctx)
+	for _, k := range ks {
+		if k.OrganizationID != nil {
+			l.Organizations.Want(*k.OrganizationID)
+		}
+	}
+	return ks, err
 }
 
 // AuditLog is the resolver for the auditLog field.

@@ -12,17 +12,18 @@ import (
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/graph/loader"
 	"github.com/creditd/creditd/graph/model"
 )
 
 // Grant is the resolver for the grant field.
 func (r *drawResolver) Grant(ctx context.Context, obj *engine.Draw) (*ent.Grant, error) {
-	return r.svc.Grant(ctx, obj.GrantID)
+	return r.load(ctx).Grants.Load(ctx, obj.GrantID)
 }
 
 // Pool is the resolver for the pool field.
 func (r *grantResolver) Pool(ctx context.Context, obj *ent.Grant) (*ent.Pool, error) {
-	return r.svc.Pool(ctx, obj.PoolID)
+	return r.load(ctx).Pools.Load(ctx, obj.PoolID)
 }
 
 // Memo is the resolver for the memo field.
@@ -32,7 +33,7 @@ func (r *grantResolver) Memo(ctx context.Context, obj *ent.Grant) (*string, erro
 
 // Pool is the resolver for the pool field.
 func (r *ledgerEntryResolver) Pool(ctx context.Context, obj *ent.LedgerEntry) (*ent.Pool, error) {
-	return r.svc.Pool(ctx, obj.PoolID)
+	return r.load(ctx).Pools.Load(ctx, obj.PoolID)
 }
 
 // Grant is the resolver for the grant field.
@@ -40,7 +41,7 @@ func (r *ledgerEntryResolver) Grant(ctx context.Context, obj *ent.LedgerEntry) (
 	if obj.GrantID == nil {
 		return nil, nil
 	}
-	return r.svc.Grant(ctx, *obj.GrantID)
+	return r.load(ctx).Grants.Load(ctx, *obj.GrantID)
 }
 
 // UsageEvent is the resolver for the usageEvent field.
@@ -48,7 +49,7 @@ func (r *ledgerEntryResolver) UsageEvent(ctx context.Context, obj *ent.LedgerEnt
 	if obj.UsageEventID == nil {
 		return nil, nil
 	}
-	return r.svc.UsageEvent(ctx, *obj.UsageEventID)
+	return r.load(ctx).UsageEvents.Load(ctx, *obj.UsageEventID)
 }
 
 // PolicyVersion is the resolver for the policyVersion field.
@@ -85,6 +86,7 @@ func (r *mutationResolver) RecordUsage(ctx context.Context, input model.UsageInp
 		return nil, err
 	}
 	r.countUsage(&res)
+	r.load(ctx).WantResults(&res)
 	return &res, nil
 }
 
@@ -106,6 +108,7 @@ func (r *mutationResolver) RecordUsageBatch(ctx context.Context, inputs []*model
 		out[i] = &res[i]
 	}
 	r.countUsage(out...)
+	r.load(ctx).WantResults(out...)
 	return out, nil
 }
 
@@ -116,12 +119,15 @@ func (r *organizationResolver) Segment(ctx context.Context, obj *ent.Organizatio
 
 // Pools is the resolver for the pools field.
 func (r *organizationResolver) Pools(ctx context.Context, obj *ent.Organization) ([]*ent.Pool, error) {
-	return r.svc.PoolsOf(ctx, obj.ID)
+	l := r.load(ctx)
+	ps, err := l.OrgPools.Do(obj.ID, func() ([]*ent.Pool, error) { return r.svc.PoolsOf(ctx, obj.ID) })
+	l.Pools.Prime(ps...)
+	return ps, err
 }
 
 // Organization is the resolver for the organization field.
 func (r *poolResolver) Organization(ctx context.Context, obj *ent.Pool) (*ent.Organization, error) {
-	return r.svc.Organization(ctx, obj.OrganizationID)
+	return r.load(ctx).Organizations.Load(ctx, obj.OrganizationID)
 }
 
 // Parent is the resolver for the parent field.
@@ -129,18 +135,22 @@ func (r *poolResolver) Parent(ctx context.Context, obj *ent.Pool) (*ent.Pool, er
 	if obj.ParentID == nil {
 		return nil, nil
 	}
-	return r.svc.Pool(ctx, *obj.ParentID)
+	return r.load(ctx).Pools.Load(ctx, *obj.ParentID)
 }
 
 // Balance is the resolver for the balance field.
 func (r *poolResolver) Balance(ctx context.Context, obj *ent.Pool) (*ledger.Balance, error) {
-	b, err := r.svc.Balance(ctx, obj)
+	b, err := r.load(ctx).Balances.Do(obj.ID, func() (ledger.Balance, error) { return r.svc.Balance(ctx, obj) })
 	return &b, err
 }
 
 // Grants is the resolver for the grants field.
 func (r *poolResolver) Grants(ctx context.Context, obj *ent.Pool, includeEmpty *bool) ([]*ent.Grant, error) {
-	return r.svc.Grants(ctx, obj, deref(includeEmpty))
+	l := r.load(ctx)
+	gs, err := l.PoolGrants.Do(loader.PoolGrantsKey{Pool: obj.ID, IncludeEmpty: deref(includeEmpty)},
+		func() ([]*ent.Grant, error) { return r.svc.Grants(ctx, obj, deref(includeEmpty)) })
+	l.Grants.Prime(gs...)
+	return gs, err
 }
 
 // Organization is the resolver for the organization field.
@@ -163,6 +173,7 @@ func (r *queryResolver) Ledger(ctx context.Context, poolID int, first *int, afte
 	if err != nil {
 		return nil, err
 	}
+	r.load(ctx).WantEntries(page.Entries)
 	conn := &model.LedgerEntryConnection{Edges: make([]*model.LedgerEntryEdge, len(page.Entries))}
 	cursors := make([]string, len(page.Entries))
 	for i, e := range page.Entries {
@@ -175,7 +186,7 @@ func (r *queryResolver) Ledger(ctx context.Context, poolID int, first *int, afte
 
 // Pool is the resolver for the pool field.
 func (r *usageEventResolver) Pool(ctx context.Context, obj *ent.UsageEvent) (*ent.Pool, error) {
-	return r.svc.Pool(ctx, obj.PoolID)
+	return r.load(ctx).Pools.Load(ctx, obj.PoolID)
 }
 
 // Reason is the resolver for the reason field.

@@ -68,7 +68,7 @@ func (r *mutationResolver) RecordBehavior(ctx context.Context, input model.Behav
 
 // Subscription is the resolver for the subscription field.
 func (r *organizationResolver) Subscription(ctx context.Context, obj *ent.Organization) (*ent.Subscription, error) {
-	return r.svc.CurrentSubscription(ctx, obj.ID)
+	return r.load(ctx).Subscriptions.Do(obj.ID, func() (*ent.Subscription, error) { return r.svc.CurrentSubscription(ctx, obj.ID) })
 }
 
 // OveragePrice is the resolver for the overagePrice field.
@@ -113,7 +113,7 @@ func (r *planResolver) IncentiveCapPerMember(ctx context.Context, obj *ent.Plan)
 
 // Budget is the resolver for the budget field.
 func (r *poolResolver) Budget(ctx context.Context, obj *ent.Pool) (*ledger.BudgetState, error) {
-	return r.svc.Budget(ctx, obj)
+	return r.load(ctx).Budgets.Do(obj.ID, func() (*ledger.BudgetState, error) { return r.svc.Budget(ctx, obj) })
 }
 
 // Plans is the resolver for the plans field.
@@ -152,12 +152,12 @@ func (r *queryResolver) Alerts(ctx context.Context, organizationID *int, first *
 
 // Organization is the resolver for the organization field.
 func (r *subscriptionResolver) Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error) {
-	return r.svc.Organization(ctx, obj.OrganizationID)
+	return r.load(ctx).Organizations.Load(ctx, obj.OrganizationID)
 }
 
 // Plan is the resolver for the plan field.
 func (r *subscriptionResolver) Plan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error) {
-	return r.svc.Plan(ctx, obj.PlanID)
+	return r.load(ctx).Plans.Load(ctx, obj.PlanID)
 }
 
 // Charge returns ChargeResolver implementation.

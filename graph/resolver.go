@@ -5,8 +5,11 @@
 package graph
 
 import (
+	"context"
+
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
+	"github.com/creditd/creditd/graph/loader"
 	"github.com/creditd/creditd/observe"
 )
 
@@ -14,6 +17,16 @@ import (
 type Resolver struct {
 	svc     *ledger.Service
 	metrics *observe.Metrics // nil: not measured
+}
+
+// load returns the loaders of the root field being resolved (NewHandler
+// gives each its own); without them (a resolver called outside the
+// server), fresh ones, which batch nothing.
+func (r *Resolver) load(ctx context.Context) *loader.Loaders {
+	if l := loader.From(ctx); l != nil {
+		return l
+	}
+	return loader.New(r.svc.Client())
 }
 
 // countUsage feeds the usage metrics from results.

@@ -21,6 +21,7 @@ import (
 	"github.com/creditd/creditd/auth"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
+	"github.com/creditd/creditd/graph/loader"
 	"github.com/creditd/creditd/observe"
 	"github.com/creditd/creditd/store"
 )
@@ -28,7 +29,7 @@ import (
 // Options tune the HTTP API; zero values take the defaults.
 type Options struct {
 	MaxBodyBytes         int64         // a request body's limit (default 1 MiB)
-	ComplexityLimit      int           // gqlgen's query complexity limit (default 5000)
+	ComplexityLimit      int           // query complexity limit (default DefaultComplexityLimit; see complexity.go)
 	MaxDepth             int           // selection nesting limit (default 12)
 	RequestTimeout       time.Duration // per request (default 30s)
 	RateLimit            float64       // requests per second per key (default 1000; negative: off)
@@ -43,7 +44,7 @@ func (o *Options) defaults() {
 		o.MaxBodyBytes = 1 << 20
 	}
 	if o.ComplexityLimit == 0 {
-		o.ComplexityLimit = 5000
+		o.ComplexityLimit = DefaultComplexityLimit
 	}
 	if o.MaxDepth == 0 {
 		o.MaxDepth = 12
@@ -68,7 +69,7 @@ func (o *Options) defaults() {
 //	/metrics   Prometheus metrics (when opt.Metrics is set)
 func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 	opt.defaults()
-	schema := NewExecutableSchema(Config{Resolvers: &Resolver{svc: svc, metrics: opt.Metrics}})
+	schema := NewExecutableSchema(Config{Resolvers: &Resolver{svc: svc, metrics: opt.Metrics}, Complexity: costs(svc.MaxBatch())})
 	rules := rulesOf(schema.Schema())
 	srv := handler.New(schema)
 	srv.AddTransport(transport.Options{})
@@ -80,6 +81,10 @@ func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 	srv.Use(extension.FixedComplexityLimit(opt.ComplexityLimit))
 	srv.Use(depthLimit(opt.MaxDepth))
 	srv.AroundFields(rules.guard)
+	// Each root field reads through loaders of its own (see resolver.load).
+	srv.AroundRootFields(func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+		return next(loader.With(ctx, loader.New(svc.Client())))
+	})
 	srv.AroundFields(checkText)
 	if opt.Metrics != nil {
 		srv.AroundResponses(measure(opt.Metrics))
