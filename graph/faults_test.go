@@ -265,7 +265,7 @@ func TestClosedPool(t *testing.T) {
 func TestOutOfConnections(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.NewURL(t, dialect.Postgres)
-	admin, err := store.OpenWith(ctx, url, store.Options{MaxConns: 1})
+	admin, err := store.OpenWith(ctx, url, store.Options{MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

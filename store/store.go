@@ -40,8 +40,9 @@ const DefaultMaxConns = 20
 // Options tune the connection pool; zero values take the defaults.
 type Options struct {
 	// MaxConns bounds the open PostgreSQL connections (default
-	// DefaultMaxConns). A request that finds them all busy waits for one
-	// (until its deadline). SQLite always uses one connection.
+	// DefaultMaxConns, at least 2: the ledger keeps one out of its
+	// transactions' reach). A request that finds them all busy waits for
+	// one (until its deadline). SQLite always uses one connection.
 	MaxConns int
 	// MaxIdleConns bounds the idle connections kept open (default MaxConns).
 	MaxIdleConns int
@@ -96,6 +97,9 @@ func OpenWith(ctx context.Context, url string, opt Options) (*DB, error) {
 		}
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		dia = dialect.Postgres
+		if opt.MaxConns < 2 {
+			return nil, fmt.Errorf("database pool: PostgreSQL needs at least 2 connections, got %d", opt.MaxConns)
+		}
 		db, err = openSQL("postgres", url, opt)
 		if err == nil {
 			db.SetMaxOpenConns(opt.MaxConns)

@@ -100,6 +100,9 @@ func TestPoolOptions(t *testing.T) {
 		}
 		db.Close()
 	}
+	if _, err := store.OpenWith(ctx, url, store.Options{MaxConns: 1}); err == nil {
+		t.Errorf("a PostgreSQL pool of one connection: want an error (the ledger keeps one spare)")
+	}
 	if store.DefaultMaxConns != 20 {
 		t.Errorf("DefaultMaxConns = %d, want 20 (README)", store.DefaultMaxConns)
 	}

@@ -8,9 +8,11 @@ import (
 	"syscall"
 	"testing"
 
+	"entgo.io/ent/dialect"
 	"github.com/lib/pq"
 
 	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/store"
 )
 
 // TestRetryable: what a failed transaction may simply run again.
@@ -51,7 +53,7 @@ func TestRetryable(t *testing.T) {
 // TestRetryAnswers: what retry does with each kind of failure, and what the
 // caller gets once it gives up.
 func TestRetryAnswers(t *testing.T) {
-	s := &Service{}
+	s := &Service{db: &store.DB{Dialect: dialect.SQLite}} // no transaction slots to take
 	ctx := context.Background()
 	domain := engine.Invalid("amount", "negative")
 	cases := []struct {

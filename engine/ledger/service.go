@@ -96,7 +96,7 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 func (s *Service) retry(ctx context.Context, attempt func() error) error {
 	var err error
 	for n := 0; n < 5; n++ {
-		err = attempt()
+		err = s.admitted(ctx, attempt)
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
@@ -112,6 +112,40 @@ func (s *Service) retry(ctx context.Context, attempt func() error) error {
 		t.Stop()
 	}
 	return answer(ctx, err)
+}
+
+// txSlots bounds the transactions open at once on a PostgreSQL pool to one
+// less than its connections (per pool, shared by every Service over it). A
+// transaction may need a second connection while it holds its own: the hot
+// path prepares a statement on the pool the first time it meets it (see
+// prepared). With every connection held by transactions queued behind one
+// another's row locks, that preparation would wait for ever, and so would
+// they. Keeping one connection out of transactions' reach makes a pool
+// smaller than the number of concurrent callers safe (store refuses a
+// PostgreSQL pool of one).
+var txSlots sync.Map // *sql.DB -> chan struct{}
+
+// admitted runs attempt once a transaction slot is free (see txSlots).
+func (s *Service) admitted(ctx context.Context, attempt func() error) error {
+	if !s.postgres() { // SQLite prepares nothing
+		return attempt()
+	}
+	n := s.db.SQL.Stats().MaxOpenConnections
+	if n < 2 { // 0: an unbounded pool
+		return attempt()
+	}
+	v, ok := txSlots.Load(s.db.SQL)
+	if !ok {
+		v, _ = txSlots.LoadOrStore(s.db.SQL, make(chan struct{}, n-1))
+	}
+	slots := v.(chan struct{})
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-slots }()
+	return attempt()
 }
 
 // answer turns a database fault retry gave up on into a caller-facing error;
