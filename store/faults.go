@@ -100,14 +100,18 @@ func Classify(err error) Fault {
 	return FaultNone
 }
 
-// Unavailable is the caller-facing answer to a FaultUnavailable: code
+// Unavailable is the caller-facing answer to a FaultUnavailable (or a
+// FaultConflict retried to no avail): code
 // UNAVAILABLE, a generic message, extensions.retryable (true: nothing was
 // written, send it again; false: the fault came at the commit, so the
 // outcome is unknown and the caller should look before resending a write
 // that has no idempotency key).
 func Unavailable(cause error, retryable bool) *engine.Error {
 	msg := "the database is unavailable; retry shortly"
-	if !retryable {
+	switch {
+	case Classify(cause) == FaultConflict:
+		msg = "too many concurrent changes to the same records; retry shortly"
+	case !retryable:
 		msg = "the database connection failed while committing; the outcome is unknown"
 	}
 	return &engine.Error{Code: engine.CodeUnavailable, Message: msg,

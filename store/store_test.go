@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ func TestUnavailableError(t *testing.T) {
 	e := store.Unavailable(cause, true)
 	if e.Code != engine.CodeUnavailable || e.Details["retryable"] != true || !errors.Is(e, cause) {
 		t.Fatalf("Unavailable(retryable) = %+v", e)
+	}
+	if e := store.Unavailable(&pq.Error{Code: "40001"}, true); !strings.Contains(e.Message, "concurrent changes") {
+		t.Fatalf("Unavailable(contention) = %q", e.Message)
 	}
 	if e := store.Unavailable(cause, false); e.Details["retryable"] != false {
 		t.Fatalf("Unavailable(not retryable) = %+v", e)
