@@ -13,7 +13,14 @@ type Budget struct {
 	Limit       decimal.Decimal
 	Spent       decimal.Decimal
 	Hard        bool
+	Period      Period
 	PeriodStart time.Time
+}
+
+// Crossed reports whether adding delta to the budget's spend takes it over
+// its limit for the first time this period.
+func (b Budget) Crossed(delta decimal.Decimal) bool {
+	return delta.IsPositive() && !b.Spent.GreaterThan(b.Limit) && b.Spent.Add(delta).GreaterThan(b.Limit)
 }
 
 // CheckBudgets decides what burning credits does to the budgets of a pool

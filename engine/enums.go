@@ -68,6 +68,11 @@ const (
 	EntryOverage     EntryKind = "OVERAGE"
 	EntryBorrow      EntryKind = "BORROW"
 	EntryAdjustment  EntryKind = "ADJUSTMENT"
+	// EntryUncovered records, on no grant, the part of a run's cost that
+	// neither its hold, the balance nor the plan's overage mode could
+	// cover: the run was approved and did the work, so it is never
+	// settled silently for free (see engine.SettleRun).
+	EntryUncovered EntryKind = "UNCOVERED"
 )
 
 // PolicyKind names what a policy (a CEL rule) decides.
@@ -133,7 +138,7 @@ var (
 	creditTypes    = []string{"SUBSCRIPTION", "ON_DEMAND", "INCENTIVE", "ROLLOVER", "PROMOTIONAL", "SERVICE"}
 	usageStatuses  = []string{"STARTED", "SUCCEEDED", "FAILED", "PARTIAL"}
 	decisions      = []string{"ALLOWED", "DEGRADED", "DENIED"}
-	entryKinds     = []string{"GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT"}
+	entryKinds     = []string{"GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT", "UNCOVERED"}
 	policyKinds    = []string{"BURN", "DRAW_ORDER", "INCENTIVE", "REFUND", "OVERAGE", "ROLLOVER", "TRANSFER", "ALERT"}
 	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
 )

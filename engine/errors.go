@@ -19,6 +19,7 @@ const (
 	CodeIdempotencyConflict Code = "IDEMPOTENCY_CONFLICT" // an idempotency key reused with a different payload
 	CodeInsufficientCredits Code = "INSUFFICIENT_CREDITS" // not enough credits (a usage decision's reasonCode)
 	CodeBudgetExceeded      Code = "BUDGET_EXCEEDED"      // a hard budget stops the pool's spending (a usage decision's reasonCode)
+	CodeUncovered           Code = "UNCOVERED"            // a run settled for more than its hold, the balance and the overage mode cover (a usage decision's reasonCode and an alert kind)
 	CodeBatchTooLarge       Code = "BATCH_TOO_LARGE"      // more items than the batch limit
 	CodeConflict            Code = "CONFLICT"             // the request contradicts the current state (e.g. publishing twice)
 	CodeSubscriptionOverlap Code = "SUBSCRIPTION_OVERLAP" // a subscription overlapping one the organisation has

@@ -127,6 +127,8 @@ type UsageDecision struct {
 	Draws      []Draw
 	Overage    decimal.Decimal // credits beyond the balance, billed (SOFT, OVERAGE policy)
 	Borrowed   decimal.Decimal // credits drawn on the next period's allocation (BORROW)
+	Uncovered  decimal.Decimal // part of Credits a settling run could not cover (see SettleRun): recorded, not waived
+	Expired    []Draw          // a settling run's unburned held credits on grants that expired while held
 	TopUps     int             // packs an AUTO_TOP_UP plan must buy before this burn (then decide again)
 	Reason     string
 	ReasonCode Code

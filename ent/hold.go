@@ -28,6 +28,8 @@ type Hold struct {
 	RunID string `json:"run_id,omitempty"`
 	// Amount holds the value of the "amount" field.
 	Amount decimal.Decimal `json:"amount,omitempty"`
+	// Budgeted holds the value of the "budgeted" field.
+	Budgeted decimal.NullDecimal `json:"budgeted,omitempty"`
 	// StartedEventID holds the value of the "started_event_id" field.
 	StartedEventID int `json:"started_event_id,omitempty"`
 	// ExpiresAt holds the value of the "expires_at" field.
@@ -48,6 +50,8 @@ func (*Hold) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case hold.FieldAmount:
 			values[i] = new(decimal.Decimal)
+		case hold.FieldBudgeted:
+			values[i] = new(decimal.NullDecimal)
 		case hold.FieldID, hold.FieldOrganizationID, hold.FieldPoolID, hold.FieldStartedEventID, hold.FieldSettledEventID:
 			values[i] = new(sql.NullInt64)
 		case hold.FieldRunID, hold.FieldStatus:
@@ -104,6 +108,12 @@ func (_m *Hold) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field amount", values[i])
 			} else if value != nil {
 				_m.Amount = *value
+			}
+		case hold.FieldBudgeted:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field budgeted", values[i])
+			} else if value != nil {
+				_m.Budgeted = *value
 			}
 		case hold.FieldStartedEventID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -187,6 +197,9 @@ func (_m *Hold) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("amount=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Amount))
+	builder.WriteString(", ")
+	builder.WriteString("budgeted=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Budgeted))
 	builder.WriteString(", ")
 	builder.WriteString("started_event_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.StartedEventID))

@@ -61,6 +61,20 @@ func (_c *HoldCreate) SetAmount(v decimal.Decimal) *HoldCreate {
 	return _c
 }
 
+// SetBudgeted sets the "budgeted" field.
+func (_c *HoldCreate) SetBudgeted(v decimal.NullDecimal) *HoldCreate {
+	_c.mutation.SetBudgeted(v)
+	return _c
+}
+
+// SetNillableBudgeted sets the "budgeted" field if the given value is not nil.
+func (_c *HoldCreate) SetNillableBudgeted(v *decimal.NullDecimal) *HoldCreate {
+	if v != nil {
+		_c.SetBudgeted(*v)
+	}
+	return _c
+}
+
 // SetStartedEventID sets the "started_event_id" field.
 func (_c *HoldCreate) SetStartedEventID(v int) *HoldCreate {
 	_c.mutation.SetStartedEventID(v)
@@ -238,6 +252,10 @@ func (_c *HoldCreate) createSpec() (*Hold, *sqlgraph.CreateSpec) {
 		_spec.SetField(hold.FieldAmount, field.TypeOther, value)
 		_node.Amount = value
 	}
+	if value, ok := _c.mutation.Budgeted(); ok {
+		_spec.SetField(hold.FieldBudgeted, field.TypeOther, value)
+		_node.Budgeted = value
+	}
 	if value, ok := _c.mutation.StartedEventID(); ok {
 		_spec.SetField(hold.FieldStartedEventID, field.TypeInt, value)
 		_node.StartedEventID = value
@@ -389,6 +407,9 @@ func (u *HoldUpsertOne) UpdateNewValues() *HoldUpsertOne {
 		}
 		if _, exists := u.create.mutation.Amount(); exists {
 			s.SetIgnore(hold.FieldAmount)
+		}
+		if _, exists := u.create.mutation.Budgeted(); exists {
+			s.SetIgnore(hold.FieldBudgeted)
 		}
 		if _, exists := u.create.mutation.StartedEventID(); exists {
 			s.SetIgnore(hold.FieldStartedEventID)
@@ -680,6 +701,9 @@ func (u *HoldUpsertBulk) UpdateNewValues() *HoldUpsertBulk {
 			}
 			if _, exists := b.mutation.Amount(); exists {
 				s.SetIgnore(hold.FieldAmount)
+			}
+			if _, exists := b.mutation.Budgeted(); exists {
+				s.SetIgnore(hold.FieldBudgeted)
 			}
 			if _, exists := b.mutation.StartedEventID(); exists {
 				s.SetIgnore(hold.FieldStartedEventID)

@@ -130,6 +130,9 @@ func (_u *HoldUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			}
 		}
 	}
+	if _u.mutation.BudgetedCleared() {
+		_spec.ClearField(hold.FieldBudgeted, field.TypeOther)
+	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(hold.FieldStatus, field.TypeString, value)
 	}
@@ -299,6 +302,9 @@ func (_u *HoldUpdateOne) sqlSave(ctx context.Context) (_node *Hold, err error) {
 				ps[i](selector)
 			}
 		}
+	}
+	if _u.mutation.BudgetedCleared() {
+		_spec.ClearField(hold.FieldBudgeted, field.TypeOther)
 	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(hold.FieldStatus, field.TypeString, value)

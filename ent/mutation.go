@@ -4872,6 +4872,7 @@ type HoldMutation struct {
 	addpool_id          *int
 	run_id              *string
 	amount              *decimal.Decimal
+	budgeted            *decimal.NullDecimal
 	started_event_id    *int
 	addstarted_event_id *int
 	expires_at          *time.Time
@@ -5203,6 +5204,55 @@ func (m *HoldMutation) ResetAmount() {
 	m.amount = nil
 }
 
+// SetBudgeted sets the "budgeted" field.
+func (m *HoldMutation) SetBudgeted(dd decimal.NullDecimal) {
+	m.budgeted = &dd
+}
+
+// Budgeted returns the value of the "budgeted" field in the mutation.
+func (m *HoldMutation) Budgeted() (r decimal.NullDecimal, exists bool) {
+	v := m.budgeted
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBudgeted returns the old "budgeted" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldBudgeted(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBudgeted is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBudgeted requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBudgeted: %w", err)
+	}
+	return oldValue.Budgeted, nil
+}
+
+// ClearBudgeted clears the value of the "budgeted" field.
+func (m *HoldMutation) ClearBudgeted() {
+	m.budgeted = nil
+	m.clearedFields[hold.FieldBudgeted] = struct{}{}
+}
+
+// BudgetedCleared returns if the "budgeted" field was cleared in this mutation.
+func (m *HoldMutation) BudgetedCleared() bool {
+	_, ok := m.clearedFields[hold.FieldBudgeted]
+	return ok
+}
+
+// ResetBudgeted resets all changes to the "budgeted" field.
+func (m *HoldMutation) ResetBudgeted() {
+	m.budgeted = nil
+	delete(m.clearedFields, hold.FieldBudgeted)
+}
+
 // SetStartedEventID sets the "started_event_id" field.
 func (m *HoldMutation) SetStartedEventID(i int) {
 	m.started_event_id = &i
@@ -5484,7 +5534,7 @@ func (m *HoldMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *HoldMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, hold.FieldCreatedAt)
 	}
@@ -5499,6 +5549,9 @@ func (m *HoldMutation) Fields() []string {
 	}
 	if m.amount != nil {
 		fields = append(fields, hold.FieldAmount)
+	}
+	if m.budgeted != nil {
+		fields = append(fields, hold.FieldBudgeted)
 	}
 	if m.started_event_id != nil {
 		fields = append(fields, hold.FieldStartedEventID)
@@ -5533,6 +5586,8 @@ func (m *HoldMutation) Field(name string) (ent.Value, bool) {
 		return m.RunID()
 	case hold.FieldAmount:
 		return m.Amount()
+	case hold.FieldBudgeted:
+		return m.Budgeted()
 	case hold.FieldStartedEventID:
 		return m.StartedEventID()
 	case hold.FieldExpiresAt:
@@ -5562,6 +5617,8 @@ func (m *HoldMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldRunID(ctx)
 	case hold.FieldAmount:
 		return m.OldAmount(ctx)
+	case hold.FieldBudgeted:
+		return m.OldBudgeted(ctx)
 	case hold.FieldStartedEventID:
 		return m.OldStartedEventID(ctx)
 	case hold.FieldExpiresAt:
@@ -5615,6 +5672,13 @@ func (m *HoldMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetAmount(v)
+		return nil
+	case hold.FieldBudgeted:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBudgeted(v)
 		return nil
 	case hold.FieldStartedEventID:
 		v, ok := value.(int)
@@ -5732,6 +5796,9 @@ func (m *HoldMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *HoldMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(hold.FieldBudgeted) {
+		fields = append(fields, hold.FieldBudgeted)
+	}
 	if m.FieldCleared(hold.FieldSettledEventID) {
 		fields = append(fields, hold.FieldSettledEventID)
 	}
@@ -5752,6 +5819,9 @@ func (m *HoldMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *HoldMutation) ClearField(name string) error {
 	switch name {
+	case hold.FieldBudgeted:
+		m.ClearBudgeted()
+		return nil
 	case hold.FieldSettledEventID:
 		m.ClearSettledEventID()
 		return nil
@@ -5780,6 +5850,9 @@ func (m *HoldMutation) ResetField(name string) error {
 		return nil
 	case hold.FieldAmount:
 		m.ResetAmount()
+		return nil
+	case hold.FieldBudgeted:
+		m.ResetBudgeted()
 		return nil
 	case hold.FieldStartedEventID:
 		m.ResetStartedEventID()

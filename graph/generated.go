@@ -368,6 +368,7 @@ type ComplexityRoot struct {
 		Reason     func(childComplexity int) int
 		ReasonCode func(childComplexity int) int
 		Reserved   func(childComplexity int) int
+		Uncovered  func(childComplexity int) int
 	}
 
 	Weight struct {
@@ -2008,6 +2009,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UsageResult.Reserved(childComplexity), true
+	case "UsageResult.uncovered":
+		if e.ComplexityRoot.UsageResult.Uncovered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageResult.Uncovered(childComplexity), true
 
 	case "Weight.action":
 		if e.ComplexityRoot.Weight.Action == nil {
@@ -5829,6 +5836,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsage(ctx context.Contex
 				return ec.fieldContext_UsageResult_reserved(ctx, field)
 			case "borrowed":
 				return ec.fieldContext_UsageResult_borrowed(ctx, field)
+			case "uncovered":
+				return ec.fieldContext_UsageResult_uncovered(ctx, field)
 			case "incentives":
 				return ec.fieldContext_UsageResult_incentives(ctx, field)
 			}
@@ -5894,6 +5903,8 @@ func (ec *executionContext) fieldContext_Mutation_recordUsageBatch(ctx context.C
 				return ec.fieldContext_UsageResult_reserved(ctx, field)
 			case "borrowed":
 				return ec.fieldContext_UsageResult_borrowed(ctx, field)
+			case "uncovered":
+				return ec.fieldContext_UsageResult_uncovered(ctx, field)
 			case "incentives":
 				return ec.fieldContext_UsageResult_incentives(ctx, field)
 			}
@@ -10579,6 +10590,35 @@ func (ec *executionContext) _UsageResult_borrowed(ctx context.Context, field gra
 }
 
 func (ec *executionContext) fieldContext_UsageResult_borrowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageResult_uncovered(ctx context.Context, field graphql.CollectedField, obj *ledger.UsageResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageResult_uncovered,
+		func(ctx context.Context) (any, error) {
+			return obj.Uncovered, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageResult_uncovered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "UsageResult",
 		Field:      field,
@@ -16436,6 +16476,11 @@ func (ec *executionContext) _UsageResult(ctx context.Context, sel ast.SelectionS
 			}
 		case "borrowed":
 			out.Values[i] = ec._UsageResult_borrowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "uncovered":
+			out.Values[i] = ec._UsageResult_uncovered(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}

@@ -27,7 +27,7 @@ import (
 	"github.com/creditd/creditd/testdb"
 )
 
-const fzResultFields = `decision credits overage reserved borrowed duplicate reason reasonCode
+const fzResultFields = `decision credits overage reserved borrowed uncovered duplicate reason reasonCode
   draws { grant { id } amount }
   event { id idempotencyKey action status credits decision runId pool { id } }`
 
@@ -229,6 +229,7 @@ func checkResult(t *testing.T, what string, r map[string]any) {
 	overage := fzDecimal(t, what+".overage", r["overage"])
 	fzDecimal(t, what+".reserved", r["reserved"])
 	borrowed := fzDecimal(t, what+".borrowed", r["borrowed"])
+	uncovered := fzDecimal(t, what+".uncovered", r["uncovered"])
 	ev, ok := r["event"].(map[string]any)
 	if !ok {
 		t.Fatalf("%s: event = %v", what, r["event"])
@@ -261,8 +262,8 @@ func checkResult(t *testing.T, what string, r map[string]any) {
 		// Outside runs (whose terminal event settles a hold), what was
 		// charged is what was drawn, plus overage and borrowing.
 		if ev["runId"] == nil && ev["status"] != "STARTED" {
-			if sum := drawn.Add(overage).Add(borrowed); !sum.Equal(credits) {
-				t.Fatalf("%s: draws %s + overage %s + borrowed %s != credits %s", what, drawn, overage, borrowed, credits)
+			if sum := drawn.Add(overage).Add(borrowed).Add(uncovered); !sum.Equal(credits) {
+				t.Fatalf("%s: draws %s + overage %s + borrowed %s + uncovered %s != credits %s", what, drawn, overage, borrowed, uncovered, credits)
 			}
 		}
 	default:

@@ -12,6 +12,7 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -94,6 +95,8 @@ type Program struct {
 	outType *cel.Type
 	maxCost uint64
 	prg     cel.Program
+	// readsStatus: the expression reads event.status.
+	readsStatus bool
 }
 
 // Kind returns the kind the rule was compiled for.
@@ -237,8 +240,27 @@ func Compile(kind Kind, expr string) (*Program, error) {
 	if err != nil {
 		return nil, compileError(kind, line, col, "%v", err)
 	}
-	return &Program{kind: kind, source: expr, outType: out, maxCost: maxCost, prg: prg}, nil
+	return &Program{kind: kind, source: expr, outType: out, maxCost: maxCost, prg: prg, readsStatus: selects(ast, "event", "status")}, nil
 }
+
+// selects reports whether the checked expression reads operand.field.
+func selects(a *cel.Ast, operand, field string) bool {
+	found := false
+	celast.PostOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.SelectKind {
+			return
+		}
+		s := e.AsSelect()
+		if s.FieldName() == field && s.Operand().Kind() == celast.IdentKind && s.Operand().AsIdent() == operand {
+			found = true
+		}
+	}))
+	return found
+}
+
+// ReadsStatus reports whether the rule reads event.status: an INCENTIVE
+// rule that does may pay for FAILED events (see engine.EarnsIncentive).
+func (p *Program) ReadsStatus() bool { return p.readsStatus }
 
 func errorPosition(e *common.Error) Position {
 	p := Position{Message: e.Message, Line: 1, Column: 1}

@@ -501,3 +501,19 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+func TestReadsStatus(t *testing.T) {
+	for expr, want := range map[string]bool{
+		`decimal(0.5) * event.quantity`:                          false,
+		`event.status == "FAILED" ? decimal(0) : decimal(1)`:     true,
+		`has(event.properties.status) ? decimal(1) : decimal(0)`: false,
+	} {
+		p, err := Compile(KindIncentive, expr)
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if got := p.ReadsStatus(); got != want {
+			t.Errorf("ReadsStatus(%s) = %v, want %v", expr, got, want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 // Per-member limits are budgets on PERSONAL pools.
 
 type budgetAlert struct {
+	kind        engine.Code // BUDGET_EXCEEDED, UNCOVERED
 	org, pool   int
 	item        int
 	periodStart time.Time
@@ -44,7 +45,7 @@ func (s *Service) writeBudgets(ctx context.Context, tx *usageTx, pools map[int]p
 		}
 	}
 	for _, a := range alerts {
-		err := tx.Alert.Create().SetOrganizationID(a.org).SetPoolID(a.pool).SetKind(string(engine.CodeBudgetExceeded)).
+		err := tx.Alert.Create().SetOrganizationID(a.org).SetPoolID(a.pool).SetKind(string(a.kind)).
 			SetPeriodStart(a.periodStart).SetMessage(a.message).SetUsageEventID(out[a.item].Event.ID).SetCreatedAt(now).
 			OnConflict(sql.ConflictColumns(alert.FieldPoolID, alert.FieldKind, alert.FieldPeriodStart)).DoNothing().Exec(ctx)
 		if err != nil && !errors.Is(err, stdsql.ErrNoRows) { // DoNothing on a conflict returns no row

@@ -49,6 +49,8 @@ type runHold struct {
 	wasOpen    bool
 	wasSettled bool // a terminal event already came (for a hold released by timeout)
 	expiresAt  time.Time
+	budgeted   decimal.Decimal // what the start counted against the budgets
+	createdAt  time.Time       // when the run started: the budget period it counted in
 }
 
 func hasRuns(items []item) bool {
@@ -58,53 +60,6 @@ func hasRuns(items []item) bool {
 		}
 	}
 	return false
-}
-
-// run handles the run side of an item with a runId, before its burn: a
-// STARTED event reserves the run's expected cost (or, when that cannot be
-// held, returns the DENIED decision of the event); a terminal event releases
-// the run's hold back into the grants so that the burn that follows is
-// taken from them.
-func (s *Service) run(ctx context.Context, holds map[runKey]*runHold, i int, it item, v engine.Versions, org engine.Org,
-	tiers [][]engine.Grant, move func([]engine.Draw, int64), lookup bool, now time.Time) (*engine.UsageDecision, error) {
-	k := runKey{org.ID, it.ev.RunID}
-	h := holds[k]
-	if it.ev.Status == engine.StatusStarted {
-		if h != nil {
-			if !lookup {
-				return nil, errNeedLookup
-			}
-			return nil, engine.Errorf(engine.CodeRunStarted, "run %q has already started", it.ev.RunID)
-		}
-		r, err := engine.Reserve(ctx, v, org, it.ev, tiers, now)
-		if err != nil {
-			return nil, err
-		}
-		if r.Denied {
-			return &engine.UsageDecision{Decision: engine.DecisionDenied, Credits: decimal.Zero, Requested: r.Expected,
-				Reason: r.Reason, ReasonCode: engine.CodeInsufficientCredits}, nil
-		}
-		move(r.Draws, -1)
-		holds[k] = &runHold{org: org.ID, pool: it.pool, run: it.ev.RunID, amount: r.Held, status: holdOpen,
-			draws: r.Draws, startItem: i, settled: -1, wasOpen: true, expiresAt: now.Add(s.holdTimeout)}
-		return nil, nil
-	}
-	switch {
-	case h == nil:
-		return nil, &engine.Error{Code: engine.CodeUnknownRun, Field: "runId", Message: "run " + quote(it.ev.RunID) + " never started (send its STARTED event first)"}
-	case h.settled >= 0 || h.status == holdSettled || (h.status == holdReleased && h.wasSettled):
-		if !lookup {
-			return nil, errNeedLookup
-		}
-		return nil, &engine.Error{Code: engine.CodeRunSettled, Field: "runId", Message: "run " + quote(it.ev.RunID) + " is already settled"}
-	case h.pool != it.pool:
-		return nil, engine.Invalid("poolId", "run %q holds credits in pool %d", it.ev.RunID, h.pool)
-	}
-	if h.status == holdOpen {
-		move(h.draws, +1)
-	}
-	h.settled = i
-	return nil, nil
 }
 
 // loadHeldGrants adds to grants the grants open holds took credits from that
@@ -162,7 +117,10 @@ func (s *Service) loadHolds(ctx context.Context, tx *usageTx, items []item) (map
 		for _, h := range hs {
 			rh := &runHold{id: h.ID, org: h.OrganizationID, pool: h.PoolID, run: h.RunID, amount: h.Amount,
 				status: h.Status, startItem: -1, settled: -1, wasOpen: h.Status == holdOpen,
-				wasSettled: h.SettledEventID != nil, expiresAt: h.ExpiresAt}
+				wasSettled: h.SettledEventID != nil, expiresAt: h.ExpiresAt, budgeted: decimal.Zero, createdAt: h.CreatedAt}
+			if h.Budgeted.Valid {
+				rh.budgeted = h.Budgeted.Decimal
+			}
 			out[runKey{org, h.RunID}] = rh
 			started = append(started, h.StartedEventID)
 			byStart[h.StartedEventID] = rh
@@ -200,6 +158,7 @@ func (s *Service) writeHolds(ctx context.Context, tx *usageTx, holds map[runKey]
 		if h.id == 0 {
 			started := out[h.startItem].Event
 			c := tx.Hold.Create().SetOrganizationID(h.org).SetPoolID(h.pool).SetRunID(h.run).SetAmount(h.amount).
+				SetBudgeted(decimal.NewNullDecimal(h.budgeted)).
 				SetStartedEventID(started.ID).SetExpiresAt(h.expiresAt).SetStatus(holdOpen).SetCreatedAt(now)
 			if h.settled >= 0 {
 				c.SetStatus(holdSettled).SetSettledEventID(out[h.settled].Event.ID).SetClosedAt(now)

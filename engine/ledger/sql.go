@@ -243,7 +243,7 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			p.ParentID = int(parent.Int64)
 			if budget.Valid && budgetPeriod.Valid {
 				p.BudgetPeriod = engine.Period(budgetPeriod.String)
-				p.Budget = &engine.Budget{PoolID: p.ID, Limit: budget.Decimal, Spent: decimal.Zero, Hard: budgetHard,
+				p.Budget = &engine.Budget{PoolID: p.ID, Limit: budget.Decimal, Spent: decimal.Zero, Hard: budgetHard, Period: p.BudgetPeriod,
 					PeriodStart: engine.BudgetPeriodStart(p.BudgetPeriod, now)}
 			}
 		}

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -31,6 +30,7 @@ type UsageResult struct {
 	ReasonCode engine.Code
 	Reserved   decimal.Decimal // credits held for the run its STARTED event began
 	Borrowed   decimal.Decimal // credits drawn on the next period's allocation
+	Uncovered  decimal.Decimal // credits of a settling run nothing could cover (recorded, reasonCode UNCOVERED)
 	Incentives []*ent.Grant    // INCENTIVE grants the event earned
 }
 
@@ -119,56 +119,88 @@ type eventKey struct {
 	key string
 }
 
+// recordBatch loads, decides and posts one batch, in tx: lock the pools,
+// load their grants and holds, let the engine decide every item in order
+// against the running balances (see batch), then write the posting.
 func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, snap *snapshot, now time.Time, lookup bool) ([]UsageResult, error) {
-	// 1. Lock the pools the items draw on (a poolId, or the organisation's
-	// default pool) and check each belongs to the item's organisation.
-	var orgs []int
-	seenOrg := map[int]bool{}
-	for _, it := range items {
-		if it.in.PoolID == nil && !seenOrg[it.in.OrganizationID] {
-			seenOrg[it.in.OrganizationID] = true
-			orgs = append(orgs, it.in.OrganizationID)
-		}
-	}
-	var defaults map[int]int
-	if len(orgs) > 0 {
-		var err error
-		if defaults, err = s.defaultPools(ctx, tx, orgs); err != nil {
-			return nil, err
-		}
-	}
-	poolSet := map[int]bool{}
-	for i := range items {
-		if p := items[i].in.PoolID; p != nil {
-			items[i].pool = *p
-		} else if p, ok := defaults[items[i].in.OrganizationID]; ok {
-			items[i].pool = p
-		} else {
-			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
-				Message: "organization " + strconv.Itoa(items[i].in.OrganizationID) + " not found or has no ACCOUNT pool; pass poolId"}, i)
-		}
-		poolSet[items[i].pool] = true
-	}
-	itemPools := make([]int, 0, len(poolSet))
-	for p := range poolSet {
-		itemPools = append(itemPools, p)
-	}
-	sort.Ints(itemPools)
-	chains, err := s.chains(ctx, tx, itemPools)
+	b, err := s.loadBatch(ctx, tx, items, now, lookup)
 	if err != nil {
 		return nil, err
 	}
-	chainSet := map[int]bool{}
-	for _, c := range chains {
-		for _, id := range c {
-			chainSet[id] = true
+	// Replays already in the database (second attempt only).
+	existing := map[eventKey]*ent.UsageEvent{}
+	if lookup {
+		if existing, err = s.existingEvents(ctx, tx, items); err != nil {
+			return nil, err
 		}
 	}
-	poolIDs := make([]int, 0, len(chainSet))
-	for p := range chainSet {
-		poolIDs = append(poolIDs, p)
+	out := make([]UsageResult, len(items))
+	decisions := make([]*engine.UsageDecision, len(items))
+	versions := make([]engine.Versions, len(items))
+	first := map[eventKey]int{} // key -> index of its first item in this batch
+	var replayed []int
+	for i, it := range items {
+		k := eventKey{it.in.OrganizationID, it.in.IdempotencyKey}
+		if e, ok := existing[k]; ok {
+			if e.PayloadHash != it.hash {
+				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
+			}
+			out[i] = resultOf(e)
+			out[i].Duplicate = true
+			replayed = append(replayed, i)
+			continue
+		}
+		if j, ok := first[k]; ok {
+			if items[j].hash != it.hash {
+				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
+			}
+			out[i] = UsageResult{Duplicate: true} // filled from item j below
+			continue
+		}
+		first[k] = i
+		p := b.pools[it.pool]
+		v, err := snap.versions(p.RegisterName, p.RegisterVersion, it.ev.OccurredAt)
+		if err != nil {
+			return nil, engine.AtIndex(err, i)
+		}
+		sc, err := b.newScope(ctx, i, it, v)
+		if err != nil {
+			return nil, err
+		}
+		if decisions[i], err = b.decide(ctx, sc); err != nil {
+			return nil, engine.AtIndex(err, i)
+		}
+		versions[i] = sc.v
 	}
-	sort.Ints(poolIDs)
+	if err := s.post(ctx, b, out, decisions, versions); err != nil {
+		return nil, err
+	}
+	// Duplicates: within the batch copy their first item; from the
+	// database load their draws.
+	for i, it := range items {
+		if out[i].Duplicate && out[i].Event == nil {
+			j := first[eventKey{it.in.OrganizationID, it.in.IdempotencyKey}]
+			out[i] = out[j]
+			out[i].Duplicate = true
+		}
+	}
+	if len(replayed) > 0 {
+		if err := s.loadDraws(ctx, tx, out, replayed); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// loadBatch locks the pools the items draw on (a poolId, or the
+// organisation's default pool) with the pools they fall through to, checks
+// each belongs to its item's organisation, and loads their budgets' spend,
+// their grants and the holds of the items' runs.
+func (s *Service) loadBatch(ctx context.Context, tx *usageTx, items []item, now time.Time, lookup bool) (*batch, error) {
+	poolIDs, chains, err := s.itemPools(ctx, tx, items)
+	if err != nil {
+		return nil, err
+	}
 	pools, err := s.lockPools(ctx, tx, poolIDs, now)
 	if err != nil {
 		return nil, err
@@ -196,24 +228,11 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 			}
 		}
 	}
-	capsOf := map[int]*termsState{}
-
-	// 2. Replays already in the database (second attempt only).
-	existing := map[eventKey]*ent.UsageEvent{}
-	if lookup {
-		if existing, err = s.existingEvents(ctx, tx, items); err != nil {
-			return nil, err
-		}
-	}
-
-	// 3. The grants of the pools and the pools they fall through to (and,
-	// for runs, their holds), then decide each item against running
-	// balances and budgets.
 	grants, err := s.loadGrants(ctx, tx, poolIDs)
 	if err != nil {
 		return nil, err
 	}
-	var holds map[runKey]*runHold
+	holds := map[runKey]*runHold{}
 	if hasRuns(items) {
 		if holds, err = s.loadHolds(ctx, tx, items); err != nil {
 			return nil, err
@@ -222,238 +241,123 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 			return nil, err
 		}
 	}
-	byID := map[int]*engine.Grant{}
-	tx.grantPool = map[int]int{}
-	for pid := range grants {
-		for gi := range grants[pid] {
-			g := &grants[pid][gi]
-			byID[g.ID], tx.grantPool[g.ID] = g, pid
-		}
-	}
-	touched := map[int]*engine.Grant{}
-	// add appends a grant bought during the batch (an auto top-up) to its
-	// pool, keeping byID and touched pointing at the pool's current slice.
-	add := func(pid int, g engine.Grant) {
-		grants[pid] = append(grants[pid], g)
-		tx.grantPool[g.ID] = pid
-		for gi := range grants[pid] {
-			ptr := &grants[pid][gi]
-			byID[ptr.ID] = ptr
-			if _, ok := touched[ptr.ID]; ok {
-				touched[ptr.ID] = ptr
-			}
-		}
-	}
-	// move takes draws out of their grants (sign -1) or gives them back (+1).
-	move := func(draws []engine.Draw, sign int64) {
-		for _, dr := range draws {
-			if g := byID[dr.GrantID]; g != nil {
-				g.Remaining = g.Remaining.Add(dr.Amount.Mul(decimal.NewFromInt(sign)))
-				touched[g.ID] = g
-			}
-		}
-	}
-	out := make([]UsageResult, len(items))
-	decisions := make([]*engine.UsageDecision, len(items))
-	versions := make([]engine.Versions, len(items))
-	first := map[eventKey]int{} // key -> index of its first item in this batch
-	var replayed []int
-	spent := map[int]bool{} // budgeted pools whose spend changed
-	incentives := map[int][]*ent.Grant{}
-	var alerts []budgetAlert
-	for i, it := range items {
-		k := eventKey{it.in.OrganizationID, it.in.IdempotencyKey}
-		if e, ok := existing[k]; ok {
-			if e.PayloadHash != it.hash {
-				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
-			}
-			out[i] = resultOf(e)
-			out[i].Duplicate = true
-			replayed = append(replayed, i)
-			continue
-		}
-		if j, ok := first[k]; ok {
-			if items[j].hash != it.hash {
-				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
-			}
-			out[i] = UsageResult{Duplicate: true} // filled from item j below
-			continue
-		}
-		first[k] = i
-		p := pools[it.pool]
-		v, err := snap.versions(p.RegisterName, p.RegisterVersion, it.ev.OccurredAt)
-		if err != nil {
-			return nil, engine.AtIndex(err, i)
-		}
-		v.Terms = p.Terms
-		org := engine.Org{ID: p.OrgID, Segment: p.Segment}
-		chain := chains[it.pool]
-		tiers := make([][]engine.Grant, len(chain))
-		var budgets []*engine.Budget
-		for n, pid := range chain {
-			tiers[n] = grants[pid]
-			if b := pools[pid].Budget; b != nil {
-				budgets = append(budgets, b)
-			}
-		}
-		if it.ev.RunID != "" {
-			d, err := s.run(ctx, holds, i, it, v, org, tiers, move, lookup, now)
-			if err != nil {
-				return nil, engine.AtIndex(err, i)
-			}
-			if d != nil { // the run may not start
-				decisions[i], versions[i] = d, v
-				continue
-			}
-		}
-		var ts *termsState
-		if t := p.Terms; t != nil && (t.OverageMode == engine.OverageAutoTopUp || t.OverageMode == engine.OverageBorrow) {
-			if ts, err = s.caps(ctx, tx, capsOf, t, now); err != nil {
-				return nil, err
-			}
-		}
-		subTier := -1 // where auto top-ups land: the subscription's pool, when it is in the chain
-		if ts != nil {
-			for n, pid := range chain {
-				if pid == ts.sub.PoolID {
-					subTier = n
-				}
-			}
-		}
-		d, err := engine.DecideUsageTiers(ctx, v, org, it.ev, tiers, now)
-		if err != nil {
-			return nil, engine.AtIndex(err, i)
-		}
-		if d.TopUps > 0 && subTier >= 0 {
-			for n := 0; n < d.TopUps; n++ {
-				g, err := s.buyPack(ctx, tx, ts, now)
-				if err != nil {
-					return nil, err
-				}
-				add(ts.sub.PoolID, g)
-			}
-			tiers[subTier] = grants[ts.sub.PoolID]
-			if d, err = engine.DecideUsageTiers(ctx, v, org, it.ev, tiers, now); err != nil {
-				return nil, engine.AtIndex(err, i)
-			}
-		}
-		if d.TopUps > 0 { // no pool to top up, or packs that did not cover it
-			d = engine.UsageDecision{Decision: engine.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Requested,
-				Reason: "insufficient credits: the auto top-up cannot cover " + d.Requested.String(), ReasonCode: engine.CodeInsufficientCredits}
-		}
-		if d.Decision != engine.DecisionDenied && len(budgets) > 0 {
-			vals := make([]engine.Budget, len(budgets))
-			for n, b := range budgets {
-				vals[n] = *b
-			}
-			hard, crossed := engine.CheckBudgets(vals, d.Credits)
-			if hard != nil {
-				d = engine.UsageDecision{Decision: engine.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits,
-					ReasonCode: engine.CodeBudgetExceeded,
-					Reason: fmt.Sprintf("pool %d's hard budget of %s per %s would be exceeded (%s spent, %s more)",
-						hard.PoolID, hard.Limit, pools[hard.PoolID].BudgetPeriod, hard.Spent, d.Credits)}
-			} else {
-				for _, b := range budgets {
-					b.Spent = b.Spent.Add(d.Credits)
-					spent[b.PoolID] = true
-				}
-				for _, c := range crossed {
-					alerts = append(alerts, budgetAlert{org: p.OrgID, pool: c.PoolID, item: i, periodStart: c.PeriodStart,
-						message: fmt.Sprintf("soft budget of %s per %s exceeded: %s spent", c.Limit, pools[c.PoolID].BudgetPeriod, c.Spent.Add(d.Credits))})
-				}
-			}
-		}
-		move(d.Draws, -1)
-		decisions[i], versions[i] = &d, v
-		if d.Borrowed.IsPositive() {
-			p.Terms.BorrowLeft = p.Terms.BorrowLeft.Sub(d.Borrowed)
-		}
-		if subTier >= 0 && d.Decision != engine.DecisionDenied && engine.TopUpAfter(usable(grants[ts.sub.PoolID], now), ts.terms) {
-			g, err := s.buyPack(ctx, tx, ts, now)
-			if err != nil {
-				return nil, err
-			}
-			add(ts.sub.PoolID, g)
-		}
-		if v.Incentive != nil && p.Terms != nil && d.Decision != engine.DecisionDenied {
-			its, err := s.caps(ctx, tx, capsOf, p.Terms, now)
-			if err != nil {
-				return nil, err
-			}
-			g, err := s.award(ctx, tx.Client, v.Incentive, its, org, it.pool, it.ev, "usage", "usage:"+it.in.IdempotencyKey, now)
-			if err != nil {
-				return nil, engine.AtIndex(err, i)
-			}
-			if g != nil {
-				add(it.pool, engineGrant(g))
-				incentives[i] = append(incentives[i], g)
-			}
-		}
-	}
+	b := &batch{s: s, tx: tx, now: now, lookup: lookup, items: items, pools: pools, chains: chains, grants: grants,
+		holds: holds, caps: map[int]*termsState{}, spent: map[int]bool{}, incentives: map[int][]*ent.Grant{}}
+	b.index()
+	return b, nil
+}
 
-	// 4. Write: events (in key order, so concurrent batches take index locks
-	// in the same order), entries, grants.
-	var fresh []newEvent
-	for i := range items {
-		if decisions[i] != nil {
-			fresh = append(fresh, newEvent{item: items[i], org: pools[items[i].pool].OrgID, d: decisions[i], v: versions[i], index: i})
+// itemPools resolves each item's pool (its poolId, or its organisation's
+// default pool) and returns every pool the batch may draw on, in id order
+// (the lock order), with each item pool's fall-through chain.
+func (s *Service) itemPools(ctx context.Context, tx *usageTx, items []item) ([]int, map[int][]int, error) {
+	var orgs []int
+	seenOrg := map[int]bool{}
+	for _, it := range items {
+		if it.in.PoolID == nil && !seenOrg[it.in.OrganizationID] {
+			seenOrg[it.in.OrganizationID] = true
+			orgs = append(orgs, it.in.OrganizationID)
 		}
 	}
-	sort.Slice(fresh, func(a, b int) bool {
-		ia, ib := fresh[a].item.in, fresh[b].item.in
+	var defaults map[int]int
+	if len(orgs) > 0 {
+		var err error
+		if defaults, err = s.defaultPools(ctx, tx, orgs); err != nil {
+			return nil, nil, err
+		}
+	}
+	poolSet := map[int]bool{}
+	for i := range items {
+		if p := items[i].in.PoolID; p != nil {
+			items[i].pool = *p
+		} else if p, ok := defaults[items[i].in.OrganizationID]; ok {
+			items[i].pool = p
+		} else {
+			return nil, nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
+				Message: "organization " + strconv.Itoa(items[i].in.OrganizationID) + " not found or has no ACCOUNT pool; pass poolId"}, i)
+		}
+		poolSet[items[i].pool] = true
+	}
+	chains, err := s.chains(ctx, tx, sortedKeys(poolSet))
+	if err != nil {
+		return nil, nil, err
+	}
+	chainSet := map[int]bool{}
+	for _, c := range chains {
+		for _, id := range c {
+			chainSet[id] = true
+		}
+	}
+	return sortedKeys(chainSet), chains, nil
+}
+
+func sortedKeys(set map[int]bool) []int {
+	out := make([]int, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// post writes what the batch decided: events (in key order, so concurrent
+// batches take index locks in the same order) with their entries, the
+// grants' new remaining amounts, budget spend and alerts, holds.
+func (s *Service) post(ctx context.Context, b *batch, out []UsageResult, decisions []*engine.UsageDecision, versions []engine.Versions) error {
+	var fresh []newEvent
+	for i := range b.items {
+		if decisions[i] != nil {
+			fresh = append(fresh, newEvent{item: b.items[i], org: b.pools[b.items[i].pool].OrgID, d: decisions[i], v: versions[i], index: i})
+		}
+	}
+	sort.Slice(fresh, func(x, y int) bool {
+		ia, ib := fresh[x].item.in, fresh[y].item.in
 		if ia.OrganizationID != ib.OrganizationID {
 			return ia.OrganizationID < ib.OrganizationID
 		}
 		return ia.IdempotencyKey < ib.IdempotencyKey
 	})
-	updates := make([]engine.Grant, 0, len(touched))
-	for _, g := range touched {
+	updates := make([]engine.Grant, 0, len(b.touched))
+	for _, g := range b.touched {
 		updates = append(updates, *g)
 	}
-	sort.Slice(updates, func(a, b int) bool { return updates[a].ID < updates[b].ID })
+	sort.Slice(updates, func(x, y int) bool { return updates[x].ID < updates[y].ID })
 	write := s.writeEnt
 	if s.postgres() {
 		write = s.writePostgres
 	}
-	evs, err := write(ctx, tx, fresh, updates, now)
+	evs, err := write(ctx, b.tx, fresh, updates, b.now)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for n, f := range fresh {
 		d := f.d
 		out[f.index] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
 			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero, Borrowed: d.Borrowed,
-			Incentives: incentives[f.index]}
+			Uncovered: orZero(d.Uncovered), Incentives: b.incentives[f.index]}
 	}
-	if err := s.writeBudgets(ctx, tx, pools, spent, alerts, out, now); err != nil {
-		return nil, err
+	if err := s.writeBudgets(ctx, b.tx, b.pools, b.spent, b.alerts, out, b.now); err != nil {
+		return err
 	}
-	if len(holds) > 0 {
-		if err := s.writeHolds(ctx, tx, holds, out, now); err != nil {
-			return nil, err
+	if len(b.holds) == 0 {
+		return nil
+	}
+	if err := s.writeHolds(ctx, b.tx, b.holds, out, b.now); err != nil {
+		return err
+	}
+	for _, h := range b.holds {
+		if h.startItem >= 0 && h.settled < 0 {
+			out[h.startItem].Reserved = h.amount
 		}
-		for _, h := range holds {
-			if h.startItem >= 0 && h.settled < 0 {
-				out[h.startItem].Reserved = h.amount
-			}
-		}
 	}
+	return nil
+}
 
-	// 5. Duplicates: within the batch copy their first item; from the
-	// database load their draws.
-	for i, it := range items {
-		if out[i].Duplicate && out[i].Event == nil {
-			j := first[eventKey{it.in.OrganizationID, it.in.IdempotencyKey}]
-			out[i] = out[j]
-			out[i].Duplicate = true
-		}
+func orZero(d decimal.Decimal) decimal.Decimal {
+	if d.IsZero() {
+		return decimal.Zero
 	}
-	if len(replayed) > 0 {
-		if err := s.loadDraws(ctx, tx, out, replayed); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return d
 }
 
 // usable sums the credits of the grants usable at now.
@@ -474,7 +378,7 @@ func conflict(key string) *engine.Error {
 
 func resultOf(e *ent.UsageEvent) UsageResult {
 	return UsageResult{Event: e, Decision: e.Decision, Credits: e.Credits, Overage: e.Overage,
-		Reason: e.Reason, ReasonCode: engine.Code(e.ReasonCode), Reserved: decimal.Zero, Borrowed: decimal.Zero}
+		Reason: e.Reason, ReasonCode: engine.Code(e.ReasonCode), Reserved: decimal.Zero, Borrowed: decimal.Zero, Uncovered: decimal.Zero}
 }
 
 func (s *Service) existingEvents(ctx context.Context, tx *usageTx, items []item) (map[eventKey]*ent.UsageEvent, error) {
@@ -503,22 +407,26 @@ func (s *Service) loadDraws(ctx context.Context, tx *usageTx, out []UsageResult,
 		ids[n] = out[i].Event.ID
 	}
 	entries, err := tx.LedgerEntry.Query().
-		Where(ledgerentry.UsageEventIDIn(ids...), ledgerentry.KindIn(engine.EntryBurn, engine.EntryBorrow)).
+		Where(ledgerentry.UsageEventIDIn(ids...), ledgerentry.KindIn(engine.EntryBurn, engine.EntryBorrow, engine.EntryUncovered)).
 		Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
 	if err != nil {
 		return err
 	}
 	byEvent := map[int][]engine.Draw{}
-	borrowed := map[int]decimal.Decimal{}
+	borrowed, uncovered := map[int]decimal.Decimal{}, map[int]decimal.Decimal{}
 	for _, e := range entries {
-		if e.Kind == engine.EntryBorrow {
+		switch e.Kind {
+		case engine.EntryBorrow:
 			borrowed[*e.UsageEventID] = borrowed[*e.UsageEventID].Sub(e.Amount)
+			continue
+		case engine.EntryUncovered:
+			uncovered[*e.UsageEventID] = uncovered[*e.UsageEventID].Sub(e.Amount)
 			continue
 		}
 		byEvent[*e.UsageEventID] = append(byEvent[*e.UsageEventID], engine.Draw{GrantID: *e.GrantID, Amount: e.Amount.Neg()})
 	}
 	for _, i := range idx {
-		out[i].Draws, out[i].Borrowed = byEvent[out[i].Event.ID], borrowed[out[i].Event.ID]
+		out[i].Draws, out[i].Borrowed, out[i].Uncovered = byEvent[out[i].Event.ID], borrowed[out[i].Event.ID], uncovered[out[i].Event.ID]
 	}
 	// The hold a replayed STARTED event made (still open or not).
 	var started []int

@@ -4,6 +4,7 @@ import (
 	"context"
 	stdsql "database/sql"
 	"fmt"
+	"time"
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/shopspring/decimal"
@@ -56,7 +57,11 @@ const maxViolations = 1000
 //     version that priced it, and its BURN entries name the same version;
 //   - budgets: what a budgeted pool has spent in its latest budget period
 //     is no more than the events of the pool and the pools under it
-//     charged since that period began (spend is never invented).
+//     charged since that period began, with what their open runs hold
+//     (spend is never invented), and the open runs of a hard budget never
+//     count more than its limit;
+//   - a run is never settled for free: the event that settled a hold was
+//     not DENIED (what nothing covered is an UNCOVERED entry).
 //
 // It reads one snapshot (a read-only REPEATABLE READ transaction on
 // PostgreSQL, a read transaction on SQLite), so it may run on a live
@@ -99,6 +104,7 @@ type verifier struct {
 	poolOrg  map[int]int
 	children map[int][]int // pool -> the pools directly under it
 	grants   map[int]*grantSums
+	hard     map[int]*decimal.Decimal // pool -> its hard budget
 }
 
 func (v *verifier) add(inv, f string, args ...any) {
@@ -118,8 +124,12 @@ func (v *verifier) run(ctx context.Context) error {
 	}
 	v.rep.Pools = len(pools)
 	v.poolOrg = make(map[int]int, len(pools))
+	v.hard = map[int]*decimal.Decimal{}
 	for _, p := range pools {
 		v.poolOrg[p.ID] = p.OrganizationID
+		if p.BudgetHard && p.BudgetAmount.Valid {
+			v.hard[p.ID] = &p.BudgetAmount.Decimal
+		}
 	}
 	gs, err := v.c.Grant.Query().All(ctx)
 	if err != nil {
@@ -210,7 +220,7 @@ type eventSums struct {
 
 // charges tells the entry kinds that charge a usage event's credits.
 func charges(k engine.EntryKind) bool {
-	return k == engine.EntryBurn || k == engine.EntryOverage || k == engine.EntryBorrow
+	return k == engine.EntryBurn || k == engine.EntryOverage || k == engine.EntryBorrow || k == engine.EntryUncovered
 }
 
 // events: page by page, each event with its entries (through the
@@ -288,16 +298,16 @@ func (v *verifier) holds(ctx context.Context) error {
 				ids = append(ids, *h.SettledEventID)
 			}
 		}
-		exists := map[int]bool{}
+		exists, decided := map[int]bool{}, map[int]engine.Decision{}
 		held, released := map[int]decimal.Decimal{}, map[int]decimal.Decimal{}
 		for start := 0; start < len(ids); start += 500 { // bounded IN lists
 			chunk := ids[start:min(start+500, len(ids))]
-			evs, err := v.c.UsageEvent.Query().Where(usageevent.IDIn(chunk...)).IDs(ctx)
+			evs, err := v.c.UsageEvent.Query().Where(usageevent.IDIn(chunk...)).Select(usageevent.FieldID, usageevent.FieldDecision).All(ctx)
 			if err != nil {
 				return err
 			}
-			for _, id := range evs {
-				exists[id] = true
+			for _, ev := range evs {
+				exists[ev.ID], decided[ev.ID] = true, ev.Decision
 			}
 			es, err := v.c.LedgerEntry.Query().Where(ledgerentry.UsageEventIDIn(chunk...),
 				ledgerentry.KindIn(engine.EntryHold, engine.EntryRelease)).All(ctx)
@@ -318,6 +328,9 @@ func (v *verifier) holds(ctx context.Context) error {
 			}
 			if h.SettledEventID != nil && !exists[*h.SettledEventID] {
 				v.add("orphan hold", "hold %d of run %q names missing settling event %d", h.ID, h.RunID, *h.SettledEventID)
+			}
+			if h.SettledEventID != nil && decided[*h.SettledEventID] == engine.DecisionDenied {
+				v.add("run settled free", "run %q (hold %d) was settled by event %d, which was DENIED", h.RunID, h.ID, *h.SettledEventID)
 			}
 			if !held[h.StartedEventID].Neg().Equal(h.Amount) {
 				v.add("hold", "hold %d of run %q holds %s but its HOLD entries sum to %s", h.ID, h.RunID, h.Amount, held[h.StartedEventID].Neg())
@@ -403,11 +416,31 @@ func (v *verifier) budgets(ctx context.Context) error {
 			}
 			last = evs[len(evs)-1].ID
 		}
-		if r.Spent.IsNegative() || r.Spent.GreaterThan(charged) {
-			v.add("budget spend", "pool %d spent %s in the budget period from %s, but its events charged %s since", r.PoolID, r.Spent, r.PeriodStart.Format("2006-01-02"), charged)
+		held, err := v.heldInBudget(ctx, subtree, r.PeriodStart)
+		if err != nil {
+			return err
+		}
+		if r.Spent.IsNegative() || r.Spent.GreaterThan(charged.Add(held)) {
+			v.add("budget spend", "pool %d spent %s in the budget period from %s, but its events charged %s and its open runs hold %s since", r.PoolID, r.Spent, r.PeriodStart.Format("2006-01-02"), charged, held)
+		}
+		if b := v.hard[r.PoolID]; b != nil && held.GreaterThan(*b) {
+			v.add("hard budget holds", "pool %d's open runs count %s against its hard budget of %s", r.PoolID, held, *b)
 		}
 	}
 	return nil
+}
+
+// heldInBudget sums what the open runs of the pools, started since the
+// budget period began, counted against their budgets.
+func (v *verifier) heldInBudget(ctx context.Context, pools []int, since time.Time) (decimal.Decimal, error) {
+	hs, err := v.c.Hold.Query().Where(hold.PoolIDIn(pools...), hold.Status(holdOpen), hold.CreatedAtGTE(since)).All(ctx)
+	sum := decimal.Zero
+	for _, h := range hs {
+		if h.Budgeted.Valid {
+			sum = sum.Add(h.Budgeted.Decimal)
+		}
+	}
+	return sum, err
 }
 
 func sameVersion(id1, v1, id2, v2 *int) bool {

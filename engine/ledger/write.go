@@ -47,14 +47,10 @@ func (s *Service) writeEnt(ctx context.Context, tx *usageTx, evs []newEvent, gra
 		charges []*ent.ChargeCreate
 	)
 	for n, e := range evs {
-		for _, dr := range e.d.Draws {
-			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryBurn, &dr.GrantID, dr.Amount, e.v, now))
-		}
-		if e.d.Borrowed.IsPositive() {
-			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryBorrow, nil, e.d.Borrowed, e.v, now))
+		for _, r := range entryRows(e.d) {
+			entries = append(entries, s.burnEntry(tx, out[n], r.kind, r.grant, r.amount, e.v, now))
 		}
 		if e.d.Overage.IsPositive() {
-			entries = append(entries, s.burnEntry(tx, out[n], engine.EntryOverage, nil, e.d.Overage, e.v, now))
 			t := e.v.Terms
 			charges = append(charges, tx.Charge.Create().SetOrganizationID(e.org).SetKind("OVERAGE").
 				SetCredits(e.d.Overage).SetAmount(overageAmount(e.d.Overage, t)).SetCurrency(t.Currency).
@@ -103,6 +99,33 @@ func (s *Service) eventCreate(tx *usageTx, e newEvent, now time.Time) *ent.Usage
 		c.SetDrawPolicyID(r.ID).SetDrawPolicyVersion(r.Version)
 	}
 	return c
+}
+
+// entryRow is one ledger entry of a usage event: what it took (recorded
+// negative) from a grant, or from no grant. Both writers write these rows,
+// so an entry kind is added here once.
+type entryRow struct {
+	kind   engine.EntryKind
+	grant  *int
+	amount decimal.Decimal
+}
+
+// entryRows are a decision's entries, in order: BURN per draw, EXPIRE per
+// held credit on an expired grant, then BORROW, OVERAGE and UNCOVERED.
+func entryRows(d *engine.UsageDecision) []entryRow {
+	out := make([]entryRow, 0, len(d.Draws)+len(d.Expired)+1)
+	for _, dr := range d.Draws {
+		out = append(out, entryRow{engine.EntryBurn, &dr.GrantID, dr.Amount})
+	}
+	for _, dr := range d.Expired {
+		out = append(out, entryRow{engine.EntryExpire, &dr.GrantID, dr.Amount})
+	}
+	for _, r := range []entryRow{{engine.EntryBorrow, nil, d.Borrowed}, {engine.EntryOverage, nil, d.Overage}, {engine.EntryUncovered, nil, d.Uncovered}} {
+		if r.amount.IsPositive() {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // burnEntry is a BURN entry on a grant, or an OVERAGE entry (no grant):
@@ -226,20 +249,14 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 			ue.DrawPolicyID, ue.DrawPolicyVersion = &r.ID, &r.Version
 		}
 		out[i] = ue
-		for _, dr := range d.Draws {
-			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryBurn))
-			eGrant, eAmount = append(eGrant, nullInt(dr.GrantID)), append(eAmount, dr.Amount.String())
-			ePool = append(ePool, int64(tx.poolOf(dr.GrantID, it.pool)))
-		}
-		if d.Borrowed.IsPositive() {
-			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryBorrow))
-			eGrant, eAmount = append(eGrant, sql.NullInt64{}), append(eAmount, d.Borrowed.String())
-			ePool = append(ePool, int64(it.pool))
+		for _, r := range entryRows(d) {
+			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(r.kind))
+			eAmount, eGrant, ePool = append(eAmount, r.amount.String()), append(eGrant, sql.NullInt64{}), append(ePool, int64(it.pool))
+			if r.grant != nil {
+				eGrant[len(eGrant)-1], ePool[len(ePool)-1] = nullInt(*r.grant), int64(tx.poolOf(*r.grant, it.pool))
+			}
 		}
 		if d.Overage.IsPositive() {
-			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(engine.EntryOverage))
-			eGrant, eAmount = append(eGrant, sql.NullInt64{}), append(eAmount, d.Overage.String())
-			ePool = append(ePool, int64(it.pool))
 			t := v.Terms
 			cOrg, cKey, cSub = append(cOrg, int64(e.org)), append(cKey, it.in.IdempotencyKey), append(cSub, int64(t.SubscriptionID))
 			cCredits, cAmount, cCurrency = append(cCredits, d.Overage.String()), append(cAmount, overageAmount(d.Overage, t).String()), append(cCurrency, t.Currency)

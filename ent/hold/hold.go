@@ -23,6 +23,8 @@ const (
 	FieldRunID = "run_id"
 	// FieldAmount holds the string denoting the amount field in the database.
 	FieldAmount = "amount"
+	// FieldBudgeted holds the string denoting the budgeted field in the database.
+	FieldBudgeted = "budgeted"
 	// FieldStartedEventID holds the string denoting the started_event_id field in the database.
 	FieldStartedEventID = "started_event_id"
 	// FieldExpiresAt holds the string denoting the expires_at field in the database.
@@ -45,6 +47,7 @@ var Columns = []string{
 	FieldPoolID,
 	FieldRunID,
 	FieldAmount,
+	FieldBudgeted,
 	FieldStartedEventID,
 	FieldExpiresAt,
 	FieldStatus,
@@ -102,6 +105,11 @@ func ByRunID(opts ...sql.OrderTermOption) OrderOption {
 // ByAmount orders the results by the amount field.
 func ByAmount(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAmount, opts...).ToFunc()
+}
+
+// ByBudgeted orders the results by the budgeted field.
+func ByBudgeted(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBudgeted, opts...).ToFunc()
 }
 
 // ByStartedEventID orders the results by the started_event_id field.

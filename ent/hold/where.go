@@ -80,6 +80,11 @@ func Amount(v decimal.Decimal) predicate.Hold {
 	return predicate.Hold(sql.FieldEQ(FieldAmount, v))
 }
 
+// Budgeted applies equality check predicate on the "budgeted" field. It's identical to BudgetedEQ.
+func Budgeted(v decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldEQ(FieldBudgeted, v))
+}
+
 // StartedEventID applies equality check predicate on the "started_event_id" field. It's identical to StartedEventIDEQ.
 func StartedEventID(v int) predicate.Hold {
 	return predicate.Hold(sql.FieldEQ(FieldStartedEventID, v))
@@ -328,6 +333,56 @@ func AmountLT(v decimal.Decimal) predicate.Hold {
 // AmountLTE applies the LTE predicate on the "amount" field.
 func AmountLTE(v decimal.Decimal) predicate.Hold {
 	return predicate.Hold(sql.FieldLTE(FieldAmount, v))
+}
+
+// BudgetedEQ applies the EQ predicate on the "budgeted" field.
+func BudgetedEQ(v decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldEQ(FieldBudgeted, v))
+}
+
+// BudgetedNEQ applies the NEQ predicate on the "budgeted" field.
+func BudgetedNEQ(v decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldNEQ(FieldBudgeted, v))
+}
+
+// BudgetedIn applies the In predicate on the "budgeted" field.
+func BudgetedIn(vs ...decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldIn(FieldBudgeted, vs...))
+}
+
+// BudgetedNotIn applies the NotIn predicate on the "budgeted" field.
+func BudgetedNotIn(vs ...decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldNotIn(FieldBudgeted, vs...))
+}
+
+// BudgetedGT applies the GT predicate on the "budgeted" field.
+func BudgetedGT(v decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldGT(FieldBudgeted, v))
+}
+
+// BudgetedGTE applies the GTE predicate on the "budgeted" field.
+func BudgetedGTE(v decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldGTE(FieldBudgeted, v))
+}
+
+// BudgetedLT applies the LT predicate on the "budgeted" field.
+func BudgetedLT(v decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldLT(FieldBudgeted, v))
+}
+
+// BudgetedLTE applies the LTE predicate on the "budgeted" field.
+func BudgetedLTE(v decimal.NullDecimal) predicate.Hold {
+	return predicate.Hold(sql.FieldLTE(FieldBudgeted, v))
+}
+
+// BudgetedIsNil applies the IsNil predicate on the "budgeted" field.
+func BudgetedIsNil() predicate.Hold {
+	return predicate.Hold(sql.FieldIsNull(FieldBudgeted))
+}
+
+// BudgetedNotNil applies the NotNil predicate on the "budgeted" field.
+func BudgetedNotNil() predicate.Hold {
+	return predicate.Hold(sql.FieldNotNull(FieldBudgeted))
 }
 
 // StartedEventIDEQ applies the EQ predicate on the "started_event_id" field.

@@ -121,7 +121,7 @@ var (
 // KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
 func KindValidator(k engine.EntryKind) error {
 	switch k {
-	case "GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT":
+	case "GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT", "UNCOVERED":
 		return nil
 	default:
 		return fmt.Errorf("ledgerentry: invalid enum value for kind field: %q", k)

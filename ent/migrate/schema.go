@@ -172,6 +172,7 @@ var (
 		{Name: "pool_id", Type: field.TypeInt},
 		{Name: "run_id", Type: field.TypeString, Size: 200},
 		{Name: "amount", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "budgeted", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "started_event_id", Type: field.TypeInt},
 		{Name: "expires_at", Type: field.TypeTime},
 		{Name: "status", Type: field.TypeString, Default: "OPEN"},
@@ -192,12 +193,12 @@ var (
 			{
 				Name:    "hold_status_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{HoldsColumns[8], HoldsColumns[7]},
+				Columns: []*schema.Column{HoldsColumns[9], HoldsColumns[8]},
 			},
 			{
 				Name:    "hold_pool_id_status",
 				Unique:  false,
-				Columns: []*schema.Column{HoldsColumns[3], HoldsColumns[8]},
+				Columns: []*schema.Column{HoldsColumns[3], HoldsColumns[9]},
 			},
 		},
 	}
@@ -237,7 +238,7 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "organization_id", Type: field.TypeInt},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT", "UNCOVERED"}},
 		{Name: "amount", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "register_id", Type: field.TypeInt, Nullable: true},
 		{Name: "register_version", Type: field.TypeInt, Nullable: true},

@@ -146,7 +146,7 @@ func init() {
 		}
 	}()
 	// holdDescStatus is the schema descriptor for status field.
-	holdDescStatus := holdFields[6].Descriptor()
+	holdDescStatus := holdFields[7].Descriptor()
 	// hold.DefaultStatus holds the default value on creation for the status field.
 	hold.DefaultStatus = holdDescStatus.Default.(string)
 	incentiveawardMixin := schema.IncentiveAward{}.Mixin()

@@ -21,6 +21,10 @@ func (Hold) Fields() []ent.Field {
 		field.Int("pool_id").Immutable(),
 		field.String("run_id").NotEmpty().MaxLen(200).Immutable(),
 		Decimal("amount"),
+		// budgeted: what the run's STARTED event counted against the hard
+		// and soft budgets of its pool and the pools above (its expected
+		// cost); null on holds made before budgets counted holds (0).
+		NullDecimal("budgeted"),
 		field.Int("started_event_id").Immutable(),
 		field.Time("expires_at").Immutable(),
 		// status: OPEN, SETTLED (by the run's terminal event) or RELEASED

@@ -1,0 +1,2 @@
+-- Modify "holds" table
+ALTER TABLE "holds" ADD COLUMN "budgeted" numeric NULL;
