@@ -11,18 +11,19 @@ import (
 
 // EarnsIncentive reports whether a usage event's decision may earn usage
 // incentives: only events that charge do. A run's STARTED event never
-// earns (its terminal event does, once); a DENIED event never does; a
+// earns (its terminal event does, once); a DENIED event never does, nor a
+// run settled beyond what paid for it (UNCOVERED); a
 // FAILED event earns only when the INCENTIVE rule reads event.status, so
 // that paying for failures is the rule's explicit choice and a buyer
 // cannot farm credits by reporting failed work.
 func EarnsIncentive(rule *Rule, ev Event, d UsageDecision) bool {
 	switch {
-	case rule == nil, ev.Status == StatusStarted, d.Decision == DecisionDenied, !d.Credits.IsPositive():
+	case rule == nil, ev.Status == StatusStarted, d.Decision == DecisionDenied, d.Uncovered.IsPositive():
 		return false
 	case ev.Status == StatusFailed:
 		return rule.Program.ReadsStatus()
 	}
-	return true
+	return d.Credits.IsPositive()
 }
 
 // IncentiveOf evaluates the INCENTIVE policy for an event: the credits it

@@ -214,7 +214,7 @@ type ComplexityRoot struct {
 		SavePolicyDraft         func(childComplexity int, input model.PolicyInput) int
 		SaveWeightRegisterDraft func(childComplexity int, name string, weights []*model.WeightInput) int
 		SetBudget               func(childComplexity int, poolID int, amount decimal.Decimal, period engine.Period, hard bool) int
-		Subscribe               func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int) int
+		Subscribe               func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
 	}
 
 	Organization struct {
@@ -430,7 +430,7 @@ type MutationResolver interface {
 	CreateAPIKey(ctx context.Context, name string, role engine.Role, organizationID *int) (*model.APIKeySecret, error)
 	RevokeAPIKey(ctx context.Context, id int) (*ent.APIKey, error)
 	CreatePlan(ctx context.Context, input model.PlanInput) (*ent.Plan, error)
-	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int) (*ent.Subscription, error)
+	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error)
 	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
 	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error)
 	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period engine.Period, hard bool) (*ent.Pool, error)
@@ -1260,7 +1260,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.Subscribe(childComplexity, args["organizationId"].(int), args["planId"].(int), args["startsAt"].(time.Time), args["commitment"].(*decimal.Decimal), args["termPeriods"].(*int), args["autoRenew"].(*bool), args["timeZone"].(*string), args["registerVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.Subscribe(childComplexity, args["organizationId"].(int), args["planId"].(int), args["startsAt"].(time.Time), args["commitment"].(*decimal.Decimal), args["termPeriods"].(*int), args["autoRenew"].(*bool), args["timeZone"].(*string), args["registerVersion"].(*int), args["backfill"].(*bool)), true
 
 	case "Organization.createdAt":
 		if e.ComplexityRoot.Organization.CreatedAt == nil {
@@ -2517,6 +2517,11 @@ func (ec *executionContext) field_Mutation_subscribe_args(ctx context.Context, r
 		return nil, err
 	}
 	args["registerVersion"] = arg7
+	arg8, err := graphql.ProcessArgField(ctx, rawArgs, "backfill", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["backfill"] = arg8
 	return args, nil
 }
 
@@ -6126,7 +6131,7 @@ func (ec *executionContext) _Mutation_subscribe(ctx context.Context, field graph
 		ec.fieldContext_Mutation_subscribe,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().Subscribe(ctx, fc.Args["organizationId"].(int), fc.Args["planId"].(int), fc.Args["startsAt"].(time.Time), fc.Args["commitment"].(*decimal.Decimal), fc.Args["termPeriods"].(*int), fc.Args["autoRenew"].(*bool), fc.Args["timeZone"].(*string), fc.Args["registerVersion"].(*int))
+			return ec.Resolvers.Mutation().Subscribe(ctx, fc.Args["organizationId"].(int), fc.Args["planId"].(int), fc.Args["startsAt"].(time.Time), fc.Args["commitment"].(*decimal.Decimal), fc.Args["termPeriods"].(*int), fc.Args["autoRenew"].(*bool), fc.Args["timeZone"].(*string), fc.Args["registerVersion"].(*int), fc.Args["backfill"].(*bool))
 		},
 		nil,
 		ec.marshalNSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,

@@ -32,9 +32,10 @@ func (r *mutationResolver) CreatePlan(ctx context.Context, input model.PlanInput
 }
 
 // Subscribe is the resolver for the subscribe field.
-func (r *mutationResolver) Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int) (*ent.Subscription, error) {
+func (r *mutationResolver) Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error) {
 	return r.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: organizationID, PlanID: planID, StartsAt: startsAt,
-		Commitment: commitment, TermPeriods: termPeriods, AutoRenew: autoRenew, TimeZone: deref(timeZone), RegisterVersion: registerVersion})
+		Commitment: commitment, TermPeriods: termPeriods, AutoRenew: autoRenew, TimeZone: deref(timeZone), RegisterVersion: registerVersion,
+		Backfill: backfill != nil && *backfill})
 }
 
 // RunPeriodClose is the resolver for the runPeriodClose field.

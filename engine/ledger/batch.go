@@ -234,7 +234,7 @@ func (b *batch) spend(sc *scope, bg *engine.Budget, delta decimal.Decimal) {
 			kind = "hard"
 		}
 		b.alerts = append(b.alerts, budgetAlert{org: sc.p.OrgID, pool: bg.PoolID, item: sc.i, periodStart: bg.PeriodStart,
-			kind: engine.CodeBudgetExceeded,
+			kind:    engine.CodeBudgetExceeded,
 			message: fmt.Sprintf("%s budget of %s per %s exceeded: %s spent", kind, bg.Limit, bg.Period, bg.Spent.Add(delta))})
 	}
 	bg.Spent = bg.Spent.Add(delta)
@@ -267,6 +267,7 @@ func (b *batch) after(ctx context.Context, sc *scope, d *engine.UsageDecision) e
 	b.incentives[sc.i] = append(b.incentives[sc.i], g)
 	return nil
 }
+
 // start decides a run's STARTED event: the engine reserves the run's
 // expected cost (engine.Reserve: overage modes, degraded mode, top-ups),
 // the hard budgets of the pool and the pools above count the expected cost
@@ -415,5 +416,5 @@ func (b *batch) undo(m budgetMark) {
 func uncoveredAlert(sc *scope, d *engine.UsageDecision) budgetAlert {
 	return budgetAlert{org: sc.p.OrgID, pool: sc.it.pool, item: sc.i, kind: engine.CodeUncovered,
 		periodStart: engine.BudgetPeriodStart(engine.PeriodDay, sc.it.ev.OccurredAt),
-		message: fmt.Sprintf("run %q settled %s credits beyond its hold, the balance and the plan's overage mode", sc.it.ev.RunID, d.Uncovered)}
+		message:     fmt.Sprintf("run %q settled %s credits beyond its hold, the balance and the plan's overage mode", sc.it.ev.RunID, d.Uncovered)}
 }

@@ -34,6 +34,7 @@ type usageTx struct {
 	tx        *sql.Tx
 	s         *Service
 	grantPool map[int]int // grant id -> its pool, for entries (a burn may fall through to a parent pool)
+	due       []int       // subscriptions of the locked pools' organisations with a period due (see lockPools)
 }
 
 // poolOf is the pool of a grant the batch loaded, or otherwise.
@@ -201,7 +202,8 @@ WHERE kind = 'ACCOUNT' AND `+cond+` GROUP BY organization_id`), args...)
 // transactions never wait on each other in a cycle) and returns them with
 // what the engine needs of their organisation: its segment, and the register
 // and plan terms of its subscription in effect at now (the organisation's
-// own register when it has none).
+// own register when it has none). Subscriptions with a period due at now
+// (not opened yet) are noted in u.due.
 func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time.Time) (map[int]poolInfo, error) {
 	cond, args := s.ids("p.id", 1, ids)
 	lock := ""
@@ -210,7 +212,8 @@ func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time
 	}
 	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name,
   p.parent_id, p.budget_amount, p.budget_period, p.budget_hard,
-  s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency, pl.id
+  s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency, pl.id,
+  s.next_period_at
 FROM pools p JOIN organizations o ON o.id = p.organization_id
 LEFT JOIN subscriptions s ON s.organization_id = p.organization_id
 LEFT JOIN plans pl ON pl.id = s.plan_id
@@ -232,10 +235,14 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			budgetPeriod       sql.NullString
 			budgetHard         bool
 			planID             sql.NullInt64
+			nextPeriod         sql.NullTime
 		)
 		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName, &parent, &budget, &budgetPeriod, &budgetHard,
-			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID); err != nil {
+			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID, &nextPeriod); err != nil {
 			return nil, err
+		}
+		if nextPeriod.Valid && !nextPeriod.Time.After(now) {
+			u.due = append(u.due, int(subID.Int64))
 		}
 		if prev, ok := out[p.ID]; ok {
 			p = prev // another subscription row of the same pool
@@ -265,13 +272,15 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 // chains returns, for each pool, the pool and the pools it falls through
 // to (its parent, its parent's parent, while each allows falling through).
 // Parents and the fall-through setting never change, so they are cached for
-// the life of the process.
+// the life of the process; a pool that does not exist is never cached (a
+// pool made later, maybe through another server, may take its id).
 func (s *Service) chains(ctx context.Context, u *usageTx, pools []int) (map[int][]int, error) {
+	absent := map[int]bool{} // asked for and not there: the lock finds them missing
 	for depth := 0; depth < 4; depth++ {
 		var missing []int
 		seen := map[int]bool{}
 		for _, p := range pools {
-			for id := p; id != 0 && !seen[id]; {
+			for id := p; id != 0 && !seen[id] && !absent[id]; {
 				seen[id] = true
 				parent, ok := s.parents.Load(id)
 				if !ok {
@@ -301,7 +310,7 @@ FROM pools WHERE `+cond), args...)
 		rows.Close()
 		for _, id := range missing {
 			if _, ok := s.parents.Load(id); !ok {
-				s.parents.Store(id, 0) // no such pool: the lock finds it missing
+				absent[id] = true // not cached: a pool made later with this id must be found
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,14 @@ type SubscribeInput struct {
 	AutoRenew       *bool            // default true: the term renews
 	TimeZone        string           // IANA zone the periods are anchored in; default UTC
 	RegisterVersion *int             // pin the plan's register version (grandfathering)
+	Backfill        bool             // allow a start more than one period in the past
 }
+
+// MaxPeriodsPerRun bounds the periods one subscription opens in one run
+// of the period close (or before one usage batch): a backfilled
+// subscription catches up over several runs, and never holds a runner for
+// long while other subscriptions wait.
+const MaxPeriodsPerRun = 50
 
 // schedule is a subscription's period calendar.
 func schedule(sub *ent.Subscription, p *ent.Plan) engine.Schedule {
@@ -98,6 +106,10 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		}
 		sub := &ent.Subscription{StartsAt: start, TimeZone: in.TimeZone}
 		sched := schedule(sub, p)
+		if sched.Index(now) >= 1 && !in.Backfill {
+			return engine.Invalid("startsAt", "%s is more than one %s in the past: its periods since would open and bill at once; pass backfill: true to mean it",
+				start.Format(time.RFC3339), strings.ToLower(string(p.Period)))
+		}
 		autoRenew := in.AutoRenew == nil || *in.AutoRenew
 		var ends *time.Time
 		if in.TermPeriods != nil && !autoRenew {
@@ -350,6 +362,7 @@ func (s *Service) RunPeriodClose(ctx context.Context, asOf time.Time) (PeriodRep
 // closeSubscription opens the subscription's periods started by asOf.
 func (s *Service) closeSubscription(ctx context.Context, id int, asOf, now time.Time) (PeriodReport, error) {
 	rep := PeriodReport{Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
+	periods := 0
 	for counted := false; ; {
 		var (
 			done   PeriodReport
@@ -387,8 +400,8 @@ func (s *Service) closeSubscription(ctx context.Context, id int, asOf, now time.
 		}
 		counted = true
 		rep.add(done)
-		if next == nil || next.After(asOf) {
-			return rep, nil
+		if periods++; next == nil || next.After(asOf) || periods >= MaxPeriodsPerRun {
+			return rep, nil // the rest, if any, in the next run
 		}
 	}
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -90,21 +91,60 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 	// First try optimistically: replays are rare, so the keys are not looked
 	// up before inserting. A unique violation means a replay (or a concurrent
 	// first attempt) exists: run again, looking keys up first.
-	lookup := false
+	//
+	// A period due at now and not opened yet (the scheduler has not run
+	// since the boundary) is opened first, so that no event sees the gap
+	// between two periods: the batch rolls back, the period opens in its
+	// own transaction (as the scheduler would open it), and the batch runs
+	// again, once.
+	lookup, openDue := false, true
 	var out []UsageResult
-	err = s.inUsageTx(ctx, func(tx *usageTx) error {
-		var err error
-		out, err = s.recordBatch(ctx, tx, items, snap, now, lookup)
-		if err != nil && (isUniqueViolation(err) || errors.Is(err, errNeedLookup)) && !lookup {
-			lookup = true
-			return errRetry
+	for {
+		err = s.inUsageTx(ctx, func(tx *usageTx) error {
+			var err error
+			out, err = s.recordBatch(ctx, tx, items, snap, now, lookup, openDue)
+			if err != nil && (isUniqueViolation(err) || errors.Is(err, errNeedLookup)) && !lookup {
+				lookup = true
+				return errRetry
+			}
+			return err
+		})
+		var due *periodDue
+		if !errors.As(err, &due) {
+			break
 		}
-		return err
-	})
+		if err := s.openDue(ctx, due.subs, now); err != nil {
+			return nil, err
+		}
+		openDue = false
+	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// periodDue stops a usage batch that found subscriptions with a period due.
+type periodDue struct{ subs []int }
+
+func (e *periodDue) Error() string {
+	return fmt.Sprintf("%d subscriptions have a period due", len(e.subs))
+}
+
+// openDue opens the periods due at now of the subscriptions (idempotent:
+// another server or the scheduler may have opened them meanwhile).
+func (s *Service) openDue(ctx context.Context, subs []int, now time.Time) error {
+	seen := map[int]bool{}
+	for _, id := range subs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if _, err := s.closeSubscription(ctx, id, now, now); err != nil {
+			return fmt.Errorf("open the period due of subscription %d: %w", id, err)
+		}
+	}
+	return nil
 }
 
 type item struct {
@@ -122,8 +162,8 @@ type eventKey struct {
 // recordBatch loads, decides and posts one batch, in tx: lock the pools,
 // load their grants and holds, let the engine decide every item in order
 // against the running balances (see batch), then write the posting.
-func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, snap *snapshot, now time.Time, lookup bool) ([]UsageResult, error) {
-	b, err := s.loadBatch(ctx, tx, items, now, lookup)
+func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, snap *snapshot, now time.Time, lookup, openDue bool) ([]UsageResult, error) {
+	b, err := s.loadBatch(ctx, tx, items, now, lookup, openDue)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +236,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 // organisation's default pool) with the pools they fall through to, checks
 // each belongs to its item's organisation, and loads their budgets' spend,
 // their grants and the holds of the items' runs.
-func (s *Service) loadBatch(ctx context.Context, tx *usageTx, items []item, now time.Time, lookup bool) (*batch, error) {
+func (s *Service) loadBatch(ctx context.Context, tx *usageTx, items []item, now time.Time, lookup, openDue bool) (*batch, error) {
 	poolIDs, chains, err := s.itemPools(ctx, tx, items)
 	if err != nil {
 		return nil, err
@@ -204,6 +244,9 @@ func (s *Service) loadBatch(ctx context.Context, tx *usageTx, items []item, now 
 	pools, err := s.lockPools(ctx, tx, poolIDs, now)
 	if err != nil {
 		return nil, err
+	}
+	if len(tx.due) > 0 && openDue {
+		return nil, &periodDue{subs: tx.due}
 	}
 	for i, it := range items {
 		if p, ok := pools[it.pool]; !ok || p.OrgID != it.in.OrganizationID {
