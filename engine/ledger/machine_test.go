@@ -330,3 +330,37 @@ func TestMachineBackfill(t *testing.T) {
 		verify(t, f.svc)
 	})
 }
+
+// Hold timeout x hard budget: a run that timed out gives its budget back;
+// its late terminal event is still charged (and counted) in full.
+func TestMachineTimedOutHoldGivesBudgetBack(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		f.grant(t, "100", engine.CreditSubscription)
+		team, _, _ := f.tree(t)
+		if _, err := f.svc.SetBudget(ctx, team.ID, d("10"), engine.PeriodMonth, true); err != nil {
+			t.Fatal(err)
+		}
+		on := func(in engine.UsageInput) engine.UsageInput { in.PoolID = &team.ID; return in }
+		f.record(t, on(f.runEvent("s1", "r1", engine.StatusStarted, "10", "")))
+		if r := f.record(t, on(f.runEvent("s2", "r2", engine.StatusStarted, "1", ""))); r.ReasonCode != engine.CodeBudgetExceeded {
+			t.Fatalf("start past the budget = %s %s, want BUDGET_EXCEEDED", r.Decision, r.ReasonCode)
+		}
+		f.clock.add(2 * time.Hour)
+		if n, err := f.svc.ReleaseExpiredHolds(ctx, f.clock.now()); err != nil || n != 1 {
+			t.Fatalf("released %d, %v; want 1", n, err)
+		}
+		p, _ := db.Client.Pool.Get(ctx, team.ID)
+		if b, _ := f.svc.Budget(ctx, p); !b.Spent.IsZero() {
+			t.Fatalf("spent after the timeout = %s, want 0", b.Spent)
+		}
+		if r := f.record(t, on(f.runEvent("e1", "r1", engine.StatusSucceeded, "4", ""))); r.Decision != engine.DecisionAllowed || !r.Credits.Equal(d("4")) {
+			t.Fatalf("late terminal event = %s %s, want ALLOWED 4", r.Decision, r.Credits)
+		}
+		if b, _ := f.svc.Budget(ctx, p); !b.Spent.Equal(d("4")) {
+			t.Fatalf("spent after the late settle = %s, want 4", b.Spent)
+		}
+		verify(t, f.svc)
+	})
+}

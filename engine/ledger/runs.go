@@ -202,8 +202,12 @@ func (s *Service) writeHolds(ctx context.Context, tx *usageTx, holds map[runKey]
 }
 
 // ReleaseExpiredHolds gives back the credits of holds whose run never
-// settled within the hold timeout (RELEASE entries), one pool at a time. It
-// is idempotent and safe with several servers.
+// settled within the hold timeout (RELEASE entries), one hold per
+// transaction, and takes what the run counted off the budgets of its pool
+// and the pools above (in the budget period it counted in). It locks the
+// hold's pool with the pools it falls through to, as usage does: a hold may
+// hold credits of a parent's grants. It is idempotent and safe with several
+// servers.
 func (s *Service) ReleaseExpiredHolds(ctx context.Context, now time.Time) (int, error) {
 	due, err := s.db.Client.Hold.Query().Where(hold.Status(holdOpen), hold.ExpiresAtLTE(now)).IDs(ctx)
 	if err != nil {
@@ -211,42 +215,83 @@ func (s *Service) ReleaseExpiredHolds(ctx context.Context, now time.Time) (int, 
 	}
 	released := 0
 	for _, id := range due {
-		err := s.inTx(ctx, func(tx *ent.Tx) error {
-			h, err := tx.Hold.Get(ctx, id)
-			if err != nil {
-				return err
-			}
-			if err := s.lockRow(ctx, tx, "pools", h.PoolID); err != nil {
-				return err
-			}
-			// Re-read under the pool lock: a terminal event may have settled it.
-			if h, err = tx.Hold.Get(ctx, id); err != nil || h.Status != holdOpen {
-				return err
-			}
-			es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(h.StartedEventID), ledgerentry.KindEQ(engine.EntryHold)).All(ctx)
-			if err != nil {
-				return err
-			}
-			for _, e := range es {
-				g, err := tx.Grant.Get(ctx, *e.GrantID)
-				if err != nil {
-					return err
-				}
-				if err := tx.Grant.UpdateOneID(g.ID).SetRemaining(g.Remaining.Sub(e.Amount)).Exec(ctx); err != nil {
-					return err
-				}
-				if err := tx.LedgerEntry.Create().SetOrganizationID(h.OrganizationID).SetPoolID(g.PoolID).SetGrantID(g.ID).
-					SetKind(engine.EntryRelease).SetAmount(e.Amount.Neg()).SetUsageEventID(h.StartedEventID).
-					SetMemo("run " + h.RunID + " timed out").SetCreatedAt(s.Now()).Exec(ctx); err != nil {
-					return err
-				}
-			}
-			released++
-			return tx.Hold.UpdateOneID(h.ID).SetStatus(holdReleased).SetClosedAt(s.Now()).Exec(ctx)
+		done := false
+		err := s.inUsageTx(ctx, func(tx *usageTx) error {
+			var err error
+			done, err = s.releaseHold(ctx, tx, id)
+			return err
 		})
 		if err != nil {
 			return released, err
 		}
+		if done {
+			released++
+		}
 	}
 	return released, nil
+}
+
+// releaseHold releases one timed-out hold, in tx; false when a terminal
+// event settled it first.
+func (s *Service) releaseHold(ctx context.Context, tx *usageTx, id int) (bool, error) {
+	h, err := tx.Hold.Get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	chains, err := s.chains(ctx, tx, []int{h.PoolID})
+	if err != nil {
+		return false, err
+	}
+	pools, err := s.lockPools(ctx, tx, sortedKeys(setOf(chains[h.PoolID])), s.Now())
+	if err != nil {
+		return false, err
+	}
+	// Re-read under the pool locks: a terminal event may have settled it.
+	if h, err = tx.Hold.Get(ctx, id); err != nil || h.Status != holdOpen {
+		return false, err
+	}
+	es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(h.StartedEventID), ledgerentry.KindEQ(engine.EntryHold)).All(ctx)
+	if err != nil {
+		return false, err
+	}
+	now := s.Now()
+	for _, e := range es {
+		g, err := tx.Grant.Get(ctx, *e.GrantID)
+		if err != nil {
+			return false, err
+		}
+		if err := tx.Grant.UpdateOneID(g.ID).SetRemaining(g.Remaining.Sub(e.Amount)).Exec(ctx); err != nil {
+			return false, err
+		}
+		if err := tx.LedgerEntry.Create().SetOrganizationID(h.OrganizationID).SetPoolID(g.PoolID).SetGrantID(g.ID).
+			SetKind(engine.EntryRelease).SetAmount(e.Amount.Neg()).SetUsageEventID(h.StartedEventID).
+			SetMemo("run " + h.RunID + " timed out").SetCreatedAt(now).Exec(ctx); err != nil {
+			return false, err
+		}
+	}
+	if h.Budgeted.Valid && h.Budgeted.Decimal.IsPositive() {
+		if err := s.loadSpend(ctx, tx, pools); err != nil {
+			return false, err
+		}
+		spent := map[int]bool{}
+		for _, pid := range chains[h.PoolID] {
+			b := pools[pid].Budget
+			if b == nil || !engine.BudgetPeriodStart(b.Period, h.CreatedAt).Equal(b.PeriodStart) {
+				continue // no budget, or the run counted in a period now closed
+			}
+			b.Spent, spent[pid] = decimal.Max(b.Spent.Sub(h.Budgeted.Decimal), decimal.Zero), true
+		}
+		if err := s.writeBudgets(ctx, tx, pools, spent, nil, nil, now); err != nil {
+			return false, err
+		}
+	}
+	return true, tx.Hold.UpdateOneID(h.ID).SetStatus(holdReleased).SetClosedAt(now).Exec(ctx)
+}
+
+func setOf(ids []int) map[int]bool {
+	out := make(map[int]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
 }
