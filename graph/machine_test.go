@@ -1,0 +1,111 @@
+package graph_test
+
+// The lifecycle state machine through the API (README "The lifecycle state
+// machine"): a hold against a hard budget, a run that overruns what covers
+// it, and a subscription start long past. Each on both databases, through
+// the real HTTP handler, ending with the ledger verified.
+
+import (
+	"testing"
+
+	"github.com/creditd/creditd/store"
+	"github.com/creditd/creditd/testdb"
+)
+
+const mqRun = `mutation($in: UsageInput!) { recordUsage(input: $in) {
+  decision credits reserved uncovered overage reasonCode draws { amount } } }`
+
+type mRunT struct {
+	Decision   string  `json:"decision"`
+	Credits    string  `json:"credits"`
+	Reserved   string  `json:"reserved"`
+	Uncovered  string  `json:"uncovered"`
+	Overage    string  `json:"overage"`
+	ReasonCode *string `json:"reasonCode"`
+}
+
+func (e *env) mRun(org, pool, key, run, status, qty string) mRunT {
+	e.t.Helper()
+	var out struct {
+		R mRunT `json:"recordUsage"`
+	}
+	e.must(mqRun, map[string]any{"in": map[string]any{"idempotencyKey": key, "organizationId": org, "poolId": pool,
+		"action": "agent.run", "runId": run, "status": status, "quantity": qty}}, &out)
+	return out.R
+}
+
+func TestMachineThroughTheAPI(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		e := newEnv(t, db)
+		e.publishPricing() // agent.run: 4 credits
+		org, account := e.newOrg("Acme", "")
+		e.grant(account, "SUBSCRIPTION", "100", nil)
+		var team struct {
+			R struct {
+				ID string `json:"id"`
+			} `json:"createPool"`
+		}
+		e.must(`mutation($o: ID!, $p: ID!) { createPool(organizationId: $o, kind: TEAM, name: "t", parentId: $p) { id } }`,
+			map[string]any{"o": org, "p": account}, &team)
+		e.must(`mutation($p: ID!) { setBudget(poolId: $p, amount: "20", period: MONTH, hard: true) { id } }`, map[string]any{"p": team.R.ID}, nil)
+
+		// Holds count against the hard budget: 2 x 12 > 20.
+		if r := e.mRun(org, team.R.ID, "s1", "r1", "STARTED", "3"); r.Decision != "ALLOWED" || r.Reserved != "12" {
+			t.Fatalf("first start = %+v, want ALLOWED holding 12", r)
+		}
+		if r := e.mRun(org, team.R.ID, "s2", "r2", "STARTED", "3"); r.Decision != "DENIED" || lcStr(r.ReasonCode) != "BUDGET_EXCEEDED" {
+			t.Fatalf("second start = %+v, want DENIED BUDGET_EXCEEDED", r)
+		}
+
+		// A pool that does not fall through, with 10 credits: a run held
+		// at 8 that costs 20 is charged 20, 10 of them uncovered.
+		var solo struct {
+			R struct {
+				ID string `json:"id"`
+			} `json:"createPool"`
+		}
+		e.must(`mutation($o: ID!, $p: ID!) { createPool(organizationId: $o, kind: PERSONAL, name: "solo", parentId: $p, fallThrough: false) { id } }`,
+			map[string]any{"o": org, "p": account}, &solo)
+		e.grant(solo.R.ID, "SUBSCRIPTION", "10", nil)
+		if r := e.mRun(org, solo.R.ID, "s3", "r3", "STARTED", "2"); r.Reserved != "8" {
+			t.Fatalf("solo start = %+v, want 8 held", r)
+		}
+		r := e.mRun(org, solo.R.ID, "e3", "r3", "SUCCEEDED", "5")
+		if r.Decision != "ALLOWED" || r.Credits != "20" || r.Uncovered != "10" || lcStr(r.ReasonCode) != "UNCOVERED" {
+			t.Fatalf("overrun = %+v, want ALLOWED 20 credits, 10 uncovered, UNCOVERED", r)
+		}
+		entries, _ := e.ledgerAll(solo.R.ID, 50)
+		uncovered := 0
+		for _, en := range entries {
+			if en.Kind == "UNCOVERED" && en.Amount == "-10" {
+				uncovered++
+			}
+		}
+		if uncovered != 1 {
+			t.Fatalf("ledger %+v, want one UNCOVERED -10 entry", entries)
+		}
+		var alerts struct {
+			R []struct {
+				Kind string `json:"kind"`
+			} `json:"alerts"`
+		}
+		e.must(`query($o: ID!) { alerts(organizationId: $o, first: 10) { kind } }`, map[string]any{"o": org}, &alerts)
+		if len(alerts.R) != 1 || alerts.R[0].Kind != "UNCOVERED" {
+			t.Fatalf("alerts = %+v, want one UNCOVERED", alerts.R)
+		}
+
+		// A start in 1900 is refused unless backfill says so.
+		var plan struct {
+			R struct {
+				ID string `json:"id"`
+			} `json:"createPlan"`
+		}
+		e.must(`mutation { createPlan(input: { name: "daily", period: DAY, includedCredits: "1", pricePerCredit: "0.01",
+		  platformFee: "1", registerName: "default", overageMode: HARD, rolloverMode: NONE }) { id } }`, nil, &plan)
+		q := `mutation($o: ID!, $p: ID!, $b: Boolean) { subscribe(organizationId: $o, planId: $p, startsAt: "1900-01-01T00:00:00Z", backfill: $b) { id } }`
+		_, errs := e.do(q, map[string]any{"o": org, "p": plan.R.ID})
+		wantExt(t, "subscribe from 1900", wantErr(t, "subscribe from 1900", errs, "VALIDATION"), "field", "startsAt")
+		e.verify("after the machine's cells")
+	})
+}
