@@ -223,7 +223,7 @@ func (pc *periodCloseRun) setup() {
 					if _, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: engine.PoolAccount, Name: "account"}); err != nil {
 						return err
 					}
-					_, err = svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: o.ID, PlanID: p.ID, StartsAt: start})
+					_, err = svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: o.ID, PlanID: p.ID, StartsAt: start, Backfill: true})
 					return err
 				}()
 				if err != nil {

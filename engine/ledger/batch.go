@@ -306,10 +306,14 @@ func (b *batch) start(ctx context.Context, sc *scope) (*engine.UsageDecision, er
 	if d := b.count(sc, r.Expected, engine.UsageDecision{Requested: r.Expected}); d != nil {
 		return d, nil
 	}
+	budgeted := decimal.Zero // what the budgets counted: a budget set later never counted the start
+	if len(mark.spent) > 0 {
+		budgeted = r.Expected
+	}
 	b.move(r.Draws, -1)
 	h := &runHold{org: sc.org.ID, pool: sc.it.pool, run: sc.it.ev.RunID, amount: r.Held, status: holdOpen,
 		draws: r.Draws, startItem: sc.i, settled: -1, wasOpen: true, expiresAt: b.now.Add(b.s.holdTimeout),
-		budgeted: r.Expected, createdAt: b.now}
+		budgeted: budgeted, createdAt: b.now}
 	b.holds[k] = h
 	d, err := b.single(ctx, sc, &r)
 	if err != nil {

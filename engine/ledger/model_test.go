@@ -31,8 +31,10 @@ import (
 // The operations: grants, on-demand purchases, burns of every status on
 // the account pool and on the team pool (which falls through to the
 // account's credits), replays of earlier keys (same answer, nothing
-// written), agent runs (STARTED holds, the terminal event releases and
-// burns), hard budgets on the team pool, API key creation and revocation,
+// written), agent runs on either pool (STARTED holds and counts against
+// the team's hard budget; the terminal event, sometimes costing more than
+// held, burns the hold first, then the balance, then overage under SOFT or
+// an uncovered record under HARD), hard budgets on the team pool, API key creation and revocation,
 // and balance reads. The run is cut into phases; between two phases every
 // goroutine settles its open runs, the clock moves a month on and two
 // period closes race each other (each subscription's period must close
@@ -64,7 +66,11 @@ var modelPlans = []struct {
 const modelIncluded = "20" // credits each period allocates
 
 // modelHold is what a run's hold took from each bucket, and the run's quantity.
-type modelHold struct{ exp, last, qty decimal.Decimal }
+type modelHold struct {
+	exp, last, qty decimal.Decimal
+	team           bool            // started on the team pool
+	budgeted       decimal.Decimal // what it counted against the team's budget
+}
 
 type model struct {
 	exp, last, reserved decimal.Decimal
@@ -116,6 +122,7 @@ type worker struct {
 	pool, team *ent.Pool
 	m          *model
 	n          int
+	firstBurn  bool // the period is due and unopened: the phase starts with a burn
 }
 
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
@@ -180,6 +187,15 @@ func TestModel(t *testing.T) {
 		}
 		for phase := 0; phase < phases; phase++ {
 			var wg sync.WaitGroup
+			if ws[0].firstBurn { // the scheduler races the usage that opens the period
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := f.svc.RunPeriodClose(ctx, f.clock.now()); err != nil {
+						errs <- fmt.Errorf("seed %d, phase %d: period close racing usage: %w", seed, phase, err)
+					}
+				}()
+			}
 			for _, wk := range ws {
 				wg.Add(1)
 				go func(wk *worker) {
@@ -195,6 +211,15 @@ func TestModel(t *testing.T) {
 			}
 			// The period ends: the clock moves a month on, two closes race.
 			f.clock.set(start.AddDate(0, phase+1, 0).Add(time.Hour))
+			if phase%2 == 1 && phase < phases-1 {
+				// Or no scheduler runs: each organisation's next usage
+				// opens its period first (no event sees the gap).
+				for _, wk := range ws {
+					wk.m.closePeriod()
+					wk.firstBurn = true
+				}
+				continue
+			}
 			var cw sync.WaitGroup
 			var closed atomic.Int64
 			for range 2 {
@@ -295,7 +320,11 @@ func (wk *worker) check(ctx context.Context, when string) error {
 func (wk *worker) phase(ctx context.Context, ops int, total *atomic.Int64) error {
 	for op := 0; op < ops; op++ {
 		total.Add(1)
-		if err := wk.op(ctx, wk.rng.Intn(100)); err != nil {
+		r := wk.rng.Intn(100)
+		if wk.firstBurn {
+			r, wk.firstBurn = 30, false // a burn on the account pool
+		}
+		if err := wk.op(ctx, r); err != nil {
 			return fmt.Errorf("op %d: %w", op, err)
 		}
 	}
@@ -357,32 +386,8 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		if !res.Duplicate || res.Event.ID != first.Event.ID || !res.Credits.Equal(first.Credits) || res.Decision != first.Decision {
 			return fmt.Errorf("replay of %s = %+v, first was %+v", key, res, first)
 		}
-	case r < 79: // a run starts: it holds its expected cost
-		run := wk.next()
-		in := wk.usage(run+"-start", "agent.run", engine.StatusStarted, strconv.Itoa(rng.Intn(4)+1))
-		in.RunID = run
-		res, err := svc.RecordUsage(ctx, in)
-		if err != nil {
-			return err
-		}
-		hold := modelWeights["agent.run"].Mul(*in.Quantity)
-		if m.soft { // the run starts on what is left; the rest is overage when it settles
-			hold = decimal.Min(hold, m.avail())
-		}
-		if hold.GreaterThan(m.avail()) {
-			if res.Decision != engine.DecisionDenied {
-				return fmt.Errorf("run holding %s with %s available = %s, model says DENIED", hold, m.avail(), res.Decision)
-			}
-			return nil
-		}
-		if res.Decision != engine.DecisionAllowed || !res.Reserved.Equal(hold) {
-			return fmt.Errorf("run start = %s reserved %s, model says ALLOWED reserving %s", res.Decision, res.Reserved, hold)
-		}
-		h := m.take(hold)
-		h.qty = *in.Quantity
-		m.holds[run] = h
-		m.reserved = m.reserved.Add(hold)
-		m.runs = append(m.runs, run)
+	case r < 79: // a run starts, on either pool: it holds its expected cost
+		return wk.startRun(ctx, rng.Intn(2) == 0)
 	case r < 90: // a run ends
 		return wk.endRun(ctx)
 	case r < 93: // an API key for the organisation: works, then revoked, then refused
@@ -439,8 +444,58 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 	return nil
 }
 
-// endRun ends the oldest open run with a random terminal status: the hold
-// comes back to the buckets it came from, then the run's cost burns.
+// startRun starts a run: it holds its expected cost (under SOFT, what is
+// left of it); on the team pool the expected cost counts against the hard
+// budget first.
+func (wk *worker) startRun(ctx context.Context, team bool) error {
+	m := wk.m
+	run := wk.next()
+	in := wk.usage(run+"-start", "agent.run", engine.StatusStarted, strconv.Itoa(wk.rng.Intn(4)+1))
+	in.RunID = run
+	if team {
+		in.PoolID = &wk.team.ID
+	}
+	res, err := wk.f.svc.RecordUsage(ctx, in)
+	if err != nil {
+		return err
+	}
+	expected := modelWeights["agent.run"].Mul(*in.Quantity)
+	hold := expected
+	if m.soft { // the run starts on what is left; the rest is overage when it settles
+		hold = decimal.Min(hold, m.avail())
+	}
+	switch {
+	case hold.GreaterThan(m.avail()):
+		if res.Decision != engine.DecisionDenied || res.ReasonCode != engine.CodeInsufficientCredits {
+			return fmt.Errorf("run holding %s with %s available = %s %s, model says DENIED %s", hold, m.avail(), res.Decision, res.ReasonCode, engine.CodeInsufficientCredits)
+		}
+		return nil
+	case team && m.budget != nil && m.spent.Add(expected).GreaterThan(*m.budget):
+		if res.Decision != engine.DecisionDenied || res.ReasonCode != engine.CodeBudgetExceeded {
+			return fmt.Errorf("team run of %s with %s of a %s budget spent or held = %s %s, model says DENIED %s", expected, m.spent, m.budget, res.Decision, res.ReasonCode, engine.CodeBudgetExceeded)
+		}
+		return nil
+	}
+	if res.Decision != engine.DecisionAllowed || !res.Reserved.Equal(hold) {
+		return fmt.Errorf("run start = %s reserved %s, model says ALLOWED reserving %s", res.Decision, res.Reserved, hold)
+	}
+	h := m.take(hold)
+	h.qty, h.team = *in.Quantity, team
+	if team && m.budget != nil {
+		h.budgeted = expected
+		m.spent = m.spent.Add(expected)
+	}
+	m.holds[run] = h
+	if !team { // the account pool's reserved counts its own runs; a team run's hold shows on the team pool
+		m.reserved = m.reserved.Add(hold)
+	}
+	m.runs = append(m.runs, run)
+	return nil
+}
+
+// endRun ends the oldest open run with a random terminal status, sometimes
+// costing more than it held: the hold burns first, then the balance; past
+// both, SOFT bills overage and HARD records the rest as uncovered.
 func (wk *worker) endRun(ctx context.Context) error {
 	m := wk.m
 	if len(m.runs) == 0 {
@@ -452,8 +507,11 @@ func (wk *worker) endRun(ctx context.Context) error {
 	delete(m.holds, run)
 	held := h.exp.Add(h.last)
 	statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
-	in := wk.usage(run+"-end", "agent.run", statuses[wk.rng.Intn(3)], h.qty.String())
+	in := wk.usage(run+"-end", "agent.run", statuses[wk.rng.Intn(3)], h.qty.Add(decimal.NewFromInt(int64(wk.rng.Intn(3)))).String())
 	in.RunID = run
+	if h.team {
+		in.PoolID = &wk.team.ID
+	}
 	if in.Status == engine.StatusPartial {
 		in.Completion = dp("0.5")
 	}
@@ -462,10 +520,29 @@ func (wk *worker) endRun(ctx context.Context) error {
 		return err
 	}
 	want := modelCost(in)
-	m.exp, m.last, m.reserved = m.exp.Add(h.exp), m.last.Add(h.last), m.reserved.Sub(held)
-	if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(m.overage(want)) {
-		return fmt.Errorf("run end = %s %s (overage %s), model says ALLOWED %s (overage %s)", res.Decision, res.Credits, res.Overage, want, m.overage(want))
+	// The burn takes the held credits first, in the order they were held
+	// (the expiring bucket first); what it leaves goes back to its bucket.
+	fromExp := decimal.Min(want, h.exp)
+	fromLast := decimal.Min(want.Sub(fromExp), h.last)
+	rest := want.Sub(fromExp).Sub(fromLast)
+	m.exp, m.last = m.exp.Add(h.exp.Sub(fromExp)), m.last.Add(h.last.Sub(fromLast))
+	if !h.team {
+		m.reserved = m.reserved.Sub(held)
 	}
-	m.take(decimal.Min(want, m.avail()))
+	overage, uncovered := m.overage(rest), decimal.Zero
+	if !m.soft {
+		overage, uncovered = decimal.Zero, overage
+	}
+	if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(overage) || !res.Uncovered.Equal(uncovered) {
+		return fmt.Errorf("run end = %s %s (overage %s, uncovered %s), model says ALLOWED %s (overage %s, uncovered %s)",
+			res.Decision, res.Credits, res.Overage, res.Uncovered, want, overage, uncovered)
+	}
+	if uncovered.IsPositive() != (res.ReasonCode == engine.CodeUncovered) {
+		return fmt.Errorf("run end uncovered %s with reasonCode %q", uncovered, res.ReasonCode)
+	}
+	m.take(decimal.Min(rest, m.avail()))
+	if h.team && m.budget != nil {
+		m.spent = decimal.Max(m.spent.Add(want).Sub(h.budgeted), decimal.Zero)
+	}
 	return nil
 }
