@@ -20,7 +20,9 @@ import (
 // does not query the catalog tables per event. Published versions never
 // change, so a snapshot is only ever missing versions published after it
 // was loaded: it is reloaded after ttl, and at once by a publish through
-// this process.
+// this process. Usage never decides on a stale one: its transaction counts
+// the published versions (lockPools) and, when the snapshot counts fewer
+// (a publish through another server), reloads it and decides again.
 type catalog struct {
 	client *ent.Client
 	progs  *rules.Cache
@@ -40,6 +42,7 @@ type snapshot struct {
 	registers map[string][]*engine.Register        // by name, ascending effective order
 	policies  map[engine.PolicyKind][]*engine.Rule // by kind, ascending effective order
 	broken    map[int]error                        // policy id -> why its stored rule no longer compiles
+	published int                                  // published register and policy versions loaded (they never leave PUBLISHED)
 }
 
 func newCatalog(c *ent.Client, progs *rules.Cache) *catalog {
@@ -116,6 +119,7 @@ func (c *catalog) load(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
+	snap.published = len(regs) + len(pols)
 	sort.Slice(pols, func(i, j int) bool {
 		a, b := pols[i], pols[j]
 		if !a.EffectiveFrom.Equal(*b.EffectiveFrom) {

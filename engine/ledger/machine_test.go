@@ -269,9 +269,10 @@ func TestMachineHoldAcrossPeriodClose(t *testing.T) {
 	})
 }
 
-// A pool asked for before it existed is found once it exists, by every
-// server on the database.
-func TestMachineNoNegativeCache(t *testing.T) {
+// Two servers on one database decide alike after changes made through
+// either: a pool asked for before it existed is found once it exists, and
+// a register version published through one prices the other's next event.
+func TestMachineTwoServersDecideAlike(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
@@ -289,8 +290,21 @@ func TestMachineNoNegativeCache(t *testing.T) {
 		}
 		for n, svc := range []*ledger.Service{f.svc, other} {
 			in.IdempotencyKey = fmt.Sprintf("k%d", n)
-			if r, err := svc.RecordUsage(ctx, in); err != nil || r.Decision != engine.DecisionAllowed {
+			if r, err := svc.RecordUsage(ctx, in); err != nil || r.Decision != engine.DecisionAllowed || !r.Credits.Equal(d("1")) {
 				t.Fatalf("server %d: usage on the new team pool = %+v, %v; want ALLOWED from its ACCOUNT parent", n, r, err)
+			}
+		}
+		v2, err := other.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{{Action: "agent.run", Credits: d("2")}, {Action: "big.run", Credits: d("10")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.PublishRegister(ctx, "default", v2.Version, nil); err != nil {
+			t.Fatal(err)
+		}
+		for n, svc := range []*ledger.Service{f.svc, other} {
+			in.IdempotencyKey = fmt.Sprintf("v2-%d", n)
+			if r, err := svc.RecordUsage(ctx, in); err != nil || !r.Credits.Equal(d("2")) || *r.Event.RegisterVersion != v2.Version {
+				t.Fatalf("server %d: usage after a publish through the other = %+v, %v; want 2 credits of version %d", n, r, err, v2.Version)
 			}
 		}
 		verify(t, f.svc)

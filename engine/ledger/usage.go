@@ -97,7 +97,12 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 	// between two periods: the batch rolls back, the period opens in its
 	// own transaction (as the scheduler would open it), and the batch runs
 	// again, once.
-	lookup, openDue := false, true
+	//
+	// A version published through another server since this one loaded its
+	// catalog snapshot is seen the same way: the batch rolls back, the
+	// snapshot reloads and the batch runs again (at most three times in a
+	// row, should publishes keep coming).
+	lookup, openDue, reloads := false, true, 0
 	var out []UsageResult
 	for {
 		err = s.inUsageTx(ctx, func(tx *usageTx) error {
@@ -110,19 +115,31 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 			return err
 		})
 		var due *periodDue
-		if !errors.As(err, &due) {
-			break
+		switch {
+		case errors.As(err, &due):
+			if err := s.openDue(ctx, due.subs, now); err != nil {
+				return nil, err
+			}
+			openDue = false
+			continue
+		case errors.Is(err, errCatalogStale) && reloads < 3:
+			reloads++
+			s.catalog.invalidate()
+			if snap, err = s.catalog.current(ctx); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		if err := s.openDue(ctx, due.subs, now); err != nil {
-			return nil, err
-		}
-		openDue = false
+		break
 	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
+
+// errCatalogStale stops a usage batch decided on an old catalog snapshot.
+var errCatalogStale = errors.New("catalog snapshot is stale")
 
 // periodDue stops a usage batch that found subscriptions with a period due.
 type periodDue struct{ subs []int }
@@ -166,6 +183,9 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	b, err := s.loadBatch(ctx, tx, items, now, lookup, openDue)
 	if err != nil {
 		return nil, err
+	}
+	if tx.published != snap.published {
+		return nil, errCatalogStale
 	}
 	// Replays already in the database (second attempt only).
 	existing := map[eventKey]*ent.UsageEvent{}
