@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/rules"
 )
@@ -220,5 +222,61 @@ func TestBudgetDelta(t *testing.T) {
 		if got := engine.BudgetDelta(d(tc.charged), d(tc.counted), tc.countedIn, tc.current); !got.Equal(d(tc.want)) {
 			t.Errorf("BudgetDelta(%s) = %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestOpenPeriod(t *testing.T) {
+	start := now
+	end := now.AddDate(0, 1, 0)
+	ending := []engine.Grant{
+		{ID: 1, CreditType: engine.CreditSubscription, Amount: d("100"), Remaining: d("30"), ExpiresAt: &start},
+		{ID: 2, CreditType: engine.CreditOnDemand, Amount: d("10"), Remaining: d("4"), ExpiresAt: &start},
+	}
+	base := engine.PeriodTerms{Plan: "team", Pool: 9, RolloverMode: engine.RolloverNone, IncludedCredits: d("100"),
+		PricePerCredit: d("0.01"), PlatformFee: d("49"), Currency: "USD", SubscriptionID: 3}
+	capped := base
+	capped.RolloverMode, capped.RolloverCap = engine.RolloverCapped, decimal.NewNullDecimal(d("20"))
+	noFee := base
+	noFee.PlatformFee = d("0")
+	tests := []struct {
+		name     string
+		terms    engine.PeriodTerms
+		running  bool
+		borrowed string
+		moves    string // "KIND grant amount" each
+		open     string // "TYPE/KIND amount" each
+		charges  int
+	}{
+		{"NONE: everything ending expires", base, true, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100", 1},
+		{"CAPPED: up to the cap rolls", capped, true, "0", "EXPIRE 1 -10, EXPIRE 2 -4, ROLLOVER_OUT 1 -20", "ROLLOVER/ROLLOVER_IN 20, SUBSCRIPTION/GRANT 100", 1},
+		{"borrowed comes off the allocation", noFee, true, "30", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 70", 0},
+		{"past the term: only the close", capped, false, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			po := engine.OpenPeriod(tc.terms, 5, 2, start, end, ending, tc.running, d(tc.borrowed))
+			var moves, open []string
+			for _, m := range po.Moves {
+				if m.Pool != 9 {
+					t.Errorf("move on pool %d, want 9", m.Pool)
+				}
+				moves = append(moves, fmt.Sprintf("%s %d %s", m.Kind, m.Grant, m.Amount))
+			}
+			for _, o := range po.Open {
+				if !o.EffectiveAt.Equal(start) || o.ExpiresAt == nil || !o.ExpiresAt.Equal(end) {
+					t.Errorf("opening %+v: want effective at the start, expiring at the end", o)
+				}
+				open = append(open, fmt.Sprintf("%s/%s %s", o.CreditType, o.Kind, o.Amount))
+			}
+			if got := strings.Join(moves, ", "); got != tc.moves {
+				t.Errorf("moves = %s, want %s", got, tc.moves)
+			}
+			if got := strings.Join(open, ", "); got != tc.open {
+				t.Errorf("openings = %s, want %s", got, tc.open)
+			}
+			if len(po.Charges) != tc.charges || po.Org != 5 {
+				t.Errorf("charges = %+v (org %d), want %d of organisation 5", po.Charges, po.Org, tc.charges)
+			}
+		})
 	}
 }

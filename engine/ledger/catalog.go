@@ -22,7 +22,9 @@ import (
 // was loaded: it is reloaded after ttl, and at once by a publish through
 // this process. Usage never decides on a stale one: its transaction counts
 // the published versions (lockPools) and, when the snapshot counts fewer
-// (a publish through another server), reloads it and decides again.
+// (a publish through another server), loads a new one inside the
+// transaction, so that it holds every version published before the batch
+// took its locks.
 type catalog struct {
 	client *ent.Client
 	progs  *rules.Cache
@@ -78,7 +80,7 @@ func (c *catalog) current(ctx context.Context) (*snapshot, error) {
 	}
 	defer c.mu.Unlock()
 	gen := c.gen.Load()
-	snap, err := c.load(ctx)
+	snap, err := c.load(ctx, c.client)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +92,19 @@ func (c *catalog) current(ctx context.Context) (*snapshot, error) {
 	return snap, nil
 }
 
-func (c *catalog) load(ctx context.Context) (*snapshot, error) {
-	regs, err := c.client.WeightRegister.Query().
+// refresh loads a snapshot through client (a transaction's: SQLite has one
+// connection) and keeps it as the current one.
+func (c *catalog) refresh(ctx context.Context, client *ent.Client) (*snapshot, error) {
+	snap, err := c.load(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	c.loaded.Store(&loadedSnapshot{snap: snap, at: time.Now()})
+	return snap, nil
+}
+
+func (c *catalog) load(ctx context.Context, client *ent.Client) (*snapshot, error) {
+	regs, err := client.WeightRegister.Query().
 		Where(weightregister.StatusEQ(engine.VersionPublished)).
 		WithWeights().All(ctx)
 	if err != nil {
@@ -114,7 +127,7 @@ func (c *catalog) load(ctx context.Context) (*snapshot, error) {
 			return effectiveBefore(list[i].EffectiveFrom, list[i].Version, list[j].EffectiveFrom, list[j].Version)
 		})
 	}
-	pols, err := c.client.PolicyVersion.Query().
+	pols, err := client.PolicyVersion.Query().
 		Where(policyversion.StatusEQ(engine.VersionPublished)).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)

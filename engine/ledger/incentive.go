@@ -64,16 +64,13 @@ func (s *Service) award(ctx context.Context, c *ent.Client, rule *engine.Rule, t
 		return nil, nil
 	}
 	memo := "incentive: " + behavior
-	g, err := c.Grant.Create().SetOrganizationID(org.ID).SetPoolID(pool).SetCreditType(engine.CreditIncentive).
-		SetAmount(credits).SetRemaining(credits).SetUnitPrice(decimal.Zero).SetEffectiveAt(now).
-		SetExpiresAt(now.AddDate(0, 0, p.IncentiveExpiryDays)).SetMemo(truncate(memo, 500)).SetCreatedAt(now).Save(ctx)
+	expires := now.AddDate(0, 0, p.IncentiveExpiryDays)
+	gs, err := s.post(ctx, c, engine.Posting{Org: org.ID, Open: []engine.Opening{{Pool: pool, CreditType: engine.CreditIncentive,
+		Amount: credits, UnitPrice: decimal.Zero, EffectiveAt: now, ExpiresAt: &expires, Memo: truncate(memo, 500)}}}, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.LedgerEntry.Create().SetOrganizationID(org.ID).SetPoolID(pool).SetGrantID(g.ID).SetKind(engine.EntryGrant).
-		SetAmount(credits).SetMemo(truncate(memo, 500)).SetCreatedAt(now).Exec(ctx); err != nil {
-		return nil, err
-	}
+	g := gs[0]
 	if err := c.IncentiveAward.Create().SetOrganizationID(org.ID).SetPoolID(pool).SetBehavior(behavior).SetGrantID(g.ID).
 		SetPolicyID(rule.ID).SetPolicyVersion(rule.Version).SetCredits(credits).SetPeriodStart(ts.start).SetCreatedAt(now).Exec(ctx); err != nil {
 		return nil, err

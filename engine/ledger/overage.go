@@ -94,21 +94,16 @@ func (s *Service) buyPack(ctx context.Context, tx *usageTx, ts *termsState, now 
 		e := now.AddDate(0, 0, *p.OnDemandExpiryDays)
 		expires = &e
 	}
-	g, err := tx.Grant.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetCreditType(engine.CreditOnDemand).
-		SetAmount(t.TopUpCredits).SetRemaining(t.TopUpCredits).SetUnitPrice(t.OnDemandPrice).SetEffectiveAt(now).
-		SetNillableExpiresAt(expires).SetMemo("auto top-up").SetCreatedAt(now).Save(ctx)
+	subID, start, first := sub.ID, ts.start, 0
+	gs, err := s.post(ctx, tx.Client, engine.Posting{Org: sub.OrganizationID,
+		Open: []engine.Opening{{Pool: sub.PoolID, CreditType: engine.CreditOnDemand, Amount: t.TopUpCredits, UnitPrice: t.OnDemandPrice,
+			EffectiveAt: now, ExpiresAt: expires, Memo: "auto top-up"}},
+		Charges: []engine.Charge{{Kind: "AUTO_TOP_UP", Credits: t.TopUpCredits, Amount: t.TopUpCredits.Mul(t.OnDemandPrice), Currency: p.Currency,
+			SubscriptionID: &subID, PeriodStart: &start, Opening: &first, Memo: fmt.Sprintf("auto top-up of %s credits", t.TopUpCredits)}}}, now)
 	if err != nil {
 		return engine.Grant{}, err
 	}
-	if err := tx.LedgerEntry.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetGrantID(g.ID).
-		SetKind(engine.EntryGrant).SetAmount(t.TopUpCredits).SetMemo("auto top-up").SetCreatedAt(now).Exec(ctx); err != nil {
-		return engine.Grant{}, err
-	}
-	if err := tx.Charge.Create().SetOrganizationID(sub.OrganizationID).SetKind("AUTO_TOP_UP").SetCredits(t.TopUpCredits).
-		SetAmount(t.TopUpCredits.Mul(t.OnDemandPrice)).SetCurrency(p.Currency).SetSubscriptionID(sub.ID).SetGrantID(g.ID).
-		SetPeriodStart(ts.start).SetMemo(fmt.Sprintf("auto top-up of %s credits", t.TopUpCredits)).SetCreatedAt(now).Exec(ctx); err != nil {
-		return engine.Grant{}, err
-	}
+	g := gs[0]
 	if t.TopUpsLeft > 0 {
 		t.TopUpsLeft--
 	}

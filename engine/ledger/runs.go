@@ -255,19 +255,14 @@ func (s *Service) releaseHold(ctx context.Context, tx *usageTx, id int) (bool, e
 		return false, err
 	}
 	now := s.Now()
+	release := engine.Posting{Org: h.OrganizationID}
+	started := h.StartedEventID
 	for _, e := range es {
-		g, err := tx.Grant.Get(ctx, *e.GrantID)
-		if err != nil {
-			return false, err
-		}
-		if err := tx.Grant.UpdateOneID(g.ID).SetRemaining(g.Remaining.Sub(e.Amount)).Exec(ctx); err != nil {
-			return false, err
-		}
-		if err := tx.LedgerEntry.Create().SetOrganizationID(h.OrganizationID).SetPoolID(g.PoolID).SetGrantID(g.ID).
-			SetKind(engine.EntryRelease).SetAmount(e.Amount.Neg()).SetUsageEventID(h.StartedEventID).
-			SetMemo("run " + h.RunID + " timed out").SetCreatedAt(now).Exec(ctx); err != nil {
-			return false, err
-		}
+		release.Moves = append(release.Moves, engine.Move{Pool: e.PoolID, Grant: *e.GrantID, Kind: engine.EntryRelease,
+			Amount: e.Amount.Neg(), UsageEvent: &started, Memo: "run " + h.RunID + " timed out"})
+	}
+	if _, err := s.post(ctx, tx.Client, release, now); err != nil {
+		return false, err
 	}
 	if h.Budgeted.Valid && h.Budgeted.Decimal.IsPositive() {
 		if err := s.loadSpend(ctx, tx, pools); err != nil {

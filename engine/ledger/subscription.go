@@ -201,90 +201,32 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 	rep := PeriodReport{SubscriptionsClosed: 1, Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
 	running := sub.EndsAt == nil || start.Before(*sub.EndsAt)
 
-	// Close the period before: every grant of the pool ending at the boundary.
+	// Close the period before (every grant of the pool ending at the
+	// boundary), roll over, allocate, bill: decided by the engine, posted.
 	gs, err := tx.Grant.Query().Where(grant.PoolID(sub.PoolID), grant.ExpiresAtLTE(start), grant.RemainingNEQ(decimal.Zero)).All(ctx)
 	if err != nil {
 		return rep, nil, err
 	}
-	eg := make([]engine.Grant, 0, len(gs))
+	ending := make([]engine.Grant, 0, len(gs))
 	for _, g := range gs {
-		eg = append(eg, engineGrant(g))
+		ending = append(ending, engineGrant(g))
 	}
-	mode := p.RolloverMode
-	if !running {
-		mode = engine.RolloverNone // the term is over: nothing rolls past it
-	}
-	pc := engine.ClosePeriod(mode, p.RolloverCap, eg, start)
-	remaining := map[int]decimal.Decimal{}
-	for _, g := range eg {
-		remaining[g.ID] = g.Remaining
-	}
-	memo := fmt.Sprintf("period %d close", n)
-	var entries []*ent.LedgerEntryCreate
-	changed := map[int]bool{}
-	entry := func(kind engine.EntryKind, g int, amount decimal.Decimal) {
-		remaining[g] = remaining[g].Add(amount)
-		changed[g] = true
-		entries = append(entries, tx.LedgerEntry.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetGrantID(g).
-			SetKind(kind).SetAmount(amount).SetMemo(memo).SetCreatedAt(now))
-	}
-	for _, x := range pc.Expire {
-		entry(engine.EntryExpire, x.GrantID, x.Amount.Neg())
-	}
-	for _, x := range pc.RollOut {
-		entry(engine.EntryRolloverOut, x.GrantID, x.Amount.Neg())
-	}
-	if len(entries) > 0 {
-		if err := tx.LedgerEntry.CreateBulk(entries...).Exec(ctx); err != nil {
+	borrowed := decimal.Zero
+	if running && n > 0 && p.OverageMode == engine.OverageBorrow {
+		// Credits borrowed last period come out of this allocation.
+		prev, _ := sched.Bounds(n - 1)
+		if borrowed, err = s.borrowed(ctx, tx.Client(), sub.OrganizationID, prev, start); err != nil {
 			return rep, nil, err
 		}
 	}
-	for g := range changed {
-		if err := tx.Grant.Update().Where(grant.ID(g)).SetRemaining(remaining[g]).Exec(ctx); err != nil {
-			return rep, nil, err
-		}
+	terms := engine.PeriodTerms{Plan: p.Name, Pool: sub.PoolID, RolloverMode: p.RolloverMode, RolloverCap: p.RolloverCap,
+		IncludedCredits: p.IncludedCredits, PricePerCredit: p.PricePerCredit, PlatformFee: p.PlatformFee, Currency: p.Currency,
+		SubscriptionID: sub.ID}
+	po := engine.OpenPeriod(terms, sub.OrganizationID, n, start, end, ending, running, borrowed)
+	if _, err := s.post(ctx, tx.Client(), po.Posting, now); err != nil {
+		return rep, nil, err
 	}
-	rep.Expired, rep.RolledOver = pc.Expired, pc.Rolled
-	newGrant := func(typ engine.CreditType, kind engine.EntryKind, amount decimal.Decimal, memo string) error {
-		g, err := tx.Grant.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetCreditType(typ).
-			SetAmount(amount).SetRemaining(amount).SetUnitPrice(p.PricePerCredit).SetEffectiveAt(start).SetExpiresAt(end).
-			SetMemo(memo).SetCreatedAt(now).Save(ctx)
-		if err != nil {
-			return err
-		}
-		return tx.LedgerEntry.Create().SetOrganizationID(sub.OrganizationID).SetPoolID(sub.PoolID).SetGrantID(g.ID).
-			SetKind(kind).SetAmount(amount).SetMemo(memo).SetCreatedAt(now).Exec(ctx)
-	}
-	if pc.Rolled.IsPositive() {
-		if err := newGrant(engine.CreditRollover, engine.EntryRolloverIn, pc.Rolled, fmt.Sprintf("rolled into period %d", n)); err != nil {
-			return rep, nil, err
-		}
-	}
-	if running {
-		included := p.IncludedCredits
-		if n > 0 && p.OverageMode == engine.OverageBorrow {
-			// Credits borrowed last period come out of this allocation.
-			prev, _ := sched.Bounds(n - 1)
-			borrowed, err := s.borrowed(ctx, tx.Client(), sub.OrganizationID, prev, start)
-			if err != nil {
-				return rep, nil, err
-			}
-			included = decimal.Max(included.Sub(borrowed), decimal.Zero)
-		}
-		if included.IsPositive() {
-			if err := newGrant(engine.CreditSubscription, engine.EntryGrant, included, fmt.Sprintf("%s period %d", p.Name, n)); err != nil {
-				return rep, nil, err
-			}
-			rep.Allocated = included
-		}
-		if p.PlatformFee.IsPositive() {
-			if err := tx.Charge.Create().SetOrganizationID(sub.OrganizationID).SetKind("PLATFORM_FEE").
-				SetCredits(decimal.Zero).SetAmount(p.PlatformFee).SetCurrency(p.Currency).SetSubscriptionID(sub.ID).
-				SetPeriodStart(start).SetMemo(fmt.Sprintf("%s period %d", p.Name, n)).SetCreatedAt(now).Exec(ctx); err != nil {
-				return rep, nil, err
-			}
-		}
-	}
+	rep.Expired, rep.RolledOver, rep.Allocated = po.Close.Expired, po.Close.Rolled, po.Allocated
 	if err := tx.SubscriptionPeriod.Create().SetSubscriptionID(sub.ID).SetPeriodIndex(n).SetStartsAt(start).SetEndsAt(end).
 		SetExpired(rep.Expired).SetRolledOver(rep.RolledOver).SetAllocated(rep.Allocated).SetCreatedAt(now).Exec(ctx); err != nil {
 		if isUniqueViolation(err) {
@@ -469,21 +411,16 @@ func (s *Service) PurchaseCredits(ctx context.Context, poolID int, credits decim
 	price := p.OnDemandPrice.Decimal
 	var out *ent.Grant
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
-		out, err = tx.Grant.Create().SetOrganizationID(pool.OrganizationID).SetPoolID(pool.ID).SetCreditType(engine.CreditOnDemand).
-			SetAmount(credits).SetRemaining(credits).SetUnitPrice(price).SetEffectiveAt(now).SetNillableExpiresAt(expires).
-			SetMemo("on-demand purchase").SetCreatedAt(now).Save(ctx)
+		subID, first := sub.ID, 0
+		gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: pool.OrganizationID,
+			Open: []engine.Opening{{Pool: pool.ID, CreditType: engine.CreditOnDemand, Amount: credits, UnitPrice: price,
+				EffectiveAt: now, ExpiresAt: expires, Memo: "on-demand purchase"}},
+			Charges: []engine.Charge{{Kind: "ON_DEMAND", Credits: credits, Amount: credits.Mul(price), Currency: p.Currency,
+				SubscriptionID: &subID, Opening: &first, Memo: fmt.Sprintf("%s credits at %s", credits, price)}}}, now)
 		if err != nil {
 			return err
 		}
-		if err := tx.LedgerEntry.Create().SetOrganizationID(pool.OrganizationID).SetPoolID(pool.ID).SetGrantID(out.ID).
-			SetKind(engine.EntryGrant).SetAmount(credits).SetMemo("on-demand purchase").SetCreatedAt(now).Exec(ctx); err != nil {
-			return err
-		}
-		if err := tx.Charge.Create().SetOrganizationID(pool.OrganizationID).SetKind("ON_DEMAND").SetCredits(credits).
-			SetAmount(credits.Mul(price)).SetCurrency(p.Currency).SetSubscriptionID(sub.ID).SetGrantID(out.ID).
-			SetMemo(fmt.Sprintf("%s credits at %s", credits, price)).SetCreatedAt(now).Exec(ctx); err != nil {
-			return err
-		}
+		out = gs[0]
 		return s.audit(ctx, tx, "purchaseCredits", "Grant", out.ID, &pool.OrganizationID, nil, out)
 	})
 	return out, err

@@ -97,12 +97,7 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 	// between two periods: the batch rolls back, the period opens in its
 	// own transaction (as the scheduler would open it), and the batch runs
 	// again, once.
-	//
-	// A version published through another server since this one loaded its
-	// catalog snapshot is seen the same way: the batch rolls back, the
-	// snapshot reloads and the batch runs again (at most three times in a
-	// row, should publishes keep coming).
-	lookup, openDue, reloads := false, true, 0
+	lookup, openDue := false, true
 	var out []UsageResult
 	for {
 		err = s.inUsageTx(ctx, func(tx *usageTx) error {
@@ -115,31 +110,19 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 			return err
 		})
 		var due *periodDue
-		switch {
-		case errors.As(err, &due):
-			if err := s.openDue(ctx, due.subs, now); err != nil {
-				return nil, err
-			}
-			openDue = false
-			continue
-		case errors.Is(err, errCatalogStale) && reloads < 3:
-			reloads++
-			s.catalog.invalidate()
-			if snap, err = s.catalog.current(ctx); err != nil {
-				return nil, err
-			}
-			continue
+		if !errors.As(err, &due) {
+			break
 		}
-		break
+		if err := s.openDue(ctx, due.subs, now); err != nil {
+			return nil, err
+		}
+		openDue = false
 	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
-
-// errCatalogStale stops a usage batch decided on an old catalog snapshot.
-var errCatalogStale = errors.New("catalog snapshot is stale")
 
 // periodDue stops a usage batch that found subscriptions with a period due.
 type periodDue struct{ subs []int }
@@ -184,8 +167,10 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	if err != nil {
 		return nil, err
 	}
-	if tx.published != snap.published {
-		return nil, errCatalogStale
+	if snap.published < tx.published { // published through another server since: see catalog
+		if snap, err = s.catalog.refresh(ctx, tx.Client); err != nil {
+			return nil, err
+		}
 	}
 	// Replays already in the database (second attempt only).
 	existing := map[eventKey]*ent.UsageEvent{}
@@ -232,7 +217,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 		versions[i] = sc.v
 	}
-	if err := s.post(ctx, b, out, decisions, versions); err != nil {
+	if err := s.postBatch(ctx, b, out, decisions, versions); err != nil {
 		return nil, err
 	}
 	// Duplicates: within the batch copy their first item; from the
@@ -363,10 +348,10 @@ func sortedKeys(set map[int]bool) []int {
 	return out
 }
 
-// post writes what the batch decided: events (in key order, so concurrent
+// postBatch writes what the batch decided: events (in key order, so concurrent
 // batches take index locks in the same order) with their entries, the
 // grants' new remaining amounts, budget spend and alerts, holds.
-func (s *Service) post(ctx context.Context, b *batch, out []UsageResult, decisions []*engine.UsageDecision, versions []engine.Versions) error {
+func (s *Service) postBatch(ctx context.Context, b *batch, out []UsageResult, decisions []*engine.UsageDecision, versions []engine.Versions) error {
 	var fresh []newEvent
 	for i := range b.items {
 		if decisions[i] != nil {

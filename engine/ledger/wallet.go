@@ -159,29 +159,19 @@ func (s *Service) GrantCredits(ctx context.Context, in GrantInput) (*ent.Grant, 
 		if err != nil || !auth.From(ctx).Sees(p.OrganizationID) {
 			return engine.NotFound("pool", in.PoolID)
 		}
-		c := tx.Grant.Create().SetOrganizationID(p.OrganizationID).SetPoolID(p.ID).
-			SetCreditType(in.CreditType).SetAmount(in.Amount).SetRemaining(in.Amount).
-			SetUnitPrice(decimal.Zero).SetEffectiveAt(now).SetMemo(in.Memo).SetCreatedAt(now)
-		if in.Priority != nil {
-			c.SetPriority(*in.Priority)
-		}
+		o := engine.Opening{Pool: p.ID, CreditType: in.CreditType, Amount: in.Amount, UnitPrice: decimal.Zero,
+			Priority: in.Priority, EffectiveAt: now, ExpiresAt: in.ExpiresAt, Memo: in.Memo}
 		if in.UnitPrice != nil {
-			c.SetUnitPrice(*in.UnitPrice)
+			o.UnitPrice = *in.UnitPrice
 		}
 		if in.EffectiveAt != nil {
-			c.SetEffectiveAt(utc(*in.EffectiveAt))
+			o.EffectiveAt = *in.EffectiveAt
 		}
-		if in.ExpiresAt != nil {
-			c.SetExpiresAt(utc(*in.ExpiresAt))
-		}
-		if out, err = c.Save(ctx); err != nil {
-			return mapEntError(err, "grant", "")
-		}
-		if err := tx.LedgerEntry.Create().SetOrganizationID(p.OrganizationID).SetPoolID(p.ID).
-			SetGrantID(out.ID).SetKind(engine.EntryGrant).SetAmount(in.Amount).
-			SetMemo(in.Memo).SetCreatedAt(now).Exec(ctx); err != nil {
+		gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: p.OrganizationID, Open: []engine.Opening{o}}, now)
+		if err != nil {
 			return err
 		}
+		out = gs[0]
 		return s.audit(ctx, tx, "grantCredits", "Grant", out.ID, &out.OrganizationID, nil, out)
 	})
 	return out, err

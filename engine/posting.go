@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// A Posting is what a decision writes to the ledger, apart from the usage
+// events of a batch: the grants it opens (each with its opening entry), the
+// moves on grants that exist (each an entry that changes its grant's
+// remaining by its amount) and the money it charges. The engine decides
+// postings; ledger's poster writes them and is the only code that creates
+// grants or changes what they hold (the usage batch's bulk writer is its
+// usage-event form).
+type Posting struct {
+	Org     int
+	Open    []Opening
+	Moves   []Move
+	Charges []Charge
+}
+
+// Opening is a grant to create with its opening entry of +Amount.
+type Opening struct {
+	Pool        int
+	CreditType  CreditType
+	Amount      decimal.Decimal
+	UnitPrice   decimal.Decimal
+	Priority    *int // nil: the default
+	EffectiveAt time.Time
+	ExpiresAt   *time.Time
+	Kind        EntryKind // GRANT, or ROLLOVER_IN for credits rolled into a new period
+	Memo        string
+}
+
+// Move is an entry on an existing grant.
+type Move struct {
+	Pool, Grant int
+	Kind        EntryKind
+	Amount      decimal.Decimal // signed: what the grant's remaining changes by
+	UsageEvent  *int            // the event that caused it, if any
+	Memo        string
+}
+
+// Charge is money a posting bills.
+type Charge struct {
+	Kind           string // PLATFORM_FEE, ON_DEMAND, AUTO_TOP_UP
+	Credits        decimal.Decimal
+	Amount         decimal.Decimal
+	Currency       string
+	SubscriptionID *int
+	PeriodStart    *time.Time
+	Opening        *int // index in Open of the grant it paid for
+	Memo           string
+}
+
+// PeriodTerms is what opening a subscription period needs of its plan.
+type PeriodTerms struct {
+	Plan            string
+	Pool            int
+	RolloverMode    RolloverMode
+	RolloverCap     decimal.NullDecimal
+	IncludedCredits decimal.Decimal
+	PricePerCredit  decimal.Decimal
+	PlatformFee     decimal.Decimal
+	Currency        string
+	SubscriptionID  int
+}
+
+// PeriodOpening is the decision of opening period n (start to end) of a
+// subscription: the close of the period before, what rolls over, the new
+// allocation and the platform fee, as one posting, with its totals.
+type PeriodOpening struct {
+	Posting
+	Close     PeriodClose
+	Allocated decimal.Decimal
+}
+
+// OpenPeriod decides opening period n, from start to end, for the grants of
+// the subscription's pool ending at start. running: the term has not ended
+// (a period past the term's end only closes: nothing rolls past it, nothing
+// is allocated or billed). borrowed: what the period before borrowed on this
+// allocation (BORROW plans), taken off it.
+func OpenPeriod(t PeriodTerms, org, n int, start, end time.Time, ending []Grant, running bool, borrowed decimal.Decimal) PeriodOpening {
+	mode := t.RolloverMode
+	if !running {
+		mode = RolloverNone
+	}
+	pc := ClosePeriod(mode, t.RolloverCap, ending, start)
+	out := PeriodOpening{Posting: Posting{Org: org}, Close: pc, Allocated: decimal.Zero}
+	memo := fmt.Sprintf("period %d close", n)
+	for _, x := range pc.Expire {
+		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: EntryExpire, Amount: x.Amount.Neg(), Memo: memo})
+	}
+	for _, x := range pc.RollOut {
+		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: EntryRolloverOut, Amount: x.Amount.Neg(), Memo: memo})
+	}
+	open := func(typ CreditType, kind EntryKind, amount decimal.Decimal, memo string) {
+		exp := end
+		out.Open = append(out.Open, Opening{Pool: t.Pool, CreditType: typ, Amount: amount, UnitPrice: t.PricePerCredit,
+			EffectiveAt: start, ExpiresAt: &exp, Kind: kind, Memo: memo})
+	}
+	if pc.Rolled.IsPositive() {
+		open(CreditRollover, EntryRolloverIn, pc.Rolled, fmt.Sprintf("rolled into period %d", n))
+	}
+	if !running {
+		return out
+	}
+	if included := decimal.Max(t.IncludedCredits.Sub(borrowed), decimal.Zero); included.IsPositive() {
+		open(CreditSubscription, EntryGrant, included, fmt.Sprintf("%s period %d", t.Plan, n))
+		out.Allocated = included
+	}
+	if t.PlatformFee.IsPositive() {
+		sub, at := t.SubscriptionID, start
+		out.Charges = append(out.Charges, Charge{Kind: "PLATFORM_FEE", Credits: decimal.Zero, Amount: t.PlatformFee, Currency: t.Currency,
+			SubscriptionID: &sub, PeriodStart: &at, Memo: fmt.Sprintf("%s period %d", t.Plan, n)})
+	}
+	return out
+}
