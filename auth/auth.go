@@ -14,14 +14,14 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // Principal is the caller a request acts as.
 type Principal struct {
 	KeyID int
 	Name  string
-	Role  engine.Role
+	Role  credit.Role
 	OrgID *int // the organisation a scoped key is confined to; nil: every organisation
 }
 
@@ -103,3 +103,13 @@ func WellFormed(s string) bool {
 	}
 	return true
 }
+
+// The codes of API keys and access: the API's vocabulary, not the credit
+// model's (see package credit).
+const (
+	CodeUnauthenticated credit.Code = "UNAUTHENTICATED" // no API key
+	CodeKeyMalformed    credit.Code = "KEY_MALFORMED"   // an Authorization header that is not "Bearer <key>"
+	CodeKeyUnknown      credit.Code = "KEY_UNKNOWN"     // a key no one issued
+	CodeKeyRevoked      credit.Code = "KEY_REVOKED"     // a revoked key
+	CodeForbidden       credit.Code = "FORBIDDEN"       // the key's role may not do this
+)

@@ -27,7 +27,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/shopspring/decimal"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/store"
 	"github.com/creditd/creditd/testdb"
@@ -505,7 +505,7 @@ func (r *run) attempt(ph *phase, k string, retry bool) bool {
 	}}, &out)
 	if err != nil {
 		var ce *callError
-		if errors.As(err, &ce) && ce.hasCode(string(engine.CodeIdempotencyConflict)) {
+		if errors.As(err, &ce) && ce.hasCode(string(credit.CodeIdempotencyConflict)) {
 			r.failf("key %s (retry %v): the same payload answered IDEMPOTENCY_CONFLICT: %v", k, retry, err)
 			return false
 		}
@@ -867,7 +867,7 @@ func (r *run) checkDatabase() {
 		if _, ok := r.sent[e.IdempotencyKey]; !ok {
 			t.Errorf("phantom usage event %d: key %q was never sent", e.ID, e.IdempotencyKey)
 		}
-		if e.OrganizationID != r.org || e.PoolID != r.pool || e.Action != action || e.Decision != engine.DecisionAllowed || !e.Credits.Equal(decimal.NewFromInt(1)) {
+		if e.OrganizationID != r.org || e.PoolID != r.pool || e.Action != action || e.Decision != credit.DecisionAllowed || !e.Credits.Equal(decimal.NewFromInt(1)) {
 			t.Errorf("event %d (%s): organization %d pool %d action %q decision %s credits %s; want %d, %d, %q, ALLOWED, 1",
 				e.ID, e.IdempotencyKey, e.OrganizationID, e.PoolID, e.Action, e.Decision, e.Credits, r.org, r.pool, action)
 		}

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -192,10 +193,10 @@ func (pc *periodCloseRun) setup() {
 		t.Fatalf("publish register: %v", err)
 	}
 	cp := decimal.NewFromInt(pcRolloverCp)
-	p, err := svc.CreatePlan(ctx, ledger.PlanInput{Name: pcPlan, Period: engine.PeriodDay,
+	p, err := svc.CreatePlan(ctx, ledger.PlanInput{Name: pcPlan, Period: credit.PeriodDay,
 		IncludedCredits: decimal.NewFromInt(pcIncluded), PricePerCredit: decimal.RequireFromString("0.01"),
-		PlatformFee: decimal.RequireFromString(pcFee), RegisterName: "default", OverageMode: engine.OverageHard,
-		RolloverMode: engine.RolloverCapped, RolloverCap: &cp})
+		PlatformFee: decimal.RequireFromString(pcFee), RegisterName: "default", OverageMode: credit.OverageHard,
+		RolloverMode: credit.RolloverCapped, RolloverCap: &cp})
 	if err != nil {
 		t.Fatalf("create plan: %v", err)
 	}
@@ -220,7 +221,7 @@ func (pc *periodCloseRun) setup() {
 					if err != nil {
 						return err
 					}
-					if _, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: engine.PoolAccount, Name: "account"}); err != nil {
+					if _, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: credit.PoolAccount, Name: "account"}); err != nil {
 						return err
 					}
 					_, err = svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: o.ID, PlanID: p.ID, StartsAt: start, Backfill: true})
@@ -413,8 +414,8 @@ func (pc *periodCloseRun) checkDatabase() {
 		bySub[sp.SubscriptionID] = append(bySub[sp.SubscriptionID], sp)
 	}
 	type poolSums struct {
-		grants                map[engine.CreditType]map[int64][]*ent.Grant // by type, then effective_at (µs)
-		entries               map[engine.EntryKind][]*ent.LedgerEntry
+		grants                map[credit.CreditType]map[int64][]*ent.Grant // by type, then effective_at (µs)
+		entries               map[credit.EntryKind][]*ent.LedgerEntry
 		closeByMemo           map[string]decimal.Decimal // EXPIRE + ROLLOVER_OUT by "period n close"
 		remaining, entriesSum decimal.Decimal
 	}
@@ -422,7 +423,7 @@ func (pc *periodCloseRun) checkDatabase() {
 	pool := func(id int) *poolSums {
 		ps := pools[id]
 		if ps == nil {
-			ps = &poolSums{grants: map[engine.CreditType]map[int64][]*ent.Grant{}, entries: map[engine.EntryKind][]*ent.LedgerEntry{},
+			ps = &poolSums{grants: map[credit.CreditType]map[int64][]*ent.Grant{}, entries: map[credit.EntryKind][]*ent.LedgerEntry{},
 				closeByMemo: map[string]decimal.Decimal{}, remaining: decimal.Zero, entriesSum: decimal.Zero}
 			pools[id] = ps
 		}
@@ -441,7 +442,7 @@ func (pc *periodCloseRun) checkDatabase() {
 		ps := pool(e.PoolID)
 		ps.entries[e.Kind] = append(ps.entries[e.Kind], e)
 		ps.entriesSum = ps.entriesSum.Add(e.Amount)
-		if e.Kind == engine.EntryExpire || e.Kind == engine.EntryRolloverOut {
+		if e.Kind == credit.EntryExpire || e.Kind == credit.EntryRolloverOut {
 			ps.closeByMemo[e.Memo] = ps.closeByMemo[e.Memo].Add(e.Amount)
 		}
 	}
@@ -509,11 +510,11 @@ func (pc *periodCloseRun) checkDatabase() {
 		for n := 0; n < want; n++ {
 			s, e := sched.Bounds(n)
 			rolled, _ := model(n)
-			alloc := ps.grants[engine.CreditSubscription][s.UnixMicro()]
+			alloc := ps.grants[credit.CreditSubscription][s.UnixMicro()]
 			if len(alloc) != 1 || !alloc[0].Amount.Equal(included) || alloc[0].ExpiresAt == nil || !alloc[0].ExpiresAt.Equal(e) {
 				errorf("pool %d period %d: %d allocation grants %s, want one of %d expiring %v", sub.PoolID, n, len(alloc), grantList(alloc), pcIncluded, e)
 			}
-			roll := ps.grants[engine.CreditRollover][s.UnixMicro()]
+			roll := ps.grants[credit.CreditRollover][s.UnixMicro()]
 			switch {
 			case rolled.IsZero() && len(roll) != 0:
 				errorf("pool %d period %d: rollover grants %s, want none", sub.PoolID, n, grantList(roll))
@@ -531,10 +532,10 @@ func (pc *periodCloseRun) checkDatabase() {
 				errorf("subscription %d period %d: %d platform fee charges, want one of %s %s", sub.ID, n, len(f), fee, p.Currency)
 			}
 		}
-		if got := len(ps.grants[engine.CreditSubscription]); got != want {
+		if got := len(ps.grants[credit.CreditSubscription]); got != want {
 			errorf("pool %d: allocation grants on %d distinct starts, want %d", sub.PoolID, got, want)
 		}
-		kindSum := func(k engine.EntryKind) (int, decimal.Decimal) {
+		kindSum := func(k credit.EntryKind) (int, decimal.Decimal) {
 			sum := decimal.Zero
 			for _, e := range ps.entries[k] {
 				sum = sum.Add(e.Amount)
@@ -550,21 +551,21 @@ func (pc *periodCloseRun) checkDatabase() {
 				rolledPeriods++
 			}
 		}
-		if n, sum := kindSum(engine.EntryGrant); n != want || !sum.Equal(allocs) {
+		if n, sum := kindSum(credit.EntryGrant); n != want || !sum.Equal(allocs) {
 			errorf("pool %d: %d GRANT entries summing to %s, want %d summing to %s", sub.PoolID, n, sum, want, allocs)
 		}
-		if n, sum := kindSum(engine.EntryRolloverIn); n != rolledPeriods || !sum.Equal(rolls) {
+		if n, sum := kindSum(credit.EntryRolloverIn); n != rolledPeriods || !sum.Equal(rolls) {
 			errorf("pool %d: %d ROLLOVER_IN entries summing to %s, want %d summing to %s", sub.PoolID, n, sum, rolledPeriods, rolls)
 		}
-		if _, sum := kindSum(engine.EntryRolloverOut); !sum.Equal(rolls.Neg()) {
+		if _, sum := kindSum(credit.EntryRolloverOut); !sum.Equal(rolls.Neg()) {
 			errorf("pool %d: ROLLOVER_OUT entries sum to %s, want -%s", sub.PoolID, sum, rolls)
 		}
-		if _, sum := kindSum(engine.EntryExpire); !sum.Equal(expires.Neg()) {
+		if _, sum := kindSum(credit.EntryExpire); !sum.Equal(expires.Neg()) {
 			errorf("pool %d: EXPIRE entries sum to %s, want -%s", sub.PoolID, sum, expires)
 		}
 		for k, es := range ps.entries {
 			switch k {
-			case engine.EntryGrant, engine.EntryRolloverIn, engine.EntryRolloverOut, engine.EntryExpire:
+			case credit.EntryGrant, credit.EntryRolloverIn, credit.EntryRolloverOut, credit.EntryExpire:
 			default:
 				errorf("pool %d: %d %s entries; the period close writes none", sub.PoolID, len(es), k)
 			}

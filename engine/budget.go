@@ -3,6 +3,7 @@ package engine
 import (
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/shopspring/decimal"
 )
 
@@ -13,7 +14,7 @@ type Budget struct {
 	Limit       decimal.Decimal
 	Spent       decimal.Decimal
 	Hard        bool
-	Period      Period
+	Period      credit.Period
 	PeriodStart time.Time
 }
 
@@ -50,7 +51,7 @@ func CheckBudgets(bs []Budget, credits decimal.Decimal) (hard *Budget, crossed [
 var budgetEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // BudgetPeriodStart is the start of the calendar period (UTC) of p containing t.
-func BudgetPeriodStart(p Period, t time.Time) time.Time {
+func BudgetPeriodStart(p credit.Period, t time.Time) time.Time {
 	s := Schedule{Start: budgetEpoch, Period: p, Location: time.UTC}
 	return s.Boundary(s.Index(t))
 }

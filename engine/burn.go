@@ -6,6 +6,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/rules"
 )
 
@@ -27,9 +28,9 @@ func BurnOf(ctx context.Context, rule *Rule, weight decimal.Decimal, ev Event, o
 // completion on PARTIAL.
 func DefaultBurn(weight decimal.Decimal, ev Event) decimal.Decimal {
 	switch ev.Status {
-	case StatusSucceeded:
+	case credit.StatusSucceeded:
 		return weight.Mul(ev.Quantity)
-	case StatusPartial:
+	case credit.StatusPartial:
 		return weight.Mul(ev.Quantity).Mul(ev.Completion)
 	default:
 		return decimal.Zero

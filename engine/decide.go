@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/shopspring/decimal"
 )
 
@@ -47,7 +48,7 @@ func DecideUsageTiers(ctx context.Context, v Versions, org Org, ev Event, tiers 
 	if err != nil {
 		return UsageDecision{}, err
 	}
-	d := UsageDecision{Decision: DecisionAllowed, Weight: w, Credits: credits, Requested: credits}
+	d := UsageDecision{Decision: credit.DecisionAllowed, Weight: w, Credits: credits, Requested: credits}
 	if credits.IsZero() {
 		return d, nil
 	}

@@ -5,18 +5,19 @@ import (
 	"sort"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/rules"
 )
 
 // typeRank is the default order of credit types when priority and expiry tie:
 // free credits burn before paid ones, short-lived before long-lived.
-var typeRank = map[CreditType]int{
-	CreditIncentive:    0,
-	CreditPromotional:  1,
-	CreditRollover:     2,
-	CreditSubscription: 3,
-	CreditOnDemand:     4,
-	CreditService:      5,
+var typeRank = map[credit.CreditType]int{
+	credit.CreditIncentive:    0,
+	credit.CreditPromotional:  1,
+	credit.CreditRollover:     2,
+	credit.CreditSubscription: 3,
+	credit.CreditOnDemand:     4,
+	credit.CreditService:      5,
 }
 
 // OrderGrants returns the grants usable at now in the order they are drawn:

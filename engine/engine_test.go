@@ -8,6 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/rules"
 )
@@ -18,9 +19,9 @@ func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
 func at(days int) *time.Time { t := now.Add(time.Duration(days) * 24 * time.Hour); return &t }
 
-func rule(t *testing.T, kind engine.PolicyKind, expr string) *engine.Rule {
+func rule(t *testing.T, kind credit.PolicyKind, expr string) *engine.Rule {
 	t.Helper()
-	k := map[engine.PolicyKind]rules.Kind{engine.PolicyBurn: rules.KindBurn, engine.PolicyDrawOrder: rules.KindDrawOrder}[kind]
+	k := map[credit.PolicyKind]rules.Kind{credit.PolicyBurn: rules.KindBurn, credit.PolicyDrawOrder: rules.KindDrawOrder}[kind]
 	p, err := rules.Compile(k, expr)
 	if err != nil {
 		t.Fatalf("Compile(%q): %v", expr, err)
@@ -41,33 +42,33 @@ func register(t *testing.T) *engine.Register {
 	}}
 }
 
-func ev(action string, status engine.UsageStatus) engine.Event {
+func ev(action string, status credit.UsageStatus) engine.Event {
 	return engine.Event{Action: action, Status: status, Quantity: d("1"), Completion: d("1"), Attempt: 1, OccurredAt: now}
 }
 
 func TestWeightOf(t *testing.T) {
 	reg := register(t)
-	withPages := ev("doc.summarize", engine.StatusSucceeded)
+	withPages := ev("doc.summarize", credit.StatusSucceeded)
 	withPages.Properties = map[string]any{"pages": float64(8)}
 	tests := []struct {
 		name string
 		reg  *engine.Register
 		ev   engine.Event
 		want string
-		code engine.Code
+		code credit.Code
 	}{
-		{"fixed weight", reg, ev("agent.run", engine.StatusSucceeded), "10", ""},
-		{"fractional weight", reg, ev("web.search", engine.StatusSucceeded), "0.5", ""},
+		{"fixed weight", reg, ev("agent.run", credit.StatusSucceeded), "10", ""},
+		{"fractional weight", reg, ev("web.search", credit.StatusSucceeded), "0.5", ""},
 		{"expression over properties", reg, withPages, "3", ""},
-		{"missing property is a rule runtime error", reg, ev("doc.summarize", engine.StatusSucceeded), "", engine.CodeRuleRuntime},
-		{"unknown action", reg, ev("nope", engine.StatusSucceeded), "", engine.CodeUnknownAction},
-		{"no register in effect", nil, ev("agent.run", engine.StatusSucceeded), "", engine.CodeNoRegister},
+		{"missing property is a rule runtime error", reg, ev("doc.summarize", credit.StatusSucceeded), "", credit.CodeRuleRuntime},
+		{"unknown action", reg, ev("nope", credit.StatusSucceeded), "", credit.CodeUnknownAction},
+		{"no register in effect", nil, ev("agent.run", credit.StatusSucceeded), "", credit.CodeNoRegister},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := engine.WeightOf(context.Background(), tc.reg, tc.ev, engine.Org{ID: 1}, now)
 			if tc.code != "" {
-				if engine.CodeOf(err) != tc.code {
+				if credit.CodeOf(err) != tc.code {
 					t.Fatalf("WeightOf(%s) error = %v, want code %s", tc.ev.Action, err, tc.code)
 				}
 				return
@@ -80,11 +81,11 @@ func TestWeightOf(t *testing.T) {
 }
 
 func TestBurn(t *testing.T) {
-	partialOnFailure := rule(t, engine.PolicyBurn,
+	partialOnFailure := rule(t, credit.PolicyBurn,
 		`event.status == "SUCCEEDED" ? weight * event.quantity : (event.status == "FAILED" ? weight * decimal("0.2") : decimal(0))`)
-	divByZero := rule(t, engine.PolicyBurn, `weight / decimal(0)`)
-	negative := rule(t, engine.PolicyBurn, `decimal(0) - weight`)
-	mk := func(status engine.UsageStatus, qty, completion string) engine.Event {
+	divByZero := rule(t, credit.PolicyBurn, `weight / decimal(0)`)
+	negative := rule(t, credit.PolicyBurn, `decimal(0) - weight`)
+	mk := func(status credit.UsageStatus, qty, completion string) engine.Event {
 		e := ev("agent.run", status)
 		e.Quantity, e.Completion = d(qty), d(completion)
 		return e
@@ -95,24 +96,24 @@ func TestBurn(t *testing.T) {
 		weight string
 		ev     engine.Event
 		want   string
-		code   engine.Code
+		code   credit.Code
 	}{
-		{"default: success charges weight x quantity", nil, "10", mk(engine.StatusSucceeded, "3", "1"), "30", ""},
-		{"default: failure charges nothing", nil, "10", mk(engine.StatusFailed, "3", "1"), "0", ""},
-		{"default: started charges nothing", nil, "10", mk(engine.StatusStarted, "3", "1"), "0", ""},
-		{"default: partial is pro-rated", nil, "10", mk(engine.StatusPartial, "3", "0.35"), "10.5", ""},
-		{"default: exact decimals", nil, "0.1", mk(engine.StatusSucceeded, "3", "1"), "0.3", ""},
-		{"rule: success", partialOnFailure, "10", mk(engine.StatusSucceeded, "2", "1"), "20", ""},
-		{"rule: failure charges 20 %", partialOnFailure, "10", mk(engine.StatusFailed, "2", "1"), "2", ""},
-		{"rule: partial charges nothing", partialOnFailure, "10", mk(engine.StatusPartial, "2", "0.5"), "0", ""},
-		{"rule: division by zero", divByZero, "10", mk(engine.StatusSucceeded, "1", "1"), "", engine.CodeRuleRuntime},
-		{"rule: negative result", negative, "10", mk(engine.StatusSucceeded, "1", "1"), "", engine.CodeRuleRuntime},
+		{"default: success charges weight x quantity", nil, "10", mk(credit.StatusSucceeded, "3", "1"), "30", ""},
+		{"default: failure charges nothing", nil, "10", mk(credit.StatusFailed, "3", "1"), "0", ""},
+		{"default: started charges nothing", nil, "10", mk(credit.StatusStarted, "3", "1"), "0", ""},
+		{"default: partial is pro-rated", nil, "10", mk(credit.StatusPartial, "3", "0.35"), "10.5", ""},
+		{"default: exact decimals", nil, "0.1", mk(credit.StatusSucceeded, "3", "1"), "0.3", ""},
+		{"rule: success", partialOnFailure, "10", mk(credit.StatusSucceeded, "2", "1"), "20", ""},
+		{"rule: failure charges 20 %", partialOnFailure, "10", mk(credit.StatusFailed, "2", "1"), "2", ""},
+		{"rule: partial charges nothing", partialOnFailure, "10", mk(credit.StatusPartial, "2", "0.5"), "0", ""},
+		{"rule: division by zero", divByZero, "10", mk(credit.StatusSucceeded, "1", "1"), "", credit.CodeRuleRuntime},
+		{"rule: negative result", negative, "10", mk(credit.StatusSucceeded, "1", "1"), "", credit.CodeRuleRuntime},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := engine.BurnOf(context.Background(), tc.rule, d(tc.weight), tc.ev, engine.Org{ID: 1}, now)
 			if tc.code != "" {
-				if engine.CodeOf(err) != tc.code {
+				if credit.CodeOf(err) != tc.code {
 					t.Fatalf("BurnOf error = %v, want code %s", err, tc.code)
 				}
 				return
@@ -127,14 +128,14 @@ func TestBurn(t *testing.T) {
 func grants() []engine.Grant {
 	created := func(h int) time.Time { return now.Add(-time.Duration(h) * time.Hour) }
 	return []engine.Grant{
-		{ID: 1, CreditType: engine.CreditSubscription, Priority: 100, Remaining: d("50"), ExpiresAt: at(30), EffectiveAt: created(48), CreatedAt: created(48)},
-		{ID: 2, CreditType: engine.CreditOnDemand, Priority: 100, Remaining: d("40"), EffectiveAt: created(24), CreatedAt: created(24)}, // no expiry
-		{ID: 3, CreditType: engine.CreditIncentive, Priority: 100, Remaining: d("5"), ExpiresAt: at(30), EffectiveAt: created(12), CreatedAt: created(12)},
-		{ID: 4, CreditType: engine.CreditPromotional, Priority: 100, Remaining: d("7"), ExpiresAt: at(3), EffectiveAt: created(6), CreatedAt: created(6)},
-		{ID: 5, CreditType: engine.CreditService, Priority: 10, Remaining: d("2"), ExpiresAt: at(90), EffectiveAt: created(3), CreatedAt: created(3)},
-		{ID: 6, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("100"), ExpiresAt: at(-1), EffectiveAt: created(72), CreatedAt: created(72)}, // expired
-		{ID: 7, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("100"), ExpiresAt: at(60), EffectiveAt: *at(1), CreatedAt: created(1)},       // not yet effective
-		{ID: 8, CreditType: engine.CreditSubscription, Priority: 1, Remaining: d("0"), ExpiresAt: at(60), EffectiveAt: created(80), CreatedAt: created(80)},   // empty
+		{ID: 1, CreditType: credit.CreditSubscription, Priority: 100, Remaining: d("50"), ExpiresAt: at(30), EffectiveAt: created(48), CreatedAt: created(48)},
+		{ID: 2, CreditType: credit.CreditOnDemand, Priority: 100, Remaining: d("40"), EffectiveAt: created(24), CreatedAt: created(24)}, // no expiry
+		{ID: 3, CreditType: credit.CreditIncentive, Priority: 100, Remaining: d("5"), ExpiresAt: at(30), EffectiveAt: created(12), CreatedAt: created(12)},
+		{ID: 4, CreditType: credit.CreditPromotional, Priority: 100, Remaining: d("7"), ExpiresAt: at(3), EffectiveAt: created(6), CreatedAt: created(6)},
+		{ID: 5, CreditType: credit.CreditService, Priority: 10, Remaining: d("2"), ExpiresAt: at(90), EffectiveAt: created(3), CreatedAt: created(3)},
+		{ID: 6, CreditType: credit.CreditSubscription, Priority: 1, Remaining: d("100"), ExpiresAt: at(-1), EffectiveAt: created(72), CreatedAt: created(72)}, // expired
+		{ID: 7, CreditType: credit.CreditSubscription, Priority: 1, Remaining: d("100"), ExpiresAt: at(60), EffectiveAt: *at(1), CreatedAt: created(1)},       // not yet effective
+		{ID: 8, CreditType: credit.CreditSubscription, Priority: 1, Remaining: d("0"), ExpiresAt: at(60), EffectiveAt: created(80), CreatedAt: created(80)},   // empty
 	}
 }
 
@@ -155,11 +156,11 @@ func TestOrderGrants(t *testing.T) {
 		// priority 10 first; then earliest expiry (4 in 3 days); 1 and 3 tie on
 		// expiry so INCENTIVE (3) before SUBSCRIPTION (1); no expiry (2) last.
 		{"default", nil, []int{5, 4, 3, 1, 2}},
-		{"FEFO rule", rule(t, engine.PolicyDrawOrder, `[grant.priority, grant.expiresAt]`), []int{5, 4, 1, 3, 2}},
-		{"FIFO rule", rule(t, engine.PolicyDrawOrder, `[grant.createdAt]`), []int{1, 2, 3, 4, 5}},
-		{"LIFO rule", rule(t, engine.PolicyDrawOrder, `[-int(grant.createdAt)]`), []int{5, 4, 3, 2, 1}},
-		{"incentives first then FEFO", rule(t, engine.PolicyDrawOrder, `[grant.creditType == "INCENTIVE" ? 0 : 1, grant.expiresAt]`), []int{3, 4, 1, 5, 2}},
-		{"by type, then cheapest", rule(t, engine.PolicyDrawOrder, `[grant.creditType == "ON_DEMAND" ? 0 : 1, grant.unitPrice]`), []int{2, 1, 3, 4, 5}},
+		{"FEFO rule", rule(t, credit.PolicyDrawOrder, `[grant.priority, grant.expiresAt]`), []int{5, 4, 1, 3, 2}},
+		{"FIFO rule", rule(t, credit.PolicyDrawOrder, `[grant.createdAt]`), []int{1, 2, 3, 4, 5}},
+		{"LIFO rule", rule(t, credit.PolicyDrawOrder, `[-int(grant.createdAt)]`), []int{5, 4, 3, 2, 1}},
+		{"incentives first then FEFO", rule(t, credit.PolicyDrawOrder, `[grant.creditType == "INCENTIVE" ? 0 : 1, grant.expiresAt]`), []int{3, 4, 1, 5, 2}},
+		{"by type, then cheapest", rule(t, credit.PolicyDrawOrder, `[grant.creditType == "ON_DEMAND" ? 0 : 1, grant.unitPrice]`), []int{2, 1, 3, 4, 5}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,20 +194,20 @@ func TestDecideUsage(t *testing.T) {
 		name     string
 		action   string
 		qty      string
-		decision engine.Decision
+		decision credit.Decision
 		credits  string
 		draws    []engine.Draw
 	}{
-		{"one grant", "web.search", "2", engine.DecisionAllowed, "1", []engine.Draw{{GrantID: 5, Amount: d("1")}}},
-		{"split across grants", "agent.run", "1", engine.DecisionAllowed, "10",
+		{"one grant", "web.search", "2", credit.DecisionAllowed, "1", []engine.Draw{{GrantID: 5, Amount: d("1")}}},
+		{"split across grants", "agent.run", "1", credit.DecisionAllowed, "10",
 			[]engine.Draw{{GrantID: 5, Amount: d("2")}, {GrantID: 4, Amount: d("7")}, {GrantID: 3, Amount: d("1")}}},
-		{"everything usable", "web.search", "208", engine.DecisionAllowed, "104",
+		{"everything usable", "web.search", "208", credit.DecisionAllowed, "104",
 			[]engine.Draw{{5, d("2")}, {4, d("7")}, {3, d("5")}, {1, d("50")}, {2, d("40")}}},
-		{"one credit too many is denied", "web.search", "210", engine.DecisionDenied, "0", nil},
+		{"one credit too many is denied", "web.search", "210", credit.DecisionDenied, "0", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := ev(tc.action, engine.StatusSucceeded)
+			e := ev(tc.action, credit.StatusSucceeded)
 			e.Quantity = d(tc.qty)
 			gs := grants()
 			got, err := engine.DecideUsage(ctx, v, engine.Org{ID: 1}, e, gs, now)
@@ -226,10 +227,10 @@ func TestDecideUsage(t *testing.T) {
 				}
 				sum = sum.Add(got.Draws[i].Amount)
 			}
-			if tc.decision == engine.DecisionAllowed && !sum.Equal(got.Credits) {
+			if tc.decision == credit.DecisionAllowed && !sum.Equal(got.Credits) {
 				t.Fatalf("draws sum to %s, credits %s", sum, got.Credits)
 			}
-			if tc.decision == engine.DecisionDenied && (got.ReasonCode != engine.CodeInsufficientCredits || got.Reason == "") {
+			if tc.decision == credit.DecisionDenied && (got.ReasonCode != credit.CodeInsufficientCredits || got.Reason == "") {
 				t.Fatalf("denied without reason: %+v", got)
 			}
 			before := grants()
@@ -245,8 +246,8 @@ func TestDecideUsage(t *testing.T) {
 
 func TestDecideUsageZeroCreditsDrawsNothing(t *testing.T) {
 	got, err := engine.DecideUsage(context.Background(), engine.Versions{Register: register(t)}, engine.Org{ID: 1},
-		ev("agent.run", engine.StatusFailed), nil, now)
-	if err != nil || got.Decision != engine.DecisionAllowed || !got.Credits.IsZero() || len(got.Draws) != 0 {
+		ev("agent.run", credit.StatusFailed), nil, now)
+	if err != nil || got.Decision != credit.DecisionAllowed || !got.Credits.IsZero() || len(got.Draws) != 0 {
 		t.Fatalf("failed run = %+v, %v; want allowed, 0 credits, no draws", got, err)
 	}
 }
@@ -276,11 +277,11 @@ func TestNormalize(t *testing.T) {
 			in := base
 			tc.edit(&in)
 			_, _, err := in.Normalize(now)
-			var e *engine.Error
+			var e *credit.Error
 			switch {
 			case tc.field == "" && err != nil:
 				t.Fatalf("Normalize: %v", err)
-			case tc.field != "" && (!errors.As(err, &e) || e.Code != engine.CodeValidation || e.Field != tc.field):
+			case tc.field != "" && (!errors.As(err, &e) || e.Code != credit.CodeValidation || e.Field != tc.field):
 				t.Fatalf("Normalize error = %v, want VALIDATION on %s", err, tc.field)
 			}
 		})
@@ -292,7 +293,7 @@ func TestPayloadHash(t *testing.T) {
 	a := engine.UsageInput{IdempotencyKey: "k", OrganizationID: 1, Action: "x", Properties: map[string]any{"a": 1.0, "b": "z"}}
 	b := a
 	b.Quantity = &one // explicit default is the same payload
-	b.Status = engine.StatusSucceeded
+	b.Status = credit.StatusSucceeded
 	b.Properties = map[string]any{"b": "z", "a": 1.0}
 	_, ha, _ := a.Normalize(now)
 	_, hb, _ := b.Normalize(now.Add(time.Second))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/rules"
 )
@@ -37,7 +38,7 @@ func FuzzUsageNormalize(f *testing.F) {
 		// build returns a fresh input for action (fresh pointers and map, so
 		// that a second Normalize cannot share state with the first).
 		build := func(action string) (engine.UsageInput, bool) {
-			in := engine.UsageInput{IdempotencyKey: key, OrganizationID: 1, Action: action, Status: engine.UsageStatus(status)}
+			in := engine.UsageInput{IdempotencyKey: key, OrganizationID: 1, Action: action, Status: credit.UsageStatus(status)}
 			if quantity != "" {
 				q, err := rules.ParseDecimal(quantity)
 				if err != nil {
@@ -75,11 +76,11 @@ func FuzzUsageNormalize(f *testing.F) {
 		}
 		ev, hash, err := in.Normalize(now)
 		if err != nil {
-			var e *engine.Error
+			var e *credit.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("Normalize error %v (%T) is not an *engine.Error", err, err)
+				t.Fatalf("Normalize error %v (%T) is not an *credit.Error", err, err)
 			}
-			if e.Code != engine.CodeValidation || e.Field == "" {
+			if e.Code != credit.CodeValidation || e.Field == "" {
 				t.Fatalf("Normalize error %+v: want code VALIDATION with a field", e)
 			}
 			return
@@ -116,9 +117,9 @@ func FuzzUsageNormalize(f *testing.F) {
 	})
 }
 
-var fuzzCreditTypes = []engine.CreditType{
-	engine.CreditSubscription, engine.CreditOnDemand, engine.CreditIncentive,
-	engine.CreditRollover, engine.CreditPromotional, engine.CreditService, "BOGUS",
+var fuzzCreditTypes = []credit.CreditType{
+	credit.CreditSubscription, credit.CreditOnDemand, credit.CreditIncentive,
+	credit.CreditRollover, credit.CreditPromotional, credit.CreditService, "BOGUS",
 }
 
 // fuzzGrants decodes up to 8 grants, 5 bytes each:
@@ -169,7 +170,7 @@ func FuzzDecideUsage(f *testing.F) {
 	f.Add([]byte{5, 0, 0, 5, 0, 5, 1, 0, 5, 0}, "1e3", byte(0), byte(0), byte(9), byte(0))
 	const weight = "1.5"
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	statuses := []engine.UsageStatus{engine.StatusStarted, engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
+	statuses := []credit.UsageStatus{credit.StatusStarted, credit.StatusSucceeded, credit.StatusFailed, credit.StatusPartial}
 	pack := decimal.NewFromInt(10)
 	f.Fuzz(func(t *testing.T, spec []byte, quantity string, status, completion, mode, capSpec byte) {
 		q, err := rules.ParseDecimal(quantity)
@@ -186,19 +187,19 @@ func FuzzDecideUsage(f *testing.F) {
 		v := engine.Versions{Register: reg} // nil rules: the default policies
 		switch mode % 8 {
 		case 1:
-			v.Terms = &engine.PlanTerms{OverageMode: engine.OverageHard}
+			v.Terms = &engine.PlanTerms{OverageMode: credit.OverageHard}
 		case 2:
-			v.Terms = &engine.PlanTerms{OverageMode: engine.OverageSoft}
+			v.Terms = &engine.PlanTerms{OverageMode: credit.OverageSoft}
 		case 3:
-			v.Terms = &engine.PlanTerms{OverageMode: engine.OverageBorrow, BorrowLeft: decimal.NewFromInt(5)}
+			v.Terms = &engine.PlanTerms{OverageMode: credit.OverageBorrow, BorrowLeft: decimal.NewFromInt(5)}
 		case 4:
-			v.Terms = &engine.PlanTerms{OverageMode: engine.OverageDegraded}
+			v.Terms = &engine.PlanTerms{OverageMode: credit.OverageDegraded}
 		case 5:
 			left := -1
 			if mode&0x20 != 0 {
 				left = 3
 			}
-			v.Terms = &engine.PlanTerms{OverageMode: engine.OverageAutoTopUp, TopUpCredits: pack, TopUpsLeft: left}
+			v.Terms = &engine.PlanTerms{OverageMode: credit.OverageAutoTopUp, TopUpCredits: pack, TopUpsLeft: left}
 		}
 		d, err := engine.DecideUsage(context.Background(), v, engine.Org{ID: 1}, ev, grants, now)
 		if err != nil {
@@ -239,14 +240,14 @@ func FuzzDecideUsage(f *testing.F) {
 		}
 		drawn := fuzzSum(d.Draws)
 		switch d.Decision {
-		case engine.DecisionAllowed:
+		case credit.DecisionAllowed:
 			if !d.Credits.Equal(d.Requested) {
 				t.Fatalf("allowed %s credits, requested %s", d.Credits, d.Requested)
 			}
 			if got := drawn.Add(d.Overage).Add(d.Borrowed); !got.Equal(d.Credits) {
 				t.Fatalf("allowed: draws %s + overage %s + borrowed %s != credits %s", drawn, d.Overage, d.Borrowed, d.Credits)
 			}
-			if (v.Terms == nil || v.Terms.OverageMode == engine.OverageHard) && !drawn.Equal(d.Credits) {
+			if (v.Terms == nil || v.Terms.OverageMode == credit.OverageHard) && !drawn.Equal(d.Credits) {
 				t.Fatalf("allowed under a HARD ceiling: draws sum %s, credits %s", drawn, d.Credits)
 			}
 			if d.Overage.IsPositive() || d.Borrowed.IsPositive() {
@@ -254,11 +255,11 @@ func FuzzDecideUsage(f *testing.F) {
 					t.Fatalf("overage/borrow with draws %s while %s available", drawn, available)
 				}
 			}
-		case engine.DecisionDegraded:
+		case credit.DecisionDegraded:
 			if !drawn.Equal(d.Credits) || !drawn.Equal(available) || d.Credits.GreaterThan(d.Requested) {
 				t.Fatalf("degraded: draws %s, credits %s, available %s, requested %s", drawn, d.Credits, available, d.Requested)
 			}
-		case engine.DecisionDenied:
+		case credit.DecisionDenied:
 			if len(d.Draws) != 0 || !d.Credits.IsZero() {
 				t.Fatalf("denied but draws %v, credits %s", d.Draws, d.Credits)
 			}
@@ -281,7 +282,7 @@ func FuzzDecideUsage(f *testing.F) {
 		default:
 			t.Fatalf("decision %q", d.Decision)
 		}
-		if d.Decision == engine.DecisionAllowed && (v.Terms == nil || v.Terms.OverageMode == engine.OverageHard) && d.Requested.GreaterThan(available) {
+		if d.Decision == credit.DecisionAllowed && (v.Terms == nil || v.Terms.OverageMode == credit.OverageHard) && d.Requested.GreaterThan(available) {
 			t.Fatalf("allowed %s under a HARD ceiling with %s available", d.Requested, available)
 		}
 		after := append([]engine.Grant(nil), grants...)
@@ -303,7 +304,7 @@ func FuzzDecideUsage(f *testing.F) {
 		if capSpec&0x80 != 0 {
 			cp = decimal.NewNullDecimal(decimal.New(int64(int8(capSpec<<1)>>1), -int32(capSpec&1)))
 		}
-		for _, m := range []engine.RolloverMode{engine.RolloverNone, engine.RolloverCapped, engine.RolloverOneTime, engine.RolloverUnlimited} {
+		for _, m := range []credit.RolloverMode{credit.RolloverNone, credit.RolloverCapped, credit.RolloverOneTime, credit.RolloverUnlimited} {
 			pc := engine.ClosePeriod(m, cp, grants, now)
 			rolled, sumR := fuzzAmounts(t, string(m)+": roll-out", pc.RollOut)
 			expired, sumE := fuzzAmounts(t, string(m)+": expire", pc.Expire)
@@ -322,18 +323,18 @@ func FuzzDecideUsage(f *testing.F) {
 				if !r.Add(e).Equal(g.Remaining) {
 					t.Fatalf("%s: grant %d rolled %s + expired %s != remaining %s", m, g.ID, r, e, g.Remaining)
 				}
-				rollable := (g.CreditType == engine.CreditSubscription) ||
-					(g.CreditType == engine.CreditRollover && (m == engine.RolloverCapped || m == engine.RolloverUnlimited))
-				if m == engine.RolloverNone || !rollable {
+				rollable := (g.CreditType == credit.CreditSubscription) ||
+					(g.CreditType == credit.CreditRollover && (m == credit.RolloverCapped || m == credit.RolloverUnlimited))
+				if m == credit.RolloverNone || !rollable {
 					if !r.IsZero() {
 						t.Fatalf("%s: grant %d (%s) rolled %s", m, g.ID, g.CreditType, r)
 					}
 				}
-				if m == engine.RolloverUnlimited && rollable && !r.Equal(g.Remaining) {
+				if m == credit.RolloverUnlimited && rollable && !r.Equal(g.Remaining) {
 					t.Fatalf("UNLIMITED: grant %d rolled %s of %s", g.ID, r, g.Remaining)
 				}
 			}
-			if m == engine.RolloverCapped {
+			if m == credit.RolloverCapped {
 				limit := decimal.Zero
 				if cp.Valid && cp.Decimal.IsPositive() {
 					limit = cp.Decimal

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/rules"
 )
 
@@ -18,9 +19,9 @@ import (
 // cannot farm credits by reporting failed work.
 func EarnsIncentive(rule *Rule, ev Event, d UsageDecision) bool {
 	switch {
-	case rule == nil, ev.Status == StatusStarted, d.Decision == DecisionDenied, d.Uncovered.IsPositive():
+	case rule == nil, ev.Status == credit.StatusStarted, d.Decision == credit.DecisionDenied, d.Uncovered.IsPositive():
 		return false
-	case ev.Status == StatusFailed:
+	case ev.Status == credit.StatusFailed:
 		return rule.Program.ReadsStatus()
 	}
 	return d.Credits.IsPositive()

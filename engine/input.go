@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/shopspring/decimal"
 )
 
@@ -25,7 +26,7 @@ type UsageInput struct {
 	PoolID         *int
 	RunID          string
 	Action         string
-	Status         UsageStatus
+	Status         credit.UsageStatus
 	Quantity       *decimal.Decimal
 	Completion     *decimal.Decimal
 	Attempt        *int
@@ -41,25 +42,25 @@ type UsageInput struct {
 func (in UsageInput) Normalize(now time.Time) (Event, string, error) {
 	switch {
 	case in.IdempotencyKey == "":
-		return Event{}, "", Invalid("idempotencyKey", "must not be empty")
+		return Event{}, "", credit.Invalid("idempotencyKey", "must not be empty")
 	case len(in.IdempotencyKey) > MaxKeyLen:
-		return Event{}, "", Invalid("idempotencyKey", "is longer than %d bytes", MaxKeyLen)
+		return Event{}, "", credit.Invalid("idempotencyKey", "is longer than %d bytes", MaxKeyLen)
 	case in.Action == "":
-		return Event{}, "", Invalid("action", "must not be empty")
+		return Event{}, "", credit.Invalid("action", "must not be empty")
 	case len(in.Action) > MaxActionLen:
-		return Event{}, "", Invalid("action", "is longer than %d bytes", MaxActionLen)
+		return Event{}, "", credit.Invalid("action", "is longer than %d bytes", MaxActionLen)
 	case len(in.RunID) > MaxKeyLen:
-		return Event{}, "", Invalid("runId", "is longer than %d bytes", MaxKeyLen)
+		return Event{}, "", credit.Invalid("runId", "is longer than %d bytes", MaxKeyLen)
 	// The payload hash is over JSON, which turns every invalid byte into
 	// U+FFFD: text that is not UTF-8 would make different payloads equal.
 	case !utf8.ValidString(in.IdempotencyKey):
-		return Event{}, "", Invalid("idempotencyKey", "is not valid UTF-8")
+		return Event{}, "", credit.Invalid("idempotencyKey", "is not valid UTF-8")
 	case !utf8.ValidString(in.Action):
-		return Event{}, "", Invalid("action", "is not valid UTF-8")
+		return Event{}, "", credit.Invalid("action", "is not valid UTF-8")
 	case !utf8.ValidString(in.RunID):
-		return Event{}, "", Invalid("runId", "is not valid UTF-8")
+		return Event{}, "", credit.Invalid("runId", "is not valid UTF-8")
 	case !validText(in.Properties):
-		return Event{}, "", Invalid("properties", "holds text that is not valid UTF-8")
+		return Event{}, "", credit.Invalid("properties", "holds text that is not valid UTF-8")
 	}
 	ev := Event{
 		Action: in.Action, Status: in.Status, RunID: in.RunID,
@@ -67,42 +68,42 @@ func (in UsageInput) Normalize(now time.Time) (Event, string, error) {
 		Properties: in.Properties, OccurredAt: now,
 	}
 	if ev.Status == "" {
-		ev.Status = StatusSucceeded
+		ev.Status = credit.StatusSucceeded
 	}
-	if _, err := unmarshalEnum(string(ev.Status), usageStatuses, "UsageStatus"); err != nil {
-		return Event{}, "", Invalid("status", "%v", err)
+	if !ev.Status.Valid() {
+		return Event{}, "", credit.Invalid("status", "%q is not a valid UsageStatus", string(ev.Status))
 	}
 	if in.Quantity != nil {
 		if !in.Quantity.IsPositive() {
-			return Event{}, "", Invalid("quantity", "must be greater than zero, got %s", in.Quantity)
+			return Event{}, "", credit.Invalid("quantity", "must be greater than zero, got %s", in.Quantity)
 		}
 		ev.Quantity = *in.Quantity
 	}
 	if in.Completion != nil {
 		if in.Completion.IsNegative() || in.Completion.GreaterThan(decimal.NewFromInt(1)) {
-			return Event{}, "", Invalid("completion", "must be between 0 and 1, got %s", in.Completion)
+			return Event{}, "", credit.Invalid("completion", "must be between 0 and 1, got %s", in.Completion)
 		}
 		ev.Completion = *in.Completion
 	}
 	if in.Attempt != nil {
 		if *in.Attempt < 1 {
-			return Event{}, "", Invalid("attempt", "must be at least 1, got %d", *in.Attempt)
+			return Event{}, "", credit.Invalid("attempt", "must be at least 1, got %d", *in.Attempt)
 		}
 		ev.Attempt = *in.Attempt
 	}
 	if in.OccurredAt != nil {
 		t := in.OccurredAt.UTC().Truncate(time.Microsecond)
 		if t.After(now.Add(MaxFutureSkew)) {
-			return Event{}, "", Invalid("occurredAt", "is in the future (%s)", t.Format(time.RFC3339))
+			return Event{}, "", credit.Invalid("occurredAt", "is in the future (%s)", t.Format(time.RFC3339))
 		}
 		ev.OccurredAt = t
 	}
 	props, err := json.Marshal(in.Properties)
 	if err != nil {
-		return Event{}, "", Invalid("properties", "not a JSON object: %v", err)
+		return Event{}, "", credit.Invalid("properties", "not a JSON object: %v", err)
 	}
 	if len(props) > MaxPropertyBytes {
-		return Event{}, "", Invalid("properties", "is larger than %d bytes", MaxPropertyBytes)
+		return Event{}, "", credit.Invalid("properties", "is larger than %d bytes", MaxPropertyBytes)
 	}
 	pool := 0
 	if in.PoolID != nil {
@@ -115,15 +116,15 @@ func (in UsageInput) Normalize(now time.Time) (Event, string, error) {
 	// json.Marshal of a struct is a canonical encoding: fixed field order,
 	// map keys sorted.
 	canon, _ := json.Marshal(struct {
-		Pool       int             `json:"p"`
-		Run        string          `json:"r"`
-		Action     string          `json:"a"`
-		Status     UsageStatus     `json:"s"`
-		Quantity   string          `json:"q"`
-		Completion string          `json:"c"`
-		Attempt    int             `json:"t"`
-		Properties json.RawMessage `json:"x"`
-		Occurred   string          `json:"o"`
+		Pool       int                `json:"p"`
+		Run        string             `json:"r"`
+		Action     string             `json:"a"`
+		Status     credit.UsageStatus `json:"s"`
+		Quantity   string             `json:"q"`
+		Completion string             `json:"c"`
+		Attempt    int                `json:"t"`
+		Properties json.RawMessage    `json:"x"`
+		Occurred   string             `json:"o"`
 	}{pool, ev.RunID, ev.Action, ev.Status, ev.Quantity.String(), ev.Completion.String(), ev.Attempt, props, occurred})
 	sum := sha256.Sum256(canon)
 	return ev, hex.EncodeToString(sum[:]), nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/rules"
 )
@@ -18,12 +19,12 @@ import (
 // pool (covered, short under each overage mode, a hold on an expired
 // grant, no hold left). The README's table says the same in words.
 
-func terms(mode engine.OverageMode) *engine.PlanTerms {
+func terms(mode credit.OverageMode) *engine.PlanTerms {
 	t := &engine.PlanTerms{OverageMode: mode, TopUpsLeft: -1}
 	switch mode {
-	case engine.OverageAutoTopUp:
+	case credit.OverageAutoTopUp:
 		t.TopUpCredits = d("10")
-	case engine.OverageBorrow:
+	case credit.OverageBorrow:
 		t.BorrowLeft = d("10")
 	}
 	return t
@@ -31,7 +32,7 @@ func terms(mode engine.OverageMode) *engine.PlanTerms {
 
 // runVersions prices agent.run at 10 credits, allowed in degraded mode;
 // big.run at 10, not allowed.
-func runVersions(mode engine.OverageMode) engine.Versions {
+func runVersions(mode credit.OverageMode) engine.Versions {
 	reg := &engine.Register{ID: 1, Name: "r", Version: 1, Weights: map[string]*engine.Weight{
 		"agent.run": {Action: "agent.run", Credits: d("10"), DegradedAllowed: true},
 		"big.run":   {Action: "big.run", Credits: d("10")},
@@ -44,7 +45,7 @@ func runVersions(mode engine.OverageMode) engine.Versions {
 }
 
 func pool(remaining string) [][]engine.Grant {
-	return [][]engine.Grant{{{ID: 2, CreditType: engine.CreditSubscription, Amount: d("100"), Remaining: d(remaining), EffectiveAt: now.Add(-time.Hour)}}}
+	return [][]engine.Grant{{{ID: 2, CreditType: credit.CreditSubscription, Amount: d("100"), Remaining: d(remaining), EffectiveAt: now.Add(-time.Hour)}}}
 }
 
 func draws(ds []engine.Draw) string {
@@ -58,27 +59,27 @@ func draws(ds []engine.Draw) string {
 func TestReserve(t *testing.T) {
 	tests := []struct {
 		name      string
-		mode      engine.OverageMode
+		mode      credit.OverageMode
 		action    string
 		remaining string
-		decision  engine.Decision
+		decision  credit.Decision
 		held      string
-		code      engine.Code
+		code      credit.Code
 		topUps    int
 	}{
-		{"covered", engine.OverageHard, "agent.run", "20", engine.DecisionAllowed, "10", "", 0},
-		{"short, no subscription", "", "agent.run", "4", engine.DecisionDenied, "0", engine.CodeInsufficientCredits, 0},
-		{"short, HARD", engine.OverageHard, "agent.run", "4", engine.DecisionDenied, "0", engine.CodeInsufficientCredits, 0},
-		{"short, SOFT: holds what is left", engine.OverageSoft, "agent.run", "4", engine.DecisionAllowed, "4", "", 0},
-		{"short, DEGRADED, action allowed", engine.OverageDegraded, "agent.run", "4", engine.DecisionDegraded, "4", "", 0},
-		{"short, DEGRADED, action not allowed", engine.OverageDegraded, "big.run", "4", engine.DecisionDenied, "0", engine.CodeInsufficientCredits, 0},
-		{"short, AUTO_TOP_UP: buy first", engine.OverageAutoTopUp, "agent.run", "4", engine.DecisionDenied, "0", "", 1},
-		{"short, BORROW within the limit", engine.OverageBorrow, "agent.run", "4", engine.DecisionAllowed, "4", "", 0},
-		{"empty, BORROW covers it all", engine.OverageBorrow, "agent.run", "0", engine.DecisionAllowed, "0", "", 0},
+		{"covered", credit.OverageHard, "agent.run", "20", credit.DecisionAllowed, "10", "", 0},
+		{"short, no subscription", "", "agent.run", "4", credit.DecisionDenied, "0", credit.CodeInsufficientCredits, 0},
+		{"short, HARD", credit.OverageHard, "agent.run", "4", credit.DecisionDenied, "0", credit.CodeInsufficientCredits, 0},
+		{"short, SOFT: holds what is left", credit.OverageSoft, "agent.run", "4", credit.DecisionAllowed, "4", "", 0},
+		{"short, DEGRADED, action allowed", credit.OverageDegraded, "agent.run", "4", credit.DecisionDegraded, "4", "", 0},
+		{"short, DEGRADED, action not allowed", credit.OverageDegraded, "big.run", "4", credit.DecisionDenied, "0", credit.CodeInsufficientCredits, 0},
+		{"short, AUTO_TOP_UP: buy first", credit.OverageAutoTopUp, "agent.run", "4", credit.DecisionDenied, "0", "", 1},
+		{"short, BORROW within the limit", credit.OverageBorrow, "agent.run", "4", credit.DecisionAllowed, "4", "", 0},
+		{"empty, BORROW covers it all", credit.OverageBorrow, "agent.run", "0", credit.DecisionAllowed, "0", "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := engine.Reserve(context.Background(), runVersions(tc.mode), engine.Org{ID: 1}, ev(tc.action, engine.StatusStarted), pool(tc.remaining), now)
+			r, err := engine.Reserve(context.Background(), runVersions(tc.mode), engine.Org{ID: 1}, ev(tc.action, credit.StatusStarted), pool(tc.remaining), now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,44 +93,44 @@ func TestReserve(t *testing.T) {
 
 func TestSettleRun(t *testing.T) {
 	held := []engine.Draw{{GrantID: 1, Amount: d("10")}}
-	heldGrant := engine.Grant{ID: 1, CreditType: engine.CreditSubscription, Amount: d("10"), Remaining: d("0"), EffectiveAt: now.Add(-time.Hour)}
+	heldGrant := engine.Grant{ID: 1, CreditType: credit.CreditSubscription, Amount: d("10"), Remaining: d("0"), EffectiveAt: now.Add(-time.Hour)}
 	expired := heldGrant
 	expired.ExpiresAt = at(-0)
 	tests := []struct {
 		name       string
-		mode       engine.OverageMode
-		status     engine.UsageStatus
+		mode       credit.OverageMode
+		status     credit.UsageStatus
 		quantity   string
 		held       []engine.Draw
 		heldGrant  engine.Grant
 		remaining  string // the pool's other grant
-		decision   engine.Decision
+		decision   credit.Decision
 		credits    string
 		draws      string
 		overage    string
 		uncovered  string
 		expired    string
-		code       engine.Code
+		code       credit.Code
 		wantTopUps int
 	}{
-		{"costs its hold", engine.OverageHard, engine.StatusSucceeded, "1", held, heldGrant, "0", engine.DecisionAllowed, "10", "1:10", "0", "0", "", "", 0},
-		{"costs less than its hold", engine.OverageHard, engine.StatusPartial, "1", held, heldGrant, "0", engine.DecisionAllowed, "5", "1:5", "0", "0", "", "", 0},
-		{"fails: burns nothing", engine.OverageHard, engine.StatusFailed, "1", held, heldGrant, "0", engine.DecisionAllowed, "0", "", "0", "0", "", "", 0},
-		{"overruns, the balance covers", engine.OverageHard, engine.StatusSucceeded, "2", held, heldGrant, "15", engine.DecisionAllowed, "20", "1:10 2:10", "0", "0", "", "", 0},
-		{"overruns, HARD: the rest is uncovered", engine.OverageHard, engine.StatusSucceeded, "3", held, heldGrant, "15", engine.DecisionAllowed, "30", "1:10 2:15", "0", "5", "", engine.CodeUncovered, 0},
-		{"overruns, no subscription: uncovered", "", engine.StatusSucceeded, "3", held, heldGrant, "15", engine.DecisionAllowed, "30", "1:10 2:15", "0", "5", "", engine.CodeUncovered, 0},
-		{"overruns, SOFT: overage", engine.OverageSoft, engine.StatusSucceeded, "3", held, heldGrant, "15", engine.DecisionAllowed, "30", "1:10 2:15", "5", "0", "", "", 0},
-		{"overruns, DEGRADED: waived", engine.OverageDegraded, engine.StatusSucceeded, "3", held, heldGrant, "15", engine.DecisionDegraded, "25", "1:10 2:15", "0", "0", "", "", 0},
-		{"overruns, AUTO_TOP_UP: buy first", engine.OverageAutoTopUp, engine.StatusSucceeded, "3", held, heldGrant, "15", engine.DecisionDenied, "0", "1:10 2:15", "0", "5", "", "", 1},
-		{"hold on a grant expired since: burns it, the rest expires", engine.OverageHard, engine.StatusPartial, "1", held, expired, "0", engine.DecisionAllowed, "5", "1:5", "0", "0", "1:5", "", 0},
-		{"hold timed out: burns the balance", engine.OverageHard, engine.StatusSucceeded, "1", nil, heldGrant, "15", engine.DecisionAllowed, "10", "2:10", "0", "0", "", "", 0},
-		{"hold timed out, nothing left: uncovered", engine.OverageHard, engine.StatusSucceeded, "1", nil, heldGrant, "0", engine.DecisionAllowed, "10", "", "0", "10", "", engine.CodeUncovered, 0},
+		{"costs its hold", credit.OverageHard, credit.StatusSucceeded, "1", held, heldGrant, "0", credit.DecisionAllowed, "10", "1:10", "0", "0", "", "", 0},
+		{"costs less than its hold", credit.OverageHard, credit.StatusPartial, "1", held, heldGrant, "0", credit.DecisionAllowed, "5", "1:5", "0", "0", "", "", 0},
+		{"fails: burns nothing", credit.OverageHard, credit.StatusFailed, "1", held, heldGrant, "0", credit.DecisionAllowed, "0", "", "0", "0", "", "", 0},
+		{"overruns, the balance covers", credit.OverageHard, credit.StatusSucceeded, "2", held, heldGrant, "15", credit.DecisionAllowed, "20", "1:10 2:10", "0", "0", "", "", 0},
+		{"overruns, HARD: the rest is uncovered", credit.OverageHard, credit.StatusSucceeded, "3", held, heldGrant, "15", credit.DecisionAllowed, "30", "1:10 2:15", "0", "5", "", credit.CodeUncovered, 0},
+		{"overruns, no subscription: uncovered", "", credit.StatusSucceeded, "3", held, heldGrant, "15", credit.DecisionAllowed, "30", "1:10 2:15", "0", "5", "", credit.CodeUncovered, 0},
+		{"overruns, SOFT: overage", credit.OverageSoft, credit.StatusSucceeded, "3", held, heldGrant, "15", credit.DecisionAllowed, "30", "1:10 2:15", "5", "0", "", "", 0},
+		{"overruns, DEGRADED: waived", credit.OverageDegraded, credit.StatusSucceeded, "3", held, heldGrant, "15", credit.DecisionDegraded, "25", "1:10 2:15", "0", "0", "", "", 0},
+		{"overruns, AUTO_TOP_UP: buy first", credit.OverageAutoTopUp, credit.StatusSucceeded, "3", held, heldGrant, "15", credit.DecisionDenied, "0", "1:10 2:15", "0", "5", "", "", 1},
+		{"hold on a grant expired since: burns it, the rest expires", credit.OverageHard, credit.StatusPartial, "1", held, expired, "0", credit.DecisionAllowed, "5", "1:5", "0", "0", "1:5", "", 0},
+		{"hold timed out: burns the balance", credit.OverageHard, credit.StatusSucceeded, "1", nil, heldGrant, "15", credit.DecisionAllowed, "10", "2:10", "0", "0", "", "", 0},
+		{"hold timed out, nothing left: uncovered", credit.OverageHard, credit.StatusSucceeded, "1", nil, heldGrant, "0", credit.DecisionAllowed, "10", "", "0", "10", "", credit.CodeUncovered, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := ev("agent.run", tc.status)
 			e.Quantity, e.Completion = d(tc.quantity), d("1")
-			if tc.status == engine.StatusPartial {
+			if tc.status == credit.StatusPartial {
 				e.Completion = d("0.5")
 			}
 			tiers := pool(tc.remaining)
@@ -145,7 +146,7 @@ func TestSettleRun(t *testing.T) {
 					got.Decision, got.Credits, draws(got.Draws), got.Overage, got.Uncovered, draws(got.Expired), got.ReasonCode, got.TopUps,
 					tc.decision, tc.credits, tc.draws, tc.overage, tc.uncovered, tc.expired, tc.code, tc.wantTopUps)
 			}
-			if tc.decision != engine.DecisionDenied && tc.code == "" && got.Decision == engine.DecisionDenied {
+			if tc.decision != credit.DecisionDenied && tc.code == "" && got.Decision == credit.DecisionDenied {
 				t.Errorf("a terminal event was denied: %s", got.Reason)
 			}
 		})
@@ -155,14 +156,14 @@ func TestSettleRun(t *testing.T) {
 func TestUncoverAfterFailedTopUp(t *testing.T) {
 	held := []engine.Draw{{GrantID: 1, Amount: d("10")}}
 	tiers := [][]engine.Grant{{{ID: 1, Amount: d("10"), Remaining: d("0"), EffectiveAt: now.Add(-time.Hour)}}}
-	e := ev("agent.run", engine.StatusSucceeded)
+	e := ev("agent.run", credit.StatusSucceeded)
 	e.Quantity = d("3")
-	got, err := engine.SettleRun(context.Background(), runVersions(engine.OverageAutoTopUp), engine.Org{ID: 1}, e, held, tiers, now)
+	got, err := engine.SettleRun(context.Background(), runVersions(credit.OverageAutoTopUp), engine.Org{ID: 1}, e, held, tiers, now)
 	if err != nil || got.TopUps == 0 {
 		t.Fatalf("SettleRun = %+v, %v; want top-ups asked for", got, err)
 	}
 	u := engine.Uncover(got)
-	if u.Decision != engine.DecisionAllowed || !u.Credits.Equal(d("30")) || !u.Uncovered.Equal(d("20")) || draws(u.Draws) != "1:10" {
+	if u.Decision != credit.DecisionAllowed || !u.Credits.Equal(d("30")) || !u.Uncovered.Equal(d("20")) || draws(u.Draws) != "1:10" {
 		t.Errorf("Uncover = %s credits %s uncovered %s draws [%s]; want ALLOWED 30, 20 uncovered, 1:10", u.Decision, u.Credits, u.Uncovered, draws(u.Draws))
 	}
 }
@@ -170,24 +171,24 @@ func TestUncoverAfterFailedTopUp(t *testing.T) {
 func TestEarnsIncentive(t *testing.T) {
 	plain := incentive(t, `decimal("0.5") * event.quantity`)
 	failures := incentive(t, `event.status == "FAILED" ? decimal(1) : decimal(0)`)
-	charged := engine.UsageDecision{Decision: engine.DecisionAllowed, Credits: d("5")}
-	free := engine.UsageDecision{Decision: engine.DecisionAllowed, Credits: d("0")}
+	charged := engine.UsageDecision{Decision: credit.DecisionAllowed, Credits: d("5")}
+	free := engine.UsageDecision{Decision: credit.DecisionAllowed, Credits: d("0")}
 	tests := []struct {
 		name string
 		rule *engine.Rule
-		ev   engine.UsageStatus
+		ev   credit.UsageStatus
 		d    engine.UsageDecision
 		want bool
 	}{
-		{"no rule", nil, engine.StatusSucceeded, charged, false},
-		{"a charging event", plain, engine.StatusSucceeded, charged, true},
-		{"a free event", plain, engine.StatusSucceeded, free, false},
-		{"a run's STARTED", plain, engine.StatusStarted, charged, false},
-		{"DENIED", plain, engine.StatusSucceeded, engine.UsageDecision{Decision: engine.DecisionDenied, Credits: d("0")}, false},
-		{"DEGRADED still charging", plain, engine.StatusSucceeded, engine.UsageDecision{Decision: engine.DecisionDegraded, Credits: d("2")}, true},
-		{"uncovered run", plain, engine.StatusSucceeded, engine.UsageDecision{Decision: engine.DecisionAllowed, Credits: d("5"), Uncovered: d("1")}, false},
-		{"FAILED, rule silent on status", plain, engine.StatusFailed, free, false},
-		{"FAILED, rule reads event.status", failures, engine.StatusFailed, free, true},
+		{"no rule", nil, credit.StatusSucceeded, charged, false},
+		{"a charging event", plain, credit.StatusSucceeded, charged, true},
+		{"a free event", plain, credit.StatusSucceeded, free, false},
+		{"a run's STARTED", plain, credit.StatusStarted, charged, false},
+		{"DENIED", plain, credit.StatusSucceeded, engine.UsageDecision{Decision: credit.DecisionDenied, Credits: d("0")}, false},
+		{"DEGRADED still charging", plain, credit.StatusSucceeded, engine.UsageDecision{Decision: credit.DecisionDegraded, Credits: d("2")}, true},
+		{"uncovered run", plain, credit.StatusSucceeded, engine.UsageDecision{Decision: credit.DecisionAllowed, Credits: d("5"), Uncovered: d("1")}, false},
+		{"FAILED, rule silent on status", plain, credit.StatusFailed, free, false},
+		{"FAILED, rule reads event.status", failures, credit.StatusFailed, free, true},
 	}
 	for _, tc := range tests {
 		if got := engine.EarnsIncentive(tc.rule, ev("agent.run", tc.ev), tc.d); got != tc.want {
@@ -202,7 +203,7 @@ func incentive(t *testing.T, expr string) *engine.Rule {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &engine.Rule{ID: 1, Name: "i", Kind: engine.PolicyIncentive, Version: 1, Program: p}
+	return &engine.Rule{ID: 1, Name: "i", Kind: credit.PolicyIncentive, Version: 1, Program: p}
 }
 
 func TestBudgetDelta(t *testing.T) {
@@ -229,13 +230,13 @@ func TestOpenPeriod(t *testing.T) {
 	start := now
 	end := now.AddDate(0, 1, 0)
 	ending := []engine.Grant{
-		{ID: 1, CreditType: engine.CreditSubscription, Amount: d("100"), Remaining: d("30"), ExpiresAt: &start},
-		{ID: 2, CreditType: engine.CreditOnDemand, Amount: d("10"), Remaining: d("4"), ExpiresAt: &start},
+		{ID: 1, CreditType: credit.CreditSubscription, Amount: d("100"), Remaining: d("30"), ExpiresAt: &start},
+		{ID: 2, CreditType: credit.CreditOnDemand, Amount: d("10"), Remaining: d("4"), ExpiresAt: &start},
 	}
-	base := engine.PeriodTerms{Plan: "team", Pool: 9, RolloverMode: engine.RolloverNone, IncludedCredits: d("100"),
+	base := engine.PeriodTerms{Plan: "team", Pool: 9, RolloverMode: credit.RolloverNone, IncludedCredits: d("100"),
 		PricePerCredit: d("0.01"), PlatformFee: d("49"), Currency: "USD", SubscriptionID: 3}
 	capped := base
-	capped.RolloverMode, capped.RolloverCap = engine.RolloverCapped, decimal.NewNullDecimal(d("20"))
+	capped.RolloverMode, capped.RolloverCap = credit.RolloverCapped, decimal.NewNullDecimal(d("20"))
 	noFee := base
 	noFee.PlatformFee = d("0")
 	tests := []struct {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/rules"
 )
 
@@ -26,9 +27,9 @@ import (
 func shortfall(ctx context.Context, v Versions, org Org, ev Event, d UsageDecision, draws []Draw, short decimal.Decimal, now time.Time) (UsageDecision, error) {
 	available := d.Credits.Sub(short)
 	denied := UsageDecision{
-		Decision: DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits,
+		Decision: credit.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits,
 		Reason:     "insufficient credits: " + d.Credits.String() + " needed, " + available.String() + " available",
-		ReasonCode: CodeInsufficientCredits,
+		ReasonCode: credit.CodeInsufficientCredits,
 	}
 	if v.Overage != nil {
 		through, err := v.Overage.Program.Bool(ctx, rules.Vars{Event: ruleEvent(ev), Org: ruleOrg(org), Weight: d.Weight,
@@ -47,17 +48,17 @@ func shortfall(ctx context.Context, v Versions, org Org, ev Event, d UsageDecisi
 		return denied, nil
 	}
 	switch t.OverageMode {
-	case OverageSoft:
+	case credit.OverageSoft:
 		d.Draws, d.Overage = draws, short
 		d.Reason = "overage: " + short.String() + " credits beyond the balance"
 		return d, nil
-	case OverageAutoTopUp:
+	case credit.OverageAutoTopUp:
 		if n := TopUpsFor(short, t); n > 0 {
-			return UsageDecision{Decision: DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits, TopUps: n}, nil
+			return UsageDecision{Decision: credit.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits, TopUps: n}, nil
 		}
 		denied.Reason += "; the period's auto top-ups are used up"
 		return denied, nil
-	case OverageBorrow:
+	case credit.OverageBorrow:
 		if !short.GreaterThan(t.BorrowLeft) {
 			d.Draws, d.Borrowed = draws, short
 			d.Reason = "borrowed " + short.String() + " credits from the next period"
@@ -65,9 +66,9 @@ func shortfall(ctx context.Context, v Versions, org Org, ev Event, d UsageDecisi
 		}
 		denied.Reason += "; " + t.BorrowLeft.String() + " left to borrow this period"
 		return denied, nil
-	case OverageDegraded:
+	case credit.OverageDegraded:
 		if w := v.Register.Weights[ev.Action]; w != nil && w.DegradedAllowed {
-			return UsageDecision{Decision: DecisionDegraded, Weight: d.Weight, Credits: available, Requested: d.Credits, Draws: draws,
+			return UsageDecision{Decision: credit.DecisionDegraded, Weight: d.Weight, Credits: available, Requested: d.Credits, Draws: draws,
 				Reason: "degraded mode: " + short.String() + " credits waived"}, nil
 		}
 		denied.Reason += "; in degraded mode only some actions run"
@@ -85,7 +86,7 @@ const MaxTopUpsPerEvent = 1000
 // credits: 0 when the plan has no pack size, or when the period's cap or
 // MaxTopUpsPerEvent does not allow enough packs.
 func TopUpsFor(short decimal.Decimal, t *PlanTerms) int {
-	if t == nil || t.OverageMode != OverageAutoTopUp || !t.TopUpCredits.IsPositive() || !short.IsPositive() {
+	if t == nil || t.OverageMode != credit.OverageAutoTopUp || !t.TopUpCredits.IsPositive() || !short.IsPositive() {
 		return 0
 	}
 	// Exactly (Div rounds to 16 places) and as decimals first: the ratio
@@ -108,6 +109,6 @@ func TopUpsFor(short decimal.Decimal, t *PlanTerms) int {
 // that left available credits: when they fell below the threshold and the
 // period's cap allows.
 func TopUpAfter(available decimal.Decimal, t *PlanTerms) bool {
-	return t != nil && t.OverageMode == OverageAutoTopUp && t.TopUpCredits.IsPositive() &&
+	return t != nil && t.OverageMode == credit.OverageAutoTopUp && t.TopUpCredits.IsPositive() &&
 		available.LessThan(t.TopUpThreshold) && t.TopUpsLeft != 0
 }

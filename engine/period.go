@@ -3,48 +3,10 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"io"
 	"time"
+
+	"github.com/creditd/creditd/credit"
 )
-
-// Period is a plan's billing period.
-type Period string
-
-const (
-	PeriodDay     Period = "DAY"
-	PeriodMonth   Period = "MONTH"
-	PeriodQuarter Period = "QUARTER"
-	PeriodYear    Period = "YEAR"
-)
-
-var periods = []string{"DAY", "MONTH", "QUARTER", "YEAR"}
-
-func (Period) Values() []string         { return periods }
-func (e Period) MarshalGQL(w io.Writer) { marshalEnum(w, string(e)) }
-func (e *Period) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, periods, "Period")
-	*e = Period(s)
-	return err
-}
-
-// Valid reports whether p is one of the periods.
-func (p Period) Valid() bool { return p.months() >= 0 }
-
-// months is the length of p in calendar months: 0 for DAY, -1 for an
-// unknown period.
-func (p Period) months() int {
-	switch p {
-	case PeriodDay:
-		return 0
-	case PeriodMonth:
-		return 1
-	case PeriodQuarter:
-		return 3
-	case PeriodYear:
-		return 12
-	}
-	return -1
-}
 
 // Schedule is a subscription's period calendar: anchored on Start (in
 // Location), one period of Period each. A nil Location is UTC.
@@ -59,7 +21,7 @@ func (p Period) months() int {
 // Start exactly.
 type Schedule struct {
 	Start    time.Time
-	Period   Period
+	Period   credit.Period
 	Location *time.Location
 }
 
@@ -70,7 +32,7 @@ func (s Schedule) Validate() error {
 		return errors.New("the schedule has no start")
 	}
 	if !s.Period.Valid() {
-		return fmt.Errorf("%q is not a valid Period", string(s.Period))
+		return fmt.Errorf("%q is not a valid credit.Period", string(s.Period))
 	}
 	return nil
 }
@@ -94,7 +56,7 @@ func (s Schedule) Boundary(n int) time.Time {
 	y, m, d := a.Date()
 	hh, mm, ss := a.Clock()
 	ns := a.Nanosecond()
-	k := s.Period.months()
+	k := s.Period.Months()
 	if k == 0 {
 		return time.Date(y, m, d+n, hh, mm, ss, ns, loc).UTC()
 	}
@@ -124,7 +86,7 @@ func (s Schedule) Index(t time.Time) int {
 	}
 	loc := s.loc()
 	var n int
-	if k := s.Period.months(); k == 0 {
+	if k := s.Period.Months(); k == 0 {
 		// Whole days between the two instants: off by at most a step or two
 		// from the calendar count (UTC offsets differ by at most ~26 hours).
 		n = int(floorDivInt64(t.Unix()-s.Start.Unix(), 86400))

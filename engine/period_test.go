@@ -1,13 +1,12 @@
 package engine_test
 
 import (
-	"bytes"
 	"math/rand"
-	"slices"
 	"testing"
 	"time"
 	_ "time/tzdata" // zones for machines without a system tz database
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 )
 
@@ -29,35 +28,6 @@ func periodUTC(t testing.TB, s string) time.Time {
 	return v.UTC()
 }
 
-func TestPeriodEnum(t *testing.T) {
-	if got, want := engine.Period("").Values(), []string{"DAY", "MONTH", "QUARTER", "YEAR"}; !slices.Equal(got, want) {
-		t.Fatalf("Values() = %v, want %v", got, want)
-	}
-	for _, v := range engine.Period("").Values() {
-		var p engine.Period
-		if err := p.UnmarshalGQL(v); err != nil || string(p) != v {
-			t.Fatalf("UnmarshalGQL(%q) = %q, %v", v, p, err)
-		}
-		if !p.Valid() {
-			t.Fatalf("%q not Valid", p)
-		}
-		var b bytes.Buffer
-		p.MarshalGQL(&b)
-		if b.String() != `"`+v+`"` {
-			t.Fatalf("MarshalGQL(%q) wrote %s", v, b.String())
-		}
-	}
-	for _, v := range []any{"WEEK", "month", "", 3, nil} {
-		var p engine.Period
-		if err := p.UnmarshalGQL(v); err == nil {
-			t.Fatalf("UnmarshalGQL(%v) accepted, got %q", v, p)
-		}
-	}
-	if engine.Period("WEEK").Valid() {
-		t.Fatal("WEEK is Valid")
-	}
-}
-
 func TestScheduleValidate(t *testing.T) {
 	start := time.Date(2026, 1, 31, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -65,9 +35,9 @@ func TestScheduleValidate(t *testing.T) {
 		s    engine.Schedule
 		ok   bool
 	}{
-		{"ok", engine.Schedule{Start: start, Period: engine.PeriodMonth, Location: periodZone(t, "Europe/Paris")}, true},
-		{"nil location is UTC", engine.Schedule{Start: start, Period: engine.PeriodDay}, true},
-		{"zero start", engine.Schedule{Period: engine.PeriodMonth, Location: time.UTC}, false},
+		{"ok", engine.Schedule{Start: start, Period: credit.PeriodMonth, Location: periodZone(t, "Europe/Paris")}, true},
+		{"nil location is UTC", engine.Schedule{Start: start, Period: credit.PeriodDay}, true},
+		{"zero start", engine.Schedule{Period: credit.PeriodMonth, Location: time.UTC}, false},
 		{"no period", engine.Schedule{Start: start, Location: time.UTC}, false},
 		{"unknown period", engine.Schedule{Start: start, Period: "WEEK", Location: time.UTC}, false},
 	} {
@@ -93,7 +63,7 @@ func TestScheduleBoundary(t *testing.T) {
 	}{
 		{
 			name: "month from Jan 31 clamps without drift",
-			s:    engine.Schedule{Start: utc(2026, 1, 31, 10, 0), Period: engine.PeriodMonth, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2026, 1, 31, 10, 0), Period: credit.PeriodMonth, Location: time.UTC},
 			want: []string{
 				"2026-01-31T10:00:00Z", "2026-02-28T10:00:00Z", "2026-03-31T10:00:00Z", "2026-04-30T10:00:00Z",
 				"2026-05-31T10:00:00Z", "2026-06-30T10:00:00Z", "2026-07-31T10:00:00Z",
@@ -101,18 +71,18 @@ func TestScheduleBoundary(t *testing.T) {
 		},
 		{
 			name: "month from Jan 31 in a leap year",
-			s:    engine.Schedule{Start: utc(2028, 1, 31, 0, 0), Period: engine.PeriodMonth, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2028, 1, 31, 0, 0), Period: credit.PeriodMonth, Location: time.UTC},
 			want: []string{"2028-01-31T00:00:00Z", "2028-02-29T00:00:00Z", "2028-03-31T00:00:00Z", "2028-04-30T00:00:00Z"},
 		},
 		{
 			name:  "month before the anchor",
-			s:     engine.Schedule{Start: utc(2026, 3, 31, 10, 0), Period: engine.PeriodMonth, Location: time.UTC},
+			s:     engine.Schedule{Start: utc(2026, 3, 31, 10, 0), Period: credit.PeriodMonth, Location: time.UTC},
 			first: -2,
 			want:  []string{"2026-01-31T10:00:00Z", "2026-02-28T10:00:00Z", "2026-03-31T10:00:00Z", "2026-04-30T10:00:00Z"},
 		},
 		{
 			name: "month from Aug 31 across the year end",
-			s:    engine.Schedule{Start: utc(2026, 8, 31, 0, 0), Period: engine.PeriodMonth, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2026, 8, 31, 0, 0), Period: credit.PeriodMonth, Location: time.UTC},
 			want: []string{
 				"2026-08-31T00:00:00Z", "2026-09-30T00:00:00Z", "2026-10-31T00:00:00Z", "2026-11-30T00:00:00Z",
 				"2026-12-31T00:00:00Z", "2027-01-31T00:00:00Z", "2027-02-28T00:00:00Z", "2027-03-31T00:00:00Z",
@@ -120,27 +90,27 @@ func TestScheduleBoundary(t *testing.T) {
 		},
 		{
 			name: "month from Jan 30, non-leap year",
-			s:    engine.Schedule{Start: utc(2026, 1, 30, 8, 0), Period: engine.PeriodMonth, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2026, 1, 30, 8, 0), Period: credit.PeriodMonth, Location: time.UTC},
 			want: []string{"2026-01-30T08:00:00Z", "2026-02-28T08:00:00Z", "2026-03-30T08:00:00Z", "2026-04-30T08:00:00Z", "2026-05-30T08:00:00Z"},
 		},
 		{
 			name: "month from Jan 30, leap year",
-			s:    engine.Schedule{Start: utc(2028, 1, 30, 8, 0), Period: engine.PeriodMonth, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2028, 1, 30, 8, 0), Period: credit.PeriodMonth, Location: time.UTC},
 			want: []string{"2028-01-30T08:00:00Z", "2028-02-29T08:00:00Z", "2028-03-30T08:00:00Z", "2028-04-30T08:00:00Z", "2028-05-30T08:00:00Z"},
 		},
 		{
 			name: "quarter from Nov 30, non-leap February",
-			s:    engine.Schedule{Start: utc(2026, 11, 30, 0, 0), Period: engine.PeriodQuarter, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2026, 11, 30, 0, 0), Period: credit.PeriodQuarter, Location: time.UTC},
 			want: []string{"2026-11-30T00:00:00Z", "2027-02-28T00:00:00Z", "2027-05-30T00:00:00Z", "2027-08-30T00:00:00Z", "2027-11-30T00:00:00Z"},
 		},
 		{
 			name: "quarter from Nov 30, leap February",
-			s:    engine.Schedule{Start: utc(2027, 11, 30, 0, 0), Period: engine.PeriodQuarter, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2027, 11, 30, 0, 0), Period: credit.PeriodQuarter, Location: time.UTC},
 			want: []string{"2027-11-30T00:00:00Z", "2028-02-29T00:00:00Z", "2028-05-30T00:00:00Z", "2028-08-30T00:00:00Z", "2028-11-30T00:00:00Z"},
 		},
 		{
 			name: "year from Feb 29 2028",
-			s:    engine.Schedule{Start: utc(2028, 2, 29, 12, 0), Period: engine.PeriodYear, Location: time.UTC},
+			s:    engine.Schedule{Start: utc(2028, 2, 29, 12, 0), Period: credit.PeriodYear, Location: time.UTC},
 			want: []string{
 				"2028-02-29T12:00:00Z", "2029-02-28T12:00:00Z", "2030-02-28T12:00:00Z", "2031-02-28T12:00:00Z",
 				"2032-02-29T12:00:00Z", "2033-02-28T12:00:00Z",
@@ -148,32 +118,32 @@ func TestScheduleBoundary(t *testing.T) {
 		},
 		{
 			name: "day across spring forward in New York keeps local midnight",
-			s:    engine.Schedule{Start: time.Date(2026, 3, 6, 0, 0, 0, 0, ny), Period: engine.PeriodDay, Location: ny},
+			s:    engine.Schedule{Start: time.Date(2026, 3, 6, 0, 0, 0, 0, ny), Period: credit.PeriodDay, Location: ny},
 			want: []string{"2026-03-06T05:00:00Z", "2026-03-07T05:00:00Z", "2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z", "2026-03-10T04:00:00Z"},
 		},
 		{
 			name: "day across fall back in New York keeps local midnight",
-			s:    engine.Schedule{Start: time.Date(2026, 10, 30, 0, 0, 0, 0, ny), Period: engine.PeriodDay, Location: ny},
+			s:    engine.Schedule{Start: time.Date(2026, 10, 30, 0, 0, 0, 0, ny), Period: credit.PeriodDay, Location: ny},
 			want: []string{"2026-10-30T04:00:00Z", "2026-10-31T04:00:00Z", "2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z", "2026-11-03T05:00:00Z"},
 		},
 		{
 			// 02:30 does not exist on 2026-03-08 in New York: time.Date normalises
 			// it to 06:30Z (01:30 EST); the next day is 02:30 EDT again.
 			name: "day anchored in the DST gap hour follows time.Date",
-			s:    engine.Schedule{Start: time.Date(2026, 3, 7, 2, 30, 0, 0, ny), Period: engine.PeriodDay, Location: ny},
+			s:    engine.Schedule{Start: time.Date(2026, 3, 7, 2, 30, 0, 0, ny), Period: credit.PeriodDay, Location: ny},
 			want: []string{"2026-03-07T07:30:00Z", "2026-03-08T06:30:00Z", "2026-03-09T06:30:00Z"},
 		},
 		{
 			// The second 01:30 of 2026-11-01 (EST): period 0 starts at Start
 			// exactly, the others at 01:30 local.
 			name:  "day anchored in the repeated hour starts at Start",
-			s:     engine.Schedule{Start: periodUTC(t, "2026-11-01T06:30:00Z"), Period: engine.PeriodDay, Location: ny},
+			s:     engine.Schedule{Start: periodUTC(t, "2026-11-01T06:30:00Z"), Period: credit.PeriodDay, Location: ny},
 			first: -1,
 			want:  []string{"2026-10-31T05:30:00Z", "2026-11-01T06:30:00Z", "2026-11-02T06:30:00Z"},
 		},
 		{
 			name: "month in Paris at 00:30 local across DST",
-			s:    engine.Schedule{Start: time.Date(2026, 1, 15, 0, 30, 0, 0, paris), Period: engine.PeriodMonth, Location: paris},
+			s:    engine.Schedule{Start: time.Date(2026, 1, 15, 0, 30, 0, 0, paris), Period: credit.PeriodMonth, Location: paris},
 			want: []string{
 				"2026-01-14T23:30:00Z", "2026-02-14T23:30:00Z", "2026-03-14T23:30:00Z", "2026-04-14T22:30:00Z",
 				"2026-05-14T22:30:00Z", "2026-06-14T22:30:00Z", "2026-07-14T22:30:00Z", "2026-08-14T22:30:00Z",
@@ -183,23 +153,23 @@ func TestScheduleBoundary(t *testing.T) {
 		{
 			// The anchor is the local date in Location, not Start's own zone.
 			name: "month anchored on the local date of the Location",
-			s:    engine.Schedule{Start: utc(2026, 1, 31, 23, 30), Period: engine.PeriodMonth, Location: tokyo}, // Feb 1 08:30 JST
+			s:    engine.Schedule{Start: utc(2026, 1, 31, 23, 30), Period: credit.PeriodMonth, Location: tokyo}, // Feb 1 08:30 JST
 			want: []string{"2026-01-31T23:30:00Z", "2026-02-28T23:30:00Z", "2026-03-31T23:30:00Z", "2026-04-30T23:30:00Z"},
 		},
 		{
 			name: "nil location is UTC",
-			s:    engine.Schedule{Start: time.Date(2026, 1, 31, 10, 0, 0, 0, ny), Period: engine.PeriodMonth}, // 15:00Z
+			s:    engine.Schedule{Start: time.Date(2026, 1, 31, 10, 0, 0, 0, ny), Period: credit.PeriodMonth}, // 15:00Z
 			want: []string{"2026-01-31T15:00:00Z", "2026-02-28T15:00:00Z", "2026-03-31T15:00:00Z"},
 		},
 		{
 			name:  "far future: period 10,000 of a daily schedule",
-			s:     engine.Schedule{Start: time.Date(2026, 3, 6, 0, 0, 0, 0, ny), Period: engine.PeriodDay, Location: ny},
+			s:     engine.Schedule{Start: time.Date(2026, 3, 6, 0, 0, 0, 0, ny), Period: credit.PeriodDay, Location: ny},
 			first: 10000,
 			want:  []string{"2053-07-22T04:00:00Z", "2053-07-23T04:00:00Z"},
 		},
 		{
 			name:  "far future: period 1,200 of a monthly schedule",
-			s:     engine.Schedule{Start: utc(2026, 1, 31, 10, 0), Period: engine.PeriodMonth, Location: time.UTC},
+			s:     engine.Schedule{Start: utc(2026, 1, 31, 10, 0), Period: credit.PeriodMonth, Location: time.UTC},
 			first: 1200,
 			want:  []string{"2126-01-31T10:00:00Z", "2126-02-28T10:00:00Z"},
 		},
@@ -237,7 +207,7 @@ func TestScheduleDSTDurations(t *testing.T) {
 		{"normal day after", time.Date(2026, 10, 31, 0, 0, 0, 0, ny), 2, 24 * time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := engine.Schedule{Start: tc.start, Period: engine.PeriodDay, Location: ny}
+			s := engine.Schedule{Start: tc.start, Period: credit.PeriodDay, Location: ny}
 			a, b := s.Bounds(tc.n)
 			if got := b.Sub(a); got != tc.want {
 				t.Fatalf("period %d [%s, %s) lasts %s, want %s", tc.n, a, b, got, tc.want)
@@ -250,7 +220,7 @@ func TestScheduleDSTDurations(t *testing.T) {
 		})
 	}
 	t.Run("Paris month keeps 00:30 local", func(t *testing.T) {
-		s := engine.Schedule{Start: time.Date(2025, 12, 15, 0, 30, 0, 0, paris), Period: engine.PeriodMonth, Location: paris}
+		s := engine.Schedule{Start: time.Date(2025, 12, 15, 0, 30, 0, 0, paris), Period: credit.PeriodMonth, Location: paris}
 		for n := range 36 {
 			b := s.Boundary(n).In(paris)
 			if h, m, _ := b.Clock(); h != 0 || m != 30 || b.Day() != 15 {
@@ -262,9 +232,9 @@ func TestScheduleDSTDurations(t *testing.T) {
 
 func TestScheduleIndex(t *testing.T) {
 	ny := periodZone(t, "America/New_York")
-	monthly := engine.Schedule{Start: time.Date(2026, 1, 31, 10, 0, 0, 0, time.UTC), Period: engine.PeriodMonth, Location: time.UTC}
-	daily := engine.Schedule{Start: time.Date(2026, 3, 6, 0, 0, 0, 0, ny), Period: engine.PeriodDay, Location: ny}
-	yearly := engine.Schedule{Start: time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC), Period: engine.PeriodYear, Location: time.UTC}
+	monthly := engine.Schedule{Start: time.Date(2026, 1, 31, 10, 0, 0, 0, time.UTC), Period: credit.PeriodMonth, Location: time.UTC}
+	daily := engine.Schedule{Start: time.Date(2026, 3, 6, 0, 0, 0, 0, ny), Period: credit.PeriodDay, Location: ny}
+	yearly := engine.Schedule{Start: time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC), Period: credit.PeriodYear, Location: time.UTC}
 	ns := time.Nanosecond
 	for _, tc := range []struct {
 		name string
@@ -331,7 +301,7 @@ var periodTestZones = []string{
 	"Pacific/Apia", // skipped 2011-12-30
 }
 
-var periodKinds = []engine.Period{engine.PeriodDay, engine.PeriodMonth, engine.PeriodQuarter, engine.PeriodYear}
+var periodKinds = []credit.Period{credit.PeriodDay, credit.PeriodMonth, credit.PeriodQuarter, credit.PeriodYear}
 
 func TestScheduleIndexProperty(t *testing.T) {
 	r := rand.New(rand.NewSource(20261122))
@@ -364,7 +334,7 @@ func TestScheduleIndexProperty(t *testing.T) {
 				}
 				// Random instants up to ~5,000 periods either side.
 				span := int64(5000 * 24 * time.Hour)
-				if p != engine.PeriodDay {
+				if p != credit.PeriodDay {
 					span = int64(120 * 365 * 24 * time.Hour)
 				}
 				for range 50 {

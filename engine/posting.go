@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/shopspring/decimal"
 )
 
@@ -24,20 +25,20 @@ type Posting struct {
 // Opening is a grant to create with its opening entry of +Amount.
 type Opening struct {
 	Pool        int
-	CreditType  CreditType
+	CreditType  credit.CreditType
 	Amount      decimal.Decimal
 	UnitPrice   decimal.Decimal
 	Priority    *int // nil: the default
 	EffectiveAt time.Time
 	ExpiresAt   *time.Time
-	Kind        EntryKind // GRANT, or ROLLOVER_IN for credits rolled into a new period
+	Kind        credit.EntryKind // GRANT, or ROLLOVER_IN for credits rolled into a new period
 	Memo        string
 }
 
 // Move is an entry on an existing grant.
 type Move struct {
 	Pool, Grant int
-	Kind        EntryKind
+	Kind        credit.EntryKind
 	Amount      decimal.Decimal // signed: what the grant's remaining changes by
 	UsageEvent  *int            // the event that caused it, if any
 	Memo        string
@@ -59,7 +60,7 @@ type Charge struct {
 type PeriodTerms struct {
 	Plan            string
 	Pool            int
-	RolloverMode    RolloverMode
+	RolloverMode    credit.RolloverMode
 	RolloverCap     decimal.NullDecimal
 	IncludedCredits decimal.Decimal
 	PricePerCredit  decimal.Decimal
@@ -85,30 +86,30 @@ type PeriodOpening struct {
 func OpenPeriod(t PeriodTerms, org, n int, start, end time.Time, ending []Grant, running bool, borrowed decimal.Decimal) PeriodOpening {
 	mode := t.RolloverMode
 	if !running {
-		mode = RolloverNone
+		mode = credit.RolloverNone
 	}
 	pc := ClosePeriod(mode, t.RolloverCap, ending, start)
 	out := PeriodOpening{Posting: Posting{Org: org}, Close: pc, Allocated: decimal.Zero}
 	memo := fmt.Sprintf("period %d close", n)
 	for _, x := range pc.Expire {
-		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: EntryExpire, Amount: x.Amount.Neg(), Memo: memo})
+		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: credit.EntryExpire, Amount: x.Amount.Neg(), Memo: memo})
 	}
 	for _, x := range pc.RollOut {
-		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: EntryRolloverOut, Amount: x.Amount.Neg(), Memo: memo})
+		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: credit.EntryRolloverOut, Amount: x.Amount.Neg(), Memo: memo})
 	}
-	open := func(typ CreditType, kind EntryKind, amount decimal.Decimal, memo string) {
+	open := func(typ credit.CreditType, kind credit.EntryKind, amount decimal.Decimal, memo string) {
 		exp := end
 		out.Open = append(out.Open, Opening{Pool: t.Pool, CreditType: typ, Amount: amount, UnitPrice: t.PricePerCredit,
 			EffectiveAt: start, ExpiresAt: &exp, Kind: kind, Memo: memo})
 	}
 	if pc.Rolled.IsPositive() {
-		open(CreditRollover, EntryRolloverIn, pc.Rolled, fmt.Sprintf("rolled into period %d", n))
+		open(credit.CreditRollover, credit.EntryRolloverIn, pc.Rolled, fmt.Sprintf("rolled into period %d", n))
 	}
 	if !running {
 		return out
 	}
 	if included := decimal.Max(t.IncludedCredits.Sub(borrowed), decimal.Zero); included.IsPositive() {
-		open(CreditSubscription, EntryGrant, included, fmt.Sprintf("%s period %d", t.Plan, n))
+		open(credit.CreditSubscription, credit.EntryGrant, included, fmt.Sprintf("%s period %d", t.Plan, n))
 		out.Allocated = included
 	}
 	if t.PlatformFee.IsPositive() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/shopspring/decimal"
 )
 
@@ -28,17 +29,17 @@ import (
 // expected to cost taken from the grants in draw order, so that concurrent
 // runs cannot spend them.
 type Reservation struct {
-	Decision   Decision        // ALLOWED, DEGRADED, or DENIED (nothing held)
+	Decision   credit.Decision // ALLOWED, DEGRADED, or DENIED (nothing held)
 	Expected   decimal.Decimal // what the run would cost on success; what budgets count
 	Draws      []Draw          // the held credits, by grant
 	Held       decimal.Decimal // sum of Draws
 	TopUps     int             // AUTO_TOP_UP: packs to buy before deciding again
 	Reason     string
-	ReasonCode Code
+	ReasonCode credit.Code
 }
 
 // Denied reports whether the run may not start.
-func (r Reservation) Denied() bool { return r.Decision == DecisionDenied }
+func (r Reservation) Denied() bool { return r.Decision == credit.DecisionDenied }
 
 // Reserve decides the hold of a run starting with ev, drawing on tiers as
 // DecideUsageTiers does; a shortfall is decided by the plan's overage mode
@@ -49,12 +50,12 @@ func Reserve(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant
 		return Reservation{}, err
 	}
 	success := ev
-	success.Status, success.Completion = StatusSucceeded, decimal.NewFromInt(1)
+	success.Status, success.Completion = credit.StatusSucceeded, decimal.NewFromInt(1)
 	expected, err := BurnOf(ctx, v.Burn, w, success, org, now)
 	if err != nil {
 		return Reservation{}, err
 	}
-	r := Reservation{Decision: DecisionAllowed, Expected: expected, Held: decimal.Zero}
+	r := Reservation{Decision: credit.DecisionAllowed, Expected: expected, Held: decimal.Zero}
 	if expected.IsZero() {
 		return r, nil
 	}
@@ -64,15 +65,15 @@ func Reserve(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant
 	}
 	draws, short := Draws(ordered, expected)
 	if short.IsPositive() {
-		d, err := shortfall(ctx, v, org, success, UsageDecision{Decision: DecisionAllowed, Weight: w, Credits: expected, Requested: expected}, draws, short, now)
+		d, err := shortfall(ctx, v, org, success, UsageDecision{Decision: credit.DecisionAllowed, Weight: w, Credits: expected, Requested: expected}, draws, short, now)
 		if err != nil {
 			return Reservation{}, err
 		}
 		switch {
 		case d.TopUps > 0:
-			return Reservation{Decision: DecisionDenied, Expected: expected, Held: decimal.Zero, TopUps: d.TopUps}, nil
-		case d.Decision == DecisionDenied:
-			return Reservation{Decision: DecisionDenied, Expected: expected, Held: decimal.Zero,
+			return Reservation{Decision: credit.DecisionDenied, Expected: expected, Held: decimal.Zero, TopUps: d.TopUps}, nil
+		case d.Decision == credit.DecisionDenied:
+			return Reservation{Decision: credit.DecisionDenied, Expected: expected, Held: decimal.Zero,
 				Reason: "cannot reserve the run: " + d.Reason, ReasonCode: d.ReasonCode}, nil
 		}
 		r.Decision, r.Reason = d.Decision, d.Reason
@@ -133,7 +134,7 @@ func settle(ctx context.Context, v Versions, org Org, ev Event, held []Draw, tie
 	if err != nil {
 		return UsageDecision{}, err
 	}
-	d := UsageDecision{Decision: DecisionAllowed, Weight: w, Credits: credits, Requested: credits}
+	d := UsageDecision{Decision: credit.DecisionAllowed, Weight: w, Credits: credits, Requested: credits}
 	if credits.IsZero() {
 		return d, nil
 	}
@@ -160,7 +161,7 @@ func settle(ctx context.Context, v Versions, org Org, ev Event, held []Draw, tie
 		sd.Draws, sd.Uncovered = draws, short // what Uncover settles if no pack can be bought
 		return sd, nil
 	}
-	if sd.Decision != DecisionDenied {
+	if sd.Decision != credit.DecisionDenied {
 		return sd, nil
 	}
 	return Uncover(UsageDecision{Weight: w, Credits: credits, Requested: credits, Draws: draws, Uncovered: short}), nil
@@ -169,8 +170,8 @@ func settle(ctx context.Context, v Versions, org Org, ev Event, held []Draw, tie
 // Uncover settles a run's terminal event whose cost the balance and the
 // overage mode could not cover: d.Draws are taken, d.Uncovered is recorded.
 func Uncover(d UsageDecision) UsageDecision {
-	return UsageDecision{Decision: DecisionAllowed, Weight: d.Weight, Credits: d.Requested, Requested: d.Requested,
-		Draws: d.Draws, Uncovered: d.Uncovered, Expired: d.Expired, ReasonCode: CodeUncovered,
+	return UsageDecision{Decision: credit.DecisionAllowed, Weight: d.Weight, Credits: d.Requested, Requested: d.Requested,
+		Draws: d.Draws, Uncovered: d.Uncovered, Expired: d.Expired, ReasonCode: credit.CodeUncovered,
 		Reason: "uncovered: " + d.Uncovered.String() + " credits of the run could not be covered by its hold, the balance or the plan's overage mode"}
 }
 

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/shopspring/decimal"
 )
 
@@ -38,7 +39,7 @@ type PeriodClose struct {
 // Rolled credits are taken from the grants in the default draw order.
 // Invariant: for every ending grant, its expire and roll-out amounts sum to
 // its remaining credits; Rolled is the sum of RollOut.
-func ClosePeriod(mode RolloverMode, cap decimal.NullDecimal, grants []Grant, boundary time.Time) PeriodClose {
+func ClosePeriod(mode credit.RolloverMode, cap decimal.NullDecimal, grants []Grant, boundary time.Time) PeriodClose {
 	var ending []Grant
 	for _, g := range grants {
 		if g.ExpiresAt != nil && !g.ExpiresAt.After(boundary) && g.Remaining.IsPositive() {
@@ -48,15 +49,15 @@ func ClosePeriod(mode RolloverMode, cap decimal.NullDecimal, grants []Grant, bou
 	sort.SliceStable(ending, func(i, j int) bool { return defaultLess(ending[i], ending[j]) })
 	rollable := func(g Grant) bool {
 		switch mode {
-		case RolloverCapped, RolloverUnlimited:
-			return g.CreditType == CreditSubscription || g.CreditType == CreditRollover
-		case RolloverOneTime:
-			return g.CreditType == CreditSubscription
+		case credit.RolloverCapped, credit.RolloverUnlimited:
+			return g.CreditType == credit.CreditSubscription || g.CreditType == credit.CreditRollover
+		case credit.RolloverOneTime:
+			return g.CreditType == credit.CreditSubscription
 		}
 		return false
 	}
 	limit := decimal.Decimal{}
-	limited := mode == RolloverCapped
+	limited := mode == credit.RolloverCapped
 	if limited && cap.Valid {
 		limit = cap.Decimal
 	}

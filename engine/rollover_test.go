@@ -5,6 +5,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 )
 
@@ -12,26 +13,26 @@ func TestClosePeriod(t *testing.T) {
 	boundary := now
 	ended, later := at(0), at(30)
 	gs := []engine.Grant{
-		{ID: 1, CreditType: engine.CreditSubscription, Priority: 100, Remaining: d("300"), ExpiresAt: ended},
-		{ID: 2, CreditType: engine.CreditRollover, Priority: 100, Remaining: d("50"), ExpiresAt: ended},
-		{ID: 3, CreditType: engine.CreditIncentive, Priority: 100, Remaining: d("20"), ExpiresAt: ended},
-		{ID: 4, CreditType: engine.CreditOnDemand, Priority: 100, Remaining: d("99"), ExpiresAt: later},    // not ending
-		{ID: 5, CreditType: engine.CreditSubscription, Priority: 100, Remaining: d("0"), ExpiresAt: ended}, // empty
-		{ID: 6, CreditType: engine.CreditOnDemand, Priority: 100, Remaining: d("7")},                       // no expiry
+		{ID: 1, CreditType: credit.CreditSubscription, Priority: 100, Remaining: d("300"), ExpiresAt: ended},
+		{ID: 2, CreditType: credit.CreditRollover, Priority: 100, Remaining: d("50"), ExpiresAt: ended},
+		{ID: 3, CreditType: credit.CreditIncentive, Priority: 100, Remaining: d("20"), ExpiresAt: ended},
+		{ID: 4, CreditType: credit.CreditOnDemand, Priority: 100, Remaining: d("99"), ExpiresAt: later},    // not ending
+		{ID: 5, CreditType: credit.CreditSubscription, Priority: 100, Remaining: d("0"), ExpiresAt: ended}, // empty
+		{ID: 6, CreditType: credit.CreditOnDemand, Priority: 100, Remaining: d("7")},                       // no expiry
 	}
 	cap := decimal.NewNullDecimal(d("100"))
 	tests := []struct {
-		mode            engine.RolloverMode
+		mode            credit.RolloverMode
 		rolled, expired string
 		rollOut, expire []engine.GrantAmount
 	}{
-		{engine.RolloverNone, "0", "370", nil, []engine.GrantAmount{{3, d("20")}, {2, d("50")}, {1, d("300")}}},
+		{credit.RolloverNone, "0", "370", nil, []engine.GrantAmount{{3, d("20")}, {2, d("50")}, {1, d("300")}}},
 		// Default order on equal priority and expiry: INCENTIVE, ROLLOVER, SUBSCRIPTION.
-		{engine.RolloverCapped, "100", "270", []engine.GrantAmount{{2, d("50")}, {1, d("50")}},
+		{credit.RolloverCapped, "100", "270", []engine.GrantAmount{{2, d("50")}, {1, d("50")}},
 			[]engine.GrantAmount{{3, d("20")}, {1, d("250")}}},
-		{engine.RolloverOneTime, "300", "70", []engine.GrantAmount{{1, d("300")}},
+		{credit.RolloverOneTime, "300", "70", []engine.GrantAmount{{1, d("300")}},
 			[]engine.GrantAmount{{3, d("20")}, {2, d("50")}}},
-		{engine.RolloverUnlimited, "350", "20", []engine.GrantAmount{{2, d("50")}, {1, d("300")}},
+		{credit.RolloverUnlimited, "350", "20", []engine.GrantAmount{{2, d("50")}, {1, d("300")}},
 			[]engine.GrantAmount{{3, d("20")}}},
 	}
 	for _, tc := range tests {

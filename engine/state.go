@@ -5,13 +5,14 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/rules"
 )
 
 // Grant is the state of one grant as the engine sees it.
 type Grant struct {
 	ID          int
-	CreditType  CreditType
+	CreditType  credit.CreditType
 	Priority    int
 	Amount      decimal.Decimal
 	Remaining   decimal.Decimal
@@ -42,7 +43,7 @@ type Org struct {
 // Event is a usage event, normalised: defaults applied, validated.
 type Event struct {
 	Action     string
-	Status     UsageStatus
+	Status     credit.UsageStatus
 	Quantity   decimal.Decimal
 	Completion decimal.Decimal
 	Attempt    int
@@ -77,7 +78,7 @@ type Register struct {
 type Rule struct {
 	ID            int
 	Name          string
-	Kind          PolicyKind
+	Kind          credit.PolicyKind
 	Version       int
 	EffectiveFrom time.Time
 	Program       *rules.Program
@@ -98,7 +99,7 @@ type Versions struct {
 type PlanTerms struct {
 	SubscriptionID int
 	PlanID         int
-	OverageMode    OverageMode
+	OverageMode    credit.OverageMode
 	OveragePrice   decimal.NullDecimal
 	Currency       string
 	// AUTO_TOP_UP: buy packs of TopUpCredits at OnDemandPrice when the
@@ -120,7 +121,7 @@ type Draw struct {
 
 // UsageDecision is the engine's answer for one usage event.
 type UsageDecision struct {
-	Decision   Decision
+	Decision   credit.Decision
 	Weight     decimal.Decimal // credits per unit from the register
 	Credits    decimal.Decimal // credits charged (0 when denied)
 	Requested  decimal.Decimal // credits the burn rule asked for
@@ -131,5 +132,5 @@ type UsageDecision struct {
 	Expired    []Draw          // a settling run's unburned held credits on grants that expired while held
 	TopUps     int             // packs an AUTO_TOP_UP plan must buy before this burn (then decide again)
 	Reason     string
-	ReasonCode Code
+	ReasonCode credit.Code
 }

@@ -1,6 +1,10 @@
 package engine
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/creditd/creditd/credit"
+)
 
 // Text is stored alike by both databases only without NUL: PostgreSQL
 // refuses "\x00" in text and jsonb, SQLite keeps it. Input checks refuse it
@@ -10,7 +14,7 @@ import "strings"
 // field, nil otherwise.
 func CheckText(field, s string) error {
 	if strings.IndexByte(s, 0) >= 0 {
-		return Invalid(field, "must not contain the NUL character (\\u0000)")
+		return credit.Invalid(field, "must not contain the NUL character (\\u0000)")
 	}
 	return nil
 }

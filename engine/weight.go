@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/rules"
 )
 
@@ -15,11 +16,11 @@ import (
 // per page or per token count); otherwise it is the fixed credits.
 func WeightOf(ctx context.Context, reg *Register, ev Event, org Org, now time.Time) (decimal.Decimal, error) {
 	if reg == nil {
-		return decimal.Zero, Errorf(CodeNoRegister, "no published weight register is in effect at %s", ev.OccurredAt.Format(time.RFC3339))
+		return decimal.Zero, credit.Errorf(credit.CodeNoRegister, "no published weight register is in effect at %s", ev.OccurredAt.Format(time.RFC3339))
 	}
 	w, ok := reg.Weights[ev.Action]
 	if !ok {
-		return decimal.Zero, &Error{Code: CodeUnknownAction, Field: "action",
+		return decimal.Zero, &credit.Error{Code: credit.CodeUnknownAction, Field: "action",
 			Message: "action " + quote(ev.Action) + " is not in weight register " + quote(reg.Name) + " version " + itoa(reg.Version)}
 	}
 	if w.Expression == nil {
@@ -32,11 +33,11 @@ func WeightOf(ctx context.Context, reg *Register, ev Event, org Org, now time.Ti
 	return v, nil
 }
 
-func ruleRuntime(what string, err error) *Error {
+func ruleRuntime(what string, err error) *credit.Error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Code: CodeRuleRuntime, Message: what + ": evaluation cancelled", Cause: err}
+		return &credit.Error{Code: credit.CodeRuleRuntime, Message: what + ": evaluation cancelled", Cause: err}
 	}
-	return &Error{Code: CodeRuleRuntime, Message: what + ": " + err.Error(), Cause: err}
+	return &credit.Error{Code: credit.CodeRuleRuntime, Message: what + ": " + err.Error(), Cause: err}
 }
 
 func ruleEvent(ev Event) *rules.Event {

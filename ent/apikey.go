@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/apikey"
 )
 
@@ -23,7 +23,7 @@ type APIKey struct {
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// Role holds the value of the "role" field.
-	Role engine.Role `json:"role,omitempty"`
+	Role credit.Role `json:"role,omitempty"`
 	// OrganizationID holds the value of the "organization_id" field.
 	OrganizationID *int `json:"organization_id,omitempty"`
 	// SecretHash holds the value of the "secret_hash" field.
@@ -87,7 +87,7 @@ func (_m *APIKey) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field role", values[i])
 			} else if value.Valid {
-				_m.Role = engine.Role(value.String)
+				_m.Role = credit.Role(value.String)
 			}
 		case apikey.FieldOrganizationID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {

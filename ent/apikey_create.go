@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/apikey"
 )
 
@@ -44,7 +44,7 @@ func (_c *APIKeyCreate) SetName(v string) *APIKeyCreate {
 }
 
 // SetRole sets the "role" field.
-func (_c *APIKeyCreate) SetRole(v engine.Role) *APIKeyCreate {
+func (_c *APIKeyCreate) SetRole(v credit.Role) *APIKeyCreate {
 	_c.mutation.SetRole(v)
 	return _c
 }

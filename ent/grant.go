@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/shopspring/decimal"
@@ -27,7 +27,7 @@ type Grant struct {
 	// PoolID holds the value of the "pool_id" field.
 	PoolID int `json:"pool_id,omitempty"`
 	// CreditType holds the value of the "credit_type" field.
-	CreditType engine.CreditType `json:"credit_type,omitempty"`
+	CreditType credit.CreditType `json:"credit_type,omitempty"`
 	// Priority holds the value of the "priority" field.
 	Priority int `json:"priority,omitempty"`
 	// Amount holds the value of the "amount" field.
@@ -124,7 +124,7 @@ func (_m *Grant) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field credit_type", values[i])
 			} else if value.Valid {
-				_m.CreditType = engine.CreditType(value.String)
+				_m.CreditType = credit.CreditType(value.String)
 			}
 		case grant.FieldPriority:
 			if value, ok := values[i].(*sql.NullInt64); !ok {

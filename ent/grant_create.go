@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/shopspring/decimal"
@@ -52,7 +52,7 @@ func (_c *GrantCreate) SetPoolID(v int) *GrantCreate {
 }
 
 // SetCreditType sets the "credit_type" field.
-func (_c *GrantCreate) SetCreditType(v engine.CreditType) *GrantCreate {
+func (_c *GrantCreate) SetCreditType(v credit.CreditType) *GrantCreate {
 	_c.mutation.SetCreditType(v)
 	return _c
 }

@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/pool"
@@ -31,7 +31,7 @@ type LedgerEntry struct {
 	// GrantID holds the value of the "grant_id" field.
 	GrantID *int `json:"grant_id,omitempty"`
 	// Kind holds the value of the "kind" field.
-	Kind engine.EntryKind `json:"kind,omitempty"`
+	Kind credit.EntryKind `json:"kind,omitempty"`
 	// Amount holds the value of the "amount" field.
 	Amount decimal.Decimal `json:"amount,omitempty"`
 	// UsageEventID holds the value of the "usage_event_id" field.
@@ -165,7 +165,7 @@ func (_m *LedgerEntry) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field kind", values[i])
 			} else if value.Valid {
-				_m.Kind = engine.EntryKind(value.String)
+				_m.Kind = credit.EntryKind(value.String)
 			}
 		case ledgerentry.FieldAmount:
 			if value, ok := values[i].(*decimal.Decimal); !ok {

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/pool"
@@ -68,7 +68,7 @@ func (_c *LedgerEntryCreate) SetNillableGrantID(v *int) *LedgerEntryCreate {
 }
 
 // SetKind sets the "kind" field.
-func (_c *LedgerEntryCreate) SetKind(v engine.EntryKind) *LedgerEntryCreate {
+func (_c *LedgerEntryCreate) SetKind(v credit.EntryKind) *LedgerEntryCreate {
 	_c.mutation.SetKind(v)
 	return _c
 }

@@ -11,7 +11,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
@@ -71,7 +71,7 @@ type APIKeyMutation struct {
 	id                 *int
 	created_at         *time.Time
 	name               *string
-	role               *engine.Role
+	role               *credit.Role
 	organization_id    *int
 	addorganization_id *int
 	secret_hash        *string
@@ -257,12 +257,12 @@ func (m *APIKeyMutation) ResetName() {
 }
 
 // SetRole sets the "role" field.
-func (m *APIKeyMutation) SetRole(e engine.Role) {
-	m.role = &e
+func (m *APIKeyMutation) SetRole(c credit.Role) {
+	m.role = &c
 }
 
 // Role returns the value of the "role" field in the mutation.
-func (m *APIKeyMutation) Role() (r engine.Role, exists bool) {
+func (m *APIKeyMutation) Role() (r credit.Role, exists bool) {
 	v := m.role
 	if v == nil {
 		return
@@ -273,7 +273,7 @@ func (m *APIKeyMutation) Role() (r engine.Role, exists bool) {
 // OldRole returns the old "role" field's value of the APIKey entity.
 // If the APIKey object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *APIKeyMutation) OldRole(ctx context.Context) (v engine.Role, err error) {
+func (m *APIKeyMutation) OldRole(ctx context.Context) (v credit.Role, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldRole is only allowed on UpdateOne operations")
 	}
@@ -741,7 +741,7 @@ func (m *APIKeyMutation) SetField(name string, value ent.Value) error {
 		m.SetName(v)
 		return nil
 	case apikey.FieldRole:
-		v, ok := value.(engine.Role)
+		v, ok := value.(credit.Role)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -3838,7 +3838,7 @@ type GrantMutation struct {
 	created_at         *time.Time
 	organization_id    *int
 	addorganization_id *int
-	credit_type        *engine.CreditType
+	credit_type        *credit.CreditType
 	priority           *int
 	addpriority        *int
 	amount             *decimal.Decimal
@@ -4082,12 +4082,12 @@ func (m *GrantMutation) ResetPoolID() {
 }
 
 // SetCreditType sets the "credit_type" field.
-func (m *GrantMutation) SetCreditType(et engine.CreditType) {
-	m.credit_type = &et
+func (m *GrantMutation) SetCreditType(ct credit.CreditType) {
+	m.credit_type = &ct
 }
 
 // CreditType returns the value of the "credit_type" field in the mutation.
-func (m *GrantMutation) CreditType() (r engine.CreditType, exists bool) {
+func (m *GrantMutation) CreditType() (r credit.CreditType, exists bool) {
 	v := m.credit_type
 	if v == nil {
 		return
@@ -4098,7 +4098,7 @@ func (m *GrantMutation) CreditType() (r engine.CreditType, exists bool) {
 // OldCreditType returns the old "credit_type" field's value of the Grant entity.
 // If the Grant object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *GrantMutation) OldCreditType(ctx context.Context) (v engine.CreditType, err error) {
+func (m *GrantMutation) OldCreditType(ctx context.Context) (v credit.CreditType, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldCreditType is only allowed on UpdateOne operations")
 	}
@@ -4602,7 +4602,7 @@ func (m *GrantMutation) SetField(name string, value ent.Value) error {
 		m.SetPoolID(v)
 		return nil
 	case grant.FieldCreditType:
-		v, ok := value.(engine.CreditType)
+		v, ok := value.(credit.CreditType)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -6856,7 +6856,7 @@ type LedgerEntryMutation struct {
 	created_at             *time.Time
 	organization_id        *int
 	addorganization_id     *int
-	kind                   *engine.EntryKind
+	kind                   *credit.EntryKind
 	amount                 *decimal.Decimal
 	register_id            *int
 	addregister_id         *int
@@ -7159,12 +7159,12 @@ func (m *LedgerEntryMutation) ResetGrantID() {
 }
 
 // SetKind sets the "kind" field.
-func (m *LedgerEntryMutation) SetKind(ek engine.EntryKind) {
-	m.kind = &ek
+func (m *LedgerEntryMutation) SetKind(ck credit.EntryKind) {
+	m.kind = &ck
 }
 
 // Kind returns the value of the "kind" field in the mutation.
-func (m *LedgerEntryMutation) Kind() (r engine.EntryKind, exists bool) {
+func (m *LedgerEntryMutation) Kind() (r credit.EntryKind, exists bool) {
 	v := m.kind
 	if v == nil {
 		return
@@ -7175,7 +7175,7 @@ func (m *LedgerEntryMutation) Kind() (r engine.EntryKind, exists bool) {
 // OldKind returns the old "kind" field's value of the LedgerEntry entity.
 // If the LedgerEntry object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *LedgerEntryMutation) OldKind(ctx context.Context) (v engine.EntryKind, err error) {
+func (m *LedgerEntryMutation) OldKind(ctx context.Context) (v credit.EntryKind, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldKind is only allowed on UpdateOne operations")
 	}
@@ -8017,7 +8017,7 @@ func (m *LedgerEntryMutation) SetField(name string, value ent.Value) error {
 		m.SetGrantID(v)
 		return nil
 	case ledgerentry.FieldKind:
-		v, ok := value.(engine.EntryKind)
+		v, ok := value.(credit.EntryKind)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -9046,20 +9046,20 @@ type PlanMutation struct {
 	id                       *int
 	created_at               *time.Time
 	name                     *string
-	period                   *engine.Period
+	period                   *credit.Period
 	included_credits         *decimal.Decimal
 	price_per_credit         *decimal.Decimal
 	platform_fee             *decimal.Decimal
 	currency                 *string
 	register_name            *string
-	overage_mode             *engine.OverageMode
+	overage_mode             *credit.OverageMode
 	overage_price            *decimal.NullDecimal
 	auto_top_up_threshold    *decimal.NullDecimal
 	auto_top_up_credits      *decimal.NullDecimal
 	auto_top_up_cap          *int
 	addauto_top_up_cap       *int
 	borrow_limit             *decimal.NullDecimal
-	rollover_mode            *engine.RolloverMode
+	rollover_mode            *credit.RolloverMode
 	rollover_cap             *decimal.NullDecimal
 	on_demand_price          *decimal.NullDecimal
 	on_demand_expiry_days    *int
@@ -9245,12 +9245,12 @@ func (m *PlanMutation) ResetName() {
 }
 
 // SetPeriod sets the "period" field.
-func (m *PlanMutation) SetPeriod(e engine.Period) {
-	m.period = &e
+func (m *PlanMutation) SetPeriod(c credit.Period) {
+	m.period = &c
 }
 
 // Period returns the value of the "period" field in the mutation.
-func (m *PlanMutation) Period() (r engine.Period, exists bool) {
+func (m *PlanMutation) Period() (r credit.Period, exists bool) {
 	v := m.period
 	if v == nil {
 		return
@@ -9261,7 +9261,7 @@ func (m *PlanMutation) Period() (r engine.Period, exists bool) {
 // OldPeriod returns the old "period" field's value of the Plan entity.
 // If the Plan object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *PlanMutation) OldPeriod(ctx context.Context) (v engine.Period, err error) {
+func (m *PlanMutation) OldPeriod(ctx context.Context) (v credit.Period, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldPeriod is only allowed on UpdateOne operations")
 	}
@@ -9461,12 +9461,12 @@ func (m *PlanMutation) ResetRegisterName() {
 }
 
 // SetOverageMode sets the "overage_mode" field.
-func (m *PlanMutation) SetOverageMode(em engine.OverageMode) {
-	m.overage_mode = &em
+func (m *PlanMutation) SetOverageMode(cm credit.OverageMode) {
+	m.overage_mode = &cm
 }
 
 // OverageMode returns the value of the "overage_mode" field in the mutation.
-func (m *PlanMutation) OverageMode() (r engine.OverageMode, exists bool) {
+func (m *PlanMutation) OverageMode() (r credit.OverageMode, exists bool) {
 	v := m.overage_mode
 	if v == nil {
 		return
@@ -9477,7 +9477,7 @@ func (m *PlanMutation) OverageMode() (r engine.OverageMode, exists bool) {
 // OldOverageMode returns the old "overage_mode" field's value of the Plan entity.
 // If the Plan object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *PlanMutation) OldOverageMode(ctx context.Context) (v engine.OverageMode, err error) {
+func (m *PlanMutation) OldOverageMode(ctx context.Context) (v credit.OverageMode, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldOverageMode is only allowed on UpdateOne operations")
 	}
@@ -9763,12 +9763,12 @@ func (m *PlanMutation) ResetBorrowLimit() {
 }
 
 // SetRolloverMode sets the "rollover_mode" field.
-func (m *PlanMutation) SetRolloverMode(em engine.RolloverMode) {
-	m.rollover_mode = &em
+func (m *PlanMutation) SetRolloverMode(cm credit.RolloverMode) {
+	m.rollover_mode = &cm
 }
 
 // RolloverMode returns the value of the "rollover_mode" field in the mutation.
-func (m *PlanMutation) RolloverMode() (r engine.RolloverMode, exists bool) {
+func (m *PlanMutation) RolloverMode() (r credit.RolloverMode, exists bool) {
 	v := m.rollover_mode
 	if v == nil {
 		return
@@ -9779,7 +9779,7 @@ func (m *PlanMutation) RolloverMode() (r engine.RolloverMode, exists bool) {
 // OldRolloverMode returns the old "rollover_mode" field's value of the Plan entity.
 // If the Plan object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *PlanMutation) OldRolloverMode(ctx context.Context) (v engine.RolloverMode, err error) {
+func (m *PlanMutation) OldRolloverMode(ctx context.Context) (v credit.RolloverMode, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldRolloverMode is only allowed on UpdateOne operations")
 	}
@@ -10343,7 +10343,7 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		m.SetName(v)
 		return nil
 	case plan.FieldPeriod:
-		v, ok := value.(engine.Period)
+		v, ok := value.(credit.Period)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -10385,7 +10385,7 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		m.SetRegisterName(v)
 		return nil
 	case plan.FieldOverageMode:
-		v, ok := value.(engine.OverageMode)
+		v, ok := value.(credit.OverageMode)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -10427,7 +10427,7 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		m.SetBorrowLimit(v)
 		return nil
 	case plan.FieldRolloverMode:
-		v, ok := value.(engine.RolloverMode)
+		v, ok := value.(credit.RolloverMode)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -10749,11 +10749,11 @@ type PolicyVersionMutation struct {
 	id             *int
 	created_at     *time.Time
 	name           *string
-	kind           *engine.PolicyKind
+	kind           *credit.PolicyKind
 	expression     *string
 	version        *int
 	addversion     *int
-	status         *engine.VersionStatus
+	status         *credit.VersionStatus
 	effective_from *time.Time
 	published_at   *time.Time
 	clearedFields  map[string]struct{}
@@ -10933,12 +10933,12 @@ func (m *PolicyVersionMutation) ResetName() {
 }
 
 // SetKind sets the "kind" field.
-func (m *PolicyVersionMutation) SetKind(ek engine.PolicyKind) {
-	m.kind = &ek
+func (m *PolicyVersionMutation) SetKind(ck credit.PolicyKind) {
+	m.kind = &ck
 }
 
 // Kind returns the value of the "kind" field in the mutation.
-func (m *PolicyVersionMutation) Kind() (r engine.PolicyKind, exists bool) {
+func (m *PolicyVersionMutation) Kind() (r credit.PolicyKind, exists bool) {
 	v := m.kind
 	if v == nil {
 		return
@@ -10949,7 +10949,7 @@ func (m *PolicyVersionMutation) Kind() (r engine.PolicyKind, exists bool) {
 // OldKind returns the old "kind" field's value of the PolicyVersion entity.
 // If the PolicyVersion object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *PolicyVersionMutation) OldKind(ctx context.Context) (v engine.PolicyKind, err error) {
+func (m *PolicyVersionMutation) OldKind(ctx context.Context) (v credit.PolicyKind, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldKind is only allowed on UpdateOne operations")
 	}
@@ -11061,12 +11061,12 @@ func (m *PolicyVersionMutation) ResetVersion() {
 }
 
 // SetStatus sets the "status" field.
-func (m *PolicyVersionMutation) SetStatus(es engine.VersionStatus) {
-	m.status = &es
+func (m *PolicyVersionMutation) SetStatus(cs credit.VersionStatus) {
+	m.status = &cs
 }
 
 // Status returns the value of the "status" field in the mutation.
-func (m *PolicyVersionMutation) Status() (r engine.VersionStatus, exists bool) {
+func (m *PolicyVersionMutation) Status() (r credit.VersionStatus, exists bool) {
 	v := m.status
 	if v == nil {
 		return
@@ -11077,7 +11077,7 @@ func (m *PolicyVersionMutation) Status() (r engine.VersionStatus, exists bool) {
 // OldStatus returns the old "status" field's value of the PolicyVersion entity.
 // If the PolicyVersion object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *PolicyVersionMutation) OldStatus(ctx context.Context) (v engine.VersionStatus, err error) {
+func (m *PolicyVersionMutation) OldStatus(ctx context.Context) (v credit.VersionStatus, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
 	}
@@ -11326,7 +11326,7 @@ func (m *PolicyVersionMutation) SetField(name string, value ent.Value) error {
 		m.SetName(v)
 		return nil
 	case policyversion.FieldKind:
-		v, ok := value.(engine.PolicyKind)
+		v, ok := value.(credit.PolicyKind)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -11347,7 +11347,7 @@ func (m *PolicyVersionMutation) SetField(name string, value ent.Value) error {
 		m.SetVersion(v)
 		return nil
 	case policyversion.FieldStatus:
-		v, ok := value.(engine.VersionStatus)
+		v, ok := value.(credit.VersionStatus)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -11529,11 +11529,11 @@ type PoolMutation struct {
 	typ                 string
 	id                  *int
 	created_at          *time.Time
-	kind                *engine.PoolKind
+	kind                *credit.PoolKind
 	name                *string
 	fall_through        *bool
 	budget_amount       *decimal.NullDecimal
-	budget_period       *engine.Period
+	budget_period       *credit.Period
 	budget_hard         *bool
 	clearedFields       map[string]struct{}
 	organization        *int
@@ -11722,12 +11722,12 @@ func (m *PoolMutation) ResetOrganizationID() {
 }
 
 // SetKind sets the "kind" field.
-func (m *PoolMutation) SetKind(ek engine.PoolKind) {
-	m.kind = &ek
+func (m *PoolMutation) SetKind(ck credit.PoolKind) {
+	m.kind = &ck
 }
 
 // Kind returns the value of the "kind" field in the mutation.
-func (m *PoolMutation) Kind() (r engine.PoolKind, exists bool) {
+func (m *PoolMutation) Kind() (r credit.PoolKind, exists bool) {
 	v := m.kind
 	if v == nil {
 		return
@@ -11738,7 +11738,7 @@ func (m *PoolMutation) Kind() (r engine.PoolKind, exists bool) {
 // OldKind returns the old "kind" field's value of the Pool entity.
 // If the Pool object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *PoolMutation) OldKind(ctx context.Context) (v engine.PoolKind, err error) {
+func (m *PoolMutation) OldKind(ctx context.Context) (v credit.PoolKind, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldKind is only allowed on UpdateOne operations")
 	}
@@ -11928,12 +11928,12 @@ func (m *PoolMutation) ResetBudgetAmount() {
 }
 
 // SetBudgetPeriod sets the "budget_period" field.
-func (m *PoolMutation) SetBudgetPeriod(e engine.Period) {
-	m.budget_period = &e
+func (m *PoolMutation) SetBudgetPeriod(c credit.Period) {
+	m.budget_period = &c
 }
 
 // BudgetPeriod returns the value of the "budget_period" field in the mutation.
-func (m *PoolMutation) BudgetPeriod() (r engine.Period, exists bool) {
+func (m *PoolMutation) BudgetPeriod() (r credit.Period, exists bool) {
 	v := m.budget_period
 	if v == nil {
 		return
@@ -11944,7 +11944,7 @@ func (m *PoolMutation) BudgetPeriod() (r engine.Period, exists bool) {
 // OldBudgetPeriod returns the old "budget_period" field's value of the Pool entity.
 // If the Pool object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *PoolMutation) OldBudgetPeriod(ctx context.Context) (v *engine.Period, err error) {
+func (m *PoolMutation) OldBudgetPeriod(ctx context.Context) (v *credit.Period, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldBudgetPeriod is only allowed on UpdateOne operations")
 	}
@@ -12313,7 +12313,7 @@ func (m *PoolMutation) SetField(name string, value ent.Value) error {
 		m.SetOrganizationID(v)
 		return nil
 	case pool.FieldKind:
-		v, ok := value.(engine.PoolKind)
+		v, ok := value.(credit.PoolKind)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -12348,7 +12348,7 @@ func (m *PoolMutation) SetField(name string, value ent.Value) error {
 		m.SetBudgetAmount(v)
 		return nil
 	case pool.FieldBudgetPeriod:
-		v, ok := value.(engine.Period)
+		v, ok := value.(credit.Period)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -15124,7 +15124,7 @@ type UsageEventMutation struct {
 	idempotency_key        *string
 	payload_hash           *string
 	action                 *string
-	status                 *engine.UsageStatus
+	status                 *credit.UsageStatus
 	quantity               *decimal.Decimal
 	completion             *decimal.Decimal
 	attempt                *int
@@ -15134,7 +15134,7 @@ type UsageEventMutation struct {
 	occurred_at            *time.Time
 	credits                *decimal.Decimal
 	overage                *decimal.Decimal
-	decision               *engine.Decision
+	decision               *credit.Decision
 	reason                 *string
 	reason_code            *string
 	register_id            *int
@@ -15510,12 +15510,12 @@ func (m *UsageEventMutation) ResetAction() {
 }
 
 // SetStatus sets the "status" field.
-func (m *UsageEventMutation) SetStatus(es engine.UsageStatus) {
-	m.status = &es
+func (m *UsageEventMutation) SetStatus(cs credit.UsageStatus) {
+	m.status = &cs
 }
 
 // Status returns the value of the "status" field in the mutation.
-func (m *UsageEventMutation) Status() (r engine.UsageStatus, exists bool) {
+func (m *UsageEventMutation) Status() (r credit.UsageStatus, exists bool) {
 	v := m.status
 	if v == nil {
 		return
@@ -15526,7 +15526,7 @@ func (m *UsageEventMutation) Status() (r engine.UsageStatus, exists bool) {
 // OldStatus returns the old "status" field's value of the UsageEvent entity.
 // If the UsageEvent object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UsageEventMutation) OldStatus(ctx context.Context) (v engine.UsageStatus, err error) {
+func (m *UsageEventMutation) OldStatus(ctx context.Context) (v credit.UsageStatus, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
 	}
@@ -15880,12 +15880,12 @@ func (m *UsageEventMutation) ResetOverage() {
 }
 
 // SetDecision sets the "decision" field.
-func (m *UsageEventMutation) SetDecision(e engine.Decision) {
-	m.decision = &e
+func (m *UsageEventMutation) SetDecision(c credit.Decision) {
+	m.decision = &c
 }
 
 // Decision returns the value of the "decision" field in the mutation.
-func (m *UsageEventMutation) Decision() (r engine.Decision, exists bool) {
+func (m *UsageEventMutation) Decision() (r credit.Decision, exists bool) {
 	v := m.decision
 	if v == nil {
 		return
@@ -15896,7 +15896,7 @@ func (m *UsageEventMutation) Decision() (r engine.Decision, exists bool) {
 // OldDecision returns the old "decision" field's value of the UsageEvent entity.
 // If the UsageEvent object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UsageEventMutation) OldDecision(ctx context.Context) (v engine.Decision, err error) {
+func (m *UsageEventMutation) OldDecision(ctx context.Context) (v credit.Decision, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldDecision is only allowed on UpdateOne operations")
 	}
@@ -16705,7 +16705,7 @@ func (m *UsageEventMutation) SetField(name string, value ent.Value) error {
 		m.SetAction(v)
 		return nil
 	case usageevent.FieldStatus:
-		v, ok := value.(engine.UsageStatus)
+		v, ok := value.(credit.UsageStatus)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -16768,7 +16768,7 @@ func (m *UsageEventMutation) SetField(name string, value ent.Value) error {
 		m.SetOverage(v)
 		return nil
 	case usageevent.FieldDecision:
-		v, ok := value.(engine.Decision)
+		v, ok := value.(credit.Decision)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -17954,7 +17954,7 @@ type WeightRegisterMutation struct {
 	name           *string
 	version        *int
 	addversion     *int
-	status         *engine.VersionStatus
+	status         *credit.VersionStatus
 	effective_from *time.Time
 	published_at   *time.Time
 	clearedFields  map[string]struct{}
@@ -18193,12 +18193,12 @@ func (m *WeightRegisterMutation) ResetVersion() {
 }
 
 // SetStatus sets the "status" field.
-func (m *WeightRegisterMutation) SetStatus(es engine.VersionStatus) {
-	m.status = &es
+func (m *WeightRegisterMutation) SetStatus(cs credit.VersionStatus) {
+	m.status = &cs
 }
 
 // Status returns the value of the "status" field in the mutation.
-func (m *WeightRegisterMutation) Status() (r engine.VersionStatus, exists bool) {
+func (m *WeightRegisterMutation) Status() (r credit.VersionStatus, exists bool) {
 	v := m.status
 	if v == nil {
 		return
@@ -18209,7 +18209,7 @@ func (m *WeightRegisterMutation) Status() (r engine.VersionStatus, exists bool) 
 // OldStatus returns the old "status" field's value of the WeightRegister entity.
 // If the WeightRegister object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *WeightRegisterMutation) OldStatus(ctx context.Context) (v engine.VersionStatus, err error) {
+func (m *WeightRegisterMutation) OldStatus(ctx context.Context) (v credit.VersionStatus, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
 	}
@@ -18505,7 +18505,7 @@ func (m *WeightRegisterMutation) SetField(name string, value ent.Value) error {
 		m.SetVersion(v)
 		return nil
 	case weightregister.FieldStatus:
-		v, ok := value.(engine.VersionStatus)
+		v, ok := value.(credit.VersionStatus)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}

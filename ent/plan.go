@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/shopspring/decimal"
 )
@@ -24,7 +24,7 @@ type Plan struct {
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// Period holds the value of the "period" field.
-	Period engine.Period `json:"period,omitempty"`
+	Period credit.Period `json:"period,omitempty"`
 	// IncludedCredits holds the value of the "included_credits" field.
 	IncludedCredits decimal.Decimal `json:"included_credits,omitempty"`
 	// PricePerCredit holds the value of the "price_per_credit" field.
@@ -36,7 +36,7 @@ type Plan struct {
 	// RegisterName holds the value of the "register_name" field.
 	RegisterName string `json:"register_name,omitempty"`
 	// OverageMode holds the value of the "overage_mode" field.
-	OverageMode engine.OverageMode `json:"overage_mode,omitempty"`
+	OverageMode credit.OverageMode `json:"overage_mode,omitempty"`
 	// OveragePrice holds the value of the "overage_price" field.
 	OveragePrice decimal.NullDecimal `json:"overage_price,omitempty"`
 	// AutoTopUpThreshold holds the value of the "auto_top_up_threshold" field.
@@ -48,7 +48,7 @@ type Plan struct {
 	// BorrowLimit holds the value of the "borrow_limit" field.
 	BorrowLimit decimal.NullDecimal `json:"borrow_limit,omitempty"`
 	// RolloverMode holds the value of the "rollover_mode" field.
-	RolloverMode engine.RolloverMode `json:"rollover_mode,omitempty"`
+	RolloverMode credit.RolloverMode `json:"rollover_mode,omitempty"`
 	// RolloverCap holds the value of the "rollover_cap" field.
 	RolloverCap decimal.NullDecimal `json:"rollover_cap,omitempty"`
 	// OnDemandPrice holds the value of the "on_demand_price" field.
@@ -116,7 +116,7 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field period", values[i])
 			} else if value.Valid {
-				_m.Period = engine.Period(value.String)
+				_m.Period = credit.Period(value.String)
 			}
 		case plan.FieldIncludedCredits:
 			if value, ok := values[i].(*decimal.Decimal); !ok {
@@ -152,7 +152,7 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field overage_mode", values[i])
 			} else if value.Valid {
-				_m.OverageMode = engine.OverageMode(value.String)
+				_m.OverageMode = credit.OverageMode(value.String)
 			}
 		case plan.FieldOveragePrice:
 			if value, ok := values[i].(*decimal.NullDecimal); !ok {
@@ -189,7 +189,7 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field rollover_mode", values[i])
 			} else if value.Valid {
-				_m.RolloverMode = engine.RolloverMode(value.String)
+				_m.RolloverMode = credit.RolloverMode(value.String)
 			}
 		case plan.FieldRolloverCap:
 			if value, ok := values[i].(*decimal.NullDecimal); !ok {

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/shopspring/decimal"
 )
@@ -45,7 +45,7 @@ func (_c *PlanCreate) SetName(v string) *PlanCreate {
 }
 
 // SetPeriod sets the "period" field.
-func (_c *PlanCreate) SetPeriod(v engine.Period) *PlanCreate {
+func (_c *PlanCreate) SetPeriod(v credit.Period) *PlanCreate {
 	_c.mutation.SetPeriod(v)
 	return _c
 }
@@ -89,7 +89,7 @@ func (_c *PlanCreate) SetRegisterName(v string) *PlanCreate {
 }
 
 // SetOverageMode sets the "overage_mode" field.
-func (_c *PlanCreate) SetOverageMode(v engine.OverageMode) *PlanCreate {
+func (_c *PlanCreate) SetOverageMode(v credit.OverageMode) *PlanCreate {
 	_c.mutation.SetOverageMode(v)
 	return _c
 }
@@ -165,7 +165,7 @@ func (_c *PlanCreate) SetNillableBorrowLimit(v *decimal.NullDecimal) *PlanCreate
 }
 
 // SetRolloverMode sets the "rollover_mode" field.
-func (_c *PlanCreate) SetRolloverMode(v engine.RolloverMode) *PlanCreate {
+func (_c *PlanCreate) SetRolloverMode(v credit.RolloverMode) *PlanCreate {
 	_c.mutation.SetRolloverMode(v)
 	return _c
 }

@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/policyversion"
 )
 
@@ -23,13 +23,13 @@ type PolicyVersion struct {
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// Kind holds the value of the "kind" field.
-	Kind engine.PolicyKind `json:"kind,omitempty"`
+	Kind credit.PolicyKind `json:"kind,omitempty"`
 	// Expression holds the value of the "expression" field.
 	Expression string `json:"expression,omitempty"`
 	// Version holds the value of the "version" field.
 	Version int `json:"version,omitempty"`
 	// Status holds the value of the "status" field.
-	Status engine.VersionStatus `json:"status,omitempty"`
+	Status credit.VersionStatus `json:"status,omitempty"`
 	// EffectiveFrom holds the value of the "effective_from" field.
 	EffectiveFrom *time.Time `json:"effective_from,omitempty"`
 	// PublishedAt holds the value of the "published_at" field.
@@ -85,7 +85,7 @@ func (_m *PolicyVersion) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field kind", values[i])
 			} else if value.Valid {
-				_m.Kind = engine.PolicyKind(value.String)
+				_m.Kind = credit.PolicyKind(value.String)
 			}
 		case policyversion.FieldExpression:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -103,7 +103,7 @@ func (_m *PolicyVersion) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field status", values[i])
 			} else if value.Valid {
-				_m.Status = engine.VersionStatus(value.String)
+				_m.Status = credit.VersionStatus(value.String)
 			}
 		case policyversion.FieldEffectiveFrom:
 			if value, ok := values[i].(*sql.NullTime); !ok {

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/policyversion"
 )
 
@@ -44,7 +44,7 @@ func (_c *PolicyVersionCreate) SetName(v string) *PolicyVersionCreate {
 }
 
 // SetKind sets the "kind" field.
-func (_c *PolicyVersionCreate) SetKind(v engine.PolicyKind) *PolicyVersionCreate {
+func (_c *PolicyVersionCreate) SetKind(v credit.PolicyKind) *PolicyVersionCreate {
 	_c.mutation.SetKind(v)
 	return _c
 }
@@ -62,7 +62,7 @@ func (_c *PolicyVersionCreate) SetVersion(v int) *PolicyVersionCreate {
 }
 
 // SetStatus sets the "status" field.
-func (_c *PolicyVersionCreate) SetStatus(v engine.VersionStatus) *PolicyVersionCreate {
+func (_c *PolicyVersionCreate) SetStatus(v credit.VersionStatus) *PolicyVersionCreate {
 	_c.mutation.SetStatus(v)
 	return _c
 }
@@ -288,7 +288,7 @@ type (
 )
 
 // SetStatus sets the "status" field.
-func (u *PolicyVersionUpsert) SetStatus(v engine.VersionStatus) *PolicyVersionUpsert {
+func (u *PolicyVersionUpsert) SetStatus(v credit.VersionStatus) *PolicyVersionUpsert {
 	u.Set(policyversion.FieldStatus, v)
 	return u
 }
@@ -393,7 +393,7 @@ func (u *PolicyVersionUpsertOne) Update(set func(*PolicyVersionUpsert)) *PolicyV
 }
 
 // SetStatus sets the "status" field.
-func (u *PolicyVersionUpsertOne) SetStatus(v engine.VersionStatus) *PolicyVersionUpsertOne {
+func (u *PolicyVersionUpsertOne) SetStatus(v credit.VersionStatus) *PolicyVersionUpsertOne {
 	return u.Update(func(s *PolicyVersionUpsert) {
 		s.SetStatus(v)
 	})
@@ -672,7 +672,7 @@ func (u *PolicyVersionUpsertBulk) Update(set func(*PolicyVersionUpsert)) *Policy
 }
 
 // SetStatus sets the "status" field.
-func (u *PolicyVersionUpsertBulk) SetStatus(v engine.VersionStatus) *PolicyVersionUpsertBulk {
+func (u *PolicyVersionUpsertBulk) SetStatus(v credit.VersionStatus) *PolicyVersionUpsertBulk {
 	return u.Update(func(s *PolicyVersionUpsert) {
 		s.SetStatus(v)
 	})

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/ent/predicate"
 )
@@ -30,13 +30,13 @@ func (_u *PolicyVersionUpdate) Where(ps ...predicate.PolicyVersion) *PolicyVersi
 }
 
 // SetStatus sets the "status" field.
-func (_u *PolicyVersionUpdate) SetStatus(v engine.VersionStatus) *PolicyVersionUpdate {
+func (_u *PolicyVersionUpdate) SetStatus(v credit.VersionStatus) *PolicyVersionUpdate {
 	_u.mutation.SetStatus(v)
 	return _u
 }
 
 // SetNillableStatus sets the "status" field if the given value is not nil.
-func (_u *PolicyVersionUpdate) SetNillableStatus(v *engine.VersionStatus) *PolicyVersionUpdate {
+func (_u *PolicyVersionUpdate) SetNillableStatus(v *credit.VersionStatus) *PolicyVersionUpdate {
 	if v != nil {
 		_u.SetStatus(*v)
 	}
@@ -173,13 +173,13 @@ type PolicyVersionUpdateOne struct {
 }
 
 // SetStatus sets the "status" field.
-func (_u *PolicyVersionUpdateOne) SetStatus(v engine.VersionStatus) *PolicyVersionUpdateOne {
+func (_u *PolicyVersionUpdateOne) SetStatus(v credit.VersionStatus) *PolicyVersionUpdateOne {
 	_u.mutation.SetStatus(v)
 	return _u
 }
 
 // SetNillableStatus sets the "status" field if the given value is not nil.
-func (_u *PolicyVersionUpdateOne) SetNillableStatus(v *engine.VersionStatus) *PolicyVersionUpdateOne {
+func (_u *PolicyVersionUpdateOne) SetNillableStatus(v *credit.VersionStatus) *PolicyVersionUpdateOne {
 	if v != nil {
 		_u.SetStatus(*v)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/shopspring/decimal"
@@ -25,7 +25,7 @@ type Pool struct {
 	// OrganizationID holds the value of the "organization_id" field.
 	OrganizationID int `json:"organization_id,omitempty"`
 	// Kind holds the value of the "kind" field.
-	Kind engine.PoolKind `json:"kind,omitempty"`
+	Kind credit.PoolKind `json:"kind,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// ParentID holds the value of the "parent_id" field.
@@ -35,7 +35,7 @@ type Pool struct {
 	// BudgetAmount holds the value of the "budget_amount" field.
 	BudgetAmount decimal.NullDecimal `json:"budget_amount,omitempty"`
 	// BudgetPeriod holds the value of the "budget_period" field.
-	BudgetPeriod *engine.Period `json:"budget_period,omitempty"`
+	BudgetPeriod *credit.Period `json:"budget_period,omitempty"`
 	// BudgetHard holds the value of the "budget_hard" field.
 	BudgetHard bool `json:"budget_hard,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -151,7 +151,7 @@ func (_m *Pool) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field kind", values[i])
 			} else if value.Valid {
-				_m.Kind = engine.PoolKind(value.String)
+				_m.Kind = credit.PoolKind(value.String)
 			}
 		case pool.FieldName:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -182,8 +182,8 @@ func (_m *Pool) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field budget_period", values[i])
 			} else if value.Valid {
-				_m.BudgetPeriod = new(engine.Period)
-				*_m.BudgetPeriod = engine.Period(value.String)
+				_m.BudgetPeriod = new(credit.Period)
+				*_m.BudgetPeriod = credit.Period(value.String)
 			}
 		case pool.FieldBudgetHard:
 			if value, ok := values[i].(*sql.NullBool); !ok {

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/pool"
@@ -47,7 +47,7 @@ func (_c *PoolCreate) SetOrganizationID(v int) *PoolCreate {
 }
 
 // SetKind sets the "kind" field.
-func (_c *PoolCreate) SetKind(v engine.PoolKind) *PoolCreate {
+func (_c *PoolCreate) SetKind(v credit.PoolKind) *PoolCreate {
 	_c.mutation.SetKind(v)
 	return _c
 }
@@ -101,13 +101,13 @@ func (_c *PoolCreate) SetNillableBudgetAmount(v *decimal.NullDecimal) *PoolCreat
 }
 
 // SetBudgetPeriod sets the "budget_period" field.
-func (_c *PoolCreate) SetBudgetPeriod(v engine.Period) *PoolCreate {
+func (_c *PoolCreate) SetBudgetPeriod(v credit.Period) *PoolCreate {
 	_c.mutation.SetBudgetPeriod(v)
 	return _c
 }
 
 // SetNillableBudgetPeriod sets the "budget_period" field if the given value is not nil.
-func (_c *PoolCreate) SetNillableBudgetPeriod(v *engine.Period) *PoolCreate {
+func (_c *PoolCreate) SetNillableBudgetPeriod(v *credit.Period) *PoolCreate {
 	if v != nil {
 		_c.SetBudgetPeriod(*v)
 	}
@@ -459,7 +459,7 @@ func (u *PoolUpsert) ClearBudgetAmount() *PoolUpsert {
 }
 
 // SetBudgetPeriod sets the "budget_period" field.
-func (u *PoolUpsert) SetBudgetPeriod(v engine.Period) *PoolUpsert {
+func (u *PoolUpsert) SetBudgetPeriod(v credit.Period) *PoolUpsert {
 	u.Set(pool.FieldBudgetPeriod, v)
 	return u
 }
@@ -581,7 +581,7 @@ func (u *PoolUpsertOne) ClearBudgetAmount() *PoolUpsertOne {
 }
 
 // SetBudgetPeriod sets the "budget_period" field.
-func (u *PoolUpsertOne) SetBudgetPeriod(v engine.Period) *PoolUpsertOne {
+func (u *PoolUpsertOne) SetBudgetPeriod(v credit.Period) *PoolUpsertOne {
 	return u.Update(func(s *PoolUpsert) {
 		s.SetBudgetPeriod(v)
 	})
@@ -874,7 +874,7 @@ func (u *PoolUpsertBulk) ClearBudgetAmount() *PoolUpsertBulk {
 }
 
 // SetBudgetPeriod sets the "budget_period" field.
-func (u *PoolUpsertBulk) SetBudgetPeriod(v engine.Period) *PoolUpsertBulk {
+func (u *PoolUpsertBulk) SetBudgetPeriod(v credit.Period) *PoolUpsertBulk {
 	return u.Update(func(s *PoolUpsert) {
 		s.SetBudgetPeriod(v)
 	})

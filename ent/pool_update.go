@@ -10,7 +10,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/predicate"
@@ -65,13 +65,13 @@ func (_u *PoolUpdate) ClearBudgetAmount() *PoolUpdate {
 }
 
 // SetBudgetPeriod sets the "budget_period" field.
-func (_u *PoolUpdate) SetBudgetPeriod(v engine.Period) *PoolUpdate {
+func (_u *PoolUpdate) SetBudgetPeriod(v credit.Period) *PoolUpdate {
 	_u.mutation.SetBudgetPeriod(v)
 	return _u
 }
 
 // SetNillableBudgetPeriod sets the "budget_period" field if the given value is not nil.
-func (_u *PoolUpdate) SetNillableBudgetPeriod(v *engine.Period) *PoolUpdate {
+func (_u *PoolUpdate) SetNillableBudgetPeriod(v *credit.Period) *PoolUpdate {
 	if v != nil {
 		_u.SetBudgetPeriod(*v)
 	}
@@ -395,13 +395,13 @@ func (_u *PoolUpdateOne) ClearBudgetAmount() *PoolUpdateOne {
 }
 
 // SetBudgetPeriod sets the "budget_period" field.
-func (_u *PoolUpdateOne) SetBudgetPeriod(v engine.Period) *PoolUpdateOne {
+func (_u *PoolUpdateOne) SetBudgetPeriod(v credit.Period) *PoolUpdateOne {
 	_u.mutation.SetBudgetPeriod(v)
 	return _u
 }
 
 // SetNillableBudgetPeriod sets the "budget_period" field if the given value is not nil.
-func (_u *PoolUpdateOne) SetNillableBudgetPeriod(v *engine.Period) *PoolUpdateOne {
+func (_u *PoolUpdateOne) SetNillableBudgetPeriod(v *credit.Period) *PoolUpdateOne {
 	if v != nil {
 		_u.SetBudgetPeriod(*v)
 	}

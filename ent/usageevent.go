@@ -10,7 +10,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/shopspring/decimal"
 )
@@ -33,7 +33,7 @@ type UsageEvent struct {
 	// Action holds the value of the "action" field.
 	Action string `json:"action,omitempty"`
 	// Status holds the value of the "status" field.
-	Status engine.UsageStatus `json:"status,omitempty"`
+	Status credit.UsageStatus `json:"status,omitempty"`
 	// Quantity holds the value of the "quantity" field.
 	Quantity decimal.Decimal `json:"quantity,omitempty"`
 	// Completion holds the value of the "completion" field.
@@ -51,7 +51,7 @@ type UsageEvent struct {
 	// Overage holds the value of the "overage" field.
 	Overage decimal.Decimal `json:"overage,omitempty"`
 	// Decision holds the value of the "decision" field.
-	Decision engine.Decision `json:"decision,omitempty"`
+	Decision credit.Decision `json:"decision,omitempty"`
 	// Reason holds the value of the "reason" field.
 	Reason string `json:"reason,omitempty"`
 	// ReasonCode holds the value of the "reason_code" field.
@@ -147,7 +147,7 @@ func (_m *UsageEvent) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field status", values[i])
 			} else if value.Valid {
-				_m.Status = engine.UsageStatus(value.String)
+				_m.Status = credit.UsageStatus(value.String)
 			}
 		case usageevent.FieldQuantity:
 			if value, ok := values[i].(*decimal.Decimal); !ok {
@@ -203,7 +203,7 @@ func (_m *UsageEvent) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field decision", values[i])
 			} else if value.Valid {
-				_m.Decision = engine.Decision(value.String)
+				_m.Decision = credit.Decision(value.String)
 			}
 		case usageevent.FieldReason:
 			if value, ok := values[i].(*sql.NullString); !ok {

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/shopspring/decimal"
 )
@@ -69,7 +69,7 @@ func (_c *UsageEventCreate) SetAction(v string) *UsageEventCreate {
 }
 
 // SetStatus sets the "status" field.
-func (_c *UsageEventCreate) SetStatus(v engine.UsageStatus) *UsageEventCreate {
+func (_c *UsageEventCreate) SetStatus(v credit.UsageStatus) *UsageEventCreate {
 	_c.mutation.SetStatus(v)
 	return _c
 }
@@ -139,7 +139,7 @@ func (_c *UsageEventCreate) SetOverage(v decimal.Decimal) *UsageEventCreate {
 }
 
 // SetDecision sets the "decision" field.
-func (_c *UsageEventCreate) SetDecision(v engine.Decision) *UsageEventCreate {
+func (_c *UsageEventCreate) SetDecision(v credit.Decision) *UsageEventCreate {
 	_c.mutation.SetDecision(v)
 	return _c
 }

@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/weightregister"
 )
 
@@ -25,7 +25,7 @@ type WeightRegister struct {
 	// Version holds the value of the "version" field.
 	Version int `json:"version,omitempty"`
 	// Status holds the value of the "status" field.
-	Status engine.VersionStatus `json:"status,omitempty"`
+	Status credit.VersionStatus `json:"status,omitempty"`
 	// EffectiveFrom holds the value of the "effective_from" field.
 	EffectiveFrom *time.Time `json:"effective_from,omitempty"`
 	// PublishedAt holds the value of the "published_at" field.
@@ -108,7 +108,7 @@ func (_m *WeightRegister) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field status", values[i])
 			} else if value.Valid {
-				_m.Status = engine.VersionStatus(value.String)
+				_m.Status = credit.VersionStatus(value.String)
 			}
 		case weightregister.FieldEffectiveFrom:
 			if value, ok := values[i].(*sql.NullTime); !ok {

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
 )
@@ -51,7 +51,7 @@ func (_c *WeightRegisterCreate) SetVersion(v int) *WeightRegisterCreate {
 }
 
 // SetStatus sets the "status" field.
-func (_c *WeightRegisterCreate) SetStatus(v engine.VersionStatus) *WeightRegisterCreate {
+func (_c *WeightRegisterCreate) SetStatus(v credit.VersionStatus) *WeightRegisterCreate {
 	_c.mutation.SetStatus(v)
 	return _c
 }
@@ -289,7 +289,7 @@ type (
 )
 
 // SetStatus sets the "status" field.
-func (u *WeightRegisterUpsert) SetStatus(v engine.VersionStatus) *WeightRegisterUpsert {
+func (u *WeightRegisterUpsert) SetStatus(v credit.VersionStatus) *WeightRegisterUpsert {
 	u.Set(weightregister.FieldStatus, v)
 	return u
 }
@@ -388,7 +388,7 @@ func (u *WeightRegisterUpsertOne) Update(set func(*WeightRegisterUpsert)) *Weigh
 }
 
 // SetStatus sets the "status" field.
-func (u *WeightRegisterUpsertOne) SetStatus(v engine.VersionStatus) *WeightRegisterUpsertOne {
+func (u *WeightRegisterUpsertOne) SetStatus(v credit.VersionStatus) *WeightRegisterUpsertOne {
 	return u.Update(func(s *WeightRegisterUpsert) {
 		s.SetStatus(v)
 	})
@@ -661,7 +661,7 @@ func (u *WeightRegisterUpsertBulk) Update(set func(*WeightRegisterUpsert)) *Weig
 }
 
 // SetStatus sets the "status" field.
-func (u *WeightRegisterUpsertBulk) SetStatus(v engine.VersionStatus) *WeightRegisterUpsertBulk {
+func (u *WeightRegisterUpsertBulk) SetStatus(v credit.VersionStatus) *WeightRegisterUpsertBulk {
 	return u.Update(func(s *WeightRegisterUpsert) {
 		s.SetStatus(v)
 	})

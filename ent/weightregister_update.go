@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
@@ -31,13 +31,13 @@ func (_u *WeightRegisterUpdate) Where(ps ...predicate.WeightRegister) *WeightReg
 }
 
 // SetStatus sets the "status" field.
-func (_u *WeightRegisterUpdate) SetStatus(v engine.VersionStatus) *WeightRegisterUpdate {
+func (_u *WeightRegisterUpdate) SetStatus(v credit.VersionStatus) *WeightRegisterUpdate {
 	_u.mutation.SetStatus(v)
 	return _u
 }
 
 // SetNillableStatus sets the "status" field if the given value is not nil.
-func (_u *WeightRegisterUpdate) SetNillableStatus(v *engine.VersionStatus) *WeightRegisterUpdate {
+func (_u *WeightRegisterUpdate) SetNillableStatus(v *credit.VersionStatus) *WeightRegisterUpdate {
 	if v != nil {
 		_u.SetStatus(*v)
 	}
@@ -255,13 +255,13 @@ type WeightRegisterUpdateOne struct {
 }
 
 // SetStatus sets the "status" field.
-func (_u *WeightRegisterUpdateOne) SetStatus(v engine.VersionStatus) *WeightRegisterUpdateOne {
+func (_u *WeightRegisterUpdateOne) SetStatus(v credit.VersionStatus) *WeightRegisterUpdateOne {
 	_u.mutation.SetStatus(v)
 	return _u
 }
 
 // SetNillableStatus sets the "status" field if the given value is not nil.
-func (_u *WeightRegisterUpdateOne) SetNillableStatus(v *engine.VersionStatus) *WeightRegisterUpdateOne {
+func (_u *WeightRegisterUpdateOne) SetNillableStatus(v *credit.VersionStatus) *WeightRegisterUpdateOne {
 	if v != nil {
 		_u.SetStatus(*v)
 	}

@@ -8,7 +8,7 @@ package graph
 import (
 	"context"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/graph/model"
@@ -38,7 +38,7 @@ func (r *auditEntryResolver) RequestID(ctx context.Context, obj *ent.AuditEntry)
 }
 
 // CreateAPIKey is the resolver for the createApiKey field.
-func (r *mutationResolver) CreateAPIKey(ctx context.Context, name string, role engine.Role, organizationID *int) (*model.APIKeySecret, error) {
+func (r *mutationResolver) CreateAPIKey(ctx context.Context, name string, role credit.Role, organizationID *int) (*model.APIKeySecret, error) {
 	k, secret, err := r.svc.CreateKey(ctx, ledger.KeyInput{Name: name, Role: role, OrganizationID: organizationID})
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/creditd/creditd/auth"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/schema"
@@ -96,7 +96,7 @@ func newAccessEnv(t *testing.T, db *store.DB, opt graph.Options) *accessEnv {
 	svc := ledger.New(db, ledger.WithClock(func() time.Time { return accessNow }))
 	e := &accessEnv{t: t, db: db, svc: svc, seen: new([]aSeen)}
 	e = e.with(opt)
-	e.op, e.opID = e.newKey("access operator", engine.RoleOperator, "")
+	e.op, e.opID = e.newKey("access operator", credit.RoleOperator, "")
 	return e
 }
 
@@ -115,7 +115,7 @@ func (e *accessEnv) with(opt graph.Options) *accessEnv {
 
 // newKey creates a key in process (no HTTP, no rate limit spent); org "" is
 // vendor-wide.
-func (e *accessEnv) newKey(name string, role engine.Role, org string) (secret string, id int) {
+func (e *accessEnv) newKey(name string, role credit.Role, org string) (secret string, id int) {
 	e.t.Helper()
 	in := ledger.KeyInput{Name: name, Role: role}
 	if org != "" {
@@ -550,7 +550,7 @@ func sampleValue(s *ast.Schema, t *ast.Type, arg string, ids func(string) string
 	case ast.Enum:
 		switch def.Name {
 		case "Role":
-			return string(engine.RoleService), nil
+			return string(credit.RoleService), nil
 		case "PolicyKind":
 			return "BURN", nil
 		}
@@ -582,10 +582,10 @@ func TestRoleMatrix(t *testing.T) {
 		keys := map[string]string{}
 		for _, r := range roles {
 			scope := ""
-			if r == string(engine.RoleOrgAdmin) || r == string(engine.RoleService) {
+			if r == string(credit.RoleOrgAdmin) || r == string(credit.RoleService) {
 				scope = org
 			}
-			keys[r], _ = e.newKey("matrix "+r, engine.Role(r), scope)
+			keys[r], _ = e.newKey("matrix "+r, credit.Role(r), scope)
 		}
 		var table []string
 		cells := 0
@@ -610,7 +610,7 @@ func TestRoleMatrix(t *testing.T) {
 						a := strings.ToLower(arg)
 						switch {
 						case a == "id" && f.Type.Name() == "ApiKey":
-							_, id := e.newKey("matrix victim", engine.RoleService, org)
+							_, id := e.newKey("matrix victim", credit.RoleService, org)
 							return strconv.Itoa(id)
 						case a == "id" && f.Type.Name() == "Organization", strings.Contains(a, "organization"):
 							return org
@@ -635,7 +635,7 @@ func TestRoleMatrix(t *testing.T) {
 						row += " " + role + "=" + code
 					}
 					if !allowed[role] {
-						if code != string(engine.CodeForbidden) || r.Status != http.StatusOK {
+						if code != string(auth.CodeForbidden) || r.Status != http.StatusOK {
 							t.Errorf("%s as %s (not in @allow %v): want FORBIDDEN, got %v\nquery: %s", name, role, allowedList, r, q)
 						}
 						e.sameRows(fmt.Sprintf("refused %s as %s", name, role), before)
@@ -646,7 +646,7 @@ func TestRoleMatrix(t *testing.T) {
 						continue
 					}
 					for _, er := range r.Errors {
-						if c := er.Extensions["code"]; c == string(engine.CodeForbidden) || c == string(engine.CodeUnauthenticated) {
+						if c := er.Extensions["code"]; c == string(auth.CodeForbidden) || c == string(auth.CodeUnauthenticated) {
 							t.Errorf("%s as %s (allowed by @allow %v): got %v\nquery: %s\nvars: %v", name, role, allowedList, r, q, vars)
 							break
 						}
@@ -677,12 +677,12 @@ func TestAccessAuthentication(t *testing.T) {
 
 		// No key: every field answers UNAUTHENTICATED, nothing is written.
 		r := e.aDo("", aqOrg, map[string]any{"id": org})
-		aWant(t, "organization without a key", r, 0, string(engine.CodeUnauthenticated))
+		aWant(t, "organization without a key", r, 0, string(auth.CodeUnauthenticated))
 		if !strings.Contains(string(r.Data), `"organization":null`) && string(r.Data) != "null" {
 			t.Errorf("organization without a key: data = %s, want no organisation", r.Data)
 		}
 		r = e.aDo("", aqCreateOrg, map[string]any{"name": "no key"})
-		aWant(t, "createOrganization without a key", r, 0, string(engine.CodeUnauthenticated))
+		aWant(t, "createOrganization without a key", r, 0, string(auth.CodeUnauthenticated))
 		e.sameRows("requests without a key", before)
 
 		// Introspection works without a key.
@@ -714,7 +714,7 @@ func TestAccessAuthentication(t *testing.T) {
 		for _, h := range []string{"Basic x", "Bearer short", "Bearer", "Bearer ", "Basic " + e.op, "Token " + e.op, e.op,
 			"Bearer " + e.op[:len(e.op)-21], "Bearer " + strings.Repeat("k", 201), "Bearer cdk_ key with spaces in it 0123456789"} {
 			r := e.send(http.MethodPost, "/graphql", h, nil, bytes.NewReader(body))
-			aWant(t, fmt.Sprintf("Authorization %.30q", h), r, http.StatusUnauthorized, string(engine.CodeKeyMalformed))
+			aWant(t, fmt.Sprintf("Authorization %.30q", h), r, http.StatusUnauthorized, string(auth.CodeKeyMalformed))
 			if string(r.Data) != "null" {
 				t.Errorf("Authorization %.30q: data = %s, want null", h, r.Data)
 			}
@@ -723,7 +723,7 @@ func TestAccessAuthentication(t *testing.T) {
 		// Well-formed keys no one issued: 401 KEY_UNKNOWN.
 		for _, k := range []string{"cdk_" + strings.Repeat("A", 40), e.op[:len(e.op)-1] + flip(e.op[len(e.op)-1]), e.op + "x"} {
 			r := e.send(http.MethodPost, "/graphql", "Bearer "+k, nil, bytes.NewReader(body))
-			aWant(t, "an unknown key", r, http.StatusUnauthorized, string(engine.CodeKeyUnknown))
+			aWant(t, "an unknown key", r, http.StatusUnauthorized, string(auth.CodeKeyUnknown))
 		}
 		// The scheme is case-insensitive.
 		if r := e.send(http.MethodPost, "/graphql", "bearer "+e.op, nil, bytes.NewReader(body)); r.Status != http.StatusOK || len(r.Errors) > 0 {
@@ -731,7 +731,7 @@ func TestAccessAuthentication(t *testing.T) {
 		}
 
 		// Revocation takes effect at once.
-		key, id := e.newKey("soon revoked", engine.RoleService, org)
+		key, id := e.newKey("soon revoked", credit.RoleService, org)
 		e.aMust(key, aqOrg, map[string]any{"id": org}, nil)
 		var rev struct {
 			R struct {
@@ -745,9 +745,9 @@ func TestAccessAuthentication(t *testing.T) {
 		}
 		before = e.rows()
 		r = e.aDo(key, aqOrg, map[string]any{"id": org})
-		aWant(t, "the revoked key's next request", r, http.StatusUnauthorized, string(engine.CodeKeyRevoked))
+		aWant(t, "the revoked key's next request", r, http.StatusUnauthorized, string(auth.CodeKeyRevoked))
 		r = e.aDo(key, aqRecord, map[string]any{"in": map[string]any{"idempotencyKey": "revoked", "organizationId": org, "action": "agent.run"}})
-		aWant(t, "recordUsage with a revoked key", r, http.StatusUnauthorized, string(engine.CodeKeyRevoked))
+		aWant(t, "recordUsage with a revoked key", r, http.StatusUnauthorized, string(auth.CodeKeyRevoked))
 		e.sameRows("requests with a revoked key", before)
 
 		// Revoking twice keeps the first time.
@@ -847,10 +847,10 @@ func TestAccessTenantIsolation(t *testing.T) {
 		e.pricing()
 		orgA, poolA, grantA := e.org("Tenant A")
 		orgB, poolB, grantB := e.org("Tenant B")
-		admin, adminID := e.newKey("admin A", engine.RoleOrgAdmin, orgA)
-		service, serviceID := e.newKey("service A", engine.RoleService, orgA)
-		serviceB, serviceBID := e.newKey("service B", engine.RoleService, orgB)
-		_, adminBID := e.newKey("admin B", engine.RoleOrgAdmin, orgB)
+		admin, adminID := e.newKey("admin A", credit.RoleOrgAdmin, orgA)
+		service, serviceID := e.newKey("service A", credit.RoleService, orgA)
+		serviceB, serviceBID := e.newKey("service B", credit.RoleService, orgB)
+		_, adminBID := e.newKey("admin B", credit.RoleOrgAdmin, orgB)
 		e.use(service, orgA, "a-1")
 		e.use(serviceB, orgB, "b-1")
 		e.use(e.op, orgB, "b-2")
@@ -870,46 +870,46 @@ func TestAccessTenantIsolation(t *testing.T) {
 				{"pool(B's pool)", aqPool, poolB},
 			} {
 				theirs := e.aDo(k.key, c.query, map[string]any{"id": c.id})
-				aWant(t, k.name+": "+c.what, theirs, http.StatusOK, string(engine.CodeNotFound))
+				aWant(t, k.name+": "+c.what, theirs, http.StatusOK, string(credit.CodeNotFound))
 				sameAsMissing(t, k.name+": "+c.what, theirs, e.aDo(k.key, c.query, map[string]any{"id": missing}))
 			}
 		}
 		theirs := e.aDo(admin, aqLedger, map[string]any{"id": poolB})
-		aWant(t, "ORG_ADMIN of A: ledger(B's pool)", theirs, http.StatusOK, string(engine.CodeNotFound))
+		aWant(t, "ORG_ADMIN of A: ledger(B's pool)", theirs, http.StatusOK, string(credit.CodeNotFound))
 		sameAsMissing(t, "ORG_ADMIN of A: ledger(B's pool)", theirs, e.aDo(admin, aqLedger, map[string]any{"id": missing}))
 		// ledger is not a SERVICE field at all.
-		aWant(t, "SERVICE of A: ledger(B's pool)", e.aDo(service, aqLedger, map[string]any{"id": poolB}), http.StatusOK, string(engine.CodeForbidden))
+		aWant(t, "SERVICE of A: ledger(B's pool)", e.aDo(service, aqLedger, map[string]any{"id": poolB}), http.StatusOK, string(auth.CodeForbidden))
 
 		// recordUsage in B, or in A on B's pool.
 		usage := func(org string, pool any) map[string]any {
 			return map[string]any{"in": map[string]any{"idempotencyKey": "cross-" + org, "organizationId": org, "poolId": pool, "action": "agent.run"}}
 		}
 		theirs = e.aDo(service, aqRecord, usage(orgB, nil))
-		aWant(t, "recordUsage for B by A's service key", theirs, http.StatusOK, string(engine.CodeNotFound))
+		aWant(t, "recordUsage for B by A's service key", theirs, http.StatusOK, string(credit.CodeNotFound))
 		sameAsMissing(t, "recordUsage for B by A's service key", theirs, e.aDo(service, aqRecord, usage(missing, nil)))
 		theirs = e.aDo(service, aqRecord, usage(orgA, poolB))
-		aWant(t, "recordUsage for A on B's pool", theirs, http.StatusOK, string(engine.CodeNotFound))
+		aWant(t, "recordUsage for A on B's pool", theirs, http.StatusOK, string(credit.CodeNotFound))
 		sameAsMissing(t, "recordUsage for A on B's pool", theirs, e.aDo(service, aqRecord, usage(orgA, missing)))
 		// ... and by an OPERATOR: a pool of another organisation than the one named.
-		aWant(t, "OPERATOR: recordUsage for A on B's pool", e.aDo(e.op, aqRecord, usage(orgA, poolB)), http.StatusOK, string(engine.CodeNotFound))
+		aWant(t, "OPERATOR: recordUsage for A on B's pool", e.aDo(e.op, aqRecord, usage(orgA, poolB)), http.StatusOK, string(credit.CodeNotFound))
 		// A batch with one item of B writes nothing, not even A's item.
 		r := e.aDo(service, `mutation($ins: [UsageInput!]!) { recordUsageBatch(inputs: $ins) { decision } }`, map[string]any{"ins": []any{
 			map[string]any{"idempotencyKey": "batch-a", "organizationId": orgA, "action": "agent.run"},
 			map[string]any{"idempotencyKey": "batch-b", "organizationId": orgB, "action": "agent.run"},
 		}})
-		if er := aWant(t, "recordUsageBatch with an item of B", r, http.StatusOK, string(engine.CodeNotFound)); er.Extensions != nil && er.Extensions["index"] != float64(1) {
+		if er := aWant(t, "recordUsageBatch with an item of B", r, http.StatusOK, string(credit.CodeNotFound)); er.Extensions != nil && er.Extensions["index"] != float64(1) {
 			t.Errorf("recordUsageBatch with an item of B: index = %v, want 1", er.Extensions["index"])
 		}
 
 		// createPool in B; keys for B; an OPERATOR key; revoking B's key.
 		pool := func(org string) map[string]any { return map[string]any{"org": org, "name": "intruder"} }
 		theirs = e.aDo(admin, aqCreatePool, pool(orgB))
-		aWant(t, "createPool in B by A's admin", theirs, http.StatusOK, string(engine.CodeNotFound))
+		aWant(t, "createPool in B by A's admin", theirs, http.StatusOK, string(credit.CodeNotFound))
 		sameAsMissing(t, "createPool in B by A's admin", theirs, e.aDo(admin, aqCreatePool, pool(missing)))
 		// A parent pool of B for a pool of A.
 		theirs = e.aDo(admin, `mutation($org: ID!, $parent: ID) { createPool(organizationId: $org, kind: TEAM, name: "team", parentId: $parent) { id } }`,
 			map[string]any{"org": orgA, "parent": poolB})
-		aWant(t, "createPool in A under B's pool", theirs, http.StatusOK, string(engine.CodeNotFound))
+		aWant(t, "createPool in A under B's pool", theirs, http.StatusOK, string(credit.CodeNotFound))
 		sameAsMissing(t, "createPool in A under B's pool", theirs, e.aDo(admin, `mutation($org: ID!, $parent: ID) { createPool(organizationId: $org, kind: TEAM, name: "team", parentId: $parent) { id } }`,
 			map[string]any{"org": orgA, "parent": missing}))
 		key := func(role, org string) map[string]any {
@@ -921,19 +921,19 @@ func TestAccessTenantIsolation(t *testing.T) {
 		}
 		for _, role := range []string{"ORG_ADMIN", "SERVICE"} {
 			theirs = e.aDo(admin, aqCreateKey, key(role, orgB))
-			aWant(t, "createApiKey "+role+" for B by A's admin", theirs, http.StatusOK, string(engine.CodeNotFound))
+			aWant(t, "createApiKey "+role+" for B by A's admin", theirs, http.StatusOK, string(credit.CodeNotFound))
 			sameAsMissing(t, "createApiKey "+role+" for B by A's admin", theirs, e.aDo(admin, aqCreateKey, key(role, missing)))
 		}
 		for _, role := range []string{"OPERATOR", "PRICING", "REVOPS"} {
-			aWant(t, "A's admin creating a vendor-wide "+role+" key", e.aDo(admin, aqCreateKey, key(role, "")), http.StatusOK, string(engine.CodeForbidden))
-			aWant(t, "A's admin creating an "+role+" key of A", e.aDo(admin, aqCreateKey, key(role, orgA)), http.StatusOK, string(engine.CodeForbidden))
+			aWant(t, "A's admin creating a vendor-wide "+role+" key", e.aDo(admin, aqCreateKey, key(role, "")), http.StatusOK, string(auth.CodeForbidden))
+			aWant(t, "A's admin creating an "+role+" key of A", e.aDo(admin, aqCreateKey, key(role, orgA)), http.StatusOK, string(auth.CodeForbidden))
 		}
 		for _, victim := range []struct {
 			what string
 			id   int
 		}{{"B's SERVICE key", serviceBID}, {"B's ORG_ADMIN key", adminBID}, {"the OPERATOR key", e.opID}} {
 			theirs = e.aDo(admin, aqRevokeKey, map[string]any{"id": strconv.Itoa(victim.id)})
-			aWant(t, "revokeApiKey of "+victim.what+" by A's admin", theirs, http.StatusOK, string(engine.CodeNotFound))
+			aWant(t, "revokeApiKey of "+victim.what+" by A's admin", theirs, http.StatusOK, string(credit.CodeNotFound))
 			sameAsMissing(t, "revokeApiKey of "+victim.what+" by A's admin", theirs, e.aDo(admin, aqRevokeKey, map[string]any{"id": missing}))
 		}
 		// B's key still works.
@@ -983,7 +983,7 @@ func TestAccessTenantIsolation(t *testing.T) {
 		}
 		e.aMust(admin, aqAudit, map[string]any{"org": orgA}, nil)
 		theirs = e.aDo(admin, aqAudit, map[string]any{"org": orgB})
-		aWant(t, "auditLog(B) as A's admin", theirs, http.StatusOK, string(engine.CodeNotFound))
+		aWant(t, "auditLog(B) as A's admin", theirs, http.StatusOK, string(credit.CodeNotFound))
 		sameAsMissing(t, "auditLog(B) as A's admin", theirs, e.aDo(admin, aqAudit, map[string]any{"org": missing}))
 		e.sameRows("refused cross-tenant calls", before)
 
@@ -1086,10 +1086,10 @@ func TestAccessSecretsNeverLeak(t *testing.T) {
 		e.aMust(admin, aqOrg, map[string]any{"id": org}, nil)
 		e.use(service, org, "leak-1")
 		e.aMust(pricing, `query { validateRule(kind: BURN, expression: "weight") { ok } }`, nil, nil)
-		aWant(t, "PRICING creating an organisation", e.aDo(pricing, aqCreateOrg, map[string]any{"name": "x"}), http.StatusOK, string(engine.CodeForbidden))
+		aWant(t, "PRICING creating an organisation", e.aDo(pricing, aqCreateOrg, map[string]any{"name": "x"}), http.StatusOK, string(auth.CodeForbidden))
 		e.aDo(admin, `query { organization(id: `, nil) // a parse error
 		e.aMust(admin, aqRevokeKey, map[string]any{"id": serviceID}, nil)
-		aWant(t, "the revoked key", e.aDo(service, aqOrg, map[string]any{"id": org}), http.StatusUnauthorized, string(engine.CodeKeyRevoked))
+		aWant(t, "the revoked key", e.aDo(service, aqOrg, map[string]any{"id": org}), http.StatusUnauthorized, string(auth.CodeKeyRevoked))
 		body := gqlBody(t, aqOrg, map[string]any{"id": org})
 		for _, h := range []string{"Basic " + admin, admin, "Bearer " + admin + "x", "Bearer " + admin + " " + admin, "Bearer " + pricing[:20]} {
 			r := e.send(http.MethodPost, "/graphql", h, nil, bytes.NewReader(body))
@@ -1153,8 +1153,8 @@ func TestAccessRateLimit(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		e := newAccessEnv(t, db, graph.Options{}).with(graph.Options{RateLimit: 2, RateBurst: 2})
-		k1, _ := e.newKey("busy", engine.RoleOperator, "")
-		k2, _ := e.newKey("calm", engine.RoleOperator, "")
+		k1, _ := e.newKey("busy", credit.RoleOperator, "")
+		k2, _ := e.newKey("calm", credit.RoleOperator, "")
 		before := e.rows()
 		start := time.Now()
 		for i := 0; i < 2; i++ {
@@ -1162,7 +1162,7 @@ func TestAccessRateLimit(t *testing.T) {
 		}
 		r := e.aDo(k1, aqCreateOrg, map[string]any{"name": "over the limit"})
 		took := time.Since(start)
-		aWant(t, fmt.Sprintf("third request in %v", took), r, http.StatusTooManyRequests, string(engine.CodeRateLimited))
+		aWant(t, fmt.Sprintf("third request in %v", took), r, http.StatusTooManyRequests, string(graph.CodeRateLimited))
 		if r.Header.Get("Retry-After") == "" {
 			t.Errorf("429 without Retry-After")
 		}
@@ -1193,7 +1193,7 @@ func TestAccessLimits(t *testing.T) {
 		e := base.with(graph.Options{MaxDepth: 5})
 		deep := `query($id: ID!) { pool(id: $id) { organization { pools { organization { pools { id } } } } } }`
 		r := e.aDo(e.op, deep, map[string]any{"id": pool})
-		er := aWant(t, "a query 6 deep (max 5)", r, 0, string(engine.CodeQueryTooDeep))
+		er := aWant(t, "a query 6 deep (max 5)", r, 0, string(graph.CodeQueryTooDeep))
 		if !strings.Contains(er.Message, "6") || !strings.Contains(er.Message, "5") {
 			t.Errorf("QUERY_TOO_DEEP message %q does not name the depth and the limit", er.Message)
 		}
@@ -1201,11 +1201,11 @@ func TestAccessLimits(t *testing.T) {
 			t.Errorf("too deep: data = %s, want none", r.Data)
 		}
 		aWant(t, "a mutation 6 deep", e.aDo(e.op, `mutation { createOrganization(name: "deep") { pools { organization { pools { organization { id } } } } } }`, nil),
-			0, string(engine.CodeQueryTooDeep))
+			0, string(graph.CodeQueryTooDeep))
 		aWant(t, "6 deep through a fragment", e.aDo(e.op, `query($id: ID!) { pool(id: $id) { ...P } }
-fragment P on Pool { organization { pools { organization { pools { id } } } } }`, map[string]any{"id": pool}), 0, string(engine.CodeQueryTooDeep))
+fragment P on Pool { organization { pools { organization { pools { id } } } } }`, map[string]any{"id": pool}), 0, string(graph.CodeQueryTooDeep))
 		aWant(t, "6 deep through an inline fragment", e.aDo(e.op, `query($id: ID!) { pool(id: $id) { ... on Pool { organization { pools { organization { pools { id } } } } } } }`,
-			map[string]any{"id": pool}), 0, string(engine.CodeQueryTooDeep))
+			map[string]any{"id": pool}), 0, string(graph.CodeQueryTooDeep))
 		base.sameRows("too-deep operations", before)
 		e.aMust(e.op, `query($id: ID!) { pool(id: $id) { organization { pools { organization { id } } } } }`, map[string]any{"id": pool}, nil)
 
@@ -1213,11 +1213,11 @@ fragment P on Pool { organization { pools { organization { pools { id } } } } }`
 		e = base.with(graph.Options{MaxBodyBytes: 1024})
 		big := gqlBody(t, aqCreateOrg+"\n#"+strings.Repeat("x", 1100), map[string]any{"name": "too big"})
 		r = e.send(http.MethodPost, "/graphql", "Bearer "+e.op, nil, bytes.NewReader(big))
-		aWant(t, fmt.Sprintf("a %d-byte body (max 1024)", len(big)), r, http.StatusRequestEntityTooLarge, string(engine.CodeRequestTooLarge))
+		aWant(t, fmt.Sprintf("a %d-byte body (max 1024)", len(big)), r, http.StatusRequestEntityTooLarge, string(graph.CodeRequestTooLarge))
 		r = e.send(http.MethodPost, "/graphql", "Bearer "+e.op, nil, io.MultiReader(bytes.NewReader(big)))
-		aWant(t, "a chunked over-limit body", r, http.StatusRequestEntityTooLarge, string(engine.CodeRequestTooLarge))
+		aWant(t, "a chunked over-limit body", r, http.StatusRequestEntityTooLarge, string(graph.CodeRequestTooLarge))
 		r = e.send(http.MethodPost, "/graphql", "", nil, bytes.NewReader(big))
-		aWant(t, "an over-limit body without a key", r, http.StatusRequestEntityTooLarge, string(engine.CodeRequestTooLarge))
+		aWant(t, "an over-limit body without a key", r, http.StatusRequestEntityTooLarge, string(graph.CodeRequestTooLarge))
 		base.sameRows("over-limit bodies", before)
 		e.aMust(e.op, `{ __typename }`, nil, nil)
 
@@ -1277,9 +1277,9 @@ func TestAccessAuditLog(t *testing.T) {
 		e := newAccessEnv(t, db, graph.Options{})
 		orgA, poolA, _ := e.org("Audit A")
 		orgB, poolB, _ := e.org("Audit B")
-		auditor, auditorID := e.newKey("audit operator", engine.RoleOperator, "")
-		revops, _ := e.newKey("audit revops", engine.RoleRevOps, "")
-		adminA, _ := e.newKey("audit admin A", engine.RoleOrgAdmin, orgA)
+		auditor, auditorID := e.newKey("audit operator", credit.RoleOperator, "")
+		revops, _ := e.newKey("audit revops", credit.RoleRevOps, "")
+		adminA, _ := e.newKey("audit admin A", credit.RoleOrgAdmin, orgA)
 
 		// grantCredits, savePolicyDraft, publishPolicy by the auditor.
 		var g struct {
@@ -1467,9 +1467,9 @@ func TestAccessObservability(t *testing.T) {
 
 		// Metrics.
 		e.use(e.op, org, "observed-1")
-		key, _ := e.newKey("observed service", engine.RoleService, org)
+		key, _ := e.newKey("observed service", credit.RoleService, org)
 		aWant(t, "SERVICE reading the ledger", e.aDo(key, `query ObservedLedger($id: ID!) { ledger(poolId: $id) { edges { cursor } } }`, map[string]any{"id": "1"}),
-			http.StatusOK, string(engine.CodeForbidden))
+			http.StatusOK, string(auth.CodeForbidden))
 		m := e.send(http.MethodGet, "/metrics", "", nil, nil)
 		text := string(m.Raw)
 		if m.Status != http.StatusOK {
@@ -1545,7 +1545,7 @@ func TestAccessMetricsCardinality(t *testing.T) {
 			name := fmt.Sprintf("Probe%04d", i)
 			body, _ := json.Marshal(map[string]any{"query": "query " + name + " { organization(id: 1) { id } }", "operationName": name})
 			r := e.send(http.MethodPost, "/graphql", "", nil, bytes.NewReader(body))
-			aWant(t, "an unauthenticated probe", r, 0, string(engine.CodeUnauthenticated))
+			aWant(t, "an unauthenticated probe", r, 0, string(auth.CodeUnauthenticated))
 		}
 		if grew := series() - before; grew >= n {
 			t.Errorf("%d unauthenticated requests with made-up operation names added %d series to creditd_graphql_operations_total: "+

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph"
 	"github.com/creditd/creditd/store"
@@ -63,7 +63,7 @@ func newEnv(t *testing.T, db *store.DB, opts ...ledger.Option) *env {
 	svc := ledger.New(db, opts...)
 	srv := httptest.NewServer(graph.NewHandler(svc, db, graph.Options{RateLimit: -1}))
 	t.Cleanup(srv.Close)
-	_, key, err := svc.CreateKey(context.Background(), ledger.KeyInput{Name: "test operator", Role: engine.RoleOperator})
+	_, key, err := svc.CreateKey(context.Background(), ledger.KeyInput{Name: "test operator", Role: credit.RoleOperator})
 	if err != nil {
 		t.Fatalf("create operator key: %v", err)
 	}

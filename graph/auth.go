@@ -9,7 +9,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/creditd/creditd/auth"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // Access rules are declared in the schema with @allow(roles: [...]) on a
@@ -21,7 +21,7 @@ import (
 // (engine/ledger), since only it knows an object's organisation.
 
 // accessRules maps "Type.field" to the roles allowed to resolve it.
-type accessRules map[string]map[engine.Role]bool
+type accessRules map[string]map[credit.Role]bool
 
 func rulesOf(s *ast.Schema) accessRules {
 	out := accessRules{}
@@ -44,22 +44,22 @@ func rulesOf(s *ast.Schema) accessRules {
 	return out
 }
 
-func allowed(ds ast.DirectiveList) map[engine.Role]bool {
+func allowed(ds ast.DirectiveList) map[credit.Role]bool {
 	d := ds.ForName("allow")
 	if d == nil {
 		return nil
 	}
-	roles := map[engine.Role]bool{}
+	roles := map[credit.Role]bool{}
 	if arg := d.Arguments.ForName("roles"); arg != nil {
 		for _, c := range arg.Value.Children {
-			roles[engine.Role(c.Value.Raw)] = true
+			roles[credit.Role(c.Value.Raw)] = true
 		}
 	}
 	return roles
 }
 
 // Allows reports whether role may resolve field ("Type.field").
-func (a accessRules) Allows(field string, role engine.Role) bool { return a[field][role] }
+func (a accessRules) Allows(field string, role credit.Role) bool { return a[field][role] }
 
 // guard is the field middleware enforcing the rules.
 func (a accessRules) guard(ctx context.Context, next graphql.Resolver) (any, error) {
@@ -69,11 +69,11 @@ func (a accessRules) guard(ctx context.Context, next graphql.Resolver) (any, err
 	}
 	p := auth.From(ctx)
 	if p == nil {
-		return nil, engine.Errorf(engine.CodeUnauthenticated, "send an API key: Authorization: Bearer <key>")
+		return nil, credit.Errorf(auth.CodeUnauthenticated, "send an API key: Authorization: Bearer <key>")
 	}
 	name := fc.Object + "." + fc.Field.Name
 	if !a.Allows(name, p.Role) {
-		return nil, engine.Errorf(engine.CodeForbidden, "a %s key may not use %s", p.Role, name)
+		return nil, credit.Errorf(auth.CodeForbidden, "a %s key may not use %s", p.Role, name)
 	}
 	return next(ctx)
 }
@@ -94,7 +94,7 @@ func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.Oper
 		return nil
 	}
 	if depth := selectionDepth(oc.Operation.SelectionSet, 0, map[string]bool{}); depth > int(d) {
-		return presentError(ctx, engine.Errorf(engine.CodeQueryTooDeep, "the query nests %d levels; at most %d are allowed", depth, int(d)))
+		return presentError(ctx, credit.Errorf(CodeQueryTooDeep, "the query nests %d levels; at most %d are allowed", depth, int(d)))
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func selectionDepth(set ast.SelectionSet, depth int, seen map[string]bool) int {
 func bearer(h string) (string, error) {
 	scheme, key, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || !auth.WellFormed(strings.TrimSpace(key)) {
-		return "", engine.Errorf(engine.CodeKeyMalformed, "the Authorization header must be \"Bearer <key>\"")
+		return "", credit.Errorf(auth.CodeKeyMalformed, "the Authorization header must be \"Bearer <key>\"")
 	}
 	return strings.TrimSpace(key), nil
 }

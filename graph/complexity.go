@@ -3,7 +3,7 @@ package graph
 import (
 	"math"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph/model"
 )
@@ -56,7 +56,7 @@ func costs(maxBatch int) ComplexityRoot {
 
 	c.Query.APIKeys = list
 	c.Query.Plans = list
-	c.Query.Policies = func(child int, _ *engine.PolicyKind) int { return list(child) }
+	c.Query.Policies = func(child int, _ *credit.PolicyKind) int { return list(child) }
 	c.Organization.Pools = list
 	c.Pool.Grants = func(child int, _ *bool) int { return list(child) }
 	c.UsageResult.Draws = list

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph/model"
@@ -77,7 +78,7 @@ func pageArgs(kind string, first *int, after *string) (int, int, error) {
 			}
 		}
 	}
-	return 0, 0, engine.Invalid("after", "not a cursor of this connection")
+	return 0, 0, credit.Invalid("after", "not a cursor of this connection")
 }
 
 // pageInfo is the PageInfo of a page whose edges have these cursors.
@@ -95,7 +96,7 @@ func pageInfo(cursors []string, hasNext, hasPrevious bool) *model.PageInfo {
 func found[T any](v *T, err error) func(what string, id int) (*T, error) {
 	return func(what string, id int) (*T, error) {
 		if err == nil && v == nil {
-			return nil, engine.NotFound(what, id)
+			return nil, credit.NotFound(what, id)
 		}
 		return v, err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/observe"
 	"github.com/creditd/creditd/store"
 )
@@ -45,9 +45,9 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 
 func present(ctx context.Context, err error) *gqlerror.Error {
 	gerr := graphql.DefaultErrorPresenter(ctx, err)
-	var e *engine.Error
+	var e *credit.Error
 	if errors.As(err, &e) {
-		if e.Code == engine.CodeUnavailable || e.Code == engine.CodeInternal {
+		if e.Code == credit.CodeUnavailable || e.Code == credit.CodeInternal {
 			slog.WarnContext(ctx, "database fault", "path", gerr.Path.String(), "code", e.Code, "error", err)
 		}
 		gerr.Message = e.Error()
@@ -75,17 +75,17 @@ func present(ctx context.Context, err error) *gqlerror.Error {
 		return gerr
 	}
 	if argumentError(ctx, err) {
-		gerr.Extensions = map[string]any{"code": string(engine.CodeValidation)}
+		gerr.Extensions = map[string]any{"code": string(credit.CodeValidation)}
 		return gerr
 	}
 	slog.ErrorContext(ctx, "internal error", "path", gerr.Path.String(), "error", err)
 	gerr.Message = "internal error"
-	gerr.Extensions = map[string]any{"code": string(engine.CodeInternal)}
+	gerr.Extensions = map[string]any{"code": string(credit.CodeInternal)}
 	return gerr
 }
 
 // extensions are an engine error's GraphQL extensions.
-func extensions(e *engine.Error) map[string]any {
+func extensions(e *credit.Error) map[string]any {
 	ext := map[string]any{"code": string(e.Code)}
 	if e.Field != "" {
 		ext["field"] = e.Field
@@ -130,7 +130,7 @@ func argumentError(ctx context.Context, err error) bool {
 
 func recoverPanic(ctx context.Context, p any) error {
 	slog.ErrorContext(ctx, "panic in resolver", "panic", p)
-	return &engine.Error{Code: engine.CodeInternal, Message: "internal error"}
+	return &credit.Error{Code: credit.CodeInternal, Message: "internal error"}
 }
 
 // writeFault answers a request that failed before GraphQL ran for a reason
@@ -138,22 +138,22 @@ func recoverPanic(ctx context.Context, p any) error {
 // UNAVAILABLE with Retry-After when the database is down, restarting or out
 // of connections, else 500 INTERNAL.
 func writeFault(w http.ResponseWriter, r *http.Request, what string, err error) {
-	var e *engine.Error
-	if !errors.As(err, &e) || (e.Code != engine.CodeUnavailable && e.Code != engine.CodeInternal) {
+	var e *credit.Error
+	if !errors.As(err, &e) || (e.Code != credit.CodeUnavailable && e.Code != credit.CodeInternal) {
 		switch store.Classify(err) {
 		case store.FaultUnavailable, store.FaultConflict:
 			e = store.Unavailable(err, true)
 		default:
-			e = &engine.Error{Code: engine.CodeInternal, Message: "internal error", Cause: err}
+			e = &credit.Error{Code: credit.CodeInternal, Message: "internal error", Cause: err}
 		}
 	}
 	status := http.StatusInternalServerError
-	if e.Code == engine.CodeUnavailable {
+	if e.Code == credit.CodeUnavailable {
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
 		observe.Logger(r.Context()).Warn(what, "code", e.Code, "error", err)
 	} else {
-		e = &engine.Error{Code: engine.CodeInternal, Message: "internal error"}
+		e = &credit.Error{Code: credit.CodeInternal, Message: "internal error"}
 		observe.Logger(r.Context()).Error(what, "error", err)
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -184,7 +184,7 @@ func tallyCode(ctx context.Context, code string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if code == string(engine.CodeUnavailable) {
+	if code == string(credit.CodeUnavailable) {
 		t.unavailable++
 	} else {
 		t.other++
@@ -231,3 +231,10 @@ func (w *tallyWriter) Write(b []byte) (int, error) {
 }
 
 func (w *tallyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// The codes of the HTTP transport: request rate, size and shape.
+const (
+	CodeRateLimited     credit.Code = "RATE_LIMITED"      // the key sent more requests than its rate allows
+	CodeQueryTooDeep    credit.Code = "QUERY_TOO_DEEP"    // selections nested deeper than the limit
+	CodeRequestTooLarge credit.Code = "REQUEST_TOO_LARGE" // a request body over the limit
+)

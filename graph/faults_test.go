@@ -23,7 +23,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/lib/pq"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph"
 	"github.com/creditd/creditd/store"
@@ -270,7 +270,7 @@ func TestOutOfConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	_, key, err := ledger.New(admin).CreateKey(ctx, ledger.KeyInput{Name: "ops", Role: engine.RoleOperator})
+	_, key, err := ledger.New(admin).CreateKey(ctx, ledger.KeyInput{Name: "ops", Role: credit.RoleOperator})
 	if err != nil {
 		t.Fatal(err)
 	}

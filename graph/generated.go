@@ -14,6 +14,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -198,10 +199,10 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateAPIKey            func(childComplexity int, name string, role engine.Role, organizationID *int) int
+		CreateAPIKey            func(childComplexity int, name string, role credit.Role, organizationID *int) int
 		CreateOrganization      func(childComplexity int, name string, segment *string, registerName *string) int
 		CreatePlan              func(childComplexity int, input model.PlanInput) int
-		CreatePool              func(childComplexity int, organizationID int, kind engine.PoolKind, name string, parentID *int, fallThrough *bool) int
+		CreatePool              func(childComplexity int, organizationID int, kind credit.PoolKind, name string, parentID *int, fallThrough *bool) int
 		GrantCredits            func(childComplexity int, input model.GrantInput) int
 		PublishPolicy           func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
 		PublishWeightRegister   func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
@@ -213,7 +214,7 @@ type ComplexityRoot struct {
 		RunPeriodClose          func(childComplexity int, asOf time.Time) int
 		SavePolicyDraft         func(childComplexity int, input model.PolicyInput) int
 		SaveWeightRegisterDraft func(childComplexity int, name string, weights []*model.WeightInput) int
-		SetBudget               func(childComplexity int, poolID int, amount decimal.Decimal, period engine.Period, hard bool) int
+		SetBudget               func(childComplexity int, poolID int, amount decimal.Decimal, period credit.Period, hard bool) int
 		Subscribe               func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
 	}
 
@@ -299,9 +300,9 @@ type ComplexityRoot struct {
 		Ledger         func(childComplexity int, poolID int, first *int, after *string) int
 		Organization   func(childComplexity int, id int) int
 		Plans          func(childComplexity int) int
-		Policies       func(childComplexity int, kind *engine.PolicyKind) int
+		Policies       func(childComplexity int, kind *credit.PolicyKind) int
 		Pool           func(childComplexity int, id int) int
-		ValidateRule   func(childComplexity int, kind engine.PolicyKind, expression string) int
+		ValidateRule   func(childComplexity int, kind credit.PolicyKind, expression string) int
 		WeightRegister func(childComplexity int, name string, version *int) int
 	}
 
@@ -423,17 +424,17 @@ type LedgerEntryResolver interface {
 }
 type MutationResolver interface {
 	CreateOrganization(ctx context.Context, name string, segment *string, registerName *string) (*ent.Organization, error)
-	CreatePool(ctx context.Context, organizationID int, kind engine.PoolKind, name string, parentID *int, fallThrough *bool) (*ent.Pool, error)
+	CreatePool(ctx context.Context, organizationID int, kind credit.PoolKind, name string, parentID *int, fallThrough *bool) (*ent.Pool, error)
 	GrantCredits(ctx context.Context, input model.GrantInput) (*ent.Grant, error)
 	RecordUsage(ctx context.Context, input model.UsageInput) (*ledger.UsageResult, error)
 	RecordUsageBatch(ctx context.Context, inputs []*model.UsageInput) ([]*ledger.UsageResult, error)
-	CreateAPIKey(ctx context.Context, name string, role engine.Role, organizationID *int) (*model.APIKeySecret, error)
+	CreateAPIKey(ctx context.Context, name string, role credit.Role, organizationID *int) (*model.APIKeySecret, error)
 	RevokeAPIKey(ctx context.Context, id int) (*ent.APIKey, error)
 	CreatePlan(ctx context.Context, input model.PlanInput) (*ent.Plan, error)
 	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error)
 	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
 	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error)
-	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period engine.Period, hard bool) (*ent.Pool, error)
+	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period credit.Period, hard bool) (*ent.Pool, error)
 	RecordBehavior(ctx context.Context, input model.BehaviorInput) (*ledger.BehaviorResult, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
 	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error)
@@ -461,7 +462,7 @@ type PlanResolver interface {
 	IncentiveCapPerMember(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 }
 type PolicyResolver interface {
-	Status(ctx context.Context, obj *ent.PolicyVersion) (engine.VersionStatus, error)
+	Status(ctx context.Context, obj *ent.PolicyVersion) (credit.VersionStatus, error)
 }
 type PoolResolver interface {
 	Organization(ctx context.Context, obj *ent.Pool) (*ent.Organization, error)
@@ -482,8 +483,8 @@ type QueryResolver interface {
 	Charges(ctx context.Context, organizationID *int, first *int, after *string) (*model.ChargeConnection, error)
 	Alerts(ctx context.Context, organizationID *int, first *int) ([]*ent.Alert, error)
 	WeightRegister(ctx context.Context, name string, version *int) (*ent.WeightRegister, error)
-	Policies(ctx context.Context, kind *engine.PolicyKind) ([]*ent.PolicyVersion, error)
-	ValidateRule(ctx context.Context, kind engine.PolicyKind, expression string) (*ledger.Validation, error)
+	Policies(ctx context.Context, kind *credit.PolicyKind) ([]*ent.PolicyVersion, error)
+	ValidateRule(ctx context.Context, kind credit.PolicyKind, expression string) (*ledger.Validation, error)
 }
 type SubscriptionResolver interface {
 	Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error)
@@ -510,7 +511,7 @@ type WeightResolver interface {
 	CostPerAction(ctx context.Context, obj *ent.Weight) (*decimal.Decimal, error)
 }
 type WeightRegisterResolver interface {
-	Status(ctx context.Context, obj *ent.WeightRegister) (engine.VersionStatus, error)
+	Status(ctx context.Context, obj *ent.WeightRegister) (credit.VersionStatus, error)
 
 	Weights(ctx context.Context, obj *ent.WeightRegister) ([]*ent.Weight, error)
 }
@@ -1084,7 +1085,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["name"].(string), args["role"].(engine.Role), args["organizationId"].(*int)), true
+		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["name"].(string), args["role"].(credit.Role), args["organizationId"].(*int)), true
 	case "Mutation.createOrganization":
 		if e.ComplexityRoot.Mutation.CreateOrganization == nil {
 			break
@@ -1117,7 +1118,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreatePool(childComplexity, args["organizationId"].(int), args["kind"].(engine.PoolKind), args["name"].(string), args["parentId"].(*int), args["fallThrough"].(*bool)), true
+		return e.ComplexityRoot.Mutation.CreatePool(childComplexity, args["organizationId"].(int), args["kind"].(credit.PoolKind), args["name"].(string), args["parentId"].(*int), args["fallThrough"].(*bool)), true
 	case "Mutation.grantCredits":
 		if e.ComplexityRoot.Mutation.GrantCredits == nil {
 			break
@@ -1249,7 +1250,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SetBudget(childComplexity, args["poolId"].(int), args["amount"].(decimal.Decimal), args["period"].(engine.Period), args["hard"].(bool)), true
+		return e.ComplexityRoot.Mutation.SetBudget(childComplexity, args["poolId"].(int), args["amount"].(decimal.Decimal), args["period"].(credit.Period), args["hard"].(bool)), true
 	case "Mutation.subscribe":
 		if e.ComplexityRoot.Mutation.Subscribe == nil {
 			break
@@ -1687,7 +1688,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Policies(childComplexity, args["kind"].(*engine.PolicyKind)), true
+		return e.ComplexityRoot.Query.Policies(childComplexity, args["kind"].(*credit.PolicyKind)), true
 	case "Query.pool":
 		if e.ComplexityRoot.Query.Pool == nil {
 			break
@@ -1709,7 +1710,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.ValidateRule(childComplexity, args["kind"].(engine.PolicyKind), args["expression"].(string)), true
+		return e.ComplexityRoot.Query.ValidateRule(childComplexity, args["kind"].(credit.PolicyKind), args["expression"].(string)), true
 	case "Query.weightRegister":
 		if e.ComplexityRoot.Query.WeightRegister == nil {
 			break
@@ -2221,7 +2222,7 @@ func (ec *executionContext) field_Mutation_createApiKey_args(ctx context.Context
 		return nil, err
 	}
 	args["name"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "role", ec.unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRole)
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "role", ec.unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole)
 	if err != nil {
 		return nil, err
 	}
@@ -2274,7 +2275,7 @@ func (ec *executionContext) field_Mutation_createPool_args(ctx context.Context, 
 		return nil, err
 	}
 	args["organizationId"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPoolKind)
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind)
 	if err != nil {
 		return nil, err
 	}
@@ -2461,7 +2462,7 @@ func (ec *executionContext) field_Mutation_setBudget_args(ctx context.Context, r
 		return nil, err
 	}
 	args["amount"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "period", ec.unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod)
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "period", ec.unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod)
 	if err != nil {
 		return nil, err
 	}
@@ -2640,7 +2641,7 @@ func (ec *executionContext) field_Query_organization_args(ctx context.Context, r
 func (ec *executionContext) field_Query_policies_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind)
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind)
 	if err != nil {
 		return nil, err
 	}
@@ -2662,7 +2663,7 @@ func (ec *executionContext) field_Query_pool_args(ctx context.Context, rawArgs m
 func (ec *executionContext) field_Query_validateRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind)
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind)
 	if err != nil {
 		return nil, err
 	}
@@ -3043,7 +3044,7 @@ func (ec *executionContext) _ApiKey_role(ctx context.Context, field graphql.Coll
 			return obj.Role, nil
 		},
 		nil,
-		ec.marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRole,
+		ec.marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole,
 		true,
 		true,
 	)
@@ -4017,7 +4018,7 @@ func (ec *executionContext) _Budget_period(ctx context.Context, field graphql.Co
 			return obj.Period, nil
 		},
 		nil,
-		ec.marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod,
+		ec.marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod,
 		true,
 		true,
 	)
@@ -4801,7 +4802,7 @@ func (ec *executionContext) _Grant_creditType(ctx context.Context, field graphql
 			return obj.CreditType, nil
 		},
 		nil,
-		ec.marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐCreditType,
+		ec.marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType,
 		true,
 		true,
 	)
@@ -5091,7 +5092,7 @@ func (ec *executionContext) _LedgerEntry_kind(ctx context.Context, field graphql
 			return obj.Kind, nil
 		},
 		nil,
-		ec.marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐEntryKind,
+		ec.marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind,
 		true,
 		true,
 	)
@@ -5676,7 +5677,7 @@ func (ec *executionContext) _Mutation_createPool(ctx context.Context, field grap
 		ec.fieldContext_Mutation_createPool,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreatePool(ctx, fc.Args["organizationId"].(int), fc.Args["kind"].(engine.PoolKind), fc.Args["name"].(string), fc.Args["parentId"].(*int), fc.Args["fallThrough"].(*bool))
+			return ec.Resolvers.Mutation().CreatePool(ctx, fc.Args["organizationId"].(int), fc.Args["kind"].(credit.PoolKind), fc.Args["name"].(string), fc.Args["parentId"].(*int), fc.Args["fallThrough"].(*bool))
 		},
 		nil,
 		ec.marshalNPool2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPool,
@@ -5938,7 +5939,7 @@ func (ec *executionContext) _Mutation_createApiKey(ctx context.Context, field gr
 		ec.fieldContext_Mutation_createApiKey,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateAPIKey(ctx, fc.Args["name"].(string), fc.Args["role"].(engine.Role), fc.Args["organizationId"].(*int))
+			return ec.Resolvers.Mutation().CreateAPIKey(ctx, fc.Args["name"].(string), fc.Args["role"].(credit.Role), fc.Args["organizationId"].(*int))
 		},
 		nil,
 		ec.marshalNApiKeySecret2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐAPIKeySecret,
@@ -6312,7 +6313,7 @@ func (ec *executionContext) _Mutation_setBudget(ctx context.Context, field graph
 		ec.fieldContext_Mutation_setBudget,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SetBudget(ctx, fc.Args["poolId"].(int), fc.Args["amount"].(decimal.Decimal), fc.Args["period"].(engine.Period), fc.Args["hard"].(bool))
+			return ec.Resolvers.Mutation().SetBudget(ctx, fc.Args["poolId"].(int), fc.Args["amount"].(decimal.Decimal), fc.Args["period"].(credit.Period), fc.Args["hard"].(bool))
 		},
 		nil,
 		ec.marshalNPool2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPool,
@@ -7203,7 +7204,7 @@ func (ec *executionContext) _Plan_period(ctx context.Context, field graphql.Coll
 			return obj.Period, nil
 		},
 		nil,
-		ec.marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod,
+		ec.marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod,
 		true,
 		true,
 	)
@@ -7377,7 +7378,7 @@ func (ec *executionContext) _Plan_overageMode(ctx context.Context, field graphql
 			return obj.OverageMode, nil
 		},
 		nil,
-		ec.marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode,
+		ec.marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode,
 		true,
 		true,
 	)
@@ -7435,7 +7436,7 @@ func (ec *executionContext) _Plan_rolloverMode(ctx context.Context, field graphq
 			return obj.RolloverMode, nil
 		},
 		nil,
-		ec.marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode,
+		ec.marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode,
 		true,
 		true,
 	)
@@ -7841,7 +7842,7 @@ func (ec *executionContext) _Policy_kind(ctx context.Context, field graphql.Coll
 			return obj.Kind, nil
 		},
 		nil,
-		ec.marshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind,
+		ec.marshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind,
 		true,
 		true,
 	)
@@ -7928,7 +7929,7 @@ func (ec *executionContext) _Policy_status(ctx context.Context, field graphql.Co
 			return ec.Resolvers.Policy().Status(ctx, obj)
 		},
 		nil,
-		ec.marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐVersionStatus,
+		ec.marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus,
 		true,
 		true,
 	)
@@ -8073,7 +8074,7 @@ func (ec *executionContext) _Pool_kind(ctx context.Context, field graphql.Collec
 			return obj.Kind, nil
 		},
 		nil,
-		ec.marshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPoolKind,
+		ec.marshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind,
 		true,
 		true,
 	)
@@ -8929,7 +8930,7 @@ func (ec *executionContext) _Query_policies(ctx context.Context, field graphql.C
 		ec.fieldContext_Query_policies,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Policies(ctx, fc.Args["kind"].(*engine.PolicyKind))
+			return ec.Resolvers.Query().Policies(ctx, fc.Args["kind"].(*credit.PolicyKind))
 		},
 		nil,
 		ec.marshalNPolicy2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPolicyVersionᚄ,
@@ -8990,7 +8991,7 @@ func (ec *executionContext) _Query_validateRule(ctx context.Context, field graph
 		ec.fieldContext_Query_validateRule,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().ValidateRule(ctx, fc.Args["kind"].(engine.PolicyKind), fc.Args["expression"].(string))
+			return ec.Resolvers.Query().ValidateRule(ctx, fc.Args["kind"].(credit.PolicyKind), fc.Args["expression"].(string))
 		},
 		nil,
 		ec.marshalNRuleValidation2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐValidation,
@@ -9681,7 +9682,7 @@ func (ec *executionContext) _TypeBalance_creditType(ctx context.Context, field g
 			return obj.CreditType, nil
 		},
 		nil,
-		ec.marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐCreditType,
+		ec.marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType,
 		true,
 		true,
 	)
@@ -9826,7 +9827,7 @@ func (ec *executionContext) _UsageEvent_status(ctx context.Context, field graphq
 			return obj.Status, nil
 		},
 		nil,
-		ec.marshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐUsageStatus,
+		ec.marshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus,
 		true,
 		true,
 	)
@@ -9964,7 +9965,7 @@ func (ec *executionContext) _UsageEvent_decision(ctx context.Context, field grap
 			return obj.Decision, nil
 		},
 		nil,
-		ec.marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐDecision,
+		ec.marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision,
 		true,
 		true,
 	)
@@ -10350,7 +10351,7 @@ func (ec *executionContext) _UsageResult_decision(ctx context.Context, field gra
 			return obj.Decision, nil
 		},
 		nil,
-		ec.marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐDecision,
+		ec.marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision,
 		true,
 		true,
 	)
@@ -10960,7 +10961,7 @@ func (ec *executionContext) _WeightRegister_status(ctx context.Context, field gr
 			return ec.Resolvers.WeightRegister().Status(ctx, obj)
 		},
 		nil,
-		ec.marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐVersionStatus,
+		ec.marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus,
 		true,
 		true,
 	)
@@ -12633,7 +12634,7 @@ func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj an
 			it.PoolID = data
 		case "creditType":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("creditType"))
-			data, err := ec.unmarshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐCreditType(ctx, v)
+			data, err := ec.unmarshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12716,7 +12717,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 			it.Name = data
 		case "period":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("period"))
-			data, err := ec.unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod(ctx, v)
+			data, err := ec.unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12758,7 +12759,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 			it.RegisterName = data
 		case "overageMode":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("overageMode"))
-			data, err := ec.unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode(ctx, v)
+			data, err := ec.unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12800,7 +12801,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 			it.BorrowLimit = data
 		case "rolloverMode":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rolloverMode"))
-			data, err := ec.unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode(ctx, v)
+			data, err := ec.unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12879,7 +12880,7 @@ func (ec *executionContext) unmarshalInputPolicyInput(ctx context.Context, obj a
 			it.Name = data
 		case "kind":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
-			data, err := ec.unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind(ctx, v)
+			data, err := ec.unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12955,7 +12956,7 @@ func (ec *executionContext) unmarshalInputUsageInput(ctx context.Context, obj an
 			it.Action = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
-			data, err := ec.unmarshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐUsageStatus(ctx, v)
+			data, err := ec.unmarshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -17349,15 +17350,41 @@ func (ec *executionContext) marshalNChargeEdge2ᚖgithubᚗcomᚋcreditdᚋcredi
 	return ec._ChargeEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐCreditType(ctx context.Context, v any) (engine.CreditType, error) {
-	var res engine.CreditType
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType(ctx context.Context, v any) (credit.CreditType, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐCreditType(ctx context.Context, sel ast.SelectionSet, v engine.CreditType) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType(ctx context.Context, sel ast.SelectionSet, v credit.CreditType) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType = map[string]credit.CreditType{
+		"SUBSCRIPTION": credit.CreditSubscription,
+		"ON_DEMAND":    credit.CreditOnDemand,
+		"INCENTIVE":    credit.CreditIncentive,
+		"ROLLOVER":     credit.CreditRollover,
+		"PROMOTIONAL":  credit.CreditPromotional,
+		"SERVICE":      credit.CreditService,
+	}
+	marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType = map[credit.CreditType]string{
+		credit.CreditSubscription: "SUBSCRIPTION",
+		credit.CreditOnDemand:     "ON_DEMAND",
+		credit.CreditIncentive:    "INCENTIVE",
+		credit.CreditRollover:     "ROLLOVER",
+		credit.CreditPromotional:  "PROMOTIONAL",
+		credit.CreditService:      "SERVICE",
+	}
+)
 
 func (ec *executionContext) unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx context.Context, v any) (decimal.Decimal, error) {
 	res, err := scalar.UnmarshalDecimal(v)
@@ -17375,15 +17402,35 @@ func (ec *executionContext) marshalNDecimal2githubᚗcomᚋshopspringᚋdecimal�
 	return res
 }
 
-func (ec *executionContext) unmarshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐDecision(ctx context.Context, v any) (engine.Decision, error) {
-	var res engine.Decision
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision(ctx context.Context, v any) (credit.Decision, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐDecision(ctx context.Context, sel ast.SelectionSet, v engine.Decision) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision(ctx context.Context, sel ast.SelectionSet, v credit.Decision) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision = map[string]credit.Decision{
+		"ALLOWED":  credit.DecisionAllowed,
+		"DEGRADED": credit.DecisionDegraded,
+		"DENIED":   credit.DecisionDenied,
+	}
+	marshalNDecision2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision = map[credit.Decision]string{
+		credit.DecisionAllowed:  "ALLOWED",
+		credit.DecisionDegraded: "DEGRADED",
+		credit.DecisionDenied:   "DENIED",
+	}
+)
 
 func (ec *executionContext) marshalNDraw2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐDraw(ctx context.Context, sel ast.SelectionSet, v engine.Draw) graphql.Marshaler {
 	return ec._Draw(ctx, sel, &v)
@@ -17405,15 +17452,59 @@ func (ec *executionContext) marshalNDraw2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ret
 }
 
-func (ec *executionContext) unmarshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐEntryKind(ctx context.Context, v any) (engine.EntryKind, error) {
-	var res engine.EntryKind
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind(ctx context.Context, v any) (credit.EntryKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐEntryKind(ctx context.Context, sel ast.SelectionSet, v engine.EntryKind) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind(ctx context.Context, sel ast.SelectionSet, v credit.EntryKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind = map[string]credit.EntryKind{
+		"GRANT":        credit.EntryGrant,
+		"HOLD":         credit.EntryHold,
+		"RELEASE":      credit.EntryRelease,
+		"BURN":         credit.EntryBurn,
+		"EXPIRE":       credit.EntryExpire,
+		"ROLLOVER_OUT": credit.EntryRolloverOut,
+		"ROLLOVER_IN":  credit.EntryRolloverIn,
+		"REFUND":       credit.EntryRefund,
+		"TRANSFER_OUT": credit.EntryTransferOut,
+		"TRANSFER_IN":  credit.EntryTransferIn,
+		"VOID":         credit.EntryVoid,
+		"OVERAGE":      credit.EntryOverage,
+		"BORROW":       credit.EntryBorrow,
+		"ADJUSTMENT":   credit.EntryAdjustment,
+		"UNCOVERED":    credit.EntryUncovered,
+	}
+	marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind = map[credit.EntryKind]string{
+		credit.EntryGrant:       "GRANT",
+		credit.EntryHold:        "HOLD",
+		credit.EntryRelease:     "RELEASE",
+		credit.EntryBurn:        "BURN",
+		credit.EntryExpire:      "EXPIRE",
+		credit.EntryRolloverOut: "ROLLOVER_OUT",
+		credit.EntryRolloverIn:  "ROLLOVER_IN",
+		credit.EntryRefund:      "REFUND",
+		credit.EntryTransferOut: "TRANSFER_OUT",
+		credit.EntryTransferIn:  "TRANSFER_IN",
+		credit.EntryVoid:        "VOID",
+		credit.EntryOverage:     "OVERAGE",
+		credit.EntryBorrow:      "BORROW",
+		credit.EntryAdjustment:  "ADJUSTMENT",
+		credit.EntryUncovered:   "UNCOVERED",
+	}
+)
 
 func (ec *executionContext) marshalNGrant2githubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant(ctx context.Context, sel ast.SelectionSet, v ent.Grant) graphql.Marshaler {
 	return ec._Grant(ctx, sel, &v)
@@ -17546,15 +17637,39 @@ func (ec *executionContext) marshalNOrganization2ᚖgithubᚗcomᚋcreditdᚋcre
 	return ec._Organization(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode(ctx context.Context, v any) (engine.OverageMode, error) {
-	var res engine.OverageMode
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode(ctx context.Context, v any) (credit.OverageMode, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐOverageMode(ctx context.Context, sel ast.SelectionSet, v engine.OverageMode) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode(ctx context.Context, sel ast.SelectionSet, v credit.OverageMode) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode = map[string]credit.OverageMode{
+		"HARD":        credit.OverageHard,
+		"SOFT":        credit.OverageSoft,
+		"DEGRADED":    credit.OverageDegraded,
+		"AUTO_TOP_UP": credit.OverageAutoTopUp,
+		"BORROW":      credit.OverageBorrow,
+	}
+	marshalNOverageMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐOverageMode = map[credit.OverageMode]string{
+		credit.OverageHard:      "HARD",
+		credit.OverageSoft:      "SOFT",
+		credit.OverageDegraded:  "DEGRADED",
+		credit.OverageAutoTopUp: "AUTO_TOP_UP",
+		credit.OverageBorrow:    "BORROW",
+	}
+)
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
@@ -17566,15 +17681,37 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditd
 	return ec._PageInfo(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod(ctx context.Context, v any) (engine.Period, error) {
-	var res engine.Period
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod(ctx context.Context, v any) (credit.Period, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPeriod(ctx context.Context, sel ast.SelectionSet, v engine.Period) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod(ctx context.Context, sel ast.SelectionSet, v credit.Period) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod = map[string]credit.Period{
+		"DAY":     credit.PeriodDay,
+		"MONTH":   credit.PeriodMonth,
+		"QUARTER": credit.PeriodQuarter,
+		"YEAR":    credit.PeriodYear,
+	}
+	marshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod = map[credit.Period]string{
+		credit.PeriodDay:     "DAY",
+		credit.PeriodMonth:   "MONTH",
+		credit.PeriodQuarter: "QUARTER",
+		credit.PeriodYear:    "YEAR",
+	}
+)
 
 func (ec *executionContext) marshalNPeriodCloseReport2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPeriodReport(ctx context.Context, sel ast.SelectionSet, v ledger.PeriodReport) graphql.Marshaler {
 	return ec._PeriodCloseReport(ctx, sel, &v)
@@ -17660,15 +17797,45 @@ func (ec *executionContext) unmarshalNPolicyInput2githubᚗcomᚋcreditdᚋcredi
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind(ctx context.Context, v any) (engine.PolicyKind, error) {
-	var res engine.PolicyKind
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, v any) (credit.PolicyKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind(ctx context.Context, sel ast.SelectionSet, v engine.PolicyKind) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, sel ast.SelectionSet, v credit.PolicyKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind = map[string]credit.PolicyKind{
+		"BURN":       credit.PolicyBurn,
+		"DRAW_ORDER": credit.PolicyDrawOrder,
+		"INCENTIVE":  credit.PolicyIncentive,
+		"REFUND":     credit.PolicyRefund,
+		"OVERAGE":    credit.PolicyOverage,
+		"ROLLOVER":   credit.PolicyRollover,
+		"TRANSFER":   credit.PolicyTransfer,
+		"ALERT":      credit.PolicyAlert,
+	}
+	marshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind = map[credit.PolicyKind]string{
+		credit.PolicyBurn:      "BURN",
+		credit.PolicyDrawOrder: "DRAW_ORDER",
+		credit.PolicyIncentive: "INCENTIVE",
+		credit.PolicyRefund:    "REFUND",
+		credit.PolicyOverage:   "OVERAGE",
+		credit.PolicyRollover:  "ROLLOVER",
+		credit.PolicyTransfer:  "TRANSFER",
+		credit.PolicyAlert:     "ALERT",
+	}
+)
 
 func (ec *executionContext) marshalNPool2githubᚗcomᚋcreditdᚋcreditdᚋentᚐPool(ctx context.Context, sel ast.SelectionSet, v ent.Pool) graphql.Marshaler {
 	return ec._Pool(ctx, sel, &v)
@@ -17700,34 +17867,78 @@ func (ec *executionContext) marshalNPool2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ec._Pool(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPoolKind(ctx context.Context, v any) (engine.PoolKind, error) {
-	var res engine.PoolKind
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind(ctx context.Context, v any) (credit.PoolKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐPoolKind(ctx context.Context, sel ast.SelectionSet, v engine.PoolKind) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind(ctx context.Context, sel ast.SelectionSet, v credit.PoolKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
 
-func (ec *executionContext) unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRole(ctx context.Context, v any) (engine.Role, error) {
-	var res engine.Role
-	err := res.UnmarshalGQL(v)
+var (
+	unmarshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind = map[string]credit.PoolKind{
+		"ACCOUNT":  credit.PoolAccount,
+		"TEAM":     credit.PoolTeam,
+		"PERSONAL": credit.PoolPersonal,
+	}
+	marshalNPoolKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPoolKind = map[credit.PoolKind]string{
+		credit.PoolAccount:  "ACCOUNT",
+		credit.PoolTeam:     "TEAM",
+		credit.PoolPersonal: "PERSONAL",
+	}
+)
+
+func (ec *executionContext) unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole(ctx context.Context, v any) (credit.Role, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRole(ctx context.Context, sel ast.SelectionSet, v engine.Role) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole(ctx context.Context, sel ast.SelectionSet, v credit.Role) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
 
-func (ec *executionContext) unmarshalNRole2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐRoleᚄ(ctx context.Context, v any) ([]engine.Role, error) {
+var (
+	unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole = map[string]credit.Role{
+		"OPERATOR":  credit.RoleOperator,
+		"PRICING":   credit.RolePricing,
+		"REVOPS":    credit.RoleRevOps,
+		"ORG_ADMIN": credit.RoleOrgAdmin,
+		"SERVICE":   credit.RoleService,
+	}
+	marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole = map[credit.Role]string{
+		credit.RoleOperator: "OPERATOR",
+		credit.RolePricing:  "PRICING",
+		credit.RoleRevOps:   "REVOPS",
+		credit.RoleOrgAdmin: "ORG_ADMIN",
+		credit.RoleService:  "SERVICE",
+	}
+)
+
+func (ec *executionContext) unmarshalNRole2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRoleᚄ(ctx context.Context, v any) ([]credit.Role, error) {
 	var vSlice []any
 	vSlice = graphql.CoerceList(v)
 	var err error
-	res := make([]engine.Role, len(vSlice))
+	res := make([]credit.Role, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRole(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -17735,11 +17946,11 @@ func (ec *executionContext) unmarshalNRole2ᚕgithubᚗcomᚋcreditdᚋcreditd�
 	return res, nil
 }
 
-func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐRoleᚄ(ctx context.Context, sel ast.SelectionSet, v []engine.Role) graphql.Marshaler {
+func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRoleᚄ(ctx context.Context, sel ast.SelectionSet, v []credit.Role) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRole(ctx, sel, v[i])
+		return ec.marshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -17751,15 +17962,37 @@ func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ret
 }
 
-func (ec *executionContext) unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode(ctx context.Context, v any) (engine.RolloverMode, error) {
-	var res engine.RolloverMode
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode(ctx context.Context, v any) (credit.RolloverMode, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐRolloverMode(ctx context.Context, sel ast.SelectionSet, v engine.RolloverMode) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode(ctx context.Context, sel ast.SelectionSet, v credit.RolloverMode) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode = map[string]credit.RolloverMode{
+		"NONE":      credit.RolloverNone,
+		"CAPPED":    credit.RolloverCapped,
+		"ONE_TIME":  credit.RolloverOneTime,
+		"UNLIMITED": credit.RolloverUnlimited,
+	}
+	marshalNRolloverMode2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRolloverMode = map[credit.RolloverMode]string{
+		credit.RolloverNone:      "NONE",
+		credit.RolloverCapped:    "CAPPED",
+		credit.RolloverOneTime:   "ONE_TIME",
+		credit.RolloverUnlimited: "UNLIMITED",
+	}
+)
 
 func (ec *executionContext) marshalNRuleError2githubᚗcomᚋcreditdᚋcreditdᚋrulesᚐPosition(ctx context.Context, sel ast.SelectionSet, v rules.Position) graphql.Marshaler {
 	return ec._RuleError(ctx, sel, &v)
@@ -17948,25 +18181,67 @@ func (ec *executionContext) marshalNUsageResult2ᚖgithubᚗcomᚋcreditdᚋcred
 	return ec._UsageResult(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐUsageStatus(ctx context.Context, v any) (engine.UsageStatus, error) {
-	var res engine.UsageStatus
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus(ctx context.Context, v any) (credit.UsageStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐUsageStatus(ctx context.Context, sel ast.SelectionSet, v engine.UsageStatus) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus(ctx context.Context, sel ast.SelectionSet, v credit.UsageStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
 
-func (ec *executionContext) unmarshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐVersionStatus(ctx context.Context, v any) (engine.VersionStatus, error) {
-	var res engine.VersionStatus
-	err := res.UnmarshalGQL(v)
+var (
+	unmarshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus = map[string]credit.UsageStatus{
+		"STARTED":   credit.StatusStarted,
+		"SUCCEEDED": credit.StatusSucceeded,
+		"FAILED":    credit.StatusFailed,
+		"PARTIAL":   credit.StatusPartial,
+	}
+	marshalNUsageStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus = map[credit.UsageStatus]string{
+		credit.StatusStarted:   "STARTED",
+		credit.StatusSucceeded: "SUCCEEDED",
+		credit.StatusFailed:    "FAILED",
+		credit.StatusPartial:   "PARTIAL",
+	}
+)
+
+func (ec *executionContext) unmarshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus(ctx context.Context, v any) (credit.VersionStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐVersionStatus(ctx context.Context, sel ast.SelectionSet, v engine.VersionStatus) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus(ctx context.Context, sel ast.SelectionSet, v credit.VersionStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
+
+var (
+	unmarshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus = map[string]credit.VersionStatus{
+		"DRAFT":     credit.VersionDraft,
+		"PUBLISHED": credit.VersionPublished,
+		"RETIRED":   credit.VersionRetired,
+	}
+	marshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus = map[credit.VersionStatus]string{
+		credit.VersionDraft:     "DRAFT",
+		credit.VersionPublished: "PUBLISHED",
+		credit.VersionRetired:   "RETIRED",
+	}
+)
 
 func (ec *executionContext) marshalNWeight2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWeightᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Weight) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
@@ -18292,21 +18567,47 @@ func (ec *executionContext) marshalOOrganization2ᚖgithubᚗcomᚋcreditdᚋcre
 	return ec._Organization(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind(ctx context.Context, v any) (*engine.PolicyKind, error) {
+func (ec *executionContext) unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, v any) (*credit.PolicyKind, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(engine.PolicyKind)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐPolicyKind(ctx context.Context, sel ast.SelectionSet, v *engine.PolicyKind) graphql.Marshaler {
+func (ec *executionContext) marshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, sel ast.SelectionSet, v *credit.PolicyKind) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind[*v])
+	return res
 }
+
+var (
+	unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind = map[string]credit.PolicyKind{
+		"BURN":       credit.PolicyBurn,
+		"DRAW_ORDER": credit.PolicyDrawOrder,
+		"INCENTIVE":  credit.PolicyIncentive,
+		"REFUND":     credit.PolicyRefund,
+		"OVERAGE":    credit.PolicyOverage,
+		"ROLLOVER":   credit.PolicyRollover,
+		"TRANSFER":   credit.PolicyTransfer,
+		"ALERT":      credit.PolicyAlert,
+	}
+	marshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind = map[credit.PolicyKind]string{
+		credit.PolicyBurn:      "BURN",
+		credit.PolicyDrawOrder: "DRAW_ORDER",
+		credit.PolicyIncentive: "INCENTIVE",
+		credit.PolicyRefund:    "REFUND",
+		credit.PolicyOverage:   "OVERAGE",
+		credit.PolicyRollover:  "ROLLOVER",
+		credit.PolicyTransfer:  "TRANSFER",
+		credit.PolicyAlert:     "ALERT",
+	}
+)
 
 func (ec *executionContext) marshalOPool2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPool(ctx context.Context, sel ast.SelectionSet, v *ent.Pool) graphql.Marshaler {
 	if v == nil {

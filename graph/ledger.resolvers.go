@@ -9,6 +9,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -68,7 +69,7 @@ func (r *mutationResolver) CreateOrganization(ctx context.Context, name string, 
 }
 
 // CreatePool is the resolver for the createPool field.
-func (r *mutationResolver) CreatePool(ctx context.Context, organizationID int, kind engine.PoolKind, name string, parentID *int, fallThrough *bool) (*ent.Pool, error) {
+func (r *mutationResolver) CreatePool(ctx context.Context, organizationID int, kind credit.PoolKind, name string, parentID *int, fallThrough *bool) (*ent.Pool, error) {
 	return r.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: organizationID, Kind: kind, Name: name, ParentID: parentID,
 		NoFallThrough: fallThrough != nil && !*fallThrough})
 }
@@ -93,7 +94,7 @@ func (r *mutationResolver) RecordUsage(ctx context.Context, input model.UsageInp
 // RecordUsageBatch is the resolver for the recordUsageBatch field.
 func (r *mutationResolver) RecordUsageBatch(ctx context.Context, inputs []*model.UsageInput) ([]*ledger.UsageResult, error) {
 	if len(inputs) > r.svc.MaxBatch() { // before converting a huge list
-		return nil, engine.Errorf(engine.CodeBatchTooLarge, "a batch holds at most %d events, got %d", r.svc.MaxBatch(), len(inputs))
+		return nil, credit.Errorf(credit.CodeBatchTooLarge, "a batch holds at most %d events, got %d", r.svc.MaxBatch(), len(inputs))
 	}
 	ins := make([]engine.UsageInput, len(inputs))
 	for i, in := range inputs {

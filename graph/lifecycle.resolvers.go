@@ -9,7 +9,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/graph/model"
@@ -53,7 +53,7 @@ func (r *mutationResolver) PurchaseCredits(ctx context.Context, poolID int, cred
 }
 
 // SetBudget is the resolver for the setBudget field.
-func (r *mutationResolver) SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period engine.Period, hard bool) (*ent.Pool, error) {
+func (r *mutationResolver) SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period credit.Period, hard bool) (*ent.Pool, error) {
 	return r.svc.SetBudget(ctx, poolID, amount, period, hard)
 }
 

@@ -9,7 +9,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/graph/model"
@@ -42,7 +42,7 @@ func (r *mutationResolver) PublishPolicy(ctx context.Context, name string, versi
 }
 
 // Status is the resolver for the status field.
-func (r *policyResolver) Status(ctx context.Context, obj *ent.PolicyVersion) (engine.VersionStatus, error) {
+func (r *policyResolver) Status(ctx context.Context, obj *ent.PolicyVersion) (credit.VersionStatus, error) {
 	return r.svc.PolicyStatus(ctx, obj)
 }
 
@@ -52,12 +52,12 @@ func (r *queryResolver) WeightRegister(ctx context.Context, name string, version
 }
 
 // Policies is the resolver for the policies field.
-func (r *queryResolver) Policies(ctx context.Context, kind *engine.PolicyKind) ([]*ent.PolicyVersion, error) {
+func (r *queryResolver) Policies(ctx context.Context, kind *credit.PolicyKind) ([]*ent.PolicyVersion, error) {
 	return r.svc.Policies(ctx, kind)
 }
 
 // ValidateRule is the resolver for the validateRule field.
-func (r *queryResolver) ValidateRule(ctx context.Context, kind engine.PolicyKind, expression string) (*ledger.Validation, error) {
+func (r *queryResolver) ValidateRule(ctx context.Context, kind credit.PolicyKind, expression string) (*ledger.Validation, error) {
 	v, err := r.svc.ValidateRule(kind, expression)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (r *weightResolver) CostPerAction(ctx context.Context, obj *ent.Weight) (*d
 }
 
 // Status is the resolver for the status field.
-func (r *weightRegisterResolver) Status(ctx context.Context, obj *ent.WeightRegister) (engine.VersionStatus, error) {
+func (r *weightRegisterResolver) Status(ctx context.Context, obj *ent.WeightRegister) (credit.VersionStatus, error) {
 	return r.svc.RegisterStatus(ctx, obj)
 }
 

@@ -17,6 +17,7 @@ import (
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -101,26 +102,26 @@ func seedLedger(t *testing.T, svc *ledger.Service, name string, n int) (org, poo
 	if err != nil {
 		t.Fatalf("create organization: %v", err)
 	}
-	p, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: engine.PoolAccount, Name: "account"})
+	p, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: credit.PoolAccount, Name: "account"})
 	if err != nil {
 		t.Fatalf("create pool: %v", err)
 	}
 	for i := 0; i < 5; i++ {
-		if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: p.ID, CreditType: engine.CreditPromotional,
+		if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: p.ID, CreditType: credit.CreditPromotional,
 			Amount: decimal.NewFromInt(int64(n / 5)), Priority: ptr(i)}); err != nil {
 			t.Fatalf("grant: %v", err)
 		}
 	}
 	ins := make([]engine.UsageInput, n)
 	for i := range ins {
-		ins[i] = engine.UsageInput{IdempotencyKey: fmt.Sprintf("%s-%d", name, i), OrganizationID: o.ID, Action: "agent.run", Status: engine.StatusSucceeded}
+		ins[i] = engine.UsageInput{IdempotencyKey: fmt.Sprintf("%s-%d", name, i), OrganizationID: o.ID, Action: "agent.run", Status: credit.StatusSucceeded}
 	}
 	res, err := svc.RecordUsageBatch(ctx, ins)
 	if err != nil {
 		t.Fatalf("record usage: %v", err)
 	}
 	for i, r := range res {
-		if r.Decision != engine.DecisionAllowed {
+		if r.Decision != credit.DecisionAllowed {
 			t.Fatalf("usage %d: %s (%s), want ALLOWED", i, r.Decision, r.Reason)
 		}
 	}
@@ -179,11 +180,11 @@ func TestLedgerPageQueryCount(t *testing.T) {
 		org, pool := seedLedger(t, seed, "Counted", ledger.MaxPage)
 		seedLedger(t, seed, "Other", 10) // another organisation's rows, never shown
 		c := newCounter(t, db)
-		_, op, err := seed.CreateKey(ctx, ledger.KeyInput{Name: "operator", Role: engine.RoleOperator})
+		_, op, err := seed.CreateKey(ctx, ledger.KeyInput{Name: "operator", Role: credit.RoleOperator})
 		if err != nil {
 			t.Fatalf("create key: %v", err)
 		}
-		_, admin, err := seed.CreateKey(ctx, ledger.KeyInput{Name: "buyer", Role: engine.RoleOrgAdmin, OrganizationID: &org})
+		_, admin, err := seed.CreateKey(ctx, ledger.KeyInput{Name: "buyer", Role: credit.RoleOrgAdmin, OrganizationID: &org})
 		if err != nil {
 			t.Fatalf("create key: %v", err)
 		}
@@ -242,7 +243,7 @@ func TestLedgerPageQueryCount(t *testing.T) {
 						t.Errorf("%s: entry %s: grant %q, event %q, pool %+v; want grant %q, event %q, pool %d of organization %d",
 							k.name, n.ID, gotGrant, gotEvent, n.Pool, ref(w.GrantID), ref(w.UsageEventID), w.PoolID, org)
 					}
-					if n.Kind == string(engine.EntryBurn) {
+					if n.Kind == string(credit.EntryBurn) {
 						burns++
 					}
 				}

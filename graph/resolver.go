@@ -7,7 +7,7 @@ package graph
 import (
 	"context"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph/loader"
 	"github.com/creditd/creditd/observe"
@@ -40,7 +40,7 @@ func (r *Resolver) countUsage(results ...*ledger.UsageResult) {
 			continue
 		}
 		r.metrics.UsageEvents.WithLabelValues(string(res.Decision)).Inc()
-		if res.Decision != engine.DecisionDenied {
+		if res.Decision != credit.DecisionDenied {
 			f, _ := res.Credits.Float64()
 			r.metrics.CreditsBurned.Add(f)
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/creditd/creditd/auth"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph/loader"
 	"github.com/creditd/creditd/observe"
@@ -132,7 +132,7 @@ func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 
 // writeError answers a request refused before GraphQL ran, in the GraphQL
 // response shape, with the error's code.
-func writeError(w http.ResponseWriter, status int, err *engine.Error) {
+func writeError(w http.ResponseWriter, status int, err *credit.Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
@@ -144,7 +144,7 @@ func writeError(w http.ResponseWriter, status int, err *engine.Error) {
 // limitBody refuses bodies over max with REQUEST_TOO_LARGE (413).
 func limitBody(max int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tooLarge := engine.Errorf(engine.CodeRequestTooLarge, "the request body is larger than %d bytes", max)
+		tooLarge := credit.Errorf(CodeRequestTooLarge, "the request body is larger than %d bytes", max)
 		if r.ContentLength > max {
 			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
 			return
@@ -156,7 +156,7 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		case err != nil:
-			writeError(w, http.StatusBadRequest, engine.Errorf(engine.CodeValidation, "could not read the request body"))
+			writeError(w, http.StatusBadRequest, credit.Errorf(credit.CodeValidation, "could not read the request body"))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -182,15 +182,15 @@ func authenticate(svc *ledger.Service, limiter *auth.Limiter, next http.Handler)
 			if p, err = svc.Authenticate(r.Context(), secret); err == nil {
 				if !limiter.Allow(p.KeyID) {
 					w.Header().Set("Retry-After", "1")
-					writeError(w, http.StatusTooManyRequests, engine.Errorf(engine.CodeRateLimited, "too many requests for this key; slow down"))
+					writeError(w, http.StatusTooManyRequests, credit.Errorf(CodeRateLimited, "too many requests for this key; slow down"))
 					return
 				}
 				next.ServeHTTP(w, r.WithContext(auth.With(r.Context(), p)))
 				return
 			}
 		}
-		var e *engine.Error
-		if !errors.As(err, &e) || e.Code == engine.CodeUnavailable || e.Code == engine.CodeInternal {
+		var e *credit.Error
+		if !errors.As(err, &e) || e.Code == credit.CodeUnavailable || e.Code == credit.CodeInternal {
 			writeFault(w, r, "authenticate", err) // 503 UNAVAILABLE or 500 INTERNAL
 			return
 		}

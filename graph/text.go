@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 )
 
@@ -39,7 +40,7 @@ func textIn(field string, v reflect.Value, index *int) error {
 	case reflect.String:
 		if err := engine.CheckText(field, v.String()); err != nil {
 			if index != nil {
-				return engine.AtIndex(err, *index)
+				return credit.AtIndex(err, *index)
 			}
 			return err
 		}
@@ -65,7 +66,7 @@ func textIn(field string, v reflect.Value, index *int) error {
 		if m, ok := v.Interface().(map[string]any); ok { // a JSON value: its lists are not batch items
 			if err := engine.CheckJSONText(field, m); err != nil {
 				if index != nil {
-					return engine.AtIndex(err, *index)
+					return credit.AtIndex(err, *index)
 				}
 				return err
 			}

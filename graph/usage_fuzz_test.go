@@ -21,7 +21,8 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/shopspring/decimal"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph"
 	"github.com/creditd/creditd/testdb"
@@ -36,20 +37,20 @@ const (
 	fzRecordBatch = `mutation($ins: [UsageInput!]!) { recordUsageBatch(inputs: $ins) { ` + fzResultFields + ` } }`
 )
 
-// fzCodes are the extensions.code values the API documents (engine.Code,
+// fzCodes are the extensions.code values the API documents (credit.Code,
 // gqlgen's own codes kept by presentError, and TIMEOUT); INTERNAL is left
 // out on purpose: no input may produce it.
 var fzCodes = map[string]bool{
-	string(engine.CodeValidation): true, string(engine.CodeNotFound): true, string(engine.CodeUnknownAction): true,
-	string(engine.CodeNoRegister): true, string(engine.CodeRuleCompile): true, string(engine.CodeRuleRuntime): true,
-	string(engine.CodeIdempotencyConflict): true, string(engine.CodeInsufficientCredits): true,
-	string(engine.CodeBudgetExceeded): true, string(engine.CodeBatchTooLarge): true, string(engine.CodeConflict): true,
-	string(engine.CodeSubscriptionOverlap): true, string(engine.CodeUnknownRun): true, string(engine.CodeRunSettled): true,
-	string(engine.CodeRunStarted): true, string(engine.CodeNoOnDemandPrice): true, string(engine.CodeUnauthenticated): true,
-	string(engine.CodeKeyMalformed): true, string(engine.CodeKeyUnknown): true, string(engine.CodeKeyRevoked): true,
-	string(engine.CodeForbidden): true, string(engine.CodeRateLimited): true, string(engine.CodeQueryTooDeep): true,
-	string(engine.CodeRequestTooLarge): true,
-	"GRAPHQL_PARSE_FAILED":             true, "GRAPHQL_VALIDATION_FAILED": true, "COMPLEXITY_LIMIT_EXCEEDED": true, "TIMEOUT": true,
+	string(credit.CodeValidation): true, string(credit.CodeNotFound): true, string(credit.CodeUnknownAction): true,
+	string(credit.CodeNoRegister): true, string(credit.CodeRuleCompile): true, string(credit.CodeRuleRuntime): true,
+	string(credit.CodeIdempotencyConflict): true, string(credit.CodeInsufficientCredits): true,
+	string(credit.CodeBudgetExceeded): true, string(credit.CodeBatchTooLarge): true, string(credit.CodeConflict): true,
+	string(credit.CodeSubscriptionOverlap): true, string(credit.CodeUnknownRun): true, string(credit.CodeRunSettled): true,
+	string(credit.CodeRunStarted): true, string(credit.CodeNoOnDemandPrice): true, string(auth.CodeUnauthenticated): true,
+	string(auth.CodeKeyMalformed): true, string(auth.CodeKeyUnknown): true, string(auth.CodeKeyRevoked): true,
+	string(auth.CodeForbidden): true, string(graph.CodeRateLimited): true, string(graph.CodeQueryTooDeep): true,
+	string(graph.CodeRequestTooLarge): true,
+	"GRAPHQL_PARSE_FAILED":            true, "GRAPHQL_VALIDATION_FAILED": true, "COMPLEXITY_LIMIT_EXCEEDED": true, "TIMEOUT": true,
 }
 
 // fzStatuses are the HTTP statuses a request with a valid key may get: 200,
@@ -140,7 +141,7 @@ func newFzEnv(f *testing.F) *fzEnv {
 	svc := ledger.New(db, ledger.WithClock(func() time.Time { return now }), ledger.WithMaxBatch(fzMaxBatch))
 	e := &fzEnv{h: graph.NewHandler(svc, db, graph.Options{RateLimit: -1}), svc: svc, fatal: f.Fatalf}
 	ctx := context.Background()
-	_, key, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "fuzz operator", Role: engine.RoleOperator})
+	_, key, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "fuzz operator", Role: credit.RoleOperator})
 	if err != nil {
 		f.Fatalf("create operator key: %v", err)
 	}
@@ -197,7 +198,7 @@ func newFzEnv(f *testing.F) *fzEnv {
 	if err != nil {
 		f.Fatalf("organisation id %q: %v", orgA, err)
 	}
-	if _, e.service, err = svc.CreateKey(ctx, ledger.KeyInput{Name: "fuzz service", Role: engine.RoleService, OrganizationID: &aID}); err != nil {
+	if _, e.service, err = svc.CreateKey(ctx, ledger.KeyInput{Name: "fuzz service", Role: credit.RoleService, OrganizationID: &aID}); err != nil {
 		f.Fatalf("create service key: %v", err)
 	}
 	for _, p := range [][2]string{{"@ORG_A@", orgA}, {"@POOL_A@", poolA}, {"@TEAM_A@", teamA}, {"@ORG_B@", orgB}, {"@POOL_B@", poolB}, {"@ORG_C@", orgC}, {"@POOL_C@", poolC}} {

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/lib/pq"
 	"modernc.org/sqlite"
-
-	"github.com/creditd/creditd/engine"
 )
 
 // Fault is what a database error means for the caller.
@@ -106,7 +105,7 @@ func Classify(err error) Fault {
 // written, send it again; false: the fault came at the commit, so the
 // outcome is unknown and the caller should look before resending a write
 // that has no idempotency key).
-func Unavailable(cause error, retryable bool) *engine.Error {
+func Unavailable(cause error, retryable bool) *credit.Error {
 	msg := "the database is unavailable; retry shortly"
 	switch {
 	case Classify(cause) == FaultConflict:
@@ -114,12 +113,12 @@ func Unavailable(cause error, retryable bool) *engine.Error {
 	case !retryable:
 		msg = "the database connection failed while committing; the outcome is unknown"
 	}
-	return &engine.Error{Code: engine.CodeUnavailable, Message: msg,
+	return &credit.Error{Code: credit.CodeUnavailable, Message: msg,
 		Details: map[string]any{"retryable": retryable}, Cause: cause}
 }
 
 // BadText is the caller-facing answer to a FaultBadText.
-func BadText(cause error) *engine.Error {
-	return &engine.Error{Code: engine.CodeValidation,
+func BadText(cause error) *credit.Error {
+	return &credit.Error{Code: credit.CodeValidation,
 		Message: "text holds a character the database cannot store (e.g. NUL, \\u0000)", Cause: cause}
 }

@@ -17,7 +17,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/lib/pq"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/store"
 	"github.com/creditd/creditd/testdb"
 )
@@ -50,7 +50,7 @@ func TestClassify(t *testing.T) {
 		{"reset", fmt.Errorf("query: %w", syscall.ECONNRESET), store.FaultUnavailable},
 		{"net error", refused, store.FaultUnavailable},
 		// An engine error keeps its cause: what it wraps still classifies.
-		{"wrapped by an engine error", &engine.Error{Code: engine.CodeInternal, Cause: &pq.Error{Code: "57P01"}}, store.FaultUnavailable},
+		{"wrapped by an engine error", &credit.Error{Code: credit.CodeInternal, Cause: &pq.Error{Code: "57P01"}}, store.FaultUnavailable},
 	}
 	for _, c := range cases {
 		if got := store.Classify(c.err); got != c.want {
@@ -62,7 +62,7 @@ func TestClassify(t *testing.T) {
 func TestUnavailableError(t *testing.T) {
 	cause := &pq.Error{Code: "53300"}
 	e := store.Unavailable(cause, true)
-	if e.Code != engine.CodeUnavailable || e.Details["retryable"] != true || !errors.Is(e, cause) {
+	if e.Code != credit.CodeUnavailable || e.Details["retryable"] != true || !errors.Is(e, cause) {
 		t.Fatalf("Unavailable(retryable) = %+v", e)
 	}
 	if e := store.Unavailable(&pq.Error{Code: "40001"}, true); !strings.Contains(e.Message, "concurrent changes") {
@@ -71,7 +71,7 @@ func TestUnavailableError(t *testing.T) {
 	if e := store.Unavailable(cause, false); e.Details["retryable"] != false {
 		t.Fatalf("Unavailable(not retryable) = %+v", e)
 	}
-	if e := store.BadText(&pq.Error{Code: "22021"}); e.Code != engine.CodeValidation {
+	if e := store.BadText(&pq.Error{Code: "22021"}); e.Code != credit.CodeValidation {
 		t.Fatalf("BadText = %+v", e)
 	}
 }

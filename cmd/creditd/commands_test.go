@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph"
@@ -54,11 +55,11 @@ func usageDB(t *testing.T, url string) *store.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: engine.PoolAccount, Name: "main"})
+	pool, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: credit.PoolAccount, Name: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: pool.ID, CreditType: engine.CreditOnDemand, Amount: d("100")}); err != nil {
+	if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: pool.ID, CreditType: credit.CreditOnDemand, Amount: d("100")}); err != nil {
 		t.Fatal(err)
 	}
 	reg, err := svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{{Action: "agent.run", Credits: d("2")}})
@@ -69,12 +70,12 @@ func usageDB(t *testing.T, url string) *store.DB {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		in := engine.UsageInput{IdempotencyKey: "k" + strconv.Itoa(i), OrganizationID: org.ID, Action: "agent.run", Status: engine.StatusSucceeded}
+		in := engine.UsageInput{IdempotencyKey: "k" + strconv.Itoa(i), OrganizationID: org.ID, Action: "agent.run", Status: credit.StatusSucceeded}
 		if _, err := svc.RecordUsage(ctx, in); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, st := range []engine.UsageStatus{engine.StatusStarted, engine.StatusSucceeded} {
+	for _, st := range []credit.UsageStatus{credit.StatusStarted, credit.StatusSucceeded} {
 		in := engine.UsageInput{IdempotencyKey: "run-" + string(st), OrganizationID: org.ID, RunID: "run-1", Action: "agent.run", Status: st}
 		if _, err := svc.RecordUsage(ctx, in); err != nil {
 			t.Fatal(err)
@@ -82,7 +83,7 @@ func usageDB(t *testing.T, url string) *store.DB {
 	}
 	// More than the balance left: denied, still recorded.
 	big := d("1000")
-	if _, err := svc.RecordUsage(ctx, engine.UsageInput{IdempotencyKey: "too-big", OrganizationID: org.ID, Action: "agent.run", Status: engine.StatusSucceeded, Quantity: &big}); err != nil {
+	if _, err := svc.RecordUsage(ctx, engine.UsageInput{IdempotencyKey: "too-big", OrganizationID: org.ID, Action: "agent.run", Status: credit.StatusSucceeded, Quantity: &big}); err != nil {
 		t.Fatal(err)
 	}
 	return db
@@ -179,7 +180,7 @@ func TestLoadtestEndToEnd(t *testing.T) {
 			svc := ledger.New(db)
 			srv := httptest.NewServer(graph.NewHandler(svc, db, graph.Options{RateLimit: -1}))
 			defer srv.Close()
-			_, key, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "loadtest", Role: engine.RoleOperator})
+			_, key, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "loadtest", Role: credit.RoleOperator})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent/organization"
 )
@@ -48,7 +48,7 @@ func seedDemo(ctx context.Context, svc *ledger.Service, w io.Writer) error {
 	if _, err := svc.PublishRegister(ctx, "default", reg.Version, nil); err != nil {
 		return err
 	}
-	pol, err := svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "partial-charge-on-failure", Kind: engine.PolicyBurn, Expression: demoBurnRule})
+	pol, err := svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "partial-charge-on-failure", Kind: credit.PolicyBurn, Expression: demoBurnRule})
 	if err != nil {
 		return err
 	}
@@ -59,21 +59,21 @@ func seedDemo(ctx context.Context, svc *ledger.Service, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	account, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: engine.PoolAccount, Name: "Acme account"})
+	account, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: credit.PoolAccount, Name: "Acme account"})
 	if err != nil {
 		return err
 	}
-	team, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: engine.PoolTeam, Name: "Support team", ParentID: &account.ID})
+	team, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: credit.PoolTeam, Name: "Support team", ParentID: &account.ID})
 	if err != nil {
 		return err
 	}
 	now := svc.Now()
 	month, fortnight := now.AddDate(0, 1, 0), now.Add(14*24*time.Hour)
 	for _, g := range []ledger.GrantInput{
-		{PoolID: account.ID, CreditType: engine.CreditSubscription, Amount: d("5000"), UnitPrice: dp("0.01"), ExpiresAt: &month, Memo: "monthly allowance"},
-		{PoolID: account.ID, CreditType: engine.CreditIncentive, Amount: d("200"), ExpiresAt: &fortnight, Memo: "onboarding bonus"},
-		{PoolID: account.ID, CreditType: engine.CreditOnDemand, Amount: d("1000"), UnitPrice: dp("0.012"), Memo: "top-up pack"},
-		{PoolID: team.ID, CreditType: engine.CreditSubscription, Amount: d("500"), UnitPrice: dp("0.01"), ExpiresAt: &month, Memo: "team allocation"},
+		{PoolID: account.ID, CreditType: credit.CreditSubscription, Amount: d("5000"), UnitPrice: dp("0.01"), ExpiresAt: &month, Memo: "monthly allowance"},
+		{PoolID: account.ID, CreditType: credit.CreditIncentive, Amount: d("200"), ExpiresAt: &fortnight, Memo: "onboarding bonus"},
+		{PoolID: account.ID, CreditType: credit.CreditOnDemand, Amount: d("1000"), UnitPrice: dp("0.012"), Memo: "top-up pack"},
+		{PoolID: team.ID, CreditType: credit.CreditSubscription, Amount: d("500"), UnitPrice: dp("0.01"), ExpiresAt: &month, Memo: "team allocation"},
 	} {
 		if _, err := svc.GrantCredits(ctx, g); err != nil {
 			return err
@@ -87,7 +87,7 @@ func seedDemo(ctx context.Context, svc *ledger.Service, w io.Writer) error {
 // demoKey creates a new OPERATOR key for the demo and prints it, on every
 // start (a secret cannot be shown twice).
 func demoKey(ctx context.Context, svc *ledger.Service, w io.Writer) error {
-	_, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "demo", Role: engine.RoleOperator})
+	_, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "demo", Role: credit.RoleOperator})
 	if err != nil {
 		return err
 	}

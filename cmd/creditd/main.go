@@ -25,13 +25,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph"
 	"github.com/creditd/creditd/migrations"
@@ -319,9 +320,9 @@ func keys(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	var r engine.Role
-	if err := r.UnmarshalGQL(*role); err != nil {
-		return fmt.Errorf("--role: %w", err)
+	r := credit.Role(*role)
+	if !slices.Contains(r.Values(), *role) {
+		return fmt.Errorf("--role: %q is not a valid Role", *role)
 	}
 	db, err := store.OpenMigrated(ctx, databaseURL(*dbURL))
 	if err != nil {

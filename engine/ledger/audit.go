@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/creditd/creditd/auth"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/observe"
@@ -60,11 +60,11 @@ type AuditPage struct {
 // sees its own organisation's entries only.
 func (s *Service) AuditLog(ctx context.Context, org *int, first, after int) (AuditPage, error) {
 	if first < 1 || first > MaxPage {
-		return AuditPage{}, engine.Invalid("first", "must be between 1 and %d", MaxPage)
+		return AuditPage{}, credit.Invalid("first", "must be between 1 and %d", MaxPage)
 	}
 	if p := auth.From(ctx); p.Scoped() {
 		if org != nil && *org != *p.OrgID {
-			return AuditPage{}, engine.NotFound("organization", *org)
+			return AuditPage{}, credit.NotFound("organization", *org)
 		}
 		org = p.OrgID
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 )
@@ -110,13 +111,13 @@ func (b *batch) newScope(ctx context.Context, i int, it item, v engine.Versions)
 	p := b.pools[it.pool]
 	v.Terms = p.Terms
 	sc := &scope{i: i, it: it, p: p, v: v, org: engine.Org{ID: p.OrgID, Segment: p.Segment}, chain: b.chains[it.pool], subTier: -1}
-	if t := p.Terms; t != nil && (t.OverageMode == engine.OverageAutoTopUp || t.OverageMode == engine.OverageBorrow || v.Incentive != nil) {
+	if t := p.Terms; t != nil && (t.OverageMode == credit.OverageAutoTopUp || t.OverageMode == credit.OverageBorrow || v.Incentive != nil) {
 		ts, err := b.s.caps(ctx, b.tx, b.caps, t, b.now)
 		if err != nil {
 			return nil, err
 		}
 		sc.ts = ts
-		if t.OverageMode == engine.OverageAutoTopUp {
+		if t.OverageMode == credit.OverageAutoTopUp {
 			for n, pid := range sc.chain {
 				if pid == ts.sub.PoolID {
 					sc.subTier = n
@@ -136,12 +137,12 @@ func (b *batch) decide(ctx context.Context, sc *scope) (*engine.UsageDecision, e
 	switch {
 	case sc.it.ev.RunID == "":
 		d, err = b.single(ctx, sc, nil)
-	case sc.it.ev.Status == engine.StatusStarted:
+	case sc.it.ev.Status == credit.StatusStarted:
 		d, err = b.start(ctx, sc)
 	default:
 		d, err = b.settle(ctx, sc)
 	}
-	if err != nil || d.Decision == engine.DecisionDenied {
+	if err != nil || d.Decision == credit.DecisionDenied {
 		return d, err
 	}
 	return d, b.after(ctx, sc, d)
@@ -179,16 +180,16 @@ func (b *batch) single(ctx context.Context, sc *scope, reserved *engine.Reservat
 		}
 	}
 	if d.TopUps > 0 { // no pool to top up, or packs that did not cover it
-		d = engine.UsageDecision{Decision: engine.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Requested,
-			Reason: "insufficient credits: the auto top-up cannot cover " + d.Requested.String(), ReasonCode: engine.CodeInsufficientCredits}
+		d = engine.UsageDecision{Decision: credit.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Requested,
+			Reason: "insufficient credits: the auto top-up cannot cover " + d.Requested.String(), ReasonCode: credit.CodeInsufficientCredits}
 	}
-	if d.Decision != engine.DecisionDenied {
+	if d.Decision != credit.DecisionDenied {
 		if denied := b.count(sc, d.Credits, d); denied != nil {
 			return denied, nil
 		}
 	}
-	if reserved != nil && d.Decision == engine.DecisionAllowed && reserved.Decision == engine.DecisionDegraded {
-		d.Decision, d.Reason = engine.DecisionDegraded, reserved.Reason
+	if reserved != nil && d.Decision == credit.DecisionAllowed && reserved.Decision == credit.DecisionDegraded {
+		d.Decision, d.Reason = credit.DecisionDegraded, reserved.Reason
 	}
 	b.move(d.Draws, -1)
 	return &d, nil
@@ -209,8 +210,8 @@ func (b *batch) count(sc *scope, credits decimal.Decimal, d engine.UsageDecision
 	}
 	hard, _ := engine.CheckBudgets(vals, credits)
 	if hard != nil {
-		return &engine.UsageDecision{Decision: engine.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Requested,
-			ReasonCode: engine.CodeBudgetExceeded,
+		return &engine.UsageDecision{Decision: credit.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Requested,
+			ReasonCode: credit.CodeBudgetExceeded,
 			Reason: fmt.Sprintf("pool %d's hard budget of %s per %s would be exceeded (%s spent or held, %s more)",
 				hard.PoolID, hard.Limit, hard.Period, hard.Spent, credits)}
 	}
@@ -234,7 +235,7 @@ func (b *batch) spend(sc *scope, bg *engine.Budget, delta decimal.Decimal) {
 			kind = "hard"
 		}
 		b.alerts = append(b.alerts, budgetAlert{org: sc.p.OrgID, pool: bg.PoolID, item: sc.i, periodStart: bg.PeriodStart,
-			kind:    engine.CodeBudgetExceeded,
+			kind:    credit.CodeBudgetExceeded,
 			message: fmt.Sprintf("%s budget of %s per %s exceeded: %s spent", kind, bg.Limit, bg.Period, bg.Spent.Add(delta))})
 	}
 	bg.Spent = bg.Spent.Add(delta)
@@ -281,7 +282,7 @@ func (b *batch) start(ctx context.Context, sc *scope) (*engine.UsageDecision, er
 		if !b.lookup {
 			return nil, errNeedLookup
 		}
-		return nil, engine.Errorf(engine.CodeRunStarted, "run %q has already started", sc.it.ev.RunID)
+		return nil, credit.Errorf(credit.CodeRunStarted, "run %q has already started", sc.it.ev.RunID)
 	}
 	r, err := engine.Reserve(ctx, sc.v, sc.org, sc.it.ev, b.tiers(sc), b.now)
 	if err != nil {
@@ -297,7 +298,7 @@ func (b *batch) start(ctx context.Context, sc *scope) (*engine.UsageDecision, er
 		}
 	}
 	if r.TopUps > 0 {
-		return denied(r.Expected, engine.CodeInsufficientCredits, "insufficient credits: the auto top-up cannot cover the run's "+r.Expected.String()), nil
+		return denied(r.Expected, credit.CodeInsufficientCredits, "insufficient credits: the auto top-up cannot cover the run's "+r.Expected.String()), nil
 	}
 	if r.Denied() {
 		return denied(r.Expected, r.ReasonCode, r.Reason), nil
@@ -319,7 +320,7 @@ func (b *batch) start(ctx context.Context, sc *scope) (*engine.UsageDecision, er
 	if err != nil {
 		return nil, err
 	}
-	if d.Decision == engine.DecisionDenied {
+	if d.Decision == credit.DecisionDenied {
 		b.move(r.Draws, +1)
 		b.undo(mark)
 		delete(b.holds, k)
@@ -378,21 +379,21 @@ func (b *batch) openRun(sc *scope) (*runHold, error) {
 	h := b.holds[runKey{sc.org.ID, sc.it.ev.RunID}]
 	switch {
 	case h == nil:
-		return nil, &engine.Error{Code: engine.CodeUnknownRun, Field: "runId", Message: "run " + quote(sc.it.ev.RunID) + " never started (send its STARTED event first)"}
+		return nil, &credit.Error{Code: credit.CodeUnknownRun, Field: "runId", Message: "run " + quote(sc.it.ev.RunID) + " never started (send its STARTED event first)"}
 	case h.settled >= 0 || h.status == holdSettled || (h.status == holdReleased && h.wasSettled):
 		if !b.lookup {
 			return nil, errNeedLookup
 		}
-		return nil, &engine.Error{Code: engine.CodeRunSettled, Field: "runId", Message: "run " + quote(sc.it.ev.RunID) + " is already settled"}
+		return nil, &credit.Error{Code: credit.CodeRunSettled, Field: "runId", Message: "run " + quote(sc.it.ev.RunID) + " is already settled"}
 	case h.pool != sc.it.pool:
-		return nil, engine.Invalid("poolId", "run %q holds credits in pool %d", sc.it.ev.RunID, h.pool)
+		return nil, credit.Invalid("poolId", "run %q holds credits in pool %d", sc.it.ev.RunID, h.pool)
 	}
 	return h, nil
 }
 
 // denied is a DENIED decision that charges nothing.
-func denied(requested decimal.Decimal, code engine.Code, reason string) *engine.UsageDecision {
-	return &engine.UsageDecision{Decision: engine.DecisionDenied, Credits: decimal.Zero, Requested: requested, ReasonCode: code, Reason: reason}
+func denied(requested decimal.Decimal, code credit.Code, reason string) *engine.UsageDecision {
+	return &engine.UsageDecision{Decision: credit.DecisionDenied, Credits: decimal.Zero, Requested: requested, ReasonCode: code, Reason: reason}
 }
 
 // budgetMark is the budgets' state before a decision, to take it back.
@@ -418,7 +419,7 @@ func (b *batch) undo(m budgetMark) {
 
 // uncoveredAlert is the alert of a run settled beyond what covered it.
 func uncoveredAlert(sc *scope, d *engine.UsageDecision) budgetAlert {
-	return budgetAlert{org: sc.p.OrgID, pool: sc.it.pool, item: sc.i, kind: engine.CodeUncovered,
-		periodStart: engine.BudgetPeriodStart(engine.PeriodDay, sc.it.ev.OccurredAt),
+	return budgetAlert{org: sc.p.OrgID, pool: sc.it.pool, item: sc.i, kind: credit.CodeUncovered,
+		periodStart: engine.BudgetPeriodStart(credit.PeriodDay, sc.it.ev.OccurredAt),
 		message:     fmt.Sprintf("run %q settled %s credits beyond its hold, the balance and the plan's overage mode", sc.it.ev.RunID, d.Uncovered)}
 }

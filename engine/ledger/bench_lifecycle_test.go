@@ -27,7 +27,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/shopspring/decimal"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/store"
@@ -146,10 +146,10 @@ func newCloseFixture(tb testing.TB, subs int) *closeFixture {
 		tb.Fatalf("publish register: %v", err)
 	}
 	cp := decimal.NewFromInt(closeCap)
-	p, err := svc.CreatePlan(ctx, ledger.PlanInput{Name: "bench-capped", Period: engine.PeriodMonth,
+	p, err := svc.CreatePlan(ctx, ledger.PlanInput{Name: "bench-capped", Period: credit.PeriodMonth,
 		IncludedCredits: decimal.NewFromInt(closeIncluded), PricePerCredit: decimal.RequireFromString("0.01"),
-		PlatformFee: decimal.NewFromInt(5), RegisterName: "default", OverageMode: engine.OverageHard,
-		RolloverMode: engine.RolloverCapped, RolloverCap: &cp})
+		PlatformFee: decimal.NewFromInt(5), RegisterName: "default", OverageMode: credit.OverageHard,
+		RolloverMode: credit.RolloverCapped, RolloverCap: &cp})
 	if err != nil {
 		tb.Fatalf("CreatePlan: %v", err)
 	}
@@ -160,7 +160,7 @@ func newCloseFixture(tb testing.TB, subs int) *closeFixture {
 	if err != nil {
 		tb.Fatalf("CreateOrganization: %v", err)
 	}
-	pl, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: engine.PoolAccount, Name: "account"})
+	pl, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: credit.PoolAccount, Name: "account"})
 	if err != nil {
 		tb.Fatalf("CreatePool: %v", err)
 	}
@@ -393,22 +393,22 @@ func BenchmarkRunsConcurrent(b *testing.B) {
 func (fx *benchFixture) serviceRun(ctx context.Context, i int) error {
 	run := "run-" + fx.key()
 	in := fx.input(i)
-	in.RunID, in.Status = run, engine.StatusStarted
+	in.RunID, in.Status = run, credit.StatusStarted
 	res, err := fx.svc.RecordUsage(ctx, in)
 	if err != nil {
 		return fmt.Errorf("STARTED: %w", err)
 	}
 	one := decimal.NewFromInt(benchWeight)
-	if res.Duplicate || res.Decision != engine.DecisionAllowed || !res.Reserved.Equal(one) || !res.Credits.IsZero() {
+	if res.Duplicate || res.Decision != credit.DecisionAllowed || !res.Reserved.Equal(one) || !res.Credits.IsZero() {
 		return fmt.Errorf("STARTED: decision %s, reserved %s, credits %s, duplicate %v, reason %q",
 			res.Decision, res.Reserved, res.Credits, res.Duplicate, res.Reason)
 	}
 	in = fx.input(i)
-	in.RunID, in.Status = run, engine.StatusSucceeded
+	in.RunID, in.Status = run, credit.StatusSucceeded
 	if res, err = fx.svc.RecordUsage(ctx, in); err != nil {
 		return fmt.Errorf("SUCCEEDED: %w", err)
 	}
-	if res.Duplicate || res.Decision != engine.DecisionAllowed || !res.Credits.Equal(one) {
+	if res.Duplicate || res.Decision != credit.DecisionAllowed || !res.Credits.Equal(one) {
 		return fmt.Errorf("SUCCEEDED: decision %s, credits %s, duplicate %v, reason %q",
 			res.Decision, res.Credits, res.Duplicate, res.Reason)
 	}

@@ -28,6 +28,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/store"
@@ -123,11 +124,11 @@ func (fx *benchFixture) addOrg(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	p, err := fx.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: engine.PoolAccount, Name: "account"})
+	p, err := fx.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: credit.PoolAccount, Name: "account"})
 	if err != nil {
 		return err
 	}
-	g, err := fx.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: p.ID, CreditType: engine.CreditSubscription,
+	g, err := fx.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: p.ID, CreditType: credit.CreditSubscription,
 		Amount: decimal.NewFromInt(benchGrant), Memo: "bench"})
 	if err != nil {
 		return err
@@ -188,7 +189,7 @@ func (fx *benchFixture) serviceBatch(ctx context.Context, i, n int) error {
 }
 
 func checkResult(r ledger.UsageResult) error {
-	if r.Duplicate || r.Decision != engine.DecisionAllowed || !r.Credits.Equal(decimal.NewFromInt(benchWeight)) || len(r.Draws) != 1 {
+	if r.Duplicate || r.Decision != credit.DecisionAllowed || !r.Credits.Equal(decimal.NewFromInt(benchWeight)) || len(r.Draws) != 1 {
 		return fmt.Errorf("unexpected result: decision %s, credits %s, duplicate %v, %d draws, reason %q",
 			r.Decision, r.Credits, r.Duplicate, len(r.Draws), r.Reason)
 	}

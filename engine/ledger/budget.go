@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/alert"
@@ -25,7 +26,7 @@ import (
 // Per-member limits are budgets on PERSONAL pools.
 
 type budgetAlert struct {
-	kind        engine.Code // BUDGET_EXCEEDED, UNCOVERED
+	kind        credit.Code // BUDGET_EXCEEDED, UNCOVERED
 	org, pool   int
 	item        int
 	periodStart time.Time
@@ -57,12 +58,12 @@ func (s *Service) writeBudgets(ctx context.Context, tx *usageTx, pools map[int]p
 
 // SetBudget sets (amount >= 0) a pool's budget per calendar period; hard
 // stops spending, soft only alerts.
-func (s *Service) SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period engine.Period, hard bool) (*ent.Pool, error) {
+func (s *Service) SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period credit.Period, hard bool) (*ent.Pool, error) {
 	if amount.IsNegative() {
-		return nil, engine.Invalid("amount", "must not be negative, got %s", amount)
+		return nil, credit.Invalid("amount", "must not be negative, got %s", amount)
 	}
 	if !period.Valid() {
-		return nil, engine.Invalid("period", "%q is not a period", period)
+		return nil, credit.Invalid("period", "%q is not a period", period)
 	}
 	var out *ent.Pool
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
@@ -71,7 +72,7 @@ func (s *Service) SetBudget(ctx context.Context, poolID int, amount decimal.Deci
 		}
 		p, err := tx.Pool.Get(ctx, poolID)
 		if err != nil || !auth.From(ctx).Sees(p.OrganizationID) {
-			return engine.NotFound("pool", poolID)
+			return credit.NotFound("pool", poolID)
 		}
 		if out, err = tx.Pool.UpdateOne(p).SetBudgetAmount(decimal.NewNullDecimal(amount)).SetBudgetPeriod(period).
 			SetBudgetHard(hard).Save(ctx); err != nil {
@@ -85,7 +86,7 @@ func (s *Service) SetBudget(ctx context.Context, poolID int, amount decimal.Deci
 // BudgetState is a pool's budget with what it spent this period.
 type BudgetState struct {
 	Amount      decimal.Decimal
-	Period      engine.Period
+	Period      credit.Period
 	Hard        bool
 	Spent       decimal.Decimal
 	PeriodStart time.Time
@@ -112,11 +113,11 @@ func (s *Service) Budget(ctx context.Context, p *ent.Pool) (*BudgetState, error)
 // that is not scoped and names none), newest first.
 func (s *Service) Alerts(ctx context.Context, org *int, first int) ([]*ent.Alert, error) {
 	if first < 1 || first > MaxPage {
-		return nil, engine.Invalid("first", "must be between 1 and %d", MaxPage)
+		return nil, credit.Invalid("first", "must be between 1 and %d", MaxPage)
 	}
 	if p := auth.From(ctx); p.Scoped() {
 		if org != nil && *org != *p.OrgID {
-			return nil, engine.NotFound("organization", *org)
+			return nil, credit.NotFound("organization", *org)
 		}
 		org = p.OrgID
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/auth"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/ledgerentry"
@@ -22,20 +22,20 @@ import (
 func (f *fixture) tree(t *testing.T) (team, alice, bob *ent.Pool) {
 	t.Helper()
 	ctx := context.Background()
-	mk := func(kind engine.PoolKind, name string, parent int) *ent.Pool {
+	mk := func(kind credit.PoolKind, name string, parent int) *ent.Pool {
 		p, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: kind, Name: name, ParentID: &parent})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	team = mk(engine.PoolTeam, "team", f.pool.ID)
-	return team, mk(engine.PoolPersonal, "alice", team.ID), mk(engine.PoolPersonal, "bob", team.ID)
+	team = mk(credit.PoolTeam, "team", f.pool.ID)
+	return team, mk(credit.PoolPersonal, "alice", team.ID), mk(credit.PoolPersonal, "bob", team.ID)
 }
 
 func (f *fixture) grantTo(t *testing.T, p *ent.Pool, amount string) {
 	t.Helper()
-	if _, err := f.svc.GrantCredits(context.Background(), ledger.GrantInput{PoolID: p.ID, CreditType: engine.CreditSubscription, Amount: d(amount)}); err != nil {
+	if _, err := f.svc.GrantCredits(context.Background(), ledger.GrantInput{PoolID: p.ID, CreditType: credit.CreditSubscription, Amount: d(amount)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -68,14 +68,14 @@ func TestPoolsFallThrough(t *testing.T) {
 		f.grantTo(t, f.pool, "100")
 		f.grantTo(t, team, "10")
 		res := f.useOn(t, alice, "a1", "15")
-		if res.Decision != engine.DecisionAllowed || len(res.Draws) != 2 {
+		if res.Decision != credit.DecisionAllowed || len(res.Draws) != 2 {
 			t.Fatalf("usage on a personal pool = %+v; want two draws, team then account", res)
 		}
 		if a, tm, acc := availableOf(t, f, alice), availableOf(t, f, team), availableOf(t, f, f.pool); a != "0" || tm != "0" || acc != "95" {
 			t.Fatalf("balances alice %s team %s account %s; want 0, 0, 95", a, tm, acc)
 		}
 		// Each BURN entry is on its grant's pool; the event stays on alice's.
-		es, err := db.Client.LedgerEntry.Query().Where(ledgerentry.KindEQ(engine.EntryBurn)).All(ctx)
+		es, err := db.Client.LedgerEntry.Query().Where(ledgerentry.KindEQ(credit.EntryBurn)).All(ctx)
 		if err != nil || len(es) != 2 {
 			t.Fatalf("entries %v %v", es, err)
 		}
@@ -93,24 +93,24 @@ func TestBudgets(t *testing.T) {
 		f := setup(t, db)
 		team, alice, bob := f.tree(t)
 		f.grantTo(t, f.pool, "1000")
-		if _, err := f.svc.SetBudget(ctx, team.ID, d("20"), engine.PeriodMonth, true); err != nil {
+		if _, err := f.svc.SetBudget(ctx, team.ID, d("20"), credit.PeriodMonth, true); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.SetBudget(ctx, alice.ID, d("5"), engine.PeriodDay, false); err != nil {
+		if _, err := f.svc.SetBudget(ctx, alice.ID, d("5"), credit.PeriodDay, false); err != nil {
 			t.Fatal(err)
 		}
 		steps := []struct {
 			pool     *ent.Pool
 			qty      string
-			decision engine.Decision
-			code     engine.Code
+			decision credit.Decision
+			code     credit.Code
 		}{
-			{alice, "4", engine.DecisionAllowed, ""},
-			{alice, "3", engine.DecisionAllowed, ""}, // over alice's soft budget: an alert
-			{alice, "1", engine.DecisionAllowed, ""}, // no second alert
-			{bob, "12", engine.DecisionAllowed, ""},  // team spent 20 of 20
-			{bob, "1", engine.DecisionDenied, engine.CodeBudgetExceeded},
-			{alice, "1", engine.DecisionDenied, engine.CodeBudgetExceeded}, // the account still has credits
+			{alice, "4", credit.DecisionAllowed, ""},
+			{alice, "3", credit.DecisionAllowed, ""}, // over alice's soft budget: an alert
+			{alice, "1", credit.DecisionAllowed, ""}, // no second alert
+			{bob, "12", credit.DecisionAllowed, ""},  // team spent 20 of 20
+			{bob, "1", credit.DecisionDenied, credit.CodeBudgetExceeded},
+			{alice, "1", credit.DecisionDenied, credit.CodeBudgetExceeded}, // the account still has credits
 		}
 		for i, st := range steps {
 			res := f.useOn(t, st.pool, fmt.Sprintf("k%d", i), st.qty)
@@ -128,7 +128,7 @@ func TestBudgets(t *testing.T) {
 		}
 		// Next month the team may spend again.
 		f.clock.add(32 * 24 * time.Hour)
-		if res := f.useOn(t, bob, "next", "1"); res.Decision != engine.DecisionAllowed {
+		if res := f.useOn(t, bob, "next", "1"); res.Decision != credit.DecisionAllowed {
 			t.Fatalf("next month: %s (%s); want ALLOWED", res.Decision, res.Reason)
 		}
 		verify(t, f.svc)
@@ -151,7 +151,7 @@ func TestBudgetsConcurrent(t *testing.T) {
 		f := setup(t, db)
 		team, alice, bob := f.tree(t)
 		f.grantTo(t, f.pool, "1000")
-		if _, err := f.svc.SetBudget(ctx, team.ID, d("50"), engine.PeriodMonth, true); err != nil {
+		if _, err := f.svc.SetBudget(ctx, team.ID, d("50"), credit.PeriodMonth, true); err != nil {
 			t.Fatal(err)
 		}
 		var allowed atomic.Int64
@@ -171,7 +171,7 @@ func TestBudgetsConcurrent(t *testing.T) {
 					t.Errorf("usage: %v", err)
 					return
 				}
-				if res.Decision == engine.DecisionAllowed {
+				if res.Decision == credit.DecisionAllowed {
 					allowed.Add(1)
 				}
 			}(w)
@@ -191,12 +191,12 @@ func TestSetBudgetBadInput(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		if _, err := f.svc.SetBudget(ctx, f.pool.ID, d("-1"), engine.PeriodMonth, true); engine.CodeOf(err) != engine.CodeValidation {
+		if _, err := f.svc.SetBudget(ctx, f.pool.ID, d("-1"), credit.PeriodMonth, true); credit.CodeOf(err) != credit.CodeValidation {
 			t.Fatalf("negative budget: %v, want VALIDATION", err)
 		}
 		other := f.org.ID + 1000
-		scoped := auth.With(ctx, &auth.Principal{KeyID: 1, Name: "other admin", Role: engine.RoleOrgAdmin, OrgID: &other})
-		if _, err := f.svc.SetBudget(scoped, f.pool.ID, d("10"), engine.PeriodMonth, true); engine.CodeOf(err) != engine.CodeNotFound {
+		scoped := auth.With(ctx, &auth.Principal{KeyID: 1, Name: "other admin", Role: credit.RoleOrgAdmin, OrgID: &other})
+		if _, err := f.svc.SetBudget(scoped, f.pool.ID, d("10"), credit.PeriodMonth, true); credit.CodeOf(err) != credit.CodeNotFound {
 			t.Fatalf("another organisation's pool: %v, want NOT_FOUND", err)
 		}
 		if b, err := f.svc.Budget(ctx, mustPool(t, f, f.pool.ID)); err != nil || b != nil {
@@ -211,16 +211,16 @@ func TestPoolWithoutFallThrough(t *testing.T) {
 		ctx := context.Background()
 		f := setup(t, db)
 		f.grantTo(t, f.pool, "100")
-		solo, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: engine.PoolTeam, Name: "solo",
+		solo, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: credit.PoolTeam, Name: "solo",
 			ParentID: &f.pool.ID, NoFallThrough: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.grantTo(t, solo, "3")
-		if res := f.useOn(t, solo, "a", "5"); res.Decision != engine.DecisionDenied {
+		if res := f.useOn(t, solo, "a", "5"); res.Decision != credit.DecisionDenied {
 			t.Fatalf("5 credits on a pool holding 3 that does not fall through = %s; want DENIED", res.Decision)
 		}
-		if res := f.useOn(t, solo, "b", "3"); res.Decision != engine.DecisionAllowed {
+		if res := f.useOn(t, solo, "b", "3"); res.Decision != credit.DecisionAllowed {
 			t.Fatalf("3 credits = %s; want ALLOWED", res.Decision)
 		}
 		if got := availableOf(t, f, f.pool); got != "100" {

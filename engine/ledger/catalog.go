@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/policyversion"
@@ -42,7 +43,7 @@ type loadedSnapshot struct {
 
 type snapshot struct {
 	registers map[string][]*engine.Register        // by name, ascending effective order
-	policies  map[engine.PolicyKind][]*engine.Rule // by kind, ascending effective order
+	policies  map[credit.PolicyKind][]*engine.Rule // by kind, ascending effective order
 	broken    map[int]error                        // policy id -> why its stored rule no longer compiles
 	published int                                  // published register and policy versions loaded (they never leave PUBLISHED)
 }
@@ -105,14 +106,14 @@ func (c *catalog) refresh(ctx context.Context, client *ent.Client) (*snapshot, e
 
 func (c *catalog) load(ctx context.Context, client *ent.Client) (*snapshot, error) {
 	regs, err := client.WeightRegister.Query().
-		Where(weightregister.StatusEQ(engine.VersionPublished)).
+		Where(weightregister.StatusEQ(credit.VersionPublished)).
 		WithWeights().All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load registers: %w", err)
 	}
 	snap := &snapshot{
 		registers: map[string][]*engine.Register{},
-		policies:  map[engine.PolicyKind][]*engine.Rule{},
+		policies:  map[credit.PolicyKind][]*engine.Rule{},
 		broken:    map[int]error{},
 	}
 	for _, r := range regs {
@@ -128,7 +129,7 @@ func (c *catalog) load(ctx context.Context, client *ent.Client) (*snapshot, erro
 		})
 	}
 	pols, err := client.PolicyVersion.Query().
-		Where(policyversion.StatusEQ(engine.VersionPublished)).All(ctx)
+		Where(policyversion.StatusEQ(credit.VersionPublished)).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
@@ -184,11 +185,11 @@ func (c *catalog) register(r *ent.WeightRegister) (*engine.Register, error) {
 }
 
 // ruleKinds maps the policy kinds the engine evaluates to their CEL kinds.
-var ruleKinds = map[engine.PolicyKind]rules.Kind{
-	engine.PolicyBurn:      rules.KindBurn,
-	engine.PolicyDrawOrder: rules.KindDrawOrder,
-	engine.PolicyOverage:   rules.KindOverage,
-	engine.PolicyIncentive: rules.KindIncentive,
+var ruleKinds = map[credit.PolicyKind]rules.Kind{
+	credit.PolicyBurn:      rules.KindBurn,
+	credit.PolicyDrawOrder: rules.KindDrawOrder,
+	credit.PolicyOverage:   rules.KindOverage,
+	credit.PolicyIncentive: rules.KindIncentive,
 }
 
 // versions picks the register (by name) and the policies in effect at t: for
@@ -210,7 +211,7 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		}
 		v.Register = r
 	}
-	pick := func(kind engine.PolicyKind) (*engine.Rule, error) {
+	pick := func(kind credit.PolicyKind) (*engine.Rule, error) {
 		var in *engine.Rule
 		for _, r := range s.policies[kind] {
 			if r.EffectiveFrom.After(t) {
@@ -220,23 +221,23 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		}
 		if in != nil {
 			if err := s.broken[in.ID]; err != nil {
-				return nil, &engine.Error{Code: engine.CodeRuleRuntime, Cause: err,
+				return nil, &credit.Error{Code: credit.CodeRuleRuntime, Cause: err,
 					Message: fmt.Sprintf("%s policy %q version %d no longer compiles: %v", kind, in.Name, in.Version, err)}
 			}
 		}
 		return in, nil
 	}
 	var err error
-	if v.Burn, err = pick(engine.PolicyBurn); err != nil {
+	if v.Burn, err = pick(credit.PolicyBurn); err != nil {
 		return v, err
 	}
-	if v.DrawOrder, err = pick(engine.PolicyDrawOrder); err != nil {
+	if v.DrawOrder, err = pick(credit.PolicyDrawOrder); err != nil {
 		return v, err
 	}
-	if v.Overage, err = pick(engine.PolicyOverage); err != nil {
+	if v.Overage, err = pick(credit.PolicyOverage); err != nil {
 		return v, err
 	}
-	if v.Incentive, err = pick(engine.PolicyIncentive); err != nil {
+	if v.Incentive, err = pick(credit.PolicyIncentive); err != nil {
 		return v, err
 	}
 	return v, nil

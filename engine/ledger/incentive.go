@@ -7,6 +7,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
@@ -65,7 +66,7 @@ func (s *Service) award(ctx context.Context, c *ent.Client, rule *engine.Rule, t
 	}
 	memo := "incentive: " + behavior
 	expires := now.AddDate(0, 0, p.IncentiveExpiryDays)
-	gs, err := s.post(ctx, c, engine.Posting{Org: org.ID, Open: []engine.Opening{{Pool: pool, CreditType: engine.CreditIncentive,
+	gs, err := s.post(ctx, c, engine.Posting{Org: org.ID, Open: []engine.Opening{{Pool: pool, CreditType: credit.CreditIncentive,
 		Amount: credits, UnitPrice: decimal.Zero, EffectiveAt: now, ExpiresAt: &expires, Memo: truncate(memo, 500)}}}, now)
 	if err != nil {
 		return nil, err
@@ -105,10 +106,10 @@ type BehaviorResult struct {
 // behaviour returns the first payment with Duplicate set.
 func (s *Service) RecordBehavior(ctx context.Context, in BehaviorInput) (BehaviorResult, error) {
 	if in.Name == "" || len(in.Name) > engine.MaxActionLen {
-		return BehaviorResult{}, engine.Invalid("name", "must be 1 to %d characters", engine.MaxActionLen)
+		return BehaviorResult{}, credit.Invalid("name", "must be 1 to %d characters", engine.MaxActionLen)
 	}
 	if !auth.From(ctx).Sees(in.OrganizationID) {
-		return BehaviorResult{}, engine.NotFound("organization", in.OrganizationID)
+		return BehaviorResult{}, credit.NotFound("organization", in.OrganizationID)
 	}
 	now := s.Now()
 	snap, err := s.catalog.current(ctx)
@@ -125,11 +126,11 @@ func (s *Service) RecordBehavior(ctx context.Context, in BehaviorInput) (Behavio
 		if in.PoolID != nil {
 			pool, err = tx.Pool.Get(ctx, *in.PoolID)
 			if err != nil || pool.OrganizationID != o.ID {
-				return engine.NotFound("pool", *in.PoolID)
+				return credit.NotFound("pool", *in.PoolID)
 			}
-		} else if pool, err = tx.Pool.Query().Where(entpool.OrganizationID(o.ID), entpool.KindEQ(engine.PoolAccount)).
+		} else if pool, err = tx.Pool.Query().Where(entpool.OrganizationID(o.ID), entpool.KindEQ(credit.PoolAccount)).
 			Order(ent.Asc(entpool.FieldID)).First(ctx); err != nil {
-			return engine.NotFound("pool of organization", o.ID)
+			return credit.NotFound("pool of organization", o.ID)
 		}
 		if err := s.lockRow(ctx, tx, "pools", pool.ID); err != nil {
 			return err
@@ -157,7 +158,7 @@ func (s *Service) RecordBehavior(ctx context.Context, in BehaviorInput) (Behavio
 		if err != nil {
 			return err
 		}
-		ev := engine.Event{Action: in.Name, Status: engine.StatusSucceeded, Quantity: decimal.NewFromInt(1),
+		ev := engine.Event{Action: in.Name, Status: credit.StatusSucceeded, Quantity: decimal.NewFromInt(1),
 			Completion: decimal.NewFromInt(1), Attempt: 1, Properties: in.Properties, OccurredAt: now}
 		g, err := s.award(ctx, tx.Client(), v.Incentive, ts, engine.Org{ID: o.ID, Segment: o.Segment}, pool.ID, ev, "behavior", in.Name, now)
 		out = BehaviorResult{Incentive: g}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/store"
 	"github.com/creditd/creditd/testdb"
@@ -21,7 +21,7 @@ func TestIncentives(t *testing.T) {
 		f := setup(t, db)
 		team, alice, bob := f.tree(t)
 		_ = team
-		p := plan("incent", engine.OverageHard, engine.RolloverNone, nil)
+		p := plan("incent", credit.OverageHard, credit.RolloverNone, nil)
 		p.IncentiveCapPerMember, p.IncentiveCapPerPeriod, p.IncentiveExpiryDays = dp("52"), dp("60"), ptr(7)
 		pl, err := f.svc.CreatePlan(ctx, p)
 		if err != nil {
@@ -31,7 +31,7 @@ func TestIncentives(t *testing.T) {
 		if res, err := f.svc.RecordBehavior(ctx, ledger.BehaviorInput{OrganizationID: f.org.ID, PoolID: &alice.ID, Name: "onboarding.first_run"}); err != nil || res.Incentive != nil {
 			t.Fatalf("behaviour without a policy = %+v, %v; want nothing paid", res, err)
 		}
-		pol, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "incentives", Kind: engine.PolicyIncentive, Expression: incentiveRule})
+		pol, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "incentives", Kind: credit.PolicyIncentive, Expression: incentiveRule})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestIncentives(t *testing.T) {
 		}
 		// A behaviour pays once per member.
 		first, err := f.svc.RecordBehavior(ctx, ledger.BehaviorInput{OrganizationID: f.org.ID, PoolID: &alice.ID, Name: "onboarding.first_run"})
-		if err != nil || first.Incentive == nil || !first.Incentive.Amount.Equal(d("50")) || first.Incentive.CreditType != engine.CreditIncentive {
+		if err != nil || first.Incentive == nil || !first.Incentive.Amount.Equal(d("50")) || first.Incentive.CreditType != credit.CreditIncentive {
 			t.Fatalf("first run = %+v, %v; want a 50-credit INCENTIVE grant", first, err)
 		}
 		if exp := first.Incentive.ExpiresAt; exp == nil || !exp.Equal(f.clock.now().AddDate(0, 0, 7)) {

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/auth"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/apikey"
 )
@@ -13,7 +13,7 @@ import (
 // KeyInput creates an API key.
 type KeyInput struct {
 	Name           string
-	Role           engine.Role
+	Role           credit.Role
 	OrganizationID *int
 	// Secret is the key to store; "" generates one. Only bootstrap
 	// (CREDITD_ADMIN_KEY) passes its own.
@@ -21,8 +21,8 @@ type KeyInput struct {
 }
 
 // Forbidden is the error of a caller whose role may not do what it asked.
-func Forbidden(format string, args ...any) *engine.Error {
-	return engine.Errorf(engine.CodeForbidden, format, args...)
+func Forbidden(format string, args ...any) *credit.Error {
+	return credit.Errorf(auth.CodeForbidden, format, args...)
 }
 
 // CreateKey creates an API key and returns it with its secret, the only time
@@ -31,7 +31,7 @@ func Forbidden(format string, args ...any) *engine.Error {
 // ORG_ADMIN caller creates ORG_ADMIN or SERVICE keys of its own organisation.
 func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*ent.APIKey, string, error) {
 	if in.Name == "" || len(in.Name) > 100 {
-		return nil, "", engine.Invalid("name", "must be 1 to 100 characters")
+		return nil, "", credit.Invalid("name", "must be 1 to 100 characters")
 	}
 	caller := auth.From(ctx)
 	if caller.Scoped() {
@@ -39,17 +39,17 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*ent.APIKey, stri
 			in.OrganizationID = caller.OrgID
 		}
 		if *in.OrganizationID != *caller.OrgID {
-			return nil, "", engine.NotFound("organization", *in.OrganizationID)
+			return nil, "", credit.NotFound("organization", *in.OrganizationID)
 		}
-		if in.Role != engine.RoleOrgAdmin && in.Role != engine.RoleService {
+		if in.Role != credit.RoleOrgAdmin && in.Role != credit.RoleService {
 			return nil, "", Forbidden("an organisation's admin may create ORG_ADMIN and SERVICE keys only")
 		}
 	}
 	switch {
-	case in.Role == engine.RoleOrgAdmin && in.OrganizationID == nil:
-		return nil, "", engine.Invalid("organizationId", "an ORG_ADMIN key belongs to one organisation")
-	case in.OrganizationID != nil && in.Role != engine.RoleOrgAdmin && in.Role != engine.RoleService:
-		return nil, "", engine.Invalid("organizationId", "a %s key is vendor-wide; only ORG_ADMIN and SERVICE keys are scoped", in.Role)
+	case in.Role == credit.RoleOrgAdmin && in.OrganizationID == nil:
+		return nil, "", credit.Invalid("organizationId", "an ORG_ADMIN key belongs to one organisation")
+	case in.OrganizationID != nil && in.Role != credit.RoleOrgAdmin && in.Role != credit.RoleService:
+		return nil, "", credit.Invalid("organizationId", "a %s key is vendor-wide; only ORG_ADMIN and SERVICE keys are scoped", in.Role)
 	}
 	secret := in.Secret
 	if secret == "" {
@@ -58,7 +58,7 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*ent.APIKey, stri
 			return nil, "", err
 		}
 	} else if !auth.WellFormed(secret) {
-		return nil, "", engine.Invalid("secret", "a key is %d to 200 printable characters without spaces", auth.MinSecretLen)
+		return nil, "", credit.Invalid("secret", "a key is %d to 200 printable characters without spaces", auth.MinSecretLen)
 	}
 	var out *ent.APIKey
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
@@ -75,7 +75,7 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*ent.APIKey, stri
 		var err error
 		if out, err = c.Save(ctx); err != nil {
 			if isUniqueViolation(err) {
-				return engine.Errorf(engine.CodeConflict, "a key with this secret exists")
+				return credit.Errorf(credit.CodeConflict, "a key with this secret exists")
 			}
 			return err
 		}
@@ -94,13 +94,13 @@ func (s *Service) EnsureKey(ctx context.Context, name, secret string) (bool, err
 	k, err := s.db.Client.APIKey.Query().Where(apikey.SecretHash(auth.Hash(secret))).Only(ctx)
 	switch {
 	case err == nil && k.RevokedAt != nil:
-		return false, engine.Errorf(engine.CodeConflict, "the admin key was revoked; set a new CREDITD_ADMIN_KEY")
+		return false, credit.Errorf(credit.CodeConflict, "the admin key was revoked; set a new CREDITD_ADMIN_KEY")
 	case err == nil:
 		return false, nil
 	case !ent.IsNotFound(err):
 		return false, err
 	}
-	_, _, err = s.CreateKey(ctx, KeyInput{Name: name, Role: engine.RoleOperator, Secret: secret})
+	_, _, err = s.CreateKey(ctx, KeyInput{Name: name, Role: credit.RoleOperator, Secret: secret})
 	return err == nil, err
 }
 
@@ -112,7 +112,7 @@ func (s *Service) RevokeKey(ctx context.Context, id int) (*ent.APIKey, error) {
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		k, err := tx.APIKey.Get(ctx, id)
 		if err != nil || (caller.Scoped() && (k.OrganizationID == nil || *k.OrganizationID != *caller.OrgID)) {
-			return engine.NotFound("api key", id)
+			return credit.NotFound("api key", id)
 		}
 		if k.RevokedAt != nil {
 			out = k
@@ -141,13 +141,13 @@ func (s *Service) Keys(ctx context.Context) ([]*ent.APIKey, error) {
 func (s *Service) Authenticate(ctx context.Context, secret string) (*auth.Principal, error) {
 	k, err := s.db.Client.APIKey.Query().Where(apikey.SecretHash(auth.Hash(secret))).Only(ctx)
 	if ent.IsNotFound(err) || (err == nil && !auth.Matches(secret, k.SecretHash)) {
-		return nil, engine.Errorf(engine.CodeKeyUnknown, "the API key is not known")
+		return nil, credit.Errorf(auth.CodeKeyUnknown, "the API key is not known")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if k.RevokedAt != nil {
-		return nil, engine.Errorf(engine.CodeKeyRevoked, "the API key was revoked")
+		return nil, credit.Errorf(auth.CodeKeyRevoked, "the API key was revoked")
 	}
 	now := time.Now().UTC()
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {

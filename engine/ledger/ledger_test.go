@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -49,7 +50,7 @@ func setup(t *testing.T, db *store.DB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: engine.PoolAccount, Name: "main"})
+	pool, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: credit.PoolAccount, Name: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func setup(t *testing.T, db *store.DB) *fixture {
 	return &fixture{svc: svc, clock: c, org: org, pool: pool}
 }
 
-func (f *fixture) grant(t *testing.T, amount string, typ engine.CreditType) *ent.Grant {
+func (f *fixture) grant(t *testing.T, amount string, typ credit.CreditType) *ent.Grant {
 	t.Helper()
 	g, err := f.svc.GrantCredits(context.Background(), ledger.GrantInput{PoolID: f.pool.ID, CreditType: typ, Amount: d(amount)})
 	if err != nil {
@@ -75,7 +76,7 @@ func (f *fixture) grant(t *testing.T, amount string, typ engine.CreditType) *ent
 }
 
 func (f *fixture) usage(key, action string) engine.UsageInput {
-	return engine.UsageInput{IdempotencyKey: key, OrganizationID: f.org.ID, Action: action, Status: engine.StatusSucceeded}
+	return engine.UsageInput{IdempotencyKey: key, OrganizationID: f.org.ID, Action: action, Status: credit.StatusSucceeded}
 }
 
 func verify(t *testing.T, svc *ledger.Service) {
@@ -101,8 +102,8 @@ func (f *fixture) available(t *testing.T) decimal.Decimal {
 func TestConcurrentBurnsNeverOverdraw(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		f.grant(t, "60", engine.CreditSubscription)
-		f.grant(t, "40.5", engine.CreditOnDemand)
+		f.grant(t, "60", credit.CreditSubscription)
+		f.grant(t, "40.5", credit.CreditOnDemand)
 		const workers, each = 24, 10 // 240 one-credit events against 100.5 credits
 		var allowed, denied atomic.Int64
 		var wg sync.WaitGroup
@@ -118,9 +119,9 @@ func TestConcurrentBurnsNeverOverdraw(t *testing.T) {
 						return
 					}
 					switch res.Decision {
-					case engine.DecisionAllowed:
+					case credit.DecisionAllowed:
 						allowed.Add(1)
-					case engine.DecisionDenied:
+					case credit.DecisionDenied:
 						denied.Add(1)
 					}
 				}
@@ -144,7 +145,7 @@ func TestConcurrentBurnsNeverOverdraw(t *testing.T) {
 func TestConcurrentReplaysChargeOnce(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		f.grant(t, "100", engine.CreditSubscription)
+		f.grant(t, "100", credit.CreditSubscription)
 		const workers = 32
 		results := make([]ledger.UsageResult, workers)
 		var wg sync.WaitGroup
@@ -176,7 +177,7 @@ func TestConcurrentReplaysChargeOnce(t *testing.T) {
 		if firsts != 1 {
 			t.Fatalf("%d results were first-time, want exactly 1", firsts)
 		}
-		burns, err := db.Client.LedgerEntry.Query().Where(ledgerentry.KindEQ(engine.EntryBurn)).Count(context.Background())
+		burns, err := db.Client.LedgerEntry.Query().Where(ledgerentry.KindEQ(credit.EntryBurn)).Count(context.Background())
 		if err != nil || burns != 1 {
 			t.Fatalf("BURN entries = %d (%v), want 1", burns, err)
 		}
@@ -192,7 +193,7 @@ func TestConcurrentReplaysChargeOnce(t *testing.T) {
 func TestConcurrentOverlappingBatches(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		f.grant(t, "1000", engine.CreditSubscription)
+		f.grant(t, "1000", credit.CreditSubscription)
 		const workers, keys = 8, 40
 		var wg sync.WaitGroup
 		errs := make(chan error, workers)
@@ -228,19 +229,19 @@ func TestConcurrentOverlappingBatches(t *testing.T) {
 func TestIdempotencyConflictWritesNothing(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		f.grant(t, "100", engine.CreditSubscription)
+		f.grant(t, "100", credit.CreditSubscription)
 		ctx := context.Background()
 		if _, err := f.svc.RecordUsage(ctx, f.usage("k", "agent.run")); err != nil {
 			t.Fatal(err)
 		}
 		_, err := f.svc.RecordUsage(ctx, f.usage("k", "big.run"))
-		if engine.CodeOf(err) != engine.CodeIdempotencyConflict {
+		if credit.CodeOf(err) != credit.CodeIdempotencyConflict {
 			t.Fatalf("reused key with another payload: err = %v, want IDEMPOTENCY_CONFLICT", err)
 		}
 		// The batch path, where the first attempt is optimistic, too.
 		_, err = f.svc.RecordUsageBatch(ctx, []engine.UsageInput{f.usage("new", "agent.run"), f.usage("k", "big.run")})
-		var e *engine.Error
-		if !errors.As(err, &e) || e.Code != engine.CodeIdempotencyConflict || e.Index == nil || *e.Index != 1 {
+		var e *credit.Error
+		if !errors.As(err, &e) || e.Code != credit.CodeIdempotencyConflict || e.Index == nil || *e.Index != 1 {
 			t.Fatalf("batch conflict: err = %v, want IDEMPOTENCY_CONFLICT at index 1", err)
 		}
 		if got := f.available(t); !got.Equal(d("99")) {
@@ -253,9 +254,9 @@ func TestIdempotencyConflictWritesNothing(t *testing.T) {
 func TestRuleRuntimeErrorWritesNothing(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		f.grant(t, "100", engine.CreditSubscription)
+		f.grant(t, "100", credit.CreditSubscription)
 		ctx := context.Background()
-		p, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "per-page", Kind: engine.PolicyBurn,
+		p, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "per-page", Kind: credit.PolicyBurn,
 			Expression: `weight * decimal(event.properties.pages)`})
 		if err != nil {
 			t.Fatal(err)
@@ -267,7 +268,7 @@ func TestRuleRuntimeErrorWritesNothing(t *testing.T) {
 			{IdempotencyKey: "a", OrganizationID: f.org.ID, Action: "agent.run", Properties: map[string]any{"pages": 2.0}},
 			f.usage("b", "agent.run"), // no pages: the rule fails
 		})
-		if engine.CodeOf(err) != engine.CodeRuleRuntime {
+		if credit.CodeOf(err) != credit.CodeRuleRuntime {
 			t.Fatalf("err = %v, want RULE_RUNTIME", err)
 		}
 		n, _ := db.Client.UsageEvent.Query().Count(ctx)
@@ -282,7 +283,7 @@ func TestRuleRuntimeErrorWritesNothing(t *testing.T) {
 func TestVersionsInEffectAreRecorded(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		f.grant(t, "1000", engine.CreditSubscription)
+		f.grant(t, "1000", credit.CreditSubscription)
 		ctx := context.Background()
 		// Register v2 doubles agent.run from tomorrow; a burn policy from now.
 		v2, err := f.svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{{Action: "agent.run", Credits: d("2")}})
@@ -293,7 +294,7 @@ func TestVersionsInEffectAreRecorded(t *testing.T) {
 		if _, err := f.svc.PublishRegister(ctx, "default", v2.Version, &tomorrow); err != nil {
 			t.Fatal(err)
 		}
-		p, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "triple", Kind: engine.PolicyBurn, Expression: `weight * event.quantity * 3`})
+		p, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "triple", Kind: credit.PolicyBurn, Expression: `weight * event.quantity * 3`})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +316,7 @@ func TestVersionsInEffectAreRecorded(t *testing.T) {
 		if !later.Credits.Equal(d("6")) || *later.Event.RegisterVersion != 2 {
 			t.Fatalf("later: credits %s, register v%d; want 6 with v2", later.Credits, *later.Event.RegisterVersion)
 		}
-		es, err := db.Client.LedgerEntry.Query().Where(ledgerentry.KindEQ(engine.EntryBurn)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+		es, err := db.Client.LedgerEntry.Query().Where(ledgerentry.KindEQ(credit.EntryBurn)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
 		if err != nil || len(es) != 2 {
 			t.Fatalf("entries %v, %v", es, err)
 		}
@@ -341,7 +342,7 @@ func TestVersionsInEffectAreRecorded(t *testing.T) {
 func TestLedgerEntriesAreImmutable(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		g := f.grant(t, "10", engine.CreditSubscription)
+		g := f.grant(t, "10", credit.CreditSubscription)
 		ctx := context.Background()
 		_, err := db.Client.LedgerEntry.Update().Where(ledgerentry.GrantID(g.ID)).Save(ctx)
 		if !errors.Is(err, schema.ErrImmutable) {
@@ -360,24 +361,24 @@ func TestGrantsNotEffectiveOrExpiredAreNotDrawn(t *testing.T) {
 		ctx := context.Background()
 		now := f.clock.now()
 		soon, later := now.Add(time.Hour), now.Add(2*time.Hour)
-		if _, err := f.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: f.pool.ID, CreditType: engine.CreditPromotional, Amount: d("5"), ExpiresAt: &soon}); err != nil {
+		if _, err := f.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: f.pool.ID, CreditType: credit.CreditPromotional, Amount: d("5"), ExpiresAt: &soon}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: f.pool.ID, CreditType: engine.CreditSubscription, Amount: d("5"), EffectiveAt: &later}); err != nil {
+		if _, err := f.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: f.pool.ID, CreditType: credit.CreditSubscription, Amount: d("5"), EffectiveAt: &later}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := f.svc.RecordUsage(ctx, f.usage("a", "big.run"))
-		if err != nil || res.Decision != engine.DecisionDenied {
+		if err != nil || res.Decision != credit.DecisionDenied {
 			t.Fatalf("10 credits from 5 usable: %+v, %v; want DENIED", res, err)
 		}
 		f.clock.add(90 * time.Minute) // the promotion expired, the subscription is not yet effective
 		res, err = f.svc.RecordUsage(ctx, f.usage("b", "agent.run"))
-		if err != nil || res.Decision != engine.DecisionDenied {
+		if err != nil || res.Decision != credit.DecisionDenied {
 			t.Fatalf("between expiry and effect: %+v, %v; want DENIED", res, err)
 		}
 		f.clock.add(time.Hour)
 		res, err = f.svc.RecordUsage(ctx, f.usage("c", "agent.run"))
-		if err != nil || res.Decision != engine.DecisionAllowed {
+		if err != nil || res.Decision != credit.DecisionAllowed {
 			t.Fatalf("after effect: %+v, %v; want ALLOWED", res, err)
 		}
 		verify(t, f.svc)

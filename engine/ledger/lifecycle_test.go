@@ -12,7 +12,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/store"
 	"github.com/creditd/creditd/testdb"
@@ -28,7 +28,7 @@ type step struct {
 	use      string // "action quantity": record usage
 	buy      string // credits to purchase on demand
 	close    bool   // run the period close as of the clock
-	decision engine.Decision
+	decision credit.Decision
 	balance  string // "TYPE=amount ..." of the pool after the step; "-" for an empty pool
 	overage  string // the pool's overage this period, when set
 	report   string // "expired rolled allocated" of the close, when set
@@ -46,96 +46,96 @@ type scenario struct {
 
 func dp(s string) *decimal.Decimal { v := d(s); return &v }
 
-func plan(name string, over engine.OverageMode, roll engine.RolloverMode, cap *decimal.Decimal) ledger.PlanInput {
-	p := ledger.PlanInput{Name: name, Period: engine.PeriodMonth, IncludedCredits: d("100"), PricePerCredit: d("0.01"),
+func plan(name string, over credit.OverageMode, roll credit.RolloverMode, cap *decimal.Decimal) ledger.PlanInput {
+	p := ledger.PlanInput{Name: name, Period: credit.PeriodMonth, IncludedCredits: d("100"), PricePerCredit: d("0.01"),
 		PlatformFee: d("5"), RegisterName: "default", OverageMode: over, RolloverMode: roll, RolloverCap: cap}
-	if over == engine.OverageSoft {
+	if over == credit.OverageSoft {
 		p.OveragePrice = dp("0.02")
 	}
 	return p
 }
 
 func topUpPlan() ledger.PlanInput {
-	p := plan("topup", engine.OverageAutoTopUp, engine.RolloverNone, nil)
+	p := plan("topup", credit.OverageAutoTopUp, credit.RolloverNone, nil)
 	p.AutoTopUpThreshold, p.AutoTopUpCredits, p.AutoTopUpCap, p.OnDemandPrice = dp("20"), dp("50"), ptr(2), dp("0.01")
 	return p
 }
 
 func borrowPlan() ledger.PlanInput {
-	p := plan("borrow", engine.OverageBorrow, engine.RolloverNone, nil)
+	p := plan("borrow", credit.OverageBorrow, credit.RolloverNone, nil)
 	p.BorrowLimit = dp("30")
 	return p
 }
 
 func TestLifecycleScenarios(t *testing.T) {
 	two, no := 2, false
-	withOnDemand := plan("team-od", engine.OverageHard, engine.RolloverNone, nil)
+	withOnDemand := plan("team-od", credit.OverageHard, credit.RolloverNone, nil)
 	withOnDemand.OnDemandPrice, withOnDemand.OnDemandExpiryDays = dp("0.015"), ptr(30)
 	scenarios := []scenario{
-		{name: "no rollover, month-end anchor", plan: plan("team", engine.OverageHard, engine.RolloverNone, nil), start: "2027-01-31T10:00:00Z",
+		{name: "no rollover, month-end anchor", plan: plan("team", credit.OverageHard, credit.RolloverNone, nil), start: "2027-01-31T10:00:00Z",
 			steps: []step{
 				{at: "2027-01-31T10:00:00Z", balance: "SUBSCRIPTION=100"},
-				{at: "2027-02-10T00:00:00Z", use: "agent.run 30", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=70"},
+				{at: "2027-02-10T00:00:00Z", use: "agent.run 30", decision: credit.DecisionAllowed, balance: "SUBSCRIPTION=70"},
 				{at: "2027-02-28T09:59:59Z", close: true, report: "0 0 0", balance: "SUBSCRIPTION=70"},
 				{at: "2027-02-28T10:00:00Z", close: true, report: "70 0 100", balance: "SUBSCRIPTION=100"},
 				{at: "2027-03-31T10:00:00Z", close: true, report: "100 0 100", balance: "SUBSCRIPTION=100"},
 			},
 			charges: []string{"PLATFORM_FEE 5", "PLATFORM_FEE 5", "PLATFORM_FEE 5"}},
-		{name: "capped rollover", plan: plan("capped", engine.OverageHard, engine.RolloverCapped, dp("50")), start: "2027-01-01T00:00:00Z",
+		{name: "capped rollover", plan: plan("capped", credit.OverageHard, credit.RolloverCapped, dp("50")), start: "2027-01-01T00:00:00Z",
 			steps: []step{
-				{at: "2027-01-05T00:00:00Z", use: "agent.run 30", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=70"},
+				{at: "2027-01-05T00:00:00Z", use: "agent.run 30", decision: credit.DecisionAllowed, balance: "SUBSCRIPTION=70"},
 				{at: "2027-02-01T00:00:00Z", close: true, report: "20 50 100", balance: "ROLLOVER=50 SUBSCRIPTION=100"},
-				{at: "2027-02-02T00:00:00Z", use: "agent.run 60", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=90"},
+				{at: "2027-02-02T00:00:00Z", use: "agent.run 60", decision: credit.DecisionAllowed, balance: "SUBSCRIPTION=90"},
 				{at: "2027-03-01T00:00:00Z", close: true, report: "40 50 100", balance: "ROLLOVER=50 SUBSCRIPTION=100"},
 			}},
-		{name: "one-time rollover", plan: plan("once", engine.OverageHard, engine.RolloverOneTime, nil), start: "2027-01-01T00:00:00Z",
+		{name: "one-time rollover", plan: plan("once", credit.OverageHard, credit.RolloverOneTime, nil), start: "2027-01-01T00:00:00Z",
 			steps: []step{
-				{at: "2027-01-05T00:00:00Z", use: "agent.run 30", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=70"},
+				{at: "2027-01-05T00:00:00Z", use: "agent.run 30", decision: credit.DecisionAllowed, balance: "SUBSCRIPTION=70"},
 				{at: "2027-02-01T00:00:00Z", close: true, report: "0 70 100", balance: "ROLLOVER=70 SUBSCRIPTION=100"},
 				{at: "2027-03-01T00:00:00Z", close: true, report: "70 100 100", balance: "ROLLOVER=100 SUBSCRIPTION=100"},
 			}},
-		{name: "unlimited rollover, a late close opens every missed period", plan: plan("all", engine.OverageHard, engine.RolloverUnlimited, nil), start: "2027-01-01T00:00:00Z",
+		{name: "unlimited rollover, a late close opens every missed period", plan: plan("all", credit.OverageHard, credit.RolloverUnlimited, nil), start: "2027-01-01T00:00:00Z",
 			steps: []step{
 				{at: "2027-03-15T00:00:00Z", close: true, report: "0 300 200", balance: "ROLLOVER=200 SUBSCRIPTION=100"},
 				{at: "2027-03-15T00:00:00Z", close: true, report: "0 0 0", balance: "ROLLOVER=200 SUBSCRIPTION=100"},
 			}},
-		{name: "soft overage is billed", plan: plan("soft", engine.OverageSoft, engine.RolloverNone, nil), start: "2027-01-01T00:00:00Z",
+		{name: "soft overage is billed", plan: plan("soft", credit.OverageSoft, credit.RolloverNone, nil), start: "2027-01-01T00:00:00Z",
 			steps: []step{
-				{at: "2027-01-05T00:00:00Z", use: "big.run 1", decision: engine.DecisionAllowed, balance: "SUBSCRIPTION=90"},
-				{at: "2027-01-06T00:00:00Z", use: "big.run 12", decision: engine.DecisionAllowed, balance: "-", overage: "30"},
+				{at: "2027-01-05T00:00:00Z", use: "big.run 1", decision: credit.DecisionAllowed, balance: "SUBSCRIPTION=90"},
+				{at: "2027-01-06T00:00:00Z", use: "big.run 12", decision: credit.DecisionAllowed, balance: "-", overage: "30"},
 				{at: "2027-02-01T00:00:00Z", close: true, report: "0 0 100", balance: "SUBSCRIPTION=100", overage: "0"},
 			},
 			charges: []string{"PLATFORM_FEE 5", "OVERAGE 0.6", "PLATFORM_FEE 5"}},
 		{name: "auto top-up buys packs within its cap", plan: topUpPlan(), start: "2027-01-01T00:00:00Z",
 			steps: []step{
-				{at: "2027-01-02T00:00:00Z", use: "big.run 9", decision: engine.DecisionAllowed, balance: "ON_DEMAND=50 SUBSCRIPTION=10"},
-				{at: "2027-01-03T00:00:00Z", use: "big.run 10", decision: engine.DecisionAllowed, balance: "ON_DEMAND=10"},
-				{at: "2027-01-04T00:00:00Z", use: "big.run 2", decision: engine.DecisionDenied, balance: "ON_DEMAND=10"},
+				{at: "2027-01-02T00:00:00Z", use: "big.run 9", decision: credit.DecisionAllowed, balance: "ON_DEMAND=50 SUBSCRIPTION=10"},
+				{at: "2027-01-03T00:00:00Z", use: "big.run 10", decision: credit.DecisionAllowed, balance: "ON_DEMAND=10"},
+				{at: "2027-01-04T00:00:00Z", use: "big.run 2", decision: credit.DecisionDenied, balance: "ON_DEMAND=10"},
 				{at: "2027-02-01T00:00:00Z", close: true, report: "0 0 100", balance: "ON_DEMAND=10 SUBSCRIPTION=100"},
-				{at: "2027-02-02T00:00:00Z", use: "big.run 2", decision: engine.DecisionAllowed, balance: "ON_DEMAND=10 SUBSCRIPTION=80"},
+				{at: "2027-02-02T00:00:00Z", use: "big.run 2", decision: credit.DecisionAllowed, balance: "ON_DEMAND=10 SUBSCRIPTION=80"},
 			},
 			charges: []string{"PLATFORM_FEE 5", "AUTO_TOP_UP 0.5", "AUTO_TOP_UP 0.5", "PLATFORM_FEE 5"}},
 		{name: "borrowing from the next period", plan: borrowPlan(), start: "2027-01-01T00:00:00Z",
 			steps: []step{
-				{at: "2027-01-02T00:00:00Z", use: "big.run 12", decision: engine.DecisionAllowed, balance: "-"},
-				{at: "2027-01-03T00:00:00Z", use: "agent.run 15", decision: engine.DecisionDenied, balance: "-"},
-				{at: "2027-01-04T00:00:00Z", use: "agent.run 10", decision: engine.DecisionAllowed, balance: "-"},
+				{at: "2027-01-02T00:00:00Z", use: "big.run 12", decision: credit.DecisionAllowed, balance: "-"},
+				{at: "2027-01-03T00:00:00Z", use: "agent.run 15", decision: credit.DecisionDenied, balance: "-"},
+				{at: "2027-01-04T00:00:00Z", use: "agent.run 10", decision: credit.DecisionAllowed, balance: "-"},
 				{at: "2027-02-01T00:00:00Z", close: true, report: "0 0 70", balance: "SUBSCRIPTION=70"},
 			}},
-		{name: "hard ceiling denies", plan: plan("hard", engine.OverageHard, engine.RolloverNone, nil), start: "2027-01-01T00:00:00Z",
+		{name: "hard ceiling denies", plan: plan("hard", credit.OverageHard, credit.RolloverNone, nil), start: "2027-01-01T00:00:00Z",
 			steps: []step{
-				{at: "2027-01-05T00:00:00Z", use: "big.run 11", decision: engine.DecisionDenied, balance: "SUBSCRIPTION=100", overage: "0"},
+				{at: "2027-01-05T00:00:00Z", use: "big.run 11", decision: credit.DecisionDenied, balance: "SUBSCRIPTION=100", overage: "0"},
 			}},
 		{name: "on-demand purchase", plan: withOnDemand, start: "2027-01-01T00:00:00Z",
 			steps: []step{
 				{at: "2027-01-05T00:00:00Z", buy: "1000", balance: "SUBSCRIPTION=100 ON_DEMAND=1000"},
-				{at: "2027-01-06T00:00:00Z", use: "big.run 12", decision: engine.DecisionAllowed, balance: "ON_DEMAND=980"},
+				{at: "2027-01-06T00:00:00Z", use: "big.run 12", decision: credit.DecisionAllowed, balance: "ON_DEMAND=980"},
 				// The pack expires after 30 days, and its remaining credits at the next close.
 				{at: "2027-02-05T00:00:00Z", close: true, report: "0 0 100", balance: "SUBSCRIPTION=100"},
 				{at: "2027-03-01T00:00:00Z", close: true, report: "1080 0 100", balance: "SUBSCRIPTION=100"},
 			},
 			charges: []string{"PLATFORM_FEE 5", "ON_DEMAND 15", "PLATFORM_FEE 5", "PLATFORM_FEE 5"}},
-		{name: "a term that does not renew ends", plan: plan("term", engine.OverageHard, engine.RolloverUnlimited, nil), start: "2027-01-01T00:00:00Z",
+		{name: "a term that does not renew ends", plan: plan("term", credit.OverageHard, credit.RolloverUnlimited, nil), start: "2027-01-01T00:00:00Z",
 			term: &two, renew: &no,
 			steps: []step{
 				{at: "2027-02-01T00:00:00Z", close: true, report: "0 100 100", balance: "ROLLOVER=100 SUBSCRIPTION=100"},
@@ -251,7 +251,7 @@ func TestPeriodCloseConcurrent(t *testing.T) {
 		ctx := context.Background()
 		f := setup(t, db)
 		start := f.clock.now()
-		p, err := f.svc.CreatePlan(ctx, plan("team", engine.OverageHard, engine.RolloverUnlimited, nil))
+		p, err := f.svc.CreatePlan(ctx, plan("team", credit.OverageHard, credit.RolloverUnlimited, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,17 +291,17 @@ func TestLifecycleBadInput(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		code := func(err error) engine.Code { return engine.CodeOf(err) }
-		capped := plan("c", engine.OverageHard, engine.RolloverCapped, nil)
-		if _, err := f.svc.CreatePlan(ctx, capped); code(err) != engine.CodeValidation {
+		code := func(err error) credit.Code { return credit.CodeOf(err) }
+		capped := plan("c", credit.OverageHard, credit.RolloverCapped, nil)
+		if _, err := f.svc.CreatePlan(ctx, capped); code(err) != credit.CodeValidation {
 			t.Fatalf("CAPPED without cap: %v, want VALIDATION", err)
 		}
-		soft := plan("s", engine.OverageSoft, engine.RolloverNone, nil)
+		soft := plan("s", credit.OverageSoft, credit.RolloverNone, nil)
 		soft.OveragePrice = nil
-		if _, err := f.svc.CreatePlan(ctx, soft); code(err) != engine.CodeValidation {
+		if _, err := f.svc.CreatePlan(ctx, soft); code(err) != credit.CodeValidation {
 			t.Fatalf("SOFT without price: %v, want VALIDATION", err)
 		}
-		p, err := f.svc.CreatePlan(ctx, plan("ok", engine.OverageHard, engine.RolloverNone, nil))
+		p, err := f.svc.CreatePlan(ctx, plan("ok", credit.OverageHard, credit.RolloverNone, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,13 +310,13 @@ func TestLifecycleBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		later := now.Add(24 * time.Hour)
-		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: p.ID, StartsAt: later}); code(err) != engine.CodeSubscriptionOverlap {
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: p.ID, StartsAt: later}); code(err) != credit.CodeSubscriptionOverlap {
 			t.Fatalf("overlapping subscription: %v, want SUBSCRIPTION_OVERLAP", err)
 		}
-		if _, err := f.svc.PurchaseCredits(ctx, f.pool.ID, d("10")); code(err) != engine.CodeNoOnDemandPrice {
+		if _, err := f.svc.PurchaseCredits(ctx, f.pool.ID, d("10")); code(err) != credit.CodeNoOnDemandPrice {
 			t.Fatalf("purchase without on-demand price: %v, want NO_ON_DEMAND_PRICE", err)
 		}
-		if _, err := f.svc.RunPeriodClose(ctx, now.Add(48*time.Hour)); code(err) != engine.CodeValidation {
+		if _, err := f.svc.RunPeriodClose(ctx, now.Add(48*time.Hour)); code(err) != credit.CodeValidation {
 			t.Fatalf("close in the future: %v, want VALIDATION", err)
 		}
 		if got := f.available(t); !got.Equal(d("100")) {
@@ -341,7 +341,7 @@ func TestDegradedModeAndOveragePolicy(t *testing.T) {
 		if _, err := f.svc.PublishRegister(ctx, "default", v2.Version, nil); err != nil {
 			t.Fatal(err)
 		}
-		p := plan("degraded", engine.OverageDegraded, engine.RolloverNone, nil)
+		p := plan("degraded", credit.OverageDegraded, credit.RolloverNone, nil)
 		p.IncludedCredits = d("5")
 		pl, err := f.svc.CreatePlan(ctx, p)
 		if err != nil {
@@ -359,13 +359,13 @@ func TestDegradedModeAndOveragePolicy(t *testing.T) {
 			}
 			return res
 		}
-		if r := use("a", "agent.run", "8"); r.Decision != engine.DecisionDegraded || !r.Credits.Equal(d("5")) {
+		if r := use("a", "agent.run", "8"); r.Decision != credit.DecisionDegraded || !r.Credits.Equal(d("5")) {
 			t.Fatalf("allowed action out of credits = %s %s; want DEGRADED charging the 5 left", r.Decision, r.Credits)
 		}
-		if r := use("b", "big.run", "1"); r.Decision != engine.DecisionDenied {
+		if r := use("b", "big.run", "1"); r.Decision != credit.DecisionDenied {
 			t.Fatalf("other action out of credits = %s; want DENIED", r.Decision)
 		}
-		pol, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "critical", Kind: engine.PolicyOverage,
+		pol, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "critical", Kind: credit.PolicyOverage,
 			Expression: `has(event.properties.critical) && event.properties.critical == true && shortfall <= decimal(100)`})
 		if err != nil {
 			t.Fatal(err)
@@ -376,10 +376,10 @@ func TestDegradedModeAndOveragePolicy(t *testing.T) {
 		in := f.usage("c", "big.run")
 		in.Properties = map[string]any{"critical": true}
 		r, err := f.svc.RecordUsage(ctx, in)
-		if err != nil || r.Decision != engine.DecisionAllowed || !r.Overage.Equal(d("10")) {
+		if err != nil || r.Decision != credit.DecisionAllowed || !r.Overage.Equal(d("10")) {
 			t.Fatalf("critical event = %+v, %v; want ALLOWED with 10 overage", r, err)
 		}
-		if r := use("d", "big.run", "1"); r.Decision != engine.DecisionDenied {
+		if r := use("d", "big.run", "1"); r.Decision != credit.DecisionDenied {
 			t.Fatalf("non-critical event = %s; want DENIED", r.Decision)
 		}
 		verify(t, f.svc)
@@ -392,11 +392,11 @@ func TestGrandfatheredRegister(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		pl, err := f.svc.CreatePlan(ctx, plan("pinned", engine.OverageHard, engine.RolloverNone, nil))
+		pl, err := f.svc.CreatePlan(ctx, plan("pinned", credit.OverageHard, credit.RolloverNone, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now(), RegisterVersion: ptr(9)}); engine.CodeOf(err) != engine.CodeNotFound {
+		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now(), RegisterVersion: ptr(9)}); credit.CodeOf(err) != credit.CodeNotFound {
 			t.Fatalf("pinning an unpublished version: %v, want NOT_FOUND", err)
 		}
 		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now(), RegisterVersion: ptr(1)}); err != nil {
@@ -442,7 +442,7 @@ func TestAutoTopUpUnderConcurrentBurns(t *testing.T) {
 					t.Errorf("usage: %v", err)
 					return
 				}
-				if res.Decision == engine.DecisionAllowed {
+				if res.Decision == credit.DecisionAllowed {
 					allowed.Add(1)
 				}
 			}(w)
@@ -477,7 +477,7 @@ func TestRolloverPoolingAndBorrow(t *testing.T) {
 		ctx := context.Background()
 		f := setup(t, db)
 		team, alice, _ := f.tree(t)
-		p := plan("combo", engine.OverageBorrow, engine.RolloverCapped, dp("40"))
+		p := plan("combo", credit.OverageBorrow, credit.RolloverCapped, dp("40"))
 		p.BorrowLimit = dp("25")
 		pl, err := f.svc.CreatePlan(ctx, p)
 		if err != nil {
@@ -488,15 +488,15 @@ func TestRolloverPoolingAndBorrow(t *testing.T) {
 		}
 		f.grantTo(t, team, "10")
 		// Alice spends 10 of the team's grant, then 90 of the account's 100.
-		if res := f.useOn(t, alice, "a", "100"); res.Decision != engine.DecisionAllowed || len(res.Draws) != 2 {
+		if res := f.useOn(t, alice, "a", "100"); res.Decision != credit.DecisionAllowed || len(res.Draws) != 2 {
 			t.Fatalf("first burn = %+v; want two draws", res)
 		}
 		// 30 more: 10 left in the account, 20 borrowed from next period.
 		res := f.useOn(t, alice, "b", "30")
-		if res.Decision != engine.DecisionAllowed || !res.Borrowed.Equal(d("20")) {
+		if res.Decision != credit.DecisionAllowed || !res.Borrowed.Equal(d("20")) {
 			t.Fatalf("second burn = %s, borrowed %s; want ALLOWED with 20 borrowed", res.Decision, res.Borrowed)
 		}
-		if res := f.useOn(t, alice, "c", "6"); res.Decision != engine.DecisionDenied {
+		if res := f.useOn(t, alice, "c", "6"); res.Decision != credit.DecisionDenied {
 			t.Fatalf("third burn = %s; want DENIED (5 left to borrow)", res.Decision)
 		}
 		f.clock.add(31 * 24 * time.Hour)

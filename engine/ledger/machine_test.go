@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -41,7 +42,7 @@ func (f *fixture) record(t *testing.T, in engine.UsageInput) ledger.UsageResult 
 	return res
 }
 
-func (f *fixture) publish(t *testing.T, name string, kind engine.PolicyKind, expr string) {
+func (f *fixture) publish(t *testing.T, name string, kind credit.PolicyKind, expr string) {
 	t.Helper()
 	ctx := context.Background()
 	pol, err := f.svc.SavePolicyDraft(ctx, ledger.PolicyInput{Name: name, Kind: kind, Expression: expr})
@@ -59,24 +60,24 @@ func TestMachineHoldsCountAgainstHardBudgets(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		f.grant(t, "100", engine.CreditSubscription)
+		f.grant(t, "100", credit.CreditSubscription)
 		team, _, _ := f.tree(t)
-		if _, err := f.svc.SetBudget(ctx, team.ID, d("10"), engine.PeriodMonth, true); err != nil {
+		if _, err := f.svc.SetBudget(ctx, team.ID, d("10"), credit.PeriodMonth, true); err != nil {
 			t.Fatal(err)
 		}
 		var started []string
 		for i := 0; i < 5; i++ {
-			in := f.runEvent(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", i), engine.StatusStarted, "5", "")
+			in := f.runEvent(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", i), credit.StatusStarted, "5", "")
 			in.PoolID = &team.ID
 			res := f.record(t, in)
-			want := engine.DecisionAllowed
+			want := credit.DecisionAllowed
 			if i >= 2 {
-				want = engine.DecisionDenied
+				want = credit.DecisionDenied
 			}
-			if res.Decision != want || (want == engine.DecisionDenied && res.ReasonCode != engine.CodeBudgetExceeded) {
+			if res.Decision != want || (want == credit.DecisionDenied && res.ReasonCode != credit.CodeBudgetExceeded) {
 				t.Fatalf("start %d = %s %s, want %s", i, res.Decision, res.ReasonCode, want)
 			}
-			if res.Decision == engine.DecisionAllowed {
+			if res.Decision == credit.DecisionAllowed {
 				started = append(started, fmt.Sprintf("r%d", i))
 			}
 		}
@@ -86,9 +87,9 @@ func TestMachineHoldsCountAgainstHardBudgets(t *testing.T) {
 		}
 		verify(t, f.svc)
 		for _, run := range started {
-			in := f.runEvent("e"+run, run, engine.StatusSucceeded, "5", "")
+			in := f.runEvent("e"+run, run, credit.StatusSucceeded, "5", "")
 			in.PoolID = &team.ID
-			if res := f.record(t, in); res.Decision != engine.DecisionAllowed || !res.Credits.Equal(d("5")) {
+			if res := f.record(t, in); res.Decision != credit.DecisionAllowed || !res.Credits.Equal(d("5")) {
 				t.Fatalf("settle %s = %s %s, want ALLOWED 5", run, res.Decision, res.Credits)
 			}
 		}
@@ -102,31 +103,31 @@ func TestMachineHoldsCountAgainstHardBudgets(t *testing.T) {
 // Run terminal x cost above the hold: the hold burns, then the balance, then
 // what the overage mode allows; the rest is UNCOVERED, never settled free.
 func TestMachineOverrunningRun(t *testing.T) {
-	for _, mode := range []engine.OverageMode{engine.OverageHard, engine.OverageSoft} {
+	for _, mode := range []credit.OverageMode{credit.OverageHard, credit.OverageSoft} {
 		t.Run(string(mode), func(t *testing.T) {
 			testdb.Each(t, func(t *testing.T, db *store.DB) {
 				ctx := context.Background()
 				f := setup(t, db)
-				p := plan("p", mode, engine.RolloverNone, nil)
+				p := plan("p", mode, credit.RolloverNone, nil)
 				p.IncludedCredits = d("10")
 				f.subscribe(t, p)
-				if r := f.record(t, f.runEvent("s", "r", engine.StatusStarted, "5", "")); !r.Reserved.Equal(d("5")) {
+				if r := f.record(t, f.runEvent("s", "r", credit.StatusStarted, "5", "")); !r.Reserved.Equal(d("5")) {
 					t.Fatalf("start reserved %s, want 5", r.Reserved)
 				}
-				r := f.record(t, f.runEvent("e", "r", engine.StatusSucceeded, "20", ""))
-				if r.Decision != engine.DecisionAllowed || !r.Credits.Equal(d("20")) {
+				r := f.record(t, f.runEvent("e", "r", credit.StatusSucceeded, "20", ""))
+				if r.Decision != credit.DecisionAllowed || !r.Credits.Equal(d("20")) {
 					t.Fatalf("overrun = %s %s, want ALLOWED 20", r.Decision, r.Credits)
 				}
 				switch mode {
-				case engine.OverageHard:
-					if !r.Uncovered.Equal(d("10")) || r.ReasonCode != engine.CodeUncovered || !r.Overage.IsZero() {
+				case credit.OverageHard:
+					if !r.Uncovered.Equal(d("10")) || r.ReasonCode != credit.CodeUncovered || !r.Overage.IsZero() {
 						t.Fatalf("HARD overrun: uncovered %s code %s overage %s; want 10 UNCOVERED, no overage", r.Uncovered, r.ReasonCode, r.Overage)
 					}
 					as, err := f.svc.Alerts(ctx, &f.org.ID, 10)
-					if err != nil || len(as) != 1 || as[0].Kind != string(engine.CodeUncovered) {
+					if err != nil || len(as) != 1 || as[0].Kind != string(credit.CodeUncovered) {
 						t.Fatalf("alerts = %v, %v; want one UNCOVERED", as, err)
 					}
-				case engine.OverageSoft:
+				case credit.OverageSoft:
 					if !r.Overage.Equal(d("10")) || !r.Uncovered.IsZero() {
 						t.Fatalf("SOFT overrun: overage %s uncovered %s; want 10 overage", r.Overage, r.Uncovered)
 					}
@@ -135,7 +136,7 @@ func TestMachineOverrunningRun(t *testing.T) {
 					t.Fatalf("after the overrun: available %s reserved %s, want 0 and 0", b.Available, b.Reserved)
 				}
 				// The replay answers the same, and writes nothing.
-				again := f.record(t, f.runEvent("e", "r", engine.StatusSucceeded, "20", ""))
+				again := f.record(t, f.runEvent("e", "r", credit.StatusSucceeded, "20", ""))
 				if !again.Duplicate || !again.Uncovered.Equal(r.Uncovered) || !again.Credits.Equal(r.Credits) {
 					t.Fatalf("replay = %+v, want the first result", again)
 				}
@@ -158,20 +159,20 @@ func TestMachineDegradedRun(t *testing.T) {
 		if _, err := f.svc.PublishRegister(ctx, "default", v2.Version, nil); err != nil {
 			t.Fatal(err)
 		}
-		p := plan("degraded", engine.OverageDegraded, engine.RolloverNone, nil)
+		p := plan("degraded", credit.OverageDegraded, credit.RolloverNone, nil)
 		p.IncludedCredits = d("5")
 		f.subscribe(t, p)
-		s := f.record(t, f.runEvent("s", "r", engine.StatusStarted, "8", ""))
-		if s.Decision != engine.DecisionDegraded || !s.Reserved.Equal(d("5")) {
+		s := f.record(t, f.runEvent("s", "r", credit.StatusStarted, "8", ""))
+		if s.Decision != credit.DecisionDegraded || !s.Reserved.Equal(d("5")) {
 			t.Fatalf("degraded start = %s reserved %s, want DEGRADED holding the 5 left", s.Decision, s.Reserved)
 		}
-		e := f.record(t, f.runEvent("e", "r", engine.StatusSucceeded, "8", ""))
-		if e.Decision != engine.DecisionDegraded || !e.Credits.Equal(d("5")) {
+		e := f.record(t, f.runEvent("e", "r", credit.StatusSucceeded, "8", ""))
+		if e.Decision != credit.DecisionDegraded || !e.Credits.Equal(d("5")) {
 			t.Fatalf("degraded settle = %s %s, want DEGRADED charging 5", e.Decision, e.Credits)
 		}
-		in := f.runEvent("s2", "r2", engine.StatusStarted, "1", "")
+		in := f.runEvent("s2", "r2", credit.StatusStarted, "1", "")
 		in.Action = "big.run"
-		if r := f.record(t, in); r.Decision != engine.DecisionDenied {
+		if r := f.record(t, in); r.Decision != credit.DecisionDenied {
 			t.Fatalf("a run of an action not allowed degraded = %s, want DENIED", r.Decision)
 		}
 		verify(t, f.svc)
@@ -183,26 +184,26 @@ func TestMachineDegradedRun(t *testing.T) {
 func TestMachineIncentivesOnlyForCharges(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		f.publish(t, "incentives", engine.PolicyIncentive, `decimal("0.5") * event.quantity`)
-		f.subscribe(t, plan("p", engine.OverageHard, engine.RolloverNone, nil))
+		f.publish(t, "incentives", credit.PolicyIncentive, `decimal("0.5") * event.quantity`)
+		f.subscribe(t, plan("p", credit.OverageHard, credit.RolloverNone, nil))
 		earned := func(r ledger.UsageResult) string {
 			if len(r.Incentives) == 0 {
 				return ""
 			}
 			return r.Incentives[0].Amount.String()
 		}
-		if r := f.record(t, f.runEvent("s", "r", engine.StatusStarted, "10", "")); earned(r) != "" {
+		if r := f.record(t, f.runEvent("s", "r", credit.StatusStarted, "10", "")); earned(r) != "" {
 			t.Fatalf("STARTED earned %s, want nothing", earned(r))
 		}
-		if r := f.record(t, f.runEvent("e", "r", engine.StatusSucceeded, "10", "")); earned(r) != "5" {
+		if r := f.record(t, f.runEvent("e", "r", credit.StatusSucceeded, "10", "")); earned(r) != "5" {
 			t.Fatalf("SUCCEEDED run earned %q, want 5", earned(r))
 		}
 		failed := f.usage("f", "agent.run")
-		failed.Status, failed.Quantity = engine.StatusFailed, dp("1000")
+		failed.Status, failed.Quantity = credit.StatusFailed, dp("1000")
 		if r := f.record(t, failed); earned(r) != "" || !r.Credits.IsZero() {
 			t.Fatalf("FAILED earned %q for %s credits, want nothing", earned(r), r.Credits)
 		}
-		f.publish(t, "incentives", engine.PolicyIncentive, `event.status == "FAILED" ? decimal(1) : decimal(0)`)
+		f.publish(t, "incentives", credit.PolicyIncentive, `event.status == "FAILED" ? decimal(1) : decimal(0)`)
 		failed.IdempotencyKey = "f2"
 		if r := f.record(t, failed); earned(r) != "1" {
 			t.Fatalf("FAILED under a rule reading event.status earned %q, want 1", earned(r))
@@ -213,12 +214,12 @@ func TestMachineIncentivesOnlyForCharges(t *testing.T) {
 
 // Any event x period due: the period opens first, no event sees the gap.
 func TestMachineNoGapAtPeriodBoundary(t *testing.T) {
-	for _, mode := range []engine.OverageMode{engine.OverageHard, engine.OverageSoft} {
+	for _, mode := range []credit.OverageMode{credit.OverageHard, credit.OverageSoft} {
 		t.Run(string(mode), func(t *testing.T) {
 			testdb.Each(t, func(t *testing.T, db *store.DB) {
 				ctx := context.Background()
 				f := setup(t, db)
-				sub := f.subscribe(t, plan("p", mode, engine.RolloverNone, nil))
+				sub := f.subscribe(t, plan("p", mode, credit.RolloverNone, nil))
 				in := f.usage("a", "agent.run")
 				in.Quantity = dp("30")
 				f.record(t, in)
@@ -226,7 +227,7 @@ func TestMachineNoGapAtPeriodBoundary(t *testing.T) {
 				in = f.usage("b", "agent.run")
 				in.Quantity = dp("90")
 				r := f.record(t, in)
-				if r.Decision != engine.DecisionAllowed || !r.Overage.IsZero() {
+				if r.Decision != credit.DecisionAllowed || !r.Overage.IsZero() {
 					t.Fatalf("usage just after the boundary = %s overage %s, want ALLOWED from the new period", r.Decision, r.Overage)
 				}
 				if got := f.available(t); !got.Equal(d("10")) {
@@ -248,18 +249,18 @@ func TestMachineHoldAcrossPeriodClose(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		sub := f.subscribe(t, plan("p", engine.OverageHard, engine.RolloverNone, nil))
-		f.record(t, f.runEvent("s", "r", engine.StatusStarted, "30", ""))
-		f.record(t, f.runEvent("s2", "r2", engine.StatusStarted, "30", ""))
+		sub := f.subscribe(t, plan("p", credit.OverageHard, credit.RolloverNone, nil))
+		f.record(t, f.runEvent("s", "r", credit.StatusStarted, "30", ""))
+		f.record(t, f.runEvent("s2", "r2", credit.StatusStarted, "30", ""))
 		f.clock.set(sub.NextPeriodAt.Add(time.Minute))
 		rep, err := f.svc.RunPeriodClose(ctx, f.clock.now())
 		if err != nil || !rep.Expired.Equal(d("40")) {
 			t.Fatalf("close = %+v, %v; want 40 expired (60 held)", rep, err)
 		}
-		if r := f.record(t, f.runEvent("e", "r", engine.StatusSucceeded, "30", "")); !r.Credits.Equal(d("30")) || !r.Uncovered.IsZero() {
+		if r := f.record(t, f.runEvent("e", "r", credit.StatusSucceeded, "30", "")); !r.Credits.Equal(d("30")) || !r.Uncovered.IsZero() {
 			t.Fatalf("settle across the boundary = %s uncovered %s, want 30 from the hold", r.Credits, r.Uncovered)
 		}
-		if r := f.record(t, f.runEvent("e2", "r2", engine.StatusSucceeded, "10", "")); !r.Credits.Equal(d("10")) {
+		if r := f.record(t, f.runEvent("e2", "r2", credit.StatusSucceeded, "10", "")); !r.Credits.Equal(d("10")) {
 			t.Fatalf("short run across the boundary = %s, want 10", r.Credits)
 		}
 		if b := f.balance(t); !b.Available.Equal(d("100")) || !b.Reserved.IsZero() {
@@ -276,21 +277,21 @@ func TestMachineTwoServersDecideAlike(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		f.grant(t, "10", engine.CreditSubscription)
+		f.grant(t, "10", credit.CreditSubscription)
 		other := ledger.New(db, ledger.WithClock(f.clock.now))
 		next := f.pool.ID + 1
 		in := f.usage("ghost", "agent.run")
 		in.PoolID = &next
-		if _, err := f.svc.RecordUsage(ctx, in); engine.CodeOf(err) != engine.CodeNotFound {
+		if _, err := f.svc.RecordUsage(ctx, in); credit.CodeOf(err) != credit.CodeNotFound {
 			t.Fatalf("usage on a pool not made yet: %v, want NOT_FOUND", err)
 		}
-		team, err := other.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: engine.PoolTeam, Name: "team", ParentID: &f.pool.ID})
+		team, err := other.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: credit.PoolTeam, Name: "team", ParentID: &f.pool.ID})
 		if err != nil || team.ID != next {
 			t.Fatalf("team pool = %v, %v; want id %d", team, err, next)
 		}
 		for n, svc := range []*ledger.Service{f.svc, other} {
 			in.IdempotencyKey = fmt.Sprintf("k%d", n)
-			if r, err := svc.RecordUsage(ctx, in); err != nil || r.Decision != engine.DecisionAllowed || !r.Credits.Equal(d("1")) {
+			if r, err := svc.RecordUsage(ctx, in); err != nil || r.Decision != credit.DecisionAllowed || !r.Credits.Equal(d("1")) {
 				t.Fatalf("server %d: usage on the new team pool = %+v, %v; want ALLOWED from its ACCOUNT parent", n, r, err)
 			}
 		}
@@ -317,14 +318,14 @@ func TestMachineBackfill(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		p := plan("daily", engine.OverageHard, engine.RolloverNone, nil)
-		p.Period = engine.PeriodDay
+		p := plan("daily", credit.OverageHard, credit.RolloverNone, nil)
+		p.Period = credit.PeriodDay
 		pl, err := f.svc.CreatePlan(ctx, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		in := ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)}
-		if _, err := f.svc.Subscribe(ctx, in); engine.CodeOf(err) != engine.CodeValidation {
+		if _, err := f.svc.Subscribe(ctx, in); credit.CodeOf(err) != credit.CodeValidation {
 			t.Fatalf("subscribe from 1900: %v, want VALIDATION", err)
 		}
 		in.StartsAt = f.clock.now().AddDate(0, 0, -120)
@@ -351,14 +352,14 @@ func TestMachineTimedOutHoldGivesBudgetBack(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		f.grant(t, "100", engine.CreditSubscription)
+		f.grant(t, "100", credit.CreditSubscription)
 		team, _, _ := f.tree(t)
-		if _, err := f.svc.SetBudget(ctx, team.ID, d("10"), engine.PeriodMonth, true); err != nil {
+		if _, err := f.svc.SetBudget(ctx, team.ID, d("10"), credit.PeriodMonth, true); err != nil {
 			t.Fatal(err)
 		}
 		on := func(in engine.UsageInput) engine.UsageInput { in.PoolID = &team.ID; return in }
-		f.record(t, on(f.runEvent("s1", "r1", engine.StatusStarted, "10", "")))
-		if r := f.record(t, on(f.runEvent("s2", "r2", engine.StatusStarted, "1", ""))); r.ReasonCode != engine.CodeBudgetExceeded {
+		f.record(t, on(f.runEvent("s1", "r1", credit.StatusStarted, "10", "")))
+		if r := f.record(t, on(f.runEvent("s2", "r2", credit.StatusStarted, "1", ""))); r.ReasonCode != credit.CodeBudgetExceeded {
 			t.Fatalf("start past the budget = %s %s, want BUDGET_EXCEEDED", r.Decision, r.ReasonCode)
 		}
 		f.clock.add(2 * time.Hour)
@@ -369,7 +370,7 @@ func TestMachineTimedOutHoldGivesBudgetBack(t *testing.T) {
 		if b, _ := f.svc.Budget(ctx, p); !b.Spent.IsZero() {
 			t.Fatalf("spent after the timeout = %s, want 0", b.Spent)
 		}
-		if r := f.record(t, on(f.runEvent("e1", "r1", engine.StatusSucceeded, "4", ""))); r.Decision != engine.DecisionAllowed || !r.Credits.Equal(d("4")) {
+		if r := f.record(t, on(f.runEvent("e1", "r1", credit.StatusSucceeded, "4", ""))); r.Decision != credit.DecisionAllowed || !r.Credits.Equal(d("4")) {
 			t.Fatalf("late terminal event = %s %s, want ALLOWED 4", r.Decision, r.Credits)
 		}
 		if b, _ := f.svc.Budget(ctx, p); !b.Spent.Equal(d("4")) {

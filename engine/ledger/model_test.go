@@ -13,6 +13,8 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -55,12 +57,12 @@ import (
 
 // modelPlans: the plans the organisations subscribe to, in turn.
 var modelPlans = []struct {
-	rollover engine.RolloverMode
-	overage  engine.OverageMode
+	rollover credit.RolloverMode
+	overage  credit.OverageMode
 }{
-	{engine.RolloverNone, engine.OverageHard},
-	{engine.RolloverUnlimited, engine.OverageHard},
-	{engine.RolloverNone, engine.OverageSoft},
+	{credit.RolloverNone, credit.OverageHard},
+	{credit.RolloverUnlimited, credit.OverageHard},
+	{credit.RolloverNone, credit.OverageSoft},
 }
 
 const modelIncluded = "20" // credits each period allocates
@@ -81,7 +83,7 @@ type model struct {
 	keys                []string
 	budget              *decimal.Decimal // the team pool's hard monthly budget
 	spent               decimal.Decimal  // what the team pool burned this month while budgeted
-	mode                engine.RolloverMode
+	mode                credit.RolloverMode
 	soft                bool // SOFT overage: past the balance a burn is allowed, the rest is overage
 }
 
@@ -105,7 +107,7 @@ func (m *model) overage(x decimal.Decimal) decimal.Decimal {
 func (m *model) closePeriod() {
 	included := d(modelIncluded)
 	switch m.mode {
-	case engine.RolloverUnlimited:
+	case credit.RolloverUnlimited:
 		m.exp = m.exp.Add(included) // everything rolls, and the new allocation arrives
 	default:
 		m.exp = included // what was left expires
@@ -168,7 +170,7 @@ func TestModel(t *testing.T) {
 				if err == nil {
 					_, err = f.svc.PublishRegister(ctx, "default", r.Version, nil)
 				}
-				if err != nil && engine.CodeOf(err) != engine.CodeConflict {
+				if err != nil && credit.CodeOf(err) != credit.CodeConflict {
 					errs <- fmt.Errorf("publish: %w", err)
 					return
 				}
@@ -181,7 +183,7 @@ func TestModel(t *testing.T) {
 		for i := range ws {
 			ws[i] = &worker{w: i, f: f, rng: rand.New(rand.NewSource(seed + int64(i)))}
 			mp := modelPlans[i%len(modelPlans)]
-			if err := ws[i].start(ctx, plans[i%len(modelPlans)], mp.rollover, mp.overage == engine.OverageSoft, start); err != nil {
+			if err := ws[i].start(ctx, plans[i%len(modelPlans)], mp.rollover, mp.overage == credit.OverageSoft, start); err != nil {
 				t.Fatalf("seed %d, worker %d: %v", seed, i, err)
 			}
 		}
@@ -259,16 +261,16 @@ func TestModel(t *testing.T) {
 }
 
 // start creates the worker's organisation, pools and subscription.
-func (wk *worker) start(ctx context.Context, planID int, mode engine.RolloverMode, soft bool, at time.Time) error {
+func (wk *worker) start(ctx context.Context, planID int, mode credit.RolloverMode, soft bool, at time.Time) error {
 	svc := wk.f.svc
 	var err error
 	if wk.org, err = svc.CreateOrganization(ctx, ledger.OrganizationInput{Name: fmt.Sprintf("model-%d", wk.w)}); err != nil {
 		return err
 	}
-	if wk.pool, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: engine.PoolAccount, Name: "main"}); err != nil {
+	if wk.pool, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: credit.PoolAccount, Name: "main"}); err != nil {
 		return err
 	}
-	if wk.team, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: engine.PoolTeam, Name: "team", ParentID: &wk.pool.ID}); err != nil {
+	if wk.team, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: credit.PoolTeam, Name: "team", ParentID: &wk.pool.ID}); err != nil {
 		return err
 	}
 	if _, err := svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: wk.org.ID, PlanID: planID, StartsAt: at}); err != nil {
@@ -290,9 +292,9 @@ func modelCost(in engine.UsageInput) decimal.Decimal {
 		c = *in.Completion
 	}
 	switch in.Status {
-	case engine.StatusSucceeded:
+	case credit.StatusSucceeded:
 		return modelWeights[in.Action].Mul(q)
-	case engine.StatusPartial:
+	case credit.StatusPartial:
 		return modelWeights[in.Action].Mul(q).Mul(c)
 	}
 	return decimal.Zero
@@ -300,7 +302,7 @@ func modelCost(in engine.UsageInput) decimal.Decimal {
 
 func (wk *worker) next() string { wk.n++; return fmt.Sprintf("w%d-k%d", wk.w, wk.n) }
 
-func (wk *worker) usage(key, action string, status engine.UsageStatus, qty string) engine.UsageInput {
+func (wk *worker) usage(key, action string, status credit.UsageStatus, qty string) engine.UsageInput {
 	return engine.UsageInput{IdempotencyKey: key, OrganizationID: wk.org.ID, Action: action, Status: status, Quantity: dp(qty)}
 }
 
@@ -342,7 +344,7 @@ func (wk *worker) op(ctx context.Context, r int) error {
 	switch {
 	case r < 10: // grant (never expires)
 		amount := decimal.NewFromInt(int64(rng.Intn(40) + 1)).Div(decimal.NewFromInt(4))
-		if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: wk.pool.ID, CreditType: engine.CreditSubscription, Amount: amount}); err != nil {
+		if _, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: wk.pool.ID, CreditType: credit.CreditSubscription, Amount: amount}); err != nil {
 			return err
 		}
 		m.last = m.last.Add(amount)
@@ -357,19 +359,19 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		}
 		m.last = m.last.Add(amount)
 	case r < 45: // burn on the account pool, any terminal status
-		statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
+		statuses := []credit.UsageStatus{credit.StatusSucceeded, credit.StatusSucceeded, credit.StatusFailed, credit.StatusPartial}
 		in := wk.usage(wk.next(), []string{"agent.run", "big.run"}[rng.Intn(2)], statuses[rng.Intn(4)], strconv.Itoa(rng.Intn(5)+1))
-		if in.Status == engine.StatusPartial {
+		if in.Status == credit.StatusPartial {
 			in.Completion = dp(fmt.Sprintf("0.%d", rng.Intn(10)))
 		}
 		return wk.burn(ctx, in, false)
 	case r < 55: // burn on the team pool: its budget, then the account's credits
-		in := wk.usage(wk.next(), "agent.run", engine.StatusSucceeded, strconv.Itoa(rng.Intn(4)+1))
+		in := wk.usage(wk.next(), "agent.run", credit.StatusSucceeded, strconv.Itoa(rng.Intn(4)+1))
 		in.PoolID = &wk.team.ID
 		return wk.burn(ctx, in, true)
 	case r < 59: // a hard monthly budget on the team pool
 		limit := m.spent.Add(decimal.NewFromInt(int64(rng.Intn(12))))
-		if _, err := svc.SetBudget(ctx, wk.team.ID, limit, engine.PeriodMonth, true); err != nil {
+		if _, err := svc.SetBudget(ctx, wk.team.ID, limit, credit.PeriodMonth, true); err != nil {
 			return err
 		}
 		m.budget = &limit
@@ -391,7 +393,7 @@ func (wk *worker) op(ctx context.Context, r int) error {
 	case r < 90: // a run ends
 		return wk.endRun(ctx)
 	case r < 93: // an API key for the organisation: works, then revoked, then refused
-		k, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: wk.next(), Role: engine.RoleService, OrganizationID: &wk.org.ID})
+		k, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: wk.next(), Role: credit.RoleService, OrganizationID: &wk.org.ID})
 		if err != nil {
 			return err
 		}
@@ -402,8 +404,8 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		if _, err := svc.RevokeKey(ctx, k.ID); err != nil {
 			return err
 		}
-		if p, err := svc.Authenticate(ctx, secret); engine.CodeOf(err) != engine.CodeKeyRevoked {
-			return fmt.Errorf("a revoked key authenticates as %+v, %v; want %s", p, err, engine.CodeKeyRevoked)
+		if p, err := svc.Authenticate(ctx, secret); credit.CodeOf(err) != auth.CodeKeyRevoked {
+			return fmt.Errorf("a revoked key authenticates as %+v, %v; want %s", p, err, auth.CodeKeyRevoked)
 		}
 	default:
 		return wk.check(ctx, "balance read")
@@ -423,15 +425,15 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 	overBudget := team && m.budget != nil && want.IsPositive() && m.spent.Add(want).GreaterThan(*m.budget)
 	switch {
 	case want.GreaterThan(m.avail()) && !m.soft:
-		if res.Decision != engine.DecisionDenied || res.Event.ReasonCode != string(engine.CodeInsufficientCredits) {
-			return fmt.Errorf("burn of %s with %s available = %s (%s), model says DENIED (%s)", want, m.avail(), res.Decision, res.Event.ReasonCode, engine.CodeInsufficientCredits)
+		if res.Decision != credit.DecisionDenied || res.Event.ReasonCode != string(credit.CodeInsufficientCredits) {
+			return fmt.Errorf("burn of %s with %s available = %s (%s), model says DENIED (%s)", want, m.avail(), res.Decision, res.Event.ReasonCode, credit.CodeInsufficientCredits)
 		}
 	case overBudget:
-		if res.Decision != engine.DecisionDenied || res.Event.ReasonCode != string(engine.CodeBudgetExceeded) {
-			return fmt.Errorf("team burn of %s with %s of a %s budget spent = %s (%s), model says DENIED (%s)", want, m.spent, m.budget, res.Decision, res.Event.ReasonCode, engine.CodeBudgetExceeded)
+		if res.Decision != credit.DecisionDenied || res.Event.ReasonCode != string(credit.CodeBudgetExceeded) {
+			return fmt.Errorf("team burn of %s with %s of a %s budget spent = %s (%s), model says DENIED (%s)", want, m.spent, m.budget, res.Decision, res.Event.ReasonCode, credit.CodeBudgetExceeded)
 		}
 	default:
-		if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(m.overage(want)) {
+		if res.Decision != credit.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(m.overage(want)) {
 			return fmt.Errorf("burn of %s with %s available = %s %s (overage %s), model says ALLOWED %s (overage %s)", want, m.avail(), res.Decision, res.Credits, res.Overage, want, m.overage(want))
 		}
 		m.take(decimal.Min(want, m.avail()))
@@ -450,7 +452,7 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 func (wk *worker) startRun(ctx context.Context, team bool) error {
 	m := wk.m
 	run := wk.next()
-	in := wk.usage(run+"-start", "agent.run", engine.StatusStarted, strconv.Itoa(wk.rng.Intn(4)+1))
+	in := wk.usage(run+"-start", "agent.run", credit.StatusStarted, strconv.Itoa(wk.rng.Intn(4)+1))
 	in.RunID = run
 	if team {
 		in.PoolID = &wk.team.ID
@@ -466,17 +468,17 @@ func (wk *worker) startRun(ctx context.Context, team bool) error {
 	}
 	switch {
 	case hold.GreaterThan(m.avail()):
-		if res.Decision != engine.DecisionDenied || res.ReasonCode != engine.CodeInsufficientCredits {
-			return fmt.Errorf("run holding %s with %s available = %s %s, model says DENIED %s", hold, m.avail(), res.Decision, res.ReasonCode, engine.CodeInsufficientCredits)
+		if res.Decision != credit.DecisionDenied || res.ReasonCode != credit.CodeInsufficientCredits {
+			return fmt.Errorf("run holding %s with %s available = %s %s, model says DENIED %s", hold, m.avail(), res.Decision, res.ReasonCode, credit.CodeInsufficientCredits)
 		}
 		return nil
 	case team && m.budget != nil && m.spent.Add(expected).GreaterThan(*m.budget):
-		if res.Decision != engine.DecisionDenied || res.ReasonCode != engine.CodeBudgetExceeded {
-			return fmt.Errorf("team run of %s with %s of a %s budget spent or held = %s %s, model says DENIED %s", expected, m.spent, m.budget, res.Decision, res.ReasonCode, engine.CodeBudgetExceeded)
+		if res.Decision != credit.DecisionDenied || res.ReasonCode != credit.CodeBudgetExceeded {
+			return fmt.Errorf("team run of %s with %s of a %s budget spent or held = %s %s, model says DENIED %s", expected, m.spent, m.budget, res.Decision, res.ReasonCode, credit.CodeBudgetExceeded)
 		}
 		return nil
 	}
-	if res.Decision != engine.DecisionAllowed || !res.Reserved.Equal(hold) {
+	if res.Decision != credit.DecisionAllowed || !res.Reserved.Equal(hold) {
 		return fmt.Errorf("run start = %s reserved %s, model says ALLOWED reserving %s", res.Decision, res.Reserved, hold)
 	}
 	h := m.take(hold)
@@ -506,13 +508,13 @@ func (wk *worker) endRun(ctx context.Context) error {
 	h := m.holds[run]
 	delete(m.holds, run)
 	held := h.exp.Add(h.last)
-	statuses := []engine.UsageStatus{engine.StatusSucceeded, engine.StatusFailed, engine.StatusPartial}
+	statuses := []credit.UsageStatus{credit.StatusSucceeded, credit.StatusFailed, credit.StatusPartial}
 	in := wk.usage(run+"-end", "agent.run", statuses[wk.rng.Intn(3)], h.qty.Add(decimal.NewFromInt(int64(wk.rng.Intn(3)))).String())
 	in.RunID = run
 	if h.team {
 		in.PoolID = &wk.team.ID
 	}
-	if in.Status == engine.StatusPartial {
+	if in.Status == credit.StatusPartial {
 		in.Completion = dp("0.5")
 	}
 	res, err := wk.f.svc.RecordUsage(ctx, in)
@@ -533,11 +535,11 @@ func (wk *worker) endRun(ctx context.Context) error {
 	if !m.soft {
 		overage, uncovered = decimal.Zero, overage
 	}
-	if res.Decision != engine.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(overage) || !res.Uncovered.Equal(uncovered) {
+	if res.Decision != credit.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(overage) || !res.Uncovered.Equal(uncovered) {
 		return fmt.Errorf("run end = %s %s (overage %s, uncovered %s), model says ALLOWED %s (overage %s, uncovered %s)",
 			res.Decision, res.Credits, res.Overage, res.Uncovered, want, overage, uncovered)
 	}
-	if uncovered.IsPositive() != (res.ReasonCode == engine.CodeUncovered) {
+	if uncovered.IsPositive() != (res.ReasonCode == credit.CodeUncovered) {
 		return fmt.Errorf("run end uncovered %s with reasonCode %q", uncovered, res.ReasonCode)
 	}
 	m.take(decimal.Min(rest, m.avail()))

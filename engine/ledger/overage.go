@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/charge"
@@ -49,7 +50,7 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 	sched := schedule(sub, p)
 	ts.sub, ts.plan, ts.start = sub, p, sched.Boundary(sched.Index(now))
 	switch p.OverageMode {
-	case engine.OverageAutoTopUp:
+	case credit.OverageAutoTopUp:
 		t.TopUpThreshold, t.TopUpCredits, t.OnDemandPrice = p.AutoTopUpThreshold.Decimal, p.AutoTopUpCredits.Decimal, p.OnDemandPrice.Decimal
 		t.TopUpsLeft = -1
 		if p.AutoTopUpCap != nil {
@@ -59,7 +60,7 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 			}
 			t.TopUpsLeft = max(*p.AutoTopUpCap-n, 0)
 		}
-	case engine.OverageBorrow:
+	case credit.OverageBorrow:
 		borrowed, err := s.borrowed(ctx, tx.Client, sub.OrganizationID, ts.start, now.Add(time.Hour))
 		if err != nil {
 			return nil, err
@@ -72,7 +73,7 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 
 // borrowed sums the credits an organisation borrowed in [from, to).
 func (s *Service) borrowed(ctx context.Context, c *ent.Client, org int, from, to time.Time) (decimal.Decimal, error) {
-	es, err := c.LedgerEntry.Query().Where(ledgerentry.OrganizationID(org), ledgerentry.KindEQ(engine.EntryBorrow),
+	es, err := c.LedgerEntry.Query().Where(ledgerentry.OrganizationID(org), ledgerentry.KindEQ(credit.EntryBorrow),
 		ledgerentry.CreatedAtGTE(from), ledgerentry.CreatedAtLT(to)).All(ctx)
 	if err != nil {
 		return decimal.Zero, err
@@ -96,7 +97,7 @@ func (s *Service) buyPack(ctx context.Context, tx *usageTx, ts *termsState, now 
 	}
 	subID, start, first := sub.ID, ts.start, 0
 	gs, err := s.post(ctx, tx.Client, engine.Posting{Org: sub.OrganizationID,
-		Open: []engine.Opening{{Pool: sub.PoolID, CreditType: engine.CreditOnDemand, Amount: t.TopUpCredits, UnitPrice: t.OnDemandPrice,
+		Open: []engine.Opening{{Pool: sub.PoolID, CreditType: credit.CreditOnDemand, Amount: t.TopUpCredits, UnitPrice: t.OnDemandPrice,
 			EffectiveAt: now, ExpiresAt: expires, Memo: "auto top-up"}},
 		Charges: []engine.Charge{{Kind: "AUTO_TOP_UP", Credits: t.TopUpCredits, Amount: t.TopUpCredits.Mul(t.OnDemandPrice), Currency: p.Currency,
 			SubscriptionID: &subID, PeriodStart: &start, Opening: &first, Memo: fmt.Sprintf("auto top-up of %s credits", t.TopUpCredits)}}}, now)

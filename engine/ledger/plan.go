@@ -6,6 +6,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/plan"
@@ -14,19 +15,19 @@ import (
 // PlanInput creates a plan.
 type PlanInput struct {
 	Name               string
-	Period             engine.Period
+	Period             credit.Period
 	IncludedCredits    decimal.Decimal
 	PricePerCredit     decimal.Decimal
 	PlatformFee        decimal.Decimal
 	Currency           string // default USD
 	RegisterName       string
-	OverageMode        engine.OverageMode
+	OverageMode        credit.OverageMode
 	OveragePrice       *decimal.Decimal
 	AutoTopUpThreshold *decimal.Decimal
 	AutoTopUpCredits   *decimal.Decimal
 	AutoTopUpCap       *int // packs per period; nil: no cap
 	BorrowLimit        *decimal.Decimal
-	RolloverMode       engine.RolloverMode
+	RolloverMode       credit.RolloverMode
 	RolloverCap        *decimal.Decimal
 	OnDemandPrice      *decimal.Decimal
 	OnDemandExpiryDays *int
@@ -55,65 +56,65 @@ func (in PlanInput) Validate() error {
 		{"incentiveCapPerPeriod", in.IncentiveCapPerPeriod}, {"incentiveCapPerMember", in.IncentiveCapPerMember},
 	} {
 		if f.v != nil && f.v.IsNegative() {
-			return engine.Invalid(f.name, "must not be negative, got %s", f.v)
+			return credit.Invalid(f.name, "must not be negative, got %s", f.v)
 		}
 	}
 	if err := (engine.Schedule{Period: in.Period, Start: noon}).Validate(); err != nil {
-		return engine.Invalid("period", "%v", err)
+		return credit.Invalid("period", "%v", err)
 	}
 	for _, f := range []struct {
 		name string
 		v    *decimal.Decimal
 	}{{"autoTopUpThreshold", in.AutoTopUpThreshold}, {"autoTopUpCredits", in.AutoTopUpCredits}, {"borrowLimit", in.BorrowLimit}} {
 		if f.v != nil && f.v.IsNegative() {
-			return engine.Invalid(f.name, "must not be negative, got %s", f.v)
+			return credit.Invalid(f.name, "must not be negative, got %s", f.v)
 		}
 	}
 	topUp := in.AutoTopUpThreshold != nil || in.AutoTopUpCredits != nil || in.AutoTopUpCap != nil
 	switch in.OverageMode {
-	case engine.OverageHard, engine.OverageDegraded:
-	case engine.OverageSoft:
+	case credit.OverageHard, credit.OverageDegraded:
+	case credit.OverageSoft:
 		if in.OveragePrice == nil {
-			return engine.Invalid("overagePrice", "a SOFT overage plan bills overage: set its price")
+			return credit.Invalid("overagePrice", "a SOFT overage plan bills overage: set its price")
 		}
-	case engine.OverageAutoTopUp:
+	case credit.OverageAutoTopUp:
 		switch {
 		case in.AutoTopUpThreshold == nil:
-			return engine.Invalid("autoTopUpThreshold", "an AUTO_TOP_UP plan buys a pack when the balance falls below a threshold: set it")
+			return credit.Invalid("autoTopUpThreshold", "an AUTO_TOP_UP plan buys a pack when the balance falls below a threshold: set it")
 		case in.AutoTopUpCredits == nil || !in.AutoTopUpCredits.IsPositive():
-			return engine.Invalid("autoTopUpCredits", "an AUTO_TOP_UP plan needs a pack size above zero")
+			return credit.Invalid("autoTopUpCredits", "an AUTO_TOP_UP plan needs a pack size above zero")
 		case in.OnDemandPrice == nil:
-			return engine.Invalid("onDemandPrice", "an AUTO_TOP_UP plan sells packs at the on-demand price: set it")
+			return credit.Invalid("onDemandPrice", "an AUTO_TOP_UP plan sells packs at the on-demand price: set it")
 		case in.AutoTopUpCap != nil && *in.AutoTopUpCap < 1:
-			return engine.Invalid("autoTopUpCap", "must be at least 1 pack per period")
+			return credit.Invalid("autoTopUpCap", "must be at least 1 pack per period")
 		}
-	case engine.OverageBorrow:
+	case credit.OverageBorrow:
 		if in.BorrowLimit == nil {
-			return engine.Invalid("borrowLimit", "a BORROW plan borrows up to a limit per period: set it")
+			return credit.Invalid("borrowLimit", "a BORROW plan borrows up to a limit per period: set it")
 		}
 	default:
-		return engine.Invalid("overageMode", "%q is not an overage mode", in.OverageMode)
+		return credit.Invalid("overageMode", "%q is not an overage mode", in.OverageMode)
 	}
-	if topUp && in.OverageMode != engine.OverageAutoTopUp {
-		return engine.Invalid("overageMode", "auto top-up settings need the AUTO_TOP_UP overage mode")
+	if topUp && in.OverageMode != credit.OverageAutoTopUp {
+		return credit.Invalid("overageMode", "auto top-up settings need the AUTO_TOP_UP overage mode")
 	}
-	if in.BorrowLimit != nil && in.OverageMode != engine.OverageBorrow {
-		return engine.Invalid("borrowLimit", "only a BORROW plan has a borrow limit")
+	if in.BorrowLimit != nil && in.OverageMode != credit.OverageBorrow {
+		return credit.Invalid("borrowLimit", "only a BORROW plan has a borrow limit")
 	}
 	switch {
-	case in.RolloverMode == engine.RolloverCapped && in.RolloverCap == nil:
-		return engine.Invalid("rolloverCap", "a CAPPED rollover needs a cap")
-	case in.RolloverMode != engine.RolloverCapped && in.RolloverCap != nil:
-		return engine.Invalid("rolloverCap", "only a CAPPED rollover has a cap")
+	case in.RolloverMode == credit.RolloverCapped && in.RolloverCap == nil:
+		return credit.Invalid("rolloverCap", "a CAPPED rollover needs a cap")
+	case in.RolloverMode != credit.RolloverCapped && in.RolloverCap != nil:
+		return credit.Invalid("rolloverCap", "only a CAPPED rollover has a cap")
 	}
 	if in.IncentiveExpiryDays != nil && (*in.IncentiveExpiryDays < 1 || *in.IncentiveExpiryDays > 365) {
-		return engine.Invalid("incentiveExpiryDays", "must be 1 to 365")
+		return credit.Invalid("incentiveExpiryDays", "must be 1 to 365")
 	}
 	if in.OnDemandExpiryDays != nil && (*in.OnDemandExpiryDays < 1 || *in.OnDemandExpiryDays > 3650) {
-		return engine.Invalid("onDemandExpiryDays", "must be 1 to 3650")
+		return credit.Invalid("onDemandExpiryDays", "must be 1 to 3650")
 	}
 	if len(in.Currency) > 3 {
-		return engine.Invalid("currency", "an ISO 4217 code, like USD")
+		return credit.Invalid("currency", "an ISO 4217 code, like USD")
 	}
 	return nil
 }
@@ -151,7 +152,7 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 		var err error
 		if out, err = c.Save(ctx); err != nil {
 			if isUniqueViolation(err) {
-				return engine.Errorf(engine.CodeConflict, "a plan named %q exists", in.Name)
+				return credit.Errorf(credit.CodeConflict, "a plan named %q exists", in.Name)
 			}
 			return mapEntError(err, "plan", in.Name)
 		}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/policyversion"
 	"github.com/creditd/creditd/rules"
@@ -14,16 +14,16 @@ import (
 // PolicyInput is a policy draft.
 type PolicyInput struct {
 	Name       string
-	Kind       engine.PolicyKind
+	Kind       credit.PolicyKind
 	Expression string
 }
 
 // ruleKind returns the CEL kind of a policy kind the engine evaluates, or a
 // VALIDATION error for kinds whose issue has not arrived yet.
-func ruleKind(k engine.PolicyKind) (rules.Kind, error) {
+func ruleKind(k credit.PolicyKind) (rules.Kind, error) {
 	rk, ok := ruleKinds[k]
 	if !ok {
-		return "", engine.Invalid("kind", "policy kind %s is not evaluated by this version of the engine yet", k)
+		return "", credit.Invalid("kind", "policy kind %s is not evaluated by this version of the engine yet", k)
 	}
 	return rk, nil
 }
@@ -35,7 +35,7 @@ type Validation struct {
 }
 
 // ValidateRule compiles expression as a rule of kind.
-func (s *Service) ValidateRule(kind engine.PolicyKind, expression string) (Validation, error) {
+func (s *Service) ValidateRule(kind credit.PolicyKind, expression string) (Validation, error) {
 	rk, err := ruleKind(kind)
 	if err != nil {
 		return Validation{}, err
@@ -69,9 +69,9 @@ func (s *Service) SavePolicyDraft(ctx context.Context, in PolicyInput) (*ent.Pol
 			return err
 		}
 		if latest != nil && latest.Kind != in.Kind {
-			return engine.Invalid("kind", "policy %q is a %s policy", in.Name, latest.Kind)
+			return credit.Invalid("kind", "policy %q is a %s policy", in.Name, latest.Kind)
 		}
-		if latest != nil && latest.Status == engine.VersionDraft {
+		if latest != nil && latest.Status == credit.VersionDraft {
 			if err := tx.PolicyVersion.DeleteOne(latest).Exec(ctx); err != nil {
 				return err
 			}
@@ -79,14 +79,14 @@ func (s *Service) SavePolicyDraft(ctx context.Context, in PolicyInput) (*ent.Pol
 		version := 1
 		if latest != nil {
 			version = latest.Version
-			if latest.Status != engine.VersionDraft {
+			if latest.Status != credit.VersionDraft {
 				version++
 			}
 		}
 		out, err = tx.PolicyVersion.Create().SetName(in.Name).SetKind(in.Kind).SetExpression(in.Expression).
-			SetVersion(version).SetStatus(engine.VersionDraft).SetCreatedAt(s.Now()).Save(ctx)
+			SetVersion(version).SetStatus(credit.VersionDraft).SetCreatedAt(s.Now()).Save(ctx)
 		if isUniqueViolation(err) {
-			return engine.Errorf(engine.CodeConflict, "policy %q was changed concurrently; try again", in.Name)
+			return credit.Errorf(credit.CodeConflict, "policy %q was changed concurrently; try again", in.Name)
 		}
 		if err != nil {
 			return err
@@ -110,17 +110,17 @@ func (s *Service) PublishPolicy(ctx context.Context, name string, version int, e
 		if err != nil {
 			return mapEntError(err, "policy", fmt.Sprintf("%s version %d", name, version))
 		}
-		if p.Status != engine.VersionDraft {
-			return engine.Errorf(engine.CodeConflict, "policy %q version %d is already %s", name, version, p.Status)
+		if p.Status != credit.VersionDraft {
+			return credit.Errorf(credit.CodeConflict, "policy %q version %d is already %s", name, version, p.Status)
 		}
 		n, err := tx.PolicyVersion.Update().
-			Where(policyversion.ID(p.ID), policyversion.StatusEQ(engine.VersionDraft)).
-			SetStatus(engine.VersionPublished).SetEffectiveFrom(at).SetPublishedAt(now).Save(ctx)
+			Where(policyversion.ID(p.ID), policyversion.StatusEQ(credit.VersionDraft)).
+			SetStatus(credit.VersionPublished).SetEffectiveFrom(at).SetPublishedAt(now).Save(ctx)
 		if err != nil {
 			return err
 		}
 		if n != 1 {
-			return engine.Errorf(engine.CodeConflict, "policy %q version %d was published concurrently", name, version)
+			return credit.Errorf(credit.CodeConflict, "policy %q version %d was published concurrently", name, version)
 		}
 		if out, err = tx.PolicyVersion.Get(ctx, p.ID); err != nil {
 			return err
@@ -135,7 +135,7 @@ func (s *Service) PublishPolicy(ctx context.Context, name string, version int, e
 
 // Policies lists policy versions, of one kind or all, by name then newest
 // version first.
-func (s *Service) Policies(ctx context.Context, kind *engine.PolicyKind) ([]*ent.PolicyVersion, error) {
+func (s *Service) Policies(ctx context.Context, kind *credit.PolicyKind) ([]*ent.PolicyVersion, error) {
 	q := s.db.Client.PolicyVersion.Query()
 	if kind != nil {
 		q.Where(policyversion.KindEQ(*kind))
@@ -145,13 +145,13 @@ func (s *Service) Policies(ctx context.Context, kind *engine.PolicyKind) ([]*ent
 
 // PolicyStatus is the status a client sees: a published version replaced by
 // a later one of its kind already in effect shows RETIRED.
-func (s *Service) PolicyStatus(ctx context.Context, p *ent.PolicyVersion) (engine.VersionStatus, error) {
-	if p.Status != engine.VersionPublished {
+func (s *Service) PolicyStatus(ctx context.Context, p *ent.PolicyVersion) (credit.VersionStatus, error) {
+	if p.Status != credit.VersionPublished {
 		return p.Status, nil
 	}
 	now := s.Now()
 	n, err := s.db.Client.PolicyVersion.Query().Where(policyversion.KindEQ(p.Kind),
-		policyversion.StatusEQ(engine.VersionPublished), policyversion.EffectiveFromLTE(now),
+		policyversion.StatusEQ(credit.VersionPublished), policyversion.EffectiveFromLTE(now),
 		policyversion.IDNEQ(p.ID),
 		policyversion.Or(
 			policyversion.EffectiveFromGT(*p.EffectiveFrom),
@@ -161,7 +161,7 @@ func (s *Service) PolicyStatus(ctx context.Context, p *ent.PolicyVersion) (engin
 		return "", err
 	}
 	if n > 0 {
-		return engine.VersionRetired, nil
+		return credit.VersionRetired, nil
 	}
-	return engine.VersionPublished, nil
+	return credit.VersionPublished, nil
 }

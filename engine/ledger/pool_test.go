@@ -10,6 +10,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/store"
@@ -30,11 +31,11 @@ func TestPoolSmallerThanCallers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := setup.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: engine.PoolAccount, Name: "main"})
+	pool, err := setup.CreatePool(ctx, ledger.PoolInput{OrganizationID: org.ID, Kind: credit.PoolAccount, Name: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := setup.GrantCredits(ctx, ledger.GrantInput{PoolID: pool.ID, CreditType: engine.CreditOnDemand, Amount: decimal.NewFromInt(1000)}); err != nil {
+	if _, err := setup.GrantCredits(ctx, ledger.GrantInput{PoolID: pool.ID, CreditType: credit.CreditOnDemand, Amount: decimal.NewFromInt(1000)}); err != nil {
 		t.Fatal(err)
 	}
 	reg, err := setup.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{{Action: "agent.run", Credits: decimal.NewFromInt(1)}})
@@ -55,7 +56,7 @@ func TestPoolSmallerThanCallers(t *testing.T) {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
 			_, err := svc.RecordUsage(ctx, engine.UsageInput{IdempotencyKey: fmt.Sprintf("k%d", i), OrganizationID: org.ID,
-				Action: "agent.run", Status: engine.StatusSucceeded})
+				Action: "agent.run", Status: credit.StatusSucceeded})
 			errs <- err
 		})
 	}

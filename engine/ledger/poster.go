@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
@@ -74,7 +75,7 @@ func (s *Service) open(ctx context.Context, c *ent.Client, p engine.Posting, now
 	for n, g := range gs {
 		kind := p.Open[n].Kind
 		if kind == "" {
-			kind = engine.EntryGrant
+			kind = credit.EntryGrant
 		}
 		entries[n] = c.LedgerEntry.Create().SetOrganizationID(p.Org).SetPoolID(g.PoolID).SetGrantID(g.ID).
 			SetKind(kind).SetAmount(g.Amount).SetMemo(g.Memo).SetCreatedAt(now)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/weight"
@@ -30,25 +31,25 @@ type WeightInput struct {
 
 func validateWeights(ws []WeightInput) error {
 	if len(ws) == 0 {
-		return engine.Invalid("weights", "a register needs at least one weight")
+		return credit.Invalid("weights", "a register needs at least one weight")
 	}
 	if len(ws) > MaxWeights {
-		return engine.Invalid("weights", "a register holds at most %d weights", MaxWeights)
+		return credit.Invalid("weights", "a register holds at most %d weights", MaxWeights)
 	}
 	seen := map[string]bool{}
 	for i, w := range ws {
 		f := fmt.Sprintf("weights[%d]", i)
 		switch {
 		case w.Action == "" || len(w.Action) > engine.MaxActionLen:
-			return engine.Invalid(f+".action", "must be 1 to %d characters", engine.MaxActionLen)
+			return credit.Invalid(f+".action", "must be 1 to %d characters", engine.MaxActionLen)
 		case seen[w.Action]:
-			return engine.Invalid(f+".action", "action %q appears twice", w.Action)
+			return credit.Invalid(f+".action", "action %q appears twice", w.Action)
 		case w.Credits.IsNegative():
-			return engine.Invalid(f+".credits", "must not be negative, got %s", w.Credits)
+			return credit.Invalid(f+".credits", "must not be negative, got %s", w.Credits)
 		case w.ValuePerAction != nil && w.ValuePerAction.IsNegative():
-			return engine.Invalid(f+".valuePerAction", "must not be negative")
+			return credit.Invalid(f+".valuePerAction", "must not be negative")
 		case w.CostPerAction != nil && w.CostPerAction.IsNegative():
-			return engine.Invalid(f+".costPerAction", "must not be negative")
+			return credit.Invalid(f+".costPerAction", "must not be negative")
 		}
 		seen[w.Action] = true
 		if w.Expression != "" {
@@ -62,7 +63,7 @@ func validateWeights(ws []WeightInput) error {
 
 // compileError maps a rules compile error to RULE_COMPILE with positions.
 func compileError(field string, err error) error {
-	e := &engine.Error{Code: engine.CodeRuleCompile, Field: field, Message: err.Error(), Cause: err}
+	e := &credit.Error{Code: credit.CodeRuleCompile, Field: field, Message: err.Error(), Cause: err}
 	if ce, ok := err.(*rules.CompileError); ok {
 		pos := make([]map[string]any, len(ce.Positions))
 		for i, p := range ce.Positions {
@@ -93,7 +94,7 @@ func (s *Service) SaveRegisterDraft(ctx context.Context, name string, ws []Weigh
 		case err != nil:
 			return err
 		}
-		if latest != nil && latest.Status == engine.VersionDraft {
+		if latest != nil && latest.Status == credit.VersionDraft {
 			if _, err := tx.Weight.Delete().Where(weight.RegisterID(latest.ID)).Exec(ctx); err != nil {
 				return err
 			}
@@ -104,10 +105,10 @@ func (s *Service) SaveRegisterDraft(ctx context.Context, name string, ws []Weigh
 				version = latest.Version + 1
 			}
 			out, err = tx.WeightRegister.Create().SetName(name).SetVersion(version).
-				SetStatus(engine.VersionDraft).SetCreatedAt(s.Now()).Save(ctx)
+				SetStatus(credit.VersionDraft).SetCreatedAt(s.Now()).Save(ctx)
 			if err != nil {
 				if isUniqueViolation(err) {
-					return engine.Errorf(engine.CodeConflict, "register %q was changed concurrently; try again", name)
+					return credit.Errorf(credit.CodeConflict, "register %q was changed concurrently; try again", name)
 				}
 				return err
 			}
@@ -141,7 +142,7 @@ func checkEffectiveFrom(now time.Time, at *time.Time) (time.Time, error) {
 	}
 	t := utc(*at)
 	if t.Before(now.Add(-time.Minute)) {
-		return time.Time{}, engine.Invalid("effectiveFrom", "is in the past (%s); a published version only takes effect from now on", t.Format(time.RFC3339))
+		return time.Time{}, credit.Invalid("effectiveFrom", "is in the past (%s); a published version only takes effect from now on", t.Format(time.RFC3339))
 	}
 	return t, nil
 }
@@ -160,17 +161,17 @@ func (s *Service) PublishRegister(ctx context.Context, name string, version int,
 		if err != nil {
 			return mapEntError(err, "weight register", fmt.Sprintf("%s version %d", name, version))
 		}
-		if r.Status != engine.VersionDraft {
-			return engine.Errorf(engine.CodeConflict, "register %q version %d is already %s", name, version, r.Status)
+		if r.Status != credit.VersionDraft {
+			return credit.Errorf(credit.CodeConflict, "register %q version %d is already %s", name, version, r.Status)
 		}
 		n, err := tx.WeightRegister.Update().
-			Where(weightregister.ID(r.ID), weightregister.StatusEQ(engine.VersionDraft)).
-			SetStatus(engine.VersionPublished).SetEffectiveFrom(at).SetPublishedAt(now).Save(ctx)
+			Where(weightregister.ID(r.ID), weightregister.StatusEQ(credit.VersionDraft)).
+			SetStatus(credit.VersionPublished).SetEffectiveFrom(at).SetPublishedAt(now).Save(ctx)
 		if err != nil {
 			return err
 		}
 		if n != 1 {
-			return engine.Errorf(engine.CodeConflict, "register %q version %d was published concurrently", name, version)
+			return credit.Errorf(credit.CodeConflict, "register %q version %d was published concurrently", name, version)
 		}
 		if out, err = tx.WeightRegister.Get(ctx, r.ID); err != nil {
 			return err
@@ -196,7 +197,7 @@ func (s *Service) Register(ctx context.Context, name string, version *int) (*ent
 	}
 	now := s.Now()
 	r, err := s.db.Client.WeightRegister.Query().Where(weightregister.Name(name),
-		weightregister.StatusEQ(engine.VersionPublished), weightregister.EffectiveFromLTE(now)).
+		weightregister.StatusEQ(credit.VersionPublished), weightregister.EffectiveFromLTE(now)).
 		Order(ent.Desc(weightregister.FieldEffectiveFrom), ent.Desc(weightregister.FieldVersion)).First(ctx)
 	if ent.IsNotFound(err) {
 		r, err = q.Order(ent.Desc(weightregister.FieldVersion)).First(ctx)
@@ -209,13 +210,13 @@ func (s *Service) Register(ctx context.Context, name string, version *int) (*ent
 
 // RegisterStatus is the status a client sees: a published version that a
 // later published version has replaced (in effect now) shows RETIRED.
-func (s *Service) RegisterStatus(ctx context.Context, r *ent.WeightRegister) (engine.VersionStatus, error) {
-	if r.Status != engine.VersionPublished {
+func (s *Service) RegisterStatus(ctx context.Context, r *ent.WeightRegister) (credit.VersionStatus, error) {
+	if r.Status != credit.VersionPublished {
 		return r.Status, nil
 	}
 	now := s.Now()
 	n, err := s.db.Client.WeightRegister.Query().Where(weightregister.Name(r.Name),
-		weightregister.StatusEQ(engine.VersionPublished), weightregister.EffectiveFromLTE(now),
+		weightregister.StatusEQ(credit.VersionPublished), weightregister.EffectiveFromLTE(now),
 		weightregister.Or(
 			weightregister.EffectiveFromGT(*r.EffectiveFrom),
 			weightregister.And(weightregister.EffectiveFrom(*r.EffectiveFrom), weightregister.VersionGT(r.Version)),
@@ -224,7 +225,7 @@ func (s *Service) RegisterStatus(ctx context.Context, r *ent.WeightRegister) (en
 		return "", err
 	}
 	if n > 0 {
-		return engine.VersionRetired, nil
+		return credit.VersionRetired, nil
 	}
-	return engine.VersionPublished, nil
+	return credit.VersionPublished, nil
 }

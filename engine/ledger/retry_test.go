@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/lib/pq"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/store"
 )
 
@@ -32,7 +32,7 @@ func TestRetryable(t *testing.T) {
 		{"terminated before commit", rolledBack(&pq.Error{Code: "57P01"}), true},
 		{"connection lost at commit", commitFailed(driver.ErrBadConn), false},
 		{"unmarked connection fault", driver.ErrBadConn, false},
-		{"domain error", engine.Invalid("amount", "negative"), false},
+		{"domain error", credit.Invalid("amount", "negative"), false},
 		{"unique violation", rolledBack(&pq.Error{Code: "23505"}), false},
 		{"plain error", errors.New("boom"), false},
 	}
@@ -42,7 +42,7 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 	// rolledBack leaves errors that are not connection faults as they are.
-	if err := engine.Invalid("x", "y"); rolledBack(err) != error(err) {
+	if err := credit.Invalid("x", "y"); rolledBack(err) != error(err) {
 		t.Errorf("rolledBack changed a domain error")
 	}
 	if rolledBack(errRetry) != errRetry {
@@ -55,20 +55,20 @@ func TestRetryable(t *testing.T) {
 func TestRetryAnswers(t *testing.T) {
 	s := &Service{db: &store.DB{Dialect: dialect.SQLite}} // no transaction slots to take
 	ctx := context.Background()
-	domain := engine.Invalid("amount", "negative")
+	domain := credit.Invalid("amount", "negative")
 	cases := []struct {
 		name      string
 		errs      []error // one per attempt; the last repeats
 		attempts  int
-		code      engine.Code // "" = the error itself
+		code      credit.Code // "" = the error itself
 		retryable any
 	}{
 		{"success after two lost connections", []error{rolledBack(driver.ErrBadConn), beginFailed(driver.ErrBadConn), nil}, 3, "", nil},
-		{"database down", []error{beginFailed(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})}, 5, engine.CodeUnavailable, true},
-		{"contention that does not end", []error{&pq.Error{Code: "40001"}}, 5, engine.CodeUnavailable, true},
-		{"connection lost at commit", []error{commitFailed(driver.ErrBadConn)}, 1, engine.CodeUnavailable, false},
-		{"unmarked connection fault", []error{driver.ErrBadConn}, 1, engine.CodeUnavailable, true},
-		{"NUL in text", []error{rolledBack(&pq.Error{Code: "22021"})}, 1, engine.CodeValidation, nil},
+		{"database down", []error{beginFailed(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})}, 5, credit.CodeUnavailable, true},
+		{"contention that does not end", []error{&pq.Error{Code: "40001"}}, 5, credit.CodeUnavailable, true},
+		{"connection lost at commit", []error{commitFailed(driver.ErrBadConn)}, 1, credit.CodeUnavailable, false},
+		{"unmarked connection fault", []error{driver.ErrBadConn}, 1, credit.CodeUnavailable, true},
+		{"NUL in text", []error{rolledBack(&pq.Error{Code: "22021"})}, 1, credit.CodeValidation, nil},
 		{"domain error", []error{domain}, 1, "", nil},
 		{"a bug", []error{errors.New("boom")}, 1, "", nil},
 	}
@@ -88,7 +88,7 @@ func TestRetryAnswers(t *testing.T) {
 			}
 			continue
 		}
-		var e *engine.Error
+		var e *credit.Error
 		if !errors.As(err, &e) || e.Code != c.code {
 			t.Errorf("%s: got %v, want code %s", c.name, err, c.code)
 			continue

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
@@ -127,7 +128,7 @@ func (s *Service) loadHolds(ctx context.Context, tx *usageTx, items []item) (map
 		}
 	}
 	if len(started) > 0 {
-		es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventIDIn(started...), ledgerentry.KindEQ(engine.EntryHold)).
+		es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventIDIn(started...), ledgerentry.KindEQ(credit.EntryHold)).
 			Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
 		if err != nil {
 			return nil, err
@@ -150,7 +151,7 @@ const (
 // with their HOLD entries, and settled holds with their RELEASE entries.
 func (s *Service) writeHolds(ctx context.Context, tx *usageTx, holds map[runKey]*runHold, out []UsageResult, now time.Time) error {
 	var entries []*ent.LedgerEntryCreate
-	entry := func(h *runHold, kind engine.EntryKind, ev *ent.UsageEvent, dr engine.Draw, amount decimal.Decimal) {
+	entry := func(h *runHold, kind credit.EntryKind, ev *ent.UsageEvent, dr engine.Draw, amount decimal.Decimal) {
 		entries = append(entries, tx.LedgerEntry.Create().SetOrganizationID(h.org).SetPoolID(tx.poolOf(dr.GrantID, h.pool)).SetGrantID(dr.GrantID).
 			SetKind(kind).SetAmount(amount).SetUsageEventID(ev.ID).SetMemo("run "+h.run).SetCreatedAt(now))
 	}
@@ -169,11 +170,11 @@ func (s *Service) writeHolds(ctx context.Context, tx *usageTx, holds map[runKey]
 			}
 			h.id = created.ID
 			for _, dr := range h.draws {
-				entry(h, engine.EntryHold, started, dr, dr.Amount.Neg())
+				entry(h, credit.EntryHold, started, dr, dr.Amount.Neg())
 			}
 			if h.settled >= 0 {
 				for _, dr := range h.draws {
-					entry(h, engine.EntryRelease, out[h.settled].Event, dr, dr.Amount)
+					entry(h, credit.EntryRelease, out[h.settled].Event, dr, dr.Amount)
 				}
 			}
 			continue
@@ -191,7 +192,7 @@ func (s *Service) writeHolds(ctx context.Context, tx *usageTx, holds map[runKey]
 		}
 		if h.wasOpen {
 			for _, dr := range h.draws {
-				entry(h, engine.EntryRelease, settledBy, dr, dr.Amount)
+				entry(h, credit.EntryRelease, settledBy, dr, dr.Amount)
 			}
 		}
 	}
@@ -250,7 +251,7 @@ func (s *Service) releaseHold(ctx context.Context, tx *usageTx, id int) (bool, e
 	if h, err = tx.Hold.Get(ctx, id); err != nil || h.Status != holdOpen {
 		return false, err
 	}
-	es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(h.StartedEventID), ledgerentry.KindEQ(engine.EntryHold)).All(ctx)
+	es, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(h.StartedEventID), ledgerentry.KindEQ(credit.EntryHold)).All(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -258,7 +259,7 @@ func (s *Service) releaseHold(ctx context.Context, tx *usageTx, id int) (bool, e
 	release := engine.Posting{Org: h.OrganizationID}
 	started := h.StartedEventID
 	for _, e := range es {
-		release.Moves = append(release.Moves, engine.Move{Pool: e.PoolID, Grant: *e.GrantID, Kind: engine.EntryRelease,
+		release.Moves = append(release.Moves, engine.Move{Pool: e.PoolID, Grant: *e.GrantID, Kind: credit.EntryRelease,
 			Amount: e.Amount.Neg(), UsageEvent: &started, Memo: "run " + h.RunID + " timed out"})
 	}
 	if _, err := s.post(ctx, tx.Client, release, now); err != nil {

@@ -14,7 +14,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/lib/pq"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/rules"
 	"github.com/creditd/creditd/store"
@@ -151,7 +151,7 @@ func (s *Service) admitted(ctx context.Context, attempt func() error) error {
 // answer turns a database fault retry gave up on into a caller-facing error;
 // other errors pass unchanged.
 func answer(ctx context.Context, err error) error {
-	var e *engine.Error
+	var e *credit.Error
 	if err == nil || ctx.Err() != nil || errors.As(err, &e) {
 		return err
 	}
@@ -252,11 +252,11 @@ func mapEntError(err error, what string, id any) error {
 	case err == nil:
 		return nil
 	case ent.IsNotFound(err):
-		return engine.NotFound(what, id)
+		return credit.NotFound(what, id)
 	case ent.IsValidationError(err):
 		var ve *ent.ValidationError
 		errors.As(err, &ve)
-		return &engine.Error{Code: engine.CodeValidation, Field: ve.Name, Message: ve.Error(), Cause: err}
+		return &credit.Error{Code: credit.CodeValidation, Field: ve.Name, Message: ve.Error(), Cause: err}
 	case store.Classify(err) == store.FaultBadText:
 		return store.BadText(err)
 	}

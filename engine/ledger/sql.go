@@ -14,6 +14,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/poolspend"
@@ -157,7 +158,7 @@ type poolInfo struct {
 	OrgID           int
 	ParentID        int            // 0: none
 	Budget          *engine.Budget // nil: no budget (Spent filled by loadSpend)
-	BudgetPeriod    engine.Period
+	BudgetPeriod    credit.Period
 	Segment         string
 	RegisterName    string
 	RegisterVersion *int              // pinned by the subscription (grandfathering)
@@ -252,7 +253,7 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 		} else {
 			p.ParentID = int(parent.Int64)
 			if budget.Valid && budgetPeriod.Valid {
-				p.BudgetPeriod = engine.Period(budgetPeriod.String)
+				p.BudgetPeriod = credit.Period(budgetPeriod.String)
 				p.Budget = &engine.Budget{PoolID: p.ID, Limit: budget.Decimal, Spent: decimal.Zero, Hard: budgetHard, Period: p.BudgetPeriod,
 					PeriodStart: engine.BudgetPeriodStart(p.BudgetPeriod, now)}
 			}
@@ -264,7 +265,7 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 				v := int(regVersion.Int64)
 				p.RegisterVersion = &v
 			}
-			p.Terms = &engine.PlanTerms{SubscriptionID: int(subID.Int64), PlanID: int(planID.Int64), OverageMode: engine.OverageMode(mode.String),
+			p.Terms = &engine.PlanTerms{SubscriptionID: int(subID.Int64), PlanID: int(planID.Int64), OverageMode: credit.OverageMode(mode.String),
 				OveragePrice: price, Currency: cur.String, TopUpsLeft: -1}
 		}
 		out[p.ID] = p

@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/charge"
@@ -54,22 +55,22 @@ func schedule(sub *ent.Subscription, p *ent.Plan) engine.Schedule {
 // has one subscription at a time: overlapping ones are refused.
 func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscription, error) {
 	if in.StartsAt.IsZero() {
-		return nil, engine.Invalid("startsAt", "is required")
+		return nil, credit.Invalid("startsAt", "is required")
 	}
 	if in.Commitment != nil && in.Commitment.IsNegative() {
-		return nil, engine.Invalid("commitment", "must not be negative")
+		return nil, credit.Invalid("commitment", "must not be negative")
 	}
 	if in.TermPeriods != nil && (*in.TermPeriods < 1 || *in.TermPeriods > 1200) {
-		return nil, engine.Invalid("termPeriods", "must be 1 to 1200")
+		return nil, credit.Invalid("termPeriods", "must be 1 to 1200")
 	}
 	if in.TimeZone == "" {
 		in.TimeZone = "UTC"
 	}
 	if _, err := time.LoadLocation(in.TimeZone); err != nil {
-		return nil, engine.Invalid("timeZone", "%q is not an IANA time zone", in.TimeZone)
+		return nil, credit.Invalid("timeZone", "%q is not an IANA time zone", in.TimeZone)
 	}
 	if !auth.From(ctx).Sees(in.OrganizationID) {
-		return nil, engine.NotFound("organization", in.OrganizationID)
+		return nil, credit.NotFound("organization", in.OrganizationID)
 	}
 	start := utc(in.StartsAt)
 	now := s.Now()
@@ -88,26 +89,26 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		}
 		if in.RegisterVersion != nil {
 			ok, err := tx.WeightRegister.Query().Where(weightregister.Name(p.RegisterName), weightregister.Version(*in.RegisterVersion),
-				weightregister.StatusEQ(engine.VersionPublished)).Exist(ctx)
+				weightregister.StatusEQ(credit.VersionPublished)).Exist(ctx)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return engine.NotFound("published weight register", fmt.Sprintf("%s version %d", p.RegisterName, *in.RegisterVersion))
+				return credit.NotFound("published weight register", fmt.Sprintf("%s version %d", p.RegisterName, *in.RegisterVersion))
 			}
 		}
-		pools, err := tx.Pool.Query().Where(pool.OrganizationID(in.OrganizationID), pool.KindEQ(engine.PoolAccount)).
+		pools, err := tx.Pool.Query().Where(pool.OrganizationID(in.OrganizationID), pool.KindEQ(credit.PoolAccount)).
 			Order(ent.Asc(pool.FieldID)).All(ctx)
 		if err != nil {
 			return err
 		}
 		if len(pools) == 0 {
-			return engine.Invalid("organizationId", "the organisation has no ACCOUNT pool to receive its credits; create one first")
+			return credit.Invalid("organizationId", "the organisation has no ACCOUNT pool to receive its credits; create one first")
 		}
 		sub := &ent.Subscription{StartsAt: start, TimeZone: in.TimeZone}
 		sched := schedule(sub, p)
 		if sched.Index(now) >= 1 && !in.Backfill {
-			return engine.Invalid("startsAt", "%s is more than one %s in the past: its periods since would open and bill at once; pass backfill: true to mean it",
+			return credit.Invalid("startsAt", "%s is more than one %s in the past: its periods since would open and bill at once; pass backfill: true to mean it",
 				start.Format(time.RFC3339), strings.ToLower(string(p.Period)))
 		}
 		autoRenew := in.AutoRenew == nil || *in.AutoRenew
@@ -122,7 +123,7 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		}
 		for _, o := range others {
 			if overlaps(o.StartsAt, o.EndsAt, start, ends) {
-				return engine.Errorf(engine.CodeSubscriptionOverlap, "organization %d already has subscription %d over that time", in.OrganizationID, o.ID)
+				return credit.Errorf(credit.CodeSubscriptionOverlap, "organization %d already has subscription %d over that time", in.OrganizationID, o.ID)
 			}
 		}
 		commitment := decimal.Zero
@@ -212,7 +213,7 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 		ending = append(ending, engineGrant(g))
 	}
 	borrowed := decimal.Zero
-	if running && n > 0 && p.OverageMode == engine.OverageBorrow {
+	if running && n > 0 && p.OverageMode == credit.OverageBorrow {
 		// Credits borrowed last period come out of this allocation.
 		prev, _ := sched.Bounds(n - 1)
 		if borrowed, err = s.borrowed(ctx, tx.Client(), sub.OrganizationID, prev, start); err != nil {
@@ -254,7 +255,7 @@ func (s *Service) RunPeriodClose(ctx context.Context, asOf time.Time) (PeriodRep
 	now := s.Now()
 	asOf = utc(asOf)
 	if asOf.After(now.Add(time.Minute)) {
-		return PeriodReport{}, engine.Invalid("asOf", "is in the future; periods open when they start")
+		return PeriodReport{}, credit.Invalid("asOf", "is in the future; periods open when they start")
 	}
 	rep := PeriodReport{Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
 	due, err := s.db.Client.Subscription.Query().Where(subscription.NextPeriodAtLTE(asOf)).
@@ -382,25 +383,25 @@ func currentSubscription(ctx context.Context, c *ent.Client, orgID int, now time
 // expiry, if any) and an ON_DEMAND charge, in one transaction.
 func (s *Service) PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error) {
 	if !credits.IsPositive() {
-		return nil, engine.Invalid("credits", "must be greater than zero, got %s", credits)
+		return nil, credit.Invalid("credits", "must be greater than zero, got %s", credits)
 	}
 	pool, err := s.Pool(ctx, poolID)
 	if err != nil || pool == nil {
-		return nil, errOr(err, engine.NotFound("pool", poolID))
+		return nil, errOr(err, credit.NotFound("pool", poolID))
 	}
 	sub, err := s.CurrentSubscription(ctx, pool.OrganizationID)
 	if err != nil {
 		return nil, err
 	}
 	if sub == nil {
-		return nil, engine.Errorf(engine.CodeNoOnDemandPrice, "organization %d has no subscription, so no on-demand price", pool.OrganizationID)
+		return nil, credit.Errorf(credit.CodeNoOnDemandPrice, "organization %d has no subscription, so no on-demand price", pool.OrganizationID)
 	}
 	p, err := s.db.Client.Plan.Get(ctx, sub.PlanID)
 	if err != nil {
 		return nil, err
 	}
 	if !p.OnDemandPrice.Valid {
-		return nil, engine.Errorf(engine.CodeNoOnDemandPrice, "plan %q sells no on-demand credits", p.Name)
+		return nil, credit.Errorf(credit.CodeNoOnDemandPrice, "plan %q sells no on-demand credits", p.Name)
 	}
 	now := s.Now()
 	var expires *time.Time
@@ -413,7 +414,7 @@ func (s *Service) PurchaseCredits(ctx context.Context, poolID int, credits decim
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		subID, first := sub.ID, 0
 		gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: pool.OrganizationID,
-			Open: []engine.Opening{{Pool: pool.ID, CreditType: engine.CreditOnDemand, Amount: credits, UnitPrice: price,
+			Open: []engine.Opening{{Pool: pool.ID, CreditType: credit.CreditOnDemand, Amount: credits, UnitPrice: price,
 				EffectiveAt: now, ExpiresAt: expires, Memo: "on-demand purchase"}},
 			Charges: []engine.Charge{{Kind: "ON_DEMAND", Credits: credits, Amount: credits.Mul(price), Currency: p.Currency,
 				SubscriptionID: &subID, Opening: &first, Memo: fmt.Sprintf("%s credits at %s", credits, price)}}}, now)
@@ -436,11 +437,11 @@ type ChargePage struct {
 // nil and the caller is not scoped), newest first.
 func (s *Service) Charges(ctx context.Context, org *int, first, after int) (ChargePage, error) {
 	if first < 1 || first > MaxPage {
-		return ChargePage{}, engine.Invalid("first", "must be between 1 and %d", MaxPage)
+		return ChargePage{}, credit.Invalid("first", "must be between 1 and %d", MaxPage)
 	}
 	if p := auth.From(ctx); p.Scoped() {
 		if org != nil && *org != *p.OrgID {
-			return ChargePage{}, engine.NotFound("organization", *org)
+			return ChargePage{}, credit.NotFound("organization", *org)
 		}
 		org = p.OrgID
 	}

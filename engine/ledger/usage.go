@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/hold"
@@ -22,13 +23,13 @@ import (
 // UsageResult is the outcome of one usage event, first time or replayed.
 type UsageResult struct {
 	Event      *ent.UsageEvent
-	Decision   engine.Decision
+	Decision   credit.Decision
 	Credits    decimal.Decimal
 	Draws      []engine.Draw
 	Overage    decimal.Decimal
 	Duplicate  bool
 	Reason     string
-	ReasonCode engine.Code
+	ReasonCode credit.Code
 	Reserved   decimal.Decimal // credits held for the run its STARTED event began
 	Borrowed   decimal.Decimal // credits drawn on the next period's allocation
 	Uncovered  decimal.Decimal // credits of a settling run nothing could cover (recorded, reasonCode UNCOVERED)
@@ -40,7 +41,7 @@ type UsageResult struct {
 func (s *Service) RecordUsage(ctx context.Context, in engine.UsageInput) (UsageResult, error) {
 	res, err := s.RecordUsageBatch(ctx, []engine.UsageInput{in})
 	if err != nil {
-		var e *engine.Error
+		var e *credit.Error
 		if errors.As(err, &e) && e.Index != nil { // one item: no index to name
 			c := *e
 			c.Index = nil
@@ -68,19 +69,19 @@ func (s *Service) RecordUsageBatch(ctx context.Context, ins []engine.UsageInput)
 		return []UsageResult{}, nil
 	}
 	if len(ins) > s.maxBatch {
-		return nil, engine.Errorf(engine.CodeBatchTooLarge, "a batch holds at most %d events, got %d", s.maxBatch, len(ins))
+		return nil, credit.Errorf(credit.CodeBatchTooLarge, "a batch holds at most %d events, got %d", s.maxBatch, len(ins))
 	}
 	now := s.Now()
 	caller := auth.From(ctx)
 	items := make([]item, len(ins))
 	for i, in := range ins {
 		if !caller.Sees(in.OrganizationID) {
-			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
+			return nil, credit.AtIndex(&credit.Error{Code: credit.CodeNotFound, Field: "organizationId",
 				Message: "organization " + strconv.Itoa(in.OrganizationID) + " not found"}, i)
 		}
 		ev, hash, err := in.Normalize(now)
 		if err != nil {
-			return nil, engine.AtIndex(err, i)
+			return nil, credit.AtIndex(err, i)
 		}
 		items[i] = item{in: in, ev: ev, hash: hash}
 	}
@@ -188,7 +189,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		k := eventKey{it.in.OrganizationID, it.in.IdempotencyKey}
 		if e, ok := existing[k]; ok {
 			if e.PayloadHash != it.hash {
-				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
+				return nil, credit.AtIndex(conflict(it.in.IdempotencyKey), i)
 			}
 			out[i] = resultOf(e)
 			out[i].Duplicate = true
@@ -197,7 +198,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 		if j, ok := first[k]; ok {
 			if items[j].hash != it.hash {
-				return nil, engine.AtIndex(conflict(it.in.IdempotencyKey), i)
+				return nil, credit.AtIndex(conflict(it.in.IdempotencyKey), i)
 			}
 			out[i] = UsageResult{Duplicate: true} // filled from item j below
 			continue
@@ -206,14 +207,14 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		p := b.pools[it.pool]
 		v, err := snap.versions(p.RegisterName, p.RegisterVersion, it.ev.OccurredAt)
 		if err != nil {
-			return nil, engine.AtIndex(err, i)
+			return nil, credit.AtIndex(err, i)
 		}
 		sc, err := b.newScope(ctx, i, it, v)
 		if err != nil {
 			return nil, err
 		}
 		if decisions[i], err = b.decide(ctx, sc); err != nil {
-			return nil, engine.AtIndex(err, i)
+			return nil, credit.AtIndex(err, i)
 		}
 		versions[i] = sc.v
 	}
@@ -256,7 +257,7 @@ func (s *Service) loadBatch(ctx context.Context, tx *usageTx, items []item, now 
 	for i, it := range items {
 		if p, ok := pools[it.pool]; !ok || p.OrgID != it.in.OrganizationID {
 			// Another organisation's pool answers as missing: ids cannot be probed.
-			return nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "poolId",
+			return nil, credit.AtIndex(&credit.Error{Code: credit.CodeNotFound, Field: "poolId",
 				Message: "pool " + strconv.Itoa(it.pool) + " not found"}, i)
 		}
 	}
@@ -321,7 +322,7 @@ func (s *Service) itemPools(ctx context.Context, tx *usageTx, items []item) ([]i
 		} else if p, ok := defaults[items[i].in.OrganizationID]; ok {
 			items[i].pool = p
 		} else {
-			return nil, nil, engine.AtIndex(&engine.Error{Code: engine.CodeNotFound, Field: "organizationId",
+			return nil, nil, credit.AtIndex(&credit.Error{Code: credit.CodeNotFound, Field: "organizationId",
 				Message: "organization " + strconv.Itoa(items[i].in.OrganizationID) + " not found or has no ACCOUNT pool; pass poolId"}, i)
 		}
 		poolSet[items[i].pool] = true
@@ -419,14 +420,14 @@ func usable(gs []engine.Grant, now time.Time) decimal.Decimal {
 	return sum
 }
 
-func conflict(key string) *engine.Error {
-	return &engine.Error{Code: engine.CodeIdempotencyConflict, Field: "idempotencyKey",
+func conflict(key string) *credit.Error {
+	return &credit.Error{Code: credit.CodeIdempotencyConflict, Field: "idempotencyKey",
 		Message: "idempotency key " + strconv.Quote(key) + " was already used with a different payload"}
 }
 
 func resultOf(e *ent.UsageEvent) UsageResult {
 	return UsageResult{Event: e, Decision: e.Decision, Credits: e.Credits, Overage: e.Overage,
-		Reason: e.Reason, ReasonCode: engine.Code(e.ReasonCode), Reserved: decimal.Zero, Borrowed: decimal.Zero, Uncovered: decimal.Zero}
+		Reason: e.Reason, ReasonCode: credit.Code(e.ReasonCode), Reserved: decimal.Zero, Borrowed: decimal.Zero, Uncovered: decimal.Zero}
 }
 
 func (s *Service) existingEvents(ctx context.Context, tx *usageTx, items []item) (map[eventKey]*ent.UsageEvent, error) {
@@ -455,7 +456,7 @@ func (s *Service) loadDraws(ctx context.Context, tx *usageTx, out []UsageResult,
 		ids[n] = out[i].Event.ID
 	}
 	entries, err := tx.LedgerEntry.Query().
-		Where(ledgerentry.UsageEventIDIn(ids...), ledgerentry.KindIn(engine.EntryBurn, engine.EntryBorrow, engine.EntryUncovered)).
+		Where(ledgerentry.UsageEventIDIn(ids...), ledgerentry.KindIn(credit.EntryBurn, credit.EntryBorrow, credit.EntryUncovered)).
 		Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
 	if err != nil {
 		return err
@@ -464,10 +465,10 @@ func (s *Service) loadDraws(ctx context.Context, tx *usageTx, out []UsageResult,
 	borrowed, uncovered := map[int]decimal.Decimal{}, map[int]decimal.Decimal{}
 	for _, e := range entries {
 		switch e.Kind {
-		case engine.EntryBorrow:
+		case credit.EntryBorrow:
 			borrowed[*e.UsageEventID] = borrowed[*e.UsageEventID].Sub(e.Amount)
 			continue
-		case engine.EntryUncovered:
+		case credit.EntryUncovered:
 			uncovered[*e.UsageEventID] = uncovered[*e.UsageEventID].Sub(e.Amount)
 			continue
 		}
@@ -479,7 +480,7 @@ func (s *Service) loadDraws(ctx context.Context, tx *usageTx, out []UsageResult,
 	// The hold a replayed STARTED event made (still open or not).
 	var started []int
 	for _, i := range idx {
-		if e := out[i].Event; e.Status == engine.StatusStarted && e.RunID != "" {
+		if e := out[i].Event; e.Status == credit.StatusStarted && e.RunID != "" {
 			started = append(started, e.ID)
 		}
 	}

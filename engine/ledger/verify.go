@@ -9,7 +9,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/shopspring/decimal"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/ledgerentry"
@@ -178,7 +178,7 @@ func (v *verifier) entries(ctx context.Context) error {
 					v.add("orphan entry", "entry %d names missing grant %d", e.ID, *e.GrantID)
 				case g.pool != e.PoolID:
 					v.add("entry pool", "entry %d is on pool %d but its grant %d is in pool %d", e.ID, e.PoolID, *e.GrantID, g.pool)
-				case e.Kind == engine.EntryGrant || e.Kind == engine.EntryRolloverIn:
+				case e.Kind == credit.EntryGrant || e.Kind == credit.EntryRolloverIn:
 					g.openings++
 					g.opening = e.Amount
 				default:
@@ -219,8 +219,8 @@ type eventSums struct {
 }
 
 // charges tells the entry kinds that charge a usage event's credits.
-func charges(k engine.EntryKind) bool {
-	return k == engine.EntryBurn || k == engine.EntryOverage || k == engine.EntryBorrow || k == engine.EntryUncovered
+func charges(k credit.EntryKind) bool {
+	return k == credit.EntryBurn || k == credit.EntryOverage || k == credit.EntryBorrow || k == credit.EntryUncovered
 }
 
 // events: page by page, each event with its entries (through the
@@ -251,7 +251,7 @@ func (v *verifier) events(ctx context.Context) error {
 				v.add("orphan entry", "%s entry %d names missing usage event %d", e.Kind, e.ID, *e.UsageEventID)
 				continue
 			}
-			if e.Kind == engine.EntryBurn && !sameVersion(ev.RegisterID, ev.RegisterVersion, e.RegisterID, e.RegisterVersion) {
+			if e.Kind == credit.EntryBurn && !sameVersion(ev.RegisterID, ev.RegisterVersion, e.RegisterID, e.RegisterVersion) {
 				v.add("entry versions", "BURN entry %d names register %s, its event %d %s", e.ID, version(e.RegisterID, e.RegisterVersion), ev.ID, version(ev.RegisterID, ev.RegisterVersion))
 			}
 			if charges(e.Kind) {
@@ -262,7 +262,7 @@ func (v *verifier) events(ctx context.Context) error {
 		for _, ev := range page {
 			sm := sums[ev.ID]
 			got := sm.burned.Neg()
-			if ev.Decision == engine.DecisionDenied && (sm.burns > 0 || !ev.Credits.IsZero()) {
+			if ev.Decision == credit.DecisionDenied && (sm.burns > 0 || !ev.Credits.IsZero()) {
 				v.add("denied burn", "event %d was denied but charged %s in %d entries", ev.ID, got, sm.burns)
 			}
 			if !got.Equal(ev.Credits) {
@@ -298,7 +298,7 @@ func (v *verifier) holds(ctx context.Context) error {
 				ids = append(ids, *h.SettledEventID)
 			}
 		}
-		exists, decided := map[int]bool{}, map[int]engine.Decision{}
+		exists, decided := map[int]bool{}, map[int]credit.Decision{}
 		held, released := map[int]decimal.Decimal{}, map[int]decimal.Decimal{}
 		for start := 0; start < len(ids); start += 500 { // bounded IN lists
 			chunk := ids[start:min(start+500, len(ids))]
@@ -310,12 +310,12 @@ func (v *verifier) holds(ctx context.Context) error {
 				exists[ev.ID], decided[ev.ID] = true, ev.Decision
 			}
 			es, err := v.c.LedgerEntry.Query().Where(ledgerentry.UsageEventIDIn(chunk...),
-				ledgerentry.KindIn(engine.EntryHold, engine.EntryRelease)).All(ctx)
+				ledgerentry.KindIn(credit.EntryHold, credit.EntryRelease)).All(ctx)
 			if err != nil {
 				return err
 			}
 			for _, e := range es {
-				if e.Kind == engine.EntryHold {
+				if e.Kind == credit.EntryHold {
 					held[*e.UsageEventID] = held[*e.UsageEventID].Add(e.Amount)
 				} else {
 					released[*e.UsageEventID] = released[*e.UsageEventID].Add(e.Amount)
@@ -329,7 +329,7 @@ func (v *verifier) holds(ctx context.Context) error {
 			if h.SettledEventID != nil && !exists[*h.SettledEventID] {
 				v.add("orphan hold", "hold %d of run %q names missing settling event %d", h.ID, h.RunID, *h.SettledEventID)
 			}
-			if h.SettledEventID != nil && decided[*h.SettledEventID] == engine.DecisionDenied {
+			if h.SettledEventID != nil && decided[*h.SettledEventID] == credit.DecisionDenied {
 				v.add("run settled free", "run %q (hold %d) was settled by event %d, which was DENIED", h.RunID, h.ID, *h.SettledEventID)
 			}
 			if !held[h.StartedEventID].Neg().Equal(h.Amount) {

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/store"
 	"github.com/creditd/creditd/testdb"
@@ -20,8 +20,8 @@ func verifyFixture(t *testing.T, db *store.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := setup(t, db)
-	f.grant(t, "50", engine.CreditSubscription)
-	if _, err := f.svc.SetBudget(ctx, f.pool.ID, d("1000"), engine.PeriodMonth, false); err != nil {
+	f.grant(t, "50", credit.CreditSubscription)
+	if _, err := f.svc.SetBudget(ctx, f.pool.ID, d("1000"), credit.PeriodMonth, false); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 7 {
@@ -29,19 +29,19 @@ func verifyFixture(t *testing.T, db *store.DB) *fixture {
 			t.Fatal(err)
 		}
 	}
-	if res, err := f.svc.RecordUsage(ctx, f.usage("too-big", "big.run")); err != nil || res.Decision != engine.DecisionAllowed {
+	if res, err := f.svc.RecordUsage(ctx, f.usage("too-big", "big.run")); err != nil || res.Decision != credit.DecisionAllowed {
 		t.Fatalf("big.run: %+v %v", res, err)
 	}
 	big := d("100")
 	in := f.usage("denied", "agent.run")
 	in.Quantity = &big
-	if res, err := f.svc.RecordUsage(ctx, in); err != nil || res.Decision != engine.DecisionDenied {
+	if res, err := f.svc.RecordUsage(ctx, in); err != nil || res.Decision != credit.DecisionDenied {
 		t.Fatalf("denied: %+v %v", res, err)
 	}
 	for _, run := range []struct {
 		id     string
-		status []engine.UsageStatus
-	}{{"run-1", []engine.UsageStatus{engine.StatusStarted, engine.StatusSucceeded}}, {"run-2", []engine.UsageStatus{engine.StatusStarted}}} {
+		status []credit.UsageStatus
+	}{{"run-1", []credit.UsageStatus{credit.StatusStarted, credit.StatusSucceeded}}, {"run-2", []credit.UsageStatus{credit.StatusStarted}}} {
 		for _, st := range run.status {
 			in := f.usage(run.id+"-"+string(st), "agent.run")
 			in.RunID, in.Status = run.id, st
@@ -112,7 +112,7 @@ func TestVerifyLiveDatabase(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := setup(t, db)
-		f.grant(t, "100000", engine.CreditSubscription)
+		f.grant(t, "100000", credit.CreditSubscription)
 		var wg sync.WaitGroup
 		var done atomic.Bool
 		errs := make(chan error, 16)
@@ -123,14 +123,14 @@ func TestVerifyLiveDatabase(t *testing.T) {
 				for i := 0; i < 60; i++ {
 					in := f.usage(fmt.Sprintf("w%d-%d", w, i), "agent.run")
 					if i%3 == 0 { // a run: STARTED, then SUCCEEDED below
-						in.RunID, in.Status = in.IdempotencyKey, engine.StatusStarted
+						in.RunID, in.Status = in.IdempotencyKey, credit.StatusStarted
 					}
 					if _, err := f.svc.RecordUsage(ctx, in); err != nil {
 						errs <- err
 						return
 					}
 					if in.RunID != "" {
-						in.IdempotencyKey, in.Status = in.IdempotencyKey+"-end", engine.StatusSucceeded
+						in.IdempotencyKey, in.Status = in.IdempotencyKey+"-end", credit.StatusSucceeded
 						if _, err := f.svc.RecordUsage(ctx, in); err != nil {
 							errs <- err
 							return

@@ -8,6 +8,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
@@ -26,10 +27,10 @@ type OrganizationInput struct {
 // Validate checks the input.
 func (in OrganizationInput) Validate() error {
 	if in.Name == "" || len(in.Name) > 200 {
-		return engine.Invalid("name", "must be 1 to 200 characters")
+		return credit.Invalid("name", "must be 1 to 200 characters")
 	}
 	if len(in.Segment) > 100 {
-		return engine.Invalid("segment", "must be at most 100 characters")
+		return credit.Invalid("segment", "must be at most 100 characters")
 	}
 	if in.RegisterName != "" {
 		if err := validName("registerName", in.RegisterName); err != nil {
@@ -65,7 +66,7 @@ func (s *Service) CreateOrganization(ctx context.Context, in OrganizationInput) 
 // PoolInput creates a pool.
 type PoolInput struct {
 	OrganizationID int
-	Kind           engine.PoolKind
+	Kind           credit.PoolKind
 	Name           string
 	ParentID       *int
 	// NoFallThrough keeps usage on the pool to its own grants (by default
@@ -78,27 +79,27 @@ type PoolInput struct {
 // ACCOUNT pool has no parent.
 func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, error) {
 	if in.Name == "" || len(in.Name) > 200 {
-		return nil, engine.Invalid("name", "must be 1 to 200 characters")
+		return nil, credit.Invalid("name", "must be 1 to 200 characters")
 	}
 	var out *ent.Pool
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		if _, err := tx.Organization.Get(ctx, in.OrganizationID); err != nil || !auth.From(ctx).Sees(in.OrganizationID) {
-			return engine.NotFound("organization", in.OrganizationID)
+			return credit.NotFound("organization", in.OrganizationID)
 		}
 		c := tx.Pool.Create().SetOrganizationID(in.OrganizationID).SetKind(in.Kind).SetName(in.Name).
 			SetFallThrough(!in.NoFallThrough).SetCreatedAt(s.Now())
 		switch {
-		case in.Kind == engine.PoolAccount && in.ParentID != nil:
-			return engine.Invalid("parentId", "an ACCOUNT pool has no parent")
-		case in.Kind != engine.PoolAccount && in.ParentID == nil:
-			return engine.Invalid("parentId", "a %s pool needs a parent pool", in.Kind)
+		case in.Kind == credit.PoolAccount && in.ParentID != nil:
+			return credit.Invalid("parentId", "an ACCOUNT pool has no parent")
+		case in.Kind != credit.PoolAccount && in.ParentID == nil:
+			return credit.Invalid("parentId", "a %s pool needs a parent pool", in.Kind)
 		case in.ParentID != nil:
 			parent, err := tx.Pool.Get(ctx, *in.ParentID)
 			if err != nil || parent.OrganizationID != in.OrganizationID {
-				return engine.NotFound("pool", *in.ParentID)
+				return credit.NotFound("pool", *in.ParentID)
 			}
-			if parent.Kind == engine.PoolPersonal || (in.Kind == engine.PoolTeam && parent.Kind != engine.PoolAccount) {
-				return engine.Invalid("parentId", "a %s pool cannot have a %s parent", in.Kind, parent.Kind)
+			if parent.Kind == credit.PoolPersonal || (in.Kind == credit.PoolTeam && parent.Kind != credit.PoolAccount) {
+				return credit.Invalid("parentId", "a %s pool cannot have a %s parent", in.Kind, parent.Kind)
 			}
 			c.SetParentID(parent.ID)
 		}
@@ -114,7 +115,7 @@ func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, erro
 // GrantInput adds credits to a pool.
 type GrantInput struct {
 	PoolID      int
-	CreditType  engine.CreditType
+	CreditType  credit.CreditType
 	Priority    *int
 	Amount      decimal.Decimal
 	UnitPrice   *decimal.Decimal
@@ -126,23 +127,23 @@ type GrantInput struct {
 // Validate checks the input against now.
 func (in GrantInput) Validate(now time.Time) error {
 	if !in.Amount.IsPositive() {
-		return engine.Invalid("amount", "must be greater than zero, got %s", in.Amount)
+		return credit.Invalid("amount", "must be greater than zero, got %s", in.Amount)
 	}
 	if in.UnitPrice != nil && in.UnitPrice.IsNegative() {
-		return engine.Invalid("unitPrice", "must not be negative, got %s", in.UnitPrice)
+		return credit.Invalid("unitPrice", "must not be negative, got %s", in.UnitPrice)
 	}
 	if in.Priority != nil && (*in.Priority < 0 || *in.Priority > 1_000_000) {
-		return engine.Invalid("priority", "must be between 0 and 1000000")
+		return credit.Invalid("priority", "must be between 0 and 1000000")
 	}
 	eff := now
 	if in.EffectiveAt != nil {
 		eff = *in.EffectiveAt
 	}
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(eff) {
-		return engine.Invalid("expiresAt", "must be after effectiveAt")
+		return credit.Invalid("expiresAt", "must be after effectiveAt")
 	}
 	if len(in.Memo) > 500 {
-		return engine.Invalid("memo", "must be at most 500 characters")
+		return credit.Invalid("memo", "must be at most 500 characters")
 	}
 	return nil
 }
@@ -157,7 +158,7 @@ func (s *Service) GrantCredits(ctx context.Context, in GrantInput) (*ent.Grant, 
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		p, err := tx.Pool.Get(ctx, in.PoolID)
 		if err != nil || !auth.From(ctx).Sees(p.OrganizationID) {
-			return engine.NotFound("pool", in.PoolID)
+			return credit.NotFound("pool", in.PoolID)
 		}
 		o := engine.Opening{Pool: p.ID, CreditType: in.CreditType, Amount: in.Amount, UnitPrice: decimal.Zero,
 			Priority: in.Priority, EffectiveAt: now, ExpiresAt: in.ExpiresAt, Memo: in.Memo}
@@ -187,7 +188,7 @@ type Balance struct {
 
 // TypeBalance is the available credits of one credit type.
 type TypeBalance struct {
-	CreditType engine.CreditType
+	CreditType credit.CreditType
 	Available  decimal.Decimal
 }
 
@@ -195,7 +196,7 @@ type TypeBalance struct {
 // (types in the default draw order, only those the pool holds).
 func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 	if !auth.From(ctx).Sees(p.OrganizationID) {
-		return Balance{}, engine.NotFound("pool", p.ID)
+		return Balance{}, credit.NotFound("pool", p.ID)
 	}
 	now := s.Now()
 	gs, err := s.db.Client.Grant.Query().Where(grant.PoolID(p.ID)).All(ctx)
@@ -203,7 +204,7 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 		return Balance{}, err
 	}
 	b := Balance{Available: decimal.Zero, Reserved: decimal.Zero, Overage: decimal.Zero}
-	by := map[engine.CreditType]decimal.Decimal{}
+	by := map[credit.CreditType]decimal.Decimal{}
 	for _, g := range gs {
 		if !engineGrant(g).Usable(now) {
 			continue
@@ -211,8 +212,8 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 		b.Available = b.Available.Add(g.Remaining)
 		by[g.CreditType] = by[g.CreditType].Add(g.Remaining)
 	}
-	for _, t := range []engine.CreditType{engine.CreditIncentive, engine.CreditPromotional, engine.CreditRollover,
-		engine.CreditSubscription, engine.CreditOnDemand, engine.CreditService} {
+	for _, t := range []credit.CreditType{credit.CreditIncentive, credit.CreditPromotional, credit.CreditRollover,
+		credit.CreditSubscription, credit.CreditOnDemand, credit.CreditService} {
 		if v, ok := by[t]; ok {
 			b.ByType = append(b.ByType, TypeBalance{CreditType: t, Available: v})
 		}
@@ -227,7 +228,7 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 	}
 	// Overage: credits used beyond the balance in the current period (since
 	// the subscription's period start; all time without a subscription).
-	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(p.ID), ledgerentry.KindEQ(engine.EntryOverage))
+	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(p.ID), ledgerentry.KindEQ(credit.EntryOverage))
 	if sub, err := s.CurrentSubscription(ctx, p.OrganizationID); err != nil {
 		return Balance{}, err
 	} else if sub != nil {
@@ -253,7 +254,7 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 // when includeEmpty.
 func (s *Service) Grants(ctx context.Context, p *ent.Pool, includeEmpty bool) ([]*ent.Grant, error) {
 	if !auth.From(ctx).Sees(p.OrganizationID) {
-		return nil, engine.NotFound("pool", p.ID)
+		return nil, credit.NotFound("pool", p.ID)
 	}
 	q := s.db.Client.Grant.Query().Where(grant.PoolID(p.ID)).Order(ent.Asc(grant.FieldID))
 	gs, err := q.All(ctx)
@@ -274,7 +275,7 @@ func (s *Service) Grants(ctx context.Context, p *ent.Pool, includeEmpty bool) ([
 // PoolsOf lists an organisation's pools, oldest first.
 func (s *Service) PoolsOf(ctx context.Context, orgID int) ([]*ent.Pool, error) {
 	if !auth.From(ctx).Sees(orgID) {
-		return nil, engine.NotFound("organization", orgID)
+		return nil, credit.NotFound("organization", orgID)
 	}
 	return s.db.Client.Pool.Query().Where(pool.OrganizationID(orgID)).Order(ent.Asc(pool.FieldID)).All(ctx)
 }
@@ -292,10 +293,10 @@ type LedgerPage struct {
 // id is after (0: from the newest).
 func (s *Service) Ledger(ctx context.Context, poolID, first, after int) (LedgerPage, error) {
 	if first < 1 || first > MaxPage {
-		return LedgerPage{}, engine.Invalid("first", "must be between 1 and %d", MaxPage)
+		return LedgerPage{}, credit.Invalid("first", "must be between 1 and %d", MaxPage)
 	}
 	if p, err := s.Pool(ctx, poolID); err != nil || p == nil {
-		return LedgerPage{}, errOr(err, engine.NotFound("pool", poolID))
+		return LedgerPage{}, errOr(err, credit.NotFound("pool", poolID))
 	}
 	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(poolID))
 	if after > 0 {
@@ -321,11 +322,11 @@ func errOr(err error, otherwise error) error {
 
 func validName(field, name string) error {
 	if name == "" || len(name) > 100 {
-		return engine.Invalid(field, "must be 1 to 100 characters")
+		return credit.Invalid(field, "must be 1 to 100 characters")
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return engine.Invalid(field, "%s may hold letters, digits, '-', '_' and '.' only", strconv.Quote(name))
+			return credit.Invalid(field, "%s may hold letters, digits, '-', '_' and '.' only", strconv.Quote(name))
 		}
 	}
 	return nil

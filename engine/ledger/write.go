@@ -9,6 +9,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 )
@@ -105,7 +106,7 @@ func (s *Service) eventCreate(tx *usageTx, e newEvent, now time.Time) *ent.Usage
 // negative) from a grant, or from no grant. Both writers write these rows,
 // so an entry kind is added here once.
 type entryRow struct {
-	kind   engine.EntryKind
+	kind   credit.EntryKind
 	grant  *int
 	amount decimal.Decimal
 }
@@ -115,12 +116,12 @@ type entryRow struct {
 func entryRows(d *engine.UsageDecision) []entryRow {
 	out := make([]entryRow, 0, len(d.Draws)+len(d.Expired)+1)
 	for _, dr := range d.Draws {
-		out = append(out, entryRow{engine.EntryBurn, &dr.GrantID, dr.Amount})
+		out = append(out, entryRow{credit.EntryBurn, &dr.GrantID, dr.Amount})
 	}
 	for _, dr := range d.Expired {
-		out = append(out, entryRow{engine.EntryExpire, &dr.GrantID, dr.Amount})
+		out = append(out, entryRow{credit.EntryExpire, &dr.GrantID, dr.Amount})
 	}
-	for _, r := range []entryRow{{engine.EntryBorrow, nil, d.Borrowed}, {engine.EntryOverage, nil, d.Overage}, {engine.EntryUncovered, nil, d.Uncovered}} {
+	for _, r := range []entryRow{{credit.EntryBorrow, nil, d.Borrowed}, {credit.EntryOverage, nil, d.Overage}, {credit.EntryUncovered, nil, d.Uncovered}} {
 		if r.amount.IsPositive() {
 			out = append(out, r)
 		}
@@ -130,7 +131,7 @@ func entryRows(d *engine.UsageDecision) []entryRow {
 
 // burnEntry is a BURN entry on a grant, or an OVERAGE entry (no grant):
 // amount is what the event took, recorded negative.
-func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, kind engine.EntryKind, grantID *int, amount decimal.Decimal, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
+func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, kind credit.EntryKind, grantID *int, amount decimal.Decimal, v engine.Versions, now time.Time) *ent.LedgerEntryCreate {
 	pool := ev.PoolID
 	if grantID != nil {
 		pool = tx.poolOf(*grantID, pool)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 const (
@@ -71,7 +71,7 @@ var (
 )
 
 // RoleValidator is a validator for the "role" field enum values. It is called by the builders before save.
-func RoleValidator(r engine.Role) error {
+func RoleValidator(r credit.Role) error {
 	switch r {
 	case "OPERATOR", "PRICING", "REVOPS", "ORG_ADMIN", "SERVICE":
 		return nil

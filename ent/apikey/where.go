@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 )
 
@@ -201,19 +201,19 @@ func NameContainsFold(v string) predicate.APIKey {
 }
 
 // RoleEQ applies the EQ predicate on the "role" field.
-func RoleEQ(v engine.Role) predicate.APIKey {
+func RoleEQ(v credit.Role) predicate.APIKey {
 	vc := v
 	return predicate.APIKey(sql.FieldEQ(FieldRole, vc))
 }
 
 // RoleNEQ applies the NEQ predicate on the "role" field.
-func RoleNEQ(v engine.Role) predicate.APIKey {
+func RoleNEQ(v credit.Role) predicate.APIKey {
 	vc := v
 	return predicate.APIKey(sql.FieldNEQ(FieldRole, vc))
 }
 
 // RoleIn applies the In predicate on the "role" field.
-func RoleIn(vs ...engine.Role) predicate.APIKey {
+func RoleIn(vs ...credit.Role) predicate.APIKey {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -222,7 +222,7 @@ func RoleIn(vs ...engine.Role) predicate.APIKey {
 }
 
 // RoleNotIn applies the NotIn predicate on the "role" field.
-func RoleNotIn(vs ...engine.Role) predicate.APIKey {
+func RoleNotIn(vs ...credit.Role) predicate.APIKey {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

@@ -8,7 +8,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 const (
@@ -87,7 +87,7 @@ var (
 )
 
 // CreditTypeValidator is a validator for the "credit_type" field enum values. It is called by the builders before save.
-func CreditTypeValidator(ct engine.CreditType) error {
+func CreditTypeValidator(ct credit.CreditType) error {
 	switch ct {
 	case "SUBSCRIPTION", "ON_DEMAND", "INCENTIVE", "ROLLOVER", "PROMOTIONAL", "SERVICE":
 		return nil

@@ -7,7 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/shopspring/decimal"
 )
@@ -208,19 +208,19 @@ func PoolIDNotIn(vs ...int) predicate.Grant {
 }
 
 // CreditTypeEQ applies the EQ predicate on the "credit_type" field.
-func CreditTypeEQ(v engine.CreditType) predicate.Grant {
+func CreditTypeEQ(v credit.CreditType) predicate.Grant {
 	vc := v
 	return predicate.Grant(sql.FieldEQ(FieldCreditType, vc))
 }
 
 // CreditTypeNEQ applies the NEQ predicate on the "credit_type" field.
-func CreditTypeNEQ(v engine.CreditType) predicate.Grant {
+func CreditTypeNEQ(v credit.CreditType) predicate.Grant {
 	vc := v
 	return predicate.Grant(sql.FieldNEQ(FieldCreditType, vc))
 }
 
 // CreditTypeIn applies the In predicate on the "credit_type" field.
-func CreditTypeIn(vs ...engine.CreditType) predicate.Grant {
+func CreditTypeIn(vs ...credit.CreditType) predicate.Grant {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -229,7 +229,7 @@ func CreditTypeIn(vs ...engine.CreditType) predicate.Grant {
 }
 
 // CreditTypeNotIn applies the NotIn predicate on the "credit_type" field.
-func CreditTypeNotIn(vs ...engine.CreditType) predicate.Grant {
+func CreditTypeNotIn(vs ...credit.CreditType) predicate.Grant {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

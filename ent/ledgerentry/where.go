@@ -7,7 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/shopspring/decimal"
 )
@@ -253,19 +253,19 @@ func GrantIDNotNil() predicate.LedgerEntry {
 }
 
 // KindEQ applies the EQ predicate on the "kind" field.
-func KindEQ(v engine.EntryKind) predicate.LedgerEntry {
+func KindEQ(v credit.EntryKind) predicate.LedgerEntry {
 	vc := v
 	return predicate.LedgerEntry(sql.FieldEQ(FieldKind, vc))
 }
 
 // KindNEQ applies the NEQ predicate on the "kind" field.
-func KindNEQ(v engine.EntryKind) predicate.LedgerEntry {
+func KindNEQ(v credit.EntryKind) predicate.LedgerEntry {
 	vc := v
 	return predicate.LedgerEntry(sql.FieldNEQ(FieldKind, vc))
 }
 
 // KindIn applies the In predicate on the "kind" field.
-func KindIn(vs ...engine.EntryKind) predicate.LedgerEntry {
+func KindIn(vs ...credit.EntryKind) predicate.LedgerEntry {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -274,7 +274,7 @@ func KindIn(vs ...engine.EntryKind) predicate.LedgerEntry {
 }
 
 // KindNotIn applies the NotIn predicate on the "kind" field.
-func KindNotIn(vs ...engine.EntryKind) predicate.LedgerEntry {
+func KindNotIn(vs ...credit.EntryKind) predicate.LedgerEntry {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 const (
@@ -111,7 +111,7 @@ var (
 )
 
 // PeriodValidator is a validator for the "period" field enum values. It is called by the builders before save.
-func PeriodValidator(pe engine.Period) error {
+func PeriodValidator(pe credit.Period) error {
 	switch pe {
 	case "DAY", "MONTH", "QUARTER", "YEAR":
 		return nil
@@ -121,7 +121,7 @@ func PeriodValidator(pe engine.Period) error {
 }
 
 // OverageModeValidator is a validator for the "overage_mode" field enum values. It is called by the builders before save.
-func OverageModeValidator(om engine.OverageMode) error {
+func OverageModeValidator(om credit.OverageMode) error {
 	switch om {
 	case "HARD", "SOFT", "DEGRADED", "AUTO_TOP_UP", "BORROW":
 		return nil
@@ -131,7 +131,7 @@ func OverageModeValidator(om engine.OverageMode) error {
 }
 
 // RolloverModeValidator is a validator for the "rollover_mode" field enum values. It is called by the builders before save.
-func RolloverModeValidator(rm engine.RolloverMode) error {
+func RolloverModeValidator(rm credit.RolloverMode) error {
 	switch rm {
 	case "NONE", "CAPPED", "ONE_TIME", "UNLIMITED":
 		return nil

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/shopspring/decimal"
 )
@@ -252,19 +252,19 @@ func NameContainsFold(v string) predicate.Plan {
 }
 
 // PeriodEQ applies the EQ predicate on the "period" field.
-func PeriodEQ(v engine.Period) predicate.Plan {
+func PeriodEQ(v credit.Period) predicate.Plan {
 	vc := v
 	return predicate.Plan(sql.FieldEQ(FieldPeriod, vc))
 }
 
 // PeriodNEQ applies the NEQ predicate on the "period" field.
-func PeriodNEQ(v engine.Period) predicate.Plan {
+func PeriodNEQ(v credit.Period) predicate.Plan {
 	vc := v
 	return predicate.Plan(sql.FieldNEQ(FieldPeriod, vc))
 }
 
 // PeriodIn applies the In predicate on the "period" field.
-func PeriodIn(vs ...engine.Period) predicate.Plan {
+func PeriodIn(vs ...credit.Period) predicate.Plan {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -273,7 +273,7 @@ func PeriodIn(vs ...engine.Period) predicate.Plan {
 }
 
 // PeriodNotIn applies the NotIn predicate on the "period" field.
-func PeriodNotIn(vs ...engine.Period) predicate.Plan {
+func PeriodNotIn(vs ...credit.Period) predicate.Plan {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -532,19 +532,19 @@ func RegisterNameContainsFold(v string) predicate.Plan {
 }
 
 // OverageModeEQ applies the EQ predicate on the "overage_mode" field.
-func OverageModeEQ(v engine.OverageMode) predicate.Plan {
+func OverageModeEQ(v credit.OverageMode) predicate.Plan {
 	vc := v
 	return predicate.Plan(sql.FieldEQ(FieldOverageMode, vc))
 }
 
 // OverageModeNEQ applies the NEQ predicate on the "overage_mode" field.
-func OverageModeNEQ(v engine.OverageMode) predicate.Plan {
+func OverageModeNEQ(v credit.OverageMode) predicate.Plan {
 	vc := v
 	return predicate.Plan(sql.FieldNEQ(FieldOverageMode, vc))
 }
 
 // OverageModeIn applies the In predicate on the "overage_mode" field.
-func OverageModeIn(vs ...engine.OverageMode) predicate.Plan {
+func OverageModeIn(vs ...credit.OverageMode) predicate.Plan {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -553,7 +553,7 @@ func OverageModeIn(vs ...engine.OverageMode) predicate.Plan {
 }
 
 // OverageModeNotIn applies the NotIn predicate on the "overage_mode" field.
-func OverageModeNotIn(vs ...engine.OverageMode) predicate.Plan {
+func OverageModeNotIn(vs ...credit.OverageMode) predicate.Plan {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -812,19 +812,19 @@ func BorrowLimitNotNil() predicate.Plan {
 }
 
 // RolloverModeEQ applies the EQ predicate on the "rollover_mode" field.
-func RolloverModeEQ(v engine.RolloverMode) predicate.Plan {
+func RolloverModeEQ(v credit.RolloverMode) predicate.Plan {
 	vc := v
 	return predicate.Plan(sql.FieldEQ(FieldRolloverMode, vc))
 }
 
 // RolloverModeNEQ applies the NEQ predicate on the "rollover_mode" field.
-func RolloverModeNEQ(v engine.RolloverMode) predicate.Plan {
+func RolloverModeNEQ(v credit.RolloverMode) predicate.Plan {
 	vc := v
 	return predicate.Plan(sql.FieldNEQ(FieldRolloverMode, vc))
 }
 
 // RolloverModeIn applies the In predicate on the "rollover_mode" field.
-func RolloverModeIn(vs ...engine.RolloverMode) predicate.Plan {
+func RolloverModeIn(vs ...credit.RolloverMode) predicate.Plan {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -833,7 +833,7 @@ func RolloverModeIn(vs ...engine.RolloverMode) predicate.Plan {
 }
 
 // RolloverModeNotIn applies the NotIn predicate on the "rollover_mode" field.
-func RolloverModeNotIn(vs ...engine.RolloverMode) predicate.Plan {
+func RolloverModeNotIn(vs ...credit.RolloverMode) predicate.Plan {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

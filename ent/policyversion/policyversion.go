@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 const (
@@ -68,7 +68,7 @@ var (
 )
 
 // KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
-func KindValidator(k engine.PolicyKind) error {
+func KindValidator(k credit.PolicyKind) error {
 	switch k {
 	case "BURN", "DRAW_ORDER", "INCENTIVE", "REFUND", "OVERAGE", "ROLLOVER", "TRANSFER", "ALERT":
 		return nil
@@ -78,7 +78,7 @@ func KindValidator(k engine.PolicyKind) error {
 }
 
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
-func StatusValidator(s engine.VersionStatus) error {
+func StatusValidator(s credit.VersionStatus) error {
 	switch s {
 	case "DRAFT", "PUBLISHED", "RETIRED":
 		return nil

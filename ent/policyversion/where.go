@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 )
 
@@ -191,19 +191,19 @@ func NameContainsFold(v string) predicate.PolicyVersion {
 }
 
 // KindEQ applies the EQ predicate on the "kind" field.
-func KindEQ(v engine.PolicyKind) predicate.PolicyVersion {
+func KindEQ(v credit.PolicyKind) predicate.PolicyVersion {
 	vc := v
 	return predicate.PolicyVersion(sql.FieldEQ(FieldKind, vc))
 }
 
 // KindNEQ applies the NEQ predicate on the "kind" field.
-func KindNEQ(v engine.PolicyKind) predicate.PolicyVersion {
+func KindNEQ(v credit.PolicyKind) predicate.PolicyVersion {
 	vc := v
 	return predicate.PolicyVersion(sql.FieldNEQ(FieldKind, vc))
 }
 
 // KindIn applies the In predicate on the "kind" field.
-func KindIn(vs ...engine.PolicyKind) predicate.PolicyVersion {
+func KindIn(vs ...credit.PolicyKind) predicate.PolicyVersion {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -212,7 +212,7 @@ func KindIn(vs ...engine.PolicyKind) predicate.PolicyVersion {
 }
 
 // KindNotIn applies the NotIn predicate on the "kind" field.
-func KindNotIn(vs ...engine.PolicyKind) predicate.PolicyVersion {
+func KindNotIn(vs ...credit.PolicyKind) predicate.PolicyVersion {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -326,19 +326,19 @@ func VersionLTE(v int) predicate.PolicyVersion {
 }
 
 // StatusEQ applies the EQ predicate on the "status" field.
-func StatusEQ(v engine.VersionStatus) predicate.PolicyVersion {
+func StatusEQ(v credit.VersionStatus) predicate.PolicyVersion {
 	vc := v
 	return predicate.PolicyVersion(sql.FieldEQ(FieldStatus, vc))
 }
 
 // StatusNEQ applies the NEQ predicate on the "status" field.
-func StatusNEQ(v engine.VersionStatus) predicate.PolicyVersion {
+func StatusNEQ(v credit.VersionStatus) predicate.PolicyVersion {
 	vc := v
 	return predicate.PolicyVersion(sql.FieldNEQ(FieldStatus, vc))
 }
 
 // StatusIn applies the In predicate on the "status" field.
-func StatusIn(vs ...engine.VersionStatus) predicate.PolicyVersion {
+func StatusIn(vs ...credit.VersionStatus) predicate.PolicyVersion {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -347,7 +347,7 @@ func StatusIn(vs ...engine.VersionStatus) predicate.PolicyVersion {
 }
 
 // StatusNotIn applies the NotIn predicate on the "status" field.
-func StatusNotIn(vs ...engine.VersionStatus) predicate.PolicyVersion {
+func StatusNotIn(vs ...credit.VersionStatus) predicate.PolicyVersion {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

@@ -8,7 +8,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 const (
@@ -104,7 +104,7 @@ var (
 )
 
 // KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
-func KindValidator(k engine.PoolKind) error {
+func KindValidator(k credit.PoolKind) error {
 	switch k {
 	case "ACCOUNT", "TEAM", "PERSONAL":
 		return nil
@@ -114,7 +114,7 @@ func KindValidator(k engine.PoolKind) error {
 }
 
 // BudgetPeriodValidator is a validator for the "budget_period" field enum values. It is called by the builders before save.
-func BudgetPeriodValidator(bp engine.Period) error {
+func BudgetPeriodValidator(bp credit.Period) error {
 	switch bp {
 	case "DAY", "MONTH", "QUARTER", "YEAR":
 		return nil

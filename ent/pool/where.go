@@ -7,7 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/shopspring/decimal"
 )
@@ -153,19 +153,19 @@ func OrganizationIDNotIn(vs ...int) predicate.Pool {
 }
 
 // KindEQ applies the EQ predicate on the "kind" field.
-func KindEQ(v engine.PoolKind) predicate.Pool {
+func KindEQ(v credit.PoolKind) predicate.Pool {
 	vc := v
 	return predicate.Pool(sql.FieldEQ(FieldKind, vc))
 }
 
 // KindNEQ applies the NEQ predicate on the "kind" field.
-func KindNEQ(v engine.PoolKind) predicate.Pool {
+func KindNEQ(v credit.PoolKind) predicate.Pool {
 	vc := v
 	return predicate.Pool(sql.FieldNEQ(FieldKind, vc))
 }
 
 // KindIn applies the In predicate on the "kind" field.
-func KindIn(vs ...engine.PoolKind) predicate.Pool {
+func KindIn(vs ...credit.PoolKind) predicate.Pool {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -174,7 +174,7 @@ func KindIn(vs ...engine.PoolKind) predicate.Pool {
 }
 
 // KindNotIn applies the NotIn predicate on the "kind" field.
-func KindNotIn(vs ...engine.PoolKind) predicate.Pool {
+func KindNotIn(vs ...credit.PoolKind) predicate.Pool {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -338,19 +338,19 @@ func BudgetAmountNotNil() predicate.Pool {
 }
 
 // BudgetPeriodEQ applies the EQ predicate on the "budget_period" field.
-func BudgetPeriodEQ(v engine.Period) predicate.Pool {
+func BudgetPeriodEQ(v credit.Period) predicate.Pool {
 	vc := v
 	return predicate.Pool(sql.FieldEQ(FieldBudgetPeriod, vc))
 }
 
 // BudgetPeriodNEQ applies the NEQ predicate on the "budget_period" field.
-func BudgetPeriodNEQ(v engine.Period) predicate.Pool {
+func BudgetPeriodNEQ(v credit.Period) predicate.Pool {
 	vc := v
 	return predicate.Pool(sql.FieldNEQ(FieldBudgetPeriod, vc))
 }
 
 // BudgetPeriodIn applies the In predicate on the "budget_period" field.
-func BudgetPeriodIn(vs ...engine.Period) predicate.Pool {
+func BudgetPeriodIn(vs ...credit.Period) predicate.Pool {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -359,7 +359,7 @@ func BudgetPeriodIn(vs ...engine.Period) predicate.Pool {
 }
 
 // BudgetPeriodNotIn applies the NotIn predicate on the "budget_period" field.
-func BudgetPeriodNotIn(vs ...engine.Period) predicate.Pool {
+func BudgetPeriodNotIn(vs ...credit.Period) predicate.Pool {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

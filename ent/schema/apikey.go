@@ -4,7 +4,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // APIKey is a caller's credential: only the SHA-256 of its secret is kept.
@@ -17,7 +17,7 @@ func (APIKey) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
 func (APIKey) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("name").NotEmpty().MaxLen(100).Immutable(),
-		field.Enum("role").GoType(engine.Role("")).Immutable(),
+		field.Enum("role").GoType(credit.Role("")).Immutable(),
 		field.Int("organization_id").Optional().Nillable().Immutable(),
 		field.String("secret_hash").NotEmpty().Immutable().Sensitive(),
 		// hint is the key's first characters, to tell keys apart in lists.

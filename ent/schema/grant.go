@@ -5,7 +5,7 @@ import (
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // Grant is a lot of credits in a pool: its own credit type, priority, price
@@ -19,7 +19,7 @@ func (Grant) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int("organization_id").Immutable(),
 		field.Int("pool_id").Immutable(),
-		field.Enum("credit_type").GoType(engine.CreditType("")).Immutable(),
+		field.Enum("credit_type").GoType(credit.CreditType("")).Immutable(),
 		field.Int("priority").Default(100).Immutable(),
 		Decimal("amount"),
 		MutableDecimal("remaining"),

@@ -8,7 +8,7 @@ import (
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // LedgerEntry is one immutable movement of credits on a pool (and usually one
@@ -25,7 +25,7 @@ func (LedgerEntry) Fields() []ent.Field {
 		field.Int("organization_id").Immutable(),
 		field.Int("pool_id").Immutable(),
 		field.Int("grant_id").Optional().Nillable().Immutable(),
-		field.Enum("kind").GoType(engine.EntryKind("")).Immutable(),
+		field.Enum("kind").GoType(credit.EntryKind("")).Immutable(),
 		Decimal("amount"),
 		field.Int("usage_event_id").Optional().Nillable().Immutable(),
 		// The versions that decided the entry; nil means the built-in default.

@@ -4,7 +4,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // Plan is a package a pricing team sells: a period, included credits and
@@ -18,20 +18,20 @@ func (Plan) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
 func (Plan) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("name").NotEmpty().MaxLen(100).Immutable(),
-		field.Enum("period").GoType(engine.Period("")).Immutable(),
+		field.Enum("period").GoType(credit.Period("")).Immutable(),
 		Decimal("included_credits"),
 		Decimal("price_per_credit"),
 		Decimal("platform_fee"),
 		field.String("currency").Default("USD").Immutable(),
 		field.String("register_name").NotEmpty().MaxLen(100).Immutable(),
-		field.Enum("overage_mode").GoType(engine.OverageMode("")).Immutable(),
+		field.Enum("overage_mode").GoType(credit.OverageMode("")).Immutable(),
 		NullDecimal("overage_price"),
 		NullDecimal("auto_top_up_threshold"),
 		NullDecimal("auto_top_up_credits"),
 		// auto_top_up_cap is how many packs may be bought per period; nil: no cap.
 		field.Int("auto_top_up_cap").Optional().Nillable().Immutable(),
 		NullDecimal("borrow_limit"),
-		field.Enum("rollover_mode").GoType(engine.RolloverMode("")).Immutable(),
+		field.Enum("rollover_mode").GoType(credit.RolloverMode("")).Immutable(),
 		NullDecimal("rollover_cap"),
 		NullDecimal("on_demand_price"),
 		field.Int("on_demand_expiry_days").Optional().Nillable().Immutable(),

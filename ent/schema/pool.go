@@ -5,7 +5,7 @@ import (
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // Pool holds grants; usage draws on a pool. Pools form a tree inside one
@@ -17,7 +17,7 @@ func (Pool) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
 func (Pool) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int("organization_id").Immutable(),
-		field.Enum("kind").GoType(engine.PoolKind("")).Immutable(),
+		field.Enum("kind").GoType(credit.PoolKind("")).Immutable(),
 		field.String("name").NotEmpty().MaxLen(200),
 		field.Int("parent_id").Optional().Nillable().Immutable(),
 		// fall_through: usage on this pool may draw on its parents' grants
@@ -27,7 +27,7 @@ func (Pool) Fields() []ent.Field {
 		// calendar period (UTC): a hard one stops its spending even when its
 		// parents hold credits; a soft one raises an alert once a period.
 		MutableNullDecimal("budget_amount"),
-		field.Enum("budget_period").GoType(engine.Period("")).Optional().Nillable(),
+		field.Enum("budget_period").GoType(credit.Period("")).Optional().Nillable(),
 		field.Bool("budget_hard").Default(false),
 	}
 }

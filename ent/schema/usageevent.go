@@ -4,7 +4,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // UsageEvent is one recorded action of an organisation, with the engine's
@@ -21,7 +21,7 @@ func (UsageEvent) Fields() []ent.Field {
 		field.String("idempotency_key").NotEmpty().MaxLen(200).Immutable(),
 		field.String("payload_hash").Immutable(),
 		field.String("action").NotEmpty().MaxLen(200).Immutable(),
-		field.Enum("status").GoType(engine.UsageStatus("")).Immutable(),
+		field.Enum("status").GoType(credit.UsageStatus("")).Immutable(),
 		Decimal("quantity"),
 		Decimal("completion"),
 		field.Int("attempt").Default(1).Immutable(),
@@ -30,7 +30,7 @@ func (UsageEvent) Fields() []ent.Field {
 		field.Time("occurred_at").Immutable(),
 		Decimal("credits"),
 		Decimal("overage"),
-		field.Enum("decision").GoType(engine.Decision("")).Immutable(),
+		field.Enum("decision").GoType(credit.Decision("")).Immutable(),
 		field.String("reason").Optional().Immutable(),
 		field.String("reason_code").Optional().Immutable(),
 		field.Int("register_id").Optional().Nillable().Immutable(),

@@ -5,7 +5,7 @@ import (
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 // WeightRegister is one version of a named register: credits per action, with
@@ -18,7 +18,7 @@ func (WeightRegister) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("name").NotEmpty().MaxLen(100).Immutable(),
 		field.Int("version").Positive().Immutable(),
-		field.Enum("status").GoType(engine.VersionStatus("")),
+		field.Enum("status").GoType(credit.VersionStatus("")),
 		field.Time("effective_from").Optional().Nillable(),
 		field.Time("published_at").Optional().Nillable(),
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 const (
@@ -120,7 +120,7 @@ var (
 )
 
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
-func StatusValidator(s engine.UsageStatus) error {
+func StatusValidator(s credit.UsageStatus) error {
 	switch s {
 	case "STARTED", "SUCCEEDED", "FAILED", "PARTIAL":
 		return nil
@@ -130,7 +130,7 @@ func StatusValidator(s engine.UsageStatus) error {
 }
 
 // DecisionValidator is a validator for the "decision" field enum values. It is called by the builders before save.
-func DecisionValidator(d engine.Decision) error {
+func DecisionValidator(d credit.Decision) error {
 	switch d {
 	case "ALLOWED", "DEGRADED", "DENIED":
 		return nil

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/shopspring/decimal"
 )
@@ -477,19 +477,19 @@ func ActionContainsFold(v string) predicate.UsageEvent {
 }
 
 // StatusEQ applies the EQ predicate on the "status" field.
-func StatusEQ(v engine.UsageStatus) predicate.UsageEvent {
+func StatusEQ(v credit.UsageStatus) predicate.UsageEvent {
 	vc := v
 	return predicate.UsageEvent(sql.FieldEQ(FieldStatus, vc))
 }
 
 // StatusNEQ applies the NEQ predicate on the "status" field.
-func StatusNEQ(v engine.UsageStatus) predicate.UsageEvent {
+func StatusNEQ(v credit.UsageStatus) predicate.UsageEvent {
 	vc := v
 	return predicate.UsageEvent(sql.FieldNEQ(FieldStatus, vc))
 }
 
 // StatusIn applies the In predicate on the "status" field.
-func StatusIn(vs ...engine.UsageStatus) predicate.UsageEvent {
+func StatusIn(vs ...credit.UsageStatus) predicate.UsageEvent {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -498,7 +498,7 @@ func StatusIn(vs ...engine.UsageStatus) predicate.UsageEvent {
 }
 
 // StatusNotIn applies the NotIn predicate on the "status" field.
-func StatusNotIn(vs ...engine.UsageStatus) predicate.UsageEvent {
+func StatusNotIn(vs ...credit.UsageStatus) predicate.UsageEvent {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -832,19 +832,19 @@ func OverageLTE(v decimal.Decimal) predicate.UsageEvent {
 }
 
 // DecisionEQ applies the EQ predicate on the "decision" field.
-func DecisionEQ(v engine.Decision) predicate.UsageEvent {
+func DecisionEQ(v credit.Decision) predicate.UsageEvent {
 	vc := v
 	return predicate.UsageEvent(sql.FieldEQ(FieldDecision, vc))
 }
 
 // DecisionNEQ applies the NEQ predicate on the "decision" field.
-func DecisionNEQ(v engine.Decision) predicate.UsageEvent {
+func DecisionNEQ(v credit.Decision) predicate.UsageEvent {
 	vc := v
 	return predicate.UsageEvent(sql.FieldNEQ(FieldDecision, vc))
 }
 
 // DecisionIn applies the In predicate on the "decision" field.
-func DecisionIn(vs ...engine.Decision) predicate.UsageEvent {
+func DecisionIn(vs ...credit.Decision) predicate.UsageEvent {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -853,7 +853,7 @@ func DecisionIn(vs ...engine.Decision) predicate.UsageEvent {
 }
 
 // DecisionNotIn applies the NotIn predicate on the "decision" field.
-func DecisionNotIn(vs ...engine.Decision) predicate.UsageEvent {
+func DecisionNotIn(vs ...credit.Decision) predicate.UsageEvent {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

@@ -8,7 +8,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 )
 
 const (
@@ -72,7 +72,7 @@ var (
 )
 
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
-func StatusValidator(s engine.VersionStatus) error {
+func StatusValidator(s credit.VersionStatus) error {
 	switch s {
 	case "DRAFT", "PUBLISHED", "RETIRED":
 		return nil

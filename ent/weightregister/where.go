@@ -7,7 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/predicate"
 )
 
@@ -227,19 +227,19 @@ func VersionLTE(v int) predicate.WeightRegister {
 }
 
 // StatusEQ applies the EQ predicate on the "status" field.
-func StatusEQ(v engine.VersionStatus) predicate.WeightRegister {
+func StatusEQ(v credit.VersionStatus) predicate.WeightRegister {
 	vc := v
 	return predicate.WeightRegister(sql.FieldEQ(FieldStatus, vc))
 }
 
 // StatusNEQ applies the NEQ predicate on the "status" field.
-func StatusNEQ(v engine.VersionStatus) predicate.WeightRegister {
+func StatusNEQ(v credit.VersionStatus) predicate.WeightRegister {
 	vc := v
 	return predicate.WeightRegister(sql.FieldNEQ(FieldStatus, vc))
 }
 
 // StatusIn applies the In predicate on the "status" field.
-func StatusIn(vs ...engine.VersionStatus) predicate.WeightRegister {
+func StatusIn(vs ...credit.VersionStatus) predicate.WeightRegister {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]
@@ -248,7 +248,7 @@ func StatusIn(vs ...engine.VersionStatus) predicate.WeightRegister {
 }
 
 // StatusNotIn applies the NotIn predicate on the "status" field.
-func StatusNotIn(vs ...engine.VersionStatus) predicate.WeightRegister {
+func StatusNotIn(vs ...credit.VersionStatus) predicate.WeightRegister {
 	v := make([]any, len(vs))
 	for i := range v {
 		v[i] = vs[i]

@@ -7,7 +7,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/auth"
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/graph/loader"
@@ -33,11 +33,11 @@ func TestLoadersKeepTenantsApart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: engine.PoolAccount, Name: "account"})
+			p, err := svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: o.ID, Kind: credit.PoolAccount, Name: "account"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: p.ID, CreditType: engine.CreditPromotional, Amount: decimal.NewFromInt(5)})
+			g, err := svc.GrantCredits(ctx, ledger.GrantInput{PoolID: p.ID, CreditType: credit.CreditPromotional, Amount: decimal.NewFromInt(5)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func TestLoadersKeepTenantsApart(t *testing.T) {
 		}
 		a, b := ts[0], ts[1]
 
-		asA := auth.With(ctx, &auth.Principal{Role: engine.RoleOrgAdmin, OrgID: &a.org.ID})
+		asA := auth.With(ctx, &auth.Principal{Role: credit.RoleOrgAdmin, OrgID: &a.org.ID})
 		l := loader.New(db.Client)
 		l.Pools.Want(a.pool.ID, b.pool.ID)
 		l.Grants.Want(a.grant.ID, b.grant.ID)
@@ -67,7 +67,7 @@ func TestLoadersKeepTenantsApart(t *testing.T) {
 
 		// An unscoped caller (OPERATOR) sees both.
 		op := loader.New(db.Client)
-		asOp := auth.With(ctx, &auth.Principal{Role: engine.RoleOperator})
+		asOp := auth.With(ctx, &auth.Principal{Role: credit.RoleOperator})
 		for _, tn := range ts {
 			if g, err := op.Grants.Load(asOp, tn.grant.ID); err != nil || g == nil {
 				t.Errorf("OPERATOR loads grant %d: %v, %v", tn.grant.ID, g, err)

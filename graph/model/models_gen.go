@@ -5,7 +5,7 @@ package model
 import (
 	"time"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
 	"github.com/shopspring/decimal"
 )
@@ -47,7 +47,7 @@ type ChargeEdge struct {
 
 type GrantInput struct {
 	PoolID     int               `json:"poolId"`
-	CreditType engine.CreditType `json:"creditType"`
+	CreditType credit.CreditType `json:"creditType"`
 	// Lower draws first; default 100.
 	Priority *int            `json:"priority,omitempty"`
 	Amount   decimal.Decimal `json:"amount"`
@@ -81,14 +81,14 @@ type PageInfo struct {
 
 type PlanInput struct {
 	Name            string          `json:"name"`
-	Period          engine.Period   `json:"period"`
+	Period          credit.Period   `json:"period"`
 	IncludedCredits decimal.Decimal `json:"includedCredits"`
 	PricePerCredit  decimal.Decimal `json:"pricePerCredit"`
 	PlatformFee     decimal.Decimal `json:"platformFee"`
 	// (added) ISO 4217; default USD.
 	Currency     *string            `json:"currency,omitempty"`
 	RegisterName string             `json:"registerName"`
-	OverageMode  engine.OverageMode `json:"overageMode"`
+	OverageMode  credit.OverageMode `json:"overageMode"`
 	// Required for SOFT.
 	OveragePrice *decimal.Decimal `json:"overagePrice,omitempty"`
 	// AUTO_TOP_UP: buy a pack when the balance falls below this (required, with autoTopUpCredits and onDemandPrice).
@@ -99,7 +99,7 @@ type PlanInput struct {
 	AutoTopUpCap *int `json:"autoTopUpCap,omitempty"`
 	// BORROW: credits a period may borrow from the next one's allocation (required).
 	BorrowLimit  *decimal.Decimal    `json:"borrowLimit,omitempty"`
-	RolloverMode engine.RolloverMode `json:"rolloverMode"`
+	RolloverMode credit.RolloverMode `json:"rolloverMode"`
 	// Required for CAPPED, refused otherwise.
 	RolloverCap   *decimal.Decimal `json:"rolloverCap,omitempty"`
 	OnDemandPrice *decimal.Decimal `json:"onDemandPrice,omitempty"`
@@ -115,7 +115,7 @@ type PlanInput struct {
 
 type PolicyInput struct {
 	Name       string            `json:"name"`
-	Kind       engine.PolicyKind `json:"kind"`
+	Kind       credit.PolicyKind `json:"kind"`
 	Expression string            `json:"expression"`
 }
 
@@ -129,7 +129,7 @@ type UsageInput struct {
 	PoolID *int               `json:"poolId,omitempty"`
 	RunID  *string            `json:"runId,omitempty"`
 	Action string             `json:"action"`
-	Status engine.UsageStatus `json:"status"`
+	Status credit.UsageStatus `json:"status"`
 	// Units of the action; default 1; must be > 0.
 	Quantity *decimal.Decimal `json:"quantity,omitempty"`
 	// 0..1, for PARTIAL; default 1.

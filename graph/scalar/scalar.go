@@ -11,7 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/shopspring/decimal"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/rules"
 )
 
@@ -35,15 +35,15 @@ func UnmarshalDecimal(v any) (decimal.Decimal, error) {
 		return decimal.NewFromInt(x), nil
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return decimal.Decimal{}, engine.Invalid("", "Decimal must be a finite number")
+			return decimal.Decimal{}, credit.Invalid("", "Decimal must be a finite number")
 		}
 		s = strconv.FormatFloat(x, 'g', -1, 64)
 	default:
-		return decimal.Decimal{}, engine.Invalid("", "Decimal must be a string such as \"12.5\", got %T", v)
+		return decimal.Decimal{}, credit.Invalid("", "Decimal must be a string such as \"12.5\", got %T", v)
 	}
 	d, err := rules.ParseDecimal(s)
 	if err != nil {
-		return decimal.Decimal{}, engine.Invalid("", "%q is not a decimal: %v", s, err)
+		return decimal.Decimal{}, credit.Invalid("", "%q is not a decimal: %v", s, err)
 	}
 	return d, nil
 }
@@ -59,7 +59,7 @@ func UnmarshalID(v any) (int, error) {
 	case string:
 		id, err := strconv.Atoi(x)
 		if err != nil || id <= 0 {
-			return 0, engine.Invalid("", "%q is not an id", x)
+			return 0, credit.Invalid("", "%q is not an id", x)
 		}
 		return id, nil
 	case json.Number:
@@ -69,5 +69,5 @@ func UnmarshalID(v any) (int, error) {
 	case int64:
 		return UnmarshalID(strconv.FormatInt(x, 10))
 	}
-	return 0, engine.Invalid("", "an id must be a string, got %T", v)
+	return 0, credit.Invalid("", "an id must be a string, got %T", v)
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
-	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/graph/scalar"
 )
 
@@ -22,9 +22,9 @@ func written(m graphql.Marshaler) string {
 
 func validation(t *testing.T, err error, in any) {
 	t.Helper()
-	var e *engine.Error
-	if !errors.As(err, &e) || e.Code != engine.CodeValidation {
-		t.Fatalf("error for %#v = %v (%T), want a VALIDATION *engine.Error", in, err, err)
+	var e *credit.Error
+	if !errors.As(err, &e) || e.Code != credit.CodeValidation {
+		t.Fatalf("error for %#v = %v (%T), want a VALIDATION *credit.Error", in, err, err)
 	}
 }
 

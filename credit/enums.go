@@ -1,14 +1,11 @@
-package engine
+package credit
 
-import (
-	"fmt"
-	"io"
-	"strconv"
-)
+import "slices"
 
-// The enums below are shared by the ent schema (as GoType), the GraphQL API
-// (MarshalGQL/UnmarshalGQL, so gqlgen binds them directly) and the rules
-// (their string spelling is what CEL expressions compare against).
+// The enums below are shared by the ent schema (as GoType: Values lists
+// them), the engine, the rules (their string spelling is what CEL
+// expressions compare against) and the GraphQL API (gqlgen.yml binds each
+// GraphQL enum value to its constant here).
 
 // PoolKind is the level of a pool in an organisation's pool tree.
 type PoolKind string
@@ -71,7 +68,7 @@ const (
 	// EntryUncovered records, on no grant, the part of a run's cost that
 	// neither its hold, the balance nor the plan's overage mode could
 	// cover: the run was approved and did the work, so it is never
-	// settled silently for free (see engine.SettleRun).
+	// settled silently for free (see the engine's SettleRun).
 	EntryUncovered EntryKind = "UNCOVERED"
 )
 
@@ -130,6 +127,39 @@ const (
 	RolloverUnlimited RolloverMode = "UNLIMITED" // everything rolls (an accounting anti-pattern)
 )
 
+// Period is a plan's billing period.
+type Period string
+
+const (
+	PeriodDay     Period = "DAY"
+	PeriodMonth   Period = "MONTH"
+	PeriodQuarter Period = "QUARTER"
+	PeriodYear    Period = "YEAR"
+)
+
+var periods = []string{"DAY", "MONTH", "QUARTER", "YEAR"}
+
+func (Period) Values() []string { return periods }
+
+// Valid reports whether p is one of the periods.
+func (p Period) Valid() bool { return p.Months() >= 0 }
+
+// Months is the length of p in calendar months: 0 for DAY, -1 for an
+// unknown period.
+func (p Period) Months() int {
+	switch p {
+	case PeriodDay:
+		return 0
+	case PeriodMonth:
+		return 1
+	case PeriodQuarter:
+		return 3
+	case PeriodYear:
+		return 12
+	}
+	return -1
+}
+
 var (
 	overageModes   = []string{"HARD", "SOFT", "DEGRADED", "AUTO_TOP_UP", "BORROW"}
 	rolloverModes  = []string{"NONE", "CAPPED", "ONE_TIME", "UNLIMITED"}
@@ -154,79 +184,5 @@ func (EntryKind) Values() []string     { return entryKinds }
 func (PolicyKind) Values() []string    { return policyKinds }
 func (VersionStatus) Values() []string { return versionStatues }
 
-func unmarshalEnum(v any, values []string, name string) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("%s must be a string", name)
-	}
-	for _, x := range values {
-		if x == s {
-			return s, nil
-		}
-	}
-	return "", fmt.Errorf("%q is not a valid %s", s, name)
-}
-
-func marshalEnum(w io.Writer, s string) { _, _ = io.WriteString(w, strconv.Quote(s)) }
-
-func (e Role) MarshalGQL(w io.Writer)          { marshalEnum(w, string(e)) }
-func (e OverageMode) MarshalGQL(w io.Writer)   { marshalEnum(w, string(e)) }
-func (e RolloverMode) MarshalGQL(w io.Writer)  { marshalEnum(w, string(e)) }
-func (e PoolKind) MarshalGQL(w io.Writer)      { marshalEnum(w, string(e)) }
-func (e CreditType) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
-func (e UsageStatus) MarshalGQL(w io.Writer)   { marshalEnum(w, string(e)) }
-func (e Decision) MarshalGQL(w io.Writer)      { marshalEnum(w, string(e)) }
-func (e EntryKind) MarshalGQL(w io.Writer)     { marshalEnum(w, string(e)) }
-func (e PolicyKind) MarshalGQL(w io.Writer)    { marshalEnum(w, string(e)) }
-func (e VersionStatus) MarshalGQL(w io.Writer) { marshalEnum(w, string(e)) }
-
-func (e *OverageMode) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, overageModes, "OverageMode")
-	*e = OverageMode(s)
-	return err
-}
-func (e *RolloverMode) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, rolloverModes, "RolloverMode")
-	*e = RolloverMode(s)
-	return err
-}
-func (e *Role) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, roles, "Role")
-	*e = Role(s)
-	return err
-}
-func (e *PoolKind) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, poolKinds, "PoolKind")
-	*e = PoolKind(s)
-	return err
-}
-func (e *CreditType) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, creditTypes, "CreditType")
-	*e = CreditType(s)
-	return err
-}
-func (e *UsageStatus) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, usageStatuses, "UsageStatus")
-	*e = UsageStatus(s)
-	return err
-}
-func (e *Decision) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, decisions, "Decision")
-	*e = Decision(s)
-	return err
-}
-func (e *EntryKind) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, entryKinds, "EntryKind")
-	*e = EntryKind(s)
-	return err
-}
-func (e *PolicyKind) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, policyKinds, "PolicyKind")
-	*e = PolicyKind(s)
-	return err
-}
-func (e *VersionStatus) UnmarshalGQL(v any) error {
-	s, err := unmarshalEnum(v, versionStatues, "VersionStatus")
-	*e = VersionStatus(s)
-	return err
-}
+// Valid reports whether s is one of the usage statuses.
+func (s UsageStatus) Valid() bool { return slices.Contains(usageStatuses, string(s)) }

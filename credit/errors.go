@@ -1,4 +1,4 @@
-package engine
+package credit
 
 import (
 	"errors"
@@ -27,14 +27,6 @@ const (
 	CodeRunSettled          Code = "RUN_SETTLED"          // a second terminal event for a settled run
 	CodeRunStarted          Code = "RUN_STARTED"          // a second STARTED event for a run
 	CodeNoOnDemandPrice     Code = "NO_ON_DEMAND_PRICE"   // a purchase under a plan that sells no on-demand credits
-	CodeUnauthenticated     Code = "UNAUTHENTICATED"      // no API key
-	CodeKeyMalformed        Code = "KEY_MALFORMED"        // an Authorization header that is not "Bearer <key>"
-	CodeKeyUnknown          Code = "KEY_UNKNOWN"          // a key no one issued
-	CodeKeyRevoked          Code = "KEY_REVOKED"          // a revoked key
-	CodeForbidden           Code = "FORBIDDEN"            // the key's role may not do this
-	CodeRateLimited         Code = "RATE_LIMITED"         // the key sent more requests than its rate allows
-	CodeQueryTooDeep        Code = "QUERY_TOO_DEEP"       // selections nested deeper than the limit
-	CodeRequestTooLarge     Code = "REQUEST_TOO_LARGE"    // a request body over the limit
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
 	CodeUnavailable         Code = "UNAVAILABLE"          // the database is down, restarting or out of connections; extensions.retryable says whether resending is safe
 )
