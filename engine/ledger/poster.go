@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/credit"
@@ -27,74 +28,115 @@ import (
 // their sum, and its charges. It returns the opened grants in the order of
 // p.Open.
 func (s *Service) post(ctx context.Context, c *ent.Client, p engine.Posting, now time.Time) ([]*ent.Grant, error) {
-	opened, err := s.open(ctx, c, p, now)
+	opened, err := s.postAll(ctx, c, []engine.Posting{p}, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.move(ctx, c, p, now); err != nil {
-		return nil, err
-	}
-	if len(p.Charges) == 0 {
-		return opened, nil
-	}
-	charges := make([]*ent.ChargeCreate, len(p.Charges))
-	for n, ch := range p.Charges {
-		cc := c.Charge.Create().SetOrganizationID(p.Org).SetKind(ch.Kind).SetCredits(ch.Credits).SetAmount(ch.Amount).
-			SetCurrency(ch.Currency).SetNillableSubscriptionID(ch.SubscriptionID).SetNillablePeriodStart(ch.PeriodStart).
-			SetMemo(ch.Memo).SetCreatedAt(now)
-		if ch.Opening != nil {
-			cc.SetGrantID(opened[*ch.Opening].ID)
-		}
-		charges[n] = cc
-	}
-	return opened, c.Charge.CreateBulk(charges...).Exec(ctx)
+	return opened[0], nil
 }
 
-func (s *Service) open(ctx context.Context, c *ent.Client, p engine.Posting, now time.Time) ([]*ent.Grant, error) {
-	if len(p.Open) == 0 {
-		return nil, nil
-	}
-	creates := make([]*ent.GrantCreate, len(p.Open))
-	for n, o := range p.Open {
-		gc := c.Grant.Create().SetOrganizationID(p.Org).SetPoolID(o.Pool).SetCreditType(o.CreditType).
-			SetAmount(o.Amount).SetRemaining(o.Amount).SetUnitPrice(o.UnitPrice).SetEffectiveAt(utc(o.EffectiveAt)).
-			SetMemo(o.Memo).SetCreatedAt(now)
-		if o.Priority != nil {
-			gc.SetPriority(*o.Priority)
-		}
-		if o.ExpiresAt != nil {
-			gc.SetExpiresAt(utc(*o.ExpiresAt))
-		}
-		creates[n] = gc
-	}
-	gs, err := c.Grant.CreateBulk(creates...).Save(ctx)
+// postMax bounds the rows of one insert (PostgreSQL takes at most 65,535
+// parameters a statement).
+const postMax = 2000
+
+// postAll writes many postings at once, a few statements for all of them:
+// the opened grants of each posting are returned in its order.
+func (s *Service) postAll(ctx context.Context, c *ent.Client, ps []engine.Posting, now time.Time) ([][]*ent.Grant, error) {
+	opened, err := s.open(ctx, c, ps, now)
 	if err != nil {
-		return nil, mapEntError(err, "grant", "")
+		return nil, err
+	}
+	if err := s.move(ctx, c, ps, now); err != nil {
+		return nil, err
+	}
+	var charges []*ent.ChargeCreate
+	for i, p := range ps {
+		for _, ch := range p.Charges {
+			cc := c.Charge.Create().SetOrganizationID(p.Org).SetKind(ch.Kind).SetCredits(ch.Credits).SetAmount(ch.Amount).
+				SetCurrency(ch.Currency).SetNillableSubscriptionID(ch.SubscriptionID).SetNillablePeriodStart(ch.PeriodStart).
+				SetMemo(ch.Memo).SetCreatedAt(now)
+			if ch.Opening != nil {
+				cc.SetGrantID(opened[i][*ch.Opening].ID)
+			}
+			charges = append(charges, cc)
+		}
+	}
+	for start := 0; start < len(charges); start += postMax {
+		if err := c.Charge.CreateBulk(charges[start:min(start+postMax, len(charges))]...).Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return opened, nil
+}
+
+func (s *Service) open(ctx context.Context, c *ent.Client, ps []engine.Posting, now time.Time) ([][]*ent.Grant, error) {
+	var creates []*ent.GrantCreate
+	var kinds []credit.EntryKind
+	var orgs []int
+	for _, p := range ps {
+		for _, o := range p.Open {
+			gc := c.Grant.Create().SetOrganizationID(p.Org).SetPoolID(o.Pool).SetCreditType(o.CreditType).
+				SetAmount(o.Amount).SetRemaining(o.Amount).SetUnitPrice(o.UnitPrice).SetEffectiveAt(utc(o.EffectiveAt)).
+				SetMemo(o.Memo).SetCreatedAt(now)
+			if o.Priority != nil {
+				gc.SetPriority(*o.Priority)
+			}
+			if o.ExpiresAt != nil {
+				gc.SetExpiresAt(utc(*o.ExpiresAt))
+			}
+			kind := o.Kind
+			if kind == "" {
+				kind = credit.EntryGrant
+			}
+			creates, kinds, orgs = append(creates, gc), append(kinds, kind), append(orgs, p.Org)
+		}
+	}
+	var gs []*ent.Grant
+	for start := 0; start < len(creates); start += postMax {
+		part, err := c.Grant.CreateBulk(creates[start:min(start+postMax, len(creates))]...).Save(ctx)
+		if err != nil {
+			return nil, mapEntError(err, "grant", "")
+		}
+		gs = append(gs, part...)
 	}
 	entries := make([]*ent.LedgerEntryCreate, len(gs))
 	for n, g := range gs {
-		kind := p.Open[n].Kind
-		if kind == "" {
-			kind = credit.EntryGrant
-		}
-		entries[n] = c.LedgerEntry.Create().SetOrganizationID(p.Org).SetPoolID(g.PoolID).SetGrantID(g.ID).
-			SetKind(kind).SetAmount(g.Amount).SetMemo(g.Memo).SetCreatedAt(now)
+		entries[n] = c.LedgerEntry.Create().SetOrganizationID(orgs[n]).SetPoolID(g.PoolID).SetGrantID(g.ID).
+			SetKind(kinds[n]).SetAmount(g.Amount).SetMemo(g.Memo).SetCreatedAt(now)
 	}
-	return gs, c.LedgerEntry.CreateBulk(entries...).Exec(ctx)
+	if err := createEntries(ctx, c, entries); err != nil {
+		return nil, err
+	}
+	out := make([][]*ent.Grant, len(ps))
+	for i, p := range ps {
+		out[i], gs = gs[:len(p.Open)], gs[len(p.Open):]
+	}
+	return out, nil
 }
 
-func (s *Service) move(ctx context.Context, c *ent.Client, p engine.Posting, now time.Time) error {
-	if len(p.Moves) == 0 {
+func createEntries(ctx context.Context, c *ent.Client, entries []*ent.LedgerEntryCreate) error {
+	for start := 0; start < len(entries); start += postMax {
+		if err := c.LedgerEntry.CreateBulk(entries[start:min(start+postMax, len(entries))]...).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) move(ctx context.Context, c *ent.Client, ps []engine.Posting, now time.Time) error {
+	delta := map[int]decimal.Decimal{}
+	var entries []*ent.LedgerEntryCreate
+	for _, p := range ps {
+		for _, m := range p.Moves {
+			delta[m.Grant] = delta[m.Grant].Add(m.Amount)
+			entries = append(entries, c.LedgerEntry.Create().SetOrganizationID(p.Org).SetPoolID(m.Pool).SetGrantID(m.Grant).
+				SetKind(m.Kind).SetAmount(m.Amount).SetNillableUsageEventID(m.UsageEvent).SetMemo(m.Memo).SetCreatedAt(now))
+		}
+	}
+	if len(entries) == 0 {
 		return nil
 	}
-	delta := map[int]decimal.Decimal{}
-	entries := make([]*ent.LedgerEntryCreate, len(p.Moves))
-	for n, m := range p.Moves {
-		delta[m.Grant] = delta[m.Grant].Add(m.Amount)
-		entries[n] = c.LedgerEntry.Create().SetOrganizationID(p.Org).SetPoolID(m.Pool).SetGrantID(m.Grant).
-			SetKind(m.Kind).SetAmount(m.Amount).SetNillableUsageEventID(m.UsageEvent).SetMemo(m.Memo).SetCreatedAt(now)
-	}
-	if err := c.LedgerEntry.CreateBulk(entries...).Exec(ctx); err != nil {
+	if err := createEntries(ctx, c, entries); err != nil {
 		return err
 	}
 	ids := make([]int, 0, len(delta))
@@ -106,8 +148,27 @@ func (s *Service) move(ctx context.Context, c *ent.Client, p engine.Posting, now
 	if err != nil {
 		return err
 	}
+	remaining := make([]engine.Grant, len(gs))
+	for i, g := range gs {
+		remaining[i] = engine.Grant{ID: g.ID, Remaining: g.Remaining.Add(delta[g.ID])}
+	}
+	return s.setRemaining(ctx, c, remaining)
+}
+
+// setRemaining writes the grants' new remaining amounts: one statement on
+// PostgreSQL, one per grant on SQLite.
+func (s *Service) setRemaining(ctx context.Context, c *ent.Client, gs []engine.Grant) error {
+	if s.postgres() {
+		ids, rem := make([]int64, len(gs)), make([]string, len(gs))
+		for i, g := range gs {
+			ids[i], rem[i] = int64(g.ID), g.Remaining.String()
+		}
+		_, err := c.ExecContext(ctx, `UPDATE grants SET remaining = v.r FROM unnest($1::bigint[], $2::numeric[]) AS v(id, r) WHERE grants.id = v.id`,
+			pq.Array(ids), pq.Array(rem))
+		return err
+	}
 	for _, g := range gs {
-		if err := c.Grant.UpdateOneID(g.ID).SetRemaining(g.Remaining.Add(delta[g.ID])).Exec(ctx); err != nil {
+		if _, err := c.ExecContext(ctx, `UPDATE grants SET remaining = ? WHERE id = ?`, g.Remaining.String(), g.ID); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -212,22 +211,14 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 	for _, g := range gs {
 		ending = append(ending, engineGrant(g))
 	}
-	borrowed := decimal.Zero
-	if running && n > 0 && p.OverageMode == credit.OverageBorrow {
-		// Credits borrowed last period come out of this allocation.
-		prev, _ := sched.Bounds(n - 1)
-		if borrowed, err = s.borrowed(ctx, tx.Client(), sub.OrganizationID, prev, start); err != nil {
-			return rep, nil, err
-		}
-	}
-	terms := engine.PeriodTerms{Plan: p.Name, Pool: sub.PoolID, RolloverMode: p.RolloverMode, RolloverCap: p.RolloverCap,
-		IncludedCredits: p.IncludedCredits, PricePerCredit: p.PricePerCredit, PlatformFee: p.PlatformFee, Currency: p.Currency,
-		SubscriptionID: sub.ID}
-	po := engine.OpenPeriod(terms, sub.OrganizationID, n, start, end, ending, running, borrowed)
-	if _, err := s.post(ctx, tx.Client(), po.Posting, now); err != nil {
+	o, err := s.decidePeriod(ctx, tx, sub, ending)
+	if err != nil {
 		return rep, nil, err
 	}
-	rep.Expired, rep.RolledOver, rep.Allocated = po.Close.Expired, po.Close.Rolled, po.Allocated
+	if _, err := s.post(ctx, tx.Client(), o.opening.Posting, now); err != nil {
+		return rep, nil, err
+	}
+	rep.Expired, rep.RolledOver, rep.Allocated = o.opening.Close.Expired, o.opening.Close.Rolled, o.opening.Allocated
 	if err := tx.SubscriptionPeriod.Create().SetSubscriptionID(sub.ID).SetPeriodIndex(n).SetStartsAt(start).SetEndsAt(end).
 		SetExpired(rep.Expired).SetRolledOver(rep.RolledOver).SetAllocated(rep.Allocated).SetCreatedAt(now).Exec(ctx); err != nil {
 		if isUniqueViolation(err) {
@@ -244,62 +235,6 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 		upd.ClearNextPeriodAt()
 	}
 	return rep, next, upd.Exec(ctx)
-}
-
-// RunPeriodClose opens (and so closes the period before) every subscription
-// period that has started by asOf and is not yet open, oldest first, one
-// transaction per period, a few subscriptions at a time on PostgreSQL. It is
-// idempotent: a second run, a late run, or a run on another server at the
-// same time changes nothing already done.
-func (s *Service) RunPeriodClose(ctx context.Context, asOf time.Time) (PeriodReport, error) {
-	now := s.Now()
-	asOf = utc(asOf)
-	if asOf.After(now.Add(time.Minute)) {
-		return PeriodReport{}, credit.Invalid("asOf", "is in the future; periods open when they start")
-	}
-	rep := PeriodReport{Expired: decimal.Zero, RolledOver: decimal.Zero, Allocated: decimal.Zero}
-	due, err := s.db.Client.Subscription.Query().Where(subscription.NextPeriodAtLTE(asOf)).
-		Order(ent.Asc(subscription.FieldID)).IDs(ctx)
-	if err != nil {
-		return rep, err
-	}
-	workers := 1 // SQLite: one connection
-	if s.postgres() {
-		workers = 4 // the work waits on the database: overlap the waits (and group the commits)
-	}
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	jobs := make(chan int)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range jobs {
-				r, err := s.closeSubscription(ctx, id, asOf, now)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("subscription %d: %w", id, err)
-				}
-				rep.add(r)
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, id := range due {
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop {
-			break
-		}
-		jobs <- id
-	}
-	close(jobs)
-	wg.Wait()
-	return rep, firstErr
 }
 
 // closeSubscription opens the subscription's periods started by asOf.
