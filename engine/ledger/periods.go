@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/lib/pq"
@@ -48,25 +49,66 @@ func (s *Service) RunPeriodClose(ctx context.Context, asOf time.Time) (PeriodRep
 			rep.SubscriptionsClosed = len(closed)
 			return rep, err
 		}
-		opened := 0
-		for start := 0; start < len(due); start += periodChunk {
-			r, ids, err := s.openChunk(ctx, due[start:min(start+periodChunk, len(due))], asOf, now)
-			if err != nil {
-				rep.SubscriptionsClosed = len(closed)
-				return rep, err
-			}
-			rep.add(r)
-			for _, id := range ids {
-				closed[id] = true
-			}
-			opened += len(ids)
-		}
-		if opened == 0 {
-			break // another runner holds or did the rest
+		opened, err := s.openChunks(ctx, due, asOf, now, &rep, closed)
+		if err != nil || opened == 0 {
+			rep.SubscriptionsClosed = len(closed)
+			return rep, err // or another runner holds or did the rest
 		}
 	}
 	rep.SubscriptionsClosed = len(closed)
 	return rep, nil
+}
+
+// periodWorkers is how many chunks open at once on PostgreSQL (their
+// subscriptions are disjoint; the work waits on the database). SQLite has
+// one connection.
+const periodWorkers = 2
+
+// openChunks opens one period of each due subscription, chunk by chunk,
+// adding to rep and closed; it returns how many it opened.
+func (s *Service) openChunks(ctx context.Context, due []int, asOf, now time.Time, rep *PeriodReport, closed map[int]bool) (int, error) {
+	workers := 1
+	if s.postgres() {
+		workers = periodWorkers
+	}
+	var (
+		mu       sync.Mutex
+		opened   int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	jobs := make(chan []int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for chunk := range jobs {
+				r, ids, err := s.openChunk(ctx, chunk, asOf, now)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				rep.add(r)
+				for _, id := range ids {
+					closed[id] = true
+				}
+				opened += len(ids)
+				mu.Unlock()
+			}
+		}()
+	}
+	for start := 0; start < len(due); start += periodChunk {
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		jobs <- due[start:min(start+periodChunk, len(due))]
+	}
+	close(jobs)
+	wg.Wait()
+	return opened, firstErr
 }
 
 // openChunk opens the next period of each of the subscriptions that is
