@@ -40,15 +40,11 @@ func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Gr
 // to: tiers[0] are the grants of the event's pool, tiers[1] its parent's,
 // and so on. A tier is drawn to the end before the next one.
 func DecideUsageTiers(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant, now time.Time) (UsageDecision, error) {
-	w, err := WeightOf(ctx, v.Register, ev, org, now)
+	d, err := costOf(ctx, v, org, ev, now)
 	if err != nil {
 		return UsageDecision{}, err
 	}
-	credits, err := BurnOf(ctx, v.Burn, w, ev, org, now)
-	if err != nil {
-		return UsageDecision{}, err
-	}
-	d := UsageDecision{Decision: credit.DecisionAllowed, Weight: w, Credits: credits, Requested: credits}
+	credits := d.Credits
 	if credits.IsZero() {
 		return d, nil
 	}
@@ -62,6 +58,20 @@ func DecideUsageTiers(ctx context.Context, v Versions, org Org, ev Event, tiers 
 	}
 	d.Draws = draws
 	return d, nil
+}
+
+// costOf is an allowed decision for what ev costs: its weight under the
+// register in effect and its credits under the burn rule, nothing drawn.
+func costOf(ctx context.Context, v Versions, org Org, ev Event, now time.Time) (UsageDecision, error) {
+	w, err := WeightOf(ctx, v.Register, ev, org, now)
+	if err != nil {
+		return UsageDecision{}, err
+	}
+	credits, err := BurnOf(ctx, v.Burn, w, ev, org, now)
+	if err != nil {
+		return UsageDecision{}, err
+	}
+	return UsageDecision{Decision: credit.DecisionAllowed, Weight: w, Credits: credits, Requested: credits}, nil
 }
 
 // orderTiers orders each tier by the draw order and puts them end to end.

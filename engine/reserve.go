@@ -126,15 +126,11 @@ func expiredHeld(held, burn []Draw, tiers [][]Grant, now time.Time) []Draw {
 }
 
 func settle(ctx context.Context, v Versions, org Org, ev Event, held []Draw, tiers [][]Grant, now time.Time) (UsageDecision, error) {
-	w, err := WeightOf(ctx, v.Register, ev, org, now)
+	d, err := costOf(ctx, v, org, ev, now)
 	if err != nil {
 		return UsageDecision{}, err
 	}
-	credits, err := BurnOf(ctx, v.Burn, w, ev, org, now)
-	if err != nil {
-		return UsageDecision{}, err
-	}
-	d := UsageDecision{Decision: credit.DecisionAllowed, Weight: w, Credits: credits, Requested: credits}
+	credits := d.Credits
 	if credits.IsZero() {
 		return d, nil
 	}
@@ -164,7 +160,7 @@ func settle(ctx context.Context, v Versions, org Org, ev Event, held []Draw, tie
 	if sd.Decision != credit.DecisionDenied {
 		return sd, nil
 	}
-	return Uncover(UsageDecision{Weight: w, Credits: credits, Requested: credits, Draws: draws, Uncovered: short}), nil
+	return Uncover(UsageDecision{Weight: d.Weight, Credits: credits, Requested: credits, Draws: draws, Uncovered: short}), nil
 }
 
 // Uncover settles a run's terminal event whose cost the balance and the

@@ -127,3 +127,24 @@ func (s *Service) Alerts(ctx context.Context, org *int, first int) ([]*ent.Alert
 	}
 	return q.Order(ent.Desc(alert.FieldID)).Limit(first).All(ctx)
 }
+
+// budgetMark is the budgets' state before a decision, to take it back.
+type budgetMark struct {
+	spent  map[int]decimal.Decimal
+	alerts int
+}
+
+func (b *batch) mark(sc *scope) budgetMark {
+	m := budgetMark{spent: map[int]decimal.Decimal{}, alerts: len(b.alerts)}
+	for _, bg := range b.budgets(sc) {
+		m.spent[bg.PoolID] = bg.Spent
+	}
+	return m
+}
+
+func (b *batch) undo(m budgetMark) {
+	for pid, s := range m.spent {
+		b.pools[pid].Budget.Spent = s
+	}
+	b.alerts = b.alerts[:m.alerts]
+}

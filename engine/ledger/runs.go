@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -290,4 +291,124 @@ func setOf(ids []int) map[int]bool {
 		out[id] = true
 	}
 	return out
+}
+
+// start decides a run's STARTED event: the engine reserves the run's
+// expected cost (engine.Reserve: overage modes, degraded mode, top-ups),
+// the hard budgets of the pool and the pools above count the expected cost
+// before anything is held, and the event's own burn (nothing, unless the
+// burn rule charges at start) is decided as a single event. When that own
+// burn is denied, the run does not start: its hold and budget spend are
+// taken back.
+func (b *batch) start(ctx context.Context, sc *scope) (*engine.UsageDecision, error) {
+	k := runKey{sc.org.ID, sc.it.ev.RunID}
+	if b.holds[k] != nil {
+		if !b.lookup {
+			return nil, errNeedLookup
+		}
+		return nil, credit.Errorf(credit.CodeRunStarted, "run %q has already started", sc.it.ev.RunID)
+	}
+	r, err := withTopUps(ctx, b, sc, func() (engine.Reservation, error) {
+		return engine.Reserve(ctx, sc.v, sc.org, sc.it.ev, b.tiers(sc), b.now)
+	}, func(r engine.Reservation) int { return r.TopUps })
+	if err != nil {
+		return nil, err
+	}
+	if r.TopUps > 0 {
+		return denied(r.Expected, credit.CodeInsufficientCredits, "insufficient credits: the auto top-up cannot cover the run's "+r.Expected.String()), nil
+	}
+	if r.Denied() {
+		return denied(r.Expected, r.ReasonCode, r.Reason), nil
+	}
+	mark := b.mark(sc)
+	if d := b.count(sc, r.Expected, engine.UsageDecision{Requested: r.Expected}); d != nil {
+		return d, nil
+	}
+	budgeted := decimal.Zero // what the budgets counted: a budget set later never counted the start
+	if len(mark.spent) > 0 {
+		budgeted = r.Expected
+	}
+	b.move(r.Draws, -1)
+	h := &runHold{org: sc.org.ID, pool: sc.it.pool, run: sc.it.ev.RunID, amount: r.Held, status: holdOpen,
+		draws: r.Draws, startItem: sc.i, settled: -1, wasOpen: true, expiresAt: b.now.Add(b.s.holdTimeout),
+		budgeted: budgeted, createdAt: b.now}
+	b.holds[k] = h
+	d, err := b.single(ctx, sc, &r)
+	if err != nil {
+		return nil, err
+	}
+	if d.Decision == credit.DecisionDenied {
+		b.move(r.Draws, +1)
+		b.undo(mark)
+		delete(b.holds, k)
+	}
+	return d, nil
+}
+
+// settle decides a run's terminal event (engine.SettleRun): the burn takes
+// the run's held credits first, then the balance, then what the overage
+// mode allows; what none of them covers is recorded as UNCOVERED and
+// alerted, never waived. The hold goes back to its grants (RELEASE), the
+// part of it on grants that expired while held expires (EXPIRE). Budgets
+// count the charge less what the start counted in the same budget period.
+func (b *batch) settle(ctx context.Context, sc *scope) (*engine.UsageDecision, error) {
+	h, err := b.openRun(sc)
+	if err != nil {
+		return nil, err
+	}
+	var held []engine.Draw
+	if h.status == holdOpen {
+		held = h.draws
+	}
+	d, err := withTopUps(ctx, b, sc, func() (engine.UsageDecision, error) {
+		return engine.SettleRun(ctx, sc.v, sc.org, sc.it.ev, held, b.tiers(sc), b.now)
+	}, func(d engine.UsageDecision) int { return d.TopUps })
+	if err != nil {
+		return nil, err
+	}
+	if d.TopUps > 0 { // the packs could not be bought, or did not cover it
+		d = engine.Uncover(d)
+	}
+	b.move(held, +1)
+	b.move(d.Draws, -1)
+	b.move(d.Expired, -1)
+	h.settled = sc.i
+	counted := decimal.Zero
+	if h.status == holdOpen {
+		counted = h.budgeted // a hold released by timeout gave its budget back
+	}
+	for _, bg := range b.budgets(sc) {
+		countedIn := engine.BudgetPeriodStart(bg.Period, h.createdAt)
+		b.spend(sc, bg, engine.BudgetDelta(d.Credits, counted, countedIn, bg.PeriodStart))
+	}
+	return &d, nil
+}
+
+// openRun is the hold a terminal event settles, or why it cannot.
+func (b *batch) openRun(sc *scope) (*runHold, error) {
+	h := b.holds[runKey{sc.org.ID, sc.it.ev.RunID}]
+	switch {
+	case h == nil:
+		return nil, &credit.Error{Code: credit.CodeUnknownRun, Field: "runId", Message: "run " + quote(sc.it.ev.RunID) + " never started (send its STARTED event first)"}
+	case h.settled >= 0 || h.status == holdSettled || (h.status == holdReleased && h.wasSettled):
+		if !b.lookup {
+			return nil, errNeedLookup
+		}
+		return nil, &credit.Error{Code: credit.CodeRunSettled, Field: "runId", Message: "run " + quote(sc.it.ev.RunID) + " is already settled"}
+	case h.pool != sc.it.pool:
+		return nil, credit.Invalid("poolId", "run %q holds credits in pool %d", sc.it.ev.RunID, h.pool)
+	}
+	return h, nil
+}
+
+// denied is a DENIED decision that charges nothing.
+func denied(requested decimal.Decimal, code credit.Code, reason string) *engine.UsageDecision {
+	return &engine.UsageDecision{Decision: credit.DecisionDenied, Credits: decimal.Zero, Requested: requested, ReasonCode: code, Reason: reason}
+}
+
+// uncoveredAlert is the alert of a run settled beyond what covered it.
+func uncoveredAlert(sc *scope, d *engine.UsageDecision) budgetAlert {
+	return budgetAlert{org: sc.p.OrgID, pool: sc.it.pool, item: sc.i, kind: credit.CodeUncovered,
+		periodStart: engine.BudgetPeriodStart(credit.PeriodDay, sc.it.ev.OccurredAt),
+		message:     fmt.Sprintf("run %q settled %s credits beyond its hold, the balance and the plan's overage mode", sc.it.ev.RunID, d.Uncovered)}
 }
