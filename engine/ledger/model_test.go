@@ -26,7 +26,7 @@ import (
 // goroutines and checks every answer against a simple reference model of
 // the rules. Each goroutine owns one organisation (an ACCOUNT pool with a
 // TEAM pool under it, subscribed to a monthly plan: rollover NONE or
-// UNLIMITED, overage HARD or SOFT), so its model is exact
+// UNLIMITED, overage HARD, SOFT or DEGRADED), so its model is exact
 // while the goroutines race each other on the database; one more goroutine
 // keeps publishing register versions, so the catalog changes under them.
 //
@@ -63,6 +63,7 @@ var modelPlans = []struct {
 	{credit.RolloverNone, credit.OverageHard},
 	{credit.RolloverUnlimited, credit.OverageHard},
 	{credit.RolloverNone, credit.OverageSoft},
+	{credit.RolloverNone, credit.OverageDegraded},
 }
 
 const modelIncluded = "20" // credits each period allocates
@@ -85,6 +86,7 @@ type model struct {
 	spent               decimal.Decimal  // what the team pool burned this month while budgeted
 	mode                credit.RolloverMode
 	soft                bool // SOFT overage: past the balance a burn is allowed, the rest is overage
+	degraded            bool // DEGRADED overage: past the balance agent.run (allowed degraded) runs on what is left, the rest waived
 }
 
 func (m *model) avail() decimal.Decimal { return m.exp.Add(m.last) }
@@ -153,6 +155,13 @@ func TestModel(t *testing.T) {
 			}
 			plans[i] = pl.ID
 		}
+		r, err := f.svc.SaveRegisterDraft(ctx, "default", modelRegister)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.PublishRegister(ctx, "default", r.Version, nil); err != nil {
+			t.Fatal(err)
+		}
 		var total, closes atomic.Int64
 		errs := make(chan error, 4*workers+4)
 		stop := make(chan struct{})
@@ -166,7 +175,7 @@ func TestModel(t *testing.T) {
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
-				r, err := f.svc.SaveRegisterDraft(ctx, "default", []ledger.WeightInput{{Action: "agent.run", Credits: d("1")}, {Action: "big.run", Credits: d("10")}})
+				r, err := f.svc.SaveRegisterDraft(ctx, "default", modelRegister)
 				if err == nil {
 					_, err = f.svc.PublishRegister(ctx, "default", r.Version, nil)
 				}
@@ -183,7 +192,7 @@ func TestModel(t *testing.T) {
 		for i := range ws {
 			ws[i] = &worker{w: i, f: f, rng: rand.New(rand.NewSource(seed + int64(i)))}
 			mp := modelPlans[i%len(modelPlans)]
-			if err := ws[i].start(ctx, plans[i%len(modelPlans)], mp.rollover, mp.overage == credit.OverageSoft, start); err != nil {
+			if err := ws[i].start(ctx, plans[i%len(modelPlans)], mp.rollover, mp.overage, start); err != nil {
 				t.Fatalf("seed %d, worker %d: %v", seed, i, err)
 			}
 		}
@@ -261,7 +270,7 @@ func TestModel(t *testing.T) {
 }
 
 // start creates the worker's organisation, pools and subscription.
-func (wk *worker) start(ctx context.Context, planID int, mode credit.RolloverMode, soft bool, at time.Time) error {
+func (wk *worker) start(ctx context.Context, planID int, mode credit.RolloverMode, over credit.OverageMode, at time.Time) error {
 	svc := wk.f.svc
 	var err error
 	if wk.org, err = svc.CreateOrganization(ctx, ledger.OrganizationInput{Name: fmt.Sprintf("model-%d", wk.w)}); err != nil {
@@ -276,12 +285,16 @@ func (wk *worker) start(ctx context.Context, planID int, mode credit.RolloverMod
 	if _, err := svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: wk.org.ID, PlanID: planID, StartsAt: at}); err != nil {
 		return err
 	}
-	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, mode: mode, soft: soft,
+	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, mode: mode, soft: over == credit.OverageSoft, degraded: over == credit.OverageDegraded,
 		holds: map[string]modelHold{}, results: map[string]ledger.UsageResult{}, inputs: map[string]engine.UsageInput{}}
 	return wk.check(ctx, "after subscribing")
 }
 
 var modelWeights = map[string]decimal.Decimal{"agent.run": d("1"), "big.run": d("10")}
+
+// modelRegister prices the actions as modelWeights; agent.run still runs in
+// degraded mode, big.run does not.
+var modelRegister = []ledger.WeightInput{{Action: "agent.run", Credits: d("1"), DegradedAllowed: true}, {Action: "big.run", Credits: d("10")}}
 
 func modelCost(in engine.UsageInput) decimal.Decimal {
 	q, c := decimal.NewFromInt(1), decimal.NewFromInt(1)
@@ -422,9 +435,17 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 		return err
 	}
 	want := modelCost(in)
-	overBudget := team && m.budget != nil && want.IsPositive() && m.spent.Add(want).GreaterThan(*m.budget)
+	charge, decision, overage := want, credit.DecisionAllowed, decimal.Zero
+	degraded := m.degraded && in.Action == "agent.run" && want.GreaterThan(m.avail())
+	if degraded { // runs on what is left, the rest waived
+		charge, decision = m.avail(), credit.DecisionDegraded
+	}
+	if m.soft {
+		overage = m.overage(want)
+	}
+	overBudget := team && m.budget != nil && charge.IsPositive() && m.spent.Add(charge).GreaterThan(*m.budget)
 	switch {
-	case want.GreaterThan(m.avail()) && !m.soft:
+	case want.GreaterThan(m.avail()) && !m.soft && !degraded:
 		if res.Decision != credit.DecisionDenied || res.Event.ReasonCode != string(credit.CodeInsufficientCredits) {
 			return fmt.Errorf("burn of %s with %s available = %s (%s), model says DENIED (%s)", want, m.avail(), res.Decision, res.Event.ReasonCode, credit.CodeInsufficientCredits)
 		}
@@ -433,12 +454,12 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 			return fmt.Errorf("team burn of %s with %s of a %s budget spent = %s (%s), model says DENIED (%s)", want, m.spent, m.budget, res.Decision, res.Event.ReasonCode, credit.CodeBudgetExceeded)
 		}
 	default:
-		if res.Decision != credit.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(m.overage(want)) {
-			return fmt.Errorf("burn of %s with %s available = %s %s (overage %s), model says ALLOWED %s (overage %s)", want, m.avail(), res.Decision, res.Credits, res.Overage, want, m.overage(want))
+		if res.Decision != decision || !res.Credits.Equal(charge) || !res.Overage.Equal(overage) {
+			return fmt.Errorf("burn of %s with %s available = %s %s (overage %s), model says %s %s (overage %s)", want, m.avail(), res.Decision, res.Credits, res.Overage, decision, charge, overage)
 		}
-		m.take(decimal.Min(want, m.avail()))
+		m.take(decimal.Min(charge, m.avail()))
 		if team && m.budget != nil {
-			m.spent = m.spent.Add(want)
+			m.spent = m.spent.Add(charge)
 		}
 	}
 	m.results[in.IdempotencyKey], m.inputs[in.IdempotencyKey] = res, in
@@ -462,9 +483,12 @@ func (wk *worker) startRun(ctx context.Context, team bool) error {
 		return err
 	}
 	expected := modelWeights["agent.run"].Mul(*in.Quantity)
-	hold := expected
-	if m.soft { // the run starts on what is left; the rest is overage when it settles
+	hold, decision := expected, credit.DecisionAllowed
+	if m.soft || m.degraded { // the run starts on what is left; the rest is overage (or waived) when it settles
 		hold = decimal.Min(hold, m.avail())
+	}
+	if m.degraded && expected.GreaterThan(m.avail()) {
+		decision = credit.DecisionDegraded
 	}
 	switch {
 	case hold.GreaterThan(m.avail()):
@@ -478,8 +502,8 @@ func (wk *worker) startRun(ctx context.Context, team bool) error {
 		}
 		return nil
 	}
-	if res.Decision != credit.DecisionAllowed || !res.Reserved.Equal(hold) {
-		return fmt.Errorf("run start = %s reserved %s, model says ALLOWED reserving %s", res.Decision, res.Reserved, hold)
+	if res.Decision != decision || !res.Reserved.Equal(hold) {
+		return fmt.Errorf("run start = %s reserved %s, model says %s reserving %s", res.Decision, res.Reserved, decision, hold)
 	}
 	h := m.take(hold)
 	h.qty, h.team = *in.Quantity, team
@@ -531,20 +555,26 @@ func (wk *worker) endRun(ctx context.Context) error {
 	if !h.team {
 		m.reserved = m.reserved.Sub(held)
 	}
-	overage, uncovered := m.overage(rest), decimal.Zero
-	if !m.soft {
-		overage, uncovered = decimal.Zero, overage
+	short := m.overage(rest)
+	charge, decision, overage, uncovered := want, credit.DecisionAllowed, decimal.Zero, decimal.Zero
+	switch {
+	case m.soft:
+		overage = short
+	case m.degraded && short.IsPositive(): // agent.run runs degraded: the rest is waived
+		charge, decision = want.Sub(short), credit.DecisionDegraded
+	default:
+		uncovered = short
 	}
-	if res.Decision != credit.DecisionAllowed || !res.Credits.Equal(want) || !res.Overage.Equal(overage) || !res.Uncovered.Equal(uncovered) {
-		return fmt.Errorf("run end = %s %s (overage %s, uncovered %s), model says ALLOWED %s (overage %s, uncovered %s)",
-			res.Decision, res.Credits, res.Overage, res.Uncovered, want, overage, uncovered)
+	if res.Decision != decision || !res.Credits.Equal(charge) || !res.Overage.Equal(overage) || !res.Uncovered.Equal(uncovered) {
+		return fmt.Errorf("run end = %s %s (overage %s, uncovered %s), model says %s %s (overage %s, uncovered %s)",
+			res.Decision, res.Credits, res.Overage, res.Uncovered, decision, charge, overage, uncovered)
 	}
 	if uncovered.IsPositive() != (res.ReasonCode == credit.CodeUncovered) {
 		return fmt.Errorf("run end uncovered %s with reasonCode %q", uncovered, res.ReasonCode)
 	}
 	m.take(decimal.Min(rest, m.avail()))
 	if h.team && m.budget != nil {
-		m.spent = decimal.Max(m.spent.Add(want).Sub(h.budgeted), decimal.Zero)
+		m.spent = decimal.Max(m.spent.Add(charge).Sub(h.budgeted), decimal.Zero)
 	}
 	return nil
 }
