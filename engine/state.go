@@ -91,6 +91,7 @@ type Versions struct {
 	DrawOrder *Rule
 	Overage   *Rule      // OVERAGE policy: may let an event through as overage
 	Incentive *Rule      // INCENTIVE policy: incentive credits for usage and behaviours
+	Transfer  *Rule      // TRANSFER policy: which grants' credits may move between pools
 	Terms     *PlanTerms // nil: no subscription, a HARD ceiling
 }
 

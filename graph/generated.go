@@ -216,6 +216,7 @@ type ComplexityRoot struct {
 		SaveWeightRegisterDraft func(childComplexity int, name string, weights []*model.WeightInput) int
 		SetBudget               func(childComplexity int, poolID int, amount decimal.Decimal, period credit.Period, hard bool) int
 		Subscribe               func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
+		TransferCredits         func(childComplexity int, input model.TransferInput) int
 	}
 
 	Organization struct {
@@ -440,6 +441,7 @@ type MutationResolver interface {
 	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error)
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
 	PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.PolicyVersion, error)
+	TransferCredits(ctx context.Context, input model.TransferInput) ([]*ent.LedgerEntry, error)
 }
 type OrganizationResolver interface {
 	Segment(ctx context.Context, obj *ent.Organization) (*string, error)
@@ -1262,6 +1264,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Subscribe(childComplexity, args["organizationId"].(int), args["planId"].(int), args["startsAt"].(time.Time), args["commitment"].(*decimal.Decimal), args["termPeriods"].(*int), args["autoRenew"].(*bool), args["timeZone"].(*string), args["registerVersion"].(*int), args["backfill"].(*bool)), true
+	case "Mutation.transferCredits":
+		if e.ComplexityRoot.Mutation.TransferCredits == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_transferCredits_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TransferCredits(childComplexity, args["input"].(model.TransferInput)), true
 
 	case "Organization.createdAt":
 		if e.ComplexityRoot.Organization.CreatedAt == nil {
@@ -2115,6 +2128,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputGrantInput,
 		ec.unmarshalInputPlanInput,
 		ec.unmarshalInputPolicyInput,
+		ec.unmarshalInputTransferInput,
 		ec.unmarshalInputUsageInput,
 		ec.unmarshalInputWeightInput,
 	)
@@ -2191,7 +2205,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/pricing.graphqls"
+//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/pricing.graphqls" "schema/transfer.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2207,6 +2221,7 @@ var sources = []*ast.Source{
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
 	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
+	{Name: "schema/transfer.graphqls", Input: sourceData("schema/transfer.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -2523,6 +2538,17 @@ func (ec *executionContext) field_Mutation_subscribe_args(ctx context.Context, r
 		return nil, err
 	}
 	args["backfill"] = arg8
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_transferCredits_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNTransferInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐTransferInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -6649,6 +6675,71 @@ func (ec *executionContext) fieldContext_Mutation_publishPolicy(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_publishPolicy_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_transferCredits(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_transferCredits,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().TransferCredits(ctx, fc.Args["input"].(model.TransferInput))
+		},
+		nil,
+		ec.marshalNLedgerEntry2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntryᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_transferCredits(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_LedgerEntry_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_LedgerEntry_kind(ctx, field)
+			case "pool":
+				return ec.fieldContext_LedgerEntry_pool(ctx, field)
+			case "grant":
+				return ec.fieldContext_LedgerEntry_grant(ctx, field)
+			case "amount":
+				return ec.fieldContext_LedgerEntry_amount(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_LedgerEntry_createdAt(ctx, field)
+			case "usageEvent":
+				return ec.fieldContext_LedgerEntry_usageEvent(ctx, field)
+			case "registerVersion":
+				return ec.fieldContext_LedgerEntry_registerVersion(ctx, field)
+			case "policyVersion":
+				return ec.fieldContext_LedgerEntry_policyVersion(ctx, field)
+			case "drawPolicyVersion":
+				return ec.fieldContext_LedgerEntry_drawPolicyVersion(ctx, field)
+			case "memo":
+				return ec.fieldContext_LedgerEntry_memo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type LedgerEntry", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_transferCredits_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -12897,6 +12988,57 @@ func (ec *executionContext) unmarshalInputPolicyInput(ctx context.Context, obj a
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputTransferInput(ctx context.Context, obj any) (model.TransferInput, error) {
+	var it model.TransferInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"fromPoolId", "toPoolId", "amount", "memo"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "fromPoolId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fromPoolId"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FromPoolID = data
+		case "toPoolId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("toPoolId"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ToPoolID = data
+		case "amount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Amount = data
+		case "memo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("memo"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Memo = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputUsageInput(ctx context.Context, obj any) (model.UsageInput, error) {
 	var it model.UsageInput
 	if obj == nil {
@@ -14564,6 +14706,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "publishPolicy":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_publishPolicy(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "transferCredits":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_transferCredits(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -17573,6 +17722,22 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) marshalNLedgerEntry2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.LedgerEntry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLedgerEntry2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNLedgerEntry2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntry(ctx context.Context, sel ast.SelectionSet, v *ent.LedgerEntry) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -18094,6 +18259,11 @@ func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNTransferInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐTransferInput(ctx context.Context, v any) (model.TransferInput, error) {
+	res, err := ec.unmarshalInputTransferInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNTypeBalance2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐTypeBalance(ctx context.Context, sel ast.SelectionSet, v ledger.TypeBalance) graphql.Marshaler {

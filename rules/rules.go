@@ -30,6 +30,7 @@ const (
 	KindWeight    Kind = "WEIGHT"     // weight expression of a register action; result decimal >= 0
 	KindOverage   Kind = "OVERAGE"    // lets an event through as overage when credits run short; result bool
 	KindIncentive Kind = "INCENTIVE"  // incentive credits for a usage or behaviour event; result decimal >= 0
+	KindTransfer  Kind = "TRANSFER"   // whether a grant's credits may move in a transfer between pools; result bool
 )
 
 // Limits.
@@ -157,6 +158,14 @@ func buildEnvs() {
 		KindDrawOrder: {
 			cel.Variable("grant", grantType),
 		},
+		KindTransfer: {
+			cel.Variable("grant", grantType),
+			cel.Variable("amount", DecimalType),
+			cel.Variable("movedToday", DecimalType),
+			cel.Variable("role", cel.StringType),
+			cel.Variable("fromKind", cel.StringType),
+			cel.Variable("toKind", cel.StringType),
+		},
 	}
 	envs = map[Kind]*cel.Env{}
 	for k, opts := range vars {
@@ -215,6 +224,10 @@ func Compile(kind Kind, expr string) (*Program, error) {
 	case KindOverage:
 		if out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
 			return nil, compileError(kind, line, col, "rule returns %s, want bool (true lets the event through as overage)", out)
+		}
+	case KindTransfer:
+		if out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
+			return nil, compileError(kind, line, col, "rule returns %s, want bool (true lets the grant's credits move)", out)
 		}
 	case KindDrawOrder:
 		if out.Kind() != types.ListKind && out.Kind() != types.DynKind {
@@ -373,7 +386,7 @@ func (p *Program) Decimal(ctx context.Context, v Vars) (decimal.Decimal, error) 
 
 // Bool evaluates an OVERAGE rule.
 func (p *Program) Bool(ctx context.Context, v Vars) (bool, error) {
-	if p.kind != KindOverage {
+	if p.kind != KindOverage && p.kind != KindTransfer {
 		return false, fmt.Errorf("%w: a %s rule has no bool result", ErrRuntime, p.kind)
 	}
 	out, err := p.eval(ctx, v)

@@ -57,6 +57,12 @@ type Vars struct {
 	Available decimal.Decimal
 	// INCENTIVE rules: "usage" or "behavior".
 	Trigger string
+	// TRANSFER rules: the credits asked to move, what the source pool moved
+	// out since the start of the UTC day, the caller's role and the pools'
+	// kinds.
+	Amount, MovedToday decimal.Decimal
+	Role               string
+	FromKind, ToKind   string
 }
 
 // NoExpiry is how a grant without expiry looks to rules.
@@ -282,7 +288,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return objVal{orgType, a.v.Org}, true
 		}
 	case "grant":
-		if a.kind == KindDrawOrder && a.v.Grant != nil {
+		if (a.kind == KindDrawOrder || a.kind == KindTransfer) && a.v.Grant != nil {
 			return objVal{grantType, a.v.Grant}, true
 		}
 	case "weight":
@@ -301,6 +307,10 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		if a.kind == KindOverage {
 			return newDec(a.v.Available), true
 		}
+	case "amount", "movedToday", "role", "fromKind", "toKind":
+		if a.kind == KindTransfer {
+			return a.transfer(name), true
+		}
 	case "now":
 		return ts(a.v.Now), true
 	}
@@ -308,3 +318,18 @@ func (a *activation) ResolveName(name string) (any, bool) {
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// transfer resolves a TRANSFER rule's own variables.
+func (a *activation) transfer(name string) any {
+	switch name {
+	case "amount":
+		return newDec(a.v.Amount)
+	case "movedToday":
+		return newDec(a.v.MovedToday)
+	case "role":
+		return types.String(a.v.Role)
+	case "fromKind":
+		return types.String(a.v.FromKind)
+	}
+	return types.String(a.v.ToKind)
+}

@@ -190,6 +190,7 @@ var ruleKinds = map[credit.PolicyKind]rules.Kind{
 	credit.PolicyDrawOrder: rules.KindDrawOrder,
 	credit.PolicyOverage:   rules.KindOverage,
 	credit.PolicyIncentive: rules.KindIncentive,
+	credit.PolicyTransfer:  rules.KindTransfer,
 }
 
 // versions picks the register (by name) and the policies in effect at t: for
@@ -238,6 +239,9 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		return v, err
 	}
 	if v.Incentive, err = pick(credit.PolicyIncentive); err != nil {
+		return v, err
+	}
+	if v.Transfer, err = pick(credit.PolicyTransfer); err != nil {
 		return v, err
 	}
 	return v, nil

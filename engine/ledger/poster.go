@@ -42,11 +42,11 @@ const postMax = 2000
 // postAll writes many postings at once, a few statements for all of them:
 // the opened grants of each posting are returned in its order.
 func (s *Service) postAll(ctx context.Context, c *ent.Client, ps []engine.Posting, now time.Time) ([][]*ent.Grant, error) {
-	opened, err := s.open(ctx, c, ps, now)
-	if err != nil {
+	if err := s.move(ctx, c, ps, now); err != nil { // what leaves first, then what arrives
 		return nil, err
 	}
-	if err := s.move(ctx, c, ps, now); err != nil {
+	opened, err := s.open(ctx, c, ps, now)
+	if err != nil {
 		return nil, err
 	}
 	var charges []*ent.ChargeCreate

@@ -43,9 +43,12 @@ const maxViolations = 1000
 // and returns what is broken (nothing, on a healthy ledger):
 //   - every grant: remaining = amount + the sum of its other entries,
 //     0 <= remaining <= amount, and exactly one opening entry of +amount
-//     (GRANT, or ROLLOVER_IN for credits rolled into a new period); its
+//     (GRANT; ROLLOVER_IN for credits rolled into a new period; TRANSFER_IN
+//     for credits moved from another pool); its
 //     pool exists and its organisation is the pool's;
 //   - every entry's pool is its grant's pool, and its organisation the pool's;
+//   - transfers move credits and make none: TRANSFER_OUT and TRANSFER_IN
+//     entries sum to zero;
 //   - every usage event: its BURN, OVERAGE and BORROW entries sum to -credits; a
 //     DENIED event has no entries and charged nothing;
 //   - every BURN and OVERAGE entry names its usage event;
@@ -105,6 +108,9 @@ type verifier struct {
 	children map[int][]int // pool -> the pools directly under it
 	grants   map[int]*grantSums
 	hard     map[int]*decimal.Decimal // pool -> its hard budget
+	// transferred sums TRANSFER_OUT and TRANSFER_IN entries: credits move,
+	// never appear.
+	transferred decimal.Decimal
 }
 
 func (v *verifier) add(inv, f string, args ...any) {
@@ -178,12 +184,15 @@ func (v *verifier) entries(ctx context.Context) error {
 					v.add("orphan entry", "entry %d names missing grant %d", e.ID, *e.GrantID)
 				case g.pool != e.PoolID:
 					v.add("entry pool", "entry %d is on pool %d but its grant %d is in pool %d", e.ID, e.PoolID, *e.GrantID, g.pool)
-				case e.Kind == credit.EntryGrant || e.Kind == credit.EntryRolloverIn:
+				case e.Kind == credit.EntryGrant || e.Kind == credit.EntryRolloverIn || e.Kind == credit.EntryTransferIn:
 					g.openings++
 					g.opening = e.Amount
 				default:
 					g.moves = g.moves.Add(e.Amount)
 				}
+			}
+			if e.Kind == credit.EntryTransferOut || e.Kind == credit.EntryTransferIn {
+				v.transferred = v.transferred.Add(e.Amount)
 			}
 			if charges(e.Kind) && e.UsageEventID == nil {
 				v.add("burn cause", "%s entry %d names no usage event", e.Kind, e.ID)
@@ -191,6 +200,9 @@ func (v *verifier) entries(ctx context.Context) error {
 		}
 		v.rep.Entries += len(page)
 		if len(page) < verifyPage {
+			if !v.transferred.IsZero() {
+				v.add("transfers", "TRANSFER_OUT and TRANSFER_IN entries sum to %s, not 0", v.transferred)
+			}
 			return nil
 		}
 		last = page[len(page)-1].ID

@@ -122,6 +122,15 @@ type PolicyInput struct {
 type Query struct {
 }
 
+// Moves credits from one pool to another: what leaves keeps its credit type, unit price, priority and expiry.
+type TransferInput struct {
+	FromPoolID int `json:"fromPoolId"`
+	ToPoolID   int `json:"toPoolId"`
+	// Credits to move (> 0); taken from the source's grants in its draw order.
+	Amount decimal.Decimal `json:"amount"`
+	Memo   *string         `json:"memo,omitempty"`
+}
+
 type UsageInput struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 	OrganizationID int    `json:"organizationId"`

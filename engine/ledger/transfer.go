@@ -1,0 +1,149 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/ledgerentry"
+)
+
+// TransferInput moves credits from one pool to another.
+type TransferInput struct {
+	FromPoolID, ToPoolID int
+	Amount               decimal.Decimal
+	Memo                 string
+}
+
+// Validate checks what can be checked without the database.
+func (in TransferInput) Validate() error {
+	switch {
+	case in.FromPoolID == in.ToPoolID:
+		return credit.Invalid("toPoolId", "is the pool the credits come from")
+	case !in.Amount.IsPositive():
+		return credit.Invalid("amount", "must be greater than zero, got %s", in.Amount)
+	case len(in.Memo) > 500:
+		return credit.Invalid("memo", "must be at most 500 characters")
+	}
+	return engine.CheckText("memo", in.Memo)
+}
+
+// TransferCredits moves credits between two pools in one transaction: load
+// (both pools locked in id order, the source's grants, what it moved out
+// today, the TRANSFER and DRAW_ORDER policies in effect), decide
+// (engine.Transfer), post (TRANSFER_OUT entries on the source's grants, new
+// grants with TRANSFER_IN entries in the target), audit. It returns the
+// entries it wrote. Pools of two organisations: only an OPERATOR key may
+// move credits between them (TRANSFER_FORBIDDEN otherwise, the same answer
+// whether or not the other pool exists, so ids cannot be probed).
+func (s *Service) TransferCredits(ctx context.Context, in TransferInput) ([]*ent.LedgerEntry, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	caller := auth.From(ctx)
+	role := credit.RoleOperator // internal callers (no key) act as the operator
+	if caller != nil {
+		role = caller.Role
+	}
+	snap, err := s.catalog.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	v, err := snap.versions("", nil, now)
+	if err != nil {
+		return nil, err
+	}
+	var out []*ent.LedgerEntry
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		if err := s.lockIDs(ctx, tx, "pools", sortedKeys(setOf([]int{in.FromPoolID, in.ToPoolID}))); err != nil {
+			return err
+		}
+		from, err := tx.Pool.Get(ctx, in.FromPoolID)
+		if err != nil || !caller.Sees(from.OrganizationID) {
+			return credit.NotFound("pool", in.FromPoolID)
+		}
+		to, err := tx.Pool.Get(ctx, in.ToPoolID)
+		switch {
+		case (err != nil || !caller.Sees(to.OrganizationID)) && caller.Scoped():
+			return &credit.Error{Code: credit.CodeTransferForbidden, Field: "toPoolId", Message: "credits move only between pools of your organisation"}
+		case err != nil:
+			return credit.NotFound("pool", in.ToPoolID)
+		case to.OrganizationID != from.OrganizationID && role != credit.RoleOperator:
+			return &credit.Error{Code: credit.CodeTransferForbidden, Field: "toPoolId", Message: "only the operator moves credits between organisations"}
+		}
+		req := engine.TransferRequest{FromOrg: from.OrganizationID, ToOrg: to.OrganizationID, From: from.ID, To: to.ID,
+			FromKind: from.Kind, ToKind: to.Kind, Amount: in.Amount, Role: role, Memo: in.Memo}
+		if req.MovedToday, err = s.movedSince(ctx, tx, from.ID, engine.BudgetPeriodStart(credit.PeriodDay, now)); err != nil {
+			return err
+		}
+		gs, err := tx.Grant.Query().Where(grant.PoolID(from.ID), grant.RemainingNEQ(decimal.Zero)).All(ctx)
+		if err != nil {
+			return err
+		}
+		grants := make([]engine.Grant, len(gs))
+		for i, g := range gs {
+			grants[i] = engineGrant(g)
+		}
+		leaving, arriving, err := engine.Transfer(ctx, v.Transfer, v.DrawOrder, req, grants, now)
+		if err != nil {
+			return err
+		}
+		last, err := s.lastEntry(ctx, tx)
+		if err != nil {
+			return err
+		}
+		opened, err := s.postAll(ctx, tx.Client(), []engine.Posting{leaving, arriving}, now)
+		if err != nil {
+			return err
+		}
+		ids := make([]int, 0, len(leaving.Moves)+len(opened[1]))
+		for _, m := range leaving.Moves {
+			ids = append(ids, m.Grant)
+		}
+		for _, g := range opened[1] {
+			ids = append(ids, g.ID)
+		}
+		if out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.GrantIDIn(ids...),
+			ledgerentry.KindIn(credit.EntryTransferOut, credit.EntryTransferIn)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "transferCredits", "Pool", from.ID, &from.OrganizationID, nil,
+			map[string]any{"fromPoolId": from.ID, "toPoolId": to.ID, "amount": in.Amount.String(), "memo": in.Memo, "entries": len(out)})
+	})
+	return out, err
+}
+
+// movedSince sums what a pool transferred out since t.
+func (s *Service) movedSince(ctx context.Context, tx *ent.Tx, pool int, t time.Time) (decimal.Decimal, error) {
+	es, err := tx.LedgerEntry.Query().Where(ledgerentry.PoolID(pool), ledgerentry.KindEQ(credit.EntryTransferOut),
+		ledgerentry.CreatedAtGTE(t)).Select(ledgerentry.FieldAmount).All(ctx)
+	sum := decimal.Zero
+	for _, e := range es {
+		sum = sum.Sub(e.Amount)
+	}
+	return sum, err
+}
+
+// lastEntry is the newest ledger entry's id (0: none): what a poster writes
+// next has a greater one.
+func (s *Service) lastEntry(ctx context.Context, tx *ent.Tx) (int, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM ledger_entries")
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	last := 0
+	if rows.Next() {
+		if err := rows.Scan(&last); err != nil {
+			return 0, err
+		}
+	}
+	return last, rows.Err()
+}
