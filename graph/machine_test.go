@@ -6,8 +6,12 @@ package graph_test
 // the real HTTP handler, ending with the ledger verified.
 
 import (
+	"context"
+	"strconv"
 	"testing"
 
+	"github.com/creditd/creditd/credit"
+	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/store"
 	"github.com/creditd/creditd/testdb"
 )
@@ -108,4 +112,64 @@ func TestMachineThroughTheAPI(t *testing.T) {
 		wantExt(t, "subscribe from 1900", wantErr(t, "subscribe from 1900", errs, "VALIDATION"), "field", "startsAt")
 		e.verify("after the machine's cells")
 	})
+}
+
+// A buyer's admin moves credits between its own pools, and not to another
+// organisation's; a REVOPS key may not call transferCredits at all.
+func TestTransferThroughTheAPI(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		e := newEnv(t, db)
+		e.publishPricing()
+		org, account := e.newOrg("Acme", "")
+		_, theirs := e.newOrg("Other", "")
+		e.grant(account, "ON_DEMAND", "50", nil)
+		var team struct {
+			R struct {
+				ID string `json:"id"`
+			} `json:"createPool"`
+		}
+		e.must(`mutation($o: ID!, $p: ID!) { createPool(organizationId: $o, kind: TEAM, name: "t", parentId: $p) { id } }`,
+			map[string]any{"o": org, "p": account}, &team)
+		orgID := atoiT(t, org)
+		_, adminKey, err := e.svc.CreateKey(context.Background(), ledger.KeyInput{Name: "admin", Role: credit.RoleOrgAdmin, OrganizationID: &orgID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin := e.lcAs(t, adminKey)
+		q := `mutation($in: TransferInput!) { transferCredits(input: $in) { kind amount pool { id } grant { creditType } } }`
+		var out struct {
+			R []struct {
+				Kind   string `json:"kind"`
+				Amount string `json:"amount"`
+				Pool   idRef  `json:"pool"`
+				Grant  struct {
+					CreditType string `json:"creditType"`
+				} `json:"grant"`
+			} `json:"transferCredits"`
+		}
+		admin.must(q, map[string]any{"in": map[string]any{"fromPoolId": account, "toPoolId": team.R.ID, "amount": "20", "memo": "team"}}, &out)
+		if len(out.R) != 2 || out.R[0].Kind != "TRANSFER_OUT" || out.R[0].Amount != "-20" || out.R[1].Kind != "TRANSFER_IN" ||
+			out.R[1].Pool.ID != team.R.ID || out.R[1].Grant.CreditType != "ON_DEMAND" {
+			t.Fatalf("transferCredits = %+v, want TRANSFER_OUT -20 then TRANSFER_IN 20 ON_DEMAND on the team", out.R)
+		}
+		_, errs := admin.do(q, map[string]any{"in": map[string]any{"fromPoolId": team.R.ID, "toPoolId": theirs, "amount": "1"}})
+		wantErr(t, "to another organisation", errs, "TRANSFER_FORBIDDEN")
+		_, revops, err := e.svc.CreateKey(context.Background(), ledger.KeyInput{Name: "revops", Role: credit.RoleRevOps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, errs = e.lcAs(t, revops).do(q, map[string]any{"in": map[string]any{"fromPoolId": team.R.ID, "toPoolId": account, "amount": "1"}})
+		wantErr(t, "a REVOPS key", errs, "FORBIDDEN")
+		e.verify("after transfers")
+	})
+}
+
+func atoiT(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
