@@ -23,6 +23,7 @@ import (
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/operation"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
@@ -58,6 +59,8 @@ type Client struct {
 	IncentiveAward *IncentiveAwardClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
+	// Operation is the client for interacting with the Operation builders.
+	Operation *OperationClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
 	// Plan is the client for interacting with the Plan builders.
@@ -97,6 +100,7 @@ func (c *Client) init() {
 	c.Hold = NewHoldClient(c.config)
 	c.IncentiveAward = NewIncentiveAwardClient(c.config)
 	c.LedgerEntry = NewLedgerEntryClient(c.config)
+	c.Operation = NewOperationClient(c.config)
 	c.Organization = NewOrganizationClient(c.config)
 	c.Plan = NewPlanClient(c.config)
 	c.PolicyVersion = NewPolicyVersionClient(c.config)
@@ -207,6 +211,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Hold:               NewHoldClient(cfg),
 		IncentiveAward:     NewIncentiveAwardClient(cfg),
 		LedgerEntry:        NewLedgerEntryClient(cfg),
+		Operation:          NewOperationClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
 		Plan:               NewPlanClient(cfg),
 		PolicyVersion:      NewPolicyVersionClient(cfg),
@@ -244,6 +249,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Hold:               NewHoldClient(cfg),
 		IncentiveAward:     NewIncentiveAwardClient(cfg),
 		LedgerEntry:        NewLedgerEntryClient(cfg),
+		Operation:          NewOperationClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
 		Plan:               NewPlanClient(cfg),
 		PolicyVersion:      NewPolicyVersionClient(cfg),
@@ -284,8 +290,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.IncentiveAward,
-		c.LedgerEntry, c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend,
-		c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
+		c.LedgerEntry, c.Operation, c.Organization, c.Plan, c.PolicyVersion, c.Pool,
+		c.PoolSpend, c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight,
+		c.WeightRegister,
 	} {
 		n.Use(hooks...)
 	}
@@ -296,8 +303,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.IncentiveAward,
-		c.LedgerEntry, c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend,
-		c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight, c.WeightRegister,
+		c.LedgerEntry, c.Operation, c.Organization, c.Plan, c.PolicyVersion, c.Pool,
+		c.PoolSpend, c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight,
+		c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -322,6 +330,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IncentiveAward.mutate(ctx, m)
 	case *LedgerEntryMutation:
 		return c.LedgerEntry.mutate(ctx, m)
+	case *OperationMutation:
+		return c.Operation.mutate(ctx, m)
 	case *OrganizationMutation:
 		return c.Organization.mutate(ctx, m)
 	case *PlanMutation:
@@ -1474,6 +1484,139 @@ func (c *LedgerEntryClient) mutate(ctx context.Context, m *LedgerEntryMutation) 
 		return (&LedgerEntryDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown LedgerEntry mutation op: %q", m.Op())
+	}
+}
+
+// OperationClient is a client for the Operation schema.
+type OperationClient struct {
+	config
+}
+
+// NewOperationClient returns a client for the Operation from the given config.
+func NewOperationClient(c config) *OperationClient {
+	return &OperationClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `operation.Hooks(f(g(h())))`.
+func (c *OperationClient) Use(hooks ...Hook) {
+	c.hooks.Operation = append(c.hooks.Operation, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `operation.Intercept(f(g(h())))`.
+func (c *OperationClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Operation = append(c.inters.Operation, interceptors...)
+}
+
+// Create returns a builder for creating a Operation entity.
+func (c *OperationClient) Create() *OperationCreate {
+	mutation := newOperationMutation(c.config, OpCreate)
+	return &OperationCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Operation entities.
+func (c *OperationClient) CreateBulk(builders ...*OperationCreate) *OperationCreateBulk {
+	return &OperationCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *OperationClient) MapCreateBulk(slice any, setFunc func(*OperationCreate, int)) *OperationCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &OperationCreateBulk{err: fmt.Errorf("calling to OperationClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*OperationCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &OperationCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Operation.
+func (c *OperationClient) Update() *OperationUpdate {
+	mutation := newOperationMutation(c.config, OpUpdate)
+	return &OperationUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *OperationClient) UpdateOne(_m *Operation) *OperationUpdateOne {
+	mutation := newOperationMutation(c.config, OpUpdateOne, withOperation(_m))
+	return &OperationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *OperationClient) UpdateOneID(id int) *OperationUpdateOne {
+	mutation := newOperationMutation(c.config, OpUpdateOne, withOperationID(id))
+	return &OperationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Operation.
+func (c *OperationClient) Delete() *OperationDelete {
+	mutation := newOperationMutation(c.config, OpDelete)
+	return &OperationDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *OperationClient) DeleteOne(_m *Operation) *OperationDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *OperationClient) DeleteOneID(id int) *OperationDeleteOne {
+	builder := c.Delete().Where(operation.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &OperationDeleteOne{builder}
+}
+
+// Query returns a query builder for Operation.
+func (c *OperationClient) Query() *OperationQuery {
+	return &OperationQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeOperation},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Operation entity by its id.
+func (c *OperationClient) Get(ctx context.Context, id int) (*Operation, error) {
+	return c.Query().Where(operation.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *OperationClient) GetX(ctx context.Context, id int) *Operation {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *OperationClient) Hooks() []Hook {
+	return c.hooks.Operation
+}
+
+// Interceptors returns the client interceptors.
+func (c *OperationClient) Interceptors() []Interceptor {
+	return c.inters.Operation
+}
+
+func (c *OperationClient) mutate(ctx context.Context, m *OperationMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&OperationCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&OperationUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&OperationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&OperationDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Operation mutation op: %q", m.Op())
 	}
 }
 
@@ -2923,12 +3066,12 @@ func (c *WeightRegisterClient) mutate(ctx context.Context, m *WeightRegisterMuta
 type (
 	hooks struct {
 		APIKey, Alert, AuditEntry, Charge, Grant, Hold, IncentiveAward, LedgerEntry,
-		Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
+		Operation, Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
 		SubscriptionPeriod, UsageEvent, Weight, WeightRegister []ent.Hook
 	}
 	inters struct {
 		APIKey, Alert, AuditEntry, Charge, Grant, Hold, IncentiveAward, LedgerEntry,
-		Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
+		Operation, Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
 		SubscriptionPeriod, UsageEvent, Weight, WeightRegister []ent.Interceptor
 	}
 )

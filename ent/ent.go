@@ -20,6 +20,7 @@ import (
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/operation"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
@@ -98,6 +99,7 @@ func checkColumn(t, c string) error {
 			hold.Table:               hold.ValidColumn,
 			incentiveaward.Table:     incentiveaward.ValidColumn,
 			ledgerentry.Table:        ledgerentry.ValidColumn,
+			operation.Table:          operation.ValidColumn,
 			organization.Table:       organization.ValidColumn,
 			plan.Table:               plan.ValidColumn,
 			policyversion.Table:      policyversion.ValidColumn,

@@ -30,6 +30,8 @@ type Tx struct {
 	IncentiveAward *IncentiveAwardClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
+	// Operation is the client for interacting with the Operation builders.
+	Operation *OperationClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
 	// Plan is the client for interacting with the Plan builders.
@@ -189,6 +191,7 @@ func (tx *Tx) init() {
 	tx.Hold = NewHoldClient(tx.config)
 	tx.IncentiveAward = NewIncentiveAwardClient(tx.config)
 	tx.LedgerEntry = NewLedgerEntryClient(tx.config)
+	tx.Operation = NewOperationClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)
 	tx.Plan = NewPlanClient(tx.config)
 	tx.PolicyVersion = NewPolicyVersionClient(tx.config)

@@ -206,7 +206,7 @@ type ComplexityRoot struct {
 		GrantCredits            func(childComplexity int, input model.GrantInput) int
 		PublishPolicy           func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
 		PublishWeightRegister   func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
-		PurchaseCredits         func(childComplexity int, poolID int, credits decimal.Decimal) int
+		PurchaseCredits         func(childComplexity int, poolID int, credits decimal.Decimal, idempotencyKey *string) int
 		RecordBehavior          func(childComplexity int, input model.BehaviorInput) int
 		RecordUsage             func(childComplexity int, input model.UsageInput) int
 		RecordUsageBatch        func(childComplexity int, inputs []*model.UsageInput) int
@@ -434,7 +434,7 @@ type MutationResolver interface {
 	CreatePlan(ctx context.Context, input model.PlanInput) (*ent.Plan, error)
 	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error)
 	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
-	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error)
+	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal, idempotencyKey *string) (*ent.Grant, error)
 	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period credit.Period, hard bool) (*ent.Pool, error)
 	RecordBehavior(ctx context.Context, input model.BehaviorInput) (*ledger.BehaviorResult, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
@@ -1164,7 +1164,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.PurchaseCredits(childComplexity, args["poolId"].(int), args["credits"].(decimal.Decimal)), true
+		return e.ComplexityRoot.Mutation.PurchaseCredits(childComplexity, args["poolId"].(int), args["credits"].(decimal.Decimal), args["idempotencyKey"].(*string)), true
 	case "Mutation.recordBehavior":
 		if e.ComplexityRoot.Mutation.RecordBehavior == nil {
 			break
@@ -2379,6 +2379,11 @@ func (ec *executionContext) field_Mutation_purchaseCredits_args(ctx context.Cont
 		return nil, err
 	}
 	args["credits"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -6274,7 +6279,7 @@ func (ec *executionContext) _Mutation_purchaseCredits(ctx context.Context, field
 		ec.fieldContext_Mutation_purchaseCredits,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().PurchaseCredits(ctx, fc.Args["poolId"].(int), fc.Args["credits"].(decimal.Decimal))
+			return ec.Resolvers.Mutation().PurchaseCredits(ctx, fc.Args["poolId"].(int), fc.Args["credits"].(decimal.Decimal), fc.Args["idempotencyKey"].(*string))
 		},
 		nil,
 		ec.marshalNGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant,
@@ -12709,7 +12714,7 @@ func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"poolId", "creditType", "priority", "amount", "unitPrice", "effectiveAt", "expiresAt", "memo"}
+	fieldsInOrder := [...]string{"poolId", "creditType", "priority", "amount", "unitPrice", "effectiveAt", "expiresAt", "memo", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12772,6 +12777,13 @@ func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.Memo = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil
@@ -12999,7 +13011,7 @@ func (ec *executionContext) unmarshalInputTransferInput(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"fromPoolId", "toPoolId", "amount", "memo"}
+	fieldsInOrder := [...]string{"fromPoolId", "toPoolId", "amount", "memo", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13034,6 +13046,13 @@ func (ec *executionContext) unmarshalInputTransferInput(ctx context.Context, obj
 				return it, err
 			}
 			it.Memo = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil

@@ -77,7 +77,8 @@ func (r *mutationResolver) CreatePool(ctx context.Context, organizationID int, k
 // GrantCredits is the resolver for the grantCredits field.
 func (r *mutationResolver) GrantCredits(ctx context.Context, input model.GrantInput) (*ent.Grant, error) {
 	return r.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: input.PoolID, CreditType: input.CreditType, Priority: input.Priority,
-		Amount: input.Amount, UnitPrice: input.UnitPrice, EffectiveAt: input.EffectiveAt, ExpiresAt: input.ExpiresAt, Memo: deref(input.Memo)})
+		Amount: input.Amount, UnitPrice: input.UnitPrice, EffectiveAt: input.EffectiveAt, ExpiresAt: input.ExpiresAt, Memo: deref(input.Memo),
+		IdempotencyKey: deref(input.IdempotencyKey)})
 }
 
 // RecordUsage is the resolver for the recordUsage field.

@@ -16,5 +16,5 @@ import (
 // TransferCredits is the resolver for the transferCredits field.
 func (r *mutationResolver) TransferCredits(ctx context.Context, input model.TransferInput) ([]*ent.LedgerEntry, error) {
 	return r.svc.TransferCredits(ctx, ledger.TransferInput{FromPoolID: input.FromPoolID, ToPoolID: input.ToPoolID,
-		Amount: input.Amount, Memo: deref(input.Memo)})
+		Amount: input.Amount, Memo: deref(input.Memo), IdempotencyKey: deref(input.IdempotencyKey)})
 }

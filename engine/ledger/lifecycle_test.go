@@ -184,7 +184,7 @@ func runScenario(t *testing.T, db *store.DB, sc scenario) {
 				t.Fatalf("%s: usage %s = %+v, %v; want %s", where, st.use, res, err, st.decision)
 			}
 		case st.buy != "":
-			if _, err := f.svc.PurchaseCredits(ctx, f.pool.ID, d(st.buy)); err != nil {
+			if _, err := f.svc.PurchaseCredits(ctx, ledger.PurchaseInput{PoolID: f.pool.ID, Credits: d(st.buy)}); err != nil {
 				t.Fatalf("%s: purchase: %v", where, err)
 			}
 		case st.close:
@@ -313,7 +313,7 @@ func TestLifecycleBadInput(t *testing.T) {
 		if _, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: p.ID, StartsAt: later}); code(err) != credit.CodeSubscriptionOverlap {
 			t.Fatalf("overlapping subscription: %v, want SUBSCRIPTION_OVERLAP", err)
 		}
-		if _, err := f.svc.PurchaseCredits(ctx, f.pool.ID, d("10")); code(err) != credit.CodeNoOnDemandPrice {
+		if _, err := f.svc.PurchaseCredits(ctx, ledger.PurchaseInput{PoolID: f.pool.ID, Credits: d("10")}); code(err) != credit.CodeNoOnDemandPrice {
 			t.Fatalf("purchase without on-demand price: %v, want NO_ON_DEMAND_PRICE", err)
 		}
 		if _, err := f.svc.RunPeriodClose(ctx, now.Add(48*time.Hour)); code(err) != credit.CodeValidation {

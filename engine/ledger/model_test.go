@@ -363,7 +363,7 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		m.last = m.last.Add(amount)
 	case r < 15: // on-demand purchase (the plans set no expiry)
 		amount := decimal.NewFromInt(int64(rng.Intn(20) + 1)).Div(decimal.NewFromInt(2))
-		g, err := svc.PurchaseCredits(ctx, wk.pool.ID, amount)
+		g, err := svc.PurchaseCredits(ctx, ledger.PurchaseInput{PoolID: wk.pool.ID, Credits: amount})
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,13 @@ import (
 	"github.com/creditd/creditd/ent/weightregister"
 )
 
+// PurchaseInput buys on-demand credits into a pool.
+type PurchaseInput struct {
+	PoolID         int
+	Credits        decimal.Decimal
+	IdempotencyKey string // when set, a retry returns the first purchase and buys nothing
+}
+
 // SubscribeInput subscribes an organisation to a plan.
 type SubscribeInput struct {
 	OrganizationID  int
@@ -316,9 +323,13 @@ func currentSubscription(ctx context.Context, c *ent.Client, orgID int, now time
 // PurchaseCredits buys on-demand credits for a pool at its organisation's
 // plan's on-demand price: an ON_DEMAND grant (with the plan's on-demand
 // expiry, if any) and an ON_DEMAND charge, in one transaction.
-func (s *Service) PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal) (*ent.Grant, error) {
+func (s *Service) PurchaseCredits(ctx context.Context, in PurchaseInput) (*ent.Grant, error) {
+	poolID, credits := in.PoolID, in.Credits
 	if !credits.IsPositive() {
 		return nil, credit.Invalid("credits", "must be greater than zero, got %s", credits)
+	}
+	if err := checkKey(in.IdempotencyKey); err != nil {
+		return nil, err
 	}
 	pool, err := s.Pool(ctx, poolID)
 	if err != nil || pool == nil {
@@ -347,17 +358,26 @@ func (s *Service) PurchaseCredits(ctx context.Context, poolID int, credits decim
 	price := p.OnDemandPrice.Decimal
 	var out *ent.Grant
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
-		subID, first := sub.ID, 0
-		gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: pool.OrganizationID,
-			Open: []engine.Opening{{Pool: pool.ID, CreditType: credit.CreditOnDemand, Amount: credits, UnitPrice: price,
-				EffectiveAt: now, ExpiresAt: expires, Memo: "on-demand purchase"}},
-			Charges: []engine.Charge{{Kind: "ON_DEMAND", Credits: credits, Amount: credits.Mul(price), Currency: p.Currency,
-				SubscriptionID: &subID, Opening: &first, Memo: fmt.Sprintf("%s credits at %s", credits, price)}}}, now)
-		if err != nil {
+		if err := s.lockRow(ctx, tx, "pools", pool.ID); err != nil {
 			return err
 		}
-		out = gs[0]
-		return s.audit(ctx, tx, "purchaseCredits", "Grant", out.ID, &pool.OrganizationID, nil, out)
+		ids, replay, err := s.keyed(ctx, tx, pool.OrganizationID, in.IdempotencyKey, "purchaseCredits", in, func() ([]int, error) {
+			subID, first := sub.ID, 0
+			gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: pool.OrganizationID,
+				Open: []engine.Opening{{Pool: pool.ID, CreditType: credit.CreditOnDemand, Amount: credits, UnitPrice: price,
+					EffectiveAt: now, ExpiresAt: expires, Memo: "on-demand purchase"}},
+				Charges: []engine.Charge{{Kind: "ON_DEMAND", Credits: credits, Amount: credits.Mul(price), Currency: p.Currency,
+					SubscriptionID: &subID, Opening: &first, Memo: fmt.Sprintf("%s credits at %s", credits, price)}}}, now)
+			if err != nil {
+				return nil, err
+			}
+			out = gs[0]
+			return []int{out.ID}, s.audit(ctx, tx, "purchaseCredits", "Grant", out.ID, &pool.OrganizationID, nil, out)
+		})
+		if err == nil && replay {
+			out, err = tx.Grant.Get(ctx, ids[0])
+		}
+		return err
 	})
 	return out, err
 }

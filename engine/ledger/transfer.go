@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
@@ -19,6 +20,7 @@ type TransferInput struct {
 	FromPoolID, ToPoolID int
 	Amount               decimal.Decimal
 	Memo                 string
+	IdempotencyKey       string // when set, a retry returns the first transfer's entries and moves nothing
 }
 
 // Validate checks what can be checked without the database.
@@ -30,6 +32,11 @@ func (in TransferInput) Validate() error {
 		return credit.Invalid("amount", "must be greater than zero, got %s", in.Amount)
 	case len(in.Memo) > 500:
 		return credit.Invalid("memo", "must be at most 500 characters")
+	case !utf8.ValidString(in.Memo):
+		return credit.Invalid("memo", "is not valid UTF-8")
+	}
+	if err := checkKey(in.IdempotencyKey); err != nil {
+		return err
 	}
 	return engine.CheckText("memo", in.Memo)
 }
@@ -78,46 +85,66 @@ func (s *Service) TransferCredits(ctx context.Context, in TransferInput) ([]*ent
 		case to.OrganizationID != from.OrganizationID && role != credit.RoleOperator:
 			return &credit.Error{Code: credit.CodeTransferForbidden, Field: "toPoolId", Message: "only the operator moves credits between organisations"}
 		}
-		req := engine.TransferRequest{FromOrg: from.OrganizationID, ToOrg: to.OrganizationID, From: from.ID, To: to.ID,
-			FromKind: from.Kind, ToKind: to.Kind, Amount: in.Amount, Role: role, Memo: in.Memo}
-		if req.MovedToday, err = s.movedSince(ctx, tx, from.ID, engine.BudgetPeriodStart(credit.PeriodDay, now)); err != nil {
-			return err
+		ids, replay, err := s.keyed(ctx, tx, from.OrganizationID, in.IdempotencyKey, "transferCredits", in, func() ([]int, error) {
+			var err error
+			out, err = s.transfer(ctx, tx, v, from, to, in, role, now)
+			ids := make([]int, len(out))
+			for i, e := range out {
+				ids[i] = e.ID
+			}
+			return ids, err
+		})
+		if err == nil && replay {
+			out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDIn(ids...)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
 		}
-		gs, err := tx.Grant.Query().Where(grant.PoolID(from.ID), grant.RemainingNEQ(decimal.Zero)).All(ctx)
-		if err != nil {
-			return err
-		}
-		grants := make([]engine.Grant, len(gs))
-		for i, g := range gs {
-			grants[i] = engineGrant(g)
-		}
-		leaving, arriving, err := engine.Transfer(ctx, v.Transfer, v.DrawOrder, req, grants, now)
-		if err != nil {
-			return err
-		}
-		last, err := s.lastEntry(ctx, tx)
-		if err != nil {
-			return err
-		}
-		opened, err := s.postAll(ctx, tx.Client(), []engine.Posting{leaving, arriving}, now)
-		if err != nil {
-			return err
-		}
-		ids := make([]int, 0, len(leaving.Moves)+len(opened[1]))
-		for _, m := range leaving.Moves {
-			ids = append(ids, m.Grant)
-		}
-		for _, g := range opened[1] {
-			ids = append(ids, g.ID)
-		}
-		if out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.GrantIDIn(ids...),
-			ledgerentry.KindIn(credit.EntryTransferOut, credit.EntryTransferIn)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx); err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, "transferCredits", "Pool", from.ID, &from.OrganizationID, nil,
-			map[string]any{"fromPoolId": from.ID, "toPoolId": to.ID, "amount": in.Amount.String(), "memo": in.Memo, "entries": len(out)})
+		return err
 	})
 	return out, err
+}
+
+// transfer loads, decides and posts one transfer, in tx, under the pools'
+// locks, and returns the entries it wrote.
+func (s *Service) transfer(ctx context.Context, tx *ent.Tx, v engine.Versions, from, to *ent.Pool, in TransferInput, role credit.Role, now time.Time) ([]*ent.LedgerEntry, error) {
+	req := engine.TransferRequest{FromOrg: from.OrganizationID, ToOrg: to.OrganizationID, From: from.ID, To: to.ID,
+		FromKind: from.Kind, ToKind: to.Kind, Amount: in.Amount, Role: role, Memo: in.Memo}
+	var err error
+	if req.MovedToday, err = s.movedSince(ctx, tx, from.ID, engine.BudgetPeriodStart(credit.PeriodDay, now)); err != nil {
+		return nil, err
+	}
+	gs, err := tx.Grant.Query().Where(grant.PoolID(from.ID), grant.RemainingNEQ(decimal.Zero)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	grants := make([]engine.Grant, len(gs))
+	for i, g := range gs {
+		grants[i] = engineGrant(g)
+	}
+	leaving, arriving, err := engine.Transfer(ctx, v.Transfer, v.DrawOrder, req, grants, now)
+	if err != nil {
+		return nil, err
+	}
+	last, err := s.lastEntry(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := s.postAll(ctx, tx.Client(), []engine.Posting{leaving, arriving}, now)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, 0, len(leaving.Moves)+len(opened[1]))
+	for _, m := range leaving.Moves {
+		ids = append(ids, m.Grant)
+	}
+	for _, g := range opened[1] {
+		ids = append(ids, g.ID)
+	}
+	out, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.GrantIDIn(ids...),
+		ledgerentry.KindIn(credit.EntryTransferOut, credit.EntryTransferIn)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, tx, "transferCredits", "Pool", from.ID, &from.OrganizationID, nil,
+		map[string]any{"fromPoolId": from.ID, "toPoolId": to.ID, "amount": in.Amount.String(), "memo": in.Memo, "entries": len(out)})
 }
 
 // movedSince sums what a pool transferred out since t.

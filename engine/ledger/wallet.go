@@ -122,10 +122,15 @@ type GrantInput struct {
 	EffectiveAt *time.Time
 	ExpiresAt   *time.Time
 	Memo        string
+	// IdempotencyKey, when set, makes a retry return the first grant (see keyed).
+	IdempotencyKey string
 }
 
 // Validate checks the input against now.
 func (in GrantInput) Validate(now time.Time) error {
+	if err := checkKey(in.IdempotencyKey); err != nil {
+		return err
+	}
 	if !in.Amount.IsPositive() {
 		return credit.Invalid("amount", "must be greater than zero, got %s", in.Amount)
 	}
@@ -168,12 +173,18 @@ func (s *Service) GrantCredits(ctx context.Context, in GrantInput) (*ent.Grant, 
 		if in.EffectiveAt != nil {
 			o.EffectiveAt = *in.EffectiveAt
 		}
-		gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: p.OrganizationID, Open: []engine.Opening{o}}, now)
-		if err != nil {
-			return err
+		ids, replay, err := s.keyed(ctx, tx, p.OrganizationID, in.IdempotencyKey, "grantCredits", in, func() ([]int, error) {
+			gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: p.OrganizationID, Open: []engine.Opening{o}}, now)
+			if err != nil {
+				return nil, err
+			}
+			out = gs[0]
+			return []int{out.ID}, s.audit(ctx, tx, "grantCredits", "Grant", out.ID, &out.OrganizationID, nil, out)
+		})
+		if err == nil && replay {
+			out, err = tx.Grant.Get(ctx, ids[0])
 		}
-		out = gs[0]
-		return s.audit(ctx, tx, "grantCredits", "Grant", out.ID, &out.OrganizationID, nil, out)
+		return err
 	})
 	return out, err
 }

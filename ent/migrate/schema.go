@@ -294,6 +294,29 @@ var (
 			},
 		},
 	}
+	// OperationsColumns holds the columns for the "operations" table.
+	OperationsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "key", Type: field.TypeString, Size: 200},
+		{Name: "operation", Type: field.TypeString},
+		{Name: "payload_hash", Type: field.TypeString},
+		{Name: "result", Type: field.TypeString, Default: ""},
+	}
+	// OperationsTable holds the schema information for the "operations" table.
+	OperationsTable = &schema.Table{
+		Name:       "operations",
+		Columns:    OperationsColumns,
+		PrimaryKey: []*schema.Column{OperationsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "operation_organization_id_key",
+				Unique:  true,
+				Columns: []*schema.Column{OperationsColumns[2], OperationsColumns[3]},
+			},
+		},
+	}
 	// OrganizationsColumns holds the columns for the "organizations" table.
 	OrganizationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -607,6 +630,7 @@ var (
 		HoldsTable,
 		IncentiveAwardsTable,
 		LedgerEntriesTable,
+		OperationsTable,
 		OrganizationsTable,
 		PlansTable,
 		PolicyVersionsTable,

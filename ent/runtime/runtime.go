@@ -13,6 +13,7 @@ import (
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/incentiveaward"
 	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/operation"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/plan"
 	"github.com/creditd/creditd/ent/policyversion"
@@ -173,6 +174,41 @@ func init() {
 	ledgerentryDescMemo := ledgerentryFields[12].Descriptor()
 	// ledgerentry.MemoValidator is a validator for the "memo" field. It is called by the builders before save.
 	ledgerentry.MemoValidator = ledgerentryDescMemo.Validators[0].(func(string) error)
+	operationMixin := schema.Operation{}.Mixin()
+	operationMixinFields0 := operationMixin[0].Fields()
+	_ = operationMixinFields0
+	operationFields := schema.Operation{}.Fields()
+	_ = operationFields
+	// operationDescCreatedAt is the schema descriptor for created_at field.
+	operationDescCreatedAt := operationMixinFields0[0].Descriptor()
+	// operation.DefaultCreatedAt holds the default value on creation for the created_at field.
+	operation.DefaultCreatedAt = operationDescCreatedAt.Default.(func() time.Time)
+	// operationDescKey is the schema descriptor for key field.
+	operationDescKey := operationFields[1].Descriptor()
+	// operation.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	operation.KeyValidator = func() func(string) error {
+		validators := operationDescKey.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(key string) error {
+			for _, fn := range fns {
+				if err := fn(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// operationDescOperation is the schema descriptor for operation field.
+	operationDescOperation := operationFields[2].Descriptor()
+	// operation.OperationValidator is a validator for the "operation" field. It is called by the builders before save.
+	operation.OperationValidator = operationDescOperation.Validators[0].(func(string) error)
+	// operationDescResult is the schema descriptor for result field.
+	operationDescResult := operationFields[4].Descriptor()
+	// operation.DefaultResult holds the default value on creation for the result field.
+	operation.DefaultResult = operationDescResult.Default.(string)
 	organizationMixin := schema.Organization{}.Mixin()
 	organizationMixinFields0 := organizationMixin[0].Fields()
 	_ = organizationMixinFields0

@@ -158,3 +158,29 @@ func (Charge) Fields() []ent.Field {
 func (Charge) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("organization_id", "id")}
 }
+
+// Operation is one credit or money mutation recorded under its idempotency
+// key (grantCredits, purchaseCredits, transferCredits): a retry with the
+// same key and payload returns the first result and writes nothing, another
+// payload is IDEMPOTENCY_CONFLICT. (organization_id, key) is unique; the
+// row is claimed before the work is done, so two concurrent attempts do the
+// work once.
+type Operation struct{ ent.Schema }
+
+func (Operation) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (Operation) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("organization_id").Immutable(),
+		field.String("key").NotEmpty().MaxLen(200).Immutable(),
+		field.String("operation").NotEmpty().Immutable(),
+		field.String("payload_hash").Immutable(),
+		// result: the ids of what the first attempt made (grants, entries),
+		// comma-separated; empty until it is done.
+		field.String("result").Default(""),
+	}
+}
+
+func (Operation) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("organization_id", "key").Unique()}
+}

@@ -57,6 +57,8 @@ type GrantInput struct {
 	EffectiveAt *time.Time `json:"effectiveAt,omitempty"`
 	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
 	Memo        *string    `json:"memo,omitempty"`
+	// (added) Per organisation: a retry with the same key and input returns the first grant and grants nothing; another input is IDEMPOTENCY_CONFLICT.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 type LedgerEntryConnection struct {
@@ -129,6 +131,8 @@ type TransferInput struct {
 	// Credits to move (> 0); taken from the source's grants in its draw order.
 	Amount decimal.Decimal `json:"amount"`
 	Memo   *string         `json:"memo,omitempty"`
+	// Per organisation: a retry with the same key and input returns the first transfer's entries and moves nothing; another input is IDEMPOTENCY_CONFLICT.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 type UsageInput struct {
