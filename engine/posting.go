@@ -31,11 +31,13 @@ type Opening struct {
 	Priority    *int // nil: the default
 	EffectiveAt time.Time
 	ExpiresAt   *time.Time
-	Kind        credit.EntryKind // GRANT, or ROLLOVER_IN for credits rolled into a new period
+	Kind        credit.EntryKind // GRANT, ROLLOVER_IN (rolled into a new period) or TRANSFER_IN (moved from another pool)
+	UsageEvent  *int             // the event it gives back credits of (a refund), if any
 	Memo        string
 }
 
-// Move is an entry on an existing grant.
+// Move is an entry on an existing grant, or on none (Grant 0: the refund
+// of overage credits, which no grant held).
 type Move struct {
 	Pool, Grant int
 	Kind        credit.EntryKind
@@ -52,6 +54,7 @@ type Charge struct {
 	Currency       string
 	SubscriptionID *int
 	PeriodStart    *time.Time
+	UsageEvent     *int // the usage event it bills or reverses
 	Opening        *int // index in Open of the grant it paid for
 	Memo           string
 }

@@ -55,6 +55,7 @@ func costs(maxBatch int) ComplexityRoot {
 	c.Balance.ByType = func(child int) int { return rows(child, creditTypes) }
 
 	c.Mutation.TransferCredits = func(child int, _ model.TransferInput) int { return list(child) }
+	c.Mutation.Refund = func(child int, _ model.RefundInput) int { return list(child) }
 	c.Query.APIKeys = list
 	c.Query.Plans = list
 	c.Query.Policies = func(child int, _ *credit.PolicyKind) int { return list(child) }

@@ -210,6 +210,7 @@ type ComplexityRoot struct {
 		RecordBehavior          func(childComplexity int, input model.BehaviorInput) int
 		RecordUsage             func(childComplexity int, input model.UsageInput) int
 		RecordUsageBatch        func(childComplexity int, inputs []*model.UsageInput) int
+		Refund                  func(childComplexity int, input model.RefundInput) int
 		RevokeAPIKey            func(childComplexity int, id int) int
 		RunPeriodClose          func(childComplexity int, asOf time.Time) int
 		SavePolicyDraft         func(childComplexity int, input model.PolicyInput) int
@@ -441,6 +442,7 @@ type MutationResolver interface {
 	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error)
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
 	PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.PolicyVersion, error)
+	Refund(ctx context.Context, input model.RefundInput) ([]*ent.LedgerEntry, error)
 	TransferCredits(ctx context.Context, input model.TransferInput) ([]*ent.LedgerEntry, error)
 }
 type OrganizationResolver interface {
@@ -1198,6 +1200,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RecordUsageBatch(childComplexity, args["inputs"].([]*model.UsageInput)), true
+	case "Mutation.refund":
+		if e.ComplexityRoot.Mutation.Refund == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refund_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Refund(childComplexity, args["input"].(model.RefundInput)), true
 	case "Mutation.revokeApiKey":
 		if e.ComplexityRoot.Mutation.RevokeAPIKey == nil {
 			break
@@ -2128,6 +2141,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputGrantInput,
 		ec.unmarshalInputPlanInput,
 		ec.unmarshalInputPolicyInput,
+		ec.unmarshalInputRefundInput,
 		ec.unmarshalInputTransferInput,
 		ec.unmarshalInputUsageInput,
 		ec.unmarshalInputWeightInput,
@@ -2205,7 +2219,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/pricing.graphqls" "schema/transfer.graphqls"
+//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2221,6 +2235,7 @@ var sources = []*ast.Source{
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
 	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
+	{Name: "schema/refund.graphqls", Input: sourceData("schema/refund.graphqls"), BuiltIn: false},
 	{Name: "schema/transfer.graphqls", Input: sourceData("schema/transfer.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2413,6 +2428,17 @@ func (ec *executionContext) field_Mutation_recordUsage_args(ctx context.Context,
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNUsageInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_refund_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNRefundInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRefundInput)
 	if err != nil {
 		return nil, err
 	}
@@ -6680,6 +6706,71 @@ func (ec *executionContext) fieldContext_Mutation_publishPolicy(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_publishPolicy_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refund(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_refund,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().Refund(ctx, fc.Args["input"].(model.RefundInput))
+		},
+		nil,
+		ec.marshalNLedgerEntry2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntryᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_refund(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_LedgerEntry_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_LedgerEntry_kind(ctx, field)
+			case "pool":
+				return ec.fieldContext_LedgerEntry_pool(ctx, field)
+			case "grant":
+				return ec.fieldContext_LedgerEntry_grant(ctx, field)
+			case "amount":
+				return ec.fieldContext_LedgerEntry_amount(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_LedgerEntry_createdAt(ctx, field)
+			case "usageEvent":
+				return ec.fieldContext_LedgerEntry_usageEvent(ctx, field)
+			case "registerVersion":
+				return ec.fieldContext_LedgerEntry_registerVersion(ctx, field)
+			case "policyVersion":
+				return ec.fieldContext_LedgerEntry_policyVersion(ctx, field)
+			case "drawPolicyVersion":
+				return ec.fieldContext_LedgerEntry_drawPolicyVersion(ctx, field)
+			case "memo":
+				return ec.fieldContext_LedgerEntry_memo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type LedgerEntry", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refund_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -13000,6 +13091,71 @@ func (ec *executionContext) unmarshalInputPolicyInput(ctx context.Context, obj a
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputRefundInput(ctx context.Context, obj any) (model.RefundInput, error) {
+	var it model.RefundInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"usageEventId", "grantId", "amount", "reason", "asServiceCredits", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "usageEventId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usageEventId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsageEventID = data
+		case "grantId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("grantId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GrantID = data
+		case "amount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Amount = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "asServiceCredits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("asServiceCredits"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AsServiceCredits = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputTransferInput(ctx context.Context, obj any) (model.TransferInput, error) {
 	var it model.TransferInput
 	if obj == nil {
@@ -14725,6 +14881,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "publishPolicy":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_publishPolicy(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refund":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refund(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -18080,6 +18243,11 @@ var (
 		credit.PoolPersonal: "PERSONAL",
 	}
 )
+
+func (ec *executionContext) unmarshalNRefundInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRefundInput(ctx context.Context, v any) (model.RefundInput, error) {
+	res, err := ec.unmarshalInputRefundInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
 
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole(ctx context.Context, v any) (credit.Role, error) {
 	tmp, err := graphql.UnmarshalString(v)

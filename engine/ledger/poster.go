@@ -54,7 +54,7 @@ func (s *Service) postAll(ctx context.Context, c *ent.Client, ps []engine.Postin
 		for _, ch := range p.Charges {
 			cc := c.Charge.Create().SetOrganizationID(p.Org).SetKind(ch.Kind).SetCredits(ch.Credits).SetAmount(ch.Amount).
 				SetCurrency(ch.Currency).SetNillableSubscriptionID(ch.SubscriptionID).SetNillablePeriodStart(ch.PeriodStart).
-				SetMemo(ch.Memo).SetCreatedAt(now)
+				SetNillableUsageEventID(ch.UsageEvent).SetMemo(ch.Memo).SetCreatedAt(now)
 			if ch.Opening != nil {
 				cc.SetGrantID(opened[i][*ch.Opening].ID)
 			}
@@ -73,6 +73,7 @@ func (s *Service) open(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 	var creates []*ent.GrantCreate
 	var kinds []credit.EntryKind
 	var orgs []int
+	var events []*int
 	for _, p := range ps {
 		for _, o := range p.Open {
 			gc := c.Grant.Create().SetOrganizationID(p.Org).SetPoolID(o.Pool).SetCreditType(o.CreditType).
@@ -88,7 +89,7 @@ func (s *Service) open(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 			if kind == "" {
 				kind = credit.EntryGrant
 			}
-			creates, kinds, orgs = append(creates, gc), append(kinds, kind), append(orgs, p.Org)
+			creates, kinds, orgs, events = append(creates, gc), append(kinds, kind), append(orgs, p.Org), append(events, o.UsageEvent)
 		}
 	}
 	var gs []*ent.Grant
@@ -102,7 +103,7 @@ func (s *Service) open(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 	entries := make([]*ent.LedgerEntryCreate, len(gs))
 	for n, g := range gs {
 		entries[n] = c.LedgerEntry.Create().SetOrganizationID(orgs[n]).SetPoolID(g.PoolID).SetGrantID(g.ID).
-			SetKind(kinds[n]).SetAmount(g.Amount).SetMemo(g.Memo).SetCreatedAt(now)
+			SetKind(kinds[n]).SetAmount(g.Amount).SetNillableUsageEventID(events[n]).SetMemo(g.Memo).SetCreatedAt(now)
 	}
 	if err := createEntries(ctx, c, entries); err != nil {
 		return nil, err
@@ -128,9 +129,15 @@ func (s *Service) move(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 	var entries []*ent.LedgerEntryCreate
 	for _, p := range ps {
 		for _, m := range p.Moves {
-			delta[m.Grant] = delta[m.Grant].Add(m.Amount)
-			entries = append(entries, c.LedgerEntry.Create().SetOrganizationID(p.Org).SetPoolID(m.Pool).SetGrantID(m.Grant).
-				SetKind(m.Kind).SetAmount(m.Amount).SetNillableUsageEventID(m.UsageEvent).SetMemo(m.Memo).SetCreatedAt(now))
+			if m.Grant != 0 {
+				delta[m.Grant] = delta[m.Grant].Add(m.Amount)
+			}
+			ec := c.LedgerEntry.Create().SetOrganizationID(p.Org).SetPoolID(m.Pool).
+				SetKind(m.Kind).SetAmount(m.Amount).SetNillableUsageEventID(m.UsageEvent).SetMemo(m.Memo).SetCreatedAt(now)
+			if m.Grant != 0 {
+				ec.SetGrantID(m.Grant)
+			}
+			entries = append(entries, ec)
 		}
 	}
 	if len(entries) == 0 {
@@ -142,6 +149,9 @@ func (s *Service) move(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 	ids := make([]int, 0, len(delta))
 	for id := range delta {
 		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	sort.Ints(ids)
 	gs, err := c.Grant.Query().Where(grant.IDIn(ids...)).Select(grant.FieldID, grant.FieldRemaining).All(ctx)

@@ -52,6 +52,8 @@ const maxViolations = 1000
 //   - every usage event: its BURN, OVERAGE and BORROW entries sum to -credits; a
 //     DENIED event has no entries and charged nothing;
 //   - every BURN and OVERAGE entry names its usage event;
+//   - refunds of an event (REFUND entries, grants opened for it) never add
+//     up to more than it was paid (its credits less uncovered and borrowed);
 //   - every hold: its HOLD entries sum to -amount, and its RELEASE entries
 //     to +amount once settled or released (none while open);
 //   - one idempotency key per organisation has at most one usage event;
@@ -226,8 +228,8 @@ func (v *verifier) grantTotals(context.Context) error {
 
 // eventSums are the entries that charged one usage event.
 type eventSums struct {
-	burned decimal.Decimal
-	burns  int
+	burned, refunded, unpaid decimal.Decimal
+	burns                    int
 }
 
 // charges tells the entry kinds that charge a usage event's credits.
@@ -266,10 +268,17 @@ func (v *verifier) events(ctx context.Context) error {
 			if e.Kind == credit.EntryBurn && !sameVersion(ev.RegisterID, ev.RegisterVersion, e.RegisterID, e.RegisterVersion) {
 				v.add("entry versions", "BURN entry %d names register %s, its event %d %s", e.ID, version(e.RegisterID, e.RegisterVersion), ev.ID, version(ev.RegisterID, ev.RegisterVersion))
 			}
-			if charges(e.Kind) {
-				sm := sums[ev.ID]
-				sums[ev.ID] = eventSums{burned: sm.burned.Add(e.Amount), burns: sm.burns + 1}
+			sm := sums[ev.ID]
+			switch {
+			case charges(e.Kind):
+				sm.burned, sm.burns = sm.burned.Add(e.Amount), sm.burns+1
+				if e.Kind == credit.EntryUncovered || e.Kind == credit.EntryBorrow {
+					sm.unpaid = sm.unpaid.Sub(e.Amount)
+				}
+			case e.Kind == credit.EntryRefund, e.Kind == credit.EntryGrant: // back to a grant, or a new one for the event
+				sm.refunded = sm.refunded.Add(e.Amount)
 			}
+			sums[ev.ID] = sm
 		}
 		for _, ev := range page {
 			sm := sums[ev.ID]
@@ -279,6 +288,9 @@ func (v *verifier) events(ctx context.Context) error {
 			}
 			if !got.Equal(ev.Credits) {
 				v.add("burn total", "event %d charged %s but its BURN entries sum to %s", ev.ID, ev.Credits, got)
+			}
+			if paid := ev.Credits.Sub(sm.unpaid); sm.refunded.GreaterThan(paid) {
+				v.add("refund total", "event %d was refunded %s, more than the %s it was paid", ev.ID, sm.refunded, paid)
 			}
 			if ev.Credits.IsPositive() && (ev.RegisterID == nil || ev.RegisterVersion == nil) {
 				v.add("event versions", "event %d charged %s but names no register version", ev.ID, ev.Credits)

@@ -124,6 +124,19 @@ type PolicyInput struct {
 type Query struct {
 }
 
+// Refunds what a usage event charged (usageEventId), or purchased credits (grantId: not available yet, NOT_REFUNDABLE).
+type RefundInput struct {
+	UsageEventID *int `json:"usageEventId,omitempty"`
+	GrantID      *int `json:"grantId,omitempty"`
+	// Credits to refund; default: everything still refundable (overage first, then the draws, last drawn first).
+	Amount *decimal.Decimal `json:"amount,omitempty"`
+	Reason string           `json:"reason"`
+	// (added) As SERVICE credits in the event's pool (an SLA breach) instead of back to the grants; no money moves.
+	AsServiceCredits *bool `json:"asServiceCredits,omitempty"`
+	// (added) Per organisation: a retry with the same key and input returns the first refund's entries and refunds nothing.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
 // Moves credits from one pool to another: what leaves keeps its credit type, unit price, priority and expiry.
 type TransferInput struct {
 	FromPoolID int `json:"fromPoolId"`

@@ -1,0 +1,189 @@
+package ledger
+
+import (
+	"context"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/charge"
+	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/ledgerentry"
+)
+
+// RefundInput refunds (part of) what a usage event charged.
+type RefundInput struct {
+	UsageEventID   *int
+	GrantID        *int // refunds of purchased credits: not built yet (NOT_REFUNDABLE)
+	Amount         *decimal.Decimal
+	Reason         string
+	AsService      bool // as SERVICE credits (an SLA breach), not back to the grants
+	IdempotencyKey string
+}
+
+// Validate checks what can be checked without the database.
+func (in RefundInput) Validate() error {
+	switch {
+	case (in.UsageEventID == nil) == (in.GrantID == nil):
+		return credit.Invalid("usageEventId", "name exactly one of usageEventId and grantId")
+	case in.GrantID != nil:
+		return &credit.Error{Code: credit.CodeNotRefundable, Field: "grantId", Message: "refunds of purchased credits are not available yet"}
+	case in.Reason == "" || len(in.Reason) > 500:
+		return credit.Invalid("reason", "must be 1 to 500 characters")
+	case !utf8.ValidString(in.Reason):
+		return credit.Invalid("reason", "is not valid UTF-8")
+	case in.Amount != nil && !in.Amount.IsPositive():
+		return credit.Invalid("amount", "must be greater than zero, got %s", in.Amount)
+	}
+	if err := engine.CheckText("reason", in.Reason); err != nil {
+		return err
+	}
+	return checkKey(in.IdempotencyKey)
+}
+
+// Refund refunds a usage event in one transaction: load (the event's pool
+// and the pools it drew from locked in id order, its draws, what earlier
+// refunds gave back, its overage and the price it was billed at), decide
+// (engine.Refund), post, audit. Refunds of one event never add up to more
+// than it charged: a second refund waits for the first's locks and sees its
+// entries. It returns the entries written (REFUND entries, and the opening
+// entries of new grants: successors of expired grants, SERVICE credits).
+func (s *Service) Refund(ctx context.Context, in RefundInput) ([]*ent.LedgerEntry, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	var out []*ent.LedgerEntry
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		ev, err := tx.UsageEvent.Get(ctx, *in.UsageEventID)
+		if err != nil || !auth.From(ctx).Sees(ev.OrganizationID) {
+			return credit.NotFound("usage event", *in.UsageEventID)
+		}
+		ids, replay, err := s.keyed(ctx, tx, ev.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]int, error) {
+			es, err := s.refund(ctx, tx, ev, in, now)
+			ids := make([]int, len(es))
+			for i, e := range es {
+				ids[i] = e.ID
+			}
+			out = es
+			return ids, err
+		})
+		if err == nil && replay {
+			out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDIn(ids...)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+		}
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) refund(ctx context.Context, tx *ent.Tx, ev *ent.UsageEvent, in RefundInput, now time.Time) ([]*ent.LedgerEntry, error) {
+	entries, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(ev.ID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pools := map[int]bool{ev.PoolID: true}
+	for _, e := range entries {
+		pools[e.PoolID] = true
+	}
+	if err := s.lockIDs(ctx, tx, "pools", sortedKeys(pools)); err != nil {
+		return nil, err
+	}
+	// Read again under the locks: a refund that held them may have added entries.
+	if entries, err = tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(ev.ID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx); err != nil {
+		return nil, err
+	}
+	req, err := s.refundRequest(ctx, tx, ev, entries)
+	if err != nil {
+		return nil, err
+	}
+	req.Amount, req.AsService, req.Memo = in.Amount, in.AsService, truncate("refund: "+in.Reason, 500)
+	p, err := engine.Refund(req, now)
+	if err != nil {
+		return nil, err
+	}
+	last, err := s.lastEntry(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
+		return nil, err
+	}
+	out, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.UsageEventID(ev.ID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, tx, "refund", "UsageEvent", ev.ID, &ev.OrganizationID, nil,
+		map[string]any{"usageEventId": ev.ID, "reason": in.Reason, "asService": in.AsService, "entries": len(out)})
+}
+
+// refundRequest is what the event drew, overran and had refunded, as the
+// engine needs it.
+func (s *Service) refundRequest(ctx context.Context, tx *ent.Tx, ev *ent.UsageEvent, entries []*ent.LedgerEntry) (engine.RefundRequest, error) {
+	req := engine.RefundRequest{Org: ev.OrganizationID, Pool: ev.PoolID, Event: ev.ID, Overage: decimal.Zero, OveragePrice: decimal.Zero}
+	if ev.Decision == credit.DecisionDenied {
+		return req, nil // nothing to refund
+	}
+	byGrant := map[int]int{} // grant -> index in Sources
+	var grantIDs []int
+	for _, e := range entries {
+		switch {
+		case e.Kind == credit.EntryBurn && e.GrantID != nil:
+			i, ok := byGrant[*e.GrantID]
+			if !ok {
+				i = len(req.Sources)
+				byGrant[*e.GrantID] = i
+				req.Sources = append(req.Sources, engine.RefundSource{Pool: e.PoolID, Drawn: decimal.Zero, Refunded: decimal.Zero})
+				grantIDs = append(grantIDs, *e.GrantID)
+			}
+			req.Sources[i].Drawn = req.Sources[i].Drawn.Sub(e.Amount)
+		case e.Kind == credit.EntryOverage:
+			req.Overage = req.Overage.Sub(e.Amount)
+		case e.Kind == credit.EntryRefund && e.GrantID == nil: // overage refunded
+			req.Overage = req.Overage.Sub(e.Amount)
+		}
+	}
+	// Earlier refunds: back to a grant (REFUND on it), or as a new grant
+	// (its opening entry names the event) counted against the draws in
+	// the order the engine refunds them, last drawn first.
+	given := decimal.Zero
+	for _, e := range entries {
+		if e.Kind == credit.EntryRefund && e.GrantID != nil {
+			if i, ok := byGrant[*e.GrantID]; ok {
+				req.Sources[i].Refunded = req.Sources[i].Refunded.Add(e.Amount)
+				continue
+			}
+		}
+		if e.Kind == credit.EntryGrant {
+			given = given.Add(e.Amount)
+		}
+	}
+	take := decimal.Min(given, req.Overage)
+	req.Overage, given = req.Overage.Sub(take), given.Sub(take)
+	for i := len(req.Sources) - 1; i >= 0 && given.IsPositive(); i-- {
+		take := decimal.Min(given, req.Sources[i].Drawn.Sub(req.Sources[i].Refunded))
+		req.Sources[i].Refunded, given = req.Sources[i].Refunded.Add(take), given.Sub(take)
+	}
+	gs, err := tx.Grant.Query().Where(grant.IDIn(grantIDs...)).All(ctx)
+	if err != nil {
+		return req, err
+	}
+	for _, g := range gs {
+		req.Sources[byGrant[g.ID]].Grant = engineGrant(g)
+	}
+	if req.Overage.IsPositive() {
+		chs, err := tx.Charge.Query().Where(charge.UsageEventID(ev.ID), charge.Kind("OVERAGE")).Order(ent.Asc(charge.FieldID)).All(ctx)
+		if err != nil {
+			return req, err
+		}
+		if len(chs) > 0 && chs[0].Credits.IsPositive() { // the first is what the event billed
+			ch := chs[0]
+			req.OveragePrice, req.Currency, req.SubscriptionID = ch.Amount.Div(ch.Credits), ch.Currency, ch.SubscriptionID
+		}
+	}
+	return req, nil
+}

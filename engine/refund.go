@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/credit"
+)
+
+// RefundRequest is a refund of (part of) what a usage event charged.
+type RefundRequest struct {
+	Org, Pool, Event int             // the event's organisation and pool
+	Sources          []RefundSource  // the event's draws, in the order they were drawn
+	Overage          decimal.Decimal // overage credits the event charged, not refunded yet
+	OveragePrice     decimal.Decimal // money per overage credit (its OVERAGE charge's)
+	Currency         string
+	SubscriptionID   *int
+	Amount           *decimal.Decimal // nil: everything still refundable
+	AsService        bool             // as a new SERVICE grant in the event's pool, not back to the grants
+	Memo             string
+}
+
+// RefundSource is one grant the event drew from.
+type RefundSource struct {
+	Grant    Grant
+	Pool     int
+	Drawn    decimal.Decimal // what the event took from it
+	Refunded decimal.Decimal // what earlier refunds gave back to it
+}
+
+// Refundable is what a refund may still give back: the overage not yet
+// refunded and what the draws took less what was given back. Uncovered and
+// borrowed credits were never paid for out of the balance, so they are not
+// refundable.
+func (r RefundRequest) Refundable() decimal.Decimal {
+	sum := r.Overage
+	for _, s := range r.Sources {
+		sum = sum.Add(s.Drawn.Sub(s.Refunded))
+	}
+	return sum
+}
+
+// Refund decides a refund of a usage event. The last credits charged come
+// back first: the overage (its OVERAGE charge is reversed by a negative
+// charge), then the draws in reverse order. Each draw's credits go back to
+// their grant (a REFUND entry) while it is usable; a grant that has expired
+// since gets a successor: a new grant of the same credit type and unit
+// price, effective now and lasting as long as the original did. As SERVICE
+// credits, the whole refund is one new SERVICE grant in the event's pool and
+// no money moves. An event with nothing left to refund is NOT_REFUNDABLE;
+// more than is left, REFUND_EXCEEDED.
+func Refund(req RefundRequest, now time.Time) (Posting, error) {
+	left := req.Refundable()
+	if !left.IsPositive() {
+		return Posting{}, credit.Errorf(credit.CodeNotRefundable, "usage event %d has nothing left to refund", req.Event)
+	}
+	amount := left
+	if req.Amount != nil {
+		amount = *req.Amount
+	}
+	switch {
+	case !amount.IsPositive():
+		return Posting{}, credit.Invalid("amount", "must be greater than zero, got %s", amount)
+	case amount.GreaterThan(left):
+		return Posting{}, credit.Errorf(credit.CodeRefundExceeded, "usage event %d has %s credits left to refund, %s asked for", req.Event, left, amount)
+	}
+	ev := req.Event
+	out := Posting{Org: req.Org}
+	if req.AsService {
+		out.Open = append(out.Open, Opening{Pool: req.Pool, CreditType: credit.CreditService, Amount: amount, UnitPrice: decimal.Zero,
+			EffectiveAt: now, Kind: credit.EntryGrant, UsageEvent: &ev, Memo: req.Memo})
+		return out, nil
+	}
+	if take := decimal.Min(amount, req.Overage); take.IsPositive() {
+		amount = amount.Sub(take)
+		out.Moves = append(out.Moves, Move{Pool: req.Pool, Kind: credit.EntryRefund, Amount: take, UsageEvent: &ev, Memo: req.Memo})
+		out.Charges = append(out.Charges, Charge{Kind: "OVERAGE", Credits: take.Neg(), Amount: take.Mul(req.OveragePrice).Neg(),
+			Currency: req.Currency, SubscriptionID: req.SubscriptionID, UsageEvent: &ev, Memo: fmt.Sprintf("refund of usage event %d", ev)})
+	}
+	for i := len(req.Sources) - 1; i >= 0 && amount.IsPositive(); i-- {
+		s := req.Sources[i]
+		take := decimal.Min(amount, s.Drawn.Sub(s.Refunded))
+		if !take.IsPositive() {
+			continue
+		}
+		amount = amount.Sub(take)
+		if s.Grant.ExpiresAt == nil || s.Grant.ExpiresAt.After(now) {
+			out.Moves = append(out.Moves, Move{Pool: s.Pool, Grant: s.Grant.ID, Kind: credit.EntryRefund, Amount: take, UsageEvent: &ev, Memo: req.Memo})
+			continue
+		}
+		exp := now.Add(s.Grant.ExpiresAt.Sub(s.Grant.EffectiveAt))
+		priority := s.Grant.Priority
+		out.Open = append(out.Open, Opening{Pool: s.Pool, CreditType: s.Grant.CreditType, Amount: take, UnitPrice: s.Grant.UnitPrice,
+			Priority: &priority, EffectiveAt: now, ExpiresAt: &exp, Kind: credit.EntryGrant, UsageEvent: &ev, Memo: req.Memo})
+	}
+	return out, nil
+}
