@@ -97,3 +97,14 @@ func Refund(req RefundRequest, now time.Time) (Posting, error) {
 	}
 	return out, nil
 }
+
+// Void decides voiding a grant made by mistake: its unused credits leave
+// with a VOID entry; what was already burned stays burned, and credits an
+// open run holds stay held (they come back to the grant when the run
+// settles, and can be voided then). A grant with nothing left is CONFLICT.
+func Void(org, pool int, g Grant, memo string) (Posting, error) {
+	if !g.Remaining.IsPositive() {
+		return Posting{}, credit.Errorf(credit.CodeConflict, "grant %d has nothing left to void", g.ID)
+	}
+	return Posting{Org: org, Moves: []Move{{Pool: pool, Grant: g.ID, Kind: credit.EntryVoid, Amount: g.Remaining.Neg(), Memo: memo}}}, nil
+}

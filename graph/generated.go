@@ -218,6 +218,7 @@ type ComplexityRoot struct {
 		SetBudget               func(childComplexity int, poolID int, amount decimal.Decimal, period credit.Period, hard bool) int
 		Subscribe               func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
 		TransferCredits         func(childComplexity int, input model.TransferInput) int
+		VoidGrant               func(childComplexity int, grantID int, reason string, idempotencyKey *string) int
 	}
 
 	Organization struct {
@@ -443,6 +444,7 @@ type MutationResolver interface {
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
 	PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.PolicyVersion, error)
 	Refund(ctx context.Context, input model.RefundInput) ([]*ent.LedgerEntry, error)
+	VoidGrant(ctx context.Context, grantID int, reason string, idempotencyKey *string) (*ent.LedgerEntry, error)
 	TransferCredits(ctx context.Context, input model.TransferInput) ([]*ent.LedgerEntry, error)
 }
 type OrganizationResolver interface {
@@ -1288,6 +1290,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.TransferCredits(childComplexity, args["input"].(model.TransferInput)), true
+	case "Mutation.voidGrant":
+		if e.ComplexityRoot.Mutation.VoidGrant == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_voidGrant_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VoidGrant(childComplexity, args["grantId"].(int), args["reason"].(string), args["idempotencyKey"].(*string)), true
 
 	case "Organization.createdAt":
 		if e.ComplexityRoot.Organization.CreatedAt == nil {
@@ -2580,6 +2593,27 @@ func (ec *executionContext) field_Mutation_transferCredits_args(ctx context.Cont
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_voidGrant_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "grantId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["grantId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -6771,6 +6805,71 @@ func (ec *executionContext) fieldContext_Mutation_refund(ctx context.Context, fi
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_refund_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_voidGrant(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_voidGrant,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().VoidGrant(ctx, fc.Args["grantId"].(int), fc.Args["reason"].(string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		ec.marshalNLedgerEntry2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntry,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_voidGrant(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_LedgerEntry_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_LedgerEntry_kind(ctx, field)
+			case "pool":
+				return ec.fieldContext_LedgerEntry_pool(ctx, field)
+			case "grant":
+				return ec.fieldContext_LedgerEntry_grant(ctx, field)
+			case "amount":
+				return ec.fieldContext_LedgerEntry_amount(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_LedgerEntry_createdAt(ctx, field)
+			case "usageEvent":
+				return ec.fieldContext_LedgerEntry_usageEvent(ctx, field)
+			case "registerVersion":
+				return ec.fieldContext_LedgerEntry_registerVersion(ctx, field)
+			case "policyVersion":
+				return ec.fieldContext_LedgerEntry_policyVersion(ctx, field)
+			case "drawPolicyVersion":
+				return ec.fieldContext_LedgerEntry_drawPolicyVersion(ctx, field)
+			case "memo":
+				return ec.fieldContext_LedgerEntry_memo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type LedgerEntry", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_voidGrant_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -14892,6 +14991,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "voidGrant":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_voidGrant(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "transferCredits":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_transferCredits(ctx, field)
@@ -17902,6 +18008,10 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNLedgerEntry2githubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntry(ctx context.Context, sel ast.SelectionSet, v ent.LedgerEntry) graphql.Marshaler {
+	return ec._LedgerEntry(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNLedgerEntry2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.LedgerEntry) graphql.Marshaler {

@@ -18,3 +18,8 @@ func (r *mutationResolver) Refund(ctx context.Context, input model.RefundInput) 
 	return r.svc.Refund(ctx, ledger.RefundInput{UsageEventID: input.UsageEventID, GrantID: input.GrantID, Amount: input.Amount,
 		Reason: input.Reason, AsService: input.AsServiceCredits != nil && *input.AsServiceCredits, IdempotencyKey: deref(input.IdempotencyKey)})
 }
+
+// VoidGrant is the resolver for the voidGrant field.
+func (r *mutationResolver) VoidGrant(ctx context.Context, grantID int, reason string, idempotencyKey *string) (*ent.LedgerEntry, error) {
+	return r.svc.VoidGrant(ctx, ledger.VoidInput{GrantID: grantID, Reason: reason, IdempotencyKey: deref(idempotencyKey)})
+}

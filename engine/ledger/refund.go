@@ -187,3 +187,60 @@ func (s *Service) refundRequest(ctx context.Context, tx *ent.Tx, ev *ent.UsageEv
 	}
 	return req, nil
 }
+
+// VoidInput voids a grant made by mistake.
+type VoidInput struct {
+	GrantID        int
+	Reason         string
+	IdempotencyKey string
+}
+
+// VoidGrant voids what is left of a grant (a VOID entry), in one
+// transaction with its pool locked, and audits it. It returns the entry.
+func (s *Service) VoidGrant(ctx context.Context, in VoidInput) (*ent.LedgerEntry, error) {
+	if in.Reason == "" || len(in.Reason) > 500 || !utf8.ValidString(in.Reason) {
+		return nil, credit.Invalid("reason", "must be 1 to 500 characters of UTF-8")
+	}
+	if err := engine.CheckText("reason", in.Reason); err != nil {
+		return nil, err
+	}
+	if err := checkKey(in.IdempotencyKey); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	var out *ent.LedgerEntry
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		g, err := tx.Grant.Get(ctx, in.GrantID)
+		if err != nil || !auth.From(ctx).Sees(g.OrganizationID) {
+			return credit.NotFound("grant", in.GrantID)
+		}
+		if err := s.lockRow(ctx, tx, "pools", g.PoolID); err != nil {
+			return err
+		}
+		ids, replay, err := s.keyed(ctx, tx, g.OrganizationID, in.IdempotencyKey, "voidGrant", in, func() ([]int, error) {
+			if g, err = tx.Grant.Get(ctx, in.GrantID); err != nil { // again, under the lock
+				return nil, err
+			}
+			p, err := engine.Void(g.OrganizationID, g.PoolID, engineGrant(g), truncate("void: "+in.Reason, 500))
+			if err != nil {
+				return nil, err
+			}
+			last, err := s.lastEntry(ctx, tx)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
+				return nil, err
+			}
+			if out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.GrantID(g.ID), ledgerentry.KindEQ(credit.EntryVoid)).Only(ctx); err != nil {
+				return nil, err
+			}
+			return []int{out.ID}, s.audit(ctx, tx, "voidGrant", "Grant", g.ID, &g.OrganizationID, g, map[string]any{"reason": in.Reason, "voided": p.Moves[0].Amount.Neg().String()})
+		})
+		if err == nil && replay {
+			out, err = tx.LedgerEntry.Get(ctx, ids[0])
+		}
+		return err
+	})
+	return out, err
+}

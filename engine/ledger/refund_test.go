@@ -182,3 +182,31 @@ func TestConcurrentRefunds(t *testing.T) {
 		verify(t, f.svc)
 	})
 }
+
+// A void takes what is left of a grant; what was burned stays burned.
+func TestVoidGrant(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		g := f.grant(t, "10", credit.CreditPromotional)
+		f.use(t, "a", "3")
+		e, err := f.svc.VoidGrant(ctx, ledger.VoidInput{GrantID: g.ID, Reason: "granted twice by mistake", IdempotencyKey: "void-1"})
+		if err != nil || e.Kind != credit.EntryVoid || !e.Amount.Equal(d("-7")) {
+			t.Fatalf("void = %v, %v; want a VOID of -7", e, err)
+		}
+		again, err := f.svc.VoidGrant(ctx, ledger.VoidInput{GrantID: g.ID, Reason: "granted twice by mistake", IdempotencyKey: "void-1"})
+		if err != nil || again.ID != e.ID {
+			t.Fatalf("retried void = %v, %v; want entry %d again", again, err, e.ID)
+		}
+		if _, err := f.svc.VoidGrant(ctx, ledger.VoidInput{GrantID: g.ID, Reason: "again"}); credit.CodeOf(err) != credit.CodeConflict {
+			t.Fatalf("a void of nothing: %v, want CONFLICT", err)
+		}
+		if _, err := f.svc.VoidGrant(ctx, ledger.VoidInput{GrantID: g.ID}); credit.CodeOf(err) != credit.CodeValidation {
+			t.Fatalf("a void without a reason: %v, want VALIDATION", err)
+		}
+		if got := f.available(t); !got.IsZero() {
+			t.Fatalf("available %s, want 0", got)
+		}
+		verify(t, f.svc)
+	})
+}
