@@ -18,6 +18,7 @@ import (
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
+	"github.com/creditd/creditd/ent/cataloggeneration"
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
@@ -49,6 +50,8 @@ type Client struct {
 	Alert *AlertClient
 	// AuditEntry is the client for interacting with the AuditEntry builders.
 	AuditEntry *AuditEntryClient
+	// CatalogGeneration is the client for interacting with the CatalogGeneration builders.
+	CatalogGeneration *CatalogGenerationClient
 	// Charge is the client for interacting with the Charge builders.
 	Charge *ChargeClient
 	// Grant is the client for interacting with the Grant builders.
@@ -95,6 +98,7 @@ func (c *Client) init() {
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.Alert = NewAlertClient(c.config)
 	c.AuditEntry = NewAuditEntryClient(c.config)
+	c.CatalogGeneration = NewCatalogGenerationClient(c.config)
 	c.Charge = NewChargeClient(c.config)
 	c.Grant = NewGrantClient(c.config)
 	c.Hold = NewHoldClient(c.config)
@@ -206,6 +210,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		APIKey:             NewAPIKeyClient(cfg),
 		Alert:              NewAlertClient(cfg),
 		AuditEntry:         NewAuditEntryClient(cfg),
+		CatalogGeneration:  NewCatalogGenerationClient(cfg),
 		Charge:             NewChargeClient(cfg),
 		Grant:              NewGrantClient(cfg),
 		Hold:               NewHoldClient(cfg),
@@ -244,6 +249,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		APIKey:             NewAPIKeyClient(cfg),
 		Alert:              NewAlertClient(cfg),
 		AuditEntry:         NewAuditEntryClient(cfg),
+		CatalogGeneration:  NewCatalogGenerationClient(cfg),
 		Charge:             NewChargeClient(cfg),
 		Grant:              NewGrantClient(cfg),
 		Hold:               NewHoldClient(cfg),
@@ -289,10 +295,10 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.IncentiveAward,
-		c.LedgerEntry, c.Operation, c.Organization, c.Plan, c.PolicyVersion, c.Pool,
-		c.PoolSpend, c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight,
-		c.WeightRegister,
+		c.APIKey, c.Alert, c.AuditEntry, c.CatalogGeneration, c.Charge, c.Grant, c.Hold,
+		c.IncentiveAward, c.LedgerEntry, c.Operation, c.Organization, c.Plan,
+		c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription, c.SubscriptionPeriod,
+		c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Use(hooks...)
 	}
@@ -302,10 +308,10 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.Alert, c.AuditEntry, c.Charge, c.Grant, c.Hold, c.IncentiveAward,
-		c.LedgerEntry, c.Operation, c.Organization, c.Plan, c.PolicyVersion, c.Pool,
-		c.PoolSpend, c.Subscription, c.SubscriptionPeriod, c.UsageEvent, c.Weight,
-		c.WeightRegister,
+		c.APIKey, c.Alert, c.AuditEntry, c.CatalogGeneration, c.Charge, c.Grant, c.Hold,
+		c.IncentiveAward, c.LedgerEntry, c.Operation, c.Organization, c.Plan,
+		c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription, c.SubscriptionPeriod,
+		c.UsageEvent, c.Weight, c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -320,6 +326,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Alert.mutate(ctx, m)
 	case *AuditEntryMutation:
 		return c.AuditEntry.mutate(ctx, m)
+	case *CatalogGenerationMutation:
+		return c.CatalogGeneration.mutate(ctx, m)
 	case *ChargeMutation:
 		return c.Charge.mutate(ctx, m)
 	case *GrantMutation:
@@ -754,6 +762,139 @@ func (c *AuditEntryClient) mutate(ctx context.Context, m *AuditEntryMutation) (V
 		return (&AuditEntryDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditEntry mutation op: %q", m.Op())
+	}
+}
+
+// CatalogGenerationClient is a client for the CatalogGeneration schema.
+type CatalogGenerationClient struct {
+	config
+}
+
+// NewCatalogGenerationClient returns a client for the CatalogGeneration from the given config.
+func NewCatalogGenerationClient(c config) *CatalogGenerationClient {
+	return &CatalogGenerationClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `cataloggeneration.Hooks(f(g(h())))`.
+func (c *CatalogGenerationClient) Use(hooks ...Hook) {
+	c.hooks.CatalogGeneration = append(c.hooks.CatalogGeneration, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `cataloggeneration.Intercept(f(g(h())))`.
+func (c *CatalogGenerationClient) Intercept(interceptors ...Interceptor) {
+	c.inters.CatalogGeneration = append(c.inters.CatalogGeneration, interceptors...)
+}
+
+// Create returns a builder for creating a CatalogGeneration entity.
+func (c *CatalogGenerationClient) Create() *CatalogGenerationCreate {
+	mutation := newCatalogGenerationMutation(c.config, OpCreate)
+	return &CatalogGenerationCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of CatalogGeneration entities.
+func (c *CatalogGenerationClient) CreateBulk(builders ...*CatalogGenerationCreate) *CatalogGenerationCreateBulk {
+	return &CatalogGenerationCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CatalogGenerationClient) MapCreateBulk(slice any, setFunc func(*CatalogGenerationCreate, int)) *CatalogGenerationCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CatalogGenerationCreateBulk{err: fmt.Errorf("calling to CatalogGenerationClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CatalogGenerationCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CatalogGenerationCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for CatalogGeneration.
+func (c *CatalogGenerationClient) Update() *CatalogGenerationUpdate {
+	mutation := newCatalogGenerationMutation(c.config, OpUpdate)
+	return &CatalogGenerationUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CatalogGenerationClient) UpdateOne(_m *CatalogGeneration) *CatalogGenerationUpdateOne {
+	mutation := newCatalogGenerationMutation(c.config, OpUpdateOne, withCatalogGeneration(_m))
+	return &CatalogGenerationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CatalogGenerationClient) UpdateOneID(id int) *CatalogGenerationUpdateOne {
+	mutation := newCatalogGenerationMutation(c.config, OpUpdateOne, withCatalogGenerationID(id))
+	return &CatalogGenerationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for CatalogGeneration.
+func (c *CatalogGenerationClient) Delete() *CatalogGenerationDelete {
+	mutation := newCatalogGenerationMutation(c.config, OpDelete)
+	return &CatalogGenerationDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CatalogGenerationClient) DeleteOne(_m *CatalogGeneration) *CatalogGenerationDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CatalogGenerationClient) DeleteOneID(id int) *CatalogGenerationDeleteOne {
+	builder := c.Delete().Where(cataloggeneration.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CatalogGenerationDeleteOne{builder}
+}
+
+// Query returns a query builder for CatalogGeneration.
+func (c *CatalogGenerationClient) Query() *CatalogGenerationQuery {
+	return &CatalogGenerationQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCatalogGeneration},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a CatalogGeneration entity by its id.
+func (c *CatalogGenerationClient) Get(ctx context.Context, id int) (*CatalogGeneration, error) {
+	return c.Query().Where(cataloggeneration.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CatalogGenerationClient) GetX(ctx context.Context, id int) *CatalogGeneration {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *CatalogGenerationClient) Hooks() []Hook {
+	return c.hooks.CatalogGeneration
+}
+
+// Interceptors returns the client interceptors.
+func (c *CatalogGenerationClient) Interceptors() []Interceptor {
+	return c.inters.CatalogGeneration
+}
+
+func (c *CatalogGenerationClient) mutate(ctx context.Context, m *CatalogGenerationMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CatalogGenerationCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CatalogGenerationUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CatalogGenerationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CatalogGenerationDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown CatalogGeneration mutation op: %q", m.Op())
 	}
 }
 
@@ -3065,14 +3206,16 @@ func (c *WeightRegisterClient) mutate(ctx context.Context, m *WeightRegisterMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, Alert, AuditEntry, Charge, Grant, Hold, IncentiveAward, LedgerEntry,
-		Operation, Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
-		SubscriptionPeriod, UsageEvent, Weight, WeightRegister []ent.Hook
+		APIKey, Alert, AuditEntry, CatalogGeneration, Charge, Grant, Hold,
+		IncentiveAward, LedgerEntry, Operation, Organization, Plan, PolicyVersion,
+		Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent, Weight,
+		WeightRegister []ent.Hook
 	}
 	inters struct {
-		APIKey, Alert, AuditEntry, Charge, Grant, Hold, IncentiveAward, LedgerEntry,
-		Operation, Organization, Plan, PolicyVersion, Pool, PoolSpend, Subscription,
-		SubscriptionPeriod, UsageEvent, Weight, WeightRegister []ent.Interceptor
+		APIKey, Alert, AuditEntry, CatalogGeneration, Charge, Grant, Hold,
+		IncentiveAward, LedgerEntry, Operation, Organization, Plan, PolicyVersion,
+		Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent, Weight,
+		WeightRegister []ent.Interceptor
 	}
 )
 

@@ -15,6 +15,7 @@ import (
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
+	"github.com/creditd/creditd/ent/cataloggeneration"
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
@@ -94,6 +95,7 @@ func checkColumn(t, c string) error {
 			apikey.Table:             apikey.ValidColumn,
 			alert.Table:              alert.ValidColumn,
 			auditentry.Table:         auditentry.ValidColumn,
+			cataloggeneration.Table:  cataloggeneration.ValidColumn,
 			charge.Table:             charge.ValidColumn,
 			grant.Table:              grant.ValidColumn,
 			hold.Table:               hold.ValidColumn,

@@ -20,6 +20,8 @@ type Tx struct {
 	Alert *AlertClient
 	// AuditEntry is the client for interacting with the AuditEntry builders.
 	AuditEntry *AuditEntryClient
+	// CatalogGeneration is the client for interacting with the CatalogGeneration builders.
+	CatalogGeneration *CatalogGenerationClient
 	// Charge is the client for interacting with the Charge builders.
 	Charge *ChargeClient
 	// Grant is the client for interacting with the Grant builders.
@@ -186,6 +188,7 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.Alert = NewAlertClient(tx.config)
 	tx.AuditEntry = NewAuditEntryClient(tx.config)
+	tx.CatalogGeneration = NewCatalogGenerationClient(tx.config)
 	tx.Charge = NewChargeClient(tx.config)
 	tx.Grant = NewGrantClient(tx.config)
 	tx.Hold = NewHoldClient(tx.config)

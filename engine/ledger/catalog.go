@@ -21,11 +21,12 @@ import (
 // does not query the catalog tables per event. Published versions never
 // change, so a snapshot is only ever missing versions published after it
 // was loaded: it is reloaded after ttl, and at once by a publish through
-// this process. Usage never decides on a stale one: its transaction counts
-// the published versions (lockPools) and, when the snapshot counts fewer
-// (a publish through another server), loads a new one inside the
-// transaction, so that it holds every version published before the batch
-// took its locks.
+// this process. Usage never decides on a stale one: every publish bumps the
+// catalog generation (one row) in its transaction, a usage transaction
+// reads it with its pool locks (lockPools) and, when its snapshot is of an
+// older generation (a publish through another server), loads a new one
+// inside the transaction, so that it holds every version published before
+// the batch took its locks.
 type catalog struct {
 	client *ent.Client
 	progs  *rules.Cache
@@ -42,10 +43,10 @@ type loadedSnapshot struct {
 }
 
 type snapshot struct {
-	registers map[string][]*engine.Register        // by name, ascending effective order
-	policies  map[credit.PolicyKind][]*engine.Rule // by kind, ascending effective order
-	broken    map[int]error                        // policy id -> why its stored rule no longer compiles
-	published int                                  // published register and policy versions loaded (they never leave PUBLISHED)
+	registers  map[string][]*engine.Register        // by name, ascending effective order
+	policies   map[credit.PolicyKind][]*engine.Rule // by kind, ascending effective order
+	broken     map[int]error                        // policy id -> why its stored rule no longer compiles
+	generation int64                                // the catalog generation read before the versions: the snapshot holds at least its publishes
 }
 
 func newCatalog(c *ent.Client, progs *rules.Cache) *catalog {
@@ -105,6 +106,10 @@ func (c *catalog) refresh(ctx context.Context, client *ent.Client) (*snapshot, e
 }
 
 func (c *catalog) load(ctx context.Context, client *ent.Client) (*snapshot, error) {
+	gen, err := catalogGeneration(ctx, client)
+	if err != nil {
+		return nil, fmt.Errorf("load the catalog generation: %w", err)
+	}
 	regs, err := client.WeightRegister.Query().
 		Where(weightregister.StatusEQ(credit.VersionPublished)).
 		WithWeights().All(ctx)
@@ -112,9 +117,10 @@ func (c *catalog) load(ctx context.Context, client *ent.Client) (*snapshot, erro
 		return nil, fmt.Errorf("load registers: %w", err)
 	}
 	snap := &snapshot{
-		registers: map[string][]*engine.Register{},
-		policies:  map[credit.PolicyKind][]*engine.Rule{},
-		broken:    map[int]error{},
+		generation: gen,
+		registers:  map[string][]*engine.Register{},
+		policies:   map[credit.PolicyKind][]*engine.Rule{},
+		broken:     map[int]error{},
 	}
 	for _, r := range regs {
 		er, err := c.register(r)
@@ -133,7 +139,6 @@ func (c *catalog) load(ctx context.Context, client *ent.Client) (*snapshot, erro
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
-	snap.published = len(regs) + len(pols)
 	sort.Slice(pols, func(i, j int) bool {
 		a, b := pols[i], pols[j]
 		if !a.EffectiveFrom.Equal(*b.EffectiveFrom) {
@@ -245,4 +250,28 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		return v, err
 	}
 	return v, nil
+}
+
+// catalogGeneration reads the catalog's generation (0 before any publish).
+func catalogGeneration(ctx context.Context, client *ent.Client) (int64, error) {
+	rows, err := client.QueryContext(ctx, "SELECT COALESCE(MAX(generation), 0) FROM catalog_generations")
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var gen int64
+	if rows.Next() {
+		if err := rows.Scan(&gen); err != nil {
+			return 0, err
+		}
+	}
+	return gen, rows.Err()
+}
+
+// bumpCatalog moves the catalog to its next generation, in the publishing
+// transaction.
+func bumpCatalog(ctx context.Context, tx *ent.Tx) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO catalog_generations (id, generation) VALUES (1, 1)
+ON CONFLICT (id) DO UPDATE SET generation = catalog_generations.generation + 1`)
+	return err
 }

@@ -125,6 +125,9 @@ func (s *Service) PublishPolicy(ctx context.Context, name string, version int, e
 		if out, err = tx.PolicyVersion.Get(ctx, p.ID); err != nil {
 			return err
 		}
+		if err := bumpCatalog(ctx, tx); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, "publishPolicy", "Policy", p.ID, nil, p, out)
 	})
 	if err == nil {

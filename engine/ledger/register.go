@@ -176,6 +176,9 @@ func (s *Service) PublishRegister(ctx context.Context, name string, version int,
 		if out, err = tx.WeightRegister.Get(ctx, r.ID); err != nil {
 			return err
 		}
+		if err := bumpCatalog(ctx, tx); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, "publishWeightRegister", "WeightRegister", r.ID, nil, r, out)
 	})
 	if err == nil {

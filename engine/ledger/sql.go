@@ -32,11 +32,11 @@ import (
 // everything else.
 type usageTx struct {
 	*ent.Client
-	tx        *sql.Tx
-	s         *Service
-	grantPool map[int]int // grant id -> its pool, for entries (a burn may fall through to a parent pool)
-	due       []int       // subscriptions of the locked pools' organisations with a period due (see lockPools)
-	published int         // published register and policy versions, as lockPools read them
+	tx         *sql.Tx
+	s          *Service
+	grantPool  map[int]int // grant id -> its pool, for entries (a burn may fall through to a parent pool)
+	due        []int       // subscriptions of the locked pools' organisations with a period due (see lockPools)
+	generation int64       // the catalog's generation, as lockPools read it
 }
 
 // poolOf is the pool of a grant the batch loaded, or otherwise.
@@ -205,8 +205,8 @@ WHERE kind = 'ACCOUNT' AND `+cond+` GROUP BY organization_id`), args...)
 // what the engine needs of their organisation: its segment, and the register
 // and plan terms of its subscription in effect at now (the organisation's
 // own register when it has none). Subscriptions with a period due at now
-// (not opened yet) are noted in u.due, and the number of published catalog
-// versions in u.published (a snapshot that counts fewer is stale).
+// (not opened yet) are noted in u.due, and the catalog's generation in
+// u.generation (a snapshot of an older one is stale).
 func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time.Time) (map[int]poolInfo, error) {
 	cond, args := s.ids("p.id", 1, ids)
 	lock := ""
@@ -217,7 +217,7 @@ func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time
   p.parent_id, p.budget_amount, p.budget_period, p.budget_hard,
   s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency, pl.id,
   s.next_period_at,
-  (SELECT COUNT(*) FROM weight_registers WHERE status = 'PUBLISHED') + (SELECT COUNT(*) FROM policy_versions WHERE status = 'PUBLISHED')
+  (SELECT COALESCE(MAX(generation), 0) FROM catalog_generations)
 FROM pools p JOIN organizations o ON o.id = p.organization_id
 LEFT JOIN subscriptions s ON s.organization_id = p.organization_id
 LEFT JOIN plans pl ON pl.id = s.plan_id
@@ -242,7 +242,7 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			nextPeriod         sql.NullTime
 		)
 		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName, &parent, &budget, &budgetPeriod, &budgetHard,
-			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID, &nextPeriod, &u.published); err != nil {
+			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID, &nextPeriod, &u.generation); err != nil {
 			return nil, err
 		}
 		if nextPeriod.Valid && !nextPeriod.Time.After(now) {

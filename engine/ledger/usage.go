@@ -168,7 +168,7 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 	if err != nil {
 		return nil, err
 	}
-	if snap.published < tx.published { // published through another server since: see catalog
+	if snap.generation < tx.generation { // published through another server since: see catalog
 		if snap, err = s.catalog.refresh(ctx, tx.Client); err != nil {
 			return nil, err
 		}

@@ -45,6 +45,18 @@ func (f AuditEntryFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, 
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditEntryMutation", m)
 }
 
+// The CatalogGenerationFunc type is an adapter to allow the use of ordinary
+// function as CatalogGeneration mutator.
+type CatalogGenerationFunc func(context.Context, *ent.CatalogGenerationMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f CatalogGenerationFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.CatalogGenerationMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CatalogGenerationMutation", m)
+}
+
 // The ChargeFunc type is an adapter to allow the use of ordinary
 // function as Charge mutator.
 type ChargeFunc func(context.Context, *ent.ChargeMutation) (ent.Value, error)

@@ -95,6 +95,17 @@ var (
 			},
 		},
 	}
+	// CatalogGenerationsColumns holds the columns for the "catalog_generations" table.
+	CatalogGenerationsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "generation", Type: field.TypeInt64, Default: 0},
+	}
+	// CatalogGenerationsTable holds the schema information for the "catalog_generations" table.
+	CatalogGenerationsTable = &schema.Table{
+		Name:       "catalog_generations",
+		Columns:    CatalogGenerationsColumns,
+		PrimaryKey: []*schema.Column{CatalogGenerationsColumns[0]},
+	}
 	// ChargesColumns holds the columns for the "charges" table.
 	ChargesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -625,6 +636,7 @@ var (
 		APIKeysTable,
 		AlertsTable,
 		AuditEntriesTable,
+		CatalogGenerationsTable,
 		ChargesTable,
 		GrantsTable,
 		HoldsTable,

@@ -15,6 +15,9 @@ type Alert func(*sql.Selector)
 // AuditEntry is the predicate function for auditentry builders.
 type AuditEntry func(*sql.Selector)
 
+// CatalogGeneration is the predicate function for cataloggeneration builders.
+type CatalogGeneration func(*sql.Selector)
+
 // Charge is the predicate function for charge builders.
 type Charge func(*sql.Selector)
 

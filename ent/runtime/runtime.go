@@ -8,6 +8,7 @@ import (
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
+	"github.com/creditd/creditd/ent/cataloggeneration"
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
@@ -89,6 +90,12 @@ func init() {
 	auditentryDescObjectType := auditentryFields[4].Descriptor()
 	// auditentry.ObjectTypeValidator is a validator for the "object_type" field. It is called by the builders before save.
 	auditentry.ObjectTypeValidator = auditentryDescObjectType.Validators[0].(func(string) error)
+	cataloggenerationFields := schema.CatalogGeneration{}.Fields()
+	_ = cataloggenerationFields
+	// cataloggenerationDescGeneration is the schema descriptor for generation field.
+	cataloggenerationDescGeneration := cataloggenerationFields[0].Descriptor()
+	// cataloggeneration.DefaultGeneration holds the default value on creation for the generation field.
+	cataloggeneration.DefaultGeneration = cataloggenerationDescGeneration.Default.(int64)
 	chargeMixin := schema.Charge{}.Mixin()
 	chargeMixinFields0 := chargeMixin[0].Fields()
 	_ = chargeMixinFields0

@@ -184,3 +184,12 @@ func (Operation) Fields() []ent.Field {
 func (Operation) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("organization_id", "key").Unique()}
 }
+
+// CatalogGeneration is one row (id 1) counting publishes of registers and
+// policies: a publish bumps it in its transaction, a usage batch reads it
+// with its pool locks and reloads a catalog snapshot older than it.
+type CatalogGeneration struct{ ent.Schema }
+
+func (CatalogGeneration) Fields() []ent.Field {
+	return []ent.Field{field.Int64("generation").Default(0)}
+}
