@@ -12,6 +12,8 @@ import (
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/predicate"
 )
 
 // The poster writes what the engine decided. post is the only code that
@@ -183,4 +185,51 @@ func (s *Service) setRemaining(ctx context.Context, c *ent.Client, gs []engine.G
 		}
 	}
 	return nil
+}
+
+// postEntries posts ps and returns the grants they opened and the entries
+// they wrote that match where, oldest first. The caller holds the locks of
+// the pools the postings touch, so no one else writes entries on their
+// grants meanwhile; where tells this posting's entries from those of
+// concurrent postings on other pools.
+func (s *Service) postEntries(ctx context.Context, tx *ent.Tx, ps []engine.Posting, now time.Time, where ...predicate.LedgerEntry) ([][]*ent.Grant, []*ent.LedgerEntry, error) {
+	last, err := s.lastEntry(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	opened, err := s.postAll(ctx, tx.Client(), ps, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	var grants []int
+	for i, p := range ps {
+		for _, m := range p.Moves {
+			if m.Grant != 0 {
+				grants = append(grants, m.Grant)
+			}
+		}
+		for _, g := range opened[i] {
+			grants = append(grants, g.ID)
+		}
+	}
+	mine := ledgerentry.Or(ledgerentry.GrantIDIn(grants...), ledgerentry.GrantIDIsNil())
+	es, err := tx.LedgerEntry.Query().Where(append(where, ledgerentry.IDGT(last), mine)...).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	return opened, es, err
+}
+
+// lastEntry is the newest ledger entry's id (0: none): what a poster writes
+// next has a greater one.
+func (s *Service) lastEntry(ctx context.Context, tx *ent.Tx) (int, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM ledger_entries")
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	last := 0
+	if rows.Next() {
+		if err := rows.Scan(&last); err != nil {
+			return 0, err
+		}
+	}
+	return last, rows.Err()
 }

@@ -106,14 +106,7 @@ func (s *Service) refund(ctx context.Context, tx *ent.Tx, ev *ent.UsageEvent, in
 	if err != nil {
 		return nil, err
 	}
-	last, err := s.lastEntry(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
-		return nil, err
-	}
-	out, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.UsageEventID(ev.ID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	_, out, err := s.postEntries(ctx, tx, []engine.Posting{p}, now, ledgerentry.UsageEventID(ev.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -225,16 +218,11 @@ func (s *Service) VoidGrant(ctx context.Context, in VoidInput) (*ent.LedgerEntry
 			if err != nil {
 				return nil, err
 			}
-			last, err := s.lastEntry(ctx, tx)
+			_, es, err := s.postEntries(ctx, tx, []engine.Posting{p}, now, ledgerentry.GrantID(g.ID), ledgerentry.KindEQ(credit.EntryVoid))
 			if err != nil {
 				return nil, err
 			}
-			if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
-				return nil, err
-			}
-			if out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.GrantID(g.ID), ledgerentry.KindEQ(credit.EntryVoid)).Only(ctx); err != nil {
-				return nil, err
-			}
+			out = es[0]
 			return []int{out.ID}, s.audit(ctx, tx, "voidGrant", "Grant", g.ID, &g.OrganizationID, g, map[string]any{"reason": in.Reason, "voided": p.Moves[0].Amount.Neg().String()})
 		})
 		if err == nil && replay {

@@ -123,23 +123,8 @@ func (s *Service) transfer(ctx context.Context, tx *ent.Tx, v engine.Versions, f
 	if err != nil {
 		return nil, err
 	}
-	last, err := s.lastEntry(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	opened, err := s.postAll(ctx, tx.Client(), []engine.Posting{leaving, arriving}, now)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]int, 0, len(leaving.Moves)+len(opened[1]))
-	for _, m := range leaving.Moves {
-		ids = append(ids, m.Grant)
-	}
-	for _, g := range opened[1] {
-		ids = append(ids, g.ID)
-	}
-	out, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.GrantIDIn(ids...),
-		ledgerentry.KindIn(credit.EntryTransferOut, credit.EntryTransferIn)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	_, out, err := s.postEntries(ctx, tx, []engine.Posting{leaving, arriving}, now,
+		ledgerentry.KindIn(credit.EntryTransferOut, credit.EntryTransferIn))
 	if err != nil {
 		return nil, err
 	}
@@ -156,21 +141,4 @@ func (s *Service) movedSince(ctx context.Context, tx *ent.Tx, pool int, t time.T
 		sum = sum.Sub(e.Amount)
 	}
 	return sum, err
-}
-
-// lastEntry is the newest ledger entry's id (0: none): what a poster writes
-// next has a greater one.
-func (s *Service) lastEntry(ctx context.Context, tx *ent.Tx) (int, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM ledger_entries")
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	last := 0
-	if rows.Next() {
-		if err := rows.Scan(&last); err != nil {
-			return 0, err
-		}
-	}
-	return last, rows.Err()
 }
