@@ -105,6 +105,17 @@ func (c *catalog) refresh(ctx context.Context, client *ent.Client) (*snapshot, e
 	return snap, nil
 }
 
+// fresh returns snap, or a snapshot loaded through client (a transaction's)
+// when a publish since made snap stale: what a mutation other than usage
+// calls inside its transaction before it decides.
+func (c *catalog) fresh(ctx context.Context, client *ent.Client, snap *snapshot) (*snapshot, error) {
+	gen, err := catalogGeneration(ctx, client)
+	if err != nil || snap.generation >= gen {
+		return snap, err
+	}
+	return c.refresh(ctx, client)
+}
+
 func (c *catalog) load(ctx context.Context, client *ent.Client) (*snapshot, error) {
 	gen, err := catalogGeneration(ctx, client)
 	if err != nil {

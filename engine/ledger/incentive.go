@@ -154,6 +154,9 @@ func (s *Service) RecordBehavior(ctx context.Context, in BehaviorInput) (Behavio
 		}
 		sched := schedule(sub, p)
 		ts := &termsState{sub: sub, plan: p, start: sched.Boundary(sched.Index(now)), ready: true}
+		if snap, err = s.catalog.fresh(ctx, tx.Client(), snap); err != nil {
+			return err
+		}
 		v, err := snap.versions(o.RegisterName, nil, now)
 		if err != nil {
 			return err

@@ -308,6 +308,20 @@ func TestMachineTwoServersDecideAlike(t *testing.T) {
 				t.Fatalf("server %d: usage after a publish through the other = %+v, %v; want 2 credits of version %d", n, r, err, v2.Version)
 			}
 		}
+		// A TRANSFER policy published through one server binds the other's next transfer.
+		if _, err := f.svc.TransferCredits(ctx, ledger.TransferInput{FromPoolID: f.pool.ID, ToPoolID: team.ID, Amount: d("1")}); err != nil {
+			t.Fatal(err)
+		}
+		pol, err := other.SavePolicyDraft(ctx, ledger.PolicyInput{Name: "none", Kind: credit.PolicyTransfer, Expression: `false`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.PublishPolicy(ctx, pol.Name, pol.Version, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.TransferCredits(ctx, ledger.TransferInput{FromPoolID: f.pool.ID, ToPoolID: team.ID, Amount: d("1")}); credit.CodeOf(err) != credit.CodeTransferForbidden {
+			t.Fatalf("a transfer after a TRANSFER policy published through the other server: %v, want TRANSFER_FORBIDDEN", err)
+		}
 		verify(t, f.svc)
 	})
 }

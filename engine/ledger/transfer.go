@@ -63,13 +63,17 @@ func (s *Service) TransferCredits(ctx context.Context, in TransferInput) ([]*ent
 		return nil, err
 	}
 	now := s.Now()
-	v, err := snap.versions("", nil, now)
-	if err != nil {
-		return nil, err
-	}
 	var out []*ent.LedgerEntry
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		if err := s.lockIDs(ctx, tx, "pools", sortedKeys(setOf([]int{in.FromPoolID, in.ToPoolID}))); err != nil {
+			return err
+		}
+		snap, err := s.catalog.fresh(ctx, tx.Client(), snap)
+		if err != nil {
+			return err
+		}
+		v, err := snap.versions("", nil, now)
+		if err != nil {
 			return err
 		}
 		from, err := tx.Pool.Get(ctx, in.FromPoolID)
