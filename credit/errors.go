@@ -29,7 +29,8 @@ const (
 	CodeNoOnDemandPrice     Code = "NO_ON_DEMAND_PRICE"   // a purchase under a plan that sells no on-demand credits
 	CodeTransferForbidden   Code = "TRANSFER_FORBIDDEN"   // a transfer the caller's role, the pools' organisations or the TRANSFER policy do not allow
 	CodeNotRefundable       Code = "NOT_REFUNDABLE"       // nothing left to refund (a denied event, one that charged nothing, or refunded in full)
-	CodeRefundExceeded      Code = "REFUND_EXCEEDED"      // a refund of more than is left to refund
+	CodeRefundExceeded      Code = "REFUND_EXCEEDED"      // a refund of more than is left to refund, or than the REFUND policy allows
+	CodeRefundForbidden     Code = "REFUND_FORBIDDEN"     // a refund the caller's role or the REFUND policy does not allow
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
 	CodeUnavailable         Code = "UNAVAILABLE"          // the database is down, restarting or out of connections; extensions.retryable says whether resending is safe
 )

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/credit"
+	"github.com/creditd/creditd/rules"
 )
 
 // RefundRequest is a refund of (part of) what a usage event charged.
@@ -20,7 +22,21 @@ type RefundRequest struct {
 	Amount           *decimal.Decimal // nil: everything still refundable
 	AsService        bool             // as a new SERVICE grant in the event's pool, not back to the grants
 	Memo             string
+	Rule             *Rule     // the REFUND policy in effect; nil: the default (DefaultRefundRoles, anything refundable)
+	Ask              RefundAsk // who asks, and why
 }
+
+// RefundAsk is who asks for a refund and why, as a REFUND policy sees it.
+type RefundAsk struct {
+	Role     credit.Role
+	Reason   string
+	Event    Event
+	Org      Org
+	AgeHours decimal.Decimal // since the event was recorded
+}
+
+// DefaultRefundRoles may refund usage when no REFUND policy is in effect.
+var DefaultRefundRoles = []credit.Role{credit.RoleOperator}
 
 // RefundSource is one grant the event drew from.
 type RefundSource struct {
@@ -51,7 +67,12 @@ func (r RefundRequest) Refundable() decimal.Decimal {
 // credits, the whole refund is one new SERVICE grant in the event's pool and
 // no money moves. An event with nothing left to refund is NOT_REFUNDABLE;
 // more than is left, REFUND_EXCEEDED.
-func Refund(req RefundRequest, now time.Time) (Posting, error) {
+//
+// The REFUND policy in effect says how much of it may come back (its
+// result, at most what is left); 0 is REFUND_FORBIDDEN, less than asked
+// REFUND_EXCEEDED. Without a policy, DefaultRefundRoles may refund all that
+// is left and other roles nothing.
+func Refund(ctx context.Context, req RefundRequest, now time.Time) (Posting, error) {
 	left := req.Refundable()
 	if !left.IsPositive() {
 		return Posting{}, credit.Errorf(credit.CodeNotRefundable, "usage event %d has nothing left to refund", req.Event)
@@ -60,11 +81,19 @@ func Refund(req RefundRequest, now time.Time) (Posting, error) {
 	if req.Amount != nil {
 		amount = *req.Amount
 	}
+	allowed, err := refundAllowed(ctx, req, amount, left, now)
+	if err != nil {
+		return Posting{}, err
+	}
 	switch {
 	case !amount.IsPositive():
 		return Posting{}, credit.Invalid("amount", "must be greater than zero, got %s", amount)
 	case amount.GreaterThan(left):
 		return Posting{}, credit.Errorf(credit.CodeRefundExceeded, "usage event %d has %s credits left to refund, %s asked for", req.Event, left, amount)
+	case !allowed.IsPositive():
+		return Posting{}, credit.Errorf(credit.CodeRefundForbidden, "the refund policy allows no refund of usage event %d to a %s key", req.Event, req.Ask.Role)
+	case amount.GreaterThan(allowed):
+		return Posting{}, credit.Errorf(credit.CodeRefundExceeded, "the refund policy allows %s credits of usage event %d back, %s asked for", allowed, req.Event, amount)
 	}
 	ev := req.Event
 	out := Posting{Org: req.Org}
@@ -96,6 +125,25 @@ func Refund(req RefundRequest, now time.Time) (Posting, error) {
 			Priority: &priority, EffectiveAt: now, ExpiresAt: &exp, Kind: credit.EntryGrant, UsageEvent: &ev, Memo: req.Memo})
 	}
 	return out, nil
+}
+
+// refundAllowed is the most the refund may give back.
+func refundAllowed(ctx context.Context, req RefundRequest, amount, left decimal.Decimal, now time.Time) (decimal.Decimal, error) {
+	if req.Rule == nil {
+		for _, r := range DefaultRefundRoles {
+			if r == req.Ask.Role {
+				return left, nil
+			}
+		}
+		return decimal.Zero, nil
+	}
+	a := req.Ask
+	v, err := req.Rule.Program.Decimal(ctx, rules.Vars{Event: ruleEvent(a.Event), Org: ruleOrg(a.Org), Amount: amount, Refundable: left,
+		AgeHours: a.AgeHours, Role: string(a.Role), Reason: a.Reason, AsService: req.AsService, Now: now})
+	if err != nil {
+		return decimal.Zero, ruleRuntime("REFUND policy "+quote(req.Rule.Name)+" version "+itoa(req.Rule.Version), err)
+	}
+	return decimal.Min(v, left), nil
 }
 
 // Void decides voiding a grant made by mistake: its unused credits leave

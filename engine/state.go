@@ -92,6 +92,7 @@ type Versions struct {
 	Overage   *Rule      // OVERAGE policy: may let an event through as overage
 	Incentive *Rule      // INCENTIVE policy: incentive credits for usage and behaviours
 	Transfer  *Rule      // TRANSFER policy: which grants' credits may move between pools
+	Refund    *Rule      // REFUND policy: how much of a usage event may be refunded
 	Terms     *PlanTerms // nil: no subscription, a HARD ceiling
 }
 

@@ -31,6 +31,7 @@ const (
 	KindOverage   Kind = "OVERAGE"    // lets an event through as overage when credits run short; result bool
 	KindIncentive Kind = "INCENTIVE"  // incentive credits for a usage or behaviour event; result decimal >= 0
 	KindTransfer  Kind = "TRANSFER"   // whether a grant's credits may move in a transfer between pools; result bool
+	KindRefund    Kind = "REFUND"     // how many credits a refund of a usage event may give back; result decimal >= 0
 )
 
 // Limits.
@@ -158,6 +159,16 @@ func buildEnvs() {
 		KindDrawOrder: {
 			cel.Variable("grant", grantType),
 		},
+		KindRefund: {
+			cel.Variable("event", eventType),
+			cel.Variable("org", orgType),
+			cel.Variable("amount", DecimalType),
+			cel.Variable("refundable", DecimalType),
+			cel.Variable("ageHours", DecimalType),
+			cel.Variable("role", cel.StringType),
+			cel.Variable("reason", cel.StringType),
+			cel.Variable("asService", cel.BoolType),
+		},
 		KindTransfer: {
 			cel.Variable("grant", grantType),
 			cel.Variable("amount", DecimalType),
@@ -217,7 +228,7 @@ func Compile(kind Kind, expr string) (*Program, error) {
 	out := ast.OutputType()
 	line, col := rootPosition(ast)
 	switch kind {
-	case KindBurn, KindWeight, KindIncentive:
+	case KindBurn, KindWeight, KindIncentive, KindRefund:
 		if !out.IsExactType(DecimalType) && out.Kind() != types.DynKind {
 			return nil, compileError(kind, line, col, "rule returns %s, want decimal (use decimal(...) to convert)", out)
 		}
@@ -367,7 +378,7 @@ func (p *Program) eval(ctx context.Context, v Vars) (ref.Val, error) {
 // Decimal evaluates a BURN rule or a weight expression; the result must be a
 // decimal >= 0.
 func (p *Program) Decimal(ctx context.Context, v Vars) (decimal.Decimal, error) {
-	if p.kind != KindBurn && p.kind != KindWeight && p.kind != KindIncentive {
+	if p.kind != KindBurn && p.kind != KindWeight && p.kind != KindIncentive && p.kind != KindRefund {
 		return decimal.Zero, fmt.Errorf("%w: a %s rule has no decimal result", ErrRuntime, p.kind)
 	}
 	out, err := p.eval(ctx, v)

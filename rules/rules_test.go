@@ -517,3 +517,21 @@ func TestReadsStatus(t *testing.T) {
 		}
 	}
 }
+
+// The README's TRANSFER and REFUND examples compile.
+func TestReadmeTransferAndRefundRules(t *testing.T) {
+	for kind, expr := range map[Kind]string{
+		KindTransfer: `grant.creditType != "INCENTIVE" && movedToday + amount <= decimal(500) && (role == "ORG_ADMIN" || role == "OPERATOR")`,
+		KindRefund: `asService && reason.startsWith("SLA") ? refundable
+  : role == "ORG_ADMIN" && event.status == "FAILED" && ageHours <= decimal(24) ? min(refundable, decimal(50))
+  : role == "OPERATOR" ? refundable
+  : decimal(0)`,
+	} {
+		if _, err := Compile(kind, expr); err != nil {
+			t.Errorf("%s: %v", kind, err)
+		}
+	}
+	if _, err := Compile(KindRefund, `true`); err == nil {
+		t.Error("a REFUND rule returning bool compiled")
+	}
+}

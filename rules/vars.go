@@ -63,6 +63,12 @@ type Vars struct {
 	Amount, MovedToday decimal.Decimal
 	Role               string
 	FromKind, ToKind   string
+	// REFUND rules (with Event, Org, Amount and Role): what is left to
+	// refund, the event's age in hours, the reason given, and whether the
+	// refund is asked as SERVICE credits.
+	Refundable, AgeHours decimal.Decimal
+	Reason               string
+	AsService            bool
 }
 
 // NoExpiry is how a grant without expiry looks to rules.
@@ -307,9 +313,17 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		if a.kind == KindOverage {
 			return newDec(a.v.Available), true
 		}
-	case "amount", "movedToday", "role", "fromKind", "toKind":
+	case "amount", "role":
+		if a.kind == KindTransfer || a.kind == KindRefund {
+			return a.transfer(name), true
+		}
+	case "movedToday", "fromKind", "toKind":
 		if a.kind == KindTransfer {
 			return a.transfer(name), true
+		}
+	case "refundable", "ageHours", "reason", "asService":
+		if a.kind == KindRefund {
+			return a.refund(name), true
 		}
 	case "now":
 		return ts(a.v.Now), true
@@ -319,7 +333,21 @@ func (a *activation) ResolveName(name string) (any, bool) {
 
 func (a *activation) Parent() interpreter.Activation { return nil }
 
-// transfer resolves a TRANSFER rule's own variables.
+// refund resolves a REFUND rule's own variables.
+func (a *activation) refund(name string) any {
+	switch name {
+	case "refundable":
+		return newDec(a.v.Refundable)
+	case "ageHours":
+		return newDec(a.v.AgeHours)
+	case "reason":
+		return types.String(a.v.Reason)
+	}
+	return types.Bool(a.v.AsService)
+}
+
+// transfer resolves a TRANSFER rule's own variables (amount and role also
+// a REFUND rule's).
 func (a *activation) transfer(name string) any {
 	switch name {
 	case "amount":

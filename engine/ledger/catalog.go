@@ -207,6 +207,7 @@ var ruleKinds = map[credit.PolicyKind]rules.Kind{
 	credit.PolicyOverage:   rules.KindOverage,
 	credit.PolicyIncentive: rules.KindIncentive,
 	credit.PolicyTransfer:  rules.KindTransfer,
+	credit.PolicyRefund:    rules.KindRefund,
 }
 
 // versions picks the register (by name) and the policies in effect at t: for
@@ -258,6 +259,9 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		return v, err
 	}
 	if v.Transfer, err = pick(credit.PolicyTransfer); err != nil {
+		return v, err
+	}
+	if v.Refund, err = pick(credit.PolicyRefund); err != nil {
 		return v, err
 	}
 	return v, nil

@@ -58,14 +58,18 @@ func (s *Service) Refund(ctx context.Context, in RefundInput) ([]*ent.LedgerEntr
 		return nil, err
 	}
 	now := s.Now()
+	snap, err := s.catalog.current(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []*ent.LedgerEntry
-	err := s.inTx(ctx, func(tx *ent.Tx) error {
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		ev, err := tx.UsageEvent.Get(ctx, *in.UsageEventID)
 		if err != nil || !auth.From(ctx).Sees(ev.OrganizationID) {
 			return credit.NotFound("usage event", *in.UsageEventID)
 		}
 		ids, replay, err := s.keyed(ctx, tx, ev.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]int, error) {
-			es, err := s.refund(ctx, tx, ev, in, now)
+			es, err := s.refund(ctx, tx, snap, ev, in, now)
 			ids := make([]int, len(es))
 			for i, e := range es {
 				ids[i] = e.ID
@@ -81,7 +85,7 @@ func (s *Service) Refund(ctx context.Context, in RefundInput) ([]*ent.LedgerEntr
 	return out, err
 }
 
-func (s *Service) refund(ctx context.Context, tx *ent.Tx, ev *ent.UsageEvent, in RefundInput, now time.Time) ([]*ent.LedgerEntry, error) {
+func (s *Service) refund(ctx context.Context, tx *ent.Tx, snap *snapshot, ev *ent.UsageEvent, in RefundInput, now time.Time) ([]*ent.LedgerEntry, error) {
 	entries, err := tx.LedgerEntry.Query().Where(ledgerentry.UsageEventID(ev.ID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
 	if err != nil {
 		return nil, err
@@ -102,7 +106,10 @@ func (s *Service) refund(ctx context.Context, tx *ent.Tx, ev *ent.UsageEvent, in
 		return nil, err
 	}
 	req.Amount, req.AsService, req.Memo = in.Amount, in.AsService, truncate("refund: "+in.Reason, 500)
-	p, err := engine.Refund(req, now)
+	if req.Rule, req.Ask, err = s.refundAsk(ctx, tx, snap, ev, in.Reason, now); err != nil {
+		return nil, err
+	}
+	p, err := engine.Refund(ctx, req, now)
 	if err != nil {
 		return nil, err
 	}
@@ -231,4 +238,30 @@ func (s *Service) VoidGrant(ctx context.Context, in VoidInput) (*ent.LedgerEntry
 		return err
 	})
 	return out, err
+}
+
+// refundAsk is the REFUND policy in effect and what it is told of the
+// refund: the caller's role, the reason, the event, its organisation, its
+// age.
+func (s *Service) refundAsk(ctx context.Context, tx *ent.Tx, snap *snapshot, ev *ent.UsageEvent, reason string, now time.Time) (*engine.Rule, engine.RefundAsk, error) {
+	snap, err := s.catalog.fresh(ctx, tx.Client(), snap)
+	if err != nil {
+		return nil, engine.RefundAsk{}, err
+	}
+	v, err := snap.versions("", nil, now)
+	if err != nil {
+		return nil, engine.RefundAsk{}, err
+	}
+	o, err := tx.Organization.Get(ctx, ev.OrganizationID)
+	if err != nil {
+		return nil, engine.RefundAsk{}, err
+	}
+	role := credit.RoleOperator // internal callers (no key) act as the operator
+	if p := auth.From(ctx); p != nil {
+		role = p.Role
+	}
+	age := decimal.NewFromInt(int64(now.Sub(ev.CreatedAt) / time.Second)).Div(decimal.NewFromInt(3600))
+	return v.Refund, engine.RefundAsk{Role: role, Reason: reason, Org: engine.Org{ID: o.ID, Segment: o.Segment}, AgeHours: age,
+		Event: engine.Event{Action: ev.Action, Status: ev.Status, RunID: ev.RunID, Quantity: ev.Quantity, Completion: ev.Completion,
+			Attempt: ev.Attempt, Properties: ev.Properties, OccurredAt: ev.OccurredAt}}, nil
 }

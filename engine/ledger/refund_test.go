@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/auth"
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
@@ -206,6 +207,35 @@ func TestVoidGrant(t *testing.T) {
 		}
 		if got := f.available(t); !got.IsZero() {
 			t.Fatalf("available %s, want 0", got)
+		}
+		verify(t, f.svc)
+	})
+}
+
+// A REFUND policy decides who may refund how much, and when.
+func TestRefundPolicy(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		f.grant(t, "100", credit.CreditSubscription)
+		r := f.use(t, "a", "10")
+		admin := auth.With(ctx, &auth.Principal{KeyID: 1, Name: "admin", Role: credit.RoleOrgAdmin, OrgID: &f.org.ID})
+		if _, err := f.svc.Refund(admin, refundOf(r.Event, "1")); credit.CodeOf(err) != credit.CodeRefundForbidden {
+			t.Fatalf("an ORG_ADMIN refund without a policy: %v, want REFUND_FORBIDDEN", err)
+		}
+		f.publish(t, "self-service", credit.PolicyRefund, `role == "ORG_ADMIN" && ageHours <= decimal(24) ? min(refundable, decimal(5)) : decimal(0)`)
+		if _, err := f.svc.Refund(admin, refundOf(r.Event, "4")); err != nil {
+			t.Fatalf("within the policy: %v", err)
+		}
+		if _, err := f.svc.Refund(admin, refundOf(r.Event, "6")); credit.CodeOf(err) != credit.CodeRefundExceeded {
+			t.Fatalf("past the policy's 5: %v, want REFUND_EXCEEDED", err)
+		}
+		f.clock.add(25 * time.Hour)
+		if _, err := f.svc.Refund(admin, refundOf(r.Event, "1")); credit.CodeOf(err) != credit.CodeRefundForbidden {
+			t.Fatalf("after a day: %v, want REFUND_FORBIDDEN", err)
+		}
+		if got := f.available(t); !got.Equal(d("94")) {
+			t.Fatalf("available %s, want 94", got)
 		}
 		verify(t, f.svc)
 	})
