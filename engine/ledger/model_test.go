@@ -33,7 +33,8 @@ import (
 // The operations: grants, on-demand purchases, burns of every status on
 // the account pool and on the team pool (which falls through to the
 // account's credits), replays of earlier keys (same answer, nothing
-// written), agent runs on either pool (STARTED holds and counts against
+// written), refunds of this period's burns on the account pool (back to the
+// grants they drew, overage as money), agent runs on either pool (STARTED holds and counts against
 // the team's hard budget; the terminal event, sometimes costing more than
 // held, burns the hold first, then the balance, then overage under SOFT or
 // an uncovered record under HARD), hard budgets on the team pool, API key creation and revocation,
@@ -82,6 +83,7 @@ type model struct {
 	results             map[string]ledger.UsageResult
 	inputs              map[string]engine.UsageInput
 	keys                []string
+	refundable          []string // account-pool burns of this period that charged, not refunded yet
 	budget              *decimal.Decimal // the team pool's hard monthly budget
 	spent               decimal.Decimal  // what the team pool burned this month while budgeted
 	mode                credit.RolloverMode
@@ -115,6 +117,7 @@ func (m *model) closePeriod() {
 		m.exp = included // what was left expires
 	}
 	m.spent = decimal.Zero // a new calendar month for the budget
+	m.refundable = nil     // their grants expired: a refund would make successors the buckets do not model
 }
 
 // worker is one goroutine's organisation and model.
@@ -127,6 +130,7 @@ type worker struct {
 	m          *model
 	n          int
 	firstBurn  bool // the period is due and unopened: the phase starts with a burn
+	db         *store.DB
 }
 
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
@@ -190,7 +194,7 @@ func TestModel(t *testing.T) {
 
 		ws := make([]*worker, workers)
 		for i := range ws {
-			ws[i] = &worker{w: i, f: f, rng: rand.New(rand.NewSource(seed + int64(i)))}
+			ws[i] = &worker{w: i, f: f, db: db, rng: rand.New(rand.NewSource(seed + int64(i)))}
 			mp := modelPlans[i%len(modelPlans)]
 			if err := ws[i].start(ctx, plans[i%len(modelPlans)], mp.rollover, mp.overage, start); err != nil {
 				t.Fatalf("seed %d, worker %d: %v", seed, i, err)
@@ -405,7 +409,9 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		return wk.startRun(ctx, rng.Intn(2) == 0)
 	case r < 90: // a run ends
 		return wk.endRun(ctx)
-	case r < 93: // an API key for the organisation: works, then revoked, then refused
+	case r < 92: // refund an account-pool burn of this period, in full
+		return wk.refund(ctx)
+	case r < 94: // an API key for the organisation: works, then revoked, then refused
 		k, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: wk.next(), Role: credit.RoleService, OrganizationID: &wk.org.ID})
 		if err != nil {
 			return err
@@ -461,9 +467,47 @@ func (wk *worker) burn(ctx context.Context, in engine.UsageInput, team bool) err
 		if team && m.budget != nil {
 			m.spent = m.spent.Add(charge)
 		}
+		if !team && charge.IsPositive() {
+			m.refundable = append(m.refundable, in.IdempotencyKey)
+		}
 	}
 	m.results[in.IdempotencyKey], m.inputs[in.IdempotencyKey] = res, in
 	m.keys = append(m.keys, in.IdempotencyKey)
+	return nil
+}
+
+// refund refunds the oldest refundable burn in full: each draw's credits go
+// back to their grant's bucket, the overage comes back as money.
+func (wk *worker) refund(ctx context.Context) error {
+	m := wk.m
+	if len(m.refundable) == 0 {
+		return nil
+	}
+	key := m.refundable[0]
+	m.refundable = m.refundable[1:]
+	first := m.results[key]
+	es, err := wk.f.svc.Refund(ctx, ledger.RefundInput{UsageEventID: &first.Event.ID, Reason: "model"})
+	if err != nil {
+		return fmt.Errorf("refund of %s (%s credits): %w", key, first.Credits, err)
+	}
+	back := decimal.Zero
+	for _, e := range es {
+		back = back.Add(e.Amount)
+	}
+	if !back.Equal(first.Credits) {
+		return fmt.Errorf("refund of %s gave back %s, it charged %s", key, back, first.Credits)
+	}
+	for _, dr := range first.Draws {
+		g, err := wk.db.Client.Grant.Get(ctx, dr.GrantID)
+		if err != nil {
+			return err
+		}
+		if g.ExpiresAt != nil {
+			m.exp = m.exp.Add(dr.Amount)
+		} else {
+			m.last = m.last.Add(dr.Amount)
+		}
+	}
 	return nil
 }
 
