@@ -58,6 +58,19 @@ func (r RefundRequest) Refundable() decimal.Decimal {
 	return sum
 }
 
+// GivenAsGrants counts earlier refunds that gave credits as new grants
+// (successors of expired grants, SERVICE credits) against what they
+// refunded, in the order Refund refunds: the overage first, then the draws,
+// last drawn first.
+func (r *RefundRequest) GivenAsGrants(given decimal.Decimal) {
+	take := decimal.Min(given, r.Overage)
+	r.Overage, given = r.Overage.Sub(take), given.Sub(take)
+	for i := len(r.Sources) - 1; i >= 0 && given.IsPositive(); i-- {
+		take := decimal.Min(given, r.Sources[i].Drawn.Sub(r.Sources[i].Refunded))
+		r.Sources[i].Refunded, given = r.Sources[i].Refunded.Add(take), given.Sub(take)
+	}
+}
+
 // Refund decides a refund of a usage event. The last credits charged come
 // back first: the overage (its OVERAGE charge is reversed by a negative
 // charge), then the draws in reverse order. Each draw's credits go back to

@@ -83,7 +83,7 @@ type model struct {
 	results             map[string]ledger.UsageResult
 	inputs              map[string]engine.UsageInput
 	keys                []string
-	refundable          []string // account-pool burns of this period that charged, not refunded yet
+	refundable          []string         // account-pool burns of this period that charged, not refunded yet
 	budget              *decimal.Decimal // the team pool's hard monthly budget
 	spent               decimal.Decimal  // what the team pool burned this month while budgeted
 	mode                credit.RolloverMode

@@ -128,45 +128,11 @@ func (s *Service) refundRequest(ctx context.Context, tx *ent.Tx, ev *ent.UsageEv
 	if ev.Decision == credit.DecisionDenied {
 		return req, nil // nothing to refund
 	}
-	byGrant := map[int]int{} // grant -> index in Sources
-	var grantIDs []int
-	for _, e := range entries {
-		switch {
-		case e.Kind == credit.EntryBurn && e.GrantID != nil:
-			i, ok := byGrant[*e.GrantID]
-			if !ok {
-				i = len(req.Sources)
-				byGrant[*e.GrantID] = i
-				req.Sources = append(req.Sources, engine.RefundSource{Pool: e.PoolID, Drawn: decimal.Zero, Refunded: decimal.Zero})
-				grantIDs = append(grantIDs, *e.GrantID)
-			}
-			req.Sources[i].Drawn = req.Sources[i].Drawn.Sub(e.Amount)
-		case e.Kind == credit.EntryOverage:
-			req.Overage = req.Overage.Sub(e.Amount)
-		case e.Kind == credit.EntryRefund && e.GrantID == nil: // overage refunded
-			req.Overage = req.Overage.Sub(e.Amount)
-		}
-	}
-	// Earlier refunds: back to a grant (REFUND on it), or as a new grant
-	// (its opening entry names the event) counted against the draws in
-	// the order the engine refunds them, last drawn first.
-	given := decimal.Zero
-	for _, e := range entries {
-		if e.Kind == credit.EntryRefund && e.GrantID != nil {
-			if i, ok := byGrant[*e.GrantID]; ok {
-				req.Sources[i].Refunded = req.Sources[i].Refunded.Add(e.Amount)
-				continue
-			}
-		}
-		if e.Kind == credit.EntryGrant {
-			given = given.Add(e.Amount)
-		}
-	}
-	take := decimal.Min(given, req.Overage)
-	req.Overage, given = req.Overage.Sub(take), given.Sub(take)
-	for i := len(req.Sources) - 1; i >= 0 && given.IsPositive(); i-- {
-		take := decimal.Min(given, req.Sources[i].Drawn.Sub(req.Sources[i].Refunded))
-		req.Sources[i].Refunded, given = req.Sources[i].Refunded.Add(take), given.Sub(take)
+	byGrant := refundSources(&req, entries)
+	req.GivenAsGrants(refundedBefore(&req, entries, byGrant))
+	grantIDs := make([]int, 0, len(byGrant))
+	for id := range byGrant {
+		grantIDs = append(grantIDs, id)
 	}
 	gs, err := tx.Grant.Query().Where(grant.IDIn(grantIDs...)).All(ctx)
 	if err != nil {
@@ -175,17 +141,58 @@ func (s *Service) refundRequest(ctx context.Context, tx *ent.Tx, ev *ent.UsageEv
 	for _, g := range gs {
 		req.Sources[byGrant[g.ID]].Grant = engineGrant(g)
 	}
-	if req.Overage.IsPositive() {
-		chs, err := tx.Charge.Query().Where(charge.UsageEventID(ev.ID), charge.Kind("OVERAGE")).Order(ent.Asc(charge.FieldID)).All(ctx)
-		if err != nil {
-			return req, err
-		}
-		if len(chs) > 0 && chs[0].Credits.IsPositive() { // the first is what the event billed
-			ch := chs[0]
-			req.OveragePrice, req.Currency, req.SubscriptionID = ch.Amount.Div(ch.Credits), ch.Currency, ch.SubscriptionID
-		}
+	if !req.Overage.IsPositive() {
+		return req, nil
+	}
+	chs, err := tx.Charge.Query().Where(charge.UsageEventID(ev.ID), charge.Kind("OVERAGE")).Order(ent.Asc(charge.FieldID)).All(ctx)
+	if err != nil {
+		return req, err
+	}
+	if len(chs) > 0 && chs[0].Credits.IsPositive() { // the first is what the event billed
+		ch := chs[0]
+		req.OveragePrice, req.Currency, req.SubscriptionID = ch.Amount.Div(ch.Credits), ch.Currency, ch.SubscriptionID
 	}
 	return req, nil
+}
+
+// refundSources fills req's draws (by grant, in draw order) and overage
+// from the event's entries (overage already refunded as money taken off),
+// and returns where each grant's draw is in req.Sources.
+func refundSources(req *engine.RefundRequest, entries []*ent.LedgerEntry) map[int]int {
+	byGrant := map[int]int{}
+	for _, e := range entries {
+		switch {
+		case e.Kind == credit.EntryBurn && e.GrantID != nil:
+			i, ok := byGrant[*e.GrantID]
+			if !ok {
+				i = len(req.Sources)
+				byGrant[*e.GrantID] = i
+				req.Sources = append(req.Sources, engine.RefundSource{Pool: e.PoolID, Drawn: decimal.Zero, Refunded: decimal.Zero})
+			}
+			req.Sources[i].Drawn = req.Sources[i].Drawn.Sub(e.Amount)
+		case e.Kind == credit.EntryOverage, e.Kind == credit.EntryRefund && e.GrantID == nil:
+			req.Overage = req.Overage.Sub(e.Amount) // billed, or given back as money
+		}
+	}
+	return byGrant
+}
+
+// refundedBefore counts earlier refunds back to a grant on its draw, and
+// returns what earlier refunds gave as new grants (successors, SERVICE
+// credits), whose opening entries name the event.
+func refundedBefore(req *engine.RefundRequest, entries []*ent.LedgerEntry, byGrant map[int]int) decimal.Decimal {
+	given := decimal.Zero
+	for _, e := range entries {
+		switch {
+		case e.Kind == credit.EntryRefund && e.GrantID != nil:
+			if i, ok := byGrant[*e.GrantID]; ok {
+				req.Sources[i].Refunded = req.Sources[i].Refunded.Add(e.Amount)
+			}
+		case e.Kind == credit.EntryGrant:
+			given = given.Add(e.Amount)
+		}
+	}
+	return given
 }
 
 // VoidInput voids a grant made by mistake.

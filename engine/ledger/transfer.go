@@ -76,18 +76,9 @@ func (s *Service) TransferCredits(ctx context.Context, in TransferInput) ([]*ent
 		if err != nil {
 			return err
 		}
-		from, err := tx.Pool.Get(ctx, in.FromPoolID)
-		if err != nil || !caller.Sees(from.OrganizationID) {
-			return credit.NotFound("pool", in.FromPoolID)
-		}
-		to, err := tx.Pool.Get(ctx, in.ToPoolID)
-		switch {
-		case (err != nil || !caller.Sees(to.OrganizationID)) && caller.Scoped():
-			return &credit.Error{Code: credit.CodeTransferForbidden, Field: "toPoolId", Message: "credits move only between pools of your organisation"}
-		case err != nil:
-			return credit.NotFound("pool", in.ToPoolID)
-		case to.OrganizationID != from.OrganizationID && role != credit.RoleOperator:
-			return &credit.Error{Code: credit.CodeTransferForbidden, Field: "toPoolId", Message: "only the operator moves credits between organisations"}
+		from, to, err := transferPools(ctx, tx, caller, role, in)
+		if err != nil {
+			return err
 		}
 		ids, replay, err := s.keyed(ctx, tx, from.OrganizationID, in.IdempotencyKey, "transferCredits", in, func() ([]int, error) {
 			var err error
@@ -104,6 +95,25 @@ func (s *Service) TransferCredits(ctx context.Context, in TransferInput) ([]*ent
 		return err
 	})
 	return out, err
+}
+
+// transferPools loads the two pools of a transfer, or says why the caller
+// may not move credits between them.
+func transferPools(ctx context.Context, tx *ent.Tx, caller *auth.Principal, role credit.Role, in TransferInput) (from, to *ent.Pool, err error) {
+	from, err = tx.Pool.Get(ctx, in.FromPoolID)
+	if err != nil || !caller.Sees(from.OrganizationID) {
+		return nil, nil, credit.NotFound("pool", in.FromPoolID)
+	}
+	to, err = tx.Pool.Get(ctx, in.ToPoolID)
+	switch {
+	case (err != nil || !caller.Sees(to.OrganizationID)) && caller.Scoped():
+		return nil, nil, &credit.Error{Code: credit.CodeTransferForbidden, Field: "toPoolId", Message: "credits move only between pools of your organisation"}
+	case err != nil:
+		return nil, nil, credit.NotFound("pool", in.ToPoolID)
+	case to.OrganizationID != from.OrganizationID && role != credit.RoleOperator:
+		return nil, nil, &credit.Error{Code: credit.CodeTransferForbidden, Field: "toPoolId", Message: "only the operator moves credits between organisations"}
+	}
+	return from, to, nil
 }
 
 // transfer loads, decides and posts one transfer, in tx, under the pools'
