@@ -14,6 +14,7 @@ import (
 	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/ledgerentry"
+	"github.com/creditd/creditd/ent/poolspend"
 )
 
 // RefundInput refunds (part of) what a usage event charged.
@@ -90,7 +91,11 @@ func (s *Service) refund(ctx context.Context, tx *ent.Tx, snap *snapshot, ev *en
 	if err != nil {
 		return nil, err
 	}
-	pools := map[int]bool{ev.PoolID: true}
+	chain, err := budgetChain(ctx, tx, ev.PoolID)
+	if err != nil {
+		return nil, err
+	}
+	pools := setOf(chain)
 	for _, e := range entries {
 		pools[e.PoolID] = true
 	}
@@ -115,6 +120,13 @@ func (s *Service) refund(ctx context.Context, tx *ent.Tx, snap *snapshot, ev *en
 	}
 	_, out, err := s.postEntries(ctx, tx, []engine.Posting{p}, now, ledgerentry.UsageEventID(ev.ID))
 	if err != nil {
+		return nil, err
+	}
+	back := decimal.Zero
+	for _, e := range out {
+		back = back.Add(e.Amount)
+	}
+	if err := giveBudgetBack(ctx, tx, chain, ev.CreatedAt, back, now); err != nil {
 		return nil, err
 	}
 	return out, s.audit(ctx, tx, "refund", "UsageEvent", ev.ID, &ev.OrganizationID, nil,
@@ -271,4 +283,54 @@ func (s *Service) refundAsk(ctx context.Context, tx *ent.Tx, snap *snapshot, ev 
 	return v.Refund, engine.RefundAsk{Role: role, Reason: reason, Org: engine.Org{ID: o.ID, Segment: o.Segment}, AgeHours: age,
 		Event: engine.Event{Action: ev.Action, Status: ev.Status, RunID: ev.RunID, Quantity: ev.Quantity, Completion: ev.Completion,
 			Attempt: ev.Attempt, Properties: ev.Properties, OccurredAt: ev.OccurredAt}}, nil
+}
+
+// budgetChain is the pool and the pools above it that it falls through to:
+// the pools whose budgets counted its usage.
+func budgetChain(ctx context.Context, tx *ent.Tx, pool int) ([]int, error) {
+	var chain []int
+	for id := pool; id != 0 && len(chain) < 4; {
+		p, err := tx.Pool.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, p.ID)
+		if id = 0; p.FallThrough && p.ParentID != nil {
+			id = *p.ParentID
+		}
+	}
+	return chain, nil
+}
+
+// giveBudgetBack takes a refund off the spend of the chain's budgets, in
+// the budget period that counted the event (a refund in a later period
+// gives nothing back: that period's spend never counted it). The caller
+// holds the pools' locks.
+func giveBudgetBack(ctx context.Context, tx *ent.Tx, chain []int, counted time.Time, back decimal.Decimal, now time.Time) error {
+	if !back.IsPositive() {
+		return nil
+	}
+	for _, id := range chain {
+		p, err := tx.Pool.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !p.BudgetAmount.Valid || p.BudgetPeriod == nil {
+			continue
+		}
+		start := engine.BudgetPeriodStart(*p.BudgetPeriod, now)
+		if !engine.BudgetPeriodStart(*p.BudgetPeriod, counted).Equal(start) {
+			continue
+		}
+		row, err := tx.PoolSpend.Query().Where(poolspend.PoolID(id), poolspend.PeriodStart(start)).Only(ctx)
+		if ent.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if err := tx.PoolSpend.UpdateOne(row).SetSpent(decimal.Max(row.Spent.Sub(back), decimal.Zero)).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -240,3 +240,29 @@ func TestRefundPolicy(t *testing.T) {
 		verify(t, f.svc)
 	})
 }
+
+// Refund x budget: a refund gives back what the event counted against the
+// budgets of its pool and the pools above, in the period that counted it.
+func TestRefundGivesBudgetBack(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		f.grant(t, "100", credit.CreditSubscription)
+		team, alice, _ := f.tree(t)
+		if _, err := f.svc.SetBudget(ctx, team.ID, d("10"), credit.PeriodMonth, true); err != nil {
+			t.Fatal(err)
+		}
+		r := f.useOn(t, alice, "a", "8")
+		if _, err := f.svc.Refund(ctx, refundOf(r.Event, "5")); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := db.Client.Pool.Get(ctx, team.ID)
+		if b, _ := f.svc.Budget(ctx, p); !b.Spent.Equal(d("3")) {
+			t.Fatalf("team spent %s after the refund, want 3", b.Spent)
+		}
+		if r := f.useOn(t, alice, "b", "7"); r.Decision != credit.DecisionAllowed {
+			t.Fatalf("a burn within the budget given back = %s %s, want ALLOWED", r.Decision, r.ReasonCode)
+		}
+		verify(t, f.svc)
+	})
+}
