@@ -173,3 +173,49 @@ func atoiT(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// Refunds and voids through the API: an OPERATOR refunds part of an event
+// and voids a grant; an ORG_ADMIN without a REFUND policy may not refund.
+func TestRefundAndVoidThroughTheAPI(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		e := newEnv(t, db)
+		e.publishPricing() // agent.run: 4 credits
+		org, pool := e.newOrg("Acme", "")
+		g := e.grant(pool, "SUBSCRIPTION", "100", nil)
+		used := e.record(map[string]any{"idempotencyKey": "u1", "organizationId": org, "action": "agent.run", "quantity": "5"})
+		q := `mutation($in: RefundInput!) { refund(input: $in) { kind amount grant { id } usageEvent { id } } }`
+		var out struct {
+			R []struct {
+				Kind       string `json:"kind"`
+				Amount     string `json:"amount"`
+				Grant      idRef  `json:"grant"`
+				UsageEvent idRef  `json:"usageEvent"`
+			} `json:"refund"`
+		}
+		e.must(q, map[string]any{"in": map[string]any{"usageEventId": used.Event.ID, "amount": "8", "reason": "tool outage"}}, &out)
+		if len(out.R) != 1 || out.R[0].Kind != "REFUND" || out.R[0].Amount != "8" || out.R[0].Grant.ID != g || out.R[0].UsageEvent.ID != used.Event.ID {
+			t.Fatalf("refund = %+v, want one REFUND of 8 on grant %s for event %s", out.R, g, used.Event.ID)
+		}
+		_, errs := e.do(q, map[string]any{"in": map[string]any{"usageEventId": used.Event.ID, "amount": "13", "reason": "again"}})
+		wantErr(t, "more than is left", errs, "REFUND_EXCEEDED")
+		orgID := atoiT(t, org)
+		_, adminKey, err := e.svc.CreateKey(context.Background(), ledger.KeyInput{Name: "admin", Role: credit.RoleOrgAdmin, OrganizationID: &orgID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, errs = e.lcAs(t, adminKey).do(q, map[string]any{"in": map[string]any{"usageEventId": used.Event.ID, "amount": "1", "reason": "x"}})
+		wantErr(t, "an ORG_ADMIN without a REFUND policy", errs, "REFUND_FORBIDDEN")
+		var v struct {
+			R struct {
+				Kind   string `json:"kind"`
+				Amount string `json:"amount"`
+			} `json:"voidGrant"`
+		}
+		e.must(`mutation($g: ID!) { voidGrant(grantId: $g, reason: "granted by mistake") { kind amount } }`, map[string]any{"g": g}, &v)
+		if v.R.Kind != "VOID" || v.R.Amount != "-88" {
+			t.Fatalf("voidGrant = %+v, want VOID -88 (100 - 20 + 8)", v.R)
+		}
+		e.verify("after refunds and a void")
+	})
+}
