@@ -34,7 +34,8 @@ import (
 // the account pool and on the team pool (which falls through to the
 // account's credits), replays of earlier keys (same answer, nothing
 // written), refunds of this period's burns on the account pool (back to the
-// grants they drew, overage as money), agent runs on either pool (STARTED holds and counts against
+// grants they drew, overage as money), transfers either way between the
+// account and a pool that does not fall through (credits keep their expiry), agent runs on either pool (STARTED holds and counts against
 // the team's hard budget; the terminal event, sometimes costing more than
 // held, burns the hold first, then the balance, then overage under SOFT or
 // an uncovered record under HARD), hard budgets on the team pool, API key creation and revocation,
@@ -84,6 +85,7 @@ type model struct {
 	inputs              map[string]engine.UsageInput
 	keys                []string
 	refundable          []string         // account-pool burns of this period that charged, not refunded yet
+	sideExp, sideLast   decimal.Decimal  // the side pool's buckets (transferred credits keep their expiry)
 	budget              *decimal.Decimal // the team pool's hard monthly budget
 	spent               decimal.Decimal  // what the team pool burned this month while budgeted
 	mode                credit.RolloverMode
@@ -116,8 +118,9 @@ func (m *model) closePeriod() {
 	default:
 		m.exp = included // what was left expires
 	}
-	m.spent = decimal.Zero // a new calendar month for the budget
-	m.refundable = nil     // their grants expired: a refund would make successors the buckets do not model
+	m.spent = decimal.Zero   // a new calendar month for the budget
+	m.refundable = nil       // their grants expired: a refund would make successors the buckets do not model
+	m.sideExp = decimal.Zero // expired in the side pool (only the subscription's pool rolls over)
 }
 
 // worker is one goroutine's organisation and model.
@@ -127,6 +130,7 @@ type worker struct {
 	rng        *rand.Rand
 	org        *ent.Organization
 	pool, team *ent.Pool
+	side       *ent.Pool // a pool that does not fall through: credits only arrive by transfer
 	m          *model
 	n          int
 	firstBurn  bool // the period is due and unopened: the phase starts with a burn
@@ -283,13 +287,16 @@ func (wk *worker) start(ctx context.Context, planID int, mode credit.RolloverMod
 	if wk.pool, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: credit.PoolAccount, Name: "main"}); err != nil {
 		return err
 	}
+	if wk.side, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: credit.PoolTeam, Name: "side", ParentID: &wk.pool.ID, NoFallThrough: true}); err != nil {
+		return err
+	}
 	if wk.team, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: credit.PoolTeam, Name: "team", ParentID: &wk.pool.ID}); err != nil {
 		return err
 	}
 	if _, err := svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: wk.org.ID, PlanID: planID, StartsAt: at}); err != nil {
 		return err
 	}
-	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, mode: mode, soft: over == credit.OverageSoft, degraded: over == credit.OverageDegraded,
+	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, sideExp: decimal.Zero, sideLast: decimal.Zero, mode: mode, soft: over == credit.OverageSoft, degraded: over == credit.OverageDegraded,
 		holds: map[string]modelHold{}, results: map[string]ledger.UsageResult{}, inputs: map[string]engine.UsageInput{}}
 	return wk.check(ctx, "after subscribing")
 }
@@ -332,6 +339,39 @@ func (wk *worker) check(ctx context.Context, when string) error {
 	if !b.Available.Equal(wk.m.avail()) || !b.Reserved.Equal(wk.m.reserved) {
 		return fmt.Errorf("%s: balance %s available, %s reserved; model says %s and %s", when, b.Available, b.Reserved, wk.m.avail(), wk.m.reserved)
 	}
+	side, err := wk.f.svc.Balance(ctx, wk.side)
+	if err != nil {
+		return err
+	}
+	if want := wk.m.sideExp.Add(wk.m.sideLast); !side.Available.Equal(want) {
+		return fmt.Errorf("%s: side pool %s available, model says %s", when, side.Available, want)
+	}
+	return nil
+}
+
+// transfer moves credits between the account and the side pool, either
+// way: they leave in the source's draw order (the expiring bucket first)
+// and keep their bucket.
+func (wk *worker) transfer(ctx context.Context) error {
+	m := wk.m
+	amount := decimal.NewFromInt(int64(wk.rng.Intn(8) + 1))
+	from, to, exp, last, toExp, toLast := wk.pool, wk.side, &m.exp, &m.last, &m.sideExp, &m.sideLast
+	if wk.rng.Intn(2) == 0 {
+		from, to, exp, last, toExp, toLast = wk.side, wk.pool, &m.sideExp, &m.sideLast, &m.exp, &m.last
+	}
+	_, err := wk.f.svc.TransferCredits(ctx, ledger.TransferInput{FromPoolID: from.ID, ToPoolID: to.ID, Amount: amount})
+	if have := exp.Add(*last); amount.GreaterThan(have) {
+		if credit.CodeOf(err) != credit.CodeInsufficientCredits {
+			return fmt.Errorf("transfer of %s from a pool with %s: %v, model says INSUFFICIENT_CREDITS", amount, have, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("transfer of %s: %w", amount, err)
+	}
+	fromExp := decimal.Min(amount, *exp)
+	*exp, *last = exp.Sub(fromExp), last.Sub(amount.Sub(fromExp))
+	*toExp, *toLast = toExp.Add(fromExp), toLast.Add(amount.Sub(fromExp))
 	return nil
 }
 
@@ -411,7 +451,9 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		return wk.endRun(ctx)
 	case r < 92: // refund an account-pool burn of this period, in full
 		return wk.refund(ctx)
-	case r < 94: // an API key for the organisation: works, then revoked, then refused
+	case r < 94: // move credits between the account and the side pool
+		return wk.transfer(ctx)
+	case r < 96: // an API key for the organisation: works, then revoked, then refused
 		k, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: wk.next(), Role: credit.RoleService, OrganizationID: &wk.org.ID})
 		if err != nil {
 			return err
