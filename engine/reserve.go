@@ -174,19 +174,11 @@ func Uncover(d UsageDecision) UsageDecision {
 // takeHeld burns up to credits from the held draws, in the order they were
 // held. It returns the burn's draws and what the hold did not cover.
 func takeHeld(held []Draw, credits decimal.Decimal) ([]Draw, decimal.Decimal) {
-	left := credits
-	var out []Draw
-	for _, h := range held {
-		if !left.IsPositive() {
-			break
-		}
-		take := decimal.Min(left, h.Amount)
-		if take.IsPositive() {
-			out = append(out, Draw{GrantID: h.GrantID, Amount: take})
-			left = left.Sub(take)
-		}
+	gs := make([]Grant, len(held))
+	for i, h := range held {
+		gs[i] = Grant{ID: h.GrantID, Remaining: h.Amount}
 	}
-	return out, left
+	return Draws(gs, credits)
 }
 
 // Unburned is what each held grant gets back when its run settles: its
