@@ -34,33 +34,41 @@ type UsageInput struct {
 	OccurredAt     *time.Time
 }
 
+// checkText checks the input's text fields: lengths and UTF-8.
+func (in UsageInput) checkText() error {
+	switch {
+	case in.IdempotencyKey == "":
+		return credit.Invalid("idempotencyKey", "must not be empty")
+	case len(in.IdempotencyKey) > MaxKeyLen:
+		return credit.Invalid("idempotencyKey", "is longer than %d bytes", MaxKeyLen)
+	case in.Action == "":
+		return credit.Invalid("action", "must not be empty")
+	case len(in.Action) > MaxActionLen:
+		return credit.Invalid("action", "is longer than %d bytes", MaxActionLen)
+	case len(in.RunID) > MaxKeyLen:
+		return credit.Invalid("runId", "is longer than %d bytes", MaxKeyLen)
+	// The payload hash is over JSON, which turns every invalid byte into
+	// U+FFFD: text that is not UTF-8 would make different payloads equal.
+	case !utf8.ValidString(in.IdempotencyKey):
+		return credit.Invalid("idempotencyKey", "is not valid UTF-8")
+	case !utf8.ValidString(in.Action):
+		return credit.Invalid("action", "is not valid UTF-8")
+	case !utf8.ValidString(in.RunID):
+		return credit.Invalid("runId", "is not valid UTF-8")
+	case !validText(in.Properties):
+		return credit.Invalid("properties", "holds text that is not valid UTF-8")
+	}
+	return nil
+}
+
 // Normalize validates the input and returns the event with defaults applied
 // (quantity 1, completion 1, attempt 1, occurredAt now) and the payload hash
 // that tells a replay of the same key from a conflicting reuse. The hash
 // covers what the caller sent, normalised, so omitting quantity and sending
 // "1" are the same payload.
 func (in UsageInput) Normalize(now time.Time) (Event, string, error) {
-	switch {
-	case in.IdempotencyKey == "":
-		return Event{}, "", credit.Invalid("idempotencyKey", "must not be empty")
-	case len(in.IdempotencyKey) > MaxKeyLen:
-		return Event{}, "", credit.Invalid("idempotencyKey", "is longer than %d bytes", MaxKeyLen)
-	case in.Action == "":
-		return Event{}, "", credit.Invalid("action", "must not be empty")
-	case len(in.Action) > MaxActionLen:
-		return Event{}, "", credit.Invalid("action", "is longer than %d bytes", MaxActionLen)
-	case len(in.RunID) > MaxKeyLen:
-		return Event{}, "", credit.Invalid("runId", "is longer than %d bytes", MaxKeyLen)
-	// The payload hash is over JSON, which turns every invalid byte into
-	// U+FFFD: text that is not UTF-8 would make different payloads equal.
-	case !utf8.ValidString(in.IdempotencyKey):
-		return Event{}, "", credit.Invalid("idempotencyKey", "is not valid UTF-8")
-	case !utf8.ValidString(in.Action):
-		return Event{}, "", credit.Invalid("action", "is not valid UTF-8")
-	case !utf8.ValidString(in.RunID):
-		return Event{}, "", credit.Invalid("runId", "is not valid UTF-8")
-	case !validText(in.Properties):
-		return Event{}, "", credit.Invalid("properties", "holds text that is not valid UTF-8")
+	if err := in.checkText(); err != nil {
+		return Event{}, "", err
 	}
 	ev := Event{
 		Action: in.Action, Status: in.Status, RunID: in.RunID,

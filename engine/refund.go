@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -143,10 +144,8 @@ func Refund(ctx context.Context, req RefundRequest, now time.Time) (Posting, err
 // refundAllowed is the most the refund may give back.
 func refundAllowed(ctx context.Context, req RefundRequest, amount, left decimal.Decimal, now time.Time) (decimal.Decimal, error) {
 	if req.Rule == nil {
-		for _, r := range DefaultRefundRoles {
-			if r == req.Ask.Role {
-				return left, nil
-			}
+		if slices.Contains(DefaultRefundRoles, req.Ask.Role) {
+			return left, nil
 		}
 		return decimal.Zero, nil
 	}

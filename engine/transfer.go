@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -41,7 +42,7 @@ var DefaultTransferRoles = []credit.Role{credit.RoleOperator, credit.RoleOrgAdmi
 // The result is two postings: what leaves the source (its organisation's
 // entries) and what arrives in the target (its organisation's grants).
 func Transfer(ctx context.Context, rule, drawOrder *Rule, req TransferRequest, grants []Grant, now time.Time) (out, in Posting, err error) {
-	if rule == nil && !allowedRole(req.Role) {
+	if rule == nil && !slices.Contains(DefaultTransferRoles, req.Role) {
 		return Posting{}, Posting{}, credit.Errorf(credit.CodeTransferForbidden, "a %s key may not transfer credits", req.Role)
 	}
 	ordered, err := OrderGrants(ctx, drawOrder, grants, now)
@@ -76,15 +77,6 @@ func Transfer(ctx context.Context, rule, drawOrder *Rule, req TransferRequest, g
 	}
 	return Posting{}, Posting{}, credit.Errorf(credit.CodeInsufficientCredits, "pool %d has %s transferable credits, %s asked for",
 		req.From, req.Amount.Sub(left), req.Amount)
-}
-
-func allowedRole(r credit.Role) bool {
-	for _, a := range DefaultTransferRoles {
-		if a == r {
-			return true
-		}
-	}
-	return false
 }
 
 func transferable(ctx context.Context, rule *Rule, req TransferRequest, g Grant, now time.Time) (bool, error) {

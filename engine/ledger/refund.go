@@ -27,6 +27,18 @@ type RefundInput struct {
 	IdempotencyKey string
 }
 
+// checkReason validates the reason a refund or void is given: 1 to 500
+// bytes of UTF-8 without NUL.
+func checkReason(reason string) error {
+	switch {
+	case reason == "" || len(reason) > 500:
+		return credit.Invalid("reason", "must be 1 to 500 characters")
+	case !utf8.ValidString(reason):
+		return credit.Invalid("reason", "is not valid UTF-8")
+	}
+	return engine.CheckText("reason", reason)
+}
+
 // Validate checks what can be checked without the database.
 func (in RefundInput) Validate() error {
 	switch {
@@ -34,14 +46,10 @@ func (in RefundInput) Validate() error {
 		return credit.Invalid("usageEventId", "name exactly one of usageEventId and grantId")
 	case in.GrantID != nil:
 		return &credit.Error{Code: credit.CodeNotRefundable, Field: "grantId", Message: "refunds of purchased credits are not available yet"}
-	case in.Reason == "" || len(in.Reason) > 500:
-		return credit.Invalid("reason", "must be 1 to 500 characters")
-	case !utf8.ValidString(in.Reason):
-		return credit.Invalid("reason", "is not valid UTF-8")
 	case in.Amount != nil && !in.Amount.IsPositive():
 		return credit.Invalid("amount", "must be greater than zero, got %s", in.Amount)
 	}
-	if err := engine.CheckText("reason", in.Reason); err != nil {
+	if err := checkReason(in.Reason); err != nil {
 		return err
 	}
 	return checkKey(in.IdempotencyKey)
@@ -217,10 +225,7 @@ type VoidInput struct {
 // VoidGrant voids what is left of a grant (a VOID entry), in one
 // transaction with its pool locked, and audits it. It returns the entry.
 func (s *Service) VoidGrant(ctx context.Context, in VoidInput) (*ent.LedgerEntry, error) {
-	if in.Reason == "" || len(in.Reason) > 500 || !utf8.ValidString(in.Reason) {
-		return nil, credit.Invalid("reason", "must be 1 to 500 characters of UTF-8")
-	}
-	if err := engine.CheckText("reason", in.Reason); err != nil {
+	if err := checkReason(in.Reason); err != nil {
 		return nil, err
 	}
 	if err := checkKey(in.IdempotencyKey); err != nil {

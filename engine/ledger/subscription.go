@@ -60,20 +60,11 @@ func schedule(sub *ent.Subscription, p *ent.Plan) engine.Schedule {
 // the first one at once when the subscription has started. An organisation
 // has one subscription at a time: overlapping ones are refused.
 func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscription, error) {
-	if in.StartsAt.IsZero() {
-		return nil, credit.Invalid("startsAt", "is required")
-	}
-	if in.Commitment != nil && in.Commitment.IsNegative() {
-		return nil, credit.Invalid("commitment", "must not be negative")
-	}
-	if in.TermPeriods != nil && (*in.TermPeriods < 1 || *in.TermPeriods > 1200) {
-		return nil, credit.Invalid("termPeriods", "must be 1 to 1200")
-	}
 	if in.TimeZone == "" {
 		in.TimeZone = "UTC"
 	}
-	if _, err := time.LoadLocation(in.TimeZone); err != nil {
-		return nil, credit.Invalid("timeZone", "%q is not an IANA time zone", in.TimeZone)
+	if err := in.Validate(); err != nil {
+		return nil, err
 	}
 	if !auth.From(ctx).Sees(in.OrganizationID) {
 		return nil, credit.NotFound("organization", in.OrganizationID)
@@ -93,15 +84,8 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		if err != nil {
 			return mapEntError(err, "plan", in.PlanID)
 		}
-		if in.RegisterVersion != nil {
-			ok, err := tx.WeightRegister.Query().Where(weightregister.Name(p.RegisterName), weightregister.Version(*in.RegisterVersion),
-				weightregister.StatusEQ(credit.VersionPublished)).Exist(ctx)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return credit.NotFound("published weight register", fmt.Sprintf("%s version %d", p.RegisterName, *in.RegisterVersion))
-			}
+		if err := pinnedRegister(ctx, tx, p.RegisterName, in.RegisterVersion); err != nil {
+			return err
 		}
 		pools, err := tx.Pool.Query().Where(pool.OrganizationID(in.OrganizationID), pool.KindEQ(credit.PoolAccount)).
 			Order(ent.Asc(pool.FieldID)).All(ctx)
@@ -123,14 +107,8 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 			e := sched.Boundary(*in.TermPeriods)
 			ends = &e
 		}
-		others, err := tx.Subscription.Query().Where(subscription.OrganizationID(in.OrganizationID)).All(ctx)
-		if err != nil {
+		if err := noOverlap(ctx, tx, in.OrganizationID, start, ends); err != nil {
 			return err
-		}
-		for _, o := range others {
-			if overlaps(o.StartsAt, o.EndsAt, start, ends) {
-				return credit.Errorf(credit.CodeSubscriptionOverlap, "organization %d already has subscription %d over that time", in.OrganizationID, o.ID)
-			}
 		}
 		commitment := decimal.Zero
 		if in.Commitment != nil {
@@ -155,6 +133,49 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		return err
 	})
 	return out, err
+}
+
+// Validate checks what can be checked without the database.
+func (in SubscribeInput) Validate() error {
+	switch {
+	case in.StartsAt.IsZero():
+		return credit.Invalid("startsAt", "is required")
+	case in.Commitment != nil && in.Commitment.IsNegative():
+		return credit.Invalid("commitment", "must not be negative")
+	case in.TermPeriods != nil && (*in.TermPeriods < 1 || *in.TermPeriods > 1200):
+		return credit.Invalid("termPeriods", "must be 1 to 1200")
+	}
+	if _, err := time.LoadLocation(in.TimeZone); err != nil {
+		return credit.Invalid("timeZone", "%q is not an IANA time zone", in.TimeZone)
+	}
+	return nil
+}
+
+// pinnedRegister checks that a pinned register version is published.
+func pinnedRegister(ctx context.Context, tx *ent.Tx, name string, version *int) error {
+	if version == nil {
+		return nil
+	}
+	ok, err := tx.WeightRegister.Query().Where(weightregister.Name(name), weightregister.Version(*version),
+		weightregister.StatusEQ(credit.VersionPublished)).Exist(ctx)
+	if err != nil || ok {
+		return err
+	}
+	return credit.NotFound("published weight register", fmt.Sprintf("%s version %d", name, *version))
+}
+
+// noOverlap refuses a subscription over a time the organisation already has one.
+func noOverlap(ctx context.Context, tx *ent.Tx, org int, start time.Time, ends *time.Time) error {
+	others, err := tx.Subscription.Query().Where(subscription.OrganizationID(org)).All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range others {
+		if overlaps(o.StartsAt, o.EndsAt, start, ends) {
+			return credit.Errorf(credit.CodeSubscriptionOverlap, "organization %d already has subscription %d over that time", org, o.ID)
+		}
+	}
+	return nil
 }
 
 func overlaps(aStart time.Time, aEnd *time.Time, bStart time.Time, bEnd *time.Time) bool {

@@ -383,7 +383,7 @@ func (s *Service) postBatch(ctx context.Context, b *batch, out []UsageResult, de
 		d := f.d
 		out[f.index] = UsageResult{Event: evs[n], Decision: d.Decision, Credits: d.Credits, Draws: d.Draws,
 			Overage: d.Overage, Reason: d.Reason, ReasonCode: d.ReasonCode, Reserved: decimal.Zero, Borrowed: d.Borrowed,
-			Uncovered: orZero(d.Uncovered), Incentives: b.incentives[f.index]}
+			Uncovered: d.Uncovered, Incentives: b.incentives[f.index]}
 	}
 	if err := s.writeBudgets(ctx, b.tx, b.pools, b.spent, b.alerts, out, b.now); err != nil {
 		return err
@@ -400,13 +400,6 @@ func (s *Service) postBatch(ctx context.Context, b *batch, out []UsageResult, de
 		}
 	}
 	return nil
-}
-
-func orZero(d decimal.Decimal) decimal.Decimal {
-	if d.IsZero() {
-		return decimal.Zero
-	}
-	return d
 }
 
 // usable sums the credits of the grants usable at now.

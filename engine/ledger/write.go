@@ -195,6 +195,34 @@ const writePostgresSQL = `WITH ev AS (
 )
 SELECT id, organization_id, idempotency_key FROM ev`
 
+// entryArrays are the entry and charge columns of writePostgresSQL, one
+// element a row: the entries of entryRows, the OVERAGE charges.
+type entryArrays struct {
+	org, pool                          []int64
+	grant                              []sql.NullInt64
+	key, amount, kind                  []string
+	cOrg, cSub                         []int64
+	cKey, cCredits, cAmount, cCurrency []string
+}
+
+// add appends an event's entries and its overage charge.
+func (a *entryArrays) add(tx *usageTx, e newEvent) {
+	it, d := e.item, e.d
+	for _, r := range entryRows(d) {
+		grant, pool := sql.NullInt64{}, int64(it.pool)
+		if r.grant != nil {
+			grant, pool = nullInt(*r.grant), int64(tx.poolOf(*r.grant, it.pool))
+		}
+		a.org, a.key, a.kind = append(a.org, int64(e.org)), append(a.key, it.in.IdempotencyKey), append(a.kind, string(r.kind))
+		a.amount, a.grant, a.pool = append(a.amount, r.amount.String()), append(a.grant, grant), append(a.pool, pool)
+	}
+	if d.Overage.IsPositive() {
+		t := e.v.Terms
+		a.cOrg, a.cKey, a.cSub = append(a.cOrg, int64(e.org)), append(a.cKey, it.in.IdempotencyKey), append(a.cSub, int64(t.SubscriptionID))
+		a.cCredits, a.cAmount, a.cCurrency = append(a.cCredits, d.Overage.String()), append(a.cAmount, overageAmount(d.Overage, t).String()), append(a.cCurrency, t.Currency)
+	}
+}
+
 // writePostgres writes in one round trip.
 func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent, grants []engine.Grant, now time.Time) ([]*ent.UsageEvent, error) {
 	if len(evs) == 0 && len(grants) == 0 {
@@ -209,11 +237,7 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		occurred                                  = make([]string, n)
 		decision, reason, reasonCode              = make([]string, n), make([]string, n), make([]string, n)
 		regID, regV, burnID, burnV, drawID, drawV = make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n), make([]sql.NullInt64, n)
-		eOrg, ePool                               []int64
-		eGrant                                    []sql.NullInt64
-		eKey, eAmount, eKind                      []string
-		cOrg, cSub                                []int64
-		cKey, cCredits, cAmount, cCurrency        []string
+		ea                                        entryArrays
 	)
 	out := make([]*ent.UsageEvent, n)
 	for i, e := range evs {
@@ -250,18 +274,7 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 			ue.DrawPolicyID, ue.DrawPolicyVersion = &r.ID, &r.Version
 		}
 		out[i] = ue
-		for _, r := range entryRows(d) {
-			eOrg, eKey, eKind = append(eOrg, int64(e.org)), append(eKey, it.in.IdempotencyKey), append(eKind, string(r.kind))
-			eAmount, eGrant, ePool = append(eAmount, r.amount.String()), append(eGrant, sql.NullInt64{}), append(ePool, int64(it.pool))
-			if r.grant != nil {
-				eGrant[len(eGrant)-1], ePool[len(ePool)-1] = nullInt(*r.grant), int64(tx.poolOf(*r.grant, it.pool))
-			}
-		}
-		if d.Overage.IsPositive() {
-			t := v.Terms
-			cOrg, cKey, cSub = append(cOrg, int64(e.org)), append(cKey, it.in.IdempotencyKey), append(cSub, int64(t.SubscriptionID))
-			cCredits, cAmount, cCurrency = append(cCredits, d.Overage.String()), append(cAmount, overageAmount(d.Overage, t).String()), append(cCurrency, t.Currency)
-		}
+		ea.add(tx, e)
 	}
 	gID, gRemaining := make([]int64, len(grants)), make([]string, len(grants))
 	for i, g := range grants {
@@ -272,32 +285,38 @@ func (s *Service) writePostgres(ctx context.Context, tx *usageTx, evs []newEvent
 		pq.Array(qty), pq.Array(completion), pq.Array(attempt), pq.Array(run), pq.Array(props), pq.Array(occurred),
 		pq.Array(credits), pq.Array(overage), pq.Array(decision), pq.Array(reason), pq.Array(reasonCode),
 		pq.Array(regID), pq.Array(regV), pq.Array(burnID), pq.Array(burnV), pq.Array(drawID), pq.Array(drawV),
-		pq.Array(eOrg), pq.Array(eKey), pq.Array(eGrant), pq.Array(eAmount),
-		pq.Array(gID), pq.Array(gRemaining), pq.Array(eKind),
-		pq.Array(cOrg), pq.Array(cKey), pq.Array(cCredits), pq.Array(cAmount), pq.Array(cCurrency), pq.Array(cSub),
-		pq.Array(ePool))
+		pq.Array(ea.org), pq.Array(ea.key), pq.Array(ea.grant), pq.Array(ea.amount),
+		pq.Array(gID), pq.Array(gRemaining), pq.Array(ea.kind),
+		pq.Array(ea.cOrg), pq.Array(ea.cKey), pq.Array(ea.cCredits), pq.Array(ea.cAmount), pq.Array(ea.cCurrency), pq.Array(ea.cSub),
+		pq.Array(ea.pool))
 	if err != nil {
 		return nil, err
 	}
+	return out, eventIDs(rows, out)
+}
+
+// eventIDs sets each written event's id from the rows the insert returned
+// (id, organisation, idempotency key), and closes them.
+func eventIDs(rows *sql.Rows, out []*ent.UsageEvent) error {
 	defer rows.Close()
-	ids := make(map[eventKey]int, n)
+	ids := make(map[eventKey]int, len(out))
 	for rows.Next() {
 		var (
 			id, o int
 			k     string
 		)
 		if err := rows.Scan(&id, &o, &k); err != nil {
-			return nil, err
+			return err
 		}
 		ids[eventKey{o, k}] = id
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	for i, e := range out {
-		e.ID = ids[eventKey{org: int(org[i]), key: key[i]}]
+	for _, e := range out {
+		e.ID = ids[eventKey{org: e.OrganizationID, key: e.IdempotencyKey}]
 	}
-	return out, nil
+	return nil
 }
 
 func nullInt(v int) sql.NullInt64 { return sql.NullInt64{Int64: int64(v), Valid: true} }
