@@ -48,7 +48,7 @@ type Move struct {
 
 // Charge is money a posting bills.
 type Charge struct {
-	Kind           string // PLATFORM_FEE, ON_DEMAND, AUTO_TOP_UP
+	Kind           string // PLATFORM_FEE, OVERAGE, ON_DEMAND, AUTO_TOP_UP
 	Credits        decimal.Decimal
 	Amount         decimal.Decimal
 	Currency       string
@@ -56,6 +56,8 @@ type Charge struct {
 	PeriodStart    *time.Time
 	UsageEvent     *int // the usage event it bills or reverses
 	Opening        *int // index in Open of the grant it paid for
+	Grant          *int // an existing grant it pays for or refunds
+	RefundOf       *int // the charge a negative charge gives money back of
 	Memo           string
 }
 

@@ -33,7 +33,8 @@ type RefundAsk struct {
 	Reason   string
 	Event    Event
 	Org      Org
-	AgeHours decimal.Decimal // since the event was recorded
+	AgeHours decimal.Decimal // since the event (or the grant) was recorded
+	Charged  decimal.Decimal // the money its subject charged: an event's overage charge, a grant's purchase
 }
 
 // DefaultRefundRoles may refund usage when no REFUND policy is in effect.
@@ -95,7 +96,7 @@ func Refund(ctx context.Context, req RefundRequest, now time.Time) (Posting, err
 	if req.Amount != nil {
 		amount = *req.Amount
 	}
-	allowed, err := refundAllowed(ctx, req, amount, left, now)
+	allowed, err := refundAllowed(ctx, &req, amount, left, now)
 	if err != nil {
 		return Posting{}, err
 	}
@@ -141,8 +142,10 @@ func Refund(ctx context.Context, req RefundRequest, now time.Time) (Posting, err
 	return out, nil
 }
 
-// refundAllowed is the most the refund may give back.
-func refundAllowed(ctx context.Context, req RefundRequest, amount, left decimal.Decimal, now time.Time) (decimal.Decimal, error) {
+// refundAllowed is the most the refund of an event may give back. A
+// policy may answer SERVICE for a refund asked as credits (and the other
+// way round); MONEY is for purchased credits only.
+func refundAllowed(ctx context.Context, req *RefundRequest, amount, left decimal.Decimal, now time.Time) (decimal.Decimal, error) {
 	if req.Rule == nil {
 		if slices.Contains(DefaultRefundRoles, req.Ask.Role) {
 			return left, nil
@@ -150,12 +153,27 @@ func refundAllowed(ctx context.Context, req RefundRequest, amount, left decimal.
 		return decimal.Zero, nil
 	}
 	a := req.Ask
-	v, err := req.Rule.Program.Decimal(ctx, rules.Vars{Event: ruleEvent(a.Event), Org: ruleOrg(a.Org), Amount: amount, Refundable: left,
-		AgeHours: a.AgeHours, Role: string(a.Role), Reason: a.Reason, AsService: req.AsService, Now: now})
+	ans, err := askRefundRule(ctx, req.Rule, rules.Vars{Subject: "EVENT", Event: ruleEvent(a.Event), Org: ruleOrg(a.Org), Grant: &rules.Grant{},
+		Amount: amount, Refundable: left, Charged: a.Charged, AgeHours: a.AgeHours, Role: string(a.Role), Reason: a.Reason, AsService: req.AsService, Now: now})
 	if err != nil {
-		return decimal.Zero, ruleRuntime("REFUND policy "+quote(req.Rule.Name)+" version "+itoa(req.Rule.Version), err)
+		return decimal.Zero, err
 	}
-	return decimal.Min(v, left), nil
+	switch ans.Form {
+	case rules.FormMoney:
+		return decimal.Zero, credit.Errorf(credit.CodeRuleRuntime, "REFUND policy %q version %d answers MONEY for usage event %d: usage refunds as CREDITS or SERVICE", req.Rule.Name, req.Rule.Version, req.Event)
+	case rules.FormService, rules.FormCredits:
+		req.AsService = ans.Form == rules.FormService
+	}
+	return decimal.Min(ans.Amount, left), nil
+}
+
+// askRefundRule evaluates a REFUND policy.
+func askRefundRule(ctx context.Context, r *Rule, v rules.Vars) (rules.RefundAnswer, error) {
+	ans, err := r.Program.Refund(ctx, v)
+	if err != nil {
+		return ans, ruleRuntime("REFUND policy "+quote(r.Name)+" version "+itoa(r.Version), err)
+	}
+	return ans, nil
 }
 
 // Void decides voiding a grant made by mistake: its unused credits leave

@@ -38,6 +38,8 @@ type Charge struct {
 	UsageEventID *int `json:"usage_event_id,omitempty"`
 	// GrantID holds the value of the "grant_id" field.
 	GrantID *int `json:"grant_id,omitempty"`
+	// RefundOf holds the value of the "refund_of" field.
+	RefundOf *int `json:"refund_of,omitempty"`
 	// Memo holds the value of the "memo" field.
 	Memo         string `json:"memo,omitempty"`
 	selectValues sql.SelectValues
@@ -50,7 +52,7 @@ func (*Charge) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case charge.FieldCredits, charge.FieldAmount:
 			values[i] = new(decimal.Decimal)
-		case charge.FieldID, charge.FieldOrganizationID, charge.FieldSubscriptionID, charge.FieldUsageEventID, charge.FieldGrantID:
+		case charge.FieldID, charge.FieldOrganizationID, charge.FieldSubscriptionID, charge.FieldUsageEventID, charge.FieldGrantID, charge.FieldRefundOf:
 			values[i] = new(sql.NullInt64)
 		case charge.FieldKind, charge.FieldCurrency, charge.FieldMemo:
 			values[i] = new(sql.NullString)
@@ -141,6 +143,13 @@ func (_m *Charge) assignValues(columns []string, values []any) error {
 				_m.GrantID = new(int)
 				*_m.GrantID = int(value.Int64)
 			}
+		case charge.FieldRefundOf:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field refund_of", values[i])
+			} else if value.Valid {
+				_m.RefundOf = new(int)
+				*_m.RefundOf = int(value.Int64)
+			}
 		case charge.FieldMemo:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field memo", values[i])
@@ -218,6 +227,11 @@ func (_m *Charge) String() string {
 	builder.WriteString(", ")
 	if v := _m.GrantID; v != nil {
 		builder.WriteString("grant_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.RefundOf; v != nil {
+		builder.WriteString("refund_of=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")

@@ -123,6 +123,20 @@ func (_c *ChargeCreate) SetNillableGrantID(v *int) *ChargeCreate {
 	return _c
 }
 
+// SetRefundOf sets the "refund_of" field.
+func (_c *ChargeCreate) SetRefundOf(v int) *ChargeCreate {
+	_c.mutation.SetRefundOf(v)
+	return _c
+}
+
+// SetNillableRefundOf sets the "refund_of" field if the given value is not nil.
+func (_c *ChargeCreate) SetNillableRefundOf(v *int) *ChargeCreate {
+	if v != nil {
+		_c.SetRefundOf(*v)
+	}
+	return _c
+}
+
 // SetMemo sets the "memo" field.
 func (_c *ChargeCreate) SetMemo(v string) *ChargeCreate {
 	_c.mutation.SetMemo(v)
@@ -270,6 +284,10 @@ func (_c *ChargeCreate) createSpec() (*Charge, *sqlgraph.CreateSpec) {
 		_spec.SetField(charge.FieldGrantID, field.TypeInt, value)
 		_node.GrantID = &value
 	}
+	if value, ok := _c.mutation.RefundOf(); ok {
+		_spec.SetField(charge.FieldRefundOf, field.TypeInt, value)
+		_node.RefundOf = &value
+	}
 	if value, ok := _c.mutation.Memo(); ok {
 		_spec.SetField(charge.FieldMemo, field.TypeString, value)
 		_node.Memo = value
@@ -366,6 +384,9 @@ func (u *ChargeUpsertOne) UpdateNewValues() *ChargeUpsertOne {
 		}
 		if _, exists := u.create.mutation.GrantID(); exists {
 			s.SetIgnore(charge.FieldGrantID)
+		}
+		if _, exists := u.create.mutation.RefundOf(); exists {
+			s.SetIgnore(charge.FieldRefundOf)
 		}
 		if _, exists := u.create.mutation.Memo(); exists {
 			s.SetIgnore(charge.FieldMemo)
@@ -606,6 +627,9 @@ func (u *ChargeUpsertBulk) UpdateNewValues() *ChargeUpsertBulk {
 			}
 			if _, exists := b.mutation.GrantID(); exists {
 				s.SetIgnore(charge.FieldGrantID)
+			}
+			if _, exists := b.mutation.RefundOf(); exists {
+				s.SetIgnore(charge.FieldRefundOf)
 			}
 			if _, exists := b.mutation.Memo(); exists {
 				s.SetIgnore(charge.FieldMemo)

@@ -80,6 +80,9 @@ func (_u *ChargeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.GrantIDCleared() {
 		_spec.ClearField(charge.FieldGrantID, field.TypeInt)
 	}
+	if _u.mutation.RefundOfCleared() {
+		_spec.ClearField(charge.FieldRefundOf, field.TypeInt)
+	}
 	if _u.mutation.MemoCleared() {
 		_spec.ClearField(charge.FieldMemo, field.TypeString)
 	}
@@ -185,6 +188,9 @@ func (_u *ChargeUpdateOne) sqlSave(ctx context.Context) (_node *Charge, err erro
 	}
 	if _u.mutation.GrantIDCleared() {
 		_spec.ClearField(charge.FieldGrantID, field.TypeInt)
+	}
+	if _u.mutation.RefundOfCleared() {
+		_spec.ClearField(charge.FieldRefundOf, field.TypeInt)
 	}
 	if _u.mutation.MemoCleared() {
 		_spec.ClearField(charge.FieldMemo, field.TypeString)

@@ -3113,6 +3113,8 @@ type ChargeMutation struct {
 	addusage_event_id  *int
 	grant_id           *int
 	addgrant_id        *int
+	refund_of          *int
+	addrefund_of       *int
 	memo               *string
 	clearedFields      map[string]struct{}
 	done               bool
@@ -3713,6 +3715,76 @@ func (m *ChargeMutation) ResetGrantID() {
 	delete(m.clearedFields, charge.FieldGrantID)
 }
 
+// SetRefundOf sets the "refund_of" field.
+func (m *ChargeMutation) SetRefundOf(i int) {
+	m.refund_of = &i
+	m.addrefund_of = nil
+}
+
+// RefundOf returns the value of the "refund_of" field in the mutation.
+func (m *ChargeMutation) RefundOf() (r int, exists bool) {
+	v := m.refund_of
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRefundOf returns the old "refund_of" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldRefundOf(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRefundOf is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRefundOf requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRefundOf: %w", err)
+	}
+	return oldValue.RefundOf, nil
+}
+
+// AddRefundOf adds i to the "refund_of" field.
+func (m *ChargeMutation) AddRefundOf(i int) {
+	if m.addrefund_of != nil {
+		*m.addrefund_of += i
+	} else {
+		m.addrefund_of = &i
+	}
+}
+
+// AddedRefundOf returns the value that was added to the "refund_of" field in this mutation.
+func (m *ChargeMutation) AddedRefundOf() (r int, exists bool) {
+	v := m.addrefund_of
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearRefundOf clears the value of the "refund_of" field.
+func (m *ChargeMutation) ClearRefundOf() {
+	m.refund_of = nil
+	m.addrefund_of = nil
+	m.clearedFields[charge.FieldRefundOf] = struct{}{}
+}
+
+// RefundOfCleared returns if the "refund_of" field was cleared in this mutation.
+func (m *ChargeMutation) RefundOfCleared() bool {
+	_, ok := m.clearedFields[charge.FieldRefundOf]
+	return ok
+}
+
+// ResetRefundOf resets all changes to the "refund_of" field.
+func (m *ChargeMutation) ResetRefundOf() {
+	m.refund_of = nil
+	m.addrefund_of = nil
+	delete(m.clearedFields, charge.FieldRefundOf)
+}
+
 // SetMemo sets the "memo" field.
 func (m *ChargeMutation) SetMemo(s string) {
 	m.memo = &s
@@ -3796,7 +3868,7 @@ func (m *ChargeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ChargeMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, charge.FieldCreatedAt)
 	}
@@ -3826,6 +3898,9 @@ func (m *ChargeMutation) Fields() []string {
 	}
 	if m.grant_id != nil {
 		fields = append(fields, charge.FieldGrantID)
+	}
+	if m.refund_of != nil {
+		fields = append(fields, charge.FieldRefundOf)
 	}
 	if m.memo != nil {
 		fields = append(fields, charge.FieldMemo)
@@ -3858,6 +3933,8 @@ func (m *ChargeMutation) Field(name string) (ent.Value, bool) {
 		return m.UsageEventID()
 	case charge.FieldGrantID:
 		return m.GrantID()
+	case charge.FieldRefundOf:
+		return m.RefundOf()
 	case charge.FieldMemo:
 		return m.Memo()
 	}
@@ -3889,6 +3966,8 @@ func (m *ChargeMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldUsageEventID(ctx)
 	case charge.FieldGrantID:
 		return m.OldGrantID(ctx)
+	case charge.FieldRefundOf:
+		return m.OldRefundOf(ctx)
 	case charge.FieldMemo:
 		return m.OldMemo(ctx)
 	}
@@ -3970,6 +4049,13 @@ func (m *ChargeMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetGrantID(v)
 		return nil
+	case charge.FieldRefundOf:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRefundOf(v)
+		return nil
 	case charge.FieldMemo:
 		v, ok := value.(string)
 		if !ok {
@@ -3997,6 +4083,9 @@ func (m *ChargeMutation) AddedFields() []string {
 	if m.addgrant_id != nil {
 		fields = append(fields, charge.FieldGrantID)
 	}
+	if m.addrefund_of != nil {
+		fields = append(fields, charge.FieldRefundOf)
+	}
 	return fields
 }
 
@@ -4013,6 +4102,8 @@ func (m *ChargeMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedUsageEventID()
 	case charge.FieldGrantID:
 		return m.AddedGrantID()
+	case charge.FieldRefundOf:
+		return m.AddedRefundOf()
 	}
 	return nil, false
 }
@@ -4050,6 +4141,13 @@ func (m *ChargeMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddGrantID(v)
 		return nil
+	case charge.FieldRefundOf:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRefundOf(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Charge numeric field %s", name)
 }
@@ -4069,6 +4167,9 @@ func (m *ChargeMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(charge.FieldGrantID) {
 		fields = append(fields, charge.FieldGrantID)
+	}
+	if m.FieldCleared(charge.FieldRefundOf) {
+		fields = append(fields, charge.FieldRefundOf)
 	}
 	if m.FieldCleared(charge.FieldMemo) {
 		fields = append(fields, charge.FieldMemo)
@@ -4098,6 +4199,9 @@ func (m *ChargeMutation) ClearField(name string) error {
 		return nil
 	case charge.FieldGrantID:
 		m.ClearGrantID()
+		return nil
+	case charge.FieldRefundOf:
+		m.ClearRefundOf()
 		return nil
 	case charge.FieldMemo:
 		m.ClearMemo()
@@ -4139,6 +4243,9 @@ func (m *ChargeMutation) ResetField(name string) error {
 		return nil
 	case charge.FieldGrantID:
 		m.ResetGrantID()
+		return nil
+	case charge.FieldRefundOf:
+		m.ResetRefundOf()
 		return nil
 	case charge.FieldMemo:
 		m.ResetMemo()

@@ -141,6 +141,7 @@ type ComplexityRoot struct {
 		Memo           func(childComplexity int) int
 		OrganizationID func(childComplexity int) int
 		PeriodStart    func(childComplexity int) int
+		RefundOf       func(childComplexity int) int
 		SubscriptionID func(childComplexity int) int
 		UsageEventID   func(childComplexity int) int
 	}
@@ -869,6 +870,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Charge.PeriodStart(childComplexity), true
+	case "Charge.refundOf":
+		if e.ComplexityRoot.Charge.RefundOf == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Charge.RefundOf(childComplexity), true
 	case "Charge.subscriptionId":
 		if e.ComplexityRoot.Charge.SubscriptionID == nil {
 			break
@@ -4505,6 +4512,35 @@ func (ec *executionContext) fieldContext_Charge_grantId(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Charge_refundOf(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Charge_refundOf,
+		func(ctx context.Context) (any, error) {
+			return obj.RefundOf, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Charge_refundOf(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Charge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Charge_memo(ctx context.Context, field graphql.CollectedField, obj *ent.Charge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4710,6 +4746,8 @@ func (ec *executionContext) fieldContext_ChargeEdge_node(_ context.Context, fiel
 				return ec.fieldContext_Charge_usageEventId(ctx, field)
 			case "grantId":
 				return ec.fieldContext_Charge_grantId(ctx, field)
+			case "refundOf":
+				return ec.fieldContext_Charge_refundOf(ctx, field)
 			case "memo":
 				return ec.fieldContext_Charge_memo(ctx, field)
 			case "createdAt":
@@ -14163,6 +14201,8 @@ func (ec *executionContext) _Charge(ctx context.Context, sel ast.SelectionSet, o
 			out.Values[i] = ec._Charge_usageEventId(ctx, field, obj)
 		case "grantId":
 			out.Values[i] = ec._Charge_grantId(ctx, field, obj)
+		case "refundOf":
+			out.Values[i] = ec._Charge_refundOf(ctx, field, obj)
 		case "memo":
 			field := field
 

@@ -219,3 +219,65 @@ func TestRefundAndVoidThroughTheAPI(t *testing.T) {
 		e.verify("after refunds and a void")
 	})
 }
+
+// Refunds of purchased credits through the API: no money without a REFUND
+// policy; with one, money back as a negative charge naming the charge that
+// paid, at the policy's factor.
+func TestRefundPurchaseThroughTheAPI(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		e, _ := lcEnv(t, db)
+		e.publishPricing()
+		org, pool := e.newOrg("Acme", "")
+		p := e.lcCreatePlan(lcPlanInput("team"))
+		e.lcSubscribe(org, p.ID, testNow)
+		g := e.lcPurchase(pool, "1000") // at 0.015
+		q := `mutation($in: RefundInput!) { refund(input: $in) { kind amount grant { id } } }`
+		_, errs := e.do(q, map[string]any{"in": map[string]any{"grantId": g.ID, "reason": "bought too many"}})
+		wantErr(t, "money without a policy", errs, "REFUND_FORBIDDEN")
+		e.must(qSavePolicy, map[string]any{"in": map[string]any{"name": "restocking", "kind": "REFUND",
+			"expression": `subject == "GRANT" ? {"form": "MONEY", "factor": decimal("0.8")} : {"amount": refundable}`}}, nil)
+		e.must(qPublishPolicy, map[string]any{"name": "restocking", "v": 1}, nil)
+		var out struct {
+			R []struct {
+				Kind   string `json:"kind"`
+				Amount string `json:"amount"`
+				Grant  idRef  `json:"grant"`
+			} `json:"refund"`
+		}
+		e.must(q, map[string]any{"in": map[string]any{"grantId": g.ID, "amount": "500", "reason": "bought too many"}}, &out)
+		if len(out.R) != 1 || out.R[0].Kind != "REFUND" || out.R[0].Amount != "-500" || out.R[0].Grant.ID != g.ID {
+			t.Fatalf("refund = %+v, want one REFUND of -500 on grant %s", out.R, g.ID)
+		}
+		var chs struct {
+			C struct {
+				Edges []struct {
+					N struct {
+						ID       string  `json:"id"`
+						Kind     string  `json:"kind"`
+						Amount   string  `json:"amount"`
+						GrantID  *string `json:"grantId"`
+						RefundOf *string `json:"refundOf"`
+					} `json:"node"`
+				} `json:"edges"`
+			} `json:"charges"`
+		}
+		e.must(`query($o: ID!) { charges(organizationId: $o, first: 10) { edges { node { id kind amount grantId refundOf } } } }`, map[string]any{"o": org}, &chs)
+		var n []struct {
+			ID, Kind, Amount  string
+			GrantID, RefundOf *string
+		}
+		for _, ed := range chs.C.Edges {
+			n = append(n, struct {
+				ID, Kind, Amount  string
+				GrantID, RefundOf *string
+			}{ed.N.ID, ed.N.Kind, ed.N.Amount, ed.N.GrantID, ed.N.RefundOf})
+		}
+		if len(n) < 2 || n[0].Amount != "-6" || n[0].Kind != "ON_DEMAND" || n[0].RefundOf == nil || *n[0].RefundOf != n[1].ID || n[1].Amount != "15" {
+			t.Fatalf("charges = %+v; want -6 (500 x 0.015 x 0.8) refunding the ON_DEMAND charge of 15, newest first", n)
+		}
+		_, errs = e.do(q, map[string]any{"in": map[string]any{"grantId": g.ID, "amount": "501", "reason": "again"}})
+		wantErr(t, "more than unused", errs, "REFUND_EXCEEDED")
+		e.verify("after a refund of purchased credits")
+	})
+}

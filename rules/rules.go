@@ -31,7 +31,7 @@ const (
 	KindOverage   Kind = "OVERAGE"    // lets an event through as overage when credits run short; result bool
 	KindIncentive Kind = "INCENTIVE"  // incentive credits for a usage or behaviour event; result decimal >= 0
 	KindTransfer  Kind = "TRANSFER"   // whether a grant's credits may move in a transfer between pools; result bool
-	KindRefund    Kind = "REFUND"     // how many credits a refund of a usage event may give back; result decimal >= 0
+	KindRefund    Kind = "REFUND"     // how much a refund of a usage event or of purchased credits may give back, and how; result decimal >= 0 or a map (see Program.Refund)
 )
 
 // Limits.
@@ -168,6 +168,9 @@ func buildEnvs() {
 			cel.Variable("role", cel.StringType),
 			cel.Variable("reason", cel.StringType),
 			cel.Variable("asService", cel.BoolType),
+			cel.Variable("subject", cel.StringType),
+			cel.Variable("grant", grantType),
+			cel.Variable("charged", DecimalType),
 		},
 		KindTransfer: {
 			cel.Variable("grant", grantType),
@@ -228,7 +231,11 @@ func Compile(kind Kind, expr string) (*Program, error) {
 	out := ast.OutputType()
 	line, col := rootPosition(ast)
 	switch kind {
-	case KindBurn, KindWeight, KindIncentive, KindRefund:
+	case KindRefund:
+		if !out.IsExactType(DecimalType) && out.Kind() != types.MapKind && out.Kind() != types.DynKind {
+			return nil, compileError(kind, line, col, "rule returns %s, want decimal or a map such as {\"amount\": refundable, \"form\": \"MONEY\", \"factor\": decimal(\"0.9\")}", out)
+		}
+	case KindBurn, KindWeight, KindIncentive:
 		if !out.IsExactType(DecimalType) && out.Kind() != types.DynKind {
 			return nil, compileError(kind, line, col, "rule returns %s, want decimal (use decimal(...) to convert)", out)
 		}
@@ -378,7 +385,7 @@ func (p *Program) eval(ctx context.Context, v Vars) (ref.Val, error) {
 // Decimal evaluates a BURN rule or a weight expression; the result must be a
 // decimal >= 0.
 func (p *Program) Decimal(ctx context.Context, v Vars) (decimal.Decimal, error) {
-	if p.kind != KindBurn && p.kind != KindWeight && p.kind != KindIncentive && p.kind != KindRefund {
+	if p.kind != KindBurn && p.kind != KindWeight && p.kind != KindIncentive {
 		return decimal.Zero, fmt.Errorf("%w: a %s rule has no decimal result", ErrRuntime, p.kind)
 	}
 	out, err := p.eval(ctx, v)

@@ -526,12 +526,57 @@ func TestReadmeTransferAndRefundRules(t *testing.T) {
   : role == "ORG_ADMIN" && event.status == "FAILED" && ageHours <= decimal(24) ? min(refundable, decimal(50))
   : role == "OPERATOR" ? refundable
   : decimal(0)`,
+		KindRefund + "-grant": `subject == "EVENT" ? {"amount": role == "OPERATOR" ? refundable : decimal(0)}
+  : grant.creditType == "ON_DEMAND" && ageHours <= decimal(14 * 24)
+    ? {"form": "MONEY", "factor": ageHours <= decimal(24) ? decimal(1) : decimal("0.8")}
+    : {"amount": decimal(0)}`,
 	} {
+		kind = Kind(strings.TrimSuffix(string(kind), "-grant"))
 		if _, err := Compile(kind, expr); err != nil {
 			t.Errorf("%s: %v", kind, err)
 		}
 	}
 	if _, err := Compile(KindRefund, `true`); err == nil {
 		t.Error("a REFUND rule returning bool compiled")
+	}
+}
+
+// A REFUND rule answers a decimal or a map of amount, form and factor.
+func TestRefundAnswer(t *testing.T) {
+	d := decimal.RequireFromString
+	g := &Grant{CreditType: "ON_DEMAND", Amount: d("100"), Remaining: d("40"), UnitPrice: d("0.02")}
+	vars := Vars{Subject: "GRANT", Grant: g, Event: &Event{}, Org: &Org{}, Amount: d("40"), Refundable: d("40"),
+		Charged: d("2"), AgeHours: d("30"), Role: "ORG_ADMIN", Reason: "unused"}
+	for _, c := range []struct {
+		expr string
+		want RefundAnswer
+		err  string
+	}{
+		{`refundable`, RefundAnswer{Amount: d("40"), Factor: d("1")}, ""},
+		{`{"form": "MONEY"}`, RefundAnswer{Amount: d("40"), Form: FormMoney, Factor: d("1")}, ""},
+		{`subject == "GRANT" && ageHours <= decimal(14 * 24) ? {"form": "MONEY", "factor": decimal("0.9")} : {"amount": decimal(0)}`,
+			RefundAnswer{Amount: d("40"), Form: FormMoney, Factor: d("0.9")}, ""},
+		{`{"amount": min(refundable, decimal(10)), "form": "SERVICE"}`, RefundAnswer{Amount: d("10"), Form: FormService, Factor: d("1")}, ""},
+		{`grant.creditType == "ON_DEMAND" && charged > decimal(1) ? refundable : decimal(0)`, RefundAnswer{Amount: d("40"), Factor: d("1")}, ""},
+		{`{"factor": decimal("1.5")}`, RefundAnswer{}, "factor 1.5"},
+		{`{"form": "CASH"}`, RefundAnswer{}, "form is"},
+		{`{"amont": refundable}`, RefundAnswer{}, `key "amont"`},
+		{`{"amount": 5}`, RefundAnswer{}, "want decimal"},
+		{`decimal(-1)`, RefundAnswer{}, "negative"},
+	} {
+		p, err := Compile(KindRefund, c.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", c.expr, err)
+		}
+		got, err := p.Refund(context.Background(), vars)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrRuntime) {
+				t.Errorf("%s: err %v, want %q", c.expr, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !got.Amount.Equal(c.want.Amount) || got.Form != c.want.Form || !got.Factor.Equal(c.want.Factor) {
+			t.Errorf("%s = %+v, %v; want %+v", c.expr, got, err, c.want)
+		}
 	}
 }

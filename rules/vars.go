@@ -63,12 +63,15 @@ type Vars struct {
 	Amount, MovedToday decimal.Decimal
 	Role               string
 	FromKind, ToKind   string
-	// REFUND rules (with Event, Org, Amount and Role): what is left to
-	// refund, the event's age in hours, the reason given, and whether the
-	// refund is asked as SERVICE credits.
-	Refundable, AgeHours decimal.Decimal
-	Reason               string
-	AsService            bool
+	// REFUND rules (with Event or Grant, Org, Amount and Role): what is
+	// refunded (Subject "EVENT" or "GRANT"), what is left to refund, the
+	// money its subject charged, its age in hours, the reason given, and
+	// whether the refund is asked as SERVICE credits. A refund of an event
+	// sees an empty grant, one of a grant an empty event.
+	Subject                       string
+	Refundable, AgeHours, Charged decimal.Decimal
+	Reason                        string
+	AsService                     bool
 }
 
 // NoExpiry is how a grant without expiry looks to rules.
@@ -294,7 +297,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return objVal{orgType, a.v.Org}, true
 		}
 	case "grant":
-		if (a.kind == KindDrawOrder || a.kind == KindTransfer) && a.v.Grant != nil {
+		if (a.kind == KindDrawOrder || a.kind == KindTransfer || a.kind == KindRefund) && a.v.Grant != nil {
 			return objVal{grantType, a.v.Grant}, true
 		}
 	case "weight":
@@ -321,7 +324,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		if a.kind == KindTransfer {
 			return a.transfer(name), true
 		}
-	case "refundable", "ageHours", "reason", "asService":
+	case "refundable", "ageHours", "reason", "asService", "subject", "charged":
 		if a.kind == KindRefund {
 			return a.refund(name), true
 		}
@@ -342,6 +345,10 @@ func (a *activation) refund(name string) any {
 		return newDec(a.v.AgeHours)
 	case "reason":
 		return types.String(a.v.Reason)
+	case "subject":
+		return types.String(a.v.Subject)
+	case "charged":
+		return newDec(a.v.Charged)
 	}
 	return types.Bool(a.v.AsService)
 }

@@ -37,6 +37,7 @@ type fixture struct {
 	clock *clock
 	org   *ent.Organization
 	pool  *ent.Pool
+	db    *store.DB
 }
 
 // setup creates an organisation with an ACCOUNT pool, and publishes the
@@ -63,7 +64,7 @@ func setup(t *testing.T, db *store.DB) *fixture {
 	if _, err := svc.PublishRegister(ctx, "default", reg.Version, nil); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, clock: c, org: org, pool: pool}
+	return &fixture{svc: svc, clock: c, org: org, pool: pool, db: db}
 }
 
 func (f *fixture) grant(t *testing.T, amount string, typ credit.CreditType) *ent.Grant {

@@ -56,7 +56,8 @@ func (s *Service) postAll(ctx context.Context, c *ent.Client, ps []engine.Postin
 		for _, ch := range p.Charges {
 			cc := c.Charge.Create().SetOrganizationID(p.Org).SetKind(ch.Kind).SetCredits(ch.Credits).SetAmount(ch.Amount).
 				SetCurrency(ch.Currency).SetNillableSubscriptionID(ch.SubscriptionID).SetNillablePeriodStart(ch.PeriodStart).
-				SetNillableUsageEventID(ch.UsageEvent).SetMemo(ch.Memo).SetCreatedAt(now)
+				SetNillableUsageEventID(ch.UsageEvent).SetNillableGrantID(ch.Grant).SetNillableRefundOf(ch.RefundOf).
+				SetMemo(ch.Memo).SetCreatedAt(now)
 			if ch.Opening != nil {
 				cc.SetGrantID(opened[i][*ch.Opening].ID)
 			}

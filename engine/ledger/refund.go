@@ -20,7 +20,7 @@ import (
 // RefundInput refunds (part of) what a usage event charged.
 type RefundInput struct {
 	UsageEventID   *int
-	GrantID        *int // refunds of purchased credits: not built yet (NOT_REFUNDABLE)
+	GrantID        *int // or the unused credits of a purchased grant (refundGrant)
 	Amount         *decimal.Decimal
 	Reason         string
 	AsService      bool // as SERVICE credits (an SLA breach), not back to the grants
@@ -44,8 +44,6 @@ func (in RefundInput) Validate() error {
 	switch {
 	case (in.UsageEventID == nil) == (in.GrantID == nil):
 		return credit.Invalid("usageEventId", "name exactly one of usageEventId and grantId")
-	case in.GrantID != nil:
-		return &credit.Error{Code: credit.CodeNotRefundable, Field: "grantId", Message: "refunds of purchased credits are not available yet"}
 	case in.Amount != nil && !in.Amount.IsPositive():
 		return credit.Invalid("amount", "must be greater than zero, got %s", in.Amount)
 	}
@@ -65,6 +63,9 @@ func (in RefundInput) Validate() error {
 func (s *Service) Refund(ctx context.Context, in RefundInput) ([]*ent.LedgerEntry, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
+	}
+	if in.GrantID != nil {
+		return s.refundGrant(ctx, in)
 	}
 	now := s.Now()
 	snap, err := s.catalog.current(ctx)
@@ -119,9 +120,11 @@ func (s *Service) refund(ctx context.Context, tx *ent.Tx, snap *snapshot, ev *en
 		return nil, err
 	}
 	req.Amount, req.AsService, req.Memo = in.Amount, in.AsService, truncate("refund: "+in.Reason, 500)
+	charged := req.Ask.Charged
 	if req.Rule, req.Ask, err = s.refundAsk(ctx, tx, snap, ev, in.Reason, now); err != nil {
 		return nil, err
 	}
+	req.Ask.Charged = charged
 	p, err := engine.Refund(ctx, req, now)
 	if err != nil {
 		return nil, err
@@ -171,6 +174,7 @@ func (s *Service) refundRequest(ctx context.Context, tx *ent.Tx, ev *ent.UsageEv
 	if len(chs) > 0 && chs[0].Credits.IsPositive() { // the first is what the event billed
 		ch := chs[0]
 		req.OveragePrice, req.Currency, req.SubscriptionID = ch.Amount.Div(ch.Credits), ch.Currency, ch.SubscriptionID
+		req.Ask.Charged = ch.Amount
 	}
 	return req, nil
 }
@@ -268,6 +272,16 @@ func (s *Service) VoidGrant(ctx context.Context, in VoidInput) (*ent.LedgerEntry
 // refund: the caller's role, the reason, the event, its organisation, its
 // age.
 func (s *Service) refundAsk(ctx context.Context, tx *ent.Tx, snap *snapshot, ev *ent.UsageEvent, reason string, now time.Time) (*engine.Rule, engine.RefundAsk, error) {
+	rule, ask, err := s.refundPolicy(ctx, tx, snap, ev.OrganizationID, reason, ev.CreatedAt, now)
+	ask.Event = engine.Event{Action: ev.Action, Status: ev.Status, RunID: ev.RunID, Quantity: ev.Quantity, Completion: ev.Completion,
+		Attempt: ev.Attempt, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
+	return rule, ask, err
+}
+
+// refundPolicy is the REFUND policy in effect and what every refund tells
+// it: the caller's role, the reason, the organisation and the age in hours
+// of what is refunded (recorded at since).
+func (s *Service) refundPolicy(ctx context.Context, tx *ent.Tx, snap *snapshot, org int, reason string, since, now time.Time) (*engine.Rule, engine.RefundAsk, error) {
 	snap, err := s.catalog.fresh(ctx, tx.Client(), snap)
 	if err != nil {
 		return nil, engine.RefundAsk{}, err
@@ -276,7 +290,7 @@ func (s *Service) refundAsk(ctx context.Context, tx *ent.Tx, snap *snapshot, ev 
 	if err != nil {
 		return nil, engine.RefundAsk{}, err
 	}
-	o, err := tx.Organization.Get(ctx, ev.OrganizationID)
+	o, err := tx.Organization.Get(ctx, org)
 	if err != nil {
 		return nil, engine.RefundAsk{}, err
 	}
@@ -284,10 +298,8 @@ func (s *Service) refundAsk(ctx context.Context, tx *ent.Tx, snap *snapshot, ev 
 	if p := auth.From(ctx); p != nil {
 		role = p.Role
 	}
-	age := decimal.NewFromInt(int64(now.Sub(ev.CreatedAt) / time.Second)).Div(decimal.NewFromInt(3600))
-	return v.Refund, engine.RefundAsk{Role: role, Reason: reason, Org: engine.Org{ID: o.ID, Segment: o.Segment}, AgeHours: age,
-		Event: engine.Event{Action: ev.Action, Status: ev.Status, RunID: ev.RunID, Quantity: ev.Quantity, Completion: ev.Completion,
-			Attempt: ev.Attempt, Properties: ev.Properties, OccurredAt: ev.OccurredAt}}, nil
+	age := decimal.NewFromInt(int64(now.Sub(since) / time.Second)).Div(decimal.NewFromInt(3600))
+	return v.Refund, engine.RefundAsk{Role: role, Reason: reason, Org: engine.Org{ID: o.ID, Segment: o.Segment}, AgeHours: age, Charged: decimal.Zero}, nil
 }
 
 // budgetChain is the pool and the pools above it that it falls through to:

@@ -55,7 +55,6 @@ func TestRefundUsage(t *testing.T) {
 			{"no reason", ledger.RefundInput{UsageEventID: &r.Event.ID}, credit.CodeValidation},
 			{"a negative amount", refundOf(r.Event, "-1"), credit.CodeValidation},
 			{"both an event and a grant", ledger.RefundInput{UsageEventID: &r.Event.ID, GrantID: &r.Event.ID, Reason: "x"}, credit.CodeValidation},
-			{"a purchase", ledger.RefundInput{GrantID: &r.Event.ID, Reason: "x"}, credit.CodeNotRefundable},
 		} {
 			if _, err := f.svc.Refund(ctx, tc.in); credit.CodeOf(err) != tc.code {
 				t.Errorf("%s: %v, want %s", tc.name, err, tc.code)

@@ -66,7 +66,9 @@ const maxViolations = 1000
 //     (spend is never invented), and the open runs of a hard budget never
 //     count more than its limit;
 //   - a run is never settled for free: the event that settled a hold was
-//     not DENIED (what nothing covered is an UNCOVERED entry).
+//     not DENIED (what nothing covered is an UNCOVERED entry);
+//   - money refunds: the negative charges that give money back of a charge
+//     (refundOf) never add up to more than it charged, and each is negative.
 //
 // It reads one snapshot (a read-only REPEATABLE READ transaction on
 // PostgreSQL, a read transaction on SQLite), so it may run on a live
@@ -159,7 +161,7 @@ func (v *verifier) run(ctx context.Context) error {
 			v.children[*p.ParentID] = append(v.children[*p.ParentID], p.ID)
 		}
 	}
-	for _, step := range []func(context.Context) error{v.entries, v.grantTotals, v.events, v.holds, v.keys, v.budgets} {
+	for _, step := range []func(context.Context) error{v.entries, v.grantTotals, v.events, v.holds, v.keys, v.budgets, v.moneyBack} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -477,4 +479,29 @@ func version(id, v *int) string {
 		return "none"
 	}
 	return fmt.Sprintf("%d v%d", *id, *v)
+}
+
+// moneyBack: refunds in money never give back more than was charged.
+func (v *verifier) moneyBack(ctx context.Context) error {
+	chs, err := v.c.Charge.Query().All(ctx)
+	if err != nil {
+		return err
+	}
+	paid, back := map[int]decimal.Decimal{}, map[int]decimal.Decimal{}
+	for _, ch := range chs {
+		if ch.RefundOf == nil {
+			paid[ch.ID] = ch.Amount
+			continue
+		}
+		if !ch.Amount.IsNegative() {
+			v.add("money refund", "charge %d refunds charge %d but is not negative (%s)", ch.ID, *ch.RefundOf, ch.Amount)
+		}
+		back[*ch.RefundOf] = back[*ch.RefundOf].Sub(ch.Amount)
+	}
+	for id, b := range back {
+		if p, ok := paid[id]; !ok || b.GreaterThan(p) {
+			v.add("money refund", "charge %d (%s) was refunded %s", id, p, b)
+		}
+	}
+	return nil
 }

@@ -33,6 +33,8 @@ const (
 	FieldUsageEventID = "usage_event_id"
 	// FieldGrantID holds the string denoting the grant_id field in the database.
 	FieldGrantID = "grant_id"
+	// FieldRefundOf holds the string denoting the refund_of field in the database.
+	FieldRefundOf = "refund_of"
 	// FieldMemo holds the string denoting the memo field in the database.
 	FieldMemo = "memo"
 	// Table holds the table name of the charge in the database.
@@ -52,6 +54,7 @@ var Columns = []string{
 	FieldPeriodStart,
 	FieldUsageEventID,
 	FieldGrantID,
+	FieldRefundOf,
 	FieldMemo,
 }
 
@@ -128,6 +131,11 @@ func ByUsageEventID(opts ...sql.OrderTermOption) OrderOption {
 // ByGrantID orders the results by the grant_id field.
 func ByGrantID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldGrantID, opts...).ToFunc()
+}
+
+// ByRefundOf orders the results by the refund_of field.
+func ByRefundOf(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRefundOf, opts...).ToFunc()
 }
 
 // ByMemo orders the results by the memo field.

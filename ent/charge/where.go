@@ -105,6 +105,11 @@ func GrantID(v int) predicate.Charge {
 	return predicate.Charge(sql.FieldEQ(FieldGrantID, v))
 }
 
+// RefundOf applies equality check predicate on the "refund_of" field. It's identical to RefundOfEQ.
+func RefundOf(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldEQ(FieldRefundOf, v))
+}
+
 // Memo applies equality check predicate on the "memo" field. It's identical to MemoEQ.
 func Memo(v string) predicate.Charge {
 	return predicate.Charge(sql.FieldEQ(FieldMemo, v))
@@ -598,6 +603,56 @@ func GrantIDIsNil() predicate.Charge {
 // GrantIDNotNil applies the NotNil predicate on the "grant_id" field.
 func GrantIDNotNil() predicate.Charge {
 	return predicate.Charge(sql.FieldNotNull(FieldGrantID))
+}
+
+// RefundOfEQ applies the EQ predicate on the "refund_of" field.
+func RefundOfEQ(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldEQ(FieldRefundOf, v))
+}
+
+// RefundOfNEQ applies the NEQ predicate on the "refund_of" field.
+func RefundOfNEQ(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldNEQ(FieldRefundOf, v))
+}
+
+// RefundOfIn applies the In predicate on the "refund_of" field.
+func RefundOfIn(vs ...int) predicate.Charge {
+	return predicate.Charge(sql.FieldIn(FieldRefundOf, vs...))
+}
+
+// RefundOfNotIn applies the NotIn predicate on the "refund_of" field.
+func RefundOfNotIn(vs ...int) predicate.Charge {
+	return predicate.Charge(sql.FieldNotIn(FieldRefundOf, vs...))
+}
+
+// RefundOfGT applies the GT predicate on the "refund_of" field.
+func RefundOfGT(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldGT(FieldRefundOf, v))
+}
+
+// RefundOfGTE applies the GTE predicate on the "refund_of" field.
+func RefundOfGTE(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldGTE(FieldRefundOf, v))
+}
+
+// RefundOfLT applies the LT predicate on the "refund_of" field.
+func RefundOfLT(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldLT(FieldRefundOf, v))
+}
+
+// RefundOfLTE applies the LTE predicate on the "refund_of" field.
+func RefundOfLTE(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldLTE(FieldRefundOf, v))
+}
+
+// RefundOfIsNil applies the IsNil predicate on the "refund_of" field.
+func RefundOfIsNil() predicate.Charge {
+	return predicate.Charge(sql.FieldIsNull(FieldRefundOf))
+}
+
+// RefundOfNotNil applies the NotNil predicate on the "refund_of" field.
+func RefundOfNotNil() predicate.Charge {
+	return predicate.Charge(sql.FieldNotNull(FieldRefundOf))
 }
 
 // MemoEQ applies the EQ predicate on the "memo" field.

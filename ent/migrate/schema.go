@@ -119,6 +119,7 @@ var (
 		{Name: "period_start", Type: field.TypeTime, Nullable: true},
 		{Name: "usage_event_id", Type: field.TypeInt, Nullable: true},
 		{Name: "grant_id", Type: field.TypeInt, Nullable: true},
+		{Name: "refund_of", Type: field.TypeInt, Nullable: true},
 		{Name: "memo", Type: field.TypeString, Nullable: true},
 	}
 	// ChargesTable holds the schema information for the "charges" table.
@@ -131,6 +132,11 @@ var (
 				Name:    "charge_organization_id_id",
 				Unique:  false,
 				Columns: []*schema.Column{ChargesColumns[2], ChargesColumns[0]},
+			},
+			{
+				Name:    "charge_grant_id",
+				Unique:  false,
+				Columns: []*schema.Column{ChargesColumns[10]},
 			},
 		},
 	}

@@ -143,7 +143,7 @@ func (Charge) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
 func (Charge) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int("organization_id").Immutable(),
-		field.String("kind").NotEmpty().Immutable(), // PLATFORM_FEE, OVERAGE, ON_DEMAND
+		field.String("kind").NotEmpty().Immutable(), // PLATFORM_FEE, OVERAGE, ON_DEMAND, AUTO_TOP_UP
 		Decimal("credits"),
 		Decimal("amount"),
 		field.String("currency").Immutable(),
@@ -151,12 +151,13 @@ func (Charge) Fields() []ent.Field {
 		field.Time("period_start").Optional().Nillable().Immutable(),
 		field.Int("usage_event_id").Optional().Nillable().Immutable(),
 		field.Int("grant_id").Optional().Nillable().Immutable(),
+		field.Int("refund_of").Optional().Nillable().Immutable(), // the charge a negative charge gives money back of
 		field.String("memo").Optional().Immutable(),
 	}
 }
 
 func (Charge) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("organization_id", "id")}
+	return []ent.Index{index.Fields("organization_id", "id"), index.Fields("grant_id")}
 }
 
 // Operation is one credit or money mutation recorded under its idempotency

@@ -124,14 +124,14 @@ type PolicyInput struct {
 type Query struct {
 }
 
-// Refunds what a usage event charged (usageEventId), or purchased credits (grantId: not available yet, NOT_REFUNDABLE).
+// Refunds what a usage event charged (usageEventId), or unused purchased credits of a grant (grantId): exactly one of them.
 type RefundInput struct {
 	UsageEventID *int `json:"usageEventId,omitempty"`
 	GrantID      *int `json:"grantId,omitempty"`
-	// Credits to refund; default: everything still refundable (overage first, then the draws, last drawn first).
+	// Credits to refund; default: everything still refundable (of an event: overage first, then the draws, last drawn first; of a grant: its unused credits).
 	Amount *decimal.Decimal `json:"amount,omitempty"`
 	Reason string           `json:"reason"`
-	// (added) As SERVICE credits in the event's pool (an SLA breach) instead of back to the grants; no money moves.
+	// As SERVICE credits in the event's or grant's pool (an SLA breach; credits-only refunds of purchases) instead of back to the grants or in money; no money moves. The REFUND policy may answer another form.
 	AsServiceCredits *bool `json:"asServiceCredits,omitempty"`
 	// (added) Per organisation: a retry with the same key and input returns the first refund's entries and refunds nothing.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`

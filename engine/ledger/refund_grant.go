@@ -1,0 +1,107 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/auth"
+	"github.com/creditd/creditd/credit"
+	"github.com/creditd/creditd/engine"
+	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/charge"
+	"github.com/creditd/creditd/ent/ledgerentry"
+)
+
+// refundGrant refunds unused credits of a purchased grant in one
+// transaction: the grant's pool locked, the grant read again under the
+// lock (what is unused cannot be drawn, moved or refunded meanwhile), the
+// charge that paid for it and what earlier refunds gave back of it,
+// decided by engine.RefundGrant, posted, audited. It returns the entries
+// written: the REFUND entry on the grant and, as SERVICE credits, the new
+// grant's opening entry.
+func (s *Service) refundGrant(ctx context.Context, in RefundInput) ([]*ent.LedgerEntry, error) {
+	now := s.Now()
+	snap, err := s.catalog.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*ent.LedgerEntry
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		g, err := tx.Grant.Get(ctx, *in.GrantID)
+		if err != nil || !auth.From(ctx).Sees(g.OrganizationID) {
+			return credit.NotFound("grant", *in.GrantID)
+		}
+		if err := s.lockRow(ctx, tx, "pools", g.PoolID); err != nil {
+			return err
+		}
+		ids, replay, err := s.keyed(ctx, tx, g.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]int, error) {
+			if g, err = tx.Grant.Get(ctx, g.ID); err != nil { // again, under the lock
+				return nil, err
+			}
+			req, err := s.grantRefundRequest(ctx, tx, snap, g, in, now)
+			if err != nil {
+				return nil, err
+			}
+			p, err := engine.RefundGrant(ctx, req, now)
+			if err != nil {
+				return nil, err
+			}
+			last, err := s.lastEntry(ctx, tx)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
+				return nil, err
+			}
+			es, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.PoolID(g.PoolID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out = es
+			ids := make([]int, len(es))
+			for i, e := range es {
+				ids[i] = e.ID
+			}
+			money := decimal.Zero
+			for _, ch := range p.Charges {
+				money = money.Sub(ch.Amount)
+			}
+			return ids, s.audit(ctx, tx, "refund", "Grant", g.ID, &g.OrganizationID, g, map[string]any{"grantId": g.ID, "reason": in.Reason,
+				"credits": p.Moves[0].Amount.Neg().String(), "asService": len(p.Open) > 0, "moneyBack": money.String()})
+		})
+		if err == nil && replay {
+			out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDIn(ids...)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+		}
+		return err
+	})
+	return out, err
+}
+
+// grantRefundRequest is the grant, the charge that paid for it (the first
+// positive charge naming it) with what refunds gave back of it, and the
+// REFUND policy's view, as the engine needs them.
+func (s *Service) grantRefundRequest(ctx context.Context, tx *ent.Tx, snap *snapshot, g *ent.Grant, in RefundInput, now time.Time) (engine.GrantRefundRequest, error) {
+	req := engine.GrantRefundRequest{Org: g.OrganizationID, Pool: g.PoolID, Grant: engineGrant(g), Amount: in.Amount, AsService: in.AsService,
+		Memo: truncate("refund: "+in.Reason, 500)}
+	chs, err := tx.Charge.Query().Where(charge.GrantID(g.ID)).Order(ent.Asc(charge.FieldID)).All(ctx)
+	if err != nil {
+		return req, err
+	}
+	for _, ch := range chs {
+		switch {
+		case req.Paid == nil && ch.Amount.IsPositive() && ch.RefundOf == nil:
+			req.Paid = &engine.PaidCharge{ID: ch.ID, Kind: ch.Kind, Amount: ch.Amount, Refunded: decimal.Zero, Currency: ch.Currency, SubscriptionID: ch.SubscriptionID}
+		case req.Paid != nil && ch.RefundOf != nil && *ch.RefundOf == req.Paid.ID:
+			req.Paid.Refunded = req.Paid.Refunded.Sub(ch.Amount)
+		}
+	}
+	if req.Rule, req.Ask, err = s.refundPolicy(ctx, tx, snap, g.OrganizationID, in.Reason, g.CreatedAt, now); err != nil {
+		return req, err
+	}
+	if req.Paid != nil {
+		req.Ask.Charged = req.Paid.Amount
+	}
+	return req, nil
+}
