@@ -78,20 +78,30 @@ func (s *Service) Refund(ctx context.Context, in RefundInput) ([]*ent.LedgerEntr
 		if err != nil || !auth.From(ctx).Sees(ev.OrganizationID) {
 			return credit.NotFound("usage event", *in.UsageEventID)
 		}
-		ids, replay, err := s.keyed(ctx, tx, ev.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]int, error) {
-			es, err := s.refund(ctx, tx, snap, ev, in, now)
-			ids := make([]int, len(es))
-			for i, e := range es {
-				ids[i] = e.ID
-			}
-			out = es
-			return ids, err
+		out, err = s.keyedEntries(ctx, tx, ev.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]*ent.LedgerEntry, error) {
+			return s.refund(ctx, tx, snap, ev, in, now)
 		})
-		if err == nil && replay {
-			out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDIn(ids...)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
-		}
 		return err
 	})
+	return out, err
+}
+
+// keyedEntries runs work under an idempotency key (see keyed) and returns
+// the entries it wrote; a retry returns the first attempt's entries.
+func (s *Service) keyedEntries(ctx context.Context, tx *ent.Tx, org int, key, op string, in any, work func() ([]*ent.LedgerEntry, error)) ([]*ent.LedgerEntry, error) {
+	var out []*ent.LedgerEntry
+	ids, replay, err := s.keyed(ctx, tx, org, key, op, in, func() ([]int, error) {
+		es, err := work()
+		ids := make([]int, len(es))
+		for i, e := range es {
+			ids[i] = e.ID
+		}
+		out = es
+		return ids, err
+	})
+	if err == nil && replay {
+		out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDIn(ids...)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	}
 	return out, err
 }
 

@@ -36,47 +36,45 @@ func (s *Service) refundGrant(ctx context.Context, in RefundInput) ([]*ent.Ledge
 		if err := s.lockRow(ctx, tx, "pools", g.PoolID); err != nil {
 			return err
 		}
-		ids, replay, err := s.keyed(ctx, tx, g.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]int, error) {
+		out, err = s.keyedEntries(ctx, tx, g.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]*ent.LedgerEntry, error) {
 			if g, err = tx.Grant.Get(ctx, g.ID); err != nil { // again, under the lock
 				return nil, err
 			}
-			req, err := s.grantRefundRequest(ctx, tx, snap, g, in, now)
-			if err != nil {
-				return nil, err
-			}
-			p, err := engine.RefundGrant(ctx, req, now)
-			if err != nil {
-				return nil, err
-			}
-			last, err := s.lastEntry(ctx, tx)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
-				return nil, err
-			}
-			es, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.PoolID(g.PoolID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
-			if err != nil {
-				return nil, err
-			}
-			out = es
-			ids := make([]int, len(es))
-			for i, e := range es {
-				ids[i] = e.ID
-			}
-			money := decimal.Zero
-			for _, ch := range p.Charges {
-				money = money.Sub(ch.Amount)
-			}
-			return ids, s.audit(ctx, tx, "refund", "Grant", g.ID, &g.OrganizationID, g, map[string]any{"grantId": g.ID, "reason": in.Reason,
-				"credits": p.Moves[0].Amount.Neg().String(), "asService": len(p.Open) > 0, "moneyBack": money.String()})
+			return s.refundOneGrant(ctx, tx, snap, g, in, now)
 		})
-		if err == nil && replay {
-			out, err = tx.LedgerEntry.Query().Where(ledgerentry.IDIn(ids...)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
-		}
 		return err
 	})
 	return out, err
+}
+
+// refundOneGrant decides, posts and audits the refund of grant g, read
+// under its pool's lock, and returns the entries it wrote.
+func (s *Service) refundOneGrant(ctx context.Context, tx *ent.Tx, snap *snapshot, g *ent.Grant, in RefundInput, now time.Time) ([]*ent.LedgerEntry, error) {
+	req, err := s.grantRefundRequest(ctx, tx, snap, g, in, now)
+	if err != nil {
+		return nil, err
+	}
+	p, err := engine.RefundGrant(ctx, req, now)
+	if err != nil {
+		return nil, err
+	}
+	last, err := s.lastEntry(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
+		return nil, err
+	}
+	es, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.PoolID(g.PoolID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	money := decimal.Zero
+	for _, ch := range p.Charges {
+		money = money.Sub(ch.Amount)
+	}
+	return es, s.audit(ctx, tx, "refund", "Grant", g.ID, &g.OrganizationID, g, map[string]any{"grantId": g.ID, "reason": in.Reason,
+		"credits": p.Moves[0].Amount.Neg().String(), "asService": len(p.Open) > 0, "moneyBack": money.String()})
 }
 
 // grantRefundRequest is the grant, the charge that paid for it (the first
