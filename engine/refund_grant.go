@@ -115,11 +115,14 @@ func grantRefundAnswer(ctx context.Context, req GrantRefundRequest, amount, left
 	g, a := req.Grant, req.Ask
 	ans, err := askRefundRule(ctx, req.Rule, rules.Vars{Subject: "GRANT", Grant: ruleGrant(g), Event: &rules.Event{}, Org: ruleOrg(a.Org),
 		Amount: amount, Refundable: left, Charged: a.Charged, AgeHours: a.AgeHours, Role: string(a.Role), Reason: a.Reason, AsService: req.AsService, Now: now})
+	if err != nil {
+		return ans, err
+	}
 	if ans.Form == "" {
 		ans.Form = asked
 	}
 	ans.Amount = decimal.Min(ans.Amount, left)
-	return ans, err
+	return ans, nil
 }
 
 // moneyBack is the negative charge of a money refund: amount at the

@@ -75,8 +75,10 @@ func (s *Service) Refund(ctx context.Context, in RefundInput) ([]*ent.LedgerEntr
 	var out []*ent.LedgerEntry
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		ev, err := tx.UsageEvent.Get(ctx, *in.UsageEventID)
-		if err != nil || !auth.From(ctx).Sees(ev.OrganizationID) {
+		if ent.IsNotFound(err) || err == nil && !auth.From(ctx).Sees(ev.OrganizationID) {
 			return credit.NotFound("usage event", *in.UsageEventID)
+		} else if err != nil {
+			return err // a fault, not bad input
 		}
 		out, err = s.keyedEntries(ctx, tx, ev.OrganizationID, in.IdempotencyKey, "refund", in, func() ([]*ent.LedgerEntry, error) {
 			return s.refund(ctx, tx, snap, ev, in, now)
@@ -249,8 +251,10 @@ func (s *Service) VoidGrant(ctx context.Context, in VoidInput) (*ent.LedgerEntry
 	var out *ent.LedgerEntry
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		g, err := tx.Grant.Get(ctx, in.GrantID)
-		if err != nil || !auth.From(ctx).Sees(g.OrganizationID) {
+		if ent.IsNotFound(err) || err == nil && !auth.From(ctx).Sees(g.OrganizationID) {
 			return credit.NotFound("grant", in.GrantID)
+		} else if err != nil {
+			return err // a fault, not bad input
 		}
 		if err := s.lockRow(ctx, tx, "pools", g.PoolID); err != nil {
 			return err

@@ -30,8 +30,10 @@ func (s *Service) refundGrant(ctx context.Context, in RefundInput) ([]*ent.Ledge
 	var out []*ent.LedgerEntry
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		g, err := tx.Grant.Get(ctx, *in.GrantID)
-		if err != nil || !auth.From(ctx).Sees(g.OrganizationID) {
+		if ent.IsNotFound(err) || err == nil && !auth.From(ctx).Sees(g.OrganizationID) {
 			return credit.NotFound("grant", *in.GrantID)
+		} else if err != nil {
+			return err // a fault, not bad input
 		}
 		if err := s.lockRow(ctx, tx, "pools", g.PoolID); err != nil {
 			return err
@@ -58,14 +60,7 @@ func (s *Service) refundOneGrant(ctx context.Context, tx *ent.Tx, snap *snapshot
 	if err != nil {
 		return nil, err
 	}
-	last, err := s.lastEntry(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.post(ctx, tx.Client(), p, now); err != nil {
-		return nil, err
-	}
-	es, err := tx.LedgerEntry.Query().Where(ledgerentry.IDGT(last), ledgerentry.PoolID(g.PoolID)).Order(ent.Asc(ledgerentry.FieldID)).All(ctx)
+	_, es, err := s.postEntries(ctx, tx, []engine.Posting{p}, now, ledgerentry.PoolID(g.PoolID))
 	if err != nil {
 		return nil, err
 	}
