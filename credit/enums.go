@@ -72,6 +72,18 @@ const (
 	EntryUncovered EntryKind = "UNCOVERED"
 )
 
+// Payment is whether the credits of a grant are paid for. A PENDING grant
+// waits for its payment: it holds no credits (remaining 0, no opening entry)
+// until confirmPayment writes its opening entry; failPayment, or the
+// payment window running out, makes it FAILED and reverses its charge.
+type Payment string
+
+const (
+	PaymentPaid    Payment = "PAID"
+	PaymentPending Payment = "PENDING"
+	PaymentFailed  Payment = "FAILED"
+)
+
 // PolicyKind names what a policy (a CEL rule) decides.
 type PolicyKind string
 
@@ -171,6 +183,7 @@ var (
 	entryKinds     = []string{"GRANT", "HOLD", "RELEASE", "BURN", "EXPIRE", "ROLLOVER_OUT", "ROLLOVER_IN", "REFUND", "TRANSFER_OUT", "TRANSFER_IN", "VOID", "OVERAGE", "BORROW", "ADJUSTMENT", "UNCOVERED"}
 	policyKinds    = []string{"BURN", "DRAW_ORDER", "INCENTIVE", "REFUND", "OVERAGE", "ROLLOVER", "TRANSFER", "ALERT"}
 	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
+	payments       = []string{"PAID", "PENDING", "FAILED"}
 )
 
 func (Role) Values() []string          { return roles }
@@ -183,6 +196,7 @@ func (Decision) Values() []string      { return decisions }
 func (EntryKind) Values() []string     { return entryKinds }
 func (PolicyKind) Values() []string    { return policyKinds }
 func (VersionStatus) Values() []string { return versionStatues }
+func (Payment) Values() []string       { return payments }
 
 // Valid reports whether s is one of the usage statuses.
 func (s UsageStatus) Valid() bool { return slices.Contains(usageStatuses, string(s)) }

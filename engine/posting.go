@@ -11,15 +11,17 @@ import (
 // A Posting is what a decision writes to the ledger, apart from the usage
 // events of a batch: the grants it opens (each with its opening entry), the
 // moves on grants that exist (each an entry that changes its grant's
-// remaining by its amount) and the money it charges. The engine decides
+// remaining by its amount), the money it charges and the payment status
+// changes of grants waiting for payment. The engine decides
 // postings; ledger's poster writes them and is the only code that creates
 // grants or changes what they hold (the usage batch's bulk writer is its
 // usage-event form).
 type Posting struct {
-	Org     int
-	Open    []Opening
-	Moves   []Move
-	Charges []Charge
+	Org      int
+	Open     []Opening
+	Moves    []Move
+	Charges  []Charge
+	Payments []PaymentChange // grants whose payment was confirmed or failed (see ConfirmPayment)
 }
 
 // Opening is a grant to create with its opening entry of +Amount.
@@ -34,6 +36,10 @@ type Opening struct {
 	Kind        credit.EntryKind // GRANT, ROLLOVER_IN (rolled into a new period) or TRANSFER_IN (moved from another pool)
 	UsageEvent  *int             // the event it gives back credits of (a refund), if any
 	Memo        string
+	// PaymentDue, when set, opens the grant PENDING: holding nothing, with
+	// no opening entry, until its payment is confirmed; failed at this
+	// time if it is not (see ConfirmPayment).
+	PaymentDue *time.Time
 }
 
 // Move is an entry on an existing grant, or on none (Grant 0: the refund

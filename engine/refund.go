@@ -181,6 +181,9 @@ func askRefundRule(ctx context.Context, r *Rule, v rules.Vars) (rules.RefundAnsw
 // open run holds stay held (they come back to the grant when the run
 // settles, and can be voided then). A grant with nothing left is CONFLICT.
 func Void(org, pool int, g Grant, memo string) (Posting, error) {
+	if !g.Paid() {
+		return Posting{}, g.waiting(credit.CodeConflict)
+	}
 	if !g.Remaining.IsPositive() {
 		return Posting{}, credit.Errorf(credit.CodeConflict, "grant %d has nothing left to void", g.ID)
 	}

@@ -55,6 +55,8 @@ func RefundGrant(ctx context.Context, req GrantRefundRequest, now time.Time) (Po
 	g := req.Grant
 	left := g.Remaining
 	switch {
+	case !g.Paid():
+		return Posting{}, g.waiting(credit.CodeNotRefundable)
 	case !slices.Contains(refundableTypes, g.CreditType):
 		return Posting{}, credit.Errorf(credit.CodeNotRefundable, "grant %d holds %s credits: only ON_DEMAND and SUBSCRIPTION credits refund", g.ID, g.CreditType)
 	case g.ExpiresAt != nil && !g.ExpiresAt.After(now):

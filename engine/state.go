@@ -20,6 +20,7 @@ type Grant struct {
 	EffectiveAt time.Time
 	ExpiresAt   *time.Time
 	CreatedAt   time.Time
+	Payment     credit.Payment // "" or PAID: paid for; PENDING and FAILED grants hold nothing
 }
 
 // Usable reports whether the grant may be drawn at now: effective, not

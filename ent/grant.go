@@ -42,6 +42,10 @@ type Grant struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// Memo holds the value of the "memo" field.
 	Memo string `json:"memo,omitempty"`
+	// Payment holds the value of the "payment" field.
+	Payment credit.Payment `json:"payment,omitempty"`
+	// PaymentDueAt holds the value of the "payment_due_at" field.
+	PaymentDueAt *time.Time `json:"payment_due_at,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the GrantQuery when eager-loading is set.
 	Edges        GrantEdges `json:"edges"`
@@ -77,9 +81,9 @@ func (*Grant) scanValues(columns []string) ([]any, error) {
 			values[i] = new(decimal.Decimal)
 		case grant.FieldID, grant.FieldOrganizationID, grant.FieldPoolID, grant.FieldPriority:
 			values[i] = new(sql.NullInt64)
-		case grant.FieldCreditType, grant.FieldMemo:
+		case grant.FieldCreditType, grant.FieldMemo, grant.FieldPayment:
 			values[i] = new(sql.NullString)
-		case grant.FieldCreatedAt, grant.FieldEffectiveAt, grant.FieldExpiresAt:
+		case grant.FieldCreatedAt, grant.FieldEffectiveAt, grant.FieldExpiresAt, grant.FieldPaymentDueAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -169,6 +173,19 @@ func (_m *Grant) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Memo = value.String
 			}
+		case grant.FieldPayment:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field payment", values[i])
+			} else if value.Valid {
+				_m.Payment = credit.Payment(value.String)
+			}
+		case grant.FieldPaymentDueAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field payment_due_at", values[i])
+			} else if value.Valid {
+				_m.PaymentDueAt = new(time.Time)
+				*_m.PaymentDueAt = value.Time
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -244,6 +261,14 @@ func (_m *Grant) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("memo=")
 	builder.WriteString(_m.Memo)
+	builder.WriteString(", ")
+	builder.WriteString("payment=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Payment))
+	builder.WriteString(", ")
+	if v := _m.PaymentDueAt; v != nil {
+		builder.WriteString("payment_due_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

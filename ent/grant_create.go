@@ -123,6 +123,34 @@ func (_c *GrantCreate) SetNillableMemo(v *string) *GrantCreate {
 	return _c
 }
 
+// SetPayment sets the "payment" field.
+func (_c *GrantCreate) SetPayment(v credit.Payment) *GrantCreate {
+	_c.mutation.SetPayment(v)
+	return _c
+}
+
+// SetNillablePayment sets the "payment" field if the given value is not nil.
+func (_c *GrantCreate) SetNillablePayment(v *credit.Payment) *GrantCreate {
+	if v != nil {
+		_c.SetPayment(*v)
+	}
+	return _c
+}
+
+// SetPaymentDueAt sets the "payment_due_at" field.
+func (_c *GrantCreate) SetPaymentDueAt(v time.Time) *GrantCreate {
+	_c.mutation.SetPaymentDueAt(v)
+	return _c
+}
+
+// SetNillablePaymentDueAt sets the "payment_due_at" field if the given value is not nil.
+func (_c *GrantCreate) SetNillablePaymentDueAt(v *time.Time) *GrantCreate {
+	if v != nil {
+		_c.SetPaymentDueAt(*v)
+	}
+	return _c
+}
+
 // SetPool sets the "pool" edge to the Pool entity.
 func (_c *GrantCreate) SetPool(v *Pool) *GrantCreate {
 	return _c.SetPoolID(v.ID)
@@ -171,6 +199,10 @@ func (_c *GrantCreate) defaults() {
 		v := grant.DefaultPriority
 		_c.mutation.SetPriority(v)
 	}
+	if _, ok := _c.mutation.Payment(); !ok {
+		v := grant.DefaultPayment
+		_c.mutation.SetPayment(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -210,6 +242,14 @@ func (_c *GrantCreate) check() error {
 	if v, ok := _c.mutation.Memo(); ok {
 		if err := grant.MemoValidator(v); err != nil {
 			return &ValidationError{Name: "memo", err: fmt.Errorf(`ent: validator failed for field "Grant.memo": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Payment(); !ok {
+		return &ValidationError{Name: "payment", err: errors.New(`ent: missing required field "Grant.payment"`)}
+	}
+	if v, ok := _c.mutation.Payment(); ok {
+		if err := grant.PaymentValidator(v); err != nil {
+			return &ValidationError{Name: "payment", err: fmt.Errorf(`ent: validator failed for field "Grant.payment": %w`, err)}
 		}
 	}
 	if len(_c.mutation.PoolIDs()) == 0 {
@@ -281,6 +321,14 @@ func (_c *GrantCreate) createSpec() (*Grant, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Memo(); ok {
 		_spec.SetField(grant.FieldMemo, field.TypeString, value)
 		_node.Memo = value
+	}
+	if value, ok := _c.mutation.Payment(); ok {
+		_spec.SetField(grant.FieldPayment, field.TypeEnum, value)
+		_node.Payment = value
+	}
+	if value, ok := _c.mutation.PaymentDueAt(); ok {
+		_spec.SetField(grant.FieldPaymentDueAt, field.TypeTime, value)
+		_node.PaymentDueAt = &value
 	}
 	if nodes := _c.mutation.PoolIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -363,6 +411,18 @@ func (u *GrantUpsert) UpdateRemaining() *GrantUpsert {
 	return u
 }
 
+// SetPayment sets the "payment" field.
+func (u *GrantUpsert) SetPayment(v credit.Payment) *GrantUpsert {
+	u.Set(grant.FieldPayment, v)
+	return u
+}
+
+// UpdatePayment sets the "payment" field to the value that was provided on create.
+func (u *GrantUpsert) UpdatePayment() *GrantUpsert {
+	u.SetExcluded(grant.FieldPayment)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -403,6 +463,9 @@ func (u *GrantUpsertOne) UpdateNewValues() *GrantUpsertOne {
 		}
 		if _, exists := u.create.mutation.Memo(); exists {
 			s.SetIgnore(grant.FieldMemo)
+		}
+		if _, exists := u.create.mutation.PaymentDueAt(); exists {
+			s.SetIgnore(grant.FieldPaymentDueAt)
 		}
 	}))
 	return u
@@ -446,6 +509,20 @@ func (u *GrantUpsertOne) SetRemaining(v decimal.Decimal) *GrantUpsertOne {
 func (u *GrantUpsertOne) UpdateRemaining() *GrantUpsertOne {
 	return u.Update(func(s *GrantUpsert) {
 		s.UpdateRemaining()
+	})
+}
+
+// SetPayment sets the "payment" field.
+func (u *GrantUpsertOne) SetPayment(v credit.Payment) *GrantUpsertOne {
+	return u.Update(func(s *GrantUpsert) {
+		s.SetPayment(v)
+	})
+}
+
+// UpdatePayment sets the "payment" field to the value that was provided on create.
+func (u *GrantUpsertOne) UpdatePayment() *GrantUpsertOne {
+	return u.Update(func(s *GrantUpsert) {
+		s.UpdatePayment()
 	})
 }
 
@@ -655,6 +732,9 @@ func (u *GrantUpsertBulk) UpdateNewValues() *GrantUpsertBulk {
 			if _, exists := b.mutation.Memo(); exists {
 				s.SetIgnore(grant.FieldMemo)
 			}
+			if _, exists := b.mutation.PaymentDueAt(); exists {
+				s.SetIgnore(grant.FieldPaymentDueAt)
+			}
 		}
 	}))
 	return u
@@ -698,6 +778,20 @@ func (u *GrantUpsertBulk) SetRemaining(v decimal.Decimal) *GrantUpsertBulk {
 func (u *GrantUpsertBulk) UpdateRemaining() *GrantUpsertBulk {
 	return u.Update(func(s *GrantUpsert) {
 		s.UpdateRemaining()
+	})
+}
+
+// SetPayment sets the "payment" field.
+func (u *GrantUpsertBulk) SetPayment(v credit.Payment) *GrantUpsertBulk {
+	return u.Update(func(s *GrantUpsert) {
+		s.SetPayment(v)
+	})
+}
+
+// UpdatePayment sets the "payment" field to the value that was provided on create.
+func (u *GrantUpsertBulk) UpdatePayment() *GrantUpsertBulk {
+	return u.Update(func(s *GrantUpsert) {
+		s.UpdatePayment()
 	})
 }
 

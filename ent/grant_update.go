@@ -10,6 +10,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/shopspring/decimal"
@@ -38,6 +39,20 @@ func (_u *GrantUpdate) SetRemaining(v decimal.Decimal) *GrantUpdate {
 func (_u *GrantUpdate) SetNillableRemaining(v *decimal.Decimal) *GrantUpdate {
 	if v != nil {
 		_u.SetRemaining(*v)
+	}
+	return _u
+}
+
+// SetPayment sets the "payment" field.
+func (_u *GrantUpdate) SetPayment(v credit.Payment) *GrantUpdate {
+	_u.mutation.SetPayment(v)
+	return _u
+}
+
+// SetNillablePayment sets the "payment" field if the given value is not nil.
+func (_u *GrantUpdate) SetNillablePayment(v *credit.Payment) *GrantUpdate {
+	if v != nil {
+		_u.SetPayment(*v)
 	}
 	return _u
 }
@@ -76,6 +91,11 @@ func (_u *GrantUpdate) ExecX(ctx context.Context) {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *GrantUpdate) check() error {
+	if v, ok := _u.mutation.Payment(); ok {
+		if err := grant.PaymentValidator(v); err != nil {
+			return &ValidationError{Name: "payment", err: fmt.Errorf(`ent: validator failed for field "Grant.payment": %w`, err)}
+		}
+	}
 	if _u.mutation.PoolCleared() && len(_u.mutation.PoolIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Grant.pool"`)
 	}
@@ -102,6 +122,12 @@ func (_u *GrantUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.MemoCleared() {
 		_spec.ClearField(grant.FieldMemo, field.TypeString)
+	}
+	if value, ok := _u.mutation.Payment(); ok {
+		_spec.SetField(grant.FieldPayment, field.TypeEnum, value)
+	}
+	if _u.mutation.PaymentDueAtCleared() {
+		_spec.ClearField(grant.FieldPaymentDueAt, field.TypeTime)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -133,6 +159,20 @@ func (_u *GrantUpdateOne) SetRemaining(v decimal.Decimal) *GrantUpdateOne {
 func (_u *GrantUpdateOne) SetNillableRemaining(v *decimal.Decimal) *GrantUpdateOne {
 	if v != nil {
 		_u.SetRemaining(*v)
+	}
+	return _u
+}
+
+// SetPayment sets the "payment" field.
+func (_u *GrantUpdateOne) SetPayment(v credit.Payment) *GrantUpdateOne {
+	_u.mutation.SetPayment(v)
+	return _u
+}
+
+// SetNillablePayment sets the "payment" field if the given value is not nil.
+func (_u *GrantUpdateOne) SetNillablePayment(v *credit.Payment) *GrantUpdateOne {
+	if v != nil {
+		_u.SetPayment(*v)
 	}
 	return _u
 }
@@ -184,6 +224,11 @@ func (_u *GrantUpdateOne) ExecX(ctx context.Context) {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *GrantUpdateOne) check() error {
+	if v, ok := _u.mutation.Payment(); ok {
+		if err := grant.PaymentValidator(v); err != nil {
+			return &ValidationError{Name: "payment", err: fmt.Errorf(`ent: validator failed for field "Grant.payment": %w`, err)}
+		}
+	}
 	if _u.mutation.PoolCleared() && len(_u.mutation.PoolIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Grant.pool"`)
 	}
@@ -227,6 +272,12 @@ func (_u *GrantUpdateOne) sqlSave(ctx context.Context) (_node *Grant, err error)
 	}
 	if _u.mutation.MemoCleared() {
 		_spec.ClearField(grant.FieldMemo, field.TypeString)
+	}
+	if value, ok := _u.mutation.Payment(); ok {
+		_spec.SetField(grant.FieldPayment, field.TypeEnum, value)
+	}
+	if _u.mutation.PaymentDueAtCleared() {
+		_spec.ClearField(grant.FieldPaymentDueAt, field.TypeTime)
 	}
 	_node = &Grant{config: _u.config}
 	_spec.Assign = _node.assignValues

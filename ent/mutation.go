@@ -4320,6 +4320,8 @@ type GrantMutation struct {
 	effective_at       *time.Time
 	expires_at         *time.Time
 	memo               *string
+	payment            *credit.Payment
+	payment_due_at     *time.Time
 	clearedFields      map[string]struct{}
 	pool               *int
 	clearedpool        bool
@@ -4888,6 +4890,91 @@ func (m *GrantMutation) ResetMemo() {
 	delete(m.clearedFields, grant.FieldMemo)
 }
 
+// SetPayment sets the "payment" field.
+func (m *GrantMutation) SetPayment(c credit.Payment) {
+	m.payment = &c
+}
+
+// Payment returns the value of the "payment" field in the mutation.
+func (m *GrantMutation) Payment() (r credit.Payment, exists bool) {
+	v := m.payment
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPayment returns the old "payment" field's value of the Grant entity.
+// If the Grant object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *GrantMutation) OldPayment(ctx context.Context) (v credit.Payment, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPayment is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPayment requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPayment: %w", err)
+	}
+	return oldValue.Payment, nil
+}
+
+// ResetPayment resets all changes to the "payment" field.
+func (m *GrantMutation) ResetPayment() {
+	m.payment = nil
+}
+
+// SetPaymentDueAt sets the "payment_due_at" field.
+func (m *GrantMutation) SetPaymentDueAt(t time.Time) {
+	m.payment_due_at = &t
+}
+
+// PaymentDueAt returns the value of the "payment_due_at" field in the mutation.
+func (m *GrantMutation) PaymentDueAt() (r time.Time, exists bool) {
+	v := m.payment_due_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPaymentDueAt returns the old "payment_due_at" field's value of the Grant entity.
+// If the Grant object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *GrantMutation) OldPaymentDueAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPaymentDueAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPaymentDueAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPaymentDueAt: %w", err)
+	}
+	return oldValue.PaymentDueAt, nil
+}
+
+// ClearPaymentDueAt clears the value of the "payment_due_at" field.
+func (m *GrantMutation) ClearPaymentDueAt() {
+	m.payment_due_at = nil
+	m.clearedFields[grant.FieldPaymentDueAt] = struct{}{}
+}
+
+// PaymentDueAtCleared returns if the "payment_due_at" field was cleared in this mutation.
+func (m *GrantMutation) PaymentDueAtCleared() bool {
+	_, ok := m.clearedFields[grant.FieldPaymentDueAt]
+	return ok
+}
+
+// ResetPaymentDueAt resets all changes to the "payment_due_at" field.
+func (m *GrantMutation) ResetPaymentDueAt() {
+	m.payment_due_at = nil
+	delete(m.clearedFields, grant.FieldPaymentDueAt)
+}
+
 // ClearPool clears the "pool" edge to the Pool entity.
 func (m *GrantMutation) ClearPool() {
 	m.clearedpool = true
@@ -4949,7 +5036,7 @@ func (m *GrantMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *GrantMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, grant.FieldCreatedAt)
 	}
@@ -4983,6 +5070,12 @@ func (m *GrantMutation) Fields() []string {
 	if m.memo != nil {
 		fields = append(fields, grant.FieldMemo)
 	}
+	if m.payment != nil {
+		fields = append(fields, grant.FieldPayment)
+	}
+	if m.payment_due_at != nil {
+		fields = append(fields, grant.FieldPaymentDueAt)
+	}
 	return fields
 }
 
@@ -5013,6 +5106,10 @@ func (m *GrantMutation) Field(name string) (ent.Value, bool) {
 		return m.ExpiresAt()
 	case grant.FieldMemo:
 		return m.Memo()
+	case grant.FieldPayment:
+		return m.Payment()
+	case grant.FieldPaymentDueAt:
+		return m.PaymentDueAt()
 	}
 	return nil, false
 }
@@ -5044,6 +5141,10 @@ func (m *GrantMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldExpiresAt(ctx)
 	case grant.FieldMemo:
 		return m.OldMemo(ctx)
+	case grant.FieldPayment:
+		return m.OldPayment(ctx)
+	case grant.FieldPaymentDueAt:
+		return m.OldPaymentDueAt(ctx)
 	}
 	return nil, fmt.Errorf("unknown Grant field %s", name)
 }
@@ -5130,6 +5231,20 @@ func (m *GrantMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMemo(v)
 		return nil
+	case grant.FieldPayment:
+		v, ok := value.(credit.Payment)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPayment(v)
+		return nil
+	case grant.FieldPaymentDueAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPaymentDueAt(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Grant field %s", name)
 }
@@ -5193,6 +5308,9 @@ func (m *GrantMutation) ClearedFields() []string {
 	if m.FieldCleared(grant.FieldMemo) {
 		fields = append(fields, grant.FieldMemo)
 	}
+	if m.FieldCleared(grant.FieldPaymentDueAt) {
+		fields = append(fields, grant.FieldPaymentDueAt)
+	}
 	return fields
 }
 
@@ -5212,6 +5330,9 @@ func (m *GrantMutation) ClearField(name string) error {
 		return nil
 	case grant.FieldMemo:
 		m.ClearMemo()
+		return nil
+	case grant.FieldPaymentDueAt:
+		m.ClearPaymentDueAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Grant nullable field %s", name)
@@ -5253,6 +5374,12 @@ func (m *GrantMutation) ResetField(name string) error {
 		return nil
 	case grant.FieldMemo:
 		m.ResetMemo()
+		return nil
+	case grant.FieldPayment:
+		m.ResetPayment()
+		return nil
+	case grant.FieldPaymentDueAt:
+		m.ResetPaymentDueAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Grant field %s", name)

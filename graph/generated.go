@@ -114,6 +114,7 @@ type ComplexityRoot struct {
 		Available func(childComplexity int) int
 		ByType    func(childComplexity int) int
 		Overage   func(childComplexity int) int
+		Pending   func(childComplexity int) int
 		Reserved  func(childComplexity int) int
 	}
 
@@ -162,17 +163,19 @@ type ComplexityRoot struct {
 	}
 
 	Grant struct {
-		Amount      func(childComplexity int) int
-		CreatedAt   func(childComplexity int) int
-		CreditType  func(childComplexity int) int
-		EffectiveAt func(childComplexity int) int
-		ExpiresAt   func(childComplexity int) int
-		ID          func(childComplexity int) int
-		Memo        func(childComplexity int) int
-		Pool        func(childComplexity int) int
-		Priority    func(childComplexity int) int
-		Remaining   func(childComplexity int) int
-		UnitPrice   func(childComplexity int) int
+		Amount       func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		CreditType   func(childComplexity int) int
+		EffectiveAt  func(childComplexity int) int
+		ExpiresAt    func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Memo         func(childComplexity int) int
+		Payment      func(childComplexity int) int
+		PaymentDueAt func(childComplexity int) int
+		Pool         func(childComplexity int) int
+		Priority     func(childComplexity int) int
+		Remaining    func(childComplexity int) int
+		UnitPrice    func(childComplexity int) int
 	}
 
 	LedgerEntry struct {
@@ -200,14 +203,16 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ConfirmPayment          func(childComplexity int, grantID int) int
 		CreateAPIKey            func(childComplexity int, name string, role credit.Role, organizationID *int) int
 		CreateOrganization      func(childComplexity int, name string, segment *string, registerName *string) int
 		CreatePlan              func(childComplexity int, input model.PlanInput) int
 		CreatePool              func(childComplexity int, organizationID int, kind credit.PoolKind, name string, parentID *int, fallThrough *bool) int
+		FailPayment             func(childComplexity int, grantID int, reason string) int
 		GrantCredits            func(childComplexity int, input model.GrantInput) int
 		PublishPolicy           func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
 		PublishWeightRegister   func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
-		PurchaseCredits         func(childComplexity int, poolID int, credits decimal.Decimal, idempotencyKey *string) int
+		PurchaseCredits         func(childComplexity int, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) int
 		RecordBehavior          func(childComplexity int, input model.BehaviorInput) int
 		RecordUsage             func(childComplexity int, input model.UsageInput) int
 		RecordUsageBatch        func(childComplexity int, inputs []*model.UsageInput) int
@@ -437,9 +442,11 @@ type MutationResolver interface {
 	CreatePlan(ctx context.Context, input model.PlanInput) (*ent.Plan, error)
 	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error)
 	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
-	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal, idempotencyKey *string) (*ent.Grant, error)
+	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) (*ent.Grant, error)
 	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period credit.Period, hard bool) (*ent.Pool, error)
 	RecordBehavior(ctx context.Context, input model.BehaviorInput) (*ledger.BehaviorResult, error)
+	ConfirmPayment(ctx context.Context, grantID int) (*ent.Grant, error)
+	FailPayment(ctx context.Context, grantID int, reason string) (*ent.Grant, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
 	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error)
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
@@ -759,6 +766,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Balance.Overage(childComplexity), true
+	case "Balance.pending":
+		if e.ComplexityRoot.Balance.Pending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Balance.Pending(childComplexity), true
 	case "Balance.reserved":
 		if e.ComplexityRoot.Balance.Reserved == nil {
 			break
@@ -970,6 +983,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Grant.Memo(childComplexity), true
+	case "Grant.payment":
+		if e.ComplexityRoot.Grant.Payment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Grant.Payment(childComplexity), true
+	case "Grant.paymentDueAt":
+		if e.ComplexityRoot.Grant.PaymentDueAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Grant.PaymentDueAt(childComplexity), true
 	case "Grant.pool":
 		if e.ComplexityRoot.Grant.Pool == nil {
 			break
@@ -1088,6 +1113,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LedgerEntryEdge.Node(childComplexity), true
 
+	case "Mutation.confirmPayment":
+		if e.ComplexityRoot.Mutation.ConfirmPayment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmPayment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmPayment(childComplexity, args["grantId"].(int)), true
 	case "Mutation.createApiKey":
 		if e.ComplexityRoot.Mutation.CreateAPIKey == nil {
 			break
@@ -1132,6 +1168,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreatePool(childComplexity, args["organizationId"].(int), args["kind"].(credit.PoolKind), args["name"].(string), args["parentId"].(*int), args["fallThrough"].(*bool)), true
+	case "Mutation.failPayment":
+		if e.ComplexityRoot.Mutation.FailPayment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_failPayment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.FailPayment(childComplexity, args["grantId"].(int), args["reason"].(string)), true
 	case "Mutation.grantCredits":
 		if e.ComplexityRoot.Mutation.GrantCredits == nil {
 			break
@@ -1175,7 +1222,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.PurchaseCredits(childComplexity, args["poolId"].(int), args["credits"].(decimal.Decimal), args["idempotencyKey"].(*string)), true
+		return e.ComplexityRoot.Mutation.PurchaseCredits(childComplexity, args["poolId"].(int), args["credits"].(decimal.Decimal), args["idempotencyKey"].(*string), args["pendingPayment"].(*bool)), true
 	case "Mutation.recordBehavior":
 		if e.ComplexityRoot.Mutation.RecordBehavior == nil {
 			break
@@ -2239,7 +2286,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls"
+//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/payment.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2254,6 +2301,7 @@ var sources = []*ast.Source{
 	{Name: "schema/access.graphqls", Input: sourceData("schema/access.graphqls"), BuiltIn: false},
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
 	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
+	{Name: "schema/payment.graphqls", Input: sourceData("schema/payment.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
 	{Name: "schema/refund.graphqls", Input: sourceData("schema/refund.graphqls"), BuiltIn: false},
 	{Name: "schema/transfer.graphqls", Input: sourceData("schema/transfer.graphqls"), BuiltIn: false},
@@ -2263,6 +2311,17 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // endregion ************************** generated!.gotpl **************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Mutation_confirmPayment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "grantId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["grantId"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_createApiKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -2348,6 +2407,22 @@ func (ec *executionContext) field_Mutation_createPool_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_failPayment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "grantId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["grantId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_grantCredits_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2419,6 +2494,11 @@ func (ec *executionContext) field_Mutation_purchaseCredits_args(ctx context.Cont
 		return nil, err
 	}
 	args["idempotencyKey"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "pendingPayment", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["pendingPayment"] = arg3
 	return args, nil
 }
 
@@ -3995,6 +4075,35 @@ func (ec *executionContext) fieldContext_Balance_overage(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Balance_pending(ctx context.Context, field graphql.CollectedField, obj *ledger.Balance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Balance_pending,
+		func(ctx context.Context) (any, error) {
+			return obj.Pending, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Balance_pending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Balance",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _BehaviorResult_incentive(ctx context.Context, field graphql.CollectedField, obj *ledger.BehaviorResult) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4041,6 +4150,10 @@ func (ec *executionContext) fieldContext_BehaviorResult_incentive(_ context.Cont
 				return ec.fieldContext_Grant_memo(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
@@ -4805,6 +4918,10 @@ func (ec *executionContext) fieldContext_Draw_grant(_ context.Context, field gra
 				return ec.fieldContext_Grant_memo(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
@@ -5182,6 +5299,64 @@ func (ec *executionContext) fieldContext_Grant_createdAt(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Grant_payment(ctx context.Context, field graphql.CollectedField, obj *ent.Grant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Grant_payment,
+		func(ctx context.Context) (any, error) {
+			return obj.Payment, nil
+		},
+		nil,
+		ec.marshalNPayment2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPayment,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Grant_payment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Grant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Payment does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Grant_paymentDueAt(ctx context.Context, field graphql.CollectedField, obj *ent.Grant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Grant_paymentDueAt,
+		func(ctx context.Context) (any, error) {
+			return obj.PaymentDueAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Grant_paymentDueAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Grant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _LedgerEntry_id(ctx context.Context, field graphql.CollectedField, obj *ent.LedgerEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5337,6 +5512,10 @@ func (ec *executionContext) fieldContext_LedgerEntry_grant(_ context.Context, fi
 				return ec.fieldContext_Grant_memo(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
@@ -5908,6 +6087,10 @@ func (ec *executionContext) fieldContext_Mutation_grantCredits(ctx context.Conte
 				return ec.fieldContext_Grant_memo(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
@@ -6377,7 +6560,7 @@ func (ec *executionContext) _Mutation_purchaseCredits(ctx context.Context, field
 		ec.fieldContext_Mutation_purchaseCredits,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().PurchaseCredits(ctx, fc.Args["poolId"].(int), fc.Args["credits"].(decimal.Decimal), fc.Args["idempotencyKey"].(*string))
+			return ec.Resolvers.Mutation().PurchaseCredits(ctx, fc.Args["poolId"].(int), fc.Args["credits"].(decimal.Decimal), fc.Args["idempotencyKey"].(*string), fc.Args["pendingPayment"].(*bool))
 		},
 		nil,
 		ec.marshalNGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant,
@@ -6416,6 +6599,10 @@ func (ec *executionContext) fieldContext_Mutation_purchaseCredits(ctx context.Co
 				return ec.fieldContext_Grant_memo(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
@@ -6538,6 +6725,144 @@ func (ec *executionContext) fieldContext_Mutation_recordBehavior(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_recordBehavior_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_confirmPayment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_confirmPayment,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmPayment(ctx, fc.Args["grantId"].(int))
+		},
+		nil,
+		ec.marshalNGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_confirmPayment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Grant_id(ctx, field)
+			case "pool":
+				return ec.fieldContext_Grant_pool(ctx, field)
+			case "creditType":
+				return ec.fieldContext_Grant_creditType(ctx, field)
+			case "priority":
+				return ec.fieldContext_Grant_priority(ctx, field)
+			case "amount":
+				return ec.fieldContext_Grant_amount(ctx, field)
+			case "remaining":
+				return ec.fieldContext_Grant_remaining(ctx, field)
+			case "unitPrice":
+				return ec.fieldContext_Grant_unitPrice(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_Grant_effectiveAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Grant_expiresAt(ctx, field)
+			case "memo":
+				return ec.fieldContext_Grant_memo(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmPayment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_failPayment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_failPayment,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().FailPayment(ctx, fc.Args["grantId"].(int), fc.Args["reason"].(string))
+		},
+		nil,
+		ec.marshalNGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_failPayment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Grant_id(ctx, field)
+			case "pool":
+				return ec.fieldContext_Grant_pool(ctx, field)
+			case "creditType":
+				return ec.fieldContext_Grant_creditType(ctx, field)
+			case "priority":
+				return ec.fieldContext_Grant_priority(ctx, field)
+			case "amount":
+				return ec.fieldContext_Grant_amount(ctx, field)
+			case "remaining":
+				return ec.fieldContext_Grant_remaining(ctx, field)
+			case "unitPrice":
+				return ec.fieldContext_Grant_unitPrice(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_Grant_effectiveAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Grant_expiresAt(ctx, field)
+			case "memo":
+				return ec.fieldContext_Grant_memo(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_failPayment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8603,6 +8928,8 @@ func (ec *executionContext) fieldContext_Pool_balance(_ context.Context, field g
 				return ec.fieldContext_Balance_byType(ctx, field)
 			case "overage":
 				return ec.fieldContext_Balance_overage(ctx, field)
+			case "pending":
+				return ec.fieldContext_Balance_pending(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Balance", field.Name)
 		},
@@ -8657,6 +8984,10 @@ func (ec *executionContext) fieldContext_Pool_grants(ctx context.Context, field 
 				return ec.fieldContext_Grant_memo(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
@@ -11007,6 +11338,10 @@ func (ec *executionContext) fieldContext_UsageResult_incentives(_ context.Contex
 				return ec.fieldContext_Grant_memo(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Grant_createdAt(ctx, field)
+			case "payment":
+				return ec.fieldContext_Grant_payment(ctx, field)
+			case "paymentDueAt":
+				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
 		},
@@ -12942,7 +13277,7 @@ func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"poolId", "creditType", "priority", "amount", "unitPrice", "effectiveAt", "expiresAt", "memo", "idempotencyKey"}
+	fieldsInOrder := [...]string{"poolId", "creditType", "priority", "amount", "unitPrice", "effectiveAt", "expiresAt", "memo", "idempotencyKey", "pendingPayment"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13012,6 +13347,13 @@ func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.IdempotencyKey = data
+		case "pendingPayment":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingPayment"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingPayment = data
 		}
 	}
 	return it, nil
@@ -14029,6 +14371,11 @@ func (ec *executionContext) _Balance(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "pending":
+			out.Values[i] = ec._Balance_pending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -14549,6 +14896,13 @@ func (ec *executionContext) _Grant(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "payment":
+			out.Values[i] = ec._Grant_payment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "paymentDueAt":
+			out.Values[i] = ec._Grant_paymentDueAt(ctx, field, obj)
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -14992,6 +15346,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "recordBehavior":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_recordBehavior(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confirmPayment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmPayment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failPayment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_failPayment(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -18177,6 +18545,36 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditd
 	}
 	return ec._PageInfo(ctx, sel, v)
 }
+
+func (ec *executionContext) unmarshalNPayment2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPayment(ctx context.Context, v any) (credit.Payment, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNPayment2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPayment[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPayment2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPayment(ctx context.Context, sel ast.SelectionSet, v credit.Payment) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNPayment2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPayment[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
+var (
+	unmarshalNPayment2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPayment = map[string]credit.Payment{
+		"PAID":    credit.PaymentPaid,
+		"PENDING": credit.PaymentPending,
+		"FAILED":  credit.PaymentFailed,
+	}
+	marshalNPayment2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPayment = map[credit.Payment]string{
+		credit.PaymentPaid:    "PAID",
+		credit.PaymentPending: "PENDING",
+		credit.PaymentFailed:  "FAILED",
+	}
+)
 
 func (ec *executionContext) unmarshalNPeriod2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPeriod(ctx context.Context, v any) (credit.Period, error) {
 	tmp, err := graphql.UnmarshalString(v)

@@ -78,7 +78,7 @@ func (r *mutationResolver) CreatePool(ctx context.Context, organizationID int, k
 func (r *mutationResolver) GrantCredits(ctx context.Context, input model.GrantInput) (*ent.Grant, error) {
 	return r.svc.GrantCredits(ctx, ledger.GrantInput{PoolID: input.PoolID, CreditType: input.CreditType, Priority: input.Priority,
 		Amount: input.Amount, UnitPrice: input.UnitPrice, EffectiveAt: input.EffectiveAt, ExpiresAt: input.ExpiresAt, Memo: deref(input.Memo),
-		IdempotencyKey: deref(input.IdempotencyKey)})
+		IdempotencyKey: deref(input.IdempotencyKey), PendingPayment: input.PendingPayment != nil && *input.PendingPayment})
 }
 
 // RecordUsage is the resolver for the recordUsage field.

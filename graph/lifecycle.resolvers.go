@@ -48,8 +48,9 @@ func (r *mutationResolver) RunPeriodClose(ctx context.Context, asOf time.Time) (
 }
 
 // PurchaseCredits is the resolver for the purchaseCredits field.
-func (r *mutationResolver) PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal, idempotencyKey *string) (*ent.Grant, error) {
-	return r.svc.PurchaseCredits(ctx, ledger.PurchaseInput{PoolID: poolID, Credits: credits, IdempotencyKey: deref(idempotencyKey)})
+func (r *mutationResolver) PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) (*ent.Grant, error) {
+	return r.svc.PurchaseCredits(ctx, ledger.PurchaseInput{PoolID: poolID, Credits: credits, IdempotencyKey: deref(idempotencyKey),
+		PendingPayment: pendingPayment != nil && *pendingPayment})
 }
 
 // SetBudget is the resolver for the setBudget field.

@@ -281,3 +281,74 @@ func TestRefundPurchaseThroughTheAPI(t *testing.T) {
 		e.verify("after a refund of purchased credits")
 	})
 }
+
+// Credits that wait for payment through the API: an ORG_ADMIN buys them
+// pending, sees them as pending, may not confirm them; the OPERATOR (the
+// vendor's payment system) confirms one purchase and fails another.
+func TestPendingPaymentThroughTheAPI(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		e, _ := lcEnv(t, db)
+		e.publishPricing()
+		org, pool := e.newOrg("Acme", "")
+		p := e.lcCreatePlan(lcPlanInput("team"))
+		e.lcSubscribe(org, p.ID, testNow)
+		orgID := atoiT(t, org)
+		_, adminKey, err := e.svc.CreateKey(context.Background(), ledger.KeyInput{Name: "admin", Role: credit.RoleOrgAdmin, OrganizationID: &orgID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin := e.lcAs(t, adminKey)
+		type grantT struct {
+			ID        string  `json:"id"`
+			Payment   string  `json:"payment"`
+			Remaining string  `json:"remaining"`
+			DueAt     *string `json:"paymentDueAt"`
+		}
+		buy := `mutation($pool: ID!) { purchaseCredits(poolId: $pool, credits: "1000", pendingPayment: true) { id payment remaining paymentDueAt } }`
+		var bought [2]struct {
+			G grantT `json:"purchaseCredits"`
+		}
+		for i := range bought {
+			admin.must(buy, map[string]any{"pool": pool}, &bought[i])
+			if g := bought[i].G; g.Payment != "PENDING" || g.Remaining != "0" || g.DueAt == nil {
+				t.Fatalf("pending purchase = %+v; want PENDING, remaining 0, a due date", g)
+			}
+		}
+		var bal struct {
+			P struct {
+				B struct{ Available, Pending string } `json:"balance"`
+			} `json:"pool"`
+		}
+		balance := `query($p: ID!) { pool(id: $p) { balance { available pending } } }`
+		e.must(balance, map[string]any{"p": pool}, &bal)
+		if bal.P.B.Pending != "2000" {
+			t.Fatalf("balance %+v; want 2000 pending", bal.P.B)
+		}
+		before := bal.P.B.Available
+		confirm := `mutation($g: ID!) { confirmPayment(grantId: $g) { id payment remaining } }`
+		_, errs := admin.do(confirm, map[string]any{"g": bought[0].G.ID})
+		wantErr(t, "an ORG_ADMIN confirming its own payment", errs, "FORBIDDEN")
+		var ok struct {
+			G grantT `json:"confirmPayment"`
+		}
+		e.must(confirm, map[string]any{"g": bought[0].G.ID}, &ok)
+		if ok.G.Payment != "PAID" || ok.G.Remaining != "1000" {
+			t.Fatalf("confirmPayment = %+v; want PAID with 1000", ok.G)
+		}
+		var failed struct {
+			G grantT `json:"failPayment"`
+		}
+		e.must(`mutation($g: ID!) { failPayment(grantId: $g, reason: "card declined") { id payment remaining } }`, map[string]any{"g": bought[1].G.ID}, &failed)
+		if failed.G.Payment != "FAILED" || failed.G.Remaining != "0" {
+			t.Fatalf("failPayment = %+v; want FAILED with 0", failed.G)
+		}
+		_, errs = e.do(confirm, map[string]any{"g": bought[1].G.ID})
+		wantErr(t, "confirming a failed payment", errs, "CONFLICT")
+		e.must(balance, map[string]any{"p": pool}, &bal)
+		if bal.P.B.Pending != "0" || bal.P.B.Available == before {
+			t.Fatalf("balance %+v after confirm and fail (available before %s); want 1000 more, nothing pending", bal.P.B, before)
+		}
+		e.verify("after payments confirmed and failed")
+	})
+}

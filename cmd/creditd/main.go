@@ -176,8 +176,9 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	complexity := fs.Int("max-complexity", 5000, "largest query complexity")
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per API key (negative: no limit)")
 	rateBurst := fs.Int("rate-burst", 2000, "burst of requests per API key")
-	closeEvery := fs.Duration("period-close-every", time.Minute, "how often to run the lifecycle jobs: period close and expired holds (0: never; runPeriodClose still works)")
+	closeEvery := fs.Duration("period-close-every", time.Minute, "how often to run the lifecycle jobs: period close, expired holds and unpaid credits (0: never; runPeriodClose still works)")
 	holdTimeout := fs.Duration("hold-timeout", ledger.DefaultHoldTimeout, "how long an agent run's hold lives unsettled before it is released")
+	paymentWindow := fs.Duration("payment-window", ledger.DefaultPaymentWindow, "how long credits bought or granted with pendingPayment wait for confirmPayment before their payment fails and their charge is reversed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	svc := ledger.New(db, ledger.WithMaxBatch(*maxBatch), ledger.WithHoldTimeout(*holdTimeout))
+	svc := ledger.New(db, ledger.WithMaxBatch(*maxBatch), ledger.WithHoldTimeout(*holdTimeout), ledger.WithPaymentWindow(*paymentWindow))
 	if secret := os.Getenv("CREDITD_ADMIN_KEY"); secret != "" {
 		created, err := svc.EnsureKey(ctx, "admin (CREDITD_ADMIN_KEY)", secret)
 		if err != nil {
@@ -280,9 +281,10 @@ func withoutMetrics(next http.Handler) http.Handler {
 }
 
 // runPeriodCloses runs the lifecycle jobs on a schedule: release the holds
-// of runs that timed out, and open due subscription periods. Safe with
-// several replicas: each happens once (see ledger.ReleaseExpiredHolds and
-// ledger.RunPeriodClose).
+// of runs that timed out, fail the payment of credits unpaid past their
+// payment window, and open due subscription periods. Safe with
+// several replicas: each happens once (see ledger.ReleaseExpiredHolds,
+// ledger.FailUnpaid and ledger.RunPeriodClose).
 func runPeriodCloses(ctx context.Context, svc *ledger.Service, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -291,6 +293,11 @@ func runPeriodCloses(ctx context.Context, svc *ledger.Service, every time.Durati
 			slog.Error("release expired holds", "error", err)
 		} else if n > 0 {
 			slog.Info("released expired holds", "holds", n)
+		}
+		if n, err := svc.FailUnpaid(ctx, svc.Now()); err != nil && ctx.Err() == nil {
+			slog.Error("fail unpaid credits", "error", err)
+		} else if n > 0 {
+			slog.Info("failed unpaid credits", "grants", n)
 		}
 		rep, err := svc.RunPeriodClose(ctx, svc.Now())
 		switch {

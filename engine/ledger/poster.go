@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // their BURN, EXPIRE, BORROW, OVERAGE and UNCOVERED entries (entryRows) and
 // the grants' new remaining amounts computed under the batch's pool locks.
 // Every grant has one cause: the posting that opened it, with its opening
-// entry (the verifier checks there is exactly one).
+// entry (the verifier checks there is exactly one); a grant waiting for
+// payment gets it when its payment is confirmed, a failed one never.
 
 // post writes a posting in the caller's transaction, under the caller's
 // locks on the pools it touches: the grants it opens with their opening
@@ -49,6 +51,9 @@ func (s *Service) postAll(ctx context.Context, c *ent.Client, ps []engine.Postin
 	}
 	opened, err := s.open(ctx, c, ps, now)
 	if err != nil {
+		return nil, err
+	}
+	if err := setPayments(ctx, c, ps); err != nil {
 		return nil, err
 	}
 	var charges []*ent.ChargeCreate
@@ -88,6 +93,9 @@ func (s *Service) open(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 			if o.ExpiresAt != nil {
 				gc.SetExpiresAt(utc(*o.ExpiresAt))
 			}
+			if o.PaymentDue != nil { // waits for payment: holds nothing, no opening entry yet
+				gc.SetRemaining(decimal.Zero).SetPayment(credit.PaymentPending).SetPaymentDueAt(utc(*o.PaymentDue))
+			}
 			kind := o.Kind
 			if kind == "" {
 				kind = credit.EntryGrant
@@ -103,10 +111,13 @@ func (s *Service) open(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 		}
 		gs = append(gs, part...)
 	}
-	entries := make([]*ent.LedgerEntryCreate, len(gs))
+	entries := make([]*ent.LedgerEntryCreate, 0, len(gs))
 	for n, g := range gs {
-		entries[n] = c.LedgerEntry.Create().SetOrganizationID(orgs[n]).SetPoolID(g.PoolID).SetGrantID(g.ID).
-			SetKind(kinds[n]).SetAmount(g.Amount).SetNillableUsageEventID(events[n]).SetMemo(g.Memo).SetCreatedAt(now)
+		if g.Payment == credit.PaymentPending {
+			continue
+		}
+		entries = append(entries, c.LedgerEntry.Create().SetOrganizationID(orgs[n]).SetPoolID(g.PoolID).SetGrantID(g.ID).
+			SetKind(kinds[n]).SetAmount(g.Amount).SetNillableUsageEventID(events[n]).SetMemo(g.Memo).SetCreatedAt(now))
 	}
 	if err := createEntries(ctx, c, entries); err != nil {
 		return nil, err
@@ -116,6 +127,23 @@ func (s *Service) open(ctx context.Context, c *ent.Client, ps []engine.Posting, 
 		out[i], gs = gs[:len(p.Open)], gs[len(p.Open):]
 	}
 	return out, nil
+}
+
+// setPayments writes the postings' payment status changes, each only
+// from PENDING: a grant's payment is decided once.
+func setPayments(ctx context.Context, c *ent.Client, ps []engine.Posting) error {
+	for _, p := range ps {
+		for _, pc := range p.Payments {
+			n, err := c.Grant.Update().Where(grant.ID(pc.Grant), grant.PaymentEQ(credit.PaymentPending)).SetPayment(pc.To).Save(ctx)
+			if err != nil {
+				return err
+			}
+			if n != 1 {
+				return fmt.Errorf("grant %d: payment decided twice", pc.Grant)
+			}
+		}
+	}
+	return nil
 }
 
 func createEntries(ctx context.Context, c *ent.Client, entries []*ent.LedgerEntryCreate) error {

@@ -10,7 +10,6 @@ import (
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
-	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/ledgerentry"
 )
 
@@ -78,17 +77,9 @@ func (s *Service) refundOneGrant(ctx context.Context, tx *ent.Tx, snap *snapshot
 func (s *Service) grantRefundRequest(ctx context.Context, tx *ent.Tx, snap *snapshot, g *ent.Grant, in RefundInput, now time.Time) (engine.GrantRefundRequest, error) {
 	req := engine.GrantRefundRequest{Org: g.OrganizationID, Pool: g.PoolID, Grant: engineGrant(g), Amount: in.Amount, AsService: in.AsService,
 		Memo: truncate("refund: "+in.Reason, 500)}
-	chs, err := tx.Charge.Query().Where(charge.GrantID(g.ID)).Order(ent.Asc(charge.FieldID)).All(ctx)
-	if err != nil {
+	var err error
+	if req.Paid, err = billingCharge(ctx, tx, g.ID); err != nil {
 		return req, err
-	}
-	for _, ch := range chs {
-		switch {
-		case req.Paid == nil && ch.Amount.IsPositive() && ch.RefundOf == nil:
-			req.Paid = &engine.PaidCharge{ID: ch.ID, Kind: ch.Kind, Amount: ch.Amount, Refunded: decimal.Zero, Currency: ch.Currency, SubscriptionID: ch.SubscriptionID}
-		case req.Paid != nil && ch.RefundOf != nil && *ch.RefundOf == req.Paid.ID:
-			req.Paid.Refunded = req.Paid.Refunded.Sub(ch.Amount)
-		}
 	}
 	if req.Rule, req.Ask, err = s.refundPolicy(ctx, tx, snap, g.OrganizationID, in.Reason, g.CreatedAt, now); err != nil {
 		return req, err

@@ -31,9 +31,12 @@ type Service struct {
 	maxBatch    int
 	stmts       statements // prepared hot-path statements
 	holdTimeout time.Duration
-	defaults    sync.Map // organisation id -> default pool id (see defaultPools)
-	parents     sync.Map // pool id -> parent pool id, 0 for none (see chains)
-	plans       sync.Map // plan id -> *ent.Plan (plans never change)
+	// paymentWindow is how long credits may wait for payment (see
+	// FailUnpaid).
+	paymentWindow time.Duration
+	defaults      sync.Map // organisation id -> default pool id (see defaultPools)
+	parents       sync.Map // pool id -> parent pool id, 0 for none (see chains)
+	plans         sync.Map // plan id -> *ent.Plan (plans never change)
 }
 
 // Option configures a Service.
@@ -44,6 +47,10 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // WithHoldTimeout sets how long a run's hold lives unsettled.
 func WithHoldTimeout(d time.Duration) Option { return func(s *Service) { s.holdTimeout = d } }
+
+// WithPaymentWindow sets how long a purchase or grant made pending may
+// wait for its payment before FailUnpaid fails it.
+func WithPaymentWindow(d time.Duration) Option { return func(s *Service) { s.paymentWindow = d } }
 
 // WithMaxBatch sets the largest accepted usage batch.
 func WithMaxBatch(n int) Option { return func(s *Service) { s.maxBatch = n } }
@@ -56,11 +63,12 @@ func WithCatalogTTL(d time.Duration) Option { return func(s *Service) { s.catalo
 // New returns a Service over db.
 func New(db *store.DB, opts ...Option) *Service {
 	s := &Service{
-		db:          db,
-		now:         func() time.Time { return time.Now().UTC() },
-		catalog:     newCatalog(db.Client, rules.NewCache()),
-		maxBatch:    DefaultMaxBatch,
-		holdTimeout: DefaultHoldTimeout,
+		db:            db,
+		now:           func() time.Time { return time.Now().UTC() },
+		catalog:       newCatalog(db.Client, rules.NewCache()),
+		maxBatch:      DefaultMaxBatch,
+		holdTimeout:   DefaultHoldTimeout,
+		paymentWindow: DefaultPaymentWindow,
 	}
 	for _, o := range opts {
 		o(s)

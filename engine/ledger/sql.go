@@ -393,7 +393,7 @@ FROM grants WHERE `+cond+` AND `+positive+` ORDER BY id`), args...)
 // engineGrant is a grant row as the engine sees it.
 func engineGrant(g *ent.Grant) engine.Grant {
 	return engine.Grant{ID: g.ID, CreditType: g.CreditType, Priority: g.Priority, Amount: g.Amount, Remaining: g.Remaining,
-		UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt.UTC(), ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt.UTC()}
+		UnitPrice: g.UnitPrice, EffectiveAt: g.EffectiveAt.UTC(), ExpiresAt: g.ExpiresAt, CreatedAt: g.CreatedAt.UTC(), Payment: g.Payment}
 }
 
 // utc normalises a time for storage: UTC, microsecond precision.

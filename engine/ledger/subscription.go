@@ -25,6 +25,9 @@ type PurchaseInput struct {
 	PoolID         int
 	Credits        decimal.Decimal
 	IdempotencyKey string // when set, a retry returns the first purchase and buys nothing
+	// PendingPayment bills the purchase now and holds its credits back
+	// until ConfirmPayment (FailPayment, or the payment window, cancels it).
+	PendingPayment bool
 }
 
 // SubscribeInput subscribes an organisation to a plan.
@@ -386,7 +389,7 @@ func (s *Service) PurchaseCredits(ctx context.Context, in PurchaseInput) (*ent.G
 			subID, first := sub.ID, 0
 			gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: pool.OrganizationID,
 				Open: []engine.Opening{{Pool: pool.ID, CreditType: credit.CreditOnDemand, Amount: credits, UnitPrice: price,
-					EffectiveAt: now, ExpiresAt: expires, Memo: "on-demand purchase"}},
+					EffectiveAt: now, ExpiresAt: expires, PaymentDue: s.paymentDue(in.PendingPayment, now), Memo: "on-demand purchase"}},
 				Charges: []engine.Charge{{Kind: "ON_DEMAND", Credits: credits, Amount: credits.Mul(price), Currency: p.Currency,
 					SubscriptionID: &subID, Opening: &first, Memo: fmt.Sprintf("%s credits at %s", credits, price)}}}, now)
 			if err != nil {

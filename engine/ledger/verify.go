@@ -45,7 +45,8 @@ const maxViolations = 1000
 //     0 <= remaining <= amount, and exactly one opening entry of +amount
 //     (GRANT; ROLLOVER_IN for credits rolled into a new period; TRANSFER_IN
 //     for credits moved from another pool); its
-//     pool exists and its organisation is the pool's;
+//     pool exists and its organisation is the pool's; a grant waiting for
+//     payment (PENDING) or whose payment failed has no entries and holds 0;
 //   - every entry's pool is its grant's pool, and its organisation the pool's;
 //   - transfers move credits and make none: TRANSFER_OUT and TRANSFER_IN
 //     entries sum to zero;
@@ -103,6 +104,7 @@ type grantSums struct {
 	amount, remain decimal.Decimal
 	moves, opening decimal.Decimal // other entries; the opening entry's amount
 	openings       int
+	payment        credit.Payment
 }
 
 type verifier struct {
@@ -148,7 +150,7 @@ func (v *verifier) run(ctx context.Context) error {
 	v.rep.Grants = len(gs)
 	v.grants = make(map[int]*grantSums, len(gs))
 	for _, g := range gs {
-		v.grants[g.ID] = &grantSums{pool: g.PoolID, amount: g.Amount, remain: g.Remaining}
+		v.grants[g.ID] = &grantSums{pool: g.PoolID, amount: g.Amount, remain: g.Remaining, payment: g.Payment}
 		if org, ok := v.poolOrg[g.PoolID]; !ok {
 			v.add("orphan grant", "grant %d names missing pool %d", g.ID, g.PoolID)
 		} else if org != g.OrganizationID {
@@ -215,6 +217,12 @@ func (v *verifier) entries(ctx context.Context) error {
 
 func (v *verifier) grantTotals(context.Context) error {
 	for id, g := range v.grants {
+		if g.payment != credit.PaymentPaid {
+			if g.openings != 0 || !g.moves.IsZero() || !g.remain.IsZero() {
+				v.add("unpaid grant", "grant %d (payment %s): %d opening entries, other entries %s, remaining %s (want none, none, 0)", id, g.payment, g.openings, g.moves, g.remain)
+			}
+			continue
+		}
 		if want := g.amount.Add(g.moves); !want.Equal(g.remain) {
 			v.add("grant balance", "grant %d: remaining %s, but amount %s + entries %s = %s", id, g.remain, g.amount, g.moves, want)
 		}

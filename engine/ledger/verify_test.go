@@ -76,6 +76,7 @@ func TestVerifyFindsEachViolation(t *testing.T) {
 		{"a hold whose event is gone", `DELETE FROM usage_events WHERE idempotency_key = 'run-2-STARTED'`, "orphan hold"},
 		{"an entry on another organisation's pool", `UPDATE ledger_entries SET organization_id = organization_id + 1000 WHERE id = (SELECT MIN(id) FROM ledger_entries)`, "entry organisation"},
 		{"spend from nowhere", `UPDATE pool_spends SET spent = '1000'`, "budget spend"},
+		{"credits that were never paid", `UPDATE grants SET payment = 'PENDING' WHERE id = (SELECT MIN(id) FROM grants)`, "unpaid grant"},
 		// (A grant or an entry on a missing pool or grant: the foreign keys refuse it.)
 	}
 	for _, dia := range testdb.Dialects {

@@ -124,6 +124,9 @@ type GrantInput struct {
 	Memo        string
 	// IdempotencyKey, when set, makes a retry return the first grant (see keyed).
 	IdempotencyKey string
+	// PendingPayment holds the credits back until ConfirmPayment (see
+	// PurchaseInput).
+	PendingPayment bool
 }
 
 // Validate checks the input against now.
@@ -166,7 +169,8 @@ func (s *Service) GrantCredits(ctx context.Context, in GrantInput) (*ent.Grant, 
 			return credit.NotFound("pool", in.PoolID)
 		}
 		o := engine.Opening{Pool: p.ID, CreditType: in.CreditType, Amount: in.Amount, UnitPrice: decimal.Zero,
-			Priority: in.Priority, EffectiveAt: now, ExpiresAt: in.ExpiresAt, Memo: in.Memo}
+			Priority: in.Priority, EffectiveAt: now, ExpiresAt: in.ExpiresAt, Memo: in.Memo,
+			PaymentDue: s.paymentDue(in.PendingPayment, now)}
 		if in.UnitPrice != nil {
 			o.UnitPrice = *in.UnitPrice
 		}
@@ -194,6 +198,7 @@ type Balance struct {
 	Available decimal.Decimal
 	Reserved  decimal.Decimal
 	Overage   decimal.Decimal
+	Pending   decimal.Decimal // credits of grants waiting for payment: not available, never drawn
 	ByType    []TypeBalance
 }
 
@@ -214,9 +219,12 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 	if err != nil {
 		return Balance{}, err
 	}
-	b := Balance{Available: decimal.Zero, Reserved: decimal.Zero, Overage: decimal.Zero}
+	b := Balance{Available: decimal.Zero, Reserved: decimal.Zero, Overage: decimal.Zero, Pending: decimal.Zero}
 	by := map[credit.CreditType]decimal.Decimal{}
 	for _, g := range gs {
+		if g.Payment == credit.PaymentPending {
+			b.Pending = b.Pending.Add(g.Amount)
+		}
 		if !engineGrant(g).Usable(now) {
 			continue
 		}
@@ -261,8 +269,8 @@ func (s *Service) Balance(ctx context.Context, p *ent.Pool) (Balance, error) {
 	return b, nil
 }
 
-// Grants lists a pool's grants, oldest first; empty or expired ones only
-// when includeEmpty.
+// Grants lists a pool's grants, oldest first; empty, expired or failed
+// ones only when includeEmpty (those waiting for payment always).
 func (s *Service) Grants(ctx context.Context, p *ent.Pool, includeEmpty bool) ([]*ent.Grant, error) {
 	if !auth.From(ctx).Sees(p.OrganizationID) {
 		return nil, credit.NotFound("pool", p.ID)
@@ -275,7 +283,7 @@ func (s *Service) Grants(ctx context.Context, p *ent.Pool, includeEmpty bool) ([
 	now := s.Now()
 	out := gs[:0]
 	for _, g := range gs {
-		if engineGrant(g).Usable(now) ||
+		if engineGrant(g).Usable(now) || g.Payment == credit.PaymentPending ||
 			g.EffectiveAt.After(now) && g.Remaining.IsPositive() {
 			out = append(out, g)
 		}

@@ -38,6 +38,10 @@ const (
 	FieldExpiresAt = "expires_at"
 	// FieldMemo holds the string denoting the memo field in the database.
 	FieldMemo = "memo"
+	// FieldPayment holds the string denoting the payment field in the database.
+	FieldPayment = "payment"
+	// FieldPaymentDueAt holds the string denoting the payment_due_at field in the database.
+	FieldPaymentDueAt = "payment_due_at"
 	// EdgePool holds the string denoting the pool edge name in mutations.
 	EdgePool = "pool"
 	// Table holds the table name of the grant in the database.
@@ -65,6 +69,8 @@ var Columns = []string{
 	FieldEffectiveAt,
 	FieldExpiresAt,
 	FieldMemo,
+	FieldPayment,
+	FieldPaymentDueAt,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -93,6 +99,18 @@ func CreditTypeValidator(ct credit.CreditType) error {
 		return nil
 	default:
 		return fmt.Errorf("grant: invalid enum value for credit_type field: %q", ct)
+	}
+}
+
+const DefaultPayment credit.Payment = "PAID"
+
+// PaymentValidator is a validator for the "payment" field enum values. It is called by the builders before save.
+func PaymentValidator(pa credit.Payment) error {
+	switch pa {
+	case "PAID", "PENDING", "FAILED":
+		return nil
+	default:
+		return fmt.Errorf("grant: invalid enum value for payment field: %q", pa)
 	}
 }
 
@@ -157,6 +175,16 @@ func ByExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 // ByMemo orders the results by the memo field.
 func ByMemo(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMemo, opts...).ToFunc()
+}
+
+// ByPayment orders the results by the payment field.
+func ByPayment(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPayment, opts...).ToFunc()
+}
+
+// ByPaymentDueAt orders the results by the payment_due_at field.
+func ByPaymentDueAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPaymentDueAt, opts...).ToFunc()
 }
 
 // ByPoolField orders the results by pool field.

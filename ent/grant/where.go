@@ -107,6 +107,11 @@ func Memo(v string) predicate.Grant {
 	return predicate.Grant(sql.FieldEQ(FieldMemo, v))
 }
 
+// PaymentDueAt applies equality check predicate on the "payment_due_at" field. It's identical to PaymentDueAtEQ.
+func PaymentDueAt(v time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldEQ(FieldPaymentDueAt, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Grant {
 	return predicate.Grant(sql.FieldEQ(FieldCreatedAt, v))
@@ -560,6 +565,86 @@ func MemoEqualFold(v string) predicate.Grant {
 // MemoContainsFold applies the ContainsFold predicate on the "memo" field.
 func MemoContainsFold(v string) predicate.Grant {
 	return predicate.Grant(sql.FieldContainsFold(FieldMemo, v))
+}
+
+// PaymentEQ applies the EQ predicate on the "payment" field.
+func PaymentEQ(v credit.Payment) predicate.Grant {
+	vc := v
+	return predicate.Grant(sql.FieldEQ(FieldPayment, vc))
+}
+
+// PaymentNEQ applies the NEQ predicate on the "payment" field.
+func PaymentNEQ(v credit.Payment) predicate.Grant {
+	vc := v
+	return predicate.Grant(sql.FieldNEQ(FieldPayment, vc))
+}
+
+// PaymentIn applies the In predicate on the "payment" field.
+func PaymentIn(vs ...credit.Payment) predicate.Grant {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Grant(sql.FieldIn(FieldPayment, v...))
+}
+
+// PaymentNotIn applies the NotIn predicate on the "payment" field.
+func PaymentNotIn(vs ...credit.Payment) predicate.Grant {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Grant(sql.FieldNotIn(FieldPayment, v...))
+}
+
+// PaymentDueAtEQ applies the EQ predicate on the "payment_due_at" field.
+func PaymentDueAtEQ(v time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldEQ(FieldPaymentDueAt, v))
+}
+
+// PaymentDueAtNEQ applies the NEQ predicate on the "payment_due_at" field.
+func PaymentDueAtNEQ(v time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldNEQ(FieldPaymentDueAt, v))
+}
+
+// PaymentDueAtIn applies the In predicate on the "payment_due_at" field.
+func PaymentDueAtIn(vs ...time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldIn(FieldPaymentDueAt, vs...))
+}
+
+// PaymentDueAtNotIn applies the NotIn predicate on the "payment_due_at" field.
+func PaymentDueAtNotIn(vs ...time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldNotIn(FieldPaymentDueAt, vs...))
+}
+
+// PaymentDueAtGT applies the GT predicate on the "payment_due_at" field.
+func PaymentDueAtGT(v time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldGT(FieldPaymentDueAt, v))
+}
+
+// PaymentDueAtGTE applies the GTE predicate on the "payment_due_at" field.
+func PaymentDueAtGTE(v time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldGTE(FieldPaymentDueAt, v))
+}
+
+// PaymentDueAtLT applies the LT predicate on the "payment_due_at" field.
+func PaymentDueAtLT(v time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldLT(FieldPaymentDueAt, v))
+}
+
+// PaymentDueAtLTE applies the LTE predicate on the "payment_due_at" field.
+func PaymentDueAtLTE(v time.Time) predicate.Grant {
+	return predicate.Grant(sql.FieldLTE(FieldPaymentDueAt, v))
+}
+
+// PaymentDueAtIsNil applies the IsNil predicate on the "payment_due_at" field.
+func PaymentDueAtIsNil() predicate.Grant {
+	return predicate.Grant(sql.FieldIsNull(FieldPaymentDueAt))
+}
+
+// PaymentDueAtNotNil applies the NotNil predicate on the "payment_due_at" field.
+func PaymentDueAtNotNil() predicate.Grant {
+	return predicate.Grant(sql.FieldNotNull(FieldPaymentDueAt))
 }
 
 // HasPool applies the HasEdge predicate on the "pool" edge.

@@ -153,6 +153,8 @@ var (
 		{Name: "effective_at", Type: field.TypeTime},
 		{Name: "expires_at", Type: field.TypeTime, Nullable: true},
 		{Name: "memo", Type: field.TypeString, Nullable: true, Size: 500},
+		{Name: "payment", Type: field.TypeEnum, Enums: []string{"PAID", "PENDING", "FAILED"}, Default: "PAID"},
+		{Name: "payment_due_at", Type: field.TypeTime, Nullable: true},
 		{Name: "pool_id", Type: field.TypeInt},
 	}
 	// GrantsTable holds the schema information for the "grants" table.
@@ -163,7 +165,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "grants_pools_grants",
-				Columns:    []*schema.Column{GrantsColumns[11]},
+				Columns:    []*schema.Column{GrantsColumns[13]},
 				RefColumns: []*schema.Column{PoolsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -172,12 +174,17 @@ var (
 			{
 				Name:    "grant_pool_id",
 				Unique:  false,
-				Columns: []*schema.Column{GrantsColumns[11]},
+				Columns: []*schema.Column{GrantsColumns[13]},
 			},
 			{
 				Name:    "grant_organization_id",
 				Unique:  false,
 				Columns: []*schema.Column{GrantsColumns[2]},
+			},
+			{
+				Name:    "grant_payment_payment_due_at",
+				Unique:  false,
+				Columns: []*schema.Column{GrantsColumns[11], GrantsColumns[12]},
 			},
 		},
 	}

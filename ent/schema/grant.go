@@ -9,8 +9,9 @@ import (
 )
 
 // Grant is a lot of credits in a pool: its own credit type, priority, price
-// paid, effective and expiry time. Only remaining changes after creation, and
-// only together with a ledger entry that explains the change.
+// paid, effective and expiry time. Only remaining changes after creation,
+// and only together with a ledger entry that explains the change; and
+// payment, once, from PENDING to PAID or FAILED.
 type Grant struct{ ent.Schema }
 
 func (Grant) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
@@ -27,6 +28,11 @@ func (Grant) Fields() []ent.Field {
 		field.Time("effective_at").Immutable(),
 		field.Time("expires_at").Optional().Nillable().Immutable(),
 		field.String("memo").Optional().MaxLen(500).Immutable(),
+		// payment: PENDING grants hold nothing until their payment is
+		// confirmed (see credit.Payment); payment_due_at is when an unpaid
+		// one is failed by the scheduler.
+		field.Enum("payment").GoType(credit.Payment("")).Default(string(credit.PaymentPaid)),
+		field.Time("payment_due_at").Optional().Nillable().Immutable(),
 	}
 }
 
@@ -37,5 +43,5 @@ func (Grant) Edges() []ent.Edge {
 }
 
 func (Grant) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("pool_id"), index.Fields("organization_id")}
+	return []ent.Index{index.Fields("pool_id"), index.Fields("organization_id"), index.Fields("payment", "payment_due_at")}
 }

@@ -59,6 +59,8 @@ type GrantInput struct {
 	Memo        *string    `json:"memo,omitempty"`
 	// (added) Per organisation: a retry with the same key and input returns the first grant and grants nothing; another input is IDEMPOTENCY_CONFLICT.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+	// (added) Hold the credits back until confirmPayment (payment PENDING); default false.
+	PendingPayment *bool `json:"pendingPayment,omitempty"`
 }
 
 type LedgerEntryConnection struct {
