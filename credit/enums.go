@@ -84,6 +84,26 @@ const (
 	PaymentFailed  Payment = "FAILED"
 )
 
+// AlertKind is what an alert warns of. The usage path raises
+// BUDGET_EXCEEDED (a soft budget crossed) and RUN_UNCOVERED (a run settled
+// beyond what covered it) for every pool; alert rules watch the others,
+// evaluated by the alert job; POLICY is a published ALERT policy that
+// matched; WEBHOOK_DISABLED an endpoint that failed persistently.
+type AlertKind string
+
+const (
+	AlertBalanceBelow       AlertKind = "BALANCE_BELOW"
+	AlertExpiringWithin     AlertKind = "EXPIRING_WITHIN"
+	AlertBurnRateAbove      AlertKind = "BURN_RATE_ABOVE"
+	AlertBudgetReached      AlertKind = "BUDGET_REACHED"
+	AlertTopUpDenied        AlertKind = "TOP_UP_DENIED"
+	AlertRunUncovered       AlertKind = "RUN_UNCOVERED"
+	AlertDepletionProjected AlertKind = "DEPLETION_PROJECTED"
+	AlertBudgetExceeded     AlertKind = "BUDGET_EXCEEDED"
+	AlertPolicy             AlertKind = "POLICY"
+	AlertWebhookDisabled    AlertKind = "WEBHOOK_DISABLED"
+)
+
 // PolicyKind names what a policy (a CEL rule) decides.
 type PolicyKind string
 
@@ -184,6 +204,7 @@ var (
 	policyKinds    = []string{"BURN", "DRAW_ORDER", "INCENTIVE", "REFUND", "OVERAGE", "ROLLOVER", "TRANSFER", "ALERT"}
 	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
 	payments       = []string{"PAID", "PENDING", "FAILED"}
+	alertKinds     = []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED"}
 )
 
 func (Role) Values() []string          { return roles }
@@ -197,6 +218,7 @@ func (EntryKind) Values() []string     { return entryKinds }
 func (PolicyKind) Values() []string    { return policyKinds }
 func (VersionStatus) Values() []string { return versionStatues }
 func (Payment) Values() []string       { return payments }
+func (AlertKind) Values() []string     { return alertKinds }
 
 // Valid reports whether s is one of the usage statuses.
 func (s UsageStatus) Valid() bool { return slices.Contains(usageStatuses, string(s)) }

@@ -42,7 +42,7 @@ func TestValuesAreDistinct(t *testing.T) {
 		"Decision": credit.Decision("").Values(), "EntryKind": credit.EntryKind("").Values(), "PolicyKind": credit.PolicyKind("").Values(),
 		"VersionStatus": credit.VersionStatus("").Values(), "Role": credit.Role("").Values(), "OverageMode": credit.OverageMode("").Values(),
 		"RolloverMode": credit.RolloverMode("").Values(), "Period": credit.Period("").Values(),
-		"Payment": credit.Payment("").Values(),
+		"Payment": credit.Payment("").Values(), "AlertKind": credit.AlertKind("").Values(),
 	} {
 		seen := map[string]bool{}
 		for _, v := range vs {

@@ -20,18 +20,26 @@ type Alert struct {
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// OrganizationID holds the value of the "organization_id" field.
-	OrganizationID int `json:"organization_id,omitempty"`
+	OrganizationID *int `json:"organization_id,omitempty"`
 	// PoolID holds the value of the "pool_id" field.
-	PoolID int `json:"pool_id,omitempty"`
+	PoolID *int `json:"pool_id,omitempty"`
 	// Kind holds the value of the "kind" field.
 	Kind string `json:"kind,omitempty"`
+	// Condition holds the value of the "condition" field.
+	Condition string `json:"condition,omitempty"`
+	// RuleID holds the value of the "rule_id" field.
+	RuleID *int `json:"rule_id,omitempty"`
 	// PeriodStart holds the value of the "period_start" field.
 	PeriodStart time.Time `json:"period_start,omitempty"`
 	// Message holds the value of the "message" field.
 	Message string `json:"message,omitempty"`
 	// UsageEventID holds the value of the "usage_event_id" field.
 	UsageEventID *int `json:"usage_event_id,omitempty"`
-	selectValues sql.SelectValues
+	// AcknowledgedAt holds the value of the "acknowledged_at" field.
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+	// AcknowledgedBy holds the value of the "acknowledged_by" field.
+	AcknowledgedBy *string `json:"acknowledged_by,omitempty"`
+	selectValues   sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -39,11 +47,11 @@ func (*Alert) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case alert.FieldID, alert.FieldOrganizationID, alert.FieldPoolID, alert.FieldUsageEventID:
+		case alert.FieldID, alert.FieldOrganizationID, alert.FieldPoolID, alert.FieldRuleID, alert.FieldUsageEventID:
 			values[i] = new(sql.NullInt64)
-		case alert.FieldKind, alert.FieldMessage:
+		case alert.FieldKind, alert.FieldCondition, alert.FieldMessage, alert.FieldAcknowledgedBy:
 			values[i] = new(sql.NullString)
-		case alert.FieldCreatedAt, alert.FieldPeriodStart:
+		case alert.FieldCreatedAt, alert.FieldPeriodStart, alert.FieldAcknowledgedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -76,19 +84,34 @@ func (_m *Alert) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field organization_id", values[i])
 			} else if value.Valid {
-				_m.OrganizationID = int(value.Int64)
+				_m.OrganizationID = new(int)
+				*_m.OrganizationID = int(value.Int64)
 			}
 		case alert.FieldPoolID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field pool_id", values[i])
 			} else if value.Valid {
-				_m.PoolID = int(value.Int64)
+				_m.PoolID = new(int)
+				*_m.PoolID = int(value.Int64)
 			}
 		case alert.FieldKind:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field kind", values[i])
 			} else if value.Valid {
 				_m.Kind = value.String
+			}
+		case alert.FieldCondition:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field condition", values[i])
+			} else if value.Valid {
+				_m.Condition = value.String
+			}
+		case alert.FieldRuleID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field rule_id", values[i])
+			} else if value.Valid {
+				_m.RuleID = new(int)
+				*_m.RuleID = int(value.Int64)
 			}
 		case alert.FieldPeriodStart:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -108,6 +131,20 @@ func (_m *Alert) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.UsageEventID = new(int)
 				*_m.UsageEventID = int(value.Int64)
+			}
+		case alert.FieldAcknowledgedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field acknowledged_at", values[i])
+			} else if value.Valid {
+				_m.AcknowledgedAt = new(time.Time)
+				*_m.AcknowledgedAt = value.Time
+			}
+		case alert.FieldAcknowledgedBy:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field acknowledged_by", values[i])
+			} else if value.Valid {
+				_m.AcknowledgedBy = new(string)
+				*_m.AcknowledgedBy = value.String
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -148,14 +185,26 @@ func (_m *Alert) String() string {
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))
 	builder.WriteString(", ")
-	builder.WriteString("organization_id=")
-	builder.WriteString(fmt.Sprintf("%v", _m.OrganizationID))
+	if v := _m.OrganizationID; v != nil {
+		builder.WriteString("organization_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
-	builder.WriteString("pool_id=")
-	builder.WriteString(fmt.Sprintf("%v", _m.PoolID))
+	if v := _m.PoolID; v != nil {
+		builder.WriteString("pool_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("kind=")
 	builder.WriteString(_m.Kind)
+	builder.WriteString(", ")
+	builder.WriteString("condition=")
+	builder.WriteString(_m.Condition)
+	builder.WriteString(", ")
+	if v := _m.RuleID; v != nil {
+		builder.WriteString("rule_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("period_start=")
 	builder.WriteString(_m.PeriodStart.Format(time.ANSIC))
@@ -166,6 +215,16 @@ func (_m *Alert) String() string {
 	if v := _m.UsageEventID; v != nil {
 		builder.WriteString("usage_event_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.AcknowledgedAt; v != nil {
+		builder.WriteString("acknowledged_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.AcknowledgedBy; v != nil {
+		builder.WriteString("acknowledged_by=")
+		builder.WriteString(*v)
 	}
 	builder.WriteByte(')')
 	return builder.String()

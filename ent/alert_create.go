@@ -42,15 +42,59 @@ func (_c *AlertCreate) SetOrganizationID(v int) *AlertCreate {
 	return _c
 }
 
+// SetNillableOrganizationID sets the "organization_id" field if the given value is not nil.
+func (_c *AlertCreate) SetNillableOrganizationID(v *int) *AlertCreate {
+	if v != nil {
+		_c.SetOrganizationID(*v)
+	}
+	return _c
+}
+
 // SetPoolID sets the "pool_id" field.
 func (_c *AlertCreate) SetPoolID(v int) *AlertCreate {
 	_c.mutation.SetPoolID(v)
 	return _c
 }
 
+// SetNillablePoolID sets the "pool_id" field if the given value is not nil.
+func (_c *AlertCreate) SetNillablePoolID(v *int) *AlertCreate {
+	if v != nil {
+		_c.SetPoolID(*v)
+	}
+	return _c
+}
+
 // SetKind sets the "kind" field.
 func (_c *AlertCreate) SetKind(v string) *AlertCreate {
 	_c.mutation.SetKind(v)
+	return _c
+}
+
+// SetCondition sets the "condition" field.
+func (_c *AlertCreate) SetCondition(v string) *AlertCreate {
+	_c.mutation.SetCondition(v)
+	return _c
+}
+
+// SetNillableCondition sets the "condition" field if the given value is not nil.
+func (_c *AlertCreate) SetNillableCondition(v *string) *AlertCreate {
+	if v != nil {
+		_c.SetCondition(*v)
+	}
+	return _c
+}
+
+// SetRuleID sets the "rule_id" field.
+func (_c *AlertCreate) SetRuleID(v int) *AlertCreate {
+	_c.mutation.SetRuleID(v)
+	return _c
+}
+
+// SetNillableRuleID sets the "rule_id" field if the given value is not nil.
+func (_c *AlertCreate) SetNillableRuleID(v *int) *AlertCreate {
+	if v != nil {
+		_c.SetRuleID(*v)
+	}
 	return _c
 }
 
@@ -76,6 +120,34 @@ func (_c *AlertCreate) SetUsageEventID(v int) *AlertCreate {
 func (_c *AlertCreate) SetNillableUsageEventID(v *int) *AlertCreate {
 	if v != nil {
 		_c.SetUsageEventID(*v)
+	}
+	return _c
+}
+
+// SetAcknowledgedAt sets the "acknowledged_at" field.
+func (_c *AlertCreate) SetAcknowledgedAt(v time.Time) *AlertCreate {
+	_c.mutation.SetAcknowledgedAt(v)
+	return _c
+}
+
+// SetNillableAcknowledgedAt sets the "acknowledged_at" field if the given value is not nil.
+func (_c *AlertCreate) SetNillableAcknowledgedAt(v *time.Time) *AlertCreate {
+	if v != nil {
+		_c.SetAcknowledgedAt(*v)
+	}
+	return _c
+}
+
+// SetAcknowledgedBy sets the "acknowledged_by" field.
+func (_c *AlertCreate) SetAcknowledgedBy(v string) *AlertCreate {
+	_c.mutation.SetAcknowledgedBy(v)
+	return _c
+}
+
+// SetNillableAcknowledgedBy sets the "acknowledged_by" field if the given value is not nil.
+func (_c *AlertCreate) SetNillableAcknowledgedBy(v *string) *AlertCreate {
+	if v != nil {
+		_c.SetAcknowledgedBy(*v)
 	}
 	return _c
 }
@@ -119,6 +191,10 @@ func (_c *AlertCreate) defaults() {
 		v := alert.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.Condition(); !ok {
+		v := alert.DefaultCondition
+		_c.mutation.SetCondition(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -126,14 +202,11 @@ func (_c *AlertCreate) check() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Alert.created_at"`)}
 	}
-	if _, ok := _c.mutation.OrganizationID(); !ok {
-		return &ValidationError{Name: "organization_id", err: errors.New(`ent: missing required field "Alert.organization_id"`)}
-	}
-	if _, ok := _c.mutation.PoolID(); !ok {
-		return &ValidationError{Name: "pool_id", err: errors.New(`ent: missing required field "Alert.pool_id"`)}
-	}
 	if _, ok := _c.mutation.Kind(); !ok {
 		return &ValidationError{Name: "kind", err: errors.New(`ent: missing required field "Alert.kind"`)}
+	}
+	if _, ok := _c.mutation.Condition(); !ok {
+		return &ValidationError{Name: "condition", err: errors.New(`ent: missing required field "Alert.condition"`)}
 	}
 	if _, ok := _c.mutation.PeriodStart(); !ok {
 		return &ValidationError{Name: "period_start", err: errors.New(`ent: missing required field "Alert.period_start"`)}
@@ -174,15 +247,23 @@ func (_c *AlertCreate) createSpec() (*Alert, *sqlgraph.CreateSpec) {
 	}
 	if value, ok := _c.mutation.OrganizationID(); ok {
 		_spec.SetField(alert.FieldOrganizationID, field.TypeInt, value)
-		_node.OrganizationID = value
+		_node.OrganizationID = &value
 	}
 	if value, ok := _c.mutation.PoolID(); ok {
 		_spec.SetField(alert.FieldPoolID, field.TypeInt, value)
-		_node.PoolID = value
+		_node.PoolID = &value
 	}
 	if value, ok := _c.mutation.Kind(); ok {
 		_spec.SetField(alert.FieldKind, field.TypeString, value)
 		_node.Kind = value
+	}
+	if value, ok := _c.mutation.Condition(); ok {
+		_spec.SetField(alert.FieldCondition, field.TypeString, value)
+		_node.Condition = value
+	}
+	if value, ok := _c.mutation.RuleID(); ok {
+		_spec.SetField(alert.FieldRuleID, field.TypeInt, value)
+		_node.RuleID = &value
 	}
 	if value, ok := _c.mutation.PeriodStart(); ok {
 		_spec.SetField(alert.FieldPeriodStart, field.TypeTime, value)
@@ -195,6 +276,14 @@ func (_c *AlertCreate) createSpec() (*Alert, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UsageEventID(); ok {
 		_spec.SetField(alert.FieldUsageEventID, field.TypeInt, value)
 		_node.UsageEventID = &value
+	}
+	if value, ok := _c.mutation.AcknowledgedAt(); ok {
+		_spec.SetField(alert.FieldAcknowledgedAt, field.TypeTime, value)
+		_node.AcknowledgedAt = &value
+	}
+	if value, ok := _c.mutation.AcknowledgedBy(); ok {
+		_spec.SetField(alert.FieldAcknowledgedBy, field.TypeString, value)
+		_node.AcknowledgedBy = &value
 	}
 	return _node, _spec
 }
@@ -248,6 +337,42 @@ type (
 	}
 )
 
+// SetAcknowledgedAt sets the "acknowledged_at" field.
+func (u *AlertUpsert) SetAcknowledgedAt(v time.Time) *AlertUpsert {
+	u.Set(alert.FieldAcknowledgedAt, v)
+	return u
+}
+
+// UpdateAcknowledgedAt sets the "acknowledged_at" field to the value that was provided on create.
+func (u *AlertUpsert) UpdateAcknowledgedAt() *AlertUpsert {
+	u.SetExcluded(alert.FieldAcknowledgedAt)
+	return u
+}
+
+// ClearAcknowledgedAt clears the value of the "acknowledged_at" field.
+func (u *AlertUpsert) ClearAcknowledgedAt() *AlertUpsert {
+	u.SetNull(alert.FieldAcknowledgedAt)
+	return u
+}
+
+// SetAcknowledgedBy sets the "acknowledged_by" field.
+func (u *AlertUpsert) SetAcknowledgedBy(v string) *AlertUpsert {
+	u.Set(alert.FieldAcknowledgedBy, v)
+	return u
+}
+
+// UpdateAcknowledgedBy sets the "acknowledged_by" field to the value that was provided on create.
+func (u *AlertUpsert) UpdateAcknowledgedBy() *AlertUpsert {
+	u.SetExcluded(alert.FieldAcknowledgedBy)
+	return u
+}
+
+// ClearAcknowledgedBy clears the value of the "acknowledged_by" field.
+func (u *AlertUpsert) ClearAcknowledgedBy() *AlertUpsert {
+	u.SetNull(alert.FieldAcknowledgedBy)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -270,6 +395,12 @@ func (u *AlertUpsertOne) UpdateNewValues() *AlertUpsertOne {
 		}
 		if _, exists := u.create.mutation.Kind(); exists {
 			s.SetIgnore(alert.FieldKind)
+		}
+		if _, exists := u.create.mutation.Condition(); exists {
+			s.SetIgnore(alert.FieldCondition)
+		}
+		if _, exists := u.create.mutation.RuleID(); exists {
+			s.SetIgnore(alert.FieldRuleID)
 		}
 		if _, exists := u.create.mutation.PeriodStart(); exists {
 			s.SetIgnore(alert.FieldPeriodStart)
@@ -309,6 +440,48 @@ func (u *AlertUpsertOne) Update(set func(*AlertUpsert)) *AlertUpsertOne {
 		set(&AlertUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetAcknowledgedAt sets the "acknowledged_at" field.
+func (u *AlertUpsertOne) SetAcknowledgedAt(v time.Time) *AlertUpsertOne {
+	return u.Update(func(s *AlertUpsert) {
+		s.SetAcknowledgedAt(v)
+	})
+}
+
+// UpdateAcknowledgedAt sets the "acknowledged_at" field to the value that was provided on create.
+func (u *AlertUpsertOne) UpdateAcknowledgedAt() *AlertUpsertOne {
+	return u.Update(func(s *AlertUpsert) {
+		s.UpdateAcknowledgedAt()
+	})
+}
+
+// ClearAcknowledgedAt clears the value of the "acknowledged_at" field.
+func (u *AlertUpsertOne) ClearAcknowledgedAt() *AlertUpsertOne {
+	return u.Update(func(s *AlertUpsert) {
+		s.ClearAcknowledgedAt()
+	})
+}
+
+// SetAcknowledgedBy sets the "acknowledged_by" field.
+func (u *AlertUpsertOne) SetAcknowledgedBy(v string) *AlertUpsertOne {
+	return u.Update(func(s *AlertUpsert) {
+		s.SetAcknowledgedBy(v)
+	})
+}
+
+// UpdateAcknowledgedBy sets the "acknowledged_by" field to the value that was provided on create.
+func (u *AlertUpsertOne) UpdateAcknowledgedBy() *AlertUpsertOne {
+	return u.Update(func(s *AlertUpsert) {
+		s.UpdateAcknowledgedBy()
+	})
+}
+
+// ClearAcknowledgedBy clears the value of the "acknowledged_by" field.
+func (u *AlertUpsertOne) ClearAcknowledgedBy() *AlertUpsertOne {
+	return u.Update(func(s *AlertUpsert) {
+		s.ClearAcknowledgedBy()
+	})
 }
 
 // Exec executes the query.
@@ -499,6 +672,12 @@ func (u *AlertUpsertBulk) UpdateNewValues() *AlertUpsertBulk {
 			if _, exists := b.mutation.Kind(); exists {
 				s.SetIgnore(alert.FieldKind)
 			}
+			if _, exists := b.mutation.Condition(); exists {
+				s.SetIgnore(alert.FieldCondition)
+			}
+			if _, exists := b.mutation.RuleID(); exists {
+				s.SetIgnore(alert.FieldRuleID)
+			}
 			if _, exists := b.mutation.PeriodStart(); exists {
 				s.SetIgnore(alert.FieldPeriodStart)
 			}
@@ -538,6 +717,48 @@ func (u *AlertUpsertBulk) Update(set func(*AlertUpsert)) *AlertUpsertBulk {
 		set(&AlertUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetAcknowledgedAt sets the "acknowledged_at" field.
+func (u *AlertUpsertBulk) SetAcknowledgedAt(v time.Time) *AlertUpsertBulk {
+	return u.Update(func(s *AlertUpsert) {
+		s.SetAcknowledgedAt(v)
+	})
+}
+
+// UpdateAcknowledgedAt sets the "acknowledged_at" field to the value that was provided on create.
+func (u *AlertUpsertBulk) UpdateAcknowledgedAt() *AlertUpsertBulk {
+	return u.Update(func(s *AlertUpsert) {
+		s.UpdateAcknowledgedAt()
+	})
+}
+
+// ClearAcknowledgedAt clears the value of the "acknowledged_at" field.
+func (u *AlertUpsertBulk) ClearAcknowledgedAt() *AlertUpsertBulk {
+	return u.Update(func(s *AlertUpsert) {
+		s.ClearAcknowledgedAt()
+	})
+}
+
+// SetAcknowledgedBy sets the "acknowledged_by" field.
+func (u *AlertUpsertBulk) SetAcknowledgedBy(v string) *AlertUpsertBulk {
+	return u.Update(func(s *AlertUpsert) {
+		s.SetAcknowledgedBy(v)
+	})
+}
+
+// UpdateAcknowledgedBy sets the "acknowledged_by" field to the value that was provided on create.
+func (u *AlertUpsertBulk) UpdateAcknowledgedBy() *AlertUpsertBulk {
+	return u.Update(func(s *AlertUpsert) {
+		s.UpdateAcknowledgedBy()
+	})
+}
+
+// ClearAcknowledgedBy clears the value of the "acknowledged_by" field.
+func (u *AlertUpsertBulk) ClearAcknowledgedBy() *AlertUpsertBulk {
+	return u.Update(func(s *AlertUpsert) {
+		s.ClearAcknowledgedBy()
+	})
 }
 
 // Exec executes the query.

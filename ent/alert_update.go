@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
@@ -24,6 +25,46 @@ type AlertUpdate struct {
 // Where appends a list predicates to the AlertUpdate builder.
 func (_u *AlertUpdate) Where(ps ...predicate.Alert) *AlertUpdate {
 	_u.mutation.Where(ps...)
+	return _u
+}
+
+// SetAcknowledgedAt sets the "acknowledged_at" field.
+func (_u *AlertUpdate) SetAcknowledgedAt(v time.Time) *AlertUpdate {
+	_u.mutation.SetAcknowledgedAt(v)
+	return _u
+}
+
+// SetNillableAcknowledgedAt sets the "acknowledged_at" field if the given value is not nil.
+func (_u *AlertUpdate) SetNillableAcknowledgedAt(v *time.Time) *AlertUpdate {
+	if v != nil {
+		_u.SetAcknowledgedAt(*v)
+	}
+	return _u
+}
+
+// ClearAcknowledgedAt clears the value of the "acknowledged_at" field.
+func (_u *AlertUpdate) ClearAcknowledgedAt() *AlertUpdate {
+	_u.mutation.ClearAcknowledgedAt()
+	return _u
+}
+
+// SetAcknowledgedBy sets the "acknowledged_by" field.
+func (_u *AlertUpdate) SetAcknowledgedBy(v string) *AlertUpdate {
+	_u.mutation.SetAcknowledgedBy(v)
+	return _u
+}
+
+// SetNillableAcknowledgedBy sets the "acknowledged_by" field if the given value is not nil.
+func (_u *AlertUpdate) SetNillableAcknowledgedBy(v *string) *AlertUpdate {
+	if v != nil {
+		_u.SetAcknowledgedBy(*v)
+	}
+	return _u
+}
+
+// ClearAcknowledgedBy clears the value of the "acknowledged_by" field.
+func (_u *AlertUpdate) ClearAcknowledgedBy() *AlertUpdate {
+	_u.mutation.ClearAcknowledgedBy()
 	return _u
 }
 
@@ -68,8 +109,29 @@ func (_u *AlertUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			}
 		}
 	}
+	if _u.mutation.OrganizationIDCleared() {
+		_spec.ClearField(alert.FieldOrganizationID, field.TypeInt)
+	}
+	if _u.mutation.PoolIDCleared() {
+		_spec.ClearField(alert.FieldPoolID, field.TypeInt)
+	}
+	if _u.mutation.RuleIDCleared() {
+		_spec.ClearField(alert.FieldRuleID, field.TypeInt)
+	}
 	if _u.mutation.UsageEventIDCleared() {
 		_spec.ClearField(alert.FieldUsageEventID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.AcknowledgedAt(); ok {
+		_spec.SetField(alert.FieldAcknowledgedAt, field.TypeTime, value)
+	}
+	if _u.mutation.AcknowledgedAtCleared() {
+		_spec.ClearField(alert.FieldAcknowledgedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.AcknowledgedBy(); ok {
+		_spec.SetField(alert.FieldAcknowledgedBy, field.TypeString, value)
+	}
+	if _u.mutation.AcknowledgedByCleared() {
+		_spec.ClearField(alert.FieldAcknowledgedBy, field.TypeString)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -89,6 +151,46 @@ type AlertUpdateOne struct {
 	fields   []string
 	hooks    []Hook
 	mutation *AlertMutation
+}
+
+// SetAcknowledgedAt sets the "acknowledged_at" field.
+func (_u *AlertUpdateOne) SetAcknowledgedAt(v time.Time) *AlertUpdateOne {
+	_u.mutation.SetAcknowledgedAt(v)
+	return _u
+}
+
+// SetNillableAcknowledgedAt sets the "acknowledged_at" field if the given value is not nil.
+func (_u *AlertUpdateOne) SetNillableAcknowledgedAt(v *time.Time) *AlertUpdateOne {
+	if v != nil {
+		_u.SetAcknowledgedAt(*v)
+	}
+	return _u
+}
+
+// ClearAcknowledgedAt clears the value of the "acknowledged_at" field.
+func (_u *AlertUpdateOne) ClearAcknowledgedAt() *AlertUpdateOne {
+	_u.mutation.ClearAcknowledgedAt()
+	return _u
+}
+
+// SetAcknowledgedBy sets the "acknowledged_by" field.
+func (_u *AlertUpdateOne) SetAcknowledgedBy(v string) *AlertUpdateOne {
+	_u.mutation.SetAcknowledgedBy(v)
+	return _u
+}
+
+// SetNillableAcknowledgedBy sets the "acknowledged_by" field if the given value is not nil.
+func (_u *AlertUpdateOne) SetNillableAcknowledgedBy(v *string) *AlertUpdateOne {
+	if v != nil {
+		_u.SetAcknowledgedBy(*v)
+	}
+	return _u
+}
+
+// ClearAcknowledgedBy clears the value of the "acknowledged_by" field.
+func (_u *AlertUpdateOne) ClearAcknowledgedBy() *AlertUpdateOne {
+	_u.mutation.ClearAcknowledgedBy()
+	return _u
 }
 
 // Mutation returns the AlertMutation object of the builder.
@@ -162,8 +264,29 @@ func (_u *AlertUpdateOne) sqlSave(ctx context.Context) (_node *Alert, err error)
 			}
 		}
 	}
+	if _u.mutation.OrganizationIDCleared() {
+		_spec.ClearField(alert.FieldOrganizationID, field.TypeInt)
+	}
+	if _u.mutation.PoolIDCleared() {
+		_spec.ClearField(alert.FieldPoolID, field.TypeInt)
+	}
+	if _u.mutation.RuleIDCleared() {
+		_spec.ClearField(alert.FieldRuleID, field.TypeInt)
+	}
 	if _u.mutation.UsageEventIDCleared() {
 		_spec.ClearField(alert.FieldUsageEventID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.AcknowledgedAt(); ok {
+		_spec.SetField(alert.FieldAcknowledgedAt, field.TypeTime, value)
+	}
+	if _u.mutation.AcknowledgedAtCleared() {
+		_spec.ClearField(alert.FieldAcknowledgedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.AcknowledgedBy(); ok {
+		_spec.SetField(alert.FieldAcknowledgedBy, field.TypeString, value)
+	}
+	if _u.mutation.AcknowledgedByCleared() {
+		_spec.ClearField(alert.FieldAcknowledgedBy, field.TypeString)
 	}
 	_node = &Alert{config: _u.config}
 	_spec.Assign = _node.assignValues

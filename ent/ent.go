@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/creditd/creditd/ent/alert"
+	"github.com/creditd/creditd/ent/alertrule"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/cataloggeneration"
@@ -30,6 +31,8 @@ import (
 	"github.com/creditd/creditd/ent/subscription"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
+	"github.com/creditd/creditd/ent/webhookdelivery"
+	"github.com/creditd/creditd/ent/webhookendpoint"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
 )
@@ -94,6 +97,7 @@ func checkColumn(t, c string) error {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:             apikey.ValidColumn,
 			alert.Table:              alert.ValidColumn,
+			alertrule.Table:          alertrule.ValidColumn,
 			auditentry.Table:         auditentry.ValidColumn,
 			cataloggeneration.Table:  cataloggeneration.ValidColumn,
 			charge.Table:             charge.ValidColumn,
@@ -110,6 +114,8 @@ func checkColumn(t, c string) error {
 			subscription.Table:       subscription.ValidColumn,
 			subscriptionperiod.Table: subscriptionperiod.ValidColumn,
 			usageevent.Table:         usageevent.ValidColumn,
+			webhookdelivery.Table:    webhookdelivery.ValidColumn,
+			webhookendpoint.Table:    webhookendpoint.ValidColumn,
 			weight.Table:             weight.ValidColumn,
 			weightregister.Table:     weightregister.ValidColumn,
 		})

@@ -18,6 +18,8 @@ type Tx struct {
 	APIKey *APIKeyClient
 	// Alert is the client for interacting with the Alert builders.
 	Alert *AlertClient
+	// AlertRule is the client for interacting with the AlertRule builders.
+	AlertRule *AlertRuleClient
 	// AuditEntry is the client for interacting with the AuditEntry builders.
 	AuditEntry *AuditEntryClient
 	// CatalogGeneration is the client for interacting with the CatalogGeneration builders.
@@ -50,6 +52,10 @@ type Tx struct {
 	SubscriptionPeriod *SubscriptionPeriodClient
 	// UsageEvent is the client for interacting with the UsageEvent builders.
 	UsageEvent *UsageEventClient
+	// WebhookDelivery is the client for interacting with the WebhookDelivery builders.
+	WebhookDelivery *WebhookDeliveryClient
+	// WebhookEndpoint is the client for interacting with the WebhookEndpoint builders.
+	WebhookEndpoint *WebhookEndpointClient
 	// Weight is the client for interacting with the Weight builders.
 	Weight *WeightClient
 	// WeightRegister is the client for interacting with the WeightRegister builders.
@@ -187,6 +193,7 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.Alert = NewAlertClient(tx.config)
+	tx.AlertRule = NewAlertRuleClient(tx.config)
 	tx.AuditEntry = NewAuditEntryClient(tx.config)
 	tx.CatalogGeneration = NewCatalogGenerationClient(tx.config)
 	tx.Charge = NewChargeClient(tx.config)
@@ -203,6 +210,8 @@ func (tx *Tx) init() {
 	tx.Subscription = NewSubscriptionClient(tx.config)
 	tx.SubscriptionPeriod = NewSubscriptionPeriodClient(tx.config)
 	tx.UsageEvent = NewUsageEventClient(tx.config)
+	tx.WebhookDelivery = NewWebhookDeliveryClient(tx.config)
+	tx.WebhookEndpoint = NewWebhookEndpointClient(tx.config)
 	tx.Weight = NewWeightClient(tx.config)
 	tx.WeightRegister = NewWeightRegisterClient(tx.config)
 }

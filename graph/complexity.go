@@ -2,17 +2,21 @@ package graph
 
 import (
 	"math"
+	"time"
 
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/graph/model"
+	"github.com/creditd/creditd/report"
 )
 
 // Query complexity: what gqlgen weighs an operation by before running it
 // (Options.ComplexityLimit refuses the heavier ones). A field counts 1 plus
 // what it selects; a list counts what it selects once per row it may return:
 //
-//   - a page (ledger, charges, auditLog, alerts) its first, default 50, at
+//   - usageSummary its row limit (report.MaxSummaryRows);
+//   - a page (ledger, charges, auditLog, alerts, usageEvents, an endpoint's
+//     deliveries) its first, default 50, at
 //     most ledger.MaxPage (a larger first is refused as VALIDATION by the
 //     resolver, not here);
 //   - recordUsageBatch the number of its inputs (at most the batch limit);
@@ -45,10 +49,14 @@ func costs(maxBatch int) ComplexityRoot {
 	page := func(child int, first *int) int { return rows(child, pageSize(first)) }
 	list := func(child int) int { return rows(child, listRows) }
 
-	c.Query.Ledger = func(child int, _ int, first *int, _ *string) int { return page(child, first) }
+	c.Query.Ledger = func(child int, _ int, first *int, _ *string, _ *model.LedgerFilter) int { return page(child, first) }
+	c.Query.UsageEvents = func(child int, _ int, first *int, _ *string, _ *model.UsageEventFilter) int {
+		return page(child, first)
+	}
+	c.WebhookEndpoint.Deliveries = func(child int, first *int, _ *string) int { return page(child, first) }
 	c.Query.Charges = func(child int, _ *int, first *int, _ *string) int { return page(child, first) }
 	c.Query.AuditLog = func(child int, _ *int, first *int, _ *string) int { return page(child, first) }
-	c.Query.Alerts = func(child int, _ *int, first *int) int { return page(child, first) }
+	c.Query.Alerts = func(child int, _ *int, first *int, _ *bool) int { return page(child, first) }
 	c.Mutation.RecordUsageBatch = func(child int, inputs []*model.UsageInput) int {
 		return rows(child, max(1, min(len(inputs), maxBatch)))
 	}
@@ -65,6 +73,15 @@ func costs(maxBatch int) ComplexityRoot {
 	c.UsageResult.Incentives = list
 	c.WeightRegister.Weights = list
 	c.RuleValidation.Errors = list
+	c.Query.AlertRules = func(child int, _ *int) int { return list(child) }
+	c.Query.WebhookEndpoints = func(child int, _ *int) int { return list(child) }
+	c.Query.UsageSummary = func(child int, _ int, _, _ time.Time, _ []model.UsageGroupBy, _ *model.UsageSummaryFilter) int {
+		return rows(child, report.MaxSummaryRows)
+	}
+	c.Query.Quote = func(child int, _ int, usage []*model.ActionCountInput, _ *int) int { return child + 1 }
+	c.Quote.Lines = func(child int) int { return rows(child, listRows) }
+	c.Forecast.Days = func(child int) int { return rows(child, 30) }
+	c.Forecast.Accounted = list
 	return c
 }
 

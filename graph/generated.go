@@ -18,6 +18,8 @@ import (
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/webhookdelivery"
+	"github.com/creditd/creditd/forecast"
 	"github.com/creditd/creditd/graph/model"
 	"github.com/creditd/creditd/graph/scalar"
 	"github.com/creditd/creditd/rules"
@@ -36,10 +38,12 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AlertRule() AlertRuleResolver
 	ApiKey() ApiKeyResolver
 	AuditEntry() AuditEntryResolver
 	Charge() ChargeResolver
 	Draw() DrawResolver
+	ForecastEvent() ForecastEventResolver
 	Grant() GrantResolver
 	LedgerEntry() LedgerEntryResolver
 	Mutation() MutationResolver
@@ -48,9 +52,12 @@ type ResolverRoot interface {
 	Policy() PolicyResolver
 	Pool() PoolResolver
 	Query() QueryResolver
+	Quote() QuoteResolver
+	QuoteLine() QuoteLineResolver
 	Subscription() SubscriptionResolver
 	UsageEvent() UsageEventResolver
 	UsageResult() UsageResultResolver
+	WebhookEndpoint() WebhookEndpointResolver
 	Weight() WeightResolver
 	WeightRegister() WeightRegisterResolver
 }
@@ -60,6 +67,9 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Alert struct {
+		AcknowledgedAt func(childComplexity int) int
+		AcknowledgedBy func(childComplexity int) int
+		Condition      func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
 		ID             func(childComplexity int) int
 		Kind           func(childComplexity int) int
@@ -67,7 +77,20 @@ type ComplexityRoot struct {
 		OrganizationID func(childComplexity int) int
 		PeriodStart    func(childComplexity int) int
 		PoolID         func(childComplexity int) int
+		RuleID         func(childComplexity int) int
 		UsageEventID   func(childComplexity int) int
+	}
+
+	AlertRule struct {
+		CreatedAt      func(childComplexity int) int
+		Enabled        func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		Name           func(childComplexity int) int
+		OrganizationID func(childComplexity int) int
+		PoolID         func(childComplexity int) int
+		Share          func(childComplexity int) int
+		Threshold      func(childComplexity int) int
 	}
 
 	ApiKey struct {
@@ -162,6 +185,35 @@ type ComplexityRoot struct {
 		Grant  func(childComplexity int) int
 	}
 
+	Forecast struct {
+		Accounted        func(childComplexity int) int
+		DailyBurn        func(childComplexity int) int
+		DailyBurnHigh    func(childComplexity int) int
+		DailyBurnLow     func(childComplexity int) int
+		Days             func(childComplexity int) int
+		DepletesAt       func(childComplexity int) int
+		ExpectedBreakage func(childComplexity int) int
+		ExpectedOverage  func(childComplexity int) int
+		HistoryDays      func(childComplexity int) int
+		Method           func(childComplexity int) int
+		PoolID           func(childComplexity int) int
+		Until            func(childComplexity int) int
+	}
+
+	ForecastDay struct {
+		Burn func(childComplexity int) int
+		Date func(childComplexity int) int
+		High func(childComplexity int) int
+		Low  func(childComplexity int) int
+	}
+
+	ForecastEvent struct {
+		At      func(childComplexity int) int
+		Credits func(childComplexity int) int
+		Kind    func(childComplexity int) int
+		Unused  func(childComplexity int) int
+	}
+
 	Grant struct {
 		Amount       func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
@@ -203,28 +255,35 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ConfirmPayment          func(childComplexity int, grantID int) int
-		CreateAPIKey            func(childComplexity int, name string, role credit.Role, organizationID *int) int
-		CreateOrganization      func(childComplexity int, name string, segment *string, registerName *string) int
-		CreatePlan              func(childComplexity int, input model.PlanInput) int
-		CreatePool              func(childComplexity int, organizationID int, kind credit.PoolKind, name string, parentID *int, fallThrough *bool) int
-		FailPayment             func(childComplexity int, grantID int, reason string) int
-		GrantCredits            func(childComplexity int, input model.GrantInput) int
-		PublishPolicy           func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
-		PublishWeightRegister   func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
-		PurchaseCredits         func(childComplexity int, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) int
-		RecordBehavior          func(childComplexity int, input model.BehaviorInput) int
-		RecordUsage             func(childComplexity int, input model.UsageInput) int
-		RecordUsageBatch        func(childComplexity int, inputs []*model.UsageInput) int
-		Refund                  func(childComplexity int, input model.RefundInput) int
-		RevokeAPIKey            func(childComplexity int, id int) int
-		RunPeriodClose          func(childComplexity int, asOf time.Time) int
-		SavePolicyDraft         func(childComplexity int, input model.PolicyInput) int
-		SaveWeightRegisterDraft func(childComplexity int, name string, weights []*model.WeightInput) int
-		SetBudget               func(childComplexity int, poolID int, amount decimal.Decimal, period credit.Period, hard bool) int
-		Subscribe               func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
-		TransferCredits         func(childComplexity int, input model.TransferInput) int
-		VoidGrant               func(childComplexity int, grantID int, reason string, idempotencyKey *string) int
+		AcknowledgeAlert          func(childComplexity int, id int) int
+		ConfirmPayment            func(childComplexity int, grantID int) int
+		CreateAPIKey              func(childComplexity int, name string, role credit.Role, organizationID *int) int
+		CreateAlertRule           func(childComplexity int, input model.AlertRuleInput) int
+		CreateOrganization        func(childComplexity int, name string, segment *string, registerName *string) int
+		CreatePlan                func(childComplexity int, input model.PlanInput) int
+		CreatePool                func(childComplexity int, organizationID int, kind credit.PoolKind, name string, parentID *int, fallThrough *bool) int
+		CreateWebhookEndpoint     func(childComplexity int, input model.WebhookEndpointInput) int
+		FailPayment               func(childComplexity int, grantID int, reason string) int
+		GrantCredits              func(childComplexity int, input model.GrantInput) int
+		PublishPolicy             func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
+		PublishWeightRegister     func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
+		PurchaseCredits           func(childComplexity int, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) int
+		RecordBehavior            func(childComplexity int, input model.BehaviorInput) int
+		RecordUsage               func(childComplexity int, input model.UsageInput) int
+		RecordUsageBatch          func(childComplexity int, inputs []*model.UsageInput) int
+		Refund                    func(childComplexity int, input model.RefundInput) int
+		ReplayWebhookDelivery     func(childComplexity int, id int) int
+		RevokeAPIKey              func(childComplexity int, id int) int
+		RotateWebhookSecret       func(childComplexity int, id int, overlapHours *int) int
+		RunPeriodClose            func(childComplexity int, asOf time.Time) int
+		SavePolicyDraft           func(childComplexity int, input model.PolicyInput) int
+		SaveWeightRegisterDraft   func(childComplexity int, name string, weights []*model.WeightInput) int
+		SetAlertRuleEnabled       func(childComplexity int, id int, enabled bool) int
+		SetBudget                 func(childComplexity int, poolID int, amount decimal.Decimal, period credit.Period, hard bool) int
+		SetWebhookEndpointEnabled func(childComplexity int, id int, enabled bool) int
+		Subscribe                 func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
+		TransferCredits           func(childComplexity int, input model.TransferInput) int
+		VoidGrant                 func(childComplexity int, grantID int, reason string, idempotencyKey *string) int
 	}
 
 	Organization struct {
@@ -302,17 +361,66 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys        func(childComplexity int) int
-		Alerts         func(childComplexity int, organizationID *int, first *int) int
-		AuditLog       func(childComplexity int, organizationID *int, first *int, after *string) int
-		Charges        func(childComplexity int, organizationID *int, first *int, after *string) int
-		Ledger         func(childComplexity int, poolID int, first *int, after *string) int
-		Organization   func(childComplexity int, id int) int
-		Plans          func(childComplexity int) int
-		Policies       func(childComplexity int, kind *credit.PolicyKind) int
-		Pool           func(childComplexity int, id int) int
-		ValidateRule   func(childComplexity int, kind credit.PolicyKind, expression string) int
-		WeightRegister func(childComplexity int, name string, version *int) int
+		APIKeys          func(childComplexity int) int
+		AlertRules       func(childComplexity int, organizationID *int) int
+		Alerts           func(childComplexity int, organizationID *int, first *int, unacknowledged *bool) int
+		AuditLog         func(childComplexity int, organizationID *int, first *int, after *string) int
+		Charges          func(childComplexity int, organizationID *int, first *int, after *string) int
+		Forecast         func(childComplexity int, poolID int, horizonDays int) int
+		Ledger           func(childComplexity int, poolID int, first *int, after *string, filter *model.LedgerFilter) int
+		Organization     func(childComplexity int, id int) int
+		Plans            func(childComplexity int) int
+		Policies         func(childComplexity int, kind *credit.PolicyKind) int
+		Pool             func(childComplexity int, id int) int
+		Quote            func(childComplexity int, planID int, usage []*model.ActionCountInput, organizationID *int) int
+		UsageEvents      func(childComplexity int, organizationID int, first *int, after *string, filter *model.UsageEventFilter) int
+		UsageSummary     func(childComplexity int, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) int
+		ValidateRule     func(childComplexity int, kind credit.PolicyKind, expression string) int
+		WebhookEndpoints func(childComplexity int, organizationID *int) int
+		WeightRegister   func(childComplexity int, name string, version *int) int
+	}
+
+	Quote struct {
+		Borrowed                func(childComplexity int) int
+		Cost                    func(childComplexity int) int
+		Credits                 func(childComplexity int) int
+		Currency                func(childComplexity int) int
+		Denied                  func(childComplexity int) int
+		EffectivePricePerCredit func(childComplexity int) int
+		Excess                  func(childComplexity int) int
+		Included                func(childComplexity int) int
+		IncludedValue           func(childComplexity int) int
+		Lines                   func(childComplexity int) int
+		Notes                   func(childComplexity int) int
+		Overage                 func(childComplexity int) int
+		OverageCost             func(childComplexity int) int
+		Plan                    func(childComplexity int) int
+		PlatformFee             func(childComplexity int) int
+		RegisterName            func(childComplexity int) int
+		RegisterVersion         func(childComplexity int) int
+		TopUpCost               func(childComplexity int) int
+		TopUpCredits            func(childComplexity int) int
+		TopUps                  func(childComplexity int) int
+		Total                   func(childComplexity int) int
+		Uncovered               func(childComplexity int) int
+		Unused                  func(childComplexity int) int
+		Value                   func(childComplexity int) int
+		Waived                  func(childComplexity int) int
+	}
+
+	QuoteLine struct {
+		Action           func(childComplexity int) int
+		Cost             func(childComplexity int) int
+		CostPerAction    func(childComplexity int) int
+		Count            func(childComplexity int) int
+		Credits          func(childComplexity int) int
+		CreditsPerAction func(childComplexity int) int
+		DegradedAllowed  func(childComplexity int) int
+		Denied           func(childComplexity int) int
+		PricePerAction   func(childComplexity int) int
+		Uncovered        func(childComplexity int) int
+		Value            func(childComplexity int) int
+		ValuePerAction   func(childComplexity int) int
 	}
 
 	RuleError struct {
@@ -366,6 +474,16 @@ type ComplexityRoot struct {
 		Status            func(childComplexity int) int
 	}
 
+	UsageEventConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	UsageEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	UsageResult struct {
 		Borrowed   func(childComplexity int) int
 		Credits    func(childComplexity int) int
@@ -379,6 +497,62 @@ type ComplexityRoot struct {
 		ReasonCode func(childComplexity int) int
 		Reserved   func(childComplexity int) int
 		Uncovered  func(childComplexity int) int
+	}
+
+	UsageSummaryRow struct {
+		Action     func(childComplexity int) int
+		CreditType func(childComplexity int) int
+		Credits    func(childComplexity int) int
+		Entries    func(childComplexity int) int
+		Events     func(childComplexity int) int
+		Period     func(childComplexity int) int
+		PoolID     func(childComplexity int) int
+		Refunded   func(childComplexity int) int
+	}
+
+	WebhookDelivery struct {
+		Attempts       func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		DeliveredAt    func(childComplexity int) int
+		EndpointID     func(childComplexity int) int
+		EventID        func(childComplexity int) int
+		EventType      func(childComplexity int) int
+		ID             func(childComplexity int) int
+		LastError      func(childComplexity int) int
+		LastStatusCode func(childComplexity int) int
+		NextAttemptAt  func(childComplexity int) int
+		Payload        func(childComplexity int) int
+		ReplayOf       func(childComplexity int) int
+		Status         func(childComplexity int) int
+	}
+
+	WebhookDeliveryConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	WebhookDeliveryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	WebhookEndpoint struct {
+		CreatedAt         func(childComplexity int) int
+		Deliveries        func(childComplexity int, first *int, after *string) int
+		Description       func(childComplexity int) int
+		DisabledReason    func(childComplexity int) int
+		Enabled           func(childComplexity int) int
+		EventTypes        func(childComplexity int) int
+		Failures          func(childComplexity int) int
+		ID                func(childComplexity int) int
+		OrganizationID    func(childComplexity int) int
+		PreviousExpiresAt func(childComplexity int) int
+		URL               func(childComplexity int) int
+	}
+
+	WebhookEndpointSecret struct {
+		Endpoint func(childComplexity int) int
+		Secret   func(childComplexity int) int
 	}
 
 	Weight struct {
@@ -402,6 +576,9 @@ type ComplexityRoot struct {
 	}
 }
 
+type AlertRuleResolver interface {
+	Threshold(ctx context.Context, obj *ent.AlertRule) (*decimal.Decimal, error)
+}
 type ApiKeyResolver interface {
 	Organization(ctx context.Context, obj *ent.APIKey) (*ent.Organization, error)
 }
@@ -415,6 +592,9 @@ type ChargeResolver interface {
 }
 type DrawResolver interface {
 	Grant(ctx context.Context, obj *engine.Draw) (*ent.Grant, error)
+}
+type ForecastEventResolver interface {
+	Kind(ctx context.Context, obj *forecast.Event) (string, error)
 }
 type GrantResolver interface {
 	Pool(ctx context.Context, obj *ent.Grant) (*ent.Pool, error)
@@ -439,6 +619,13 @@ type MutationResolver interface {
 	RecordUsageBatch(ctx context.Context, inputs []*model.UsageInput) ([]*ledger.UsageResult, error)
 	CreateAPIKey(ctx context.Context, name string, role credit.Role, organizationID *int) (*model.APIKeySecret, error)
 	RevokeAPIKey(ctx context.Context, id int) (*ent.APIKey, error)
+	CreateAlertRule(ctx context.Context, input model.AlertRuleInput) (*ent.AlertRule, error)
+	SetAlertRuleEnabled(ctx context.Context, id int, enabled bool) (*ent.AlertRule, error)
+	AcknowledgeAlert(ctx context.Context, id int) (*ent.Alert, error)
+	CreateWebhookEndpoint(ctx context.Context, input model.WebhookEndpointInput) (*model.WebhookEndpointSecret, error)
+	SetWebhookEndpointEnabled(ctx context.Context, id int, enabled bool) (*ent.WebhookEndpoint, error)
+	RotateWebhookSecret(ctx context.Context, id int, overlapHours *int) (*model.WebhookEndpointSecret, error)
+	ReplayWebhookDelivery(ctx context.Context, id int) (*ent.WebhookDelivery, error)
 	CreatePlan(ctx context.Context, input model.PlanInput) (*ent.Plan, error)
 	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error)
 	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
@@ -490,15 +677,31 @@ type PoolResolver interface {
 type QueryResolver interface {
 	Organization(ctx context.Context, id int) (*ent.Organization, error)
 	Pool(ctx context.Context, id int) (*ent.Pool, error)
-	Ledger(ctx context.Context, poolID int, first *int, after *string) (*model.LedgerEntryConnection, error)
+	Ledger(ctx context.Context, poolID int, first *int, after *string, filter *model.LedgerFilter) (*model.LedgerEntryConnection, error)
 	APIKeys(ctx context.Context) ([]*ent.APIKey, error)
 	AuditLog(ctx context.Context, organizationID *int, first *int, after *string) (*model.AuditEntryConnection, error)
+	AlertRules(ctx context.Context, organizationID *int) ([]*ent.AlertRule, error)
+	WebhookEndpoints(ctx context.Context, organizationID *int) ([]*ent.WebhookEndpoint, error)
 	Plans(ctx context.Context) ([]*ent.Plan, error)
 	Charges(ctx context.Context, organizationID *int, first *int, after *string) (*model.ChargeConnection, error)
-	Alerts(ctx context.Context, organizationID *int, first *int) ([]*ent.Alert, error)
+	Alerts(ctx context.Context, organizationID *int, first *int, unacknowledged *bool) ([]*ent.Alert, error)
+	Forecast(ctx context.Context, poolID int, horizonDays int) (*ledger.PoolForecast, error)
+	Quote(ctx context.Context, planID int, usage []*model.ActionCountInput, organizationID *int) (*engine.Quotation, error)
 	WeightRegister(ctx context.Context, name string, version *int) (*ent.WeightRegister, error)
 	Policies(ctx context.Context, kind *credit.PolicyKind) ([]*ent.PolicyVersion, error)
 	ValidateRule(ctx context.Context, kind credit.PolicyKind, expression string) (*ledger.Validation, error)
+	UsageSummary(ctx context.Context, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) ([]*model.UsageSummaryRow, error)
+	UsageEvents(ctx context.Context, organizationID int, first *int, after *string, filter *model.UsageEventFilter) (*model.UsageEventConnection, error)
+}
+type QuoteResolver interface {
+	Value(ctx context.Context, obj *engine.Quotation) (*decimal.Decimal, error)
+	Cost(ctx context.Context, obj *engine.Quotation) (*decimal.Decimal, error)
+}
+type QuoteLineResolver interface {
+	ValuePerAction(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
+	CostPerAction(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
+	Value(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
+	Cost(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
 }
 type SubscriptionResolver interface {
 	Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error)
@@ -518,6 +721,9 @@ type UsageEventResolver interface {
 type UsageResultResolver interface {
 	Reason(ctx context.Context, obj *ledger.UsageResult) (*string, error)
 	ReasonCode(ctx context.Context, obj *ledger.UsageResult) (*string, error)
+}
+type WebhookEndpointResolver interface {
+	Deliveries(ctx context.Context, obj *ent.WebhookEndpoint, first *int, after *string) (*model.WebhookDeliveryConnection, error)
 }
 type WeightResolver interface {
 	Expression(ctx context.Context, obj *ent.Weight) (*string, error)
@@ -544,6 +750,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "Alert.acknowledgedAt":
+		if e.ComplexityRoot.Alert.AcknowledgedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.AcknowledgedAt(childComplexity), true
+	case "Alert.acknowledgedBy":
+		if e.ComplexityRoot.Alert.AcknowledgedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.AcknowledgedBy(childComplexity), true
+	case "Alert.condition":
+		if e.ComplexityRoot.Alert.Condition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Condition(childComplexity), true
 	case "Alert.createdAt":
 		if e.ComplexityRoot.Alert.CreatedAt == nil {
 			break
@@ -586,12 +810,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Alert.PoolID(childComplexity), true
+	case "Alert.ruleId":
+		if e.ComplexityRoot.Alert.RuleID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.RuleID(childComplexity), true
 	case "Alert.usageEventId":
 		if e.ComplexityRoot.Alert.UsageEventID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Alert.UsageEventID(childComplexity), true
+
+	case "AlertRule.createdAt":
+		if e.ComplexityRoot.AlertRule.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.CreatedAt(childComplexity), true
+	case "AlertRule.enabled":
+		if e.ComplexityRoot.AlertRule.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Enabled(childComplexity), true
+	case "AlertRule.id":
+		if e.ComplexityRoot.AlertRule.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.ID(childComplexity), true
+	case "AlertRule.kind":
+		if e.ComplexityRoot.AlertRule.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Kind(childComplexity), true
+	case "AlertRule.name":
+		if e.ComplexityRoot.AlertRule.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Name(childComplexity), true
+	case "AlertRule.organizationId":
+		if e.ComplexityRoot.AlertRule.OrganizationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.OrganizationID(childComplexity), true
+	case "AlertRule.poolId":
+		if e.ComplexityRoot.AlertRule.PoolID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.PoolID(childComplexity), true
+	case "AlertRule.share":
+		if e.ComplexityRoot.AlertRule.Share == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Share(childComplexity), true
+	case "AlertRule.threshold":
+		if e.ComplexityRoot.AlertRule.Threshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Threshold(childComplexity), true
 
 	case "ApiKey.createdAt":
 		if e.ComplexityRoot.ApiKey.CreatedAt == nil {
@@ -941,6 +1226,129 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Draw.Grant(childComplexity), true
 
+	case "Forecast.accounted":
+		if e.ComplexityRoot.Forecast.Accounted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Accounted(childComplexity), true
+	case "Forecast.dailyBurn":
+		if e.ComplexityRoot.Forecast.DailyBurn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.DailyBurn(childComplexity), true
+	case "Forecast.dailyBurnHigh":
+		if e.ComplexityRoot.Forecast.DailyBurnHigh == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.DailyBurnHigh(childComplexity), true
+	case "Forecast.dailyBurnLow":
+		if e.ComplexityRoot.Forecast.DailyBurnLow == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.DailyBurnLow(childComplexity), true
+	case "Forecast.days":
+		if e.ComplexityRoot.Forecast.Days == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Days(childComplexity), true
+	case "Forecast.depletesAt":
+		if e.ComplexityRoot.Forecast.DepletesAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.DepletesAt(childComplexity), true
+	case "Forecast.expectedBreakage":
+		if e.ComplexityRoot.Forecast.ExpectedBreakage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.ExpectedBreakage(childComplexity), true
+	case "Forecast.expectedOverage":
+		if e.ComplexityRoot.Forecast.ExpectedOverage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.ExpectedOverage(childComplexity), true
+	case "Forecast.historyDays":
+		if e.ComplexityRoot.Forecast.HistoryDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.HistoryDays(childComplexity), true
+	case "Forecast.method":
+		if e.ComplexityRoot.Forecast.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Method(childComplexity), true
+	case "Forecast.poolId":
+		if e.ComplexityRoot.Forecast.PoolID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.PoolID(childComplexity), true
+	case "Forecast.until":
+		if e.ComplexityRoot.Forecast.Until == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Until(childComplexity), true
+
+	case "ForecastDay.burn":
+		if e.ComplexityRoot.ForecastDay.Burn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastDay.Burn(childComplexity), true
+	case "ForecastDay.date":
+		if e.ComplexityRoot.ForecastDay.Date == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastDay.Date(childComplexity), true
+	case "ForecastDay.high":
+		if e.ComplexityRoot.ForecastDay.High == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastDay.High(childComplexity), true
+	case "ForecastDay.low":
+		if e.ComplexityRoot.ForecastDay.Low == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastDay.Low(childComplexity), true
+
+	case "ForecastEvent.at":
+		if e.ComplexityRoot.ForecastEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastEvent.At(childComplexity), true
+	case "ForecastEvent.credits":
+		if e.ComplexityRoot.ForecastEvent.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastEvent.Credits(childComplexity), true
+	case "ForecastEvent.kind":
+		if e.ComplexityRoot.ForecastEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastEvent.Kind(childComplexity), true
+	case "ForecastEvent.unused":
+		if e.ComplexityRoot.ForecastEvent.Unused == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ForecastEvent.Unused(childComplexity), true
+
 	case "Grant.amount":
 		if e.ComplexityRoot.Grant.Amount == nil {
 			break
@@ -1113,6 +1521,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LedgerEntryEdge.Node(childComplexity), true
 
+	case "Mutation.acknowledgeAlert":
+		if e.ComplexityRoot.Mutation.AcknowledgeAlert == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acknowledgeAlert_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcknowledgeAlert(childComplexity, args["id"].(int)), true
 	case "Mutation.confirmPayment":
 		if e.ComplexityRoot.Mutation.ConfirmPayment == nil {
 			break
@@ -1135,6 +1554,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["name"].(string), args["role"].(credit.Role), args["organizationId"].(*int)), true
+	case "Mutation.createAlertRule":
+		if e.ComplexityRoot.Mutation.CreateAlertRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createAlertRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateAlertRule(childComplexity, args["input"].(model.AlertRuleInput)), true
 	case "Mutation.createOrganization":
 		if e.ComplexityRoot.Mutation.CreateOrganization == nil {
 			break
@@ -1168,6 +1598,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreatePool(childComplexity, args["organizationId"].(int), args["kind"].(credit.PoolKind), args["name"].(string), args["parentId"].(*int), args["fallThrough"].(*bool)), true
+	case "Mutation.createWebhookEndpoint":
+		if e.ComplexityRoot.Mutation.CreateWebhookEndpoint == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createWebhookEndpoint_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateWebhookEndpoint(childComplexity, args["input"].(model.WebhookEndpointInput)), true
 	case "Mutation.failPayment":
 		if e.ComplexityRoot.Mutation.FailPayment == nil {
 			break
@@ -1267,6 +1708,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Refund(childComplexity, args["input"].(model.RefundInput)), true
+	case "Mutation.replayWebhookDelivery":
+		if e.ComplexityRoot.Mutation.ReplayWebhookDelivery == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_replayWebhookDelivery_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReplayWebhookDelivery(childComplexity, args["id"].(int)), true
 	case "Mutation.revokeApiKey":
 		if e.ComplexityRoot.Mutation.RevokeAPIKey == nil {
 			break
@@ -1278,6 +1730,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIKey(childComplexity, args["id"].(int)), true
+	case "Mutation.rotateWebhookSecret":
+		if e.ComplexityRoot.Mutation.RotateWebhookSecret == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rotateWebhookSecret_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RotateWebhookSecret(childComplexity, args["id"].(int), args["overlapHours"].(*int)), true
 	case "Mutation.runPeriodClose":
 		if e.ComplexityRoot.Mutation.RunPeriodClose == nil {
 			break
@@ -1311,6 +1774,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SaveWeightRegisterDraft(childComplexity, args["name"].(string), args["weights"].([]*model.WeightInput)), true
+	case "Mutation.setAlertRuleEnabled":
+		if e.ComplexityRoot.Mutation.SetAlertRuleEnabled == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setAlertRuleEnabled_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetAlertRuleEnabled(childComplexity, args["id"].(int), args["enabled"].(bool)), true
 	case "Mutation.setBudget":
 		if e.ComplexityRoot.Mutation.SetBudget == nil {
 			break
@@ -1322,6 +1796,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetBudget(childComplexity, args["poolId"].(int), args["amount"].(decimal.Decimal), args["period"].(credit.Period), args["hard"].(bool)), true
+	case "Mutation.setWebhookEndpointEnabled":
+		if e.ComplexityRoot.Mutation.SetWebhookEndpointEnabled == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setWebhookEndpointEnabled_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetWebhookEndpointEnabled(childComplexity, args["id"].(int), args["enabled"].(bool)), true
 	case "Mutation.subscribe":
 		if e.ComplexityRoot.Mutation.Subscribe == nil {
 			break
@@ -1709,6 +2194,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.APIKeys(childComplexity), true
+	case "Query.alertRules":
+		if e.ComplexityRoot.Query.AlertRules == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alertRules_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AlertRules(childComplexity, args["organizationId"].(*int)), true
 	case "Query.alerts":
 		if e.ComplexityRoot.Query.Alerts == nil {
 			break
@@ -1719,7 +2215,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Alerts(childComplexity, args["organizationId"].(*int), args["first"].(*int)), true
+		return e.ComplexityRoot.Query.Alerts(childComplexity, args["organizationId"].(*int), args["first"].(*int), args["unacknowledged"].(*bool)), true
 	case "Query.auditLog":
 		if e.ComplexityRoot.Query.AuditLog == nil {
 			break
@@ -1742,6 +2238,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Charges(childComplexity, args["organizationId"].(*int), args["first"].(*int), args["after"].(*string)), true
+	case "Query.forecast":
+		if e.ComplexityRoot.Query.Forecast == nil {
+			break
+		}
+
+		args, err := ec.field_Query_forecast_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Forecast(childComplexity, args["poolId"].(int), args["horizonDays"].(int)), true
 
 	case "Query.ledger":
 		if e.ComplexityRoot.Query.Ledger == nil {
@@ -1753,7 +2260,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Ledger(childComplexity, args["poolId"].(int), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.Ledger(childComplexity, args["poolId"].(int), args["first"].(*int), args["after"].(*string), args["filter"].(*model.LedgerFilter)), true
 	case "Query.organization":
 		if e.ComplexityRoot.Query.Organization == nil {
 			break
@@ -1793,6 +2300,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Pool(childComplexity, args["id"].(int)), true
+	case "Query.quote":
+		if e.ComplexityRoot.Query.Quote == nil {
+			break
+		}
+
+		args, err := ec.field_Query_quote_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Quote(childComplexity, args["planId"].(int), args["usage"].([]*model.ActionCountInput), args["organizationId"].(*int)), true
+	case "Query.usageEvents":
+		if e.ComplexityRoot.Query.UsageEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_usageEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.UsageEvents(childComplexity, args["organizationId"].(int), args["first"].(*int), args["after"].(*string), args["filter"].(*model.UsageEventFilter)), true
+	case "Query.usageSummary":
+		if e.ComplexityRoot.Query.UsageSummary == nil {
+			break
+		}
+
+		args, err := ec.field_Query_usageSummary_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.UsageSummary(childComplexity, args["organizationId"].(int), args["from"].(time.Time), args["to"].(time.Time), args["groupBy"].([]model.UsageGroupBy), args["filter"].(*model.UsageSummaryFilter)), true
 	case "Query.validateRule":
 		if e.ComplexityRoot.Query.ValidateRule == nil {
 			break
@@ -1804,6 +2344,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ValidateRule(childComplexity, args["kind"].(credit.PolicyKind), args["expression"].(string)), true
+	case "Query.webhookEndpoints":
+		if e.ComplexityRoot.Query.WebhookEndpoints == nil {
+			break
+		}
+
+		args, err := ec.field_Query_webhookEndpoints_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WebhookEndpoints(childComplexity, args["organizationId"].(*int)), true
 	case "Query.weightRegister":
 		if e.ComplexityRoot.Query.WeightRegister == nil {
 			break
@@ -1815,6 +2366,230 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.WeightRegister(childComplexity, args["name"].(string), args["version"].(*int)), true
+
+	case "Quote.borrowed":
+		if e.ComplexityRoot.Quote.Borrowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Borrowed(childComplexity), true
+	case "Quote.cost":
+		if e.ComplexityRoot.Quote.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Cost(childComplexity), true
+	case "Quote.credits":
+		if e.ComplexityRoot.Quote.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Credits(childComplexity), true
+	case "Quote.currency":
+		if e.ComplexityRoot.Quote.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Currency(childComplexity), true
+	case "Quote.denied":
+		if e.ComplexityRoot.Quote.Denied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Denied(childComplexity), true
+	case "Quote.effectivePricePerCredit":
+		if e.ComplexityRoot.Quote.EffectivePricePerCredit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.EffectivePricePerCredit(childComplexity), true
+	case "Quote.excess":
+		if e.ComplexityRoot.Quote.Excess == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Excess(childComplexity), true
+	case "Quote.included":
+		if e.ComplexityRoot.Quote.Included == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Included(childComplexity), true
+	case "Quote.includedValue":
+		if e.ComplexityRoot.Quote.IncludedValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.IncludedValue(childComplexity), true
+	case "Quote.lines":
+		if e.ComplexityRoot.Quote.Lines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Lines(childComplexity), true
+	case "Quote.notes":
+		if e.ComplexityRoot.Quote.Notes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Notes(childComplexity), true
+	case "Quote.overage":
+		if e.ComplexityRoot.Quote.Overage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Overage(childComplexity), true
+	case "Quote.overageCost":
+		if e.ComplexityRoot.Quote.OverageCost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.OverageCost(childComplexity), true
+	case "Quote.plan":
+		if e.ComplexityRoot.Quote.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Plan(childComplexity), true
+	case "Quote.platformFee":
+		if e.ComplexityRoot.Quote.PlatformFee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.PlatformFee(childComplexity), true
+	case "Quote.registerName":
+		if e.ComplexityRoot.Quote.RegisterName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.RegisterName(childComplexity), true
+	case "Quote.registerVersion":
+		if e.ComplexityRoot.Quote.RegisterVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.RegisterVersion(childComplexity), true
+	case "Quote.topUpCost":
+		if e.ComplexityRoot.Quote.TopUpCost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.TopUpCost(childComplexity), true
+	case "Quote.topUpCredits":
+		if e.ComplexityRoot.Quote.TopUpCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.TopUpCredits(childComplexity), true
+	case "Quote.topUps":
+		if e.ComplexityRoot.Quote.TopUps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.TopUps(childComplexity), true
+	case "Quote.price":
+		if e.ComplexityRoot.Quote.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Total(childComplexity), true
+	case "Quote.uncovered":
+		if e.ComplexityRoot.Quote.Uncovered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Uncovered(childComplexity), true
+	case "Quote.unused":
+		if e.ComplexityRoot.Quote.Unused == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Unused(childComplexity), true
+	case "Quote.value":
+		if e.ComplexityRoot.Quote.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Value(childComplexity), true
+	case "Quote.waived":
+		if e.ComplexityRoot.Quote.Waived == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quote.Waived(childComplexity), true
+
+	case "QuoteLine.action":
+		if e.ComplexityRoot.QuoteLine.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.Action(childComplexity), true
+	case "QuoteLine.cost":
+		if e.ComplexityRoot.QuoteLine.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.Cost(childComplexity), true
+	case "QuoteLine.costPerAction":
+		if e.ComplexityRoot.QuoteLine.CostPerAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.CostPerAction(childComplexity), true
+	case "QuoteLine.count":
+		if e.ComplexityRoot.QuoteLine.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.Count(childComplexity), true
+	case "QuoteLine.credits":
+		if e.ComplexityRoot.QuoteLine.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.Credits(childComplexity), true
+	case "QuoteLine.creditsPerAction":
+		if e.ComplexityRoot.QuoteLine.CreditsPerAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.CreditsPerAction(childComplexity), true
+	case "QuoteLine.degradedAllowed":
+		if e.ComplexityRoot.QuoteLine.DegradedAllowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.DegradedAllowed(childComplexity), true
+	case "QuoteLine.denied":
+		if e.ComplexityRoot.QuoteLine.Denied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.Denied(childComplexity), true
+	case "QuoteLine.pricePerAction":
+		if e.ComplexityRoot.QuoteLine.PricePerAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.PricePerAction(childComplexity), true
+	case "QuoteLine.uncovered":
+		if e.ComplexityRoot.QuoteLine.Uncovered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.Uncovered(childComplexity), true
+	case "QuoteLine.value":
+		if e.ComplexityRoot.QuoteLine.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.Value(childComplexity), true
+	case "QuoteLine.valuePerAction":
+		if e.ComplexityRoot.QuoteLine.ValuePerAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuoteLine.ValuePerAction(childComplexity), true
 
 	case "RuleError.column":
 		if e.ComplexityRoot.RuleError.Column == nil {
@@ -2037,6 +2812,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UsageEvent.Status(childComplexity), true
 
+	case "UsageEventConnection.edges":
+		if e.ComplexityRoot.UsageEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageEventConnection.Edges(childComplexity), true
+	case "UsageEventConnection.pageInfo":
+		if e.ComplexityRoot.UsageEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageEventConnection.PageInfo(childComplexity), true
+
+	case "UsageEventEdge.cursor":
+		if e.ComplexityRoot.UsageEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageEventEdge.Cursor(childComplexity), true
+	case "UsageEventEdge.node":
+		if e.ComplexityRoot.UsageEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageEventEdge.Node(childComplexity), true
+
 	case "UsageResult.borrowed":
 		if e.ComplexityRoot.UsageResult.Borrowed == nil {
 			break
@@ -2109,6 +2910,245 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UsageResult.Uncovered(childComplexity), true
+
+	case "UsageSummaryRow.action":
+		if e.ComplexityRoot.UsageSummaryRow.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.Action(childComplexity), true
+	case "UsageSummaryRow.creditType":
+		if e.ComplexityRoot.UsageSummaryRow.CreditType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.CreditType(childComplexity), true
+	case "UsageSummaryRow.credits":
+		if e.ComplexityRoot.UsageSummaryRow.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.Credits(childComplexity), true
+	case "UsageSummaryRow.entries":
+		if e.ComplexityRoot.UsageSummaryRow.Entries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.Entries(childComplexity), true
+	case "UsageSummaryRow.events":
+		if e.ComplexityRoot.UsageSummaryRow.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.Events(childComplexity), true
+	case "UsageSummaryRow.period":
+		if e.ComplexityRoot.UsageSummaryRow.Period == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.Period(childComplexity), true
+	case "UsageSummaryRow.poolId":
+		if e.ComplexityRoot.UsageSummaryRow.PoolID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.PoolID(childComplexity), true
+	case "UsageSummaryRow.refunded":
+		if e.ComplexityRoot.UsageSummaryRow.Refunded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummaryRow.Refunded(childComplexity), true
+
+	case "WebhookDelivery.attempts":
+		if e.ComplexityRoot.WebhookDelivery.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Attempts(childComplexity), true
+	case "WebhookDelivery.createdAt":
+		if e.ComplexityRoot.WebhookDelivery.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.CreatedAt(childComplexity), true
+	case "WebhookDelivery.deliveredAt":
+		if e.ComplexityRoot.WebhookDelivery.DeliveredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.DeliveredAt(childComplexity), true
+	case "WebhookDelivery.endpointId":
+		if e.ComplexityRoot.WebhookDelivery.EndpointID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.EndpointID(childComplexity), true
+	case "WebhookDelivery.eventId":
+		if e.ComplexityRoot.WebhookDelivery.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.EventID(childComplexity), true
+	case "WebhookDelivery.eventType":
+		if e.ComplexityRoot.WebhookDelivery.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.EventType(childComplexity), true
+	case "WebhookDelivery.id":
+		if e.ComplexityRoot.WebhookDelivery.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.ID(childComplexity), true
+	case "WebhookDelivery.lastError":
+		if e.ComplexityRoot.WebhookDelivery.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.LastError(childComplexity), true
+	case "WebhookDelivery.lastStatusCode":
+		if e.ComplexityRoot.WebhookDelivery.LastStatusCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.LastStatusCode(childComplexity), true
+	case "WebhookDelivery.nextAttemptAt":
+		if e.ComplexityRoot.WebhookDelivery.NextAttemptAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.NextAttemptAt(childComplexity), true
+	case "WebhookDelivery.payload":
+		if e.ComplexityRoot.WebhookDelivery.Payload == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Payload(childComplexity), true
+	case "WebhookDelivery.replayOf":
+		if e.ComplexityRoot.WebhookDelivery.ReplayOf == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.ReplayOf(childComplexity), true
+	case "WebhookDelivery.status":
+		if e.ComplexityRoot.WebhookDelivery.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Status(childComplexity), true
+
+	case "WebhookDeliveryConnection.edges":
+		if e.ComplexityRoot.WebhookDeliveryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryConnection.Edges(childComplexity), true
+	case "WebhookDeliveryConnection.pageInfo":
+		if e.ComplexityRoot.WebhookDeliveryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryConnection.PageInfo(childComplexity), true
+
+	case "WebhookDeliveryEdge.cursor":
+		if e.ComplexityRoot.WebhookDeliveryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryEdge.Cursor(childComplexity), true
+	case "WebhookDeliveryEdge.node":
+		if e.ComplexityRoot.WebhookDeliveryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryEdge.Node(childComplexity), true
+
+	case "WebhookEndpoint.createdAt":
+		if e.ComplexityRoot.WebhookEndpoint.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.CreatedAt(childComplexity), true
+	case "WebhookEndpoint.deliveries":
+		if e.ComplexityRoot.WebhookEndpoint.Deliveries == nil {
+			break
+		}
+
+		args, err := ec.field_WebhookEndpoint_deliveries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.Deliveries(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "WebhookEndpoint.description":
+		if e.ComplexityRoot.WebhookEndpoint.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.Description(childComplexity), true
+	case "WebhookEndpoint.disabledReason":
+		if e.ComplexityRoot.WebhookEndpoint.DisabledReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.DisabledReason(childComplexity), true
+	case "WebhookEndpoint.enabled":
+		if e.ComplexityRoot.WebhookEndpoint.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.Enabled(childComplexity), true
+	case "WebhookEndpoint.eventTypes":
+		if e.ComplexityRoot.WebhookEndpoint.EventTypes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.EventTypes(childComplexity), true
+	case "WebhookEndpoint.failures":
+		if e.ComplexityRoot.WebhookEndpoint.Failures == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.Failures(childComplexity), true
+	case "WebhookEndpoint.id":
+		if e.ComplexityRoot.WebhookEndpoint.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.ID(childComplexity), true
+	case "WebhookEndpoint.organizationId":
+		if e.ComplexityRoot.WebhookEndpoint.OrganizationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.OrganizationID(childComplexity), true
+	case "WebhookEndpoint.previousSecretExpiresAt":
+		if e.ComplexityRoot.WebhookEndpoint.PreviousExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.PreviousExpiresAt(childComplexity), true
+	case "WebhookEndpoint.url":
+		if e.ComplexityRoot.WebhookEndpoint.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpoint.URL(childComplexity), true
+
+	case "WebhookEndpointSecret.endpoint":
+		if e.ComplexityRoot.WebhookEndpointSecret.Endpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpointSecret.Endpoint(childComplexity), true
+	case "WebhookEndpointSecret.secret":
+		if e.ComplexityRoot.WebhookEndpointSecret.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEndpointSecret.Secret(childComplexity), true
 
 	case "Weight.action":
 		if e.ComplexityRoot.Weight.Action == nil {
@@ -2204,13 +3244,19 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputActionCountInput,
+		ec.unmarshalInputAlertRuleInput,
 		ec.unmarshalInputBehaviorInput,
 		ec.unmarshalInputGrantInput,
+		ec.unmarshalInputLedgerFilter,
 		ec.unmarshalInputPlanInput,
 		ec.unmarshalInputPolicyInput,
 		ec.unmarshalInputRefundInput,
 		ec.unmarshalInputTransferInput,
+		ec.unmarshalInputUsageEventFilter,
 		ec.unmarshalInputUsageInput,
+		ec.unmarshalInputUsageSummaryFilter,
+		ec.unmarshalInputWebhookEndpointInput,
 		ec.unmarshalInputWeightInput,
 	)
 	first := true
@@ -2286,7 +3332,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/payment.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls"
+//go:embed "schema/access.graphqls" "schema/governance.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2299,18 +3345,32 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "schema/access.graphqls", Input: sourceData("schema/access.graphqls"), BuiltIn: false},
+	{Name: "schema/governance.graphqls", Input: sourceData("schema/governance.graphqls"), BuiltIn: false},
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
 	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
 	{Name: "schema/payment.graphqls", Input: sourceData("schema/payment.graphqls"), BuiltIn: false},
+	{Name: "schema/predictor.graphqls", Input: sourceData("schema/predictor.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
 	{Name: "schema/refund.graphqls", Input: sourceData("schema/refund.graphqls"), BuiltIn: false},
 	{Name: "schema/transfer.graphqls", Input: sourceData("schema/transfer.graphqls"), BuiltIn: false},
+	{Name: "schema/usage.graphqls", Input: sourceData("schema/usage.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
 // endregion ************************** generated!.gotpl **************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Mutation_acknowledgeAlert_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_confirmPayment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -2320,6 +3380,17 @@ func (ec *executionContext) field_Mutation_confirmPayment_args(ctx context.Conte
 		return nil, err
 	}
 	args["grantId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createAlertRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNAlertRuleInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐAlertRuleInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -2404,6 +3475,17 @@ func (ec *executionContext) field_Mutation_createPool_args(ctx context.Context, 
 		return nil, err
 	}
 	args["fallThrough"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createWebhookEndpoint_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNWebhookEndpointInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookEndpointInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -2546,6 +3628,17 @@ func (ec *executionContext) field_Mutation_refund_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_replayWebhookDelivery_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_revokeApiKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2554,6 +3647,22 @@ func (ec *executionContext) field_Mutation_revokeApiKey_args(ctx context.Context
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_rotateWebhookSecret_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "overlapHours", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["overlapHours"] = arg1
 	return args, nil
 }
 
@@ -2595,6 +3704,22 @@ func (ec *executionContext) field_Mutation_saveWeightRegisterDraft_args(ctx cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setAlertRuleEnabled_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "enabled", ec.unmarshalNBoolean2bool)
+	if err != nil {
+		return nil, err
+	}
+	args["enabled"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setBudget_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2618,6 +3743,22 @@ func (ec *executionContext) field_Mutation_setBudget_args(ctx context.Context, r
 		return nil, err
 	}
 	args["hard"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setWebhookEndpointEnabled_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "enabled", ec.unmarshalNBoolean2bool)
+	if err != nil {
+		return nil, err
+	}
+	args["enabled"] = arg1
 	return args, nil
 }
 
@@ -2726,6 +3867,17 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_alertRules_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalOID2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_alerts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2739,6 +3891,11 @@ func (ec *executionContext) field_Query_alerts_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "unacknowledged", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["unacknowledged"] = arg2
 	return args, nil
 }
 
@@ -2784,6 +3941,22 @@ func (ec *executionContext) field_Query_charges_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_forecast_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "poolId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["poolId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "horizonDays", ec.unmarshalNInt2int)
+	if err != nil {
+		return nil, err
+	}
+	args["horizonDays"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_ledger_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2802,6 +3975,11 @@ func (ec *executionContext) field_Query_ledger_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "filter", ec.unmarshalOLedgerFilter2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐLedgerFilter)
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg3
 	return args, nil
 }
 
@@ -2838,6 +4016,84 @@ func (ec *executionContext) field_Query_pool_args(ctx context.Context, rawArgs m
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_quote_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "planId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["planId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "usage", ec.unmarshalNActionCountInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionCountInputᚄ)
+	if err != nil {
+		return nil, err
+	}
+	args["usage"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalOID2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_usageEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "filter", ec.unmarshalOUsageEventFilter2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventFilter)
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_usageSummary_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "from", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "to", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "groupBy", ec.unmarshalNUsageGroupBy2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageGroupByᚄ)
+	if err != nil {
+		return nil, err
+	}
+	args["groupBy"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "filter", ec.unmarshalOUsageSummaryFilter2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageSummaryFilter)
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg4
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_validateRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2854,6 +4110,17 @@ func (ec *executionContext) field_Query_validateRule_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_webhookEndpoints_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalOID2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_weightRegister_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2867,6 +4134,22 @@ func (ec *executionContext) field_Query_weightRegister_args(ctx context.Context,
 		return nil, err
 	}
 	args["version"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_WebhookEndpoint_deliveries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -2961,9 +4244,9 @@ func (ec *executionContext) _Alert_organizationId(ctx context.Context, field gra
 			return obj.OrganizationID, nil
 		},
 		nil,
-		ec.marshalNID2int,
+		ec.marshalOID2ᚖint,
 		true,
-		true,
+		false,
 	)
 }
 
@@ -2990,9 +4273,9 @@ func (ec *executionContext) _Alert_poolId(ctx context.Context, field graphql.Col
 			return obj.PoolID, nil
 		},
 		nil,
-		ec.marshalNID2int,
+		ec.marshalOID2ᚖint,
 		true,
-		true,
+		false,
 	)
 }
 
@@ -3144,6 +4427,383 @@ func (ec *executionContext) _Alert_createdAt(ctx context.Context, field graphql.
 func (ec *executionContext) fieldContext_Alert_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Alert",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Alert_condition(ctx context.Context, field graphql.CollectedField, obj *ent.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Alert_condition,
+		func(ctx context.Context) (any, error) {
+			return obj.Condition, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Alert_condition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Alert_ruleId(ctx context.Context, field graphql.CollectedField, obj *ent.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Alert_ruleId,
+		func(ctx context.Context) (any, error) {
+			return obj.RuleID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Alert_ruleId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Alert_acknowledgedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Alert_acknowledgedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.AcknowledgedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Alert_acknowledgedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Alert_acknowledgedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Alert_acknowledgedBy,
+		func(ctx context.Context) (any, error) {
+			return obj.AcknowledgedBy, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Alert_acknowledgedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_id(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_organizationId(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_organizationId,
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_organizationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_poolId(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_poolId,
+		func(ctx context.Context) (any, error) {
+			return obj.PoolID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_poolId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_kind(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type AlertKind does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_threshold(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_threshold,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AlertRule().Threshold(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_threshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_share(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_share,
+		func(ctx context.Context) (any, error) {
+			return obj.Share, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_share(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_name(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalOString2string,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_enabled(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_enabled,
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRule_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AlertRule_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AlertRule_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -4958,6 +6618,606 @@ func (ec *executionContext) fieldContext_Draw_amount(_ context.Context, field gr
 	return fc, nil
 }
 
+func (ec *executionContext) _Forecast_poolId(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_poolId,
+		func(ctx context.Context) (any, error) {
+			return obj.PoolID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_poolId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_dailyBurn(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_dailyBurn,
+		func(ctx context.Context) (any, error) {
+			return obj.DailyBurn, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_dailyBurn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_depletesAt(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_depletesAt,
+		func(ctx context.Context) (any, error) {
+			return obj.DepletesAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_depletesAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_expectedOverage(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_expectedOverage,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpectedOverage, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_expectedOverage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_method(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_method,
+		func(ctx context.Context) (any, error) {
+			return obj.Method, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_method(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_historyDays(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_historyDays,
+		func(ctx context.Context) (any, error) {
+			return obj.HistoryDays, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_historyDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_dailyBurnLow(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_dailyBurnLow,
+		func(ctx context.Context) (any, error) {
+			return obj.DailyBurnLow, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_dailyBurnLow(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_dailyBurnHigh(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_dailyBurnHigh,
+		func(ctx context.Context) (any, error) {
+			return obj.DailyBurnHigh, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_dailyBurnHigh(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_expectedBreakage(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_expectedBreakage,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpectedBreakage, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_expectedBreakage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_until(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_until,
+		func(ctx context.Context) (any, error) {
+			return obj.Until, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_until(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_days(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_days,
+		func(ctx context.Context) (any, error) {
+			return obj.Days, nil
+		},
+		nil,
+		ec.marshalNForecastDay2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋforecastᚐDayᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_days(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "date":
+				return ec.fieldContext_ForecastDay_date(ctx, field)
+			case "burn":
+				return ec.fieldContext_ForecastDay_burn(ctx, field)
+			case "low":
+				return ec.fieldContext_ForecastDay_low(ctx, field)
+			case "high":
+				return ec.fieldContext_ForecastDay_high(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ForecastDay", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_accounted(ctx context.Context, field graphql.CollectedField, obj *ledger.PoolForecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Forecast_accounted,
+		func(ctx context.Context) (any, error) {
+			return obj.Accounted, nil
+		},
+		nil,
+		ec.marshalNForecastEvent2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋforecastᚐEventᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Forecast_accounted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Forecast",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_ForecastEvent_kind(ctx, field)
+			case "at":
+				return ec.fieldContext_ForecastEvent_at(ctx, field)
+			case "credits":
+				return ec.fieldContext_ForecastEvent_credits(ctx, field)
+			case "unused":
+				return ec.fieldContext_ForecastEvent_unused(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ForecastEvent", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastDay_date(ctx context.Context, field graphql.CollectedField, obj *forecast.Day) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastDay_date,
+		func(ctx context.Context) (any, error) {
+			return obj.Date, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastDay_date(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastDay",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastDay_burn(ctx context.Context, field graphql.CollectedField, obj *forecast.Day) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastDay_burn,
+		func(ctx context.Context) (any, error) {
+			return obj.Burn, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastDay_burn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastDay",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastDay_low(ctx context.Context, field graphql.CollectedField, obj *forecast.Day) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastDay_low,
+		func(ctx context.Context) (any, error) {
+			return obj.Low, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastDay_low(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastDay",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastDay_high(ctx context.Context, field graphql.CollectedField, obj *forecast.Day) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastDay_high,
+		func(ctx context.Context) (any, error) {
+			return obj.High, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastDay_high(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastDay",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastEvent_kind(ctx context.Context, field graphql.CollectedField, obj *forecast.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastEvent_kind,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ForecastEvent().Kind(ctx, obj)
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastEvent_at(ctx context.Context, field graphql.CollectedField, obj *forecast.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastEvent_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastEvent_credits(ctx context.Context, field graphql.CollectedField, obj *forecast.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastEvent_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastEvent_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ForecastEvent_unused(ctx context.Context, field graphql.CollectedField, obj *forecast.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ForecastEvent_unused,
+		func(ctx context.Context) (any, error) {
+			return obj.Unused, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ForecastEvent_unused(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ForecastEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Grant_id(ctx context.Context, field graphql.CollectedField, obj *ent.Grant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6343,6 +8603,423 @@ func (ec *executionContext) fieldContext_Mutation_revokeApiKey(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_revokeApiKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createAlertRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_createAlertRule,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateAlertRule(ctx, fc.Args["input"].(model.AlertRuleInput))
+		},
+		nil,
+		ec.marshalNAlertRule2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertRule,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_createAlertRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_AlertRule_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_AlertRule_organizationId(ctx, field)
+			case "poolId":
+				return ec.fieldContext_AlertRule_poolId(ctx, field)
+			case "kind":
+				return ec.fieldContext_AlertRule_kind(ctx, field)
+			case "threshold":
+				return ec.fieldContext_AlertRule_threshold(ctx, field)
+			case "share":
+				return ec.fieldContext_AlertRule_share(ctx, field)
+			case "name":
+				return ec.fieldContext_AlertRule_name(ctx, field)
+			case "enabled":
+				return ec.fieldContext_AlertRule_enabled(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_AlertRule_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AlertRule", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createAlertRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setAlertRuleEnabled(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_setAlertRuleEnabled,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetAlertRuleEnabled(ctx, fc.Args["id"].(int), fc.Args["enabled"].(bool))
+		},
+		nil,
+		ec.marshalNAlertRule2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertRule,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_setAlertRuleEnabled(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_AlertRule_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_AlertRule_organizationId(ctx, field)
+			case "poolId":
+				return ec.fieldContext_AlertRule_poolId(ctx, field)
+			case "kind":
+				return ec.fieldContext_AlertRule_kind(ctx, field)
+			case "threshold":
+				return ec.fieldContext_AlertRule_threshold(ctx, field)
+			case "share":
+				return ec.fieldContext_AlertRule_share(ctx, field)
+			case "name":
+				return ec.fieldContext_AlertRule_name(ctx, field)
+			case "enabled":
+				return ec.fieldContext_AlertRule_enabled(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_AlertRule_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AlertRule", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setAlertRuleEnabled_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_acknowledgeAlert(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_acknowledgeAlert,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AcknowledgeAlert(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		ec.marshalNAlert2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlert,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_acknowledgeAlert(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Alert_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_Alert_organizationId(ctx, field)
+			case "poolId":
+				return ec.fieldContext_Alert_poolId(ctx, field)
+			case "kind":
+				return ec.fieldContext_Alert_kind(ctx, field)
+			case "message":
+				return ec.fieldContext_Alert_message(ctx, field)
+			case "periodStart":
+				return ec.fieldContext_Alert_periodStart(ctx, field)
+			case "usageEventId":
+				return ec.fieldContext_Alert_usageEventId(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Alert_createdAt(ctx, field)
+			case "condition":
+				return ec.fieldContext_Alert_condition(ctx, field)
+			case "ruleId":
+				return ec.fieldContext_Alert_ruleId(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Alert_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Alert_acknowledgedBy(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Alert", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_acknowledgeAlert_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createWebhookEndpoint(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_createWebhookEndpoint,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateWebhookEndpoint(ctx, fc.Args["input"].(model.WebhookEndpointInput))
+		},
+		nil,
+		ec.marshalNWebhookEndpointSecret2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookEndpointSecret,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_createWebhookEndpoint(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "endpoint":
+				return ec.fieldContext_WebhookEndpointSecret_endpoint(ctx, field)
+			case "secret":
+				return ec.fieldContext_WebhookEndpointSecret_secret(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookEndpointSecret", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createWebhookEndpoint_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setWebhookEndpointEnabled(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_setWebhookEndpointEnabled,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetWebhookEndpointEnabled(ctx, fc.Args["id"].(int), fc.Args["enabled"].(bool))
+		},
+		nil,
+		ec.marshalNWebhookEndpoint2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookEndpoint,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_setWebhookEndpointEnabled(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_WebhookEndpoint_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_WebhookEndpoint_organizationId(ctx, field)
+			case "url":
+				return ec.fieldContext_WebhookEndpoint_url(ctx, field)
+			case "eventTypes":
+				return ec.fieldContext_WebhookEndpoint_eventTypes(ctx, field)
+			case "description":
+				return ec.fieldContext_WebhookEndpoint_description(ctx, field)
+			case "enabled":
+				return ec.fieldContext_WebhookEndpoint_enabled(ctx, field)
+			case "disabledReason":
+				return ec.fieldContext_WebhookEndpoint_disabledReason(ctx, field)
+			case "failures":
+				return ec.fieldContext_WebhookEndpoint_failures(ctx, field)
+			case "previousSecretExpiresAt":
+				return ec.fieldContext_WebhookEndpoint_previousSecretExpiresAt(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_WebhookEndpoint_createdAt(ctx, field)
+			case "deliveries":
+				return ec.fieldContext_WebhookEndpoint_deliveries(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookEndpoint", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setWebhookEndpointEnabled_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_rotateWebhookSecret(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_rotateWebhookSecret,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RotateWebhookSecret(ctx, fc.Args["id"].(int), fc.Args["overlapHours"].(*int))
+		},
+		nil,
+		ec.marshalNWebhookEndpointSecret2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookEndpointSecret,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_rotateWebhookSecret(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "endpoint":
+				return ec.fieldContext_WebhookEndpointSecret_endpoint(ctx, field)
+			case "secret":
+				return ec.fieldContext_WebhookEndpointSecret_secret(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookEndpointSecret", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rotateWebhookSecret_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_replayWebhookDelivery(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_replayWebhookDelivery,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReplayWebhookDelivery(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookDelivery,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_replayWebhookDelivery(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_WebhookDelivery_id(ctx, field)
+			case "endpointId":
+				return ec.fieldContext_WebhookDelivery_endpointId(ctx, field)
+			case "eventId":
+				return ec.fieldContext_WebhookDelivery_eventId(ctx, field)
+			case "eventType":
+				return ec.fieldContext_WebhookDelivery_eventType(ctx, field)
+			case "payload":
+				return ec.fieldContext_WebhookDelivery_payload(ctx, field)
+			case "status":
+				return ec.fieldContext_WebhookDelivery_status(ctx, field)
+			case "attempts":
+				return ec.fieldContext_WebhookDelivery_attempts(ctx, field)
+			case "nextAttemptAt":
+				return ec.fieldContext_WebhookDelivery_nextAttemptAt(ctx, field)
+			case "lastStatusCode":
+				return ec.fieldContext_WebhookDelivery_lastStatusCode(ctx, field)
+			case "lastError":
+				return ec.fieldContext_WebhookDelivery_lastError(ctx, field)
+			case "deliveredAt":
+				return ec.fieldContext_WebhookDelivery_deliveredAt(ctx, field)
+			case "replayOf":
+				return ec.fieldContext_WebhookDelivery_replayOf(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_WebhookDelivery_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookDelivery", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_replayWebhookDelivery_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9204,7 +11881,7 @@ func (ec *executionContext) _Query_ledger(ctx context.Context, field graphql.Col
 		ec.fieldContext_Query_ledger,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Ledger(ctx, fc.Args["poolId"].(int), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().Ledger(ctx, fc.Args["poolId"].(int), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["filter"].(*model.LedgerFilter))
 		},
 		nil,
 		ec.marshalNLedgerEntryConnection2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐLedgerEntryConnection,
@@ -9331,6 +12008,132 @@ func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_auditLog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_alertRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_alertRules,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AlertRules(ctx, fc.Args["organizationId"].(*int))
+		},
+		nil,
+		ec.marshalNAlertRule2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertRuleᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_alertRules(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_AlertRule_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_AlertRule_organizationId(ctx, field)
+			case "poolId":
+				return ec.fieldContext_AlertRule_poolId(ctx, field)
+			case "kind":
+				return ec.fieldContext_AlertRule_kind(ctx, field)
+			case "threshold":
+				return ec.fieldContext_AlertRule_threshold(ctx, field)
+			case "share":
+				return ec.fieldContext_AlertRule_share(ctx, field)
+			case "name":
+				return ec.fieldContext_AlertRule_name(ctx, field)
+			case "enabled":
+				return ec.fieldContext_AlertRule_enabled(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_AlertRule_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AlertRule", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_alertRules_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_webhookEndpoints(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_webhookEndpoints,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WebhookEndpoints(ctx, fc.Args["organizationId"].(*int))
+		},
+		nil,
+		ec.marshalNWebhookEndpoint2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookEndpointᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_webhookEndpoints(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_WebhookEndpoint_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_WebhookEndpoint_organizationId(ctx, field)
+			case "url":
+				return ec.fieldContext_WebhookEndpoint_url(ctx, field)
+			case "eventTypes":
+				return ec.fieldContext_WebhookEndpoint_eventTypes(ctx, field)
+			case "description":
+				return ec.fieldContext_WebhookEndpoint_description(ctx, field)
+			case "enabled":
+				return ec.fieldContext_WebhookEndpoint_enabled(ctx, field)
+			case "disabledReason":
+				return ec.fieldContext_WebhookEndpoint_disabledReason(ctx, field)
+			case "failures":
+				return ec.fieldContext_WebhookEndpoint_failures(ctx, field)
+			case "previousSecretExpiresAt":
+				return ec.fieldContext_WebhookEndpoint_previousSecretExpiresAt(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_WebhookEndpoint_createdAt(ctx, field)
+			case "deliveries":
+				return ec.fieldContext_WebhookEndpoint_deliveries(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookEndpoint", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_webhookEndpoints_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9467,7 +12270,7 @@ func (ec *executionContext) _Query_alerts(ctx context.Context, field graphql.Col
 		ec.fieldContext_Query_alerts,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Alerts(ctx, fc.Args["organizationId"].(*int), fc.Args["first"].(*int))
+			return ec.Resolvers.Query().Alerts(ctx, fc.Args["organizationId"].(*int), fc.Args["first"].(*int), fc.Args["unacknowledged"].(*bool))
 		},
 		nil,
 		ec.marshalNAlert2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertᚄ,
@@ -9500,6 +12303,14 @@ func (ec *executionContext) fieldContext_Query_alerts(ctx context.Context, field
 				return ec.fieldContext_Alert_usageEventId(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Alert_createdAt(ctx, field)
+			case "condition":
+				return ec.fieldContext_Alert_condition(ctx, field)
+			case "ruleId":
+				return ec.fieldContext_Alert_ruleId(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Alert_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Alert_acknowledgedBy(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Alert", field.Name)
 		},
@@ -9512,6 +12323,166 @@ func (ec *executionContext) fieldContext_Query_alerts(ctx context.Context, field
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_alerts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_forecast(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_forecast,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Forecast(ctx, fc.Args["poolId"].(int), fc.Args["horizonDays"].(int))
+		},
+		nil,
+		ec.marshalNForecast2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPoolForecast,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_forecast(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "poolId":
+				return ec.fieldContext_Forecast_poolId(ctx, field)
+			case "dailyBurn":
+				return ec.fieldContext_Forecast_dailyBurn(ctx, field)
+			case "depletesAt":
+				return ec.fieldContext_Forecast_depletesAt(ctx, field)
+			case "expectedOverage":
+				return ec.fieldContext_Forecast_expectedOverage(ctx, field)
+			case "method":
+				return ec.fieldContext_Forecast_method(ctx, field)
+			case "historyDays":
+				return ec.fieldContext_Forecast_historyDays(ctx, field)
+			case "dailyBurnLow":
+				return ec.fieldContext_Forecast_dailyBurnLow(ctx, field)
+			case "dailyBurnHigh":
+				return ec.fieldContext_Forecast_dailyBurnHigh(ctx, field)
+			case "expectedBreakage":
+				return ec.fieldContext_Forecast_expectedBreakage(ctx, field)
+			case "until":
+				return ec.fieldContext_Forecast_until(ctx, field)
+			case "days":
+				return ec.fieldContext_Forecast_days(ctx, field)
+			case "accounted":
+				return ec.fieldContext_Forecast_accounted(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Forecast", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_forecast_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_quote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_quote,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Quote(ctx, fc.Args["planId"].(int), fc.Args["usage"].([]*model.ActionCountInput), fc.Args["organizationId"].(*int))
+		},
+		nil,
+		ec.marshalNQuote2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuotation,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_quote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "credits":
+				return ec.fieldContext_Quote_credits(ctx, field)
+			case "price":
+				return ec.fieldContext_Quote_price(ctx, field)
+			case "plan":
+				return ec.fieldContext_Quote_plan(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Quote_registerName(ctx, field)
+			case "registerVersion":
+				return ec.fieldContext_Quote_registerVersion(ctx, field)
+			case "lines":
+				return ec.fieldContext_Quote_lines(ctx, field)
+			case "included":
+				return ec.fieldContext_Quote_included(ctx, field)
+			case "excess":
+				return ec.fieldContext_Quote_excess(ctx, field)
+			case "overage":
+				return ec.fieldContext_Quote_overage(ctx, field)
+			case "overageCost":
+				return ec.fieldContext_Quote_overageCost(ctx, field)
+			case "topUps":
+				return ec.fieldContext_Quote_topUps(ctx, field)
+			case "topUpCredits":
+				return ec.fieldContext_Quote_topUpCredits(ctx, field)
+			case "topUpCost":
+				return ec.fieldContext_Quote_topUpCost(ctx, field)
+			case "borrowed":
+				return ec.fieldContext_Quote_borrowed(ctx, field)
+			case "uncovered":
+				return ec.fieldContext_Quote_uncovered(ctx, field)
+			case "denied":
+				return ec.fieldContext_Quote_denied(ctx, field)
+			case "waived":
+				return ec.fieldContext_Quote_waived(ctx, field)
+			case "unused":
+				return ec.fieldContext_Quote_unused(ctx, field)
+			case "value":
+				return ec.fieldContext_Quote_value(ctx, field)
+			case "cost":
+				return ec.fieldContext_Quote_cost(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Quote_platformFee(ctx, field)
+			case "includedValue":
+				return ec.fieldContext_Quote_includedValue(ctx, field)
+			case "currency":
+				return ec.fieldContext_Quote_currency(ctx, field)
+			case "effectivePricePerCredit":
+				return ec.fieldContext_Quote_effectivePricePerCredit(ctx, field)
+			case "notes":
+				return ec.fieldContext_Quote_notes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Quote", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_quote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9685,6 +12656,112 @@ func (ec *executionContext) fieldContext_Query_validateRule(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_usageSummary(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_usageSummary,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().UsageSummary(ctx, fc.Args["organizationId"].(int), fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["groupBy"].([]model.UsageGroupBy), fc.Args["filter"].(*model.UsageSummaryFilter))
+		},
+		nil,
+		ec.marshalNUsageSummaryRow2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageSummaryRowᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_usageSummary(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "poolId":
+				return ec.fieldContext_UsageSummaryRow_poolId(ctx, field)
+			case "action":
+				return ec.fieldContext_UsageSummaryRow_action(ctx, field)
+			case "creditType":
+				return ec.fieldContext_UsageSummaryRow_creditType(ctx, field)
+			case "period":
+				return ec.fieldContext_UsageSummaryRow_period(ctx, field)
+			case "credits":
+				return ec.fieldContext_UsageSummaryRow_credits(ctx, field)
+			case "refunded":
+				return ec.fieldContext_UsageSummaryRow_refunded(ctx, field)
+			case "events":
+				return ec.fieldContext_UsageSummaryRow_events(ctx, field)
+			case "entries":
+				return ec.fieldContext_UsageSummaryRow_entries(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type UsageSummaryRow", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_usageSummary_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_usageEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_usageEvents,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().UsageEvents(ctx, fc.Args["organizationId"].(int), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["filter"].(*model.UsageEventFilter))
+		},
+		nil,
+		ec.marshalNUsageEventConnection2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_usageEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_UsageEventConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_UsageEventConnection_pageInfo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type UsageEventConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_usageEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9788,6 +12865,1105 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 				return ec.fieldContext___Schema_directives(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type __Schema", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_credits(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_price(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_price,
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_plan(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_plan,
+		func(ctx context.Context) (any, error) {
+			return obj.Plan, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_registerName(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_registerName,
+		func(ctx context.Context) (any, error) {
+			return obj.RegisterName, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_registerName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_registerVersion(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_registerVersion,
+		func(ctx context.Context) (any, error) {
+			return obj.RegisterVersion, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_registerVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_lines(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_lines,
+		func(ctx context.Context) (any, error) {
+			return obj.Lines, nil
+		},
+		nil,
+		ec.marshalNQuoteLine2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuoteLineᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_lines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "action":
+				return ec.fieldContext_QuoteLine_action(ctx, field)
+			case "count":
+				return ec.fieldContext_QuoteLine_count(ctx, field)
+			case "creditsPerAction":
+				return ec.fieldContext_QuoteLine_creditsPerAction(ctx, field)
+			case "credits":
+				return ec.fieldContext_QuoteLine_credits(ctx, field)
+			case "pricePerAction":
+				return ec.fieldContext_QuoteLine_pricePerAction(ctx, field)
+			case "valuePerAction":
+				return ec.fieldContext_QuoteLine_valuePerAction(ctx, field)
+			case "costPerAction":
+				return ec.fieldContext_QuoteLine_costPerAction(ctx, field)
+			case "value":
+				return ec.fieldContext_QuoteLine_value(ctx, field)
+			case "cost":
+				return ec.fieldContext_QuoteLine_cost(ctx, field)
+			case "degradedAllowed":
+				return ec.fieldContext_QuoteLine_degradedAllowed(ctx, field)
+			case "uncovered":
+				return ec.fieldContext_QuoteLine_uncovered(ctx, field)
+			case "denied":
+				return ec.fieldContext_QuoteLine_denied(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type QuoteLine", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_included(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_included,
+		func(ctx context.Context) (any, error) {
+			return obj.Included, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_included(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_excess(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_excess,
+		func(ctx context.Context) (any, error) {
+			return obj.Excess, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_excess(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_overage(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_overage,
+		func(ctx context.Context) (any, error) {
+			return obj.Overage, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_overage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_overageCost(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_overageCost,
+		func(ctx context.Context) (any, error) {
+			return obj.OverageCost, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_overageCost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_topUps(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_topUps,
+		func(ctx context.Context) (any, error) {
+			return obj.TopUps, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_topUps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_topUpCredits(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_topUpCredits,
+		func(ctx context.Context) (any, error) {
+			return obj.TopUpCredits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_topUpCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_topUpCost(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_topUpCost,
+		func(ctx context.Context) (any, error) {
+			return obj.TopUpCost, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_topUpCost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_borrowed(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_borrowed,
+		func(ctx context.Context) (any, error) {
+			return obj.Borrowed, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_borrowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_uncovered(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_uncovered,
+		func(ctx context.Context) (any, error) {
+			return obj.Uncovered, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_uncovered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_denied(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_denied,
+		func(ctx context.Context) (any, error) {
+			return obj.Denied, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_denied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_waived(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_waived,
+		func(ctx context.Context) (any, error) {
+			return obj.Waived, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_waived(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_unused(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_unused,
+		func(ctx context.Context) (any, error) {
+			return obj.Unused, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_unused(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_value(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_value,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Quote().Value(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_cost(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_cost,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Quote().Cost(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_platformFee(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_platformFee,
+		func(ctx context.Context) (any, error) {
+			return obj.PlatformFee, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_platformFee(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_includedValue(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_includedValue,
+		func(ctx context.Context) (any, error) {
+			return obj.IncludedValue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_includedValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_currency(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_currency,
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_effectivePricePerCredit(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_effectivePricePerCredit,
+		func(ctx context.Context) (any, error) {
+			return obj.EffectivePricePerCredit, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_effectivePricePerCredit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Quote_notes(ctx context.Context, field graphql.CollectedField, obj *engine.Quotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Quote_notes,
+		func(ctx context.Context) (any, error) {
+			return obj.Notes, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Quote_notes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Quote",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_action(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_action,
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_count(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_count,
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_creditsPerAction(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_creditsPerAction,
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsPerAction, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_creditsPerAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_credits(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_pricePerAction(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_pricePerAction,
+		func(ctx context.Context) (any, error) {
+			return obj.PricePerAction, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_pricePerAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_valuePerAction(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_valuePerAction,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.QuoteLine().ValuePerAction(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_valuePerAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_costPerAction(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_costPerAction,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.QuoteLine().CostPerAction(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_costPerAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_value(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_value,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.QuoteLine().Value(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_cost(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_cost,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.QuoteLine().Cost(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_degradedAllowed(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_degradedAllowed,
+		func(ctx context.Context) (any, error) {
+			return obj.DegradedAllowed, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_degradedAllowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_uncovered(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_uncovered,
+		func(ctx context.Context) (any, error) {
+			return obj.Uncovered, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_uncovered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuoteLine_denied(ctx context.Context, field graphql.CollectedField, obj *engine.QuoteLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_QuoteLine_denied,
+		func(ctx context.Context) (any, error) {
+			return obj.Denied, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_QuoteLine_denied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuoteLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
 		},
 	}
 	return fc, nil
@@ -10929,6 +15105,176 @@ func (ec *executionContext) fieldContext_UsageEvent_recordedAt(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _UsageEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.UsageEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageEventConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalNUsageEventEdge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventEdgeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "cursor":
+				return ec.fieldContext_UsageEventEdge_cursor(ctx, field)
+			case "node":
+				return ec.fieldContext_UsageEventEdge_node(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type UsageEventEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.UsageEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageEventConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageEventConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "hasPreviousPage":
+				return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+			case "startCursor":
+				return ec.fieldContext_PageInfo_startCursor(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.UsageEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageEventEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.UsageEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageEventEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalNUsageEvent2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐUsageEvent,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_UsageEvent_id(ctx, field)
+			case "idempotencyKey":
+				return ec.fieldContext_UsageEvent_idempotencyKey(ctx, field)
+			case "action":
+				return ec.fieldContext_UsageEvent_action(ctx, field)
+			case "status":
+				return ec.fieldContext_UsageEvent_status(ctx, field)
+			case "credits":
+				return ec.fieldContext_UsageEvent_credits(ctx, field)
+			case "occurredAt":
+				return ec.fieldContext_UsageEvent_occurredAt(ctx, field)
+			case "pool":
+				return ec.fieldContext_UsageEvent_pool(ctx, field)
+			case "decision":
+				return ec.fieldContext_UsageEvent_decision(ctx, field)
+			case "reason":
+				return ec.fieldContext_UsageEvent_reason(ctx, field)
+			case "quantity":
+				return ec.fieldContext_UsageEvent_quantity(ctx, field)
+			case "completion":
+				return ec.fieldContext_UsageEvent_completion(ctx, field)
+			case "attempt":
+				return ec.fieldContext_UsageEvent_attempt(ctx, field)
+			case "runId":
+				return ec.fieldContext_UsageEvent_runId(ctx, field)
+			case "properties":
+				return ec.fieldContext_UsageEvent_properties(ctx, field)
+			case "registerVersion":
+				return ec.fieldContext_UsageEvent_registerVersion(ctx, field)
+			case "policyVersion":
+				return ec.fieldContext_UsageEvent_policyVersion(ctx, field)
+			case "drawPolicyVersion":
+				return ec.fieldContext_UsageEvent_drawPolicyVersion(ctx, field)
+			case "recordedAt":
+				return ec.fieldContext_UsageEvent_recordedAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type UsageEvent", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _UsageResult_event(ctx context.Context, field graphql.CollectedField, obj *ledger.UsageResult) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11344,6 +15690,1194 @@ func (ec *executionContext) fieldContext_UsageResult_incentives(_ context.Contex
 				return ec.fieldContext_Grant_paymentDueAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Grant", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_poolId(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_poolId,
+		func(ctx context.Context) (any, error) {
+			return obj.PoolID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_poolId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_action(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_action,
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_creditType(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_creditType,
+		func(ctx context.Context) (any, error) {
+			return obj.CreditType, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_creditType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_period(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_period,
+		func(ctx context.Context) (any, error) {
+			return obj.Period, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_period(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_credits(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_refunded(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_refunded,
+		func(ctx context.Context) (any, error) {
+			return obj.Refunded, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_refunded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_events(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_events,
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummaryRow_entries(ctx context.Context, field graphql.CollectedField, obj *model.UsageSummaryRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UsageSummaryRow_entries,
+		func(ctx context.Context) (any, error) {
+			return obj.Entries, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UsageSummaryRow_entries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummaryRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_id(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_endpointId(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_endpointId,
+		func(ctx context.Context) (any, error) {
+			return obj.EndpointID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_endpointId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_eventId(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_eventId,
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_eventType(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_eventType,
+		func(ctx context.Context) (any, error) {
+			return obj.EventType, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_payload(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_payload,
+		func(ctx context.Context) (any, error) {
+			return obj.Payload, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_payload(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_status(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_status,
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		ec.marshalNWebhookDeliveryStatus2githubᚗcomᚋcreditdᚋcreditdᚋentᚋwebhookdeliveryᚐStatus,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type WebhookDeliveryStatus does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_attempts(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_attempts,
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_nextAttemptAt,
+		func(ctx context.Context) (any, error) {
+			return obj.NextAttemptAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_nextAttemptAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_lastStatusCode(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_lastStatusCode,
+		func(ctx context.Context) (any, error) {
+			return obj.LastStatusCode, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_lastStatusCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_lastError(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_lastError,
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_deliveredAt,
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveredAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_deliveredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_replayOf(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_replayOf,
+		func(ctx context.Context) (any, error) {
+			return obj.ReplayOf, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_replayOf(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDelivery_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDelivery_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDeliveryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.WebhookDeliveryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDeliveryConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalNWebhookDeliveryEdge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookDeliveryEdgeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDeliveryConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDeliveryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "cursor":
+				return ec.fieldContext_WebhookDeliveryEdge_cursor(ctx, field)
+			case "node":
+				return ec.fieldContext_WebhookDeliveryEdge_node(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookDeliveryEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDeliveryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.WebhookDeliveryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDeliveryConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDeliveryConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDeliveryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "hasPreviousPage":
+				return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+			case "startCursor":
+				return ec.fieldContext_PageInfo_startCursor(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDeliveryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.WebhookDeliveryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDeliveryEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDeliveryEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDeliveryEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDeliveryEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.WebhookDeliveryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookDeliveryEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookDelivery,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookDeliveryEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookDeliveryEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_WebhookDelivery_id(ctx, field)
+			case "endpointId":
+				return ec.fieldContext_WebhookDelivery_endpointId(ctx, field)
+			case "eventId":
+				return ec.fieldContext_WebhookDelivery_eventId(ctx, field)
+			case "eventType":
+				return ec.fieldContext_WebhookDelivery_eventType(ctx, field)
+			case "payload":
+				return ec.fieldContext_WebhookDelivery_payload(ctx, field)
+			case "status":
+				return ec.fieldContext_WebhookDelivery_status(ctx, field)
+			case "attempts":
+				return ec.fieldContext_WebhookDelivery_attempts(ctx, field)
+			case "nextAttemptAt":
+				return ec.fieldContext_WebhookDelivery_nextAttemptAt(ctx, field)
+			case "lastStatusCode":
+				return ec.fieldContext_WebhookDelivery_lastStatusCode(ctx, field)
+			case "lastError":
+				return ec.fieldContext_WebhookDelivery_lastError(ctx, field)
+			case "deliveredAt":
+				return ec.fieldContext_WebhookDelivery_deliveredAt(ctx, field)
+			case "replayOf":
+				return ec.fieldContext_WebhookDelivery_replayOf(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_WebhookDelivery_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookDelivery", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_id(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_organizationId(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_organizationId,
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_organizationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_url(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_url,
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_eventTypes(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_eventTypes,
+		func(ctx context.Context) (any, error) {
+			return obj.EventTypes, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_eventTypes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_description(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_description,
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		ec.marshalOString2string,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_enabled(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_enabled,
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_disabledReason(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_disabledReason,
+		func(ctx context.Context) (any, error) {
+			return obj.DisabledReason, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_disabledReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_failures(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_failures,
+		func(ctx context.Context) (any, error) {
+			return obj.Failures, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_failures(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_previousSecretExpiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_previousSecretExpiresAt,
+		func(ctx context.Context) (any, error) {
+			return obj.PreviousExpiresAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_previousSecretExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpoint_deliveries(ctx context.Context, field graphql.CollectedField, obj *ent.WebhookEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpoint_deliveries,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.WebhookEndpoint().Deliveries(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		ec.marshalNWebhookDeliveryConnection2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookDeliveryConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpoint_deliveries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_WebhookDeliveryConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_WebhookDeliveryConnection_pageInfo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookDeliveryConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_WebhookEndpoint_deliveries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpointSecret_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEndpointSecret) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpointSecret_endpoint,
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoint, nil
+		},
+		nil,
+		ec.marshalNWebhookEndpoint2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookEndpoint,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpointSecret_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpointSecret",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_WebhookEndpoint_id(ctx, field)
+			case "organizationId":
+				return ec.fieldContext_WebhookEndpoint_organizationId(ctx, field)
+			case "url":
+				return ec.fieldContext_WebhookEndpoint_url(ctx, field)
+			case "eventTypes":
+				return ec.fieldContext_WebhookEndpoint_eventTypes(ctx, field)
+			case "description":
+				return ec.fieldContext_WebhookEndpoint_description(ctx, field)
+			case "enabled":
+				return ec.fieldContext_WebhookEndpoint_enabled(ctx, field)
+			case "disabledReason":
+				return ec.fieldContext_WebhookEndpoint_disabledReason(ctx, field)
+			case "failures":
+				return ec.fieldContext_WebhookEndpoint_failures(ctx, field)
+			case "previousSecretExpiresAt":
+				return ec.fieldContext_WebhookEndpoint_previousSecretExpiresAt(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_WebhookEndpoint_createdAt(ctx, field)
+			case "deliveries":
+				return ec.fieldContext_WebhookEndpoint_deliveries(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WebhookEndpoint", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEndpointSecret_secret(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEndpointSecret) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WebhookEndpointSecret_secret,
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WebhookEndpointSecret_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEndpointSecret",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -13215,6 +18749,115 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputActionCountInput(ctx context.Context, obj any) (model.ActionCountInput, error) {
+	var it model.ActionCountInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"action", "count", "properties"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		case "count":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("count"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Count = data
+		case "properties":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("properties"))
+			data, err := ec.unmarshalOJSON2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Properties = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputAlertRuleInput(ctx context.Context, obj any) (model.AlertRuleInput, error) {
+	var it model.AlertRuleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"poolId", "organizationId", "kind", "threshold", "share", "name"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "poolId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "organizationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("organizationId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrganizationID = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "threshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("threshold"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Threshold = data
+		case "share":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("share"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Share = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputBehaviorInput(ctx context.Context, obj any) (model.BehaviorInput, error) {
 	var it model.BehaviorInput
 	if obj == nil {
@@ -13354,6 +18997,78 @@ func (ec *executionContext) unmarshalInputGrantInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.PendingPayment = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLedgerFilter(ctx context.Context, obj any) (model.LedgerFilter, error) {
+	var it model.LedgerFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kinds", "grantId", "action", "runId", "status", "from", "to"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kinds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kinds"))
+			data, err := ec.unmarshalOEntryKind2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKindᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kinds = data
+		case "grantId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("grantId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GrantID = data
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		case "runId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunID = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
 		}
 	}
 	return it, nil
@@ -13693,6 +19408,78 @@ func (ec *executionContext) unmarshalInputTransferInput(ctx context.Context, obj
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputUsageEventFilter(ctx context.Context, obj any) (model.UsageEventFilter, error) {
+	var it model.UsageEventFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"poolId", "action", "runId", "status", "decision", "from", "to"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "poolId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		case "runId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunID = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "decision":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("decision"))
+			data, err := ec.unmarshalODecision2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Decision = data
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputUsageInput(ctx context.Context, obj any) (model.UsageInput, error) {
 	var it model.UsageInput
 	if obj == nil {
@@ -13797,6 +19584,101 @@ func (ec *executionContext) unmarshalInputUsageInput(ctx context.Context, obj an
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputUsageSummaryFilter(ctx context.Context, obj any) (model.UsageSummaryFilter, error) {
+	var it model.UsageSummaryFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"poolIds", "actions", "creditTypes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "poolIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIds"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIds = data
+		case "actions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actions"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Actions = data
+		case "creditTypes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("creditTypes"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreditTypes = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputWebhookEndpointInput(ctx context.Context, obj any) (model.WebhookEndpointInput, error) {
+	var it model.WebhookEndpointInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"organizationId", "url", "eventTypes", "description"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "organizationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("organizationId"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrganizationID = data
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "eventTypes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eventTypes"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EventTypes = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputWeightInput(ctx context.Context, obj any) (model.WeightInput, error) {
 	var it model.WeightInput
 	if obj == nil {
@@ -13892,14 +19774,8 @@ func (ec *executionContext) _Alert(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "organizationId":
 			out.Values[i] = ec._Alert_organizationId(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "poolId":
 			out.Values[i] = ec._Alert_poolId(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		case "kind":
 			out.Values[i] = ec._Alert_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -13921,6 +19797,118 @@ func (ec *executionContext) _Alert(ctx context.Context, sel ast.SelectionSet, ob
 			out.Values[i] = ec._Alert_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		case "condition":
+			out.Values[i] = ec._Alert_condition(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ruleId":
+			out.Values[i] = ec._Alert_ruleId(ctx, field, obj)
+		case "acknowledgedAt":
+			out.Values[i] = ec._Alert_acknowledgedAt(ctx, field, obj)
+		case "acknowledgedBy":
+			out.Values[i] = ec._Alert_acknowledgedBy(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var alertRuleImplementors = []string{"AlertRule"}
+
+func (ec *executionContext) _AlertRule(ctx context.Context, sel ast.SelectionSet, obj *ent.AlertRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AlertRule")
+		case "id":
+			out.Values[i] = ec._AlertRule_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "organizationId":
+			out.Values[i] = ec._AlertRule_organizationId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "poolId":
+			out.Values[i] = ec._AlertRule_poolId(ctx, field, obj)
+		case "kind":
+			out.Values[i] = ec._AlertRule_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "threshold":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AlertRule_threshold(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "share":
+			out.Values[i] = ec._AlertRule_share(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._AlertRule_name(ctx, field, obj)
+		case "enabled":
+			out.Values[i] = ec._AlertRule_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._AlertRule_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -14774,6 +20762,236 @@ func (ec *executionContext) _Draw(ctx context.Context, sel ast.SelectionSet, obj
 	return out
 }
 
+var forecastImplementors = []string{"Forecast"}
+
+func (ec *executionContext) _Forecast(ctx context.Context, sel ast.SelectionSet, obj *ledger.PoolForecast) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, forecastImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Forecast")
+		case "poolId":
+			out.Values[i] = ec._Forecast_poolId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dailyBurn":
+			out.Values[i] = ec._Forecast_dailyBurn(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "depletesAt":
+			out.Values[i] = ec._Forecast_depletesAt(ctx, field, obj)
+		case "expectedOverage":
+			out.Values[i] = ec._Forecast_expectedOverage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "method":
+			out.Values[i] = ec._Forecast_method(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "historyDays":
+			out.Values[i] = ec._Forecast_historyDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dailyBurnLow":
+			out.Values[i] = ec._Forecast_dailyBurnLow(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dailyBurnHigh":
+			out.Values[i] = ec._Forecast_dailyBurnHigh(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expectedBreakage":
+			out.Values[i] = ec._Forecast_expectedBreakage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "until":
+			out.Values[i] = ec._Forecast_until(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "days":
+			out.Values[i] = ec._Forecast_days(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accounted":
+			out.Values[i] = ec._Forecast_accounted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var forecastDayImplementors = []string{"ForecastDay"}
+
+func (ec *executionContext) _ForecastDay(ctx context.Context, sel ast.SelectionSet, obj *forecast.Day) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, forecastDayImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ForecastDay")
+		case "date":
+			out.Values[i] = ec._ForecastDay_date(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "burn":
+			out.Values[i] = ec._ForecastDay_burn(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "low":
+			out.Values[i] = ec._ForecastDay_low(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "high":
+			out.Values[i] = ec._ForecastDay_high(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var forecastEventImplementors = []string{"ForecastEvent"}
+
+func (ec *executionContext) _ForecastEvent(ctx context.Context, sel ast.SelectionSet, obj *forecast.Event) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, forecastEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ForecastEvent")
+		case "kind":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ForecastEvent_kind(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "at":
+			out.Values[i] = ec._ForecastEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credits":
+			out.Values[i] = ec._ForecastEvent_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "unused":
+			out.Values[i] = ec._ForecastEvent_unused(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var grantImplementors = []string{"Grant"}
 
 func (ec *executionContext) _Grant(ctx context.Context, sel ast.SelectionSet, obj *ent.Grant) graphql.Marshaler {
@@ -15304,6 +21522,55 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "revokeApiKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_revokeApiKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createAlertRule":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createAlertRule(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setAlertRuleEnabled":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setAlertRuleEnabled(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "acknowledgeAlert":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_acknowledgeAlert(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createWebhookEndpoint":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createWebhookEndpoint(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setWebhookEndpointEnabled":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setWebhookEndpointEnabled(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rotateWebhookSecret":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rotateWebhookSecret(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "replayWebhookDelivery":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_replayWebhookDelivery(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -16516,6 +22783,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "alertRules":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_alertRules(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "webhookEndpoints":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_webhookEndpoints(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "plans":
 			field := field
 
@@ -16570,6 +22881,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_alerts(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "forecast":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_forecast(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "quote":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_quote(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -16645,6 +23000,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "usageSummary":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_usageSummary(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "usageEvents":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_usageEvents(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -16653,6 +23052,427 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___schema(ctx, field)
 			})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var quoteImplementors = []string{"Quote"}
+
+func (ec *executionContext) _Quote(ctx context.Context, sel ast.SelectionSet, obj *engine.Quotation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, quoteImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Quote")
+		case "credits":
+			out.Values[i] = ec._Quote_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "price":
+			out.Values[i] = ec._Quote_price(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "plan":
+			out.Values[i] = ec._Quote_plan(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "registerName":
+			out.Values[i] = ec._Quote_registerName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "registerVersion":
+			out.Values[i] = ec._Quote_registerVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lines":
+			out.Values[i] = ec._Quote_lines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "included":
+			out.Values[i] = ec._Quote_included(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "excess":
+			out.Values[i] = ec._Quote_excess(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "overage":
+			out.Values[i] = ec._Quote_overage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "overageCost":
+			out.Values[i] = ec._Quote_overageCost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "topUps":
+			out.Values[i] = ec._Quote_topUps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "topUpCredits":
+			out.Values[i] = ec._Quote_topUpCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "topUpCost":
+			out.Values[i] = ec._Quote_topUpCost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "borrowed":
+			out.Values[i] = ec._Quote_borrowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "uncovered":
+			out.Values[i] = ec._Quote_uncovered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "denied":
+			out.Values[i] = ec._Quote_denied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "waived":
+			out.Values[i] = ec._Quote_waived(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "unused":
+			out.Values[i] = ec._Quote_unused(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "value":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Quote_value(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "cost":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Quote_cost(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "platformFee":
+			out.Values[i] = ec._Quote_platformFee(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "includedValue":
+			out.Values[i] = ec._Quote_includedValue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "currency":
+			out.Values[i] = ec._Quote_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "effectivePricePerCredit":
+			out.Values[i] = ec._Quote_effectivePricePerCredit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "notes":
+			out.Values[i] = ec._Quote_notes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var quoteLineImplementors = []string{"QuoteLine"}
+
+func (ec *executionContext) _QuoteLine(ctx context.Context, sel ast.SelectionSet, obj *engine.QuoteLine) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, quoteLineImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("QuoteLine")
+		case "action":
+			out.Values[i] = ec._QuoteLine_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "count":
+			out.Values[i] = ec._QuoteLine_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "creditsPerAction":
+			out.Values[i] = ec._QuoteLine_creditsPerAction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credits":
+			out.Values[i] = ec._QuoteLine_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pricePerAction":
+			out.Values[i] = ec._QuoteLine_pricePerAction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "valuePerAction":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._QuoteLine_valuePerAction(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "costPerAction":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._QuoteLine_costPerAction(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "value":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._QuoteLine_value(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "cost":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._QuoteLine_cost(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "degradedAllowed":
+			out.Values[i] = ec._QuoteLine_degradedAllowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "uncovered":
+			out.Values[i] = ec._QuoteLine_uncovered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "denied":
+			out.Values[i] = ec._QuoteLine_denied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -17213,6 +24033,94 @@ func (ec *executionContext) _UsageEvent(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var usageEventConnectionImplementors = []string{"UsageEventConnection"}
+
+func (ec *executionContext) _UsageEventConnection(ctx context.Context, sel ast.SelectionSet, obj *model.UsageEventConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageEventConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageEventConnection")
+		case "edges":
+			out.Values[i] = ec._UsageEventConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._UsageEventConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var usageEventEdgeImplementors = []string{"UsageEventEdge"}
+
+func (ec *executionContext) _UsageEventEdge(ctx context.Context, sel ast.SelectionSet, obj *model.UsageEventEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageEventEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageEventEdge")
+		case "cursor":
+			out.Values[i] = ec._UsageEventEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._UsageEventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var usageResultImplementors = []string{"UsageResult"}
 
 func (ec *executionContext) _UsageResult(ctx context.Context, sel ast.SelectionSet, obj *ledger.UsageResult) graphql.Marshaler {
@@ -17339,6 +24247,395 @@ func (ec *executionContext) _UsageResult(ctx context.Context, sel ast.SelectionS
 			out.Values[i] = ec._UsageResult_incentives(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var usageSummaryRowImplementors = []string{"UsageSummaryRow"}
+
+func (ec *executionContext) _UsageSummaryRow(ctx context.Context, sel ast.SelectionSet, obj *model.UsageSummaryRow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageSummaryRowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageSummaryRow")
+		case "poolId":
+			out.Values[i] = ec._UsageSummaryRow_poolId(ctx, field, obj)
+		case "action":
+			out.Values[i] = ec._UsageSummaryRow_action(ctx, field, obj)
+		case "creditType":
+			out.Values[i] = ec._UsageSummaryRow_creditType(ctx, field, obj)
+		case "period":
+			out.Values[i] = ec._UsageSummaryRow_period(ctx, field, obj)
+		case "credits":
+			out.Values[i] = ec._UsageSummaryRow_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refunded":
+			out.Values[i] = ec._UsageSummaryRow_refunded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "events":
+			out.Values[i] = ec._UsageSummaryRow_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entries":
+			out.Values[i] = ec._UsageSummaryRow_entries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var webhookDeliveryImplementors = []string{"WebhookDelivery"}
+
+func (ec *executionContext) _WebhookDelivery(ctx context.Context, sel ast.SelectionSet, obj *ent.WebhookDelivery) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookDeliveryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookDelivery")
+		case "id":
+			out.Values[i] = ec._WebhookDelivery_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "endpointId":
+			out.Values[i] = ec._WebhookDelivery_endpointId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventId":
+			out.Values[i] = ec._WebhookDelivery_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventType":
+			out.Values[i] = ec._WebhookDelivery_eventType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "payload":
+			out.Values[i] = ec._WebhookDelivery_payload(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._WebhookDelivery_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._WebhookDelivery_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nextAttemptAt":
+			out.Values[i] = ec._WebhookDelivery_nextAttemptAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastStatusCode":
+			out.Values[i] = ec._WebhookDelivery_lastStatusCode(ctx, field, obj)
+		case "lastError":
+			out.Values[i] = ec._WebhookDelivery_lastError(ctx, field, obj)
+		case "deliveredAt":
+			out.Values[i] = ec._WebhookDelivery_deliveredAt(ctx, field, obj)
+		case "replayOf":
+			out.Values[i] = ec._WebhookDelivery_replayOf(ctx, field, obj)
+		case "createdAt":
+			out.Values[i] = ec._WebhookDelivery_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var webhookDeliveryConnectionImplementors = []string{"WebhookDeliveryConnection"}
+
+func (ec *executionContext) _WebhookDeliveryConnection(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookDeliveryConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookDeliveryConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookDeliveryConnection")
+		case "edges":
+			out.Values[i] = ec._WebhookDeliveryConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._WebhookDeliveryConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var webhookDeliveryEdgeImplementors = []string{"WebhookDeliveryEdge"}
+
+func (ec *executionContext) _WebhookDeliveryEdge(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookDeliveryEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookDeliveryEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookDeliveryEdge")
+		case "cursor":
+			out.Values[i] = ec._WebhookDeliveryEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._WebhookDeliveryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var webhookEndpointImplementors = []string{"WebhookEndpoint"}
+
+func (ec *executionContext) _WebhookEndpoint(ctx context.Context, sel ast.SelectionSet, obj *ent.WebhookEndpoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookEndpointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookEndpoint")
+		case "id":
+			out.Values[i] = ec._WebhookEndpoint_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "organizationId":
+			out.Values[i] = ec._WebhookEndpoint_organizationId(ctx, field, obj)
+		case "url":
+			out.Values[i] = ec._WebhookEndpoint_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "eventTypes":
+			out.Values[i] = ec._WebhookEndpoint_eventTypes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "description":
+			out.Values[i] = ec._WebhookEndpoint_description(ctx, field, obj)
+		case "enabled":
+			out.Values[i] = ec._WebhookEndpoint_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "disabledReason":
+			out.Values[i] = ec._WebhookEndpoint_disabledReason(ctx, field, obj)
+		case "failures":
+			out.Values[i] = ec._WebhookEndpoint_failures(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "previousSecretExpiresAt":
+			out.Values[i] = ec._WebhookEndpoint_previousSecretExpiresAt(ctx, field, obj)
+		case "createdAt":
+			out.Values[i] = ec._WebhookEndpoint_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deliveries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._WebhookEndpoint_deliveries(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var webhookEndpointSecretImplementors = []string{"WebhookEndpointSecret"}
+
+func (ec *executionContext) _WebhookEndpointSecret(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookEndpointSecret) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookEndpointSecretImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookEndpointSecret")
+		case "endpoint":
+			out.Values[i] = ec._WebhookEndpointSecret_endpoint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._WebhookEndpointSecret_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -17976,6 +25273,30 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNActionCountInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionCountInputᚄ(ctx context.Context, v any) ([]*model.ActionCountInput, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ActionCountInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNActionCountInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionCountInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNActionCountInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionCountInput(ctx context.Context, v any) (*model.ActionCountInput, error) {
+	res, err := ec.unmarshalInputActionCountInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAlert2githubᚗcomᚋcreditdᚋcreditdᚋentᚐAlert(ctx context.Context, sel ast.SelectionSet, v ent.Alert) graphql.Marshaler {
+	return ec._Alert(ctx, sel, &v)
+}
+
 func (ec *executionContext) marshalNAlert2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Alert) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -18000,6 +25321,85 @@ func (ec *executionContext) marshalNAlert2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋ
 		return graphql.Null
 	}
 	return ec._Alert(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind(ctx context.Context, v any) (credit.AlertKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind(ctx context.Context, sel ast.SelectionSet, v credit.AlertKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
+var (
+	unmarshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind = map[string]credit.AlertKind{
+		"BALANCE_BELOW":       credit.AlertBalanceBelow,
+		"EXPIRING_WITHIN":     credit.AlertExpiringWithin,
+		"BURN_RATE_ABOVE":     credit.AlertBurnRateAbove,
+		"BUDGET_REACHED":      credit.AlertBudgetReached,
+		"TOP_UP_DENIED":       credit.AlertTopUpDenied,
+		"RUN_UNCOVERED":       credit.AlertRunUncovered,
+		"DEPLETION_PROJECTED": credit.AlertDepletionProjected,
+		"BUDGET_EXCEEDED":     credit.AlertBudgetExceeded,
+		"POLICY":              credit.AlertPolicy,
+		"WEBHOOK_DISABLED":    credit.AlertWebhookDisabled,
+	}
+	marshalNAlertKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐAlertKind = map[credit.AlertKind]string{
+		credit.AlertBalanceBelow:       "BALANCE_BELOW",
+		credit.AlertExpiringWithin:     "EXPIRING_WITHIN",
+		credit.AlertBurnRateAbove:      "BURN_RATE_ABOVE",
+		credit.AlertBudgetReached:      "BUDGET_REACHED",
+		credit.AlertTopUpDenied:        "TOP_UP_DENIED",
+		credit.AlertRunUncovered:       "RUN_UNCOVERED",
+		credit.AlertDepletionProjected: "DEPLETION_PROJECTED",
+		credit.AlertBudgetExceeded:     "BUDGET_EXCEEDED",
+		credit.AlertPolicy:             "POLICY",
+		credit.AlertWebhookDisabled:    "WEBHOOK_DISABLED",
+	}
+)
+
+func (ec *executionContext) marshalNAlertRule2githubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertRule(ctx context.Context, sel ast.SelectionSet, v ent.AlertRule) graphql.Marshaler {
+	return ec._AlertRule(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNAlertRule2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.AlertRule) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAlertRule2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAlertRule2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAlertRule(ctx context.Context, sel ast.SelectionSet, v *ent.AlertRule) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AlertRule(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAlertRuleInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐAlertRuleInput(ctx context.Context, v any) (model.AlertRuleInput, error) {
+	res, err := ec.unmarshalInputAlertRuleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNApiKey2githubᚗcomᚋcreditdᚋcreditdᚋentᚐAPIKey(ctx context.Context, sel ast.SelectionSet, v ent.APIKey) graphql.Marshaler {
@@ -18350,6 +25750,60 @@ var (
 		credit.EntryUncovered:   "UNCOVERED",
 	}
 )
+
+func (ec *executionContext) marshalNForecast2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPoolForecast(ctx context.Context, sel ast.SelectionSet, v ledger.PoolForecast) graphql.Marshaler {
+	return ec._Forecast(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNForecast2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPoolForecast(ctx context.Context, sel ast.SelectionSet, v *ledger.PoolForecast) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Forecast(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNForecastDay2githubᚗcomᚋcreditdᚋcreditdᚋforecastᚐDay(ctx context.Context, sel ast.SelectionSet, v forecast.Day) graphql.Marshaler {
+	return ec._ForecastDay(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNForecastDay2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋforecastᚐDayᚄ(ctx context.Context, sel ast.SelectionSet, v []forecast.Day) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNForecastDay2githubᚗcomᚋcreditdᚋcreditdᚋforecastᚐDay(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNForecastEvent2githubᚗcomᚋcreditdᚋcreditdᚋforecastᚐEvent(ctx context.Context, sel ast.SelectionSet, v forecast.Event) graphql.Marshaler {
+	return ec._ForecastEvent(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNForecastEvent2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋforecastᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []forecast.Event) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNForecastEvent2githubᚗcomᚋcreditdᚋcreditdᚋforecastᚐEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
 
 func (ec *executionContext) marshalNGrant2githubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant(ctx context.Context, sel ast.SelectionSet, v ent.Grant) graphql.Marshaler {
 	return ec._Grant(ctx, sel, &v)
@@ -18792,6 +26246,40 @@ var (
 	}
 )
 
+func (ec *executionContext) marshalNQuote2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuotation(ctx context.Context, sel ast.SelectionSet, v engine.Quotation) graphql.Marshaler {
+	return ec._Quote(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNQuote2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuotation(ctx context.Context, sel ast.SelectionSet, v *engine.Quotation) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Quote(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNQuoteLine2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuoteLine(ctx context.Context, sel ast.SelectionSet, v engine.QuoteLine) graphql.Marshaler {
+	return ec._QuoteLine(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNQuoteLine2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuoteLineᚄ(ctx context.Context, sel ast.SelectionSet, v []engine.QuoteLine) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNQuoteLine2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuoteLine(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNRefundInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRefundInput(ctx context.Context, v any) (model.RefundInput, error) {
 	res, err := ec.unmarshalInputRefundInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -18944,6 +26432,36 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNSubscription2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v ent.Subscription) graphql.Marshaler {
 	return ec._Subscription(ctx, sel, &v)
 }
@@ -19029,6 +26547,87 @@ func (ec *executionContext) marshalNUsageEvent2ᚖgithubᚗcomᚋcreditdᚋcredi
 		return graphql.Null
 	}
 	return ec._UsageEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUsageEventConnection2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventConnection(ctx context.Context, sel ast.SelectionSet, v model.UsageEventConnection) graphql.Marshaler {
+	return ec._UsageEventConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNUsageEventConnection2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.UsageEventConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UsageEventConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUsageEventEdge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UsageEventEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsageEventEdge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUsageEventEdge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventEdge(ctx context.Context, sel ast.SelectionSet, v *model.UsageEventEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UsageEventEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNUsageGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageGroupBy(ctx context.Context, v any) (model.UsageGroupBy, error) {
+	var res model.UsageGroupBy
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUsageGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageGroupBy(ctx context.Context, sel ast.SelectionSet, v model.UsageGroupBy) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNUsageGroupBy2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageGroupByᚄ(ctx context.Context, v any) ([]model.UsageGroupBy, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]model.UsageGroupBy, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNUsageGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageGroupBy(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNUsageGroupBy2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageGroupByᚄ(ctx context.Context, sel ast.SelectionSet, v []model.UsageGroupBy) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsageGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageGroupBy(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNUsageInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageInput(ctx context.Context, v any) (model.UsageInput, error) {
@@ -19118,6 +26717,32 @@ var (
 	}
 )
 
+func (ec *executionContext) marshalNUsageSummaryRow2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageSummaryRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UsageSummaryRow) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsageSummaryRow2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageSummaryRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUsageSummaryRow2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageSummaryRow(ctx context.Context, sel ast.SelectionSet, v *model.UsageSummaryRow) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UsageSummaryRow(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus(ctx context.Context, v any) (credit.VersionStatus, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := unmarshalNVersionStatus2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐVersionStatus[tmp]
@@ -19147,6 +26772,139 @@ var (
 		credit.VersionRetired:   "RETIRED",
 	}
 )
+
+func (ec *executionContext) marshalNWebhookDelivery2githubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookDelivery(ctx context.Context, sel ast.SelectionSet, v ent.WebhookDelivery) graphql.Marshaler {
+	return ec._WebhookDelivery(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWebhookDelivery2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookDelivery(ctx context.Context, sel ast.SelectionSet, v *ent.WebhookDelivery) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WebhookDelivery(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWebhookDeliveryConnection2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookDeliveryConnection(ctx context.Context, sel ast.SelectionSet, v model.WebhookDeliveryConnection) graphql.Marshaler {
+	return ec._WebhookDeliveryConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWebhookDeliveryConnection2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookDeliveryConnection(ctx context.Context, sel ast.SelectionSet, v *model.WebhookDeliveryConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WebhookDeliveryConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWebhookDeliveryEdge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookDeliveryEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WebhookDeliveryEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWebhookDeliveryEdge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookDeliveryEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWebhookDeliveryEdge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookDeliveryEdge(ctx context.Context, sel ast.SelectionSet, v *model.WebhookDeliveryEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WebhookDeliveryEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNWebhookDeliveryStatus2githubᚗcomᚋcreditdᚋcreditdᚋentᚋwebhookdeliveryᚐStatus(ctx context.Context, v any) (webhookdelivery.Status, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNWebhookDeliveryStatus2githubᚗcomᚋcreditdᚋcreditdᚋentᚋwebhookdeliveryᚐStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWebhookDeliveryStatus2githubᚗcomᚋcreditdᚋcreditdᚋentᚋwebhookdeliveryᚐStatus(ctx context.Context, sel ast.SelectionSet, v webhookdelivery.Status) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNWebhookDeliveryStatus2githubᚗcomᚋcreditdᚋcreditdᚋentᚋwebhookdeliveryᚐStatus[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
+var (
+	unmarshalNWebhookDeliveryStatus2githubᚗcomᚋcreditdᚋcreditdᚋentᚋwebhookdeliveryᚐStatus = map[string]webhookdelivery.Status{
+		"PENDING":   webhookdelivery.StatusPENDING,
+		"SUCCEEDED": webhookdelivery.StatusSUCCEEDED,
+		"FAILED":    webhookdelivery.StatusFAILED,
+	}
+	marshalNWebhookDeliveryStatus2githubᚗcomᚋcreditdᚋcreditdᚋentᚋwebhookdeliveryᚐStatus = map[webhookdelivery.Status]string{
+		webhookdelivery.StatusPENDING:   "PENDING",
+		webhookdelivery.StatusSUCCEEDED: "SUCCEEDED",
+		webhookdelivery.StatusFAILED:    "FAILED",
+	}
+)
+
+func (ec *executionContext) marshalNWebhookEndpoint2githubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookEndpoint(ctx context.Context, sel ast.SelectionSet, v ent.WebhookEndpoint) graphql.Marshaler {
+	return ec._WebhookEndpoint(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWebhookEndpoint2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookEndpointᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.WebhookEndpoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWebhookEndpoint2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookEndpoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWebhookEndpoint2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWebhookEndpoint(ctx context.Context, sel ast.SelectionSet, v *ent.WebhookEndpoint) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WebhookEndpoint(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNWebhookEndpointInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookEndpointInput(ctx context.Context, v any) (model.WebhookEndpointInput, error) {
+	res, err := ec.unmarshalInputWebhookEndpointInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWebhookEndpointSecret2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookEndpointSecret(ctx context.Context, sel ast.SelectionSet, v model.WebhookEndpointSecret) graphql.Marshaler {
+	return ec._WebhookEndpointSecret(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWebhookEndpointSecret2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWebhookEndpointSecret(ctx context.Context, sel ast.SelectionSet, v *model.WebhookEndpointSecret) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WebhookEndpointSecret(ctx, sel, v)
+}
 
 func (ec *executionContext) marshalNWeight2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWeightᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Weight) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
@@ -19404,11 +27162,116 @@ func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecim
 	return res
 }
 
+func (ec *executionContext) unmarshalODecision2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision(ctx context.Context, v any) (*credit.Decision, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalODecision2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODecision2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision(ctx context.Context, sel ast.SelectionSet, v *credit.Decision) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalODecision2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision[*v])
+	return res
+}
+
+var (
+	unmarshalODecision2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision = map[string]credit.Decision{
+		"ALLOWED":  credit.DecisionAllowed,
+		"DEGRADED": credit.DecisionDegraded,
+		"DENIED":   credit.DecisionDenied,
+	}
+	marshalODecision2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐDecision = map[credit.Decision]string{
+		credit.DecisionAllowed:  "ALLOWED",
+		credit.DecisionDegraded: "DEGRADED",
+		credit.DecisionDenied:   "DENIED",
+	}
+)
+
+func (ec *executionContext) unmarshalOEntryKind2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKindᚄ(ctx context.Context, v any) ([]credit.EntryKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]credit.EntryKind, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOEntryKind2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKindᚄ(ctx context.Context, sel ast.SelectionSet, v []credit.EntryKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalOGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant(ctx context.Context, sel ast.SelectionSet, v *ent.Grant) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Grant(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOID2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOID2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOID2ᚖint(ctx context.Context, v any) (*int, error) {
@@ -19463,6 +27326,14 @@ func (ec *executionContext) marshalOJSON2map(ctx context.Context, sel ast.Select
 	_ = ctx
 	res := graphql.MarshalMap(v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOLedgerFilter2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐLedgerFilter(ctx context.Context, v any) (*model.LedgerFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputLedgerFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *ent.Organization) graphql.Marshaler {
@@ -19521,6 +27392,54 @@ func (ec *executionContext) marshalOPool2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ec._Pool(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {
 		return nil, nil
@@ -19569,6 +27488,56 @@ func (ec *executionContext) marshalOUsageEvent2ᚖgithubᚗcomᚋcreditdᚋcredi
 		return graphql.Null
 	}
 	return ec._UsageEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOUsageEventFilter2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageEventFilter(ctx context.Context, v any) (*model.UsageEventFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputUsageEventFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus(ctx context.Context, v any) (*credit.UsageStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus(ctx context.Context, sel ast.SelectionSet, v *credit.UsageStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus = map[string]credit.UsageStatus{
+		"STARTED":   credit.StatusStarted,
+		"SUCCEEDED": credit.StatusSucceeded,
+		"FAILED":    credit.StatusFailed,
+		"PARTIAL":   credit.StatusPartial,
+	}
+	marshalOUsageStatus2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐUsageStatus = map[credit.UsageStatus]string{
+		credit.StatusStarted:   "STARTED",
+		credit.StatusSucceeded: "SUCCEEDED",
+		credit.StatusFailed:    "FAILED",
+		credit.StatusPartial:   "PARTIAL",
+	}
+)
+
+func (ec *executionContext) unmarshalOUsageSummaryFilter2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐUsageSummaryFilter(ctx context.Context, v any) (*model.UsageSummaryFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputUsageSummaryFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOWeightRegister2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWeightRegister(ctx context.Context, sel ast.SelectionSet, v *ent.WeightRegister) graphql.Marshaler {

@@ -166,12 +166,17 @@ func (r *queryResolver) Pool(ctx context.Context, id int) (*ent.Pool, error) {
 }
 
 // Ledger is the resolver for the ledger field.
-func (r *queryResolver) Ledger(ctx context.Context, poolID int, first *int, after *string) (*model.LedgerEntryConnection, error) {
+func (r *queryResolver) Ledger(ctx context.Context, poolID int, first *int, after *string, filter *model.LedgerFilter) (*model.LedgerEntryConnection, error) {
 	n, afterID, err := pageArgs("entry", first, after)
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.svc.Ledger(ctx, poolID, n, afterID)
+	var f ledger.LedgerFilter
+	if filter != nil {
+		f = ledger.LedgerFilter{Kinds: filter.Kinds, GrantID: filter.GrantID, Action: filter.Action, RunID: filter.RunID,
+			Status: filter.Status, From: filter.From, To: filter.To}
+	}
+	page, err := r.svc.Ledger(ctx, poolID, n, afterID, f)
 	if err != nil {
 		return nil, err
 	}

@@ -144,12 +144,12 @@ func (r *queryResolver) Charges(ctx context.Context, organizationID *int, first 
 }
 
 // Alerts is the resolver for the alerts field.
-func (r *queryResolver) Alerts(ctx context.Context, organizationID *int, first *int) ([]*ent.Alert, error) {
+func (r *queryResolver) Alerts(ctx context.Context, organizationID *int, first *int, unacknowledged *bool) ([]*ent.Alert, error) {
 	n := 50
 	if first != nil {
 		n = *first
 	}
-	return r.svc.Alerts(ctx, organizationID, n)
+	return r.svc.Alerts(ctx, organizationID, n, deref(unacknowledged))
 }
 
 // Organization is the resolver for the organization field.

@@ -95,7 +95,7 @@ func TestMachineThroughTheAPI(t *testing.T) {
 			} `json:"alerts"`
 		}
 		e.must(`query($o: ID!) { alerts(organizationId: $o, first: 10) { kind } }`, map[string]any{"o": org}, &alerts)
-		if len(alerts.R) != 1 || alerts.R[0].Kind != "UNCOVERED" {
+		if len(alerts.R) != 1 || alerts.R[0].Kind != "RUN_UNCOVERED" {
 			t.Fatalf("alerts = %+v, want one UNCOVERED", alerts.R)
 		}
 

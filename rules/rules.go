@@ -32,6 +32,7 @@ const (
 	KindIncentive Kind = "INCENTIVE"  // incentive credits for a usage or behaviour event; result decimal >= 0
 	KindTransfer  Kind = "TRANSFER"   // whether a grant's credits may move in a transfer between pools; result bool
 	KindRefund    Kind = "REFUND"     // how much a refund of a usage event or of purchased credits may give back, and how; result decimal >= 0 or a map (see Program.Refund)
+	KindAlert     Kind = "ALERT"      // whether a pool's state raises an alert (once per period); result bool
 )
 
 // Limits.
@@ -172,6 +173,18 @@ func buildEnvs() {
 			cel.Variable("grant", grantType),
 			cel.Variable("charged", DecimalType),
 		},
+		KindAlert: {
+			cel.Variable("org", orgType),
+			cel.Variable("available", DecimalType),
+			cel.Variable("allowance", DecimalType),
+			cel.Variable("burnToday", DecimalType),
+			cel.Variable("burnUsual", DecimalType),
+			cel.Variable("expiringSoon", DecimalType),
+			cel.Variable("depletionDays", DecimalType),
+			cel.Variable("budgetSpent", DecimalType),
+			cel.Variable("budgetAmount", DecimalType),
+			cel.Variable("poolKind", cel.StringType),
+		},
 		KindTransfer: {
 			cel.Variable("grant", grantType),
 			cel.Variable("amount", DecimalType),
@@ -246,6 +259,10 @@ func Compile(kind Kind, expr string) (*Program, error) {
 	case KindTransfer:
 		if out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
 			return nil, compileError(kind, line, col, "rule returns %s, want bool (true lets the grant's credits move)", out)
+		}
+	case KindAlert:
+		if out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
+			return nil, compileError(kind, line, col, "rule returns %s, want bool (true raises the alert)", out)
 		}
 	case KindDrawOrder:
 		if out.Kind() != types.ListKind && out.Kind() != types.DynKind {
@@ -402,9 +419,9 @@ func (p *Program) Decimal(ctx context.Context, v Vars) (decimal.Decimal, error) 
 	return d.d, nil
 }
 
-// Bool evaluates an OVERAGE rule.
+// Bool evaluates an OVERAGE, TRANSFER or ALERT rule.
 func (p *Program) Bool(ctx context.Context, v Vars) (bool, error) {
-	if p.kind != KindOverage && p.kind != KindTransfer {
+	if p.kind != KindOverage && p.kind != KindTransfer && p.kind != KindAlert {
 		return false, fmt.Errorf("%w: a %s rule has no bool result", ErrRuntime, p.kind)
 	}
 	out, err := p.eval(ctx, v)

@@ -72,6 +72,17 @@ type Vars struct {
 	Refundable, AgeHours, Charged decimal.Decimal
 	Reason                        string
 	AsService                     bool
+	// ALERT rules (with Org, Available and Now): the pool's state.
+	Alert *AlertVars
+}
+
+// AlertVars is what an ALERT rule sees of a pool: the period's included
+// credits, what it used today and on a usual day (the mean of the 28 days
+// before), what expires within 7 days, the days to the projected run-out
+// (-1: none), its budget (0 and 0: none) and its kind.
+type AlertVars struct {
+	Allowance, BurnToday, BurnUsual, ExpiringSoon, DepletionDays, BudgetSpent, BudgetAmount decimal.Decimal
+	PoolKind                                                                                 string
 }
 
 // NoExpiry is how a grant without expiry looks to rules.
@@ -313,8 +324,12 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return newDec(a.v.Shortfall), true
 		}
 	case "available":
-		if a.kind == KindOverage {
+		if a.kind == KindOverage || a.kind == KindAlert {
 			return newDec(a.v.Available), true
+		}
+	case "allowance", "burnToday", "burnUsual", "expiringSoon", "depletionDays", "budgetSpent", "budgetAmount", "poolKind":
+		if a.kind == KindAlert && a.v.Alert != nil {
+			return a.alert(name), true
 		}
 	case "amount", "role":
 		if a.kind == KindTransfer || a.kind == KindRefund {
@@ -335,6 +350,28 @@ func (a *activation) ResolveName(name string) (any, bool) {
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// alert resolves an ALERT rule's own variables.
+func (a *activation) alert(name string) any {
+	v := a.v.Alert
+	switch name {
+	case "allowance":
+		return newDec(v.Allowance)
+	case "burnToday":
+		return newDec(v.BurnToday)
+	case "burnUsual":
+		return newDec(v.BurnUsual)
+	case "expiringSoon":
+		return newDec(v.ExpiringSoon)
+	case "depletionDays":
+		return newDec(v.DepletionDays)
+	case "budgetSpent":
+		return newDec(v.BudgetSpent)
+	case "budgetAmount":
+		return newDec(v.BudgetAmount)
+	}
+	return types.String(v.PoolKind)
+}
 
 // refund resolves a REFUND rule's own variables.
 func (a *activation) refund(name string) any {

@@ -176,9 +176,11 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	complexity := fs.Int("max-complexity", 5000, "largest query complexity")
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per API key (negative: no limit)")
 	rateBurst := fs.Int("rate-burst", 2000, "burst of requests per API key")
-	closeEvery := fs.Duration("period-close-every", time.Minute, "how often to run the lifecycle jobs: period close, expired holds and unpaid credits (0: never; runPeriodClose still works)")
+	closeEvery := fs.Duration("period-close-every", time.Minute, "how often to run the lifecycle jobs: period close, expired holds, unpaid credits and alerts (0: never; runPeriodClose still works)")
 	holdTimeout := fs.Duration("hold-timeout", ledger.DefaultHoldTimeout, "how long an agent run's hold lives unsettled before it is released")
 	paymentWindow := fs.Duration("payment-window", ledger.DefaultPaymentWindow, "how long credits bought or granted with pendingPayment wait for confirmPayment before their payment fails and their charge is reversed")
+	allowPrivate := fs.Bool("webhooks-allow-private", false, "let webhook endpoints name loopback and private addresses (tests, a receiver on the same network)")
+	webhookEvery := fs.Duration("webhook-every", 5*time.Second, "how often to send due webhook deliveries (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -191,7 +193,8 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	svc := ledger.New(db, ledger.WithMaxBatch(*maxBatch), ledger.WithHoldTimeout(*holdTimeout), ledger.WithPaymentWindow(*paymentWindow))
+	svc := ledger.New(db, ledger.WithMaxBatch(*maxBatch), ledger.WithHoldTimeout(*holdTimeout), ledger.WithPaymentWindow(*paymentWindow),
+		ledger.WithWebhooks(*allowPrivate, nil))
 	if secret := os.Getenv("CREDITD_ADMIN_KEY"); secret != "" {
 		created, err := svc.EnsureKey(ctx, "admin (CREDITD_ADMIN_KEY)", secret)
 		if err != nil {
@@ -242,6 +245,9 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	if *closeEvery > 0 {
 		go runPeriodCloses(ctx, svc, *closeEvery)
 	}
+	if *webhookEvery > 0 {
+		go runWebhooks(ctx, svc, *webhookEvery)
+	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()
@@ -282,9 +288,10 @@ func withoutMetrics(next http.Handler) http.Handler {
 
 // runPeriodCloses runs the lifecycle jobs on a schedule: release the holds
 // of runs that timed out, fail the payment of credits unpaid past their
-// payment window, and open due subscription periods. Safe with
+// payment window, raise the alerts rules watch, and open due subscription
+// periods. Safe with
 // several replicas: each happens once (see ledger.ReleaseExpiredHolds,
-// ledger.FailUnpaid and ledger.RunPeriodClose).
+// ledger.FailUnpaid, ledger.EvaluateAlerts and ledger.RunPeriodClose).
 func runPeriodCloses(ctx context.Context, svc *ledger.Service, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -299,6 +306,11 @@ func runPeriodCloses(ctx context.Context, svc *ledger.Service, every time.Durati
 		} else if n > 0 {
 			slog.Info("failed unpaid credits", "grants", n)
 		}
+		if rep, err := svc.EvaluateAlerts(ctx, svc.Now()); err != nil && ctx.Err() == nil {
+			slog.Error("alerts", "error", err)
+		} else if rep.Fired > 0 {
+			slog.Info("alerts", "pools", rep.Pools, "fired", rep.Fired)
+		}
 		rep, err := svc.RunPeriodClose(ctx, svc.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -306,6 +318,25 @@ func runPeriodCloses(ctx context.Context, svc *ledger.Service, every time.Durati
 		case rep.SubscriptionsClosed > 0:
 			slog.Info("period close", "subscriptions", rep.SubscriptionsClosed, "expired", rep.Expired.String(),
 				"rolled_over", rep.RolledOver.String(), "allocated", rep.Allocated.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runWebhooks sends due webhook deliveries on a schedule; safe with
+// several replicas (see ledger.DeliverWebhooks).
+func runWebhooks(ctx context.Context, svc *ledger.Service, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := svc.DeliverWebhooks(ctx, svc.Now()); err != nil && ctx.Err() == nil {
+			slog.Error("webhooks", "error", err)
+		} else if n > 0 {
+			slog.Info("webhooks", "sent", n)
 		}
 		select {
 		case <-ctx.Done():

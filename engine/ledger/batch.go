@@ -243,7 +243,7 @@ func (b *batch) spend(sc *scope, bg *engine.Budget, delta decimal.Decimal) {
 			kind = "hard"
 		}
 		b.alerts = append(b.alerts, budgetAlert{org: sc.p.OrgID, pool: bg.PoolID, item: sc.i, periodStart: bg.PeriodStart,
-			kind:    credit.CodeBudgetExceeded,
+			kind:    credit.AlertBudgetExceeded,
 			message: fmt.Sprintf("%s budget of %s per %s exceeded: %s spent", kind, bg.Limit, bg.Period, bg.Spent.Add(delta))})
 	}
 	bg.Spent = bg.Spent.Add(delta)

@@ -2,8 +2,6 @@ package ledger
 
 import (
 	"context"
-	stdsql "database/sql"
-	"errors"
 	"time"
 
 	"entgo.io/ent/dialect/sql"
@@ -26,7 +24,7 @@ import (
 // Per-member limits are budgets on PERSONAL pools.
 
 type budgetAlert struct {
-	kind        credit.Code // BUDGET_EXCEEDED, UNCOVERED
+	kind        credit.AlertKind // BUDGET_EXCEEDED, RUN_UNCOVERED
 	org, pool   int
 	item        int
 	periodStart time.Time
@@ -46,10 +44,8 @@ func (s *Service) writeBudgets(ctx context.Context, tx *usageTx, pools map[int]p
 		}
 	}
 	for _, a := range alerts {
-		err := tx.Alert.Create().SetOrganizationID(a.org).SetPoolID(a.pool).SetKind(string(a.kind)).
-			SetPeriodStart(a.periodStart).SetMessage(a.message).SetUsageEventID(out[a.item].Event.ID).SetCreatedAt(now).
-			OnConflict(sql.ConflictColumns(alert.FieldPoolID, alert.FieldKind, alert.FieldPeriodStart)).DoNothing().Exec(ctx)
-		if err != nil && !errors.Is(err, stdsql.ErrNoRows) { // DoNothing on a conflict returns no row
+		org, pool, ev := a.org, a.pool, out[a.item].Event.ID
+		if _, err := s.fire(ctx, tx.Client, firing{org: &org, pool: &pool, kind: a.kind, periodStart: a.periodStart, message: a.message, event: &ev}, now); err != nil {
 			return err
 		}
 	}
@@ -110,8 +106,9 @@ func (s *Service) Budget(ctx context.Context, p *ent.Pool) (*BudgetState, error)
 }
 
 // Alerts lists an organisation's alerts (all organisations' for a caller
-// that is not scoped and names none), newest first.
-func (s *Service) Alerts(ctx context.Context, org *int, first int) ([]*ent.Alert, error) {
+// that is not scoped and names none), newest first; only those not
+// acknowledged yet with unacknowledged.
+func (s *Service) Alerts(ctx context.Context, org *int, first int, unacknowledged bool) ([]*ent.Alert, error) {
 	if first < 1 || first > MaxPage {
 		return nil, credit.Invalid("first", "must be between 1 and %d", MaxPage)
 	}
@@ -124,6 +121,9 @@ func (s *Service) Alerts(ctx context.Context, org *int, first int) ([]*ent.Alert
 	q := s.db.Client.Alert.Query()
 	if org != nil {
 		q.Where(alert.OrganizationID(*org))
+	}
+	if unacknowledged {
+		q.Where(alert.AcknowledgedAtIsNil())
 	}
 	return q.Order(ent.Desc(alert.FieldID)).Limit(first).All(ctx)
 }

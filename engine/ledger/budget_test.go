@@ -118,7 +118,7 @@ func TestBudgets(t *testing.T) {
 				t.Fatalf("step %d: %s %s; want %s %s (%s)", i, res.Decision, res.ReasonCode, st.decision, st.code, res.Reason)
 			}
 		}
-		alerts, err := f.svc.Alerts(ctx, &f.org.ID, 10)
+		alerts, err := f.svc.Alerts(ctx, &f.org.ID, 10, false)
 		if err != nil || len(alerts) != 1 || alerts[0].PoolID != alice.ID {
 			t.Fatalf("alerts = %v, %v; want one for alice", alerts, err)
 		}

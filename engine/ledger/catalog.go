@@ -208,6 +208,7 @@ var ruleKinds = map[credit.PolicyKind]rules.Kind{
 	credit.PolicyIncentive: rules.KindIncentive,
 	credit.PolicyTransfer:  rules.KindTransfer,
 	credit.PolicyRefund:    rules.KindRefund,
+	credit.PolicyAlert:     rules.KindAlert,
 }
 
 // versions picks the register (by name) and the policies in effect at t: for
@@ -229,22 +230,7 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		}
 		v.Register = r
 	}
-	pick := func(kind credit.PolicyKind) (*engine.Rule, error) {
-		var in *engine.Rule
-		for _, r := range s.policies[kind] {
-			if r.EffectiveFrom.After(t) {
-				break
-			}
-			in = r
-		}
-		if in != nil {
-			if err := s.broken[in.ID]; err != nil {
-				return nil, &credit.Error{Code: credit.CodeRuleRuntime, Cause: err,
-					Message: fmt.Sprintf("%s policy %q version %d no longer compiles: %v", kind, in.Name, in.Version, err)}
-			}
-		}
-		return in, nil
-	}
+	pick := func(kind credit.PolicyKind) (*engine.Rule, error) { return s.policyAt(kind, t) }
 	var err error
 	if v.Burn, err = pick(credit.PolicyBurn); err != nil {
 		return v, err
@@ -265,6 +251,25 @@ func (s *snapshot) versions(registerName string, pinned *int, t time.Time) (engi
 		return v, err
 	}
 	return v, nil
+}
+
+// policyAt is the policy of kind in effect at t (nil: the built-in
+// default); RULE_RUNTIME when its stored rule no longer compiles.
+func (s *snapshot) policyAt(kind credit.PolicyKind, t time.Time) (*engine.Rule, error) {
+	var in *engine.Rule
+	for _, r := range s.policies[kind] {
+		if r.EffectiveFrom.After(t) {
+			break
+		}
+		in = r
+	}
+	if in != nil {
+		if err := s.broken[in.ID]; err != nil {
+			return nil, &credit.Error{Code: credit.CodeRuleRuntime, Cause: err,
+				Message: fmt.Sprintf("%s policy %q version %d no longer compiles: %v", kind, in.Name, in.Version, err)}
+		}
+	}
+	return in, nil
 }
 
 // catalogGeneration reads the catalog's generation (0 before any publish).

@@ -123,8 +123,8 @@ func TestMachineOverrunningRun(t *testing.T) {
 					if !r.Uncovered.Equal(d("10")) || r.ReasonCode != credit.CodeUncovered || !r.Overage.IsZero() {
 						t.Fatalf("HARD overrun: uncovered %s code %s overage %s; want 10 UNCOVERED, no overage", r.Uncovered, r.ReasonCode, r.Overage)
 					}
-					as, err := f.svc.Alerts(ctx, &f.org.ID, 10)
-					if err != nil || len(as) != 1 || as[0].Kind != string(credit.CodeUncovered) {
+					as, err := f.svc.Alerts(ctx, &f.org.ID, 10, false)
+					if err != nil || len(as) != 1 || as[0].Kind != string(credit.AlertRunUncovered) {
 						t.Fatalf("alerts = %v, %v; want one UNCOVERED", as, err)
 					}
 				case credit.OverageSoft:

@@ -408,7 +408,7 @@ func denied(requested decimal.Decimal, code credit.Code, reason string) *engine.
 
 // uncoveredAlert is the alert of a run settled beyond what covered it.
 func uncoveredAlert(sc *scope, d *engine.UsageDecision) budgetAlert {
-	return budgetAlert{org: sc.p.OrgID, pool: sc.it.pool, item: sc.i, kind: credit.CodeUncovered,
+	return budgetAlert{org: sc.p.OrgID, pool: sc.it.pool, item: sc.i, kind: credit.AlertRunUncovered,
 		periodStart: engine.BudgetPeriodStart(credit.PeriodDay, sc.it.ev.OccurredAt),
 		message:     fmt.Sprintf("run %q settled %s credits beyond its hold, the balance and the plan's overage mode", sc.it.ev.RunID, d.Uncovered)}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/rules"
 	"github.com/creditd/creditd/store"
+	"github.com/creditd/creditd/webhook"
 )
 
 // DefaultMaxBatch is the largest recordUsageBatch accepted by default.
@@ -34,6 +35,7 @@ type Service struct {
 	// paymentWindow is how long credits may wait for payment (see
 	// FailUnpaid).
 	paymentWindow time.Duration
+	webhooks      webhookConfig
 	defaults      sync.Map // organisation id -> default pool id (see defaultPools)
 	parents       sync.Map // pool id -> parent pool id, 0 for none (see chains)
 	plans         sync.Map // plan id -> *ent.Plan (plans never change)
@@ -73,6 +75,7 @@ func New(db *store.DB, opts ...Option) *Service {
 	for _, o := range opts {
 		o(s)
 	}
+	s.webhooks.fallback = webhook.NewClient(s.webhooks.allowPrivate, 10*time.Second)
 	return s
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/creditd/creditd/ent/predicate"
+	"github.com/creditd/creditd/ent/usageevent"
 )
 
 // OrganizationInput creates an organisation.
@@ -308,16 +310,56 @@ type LedgerPage struct {
 	HasNextPage bool
 }
 
-// Ledger returns up to first entries of the pool older than the entry whose
-// id is after (0: from the newest).
-func (s *Service) Ledger(ctx context.Context, poolID, first, after int) (LedgerPage, error) {
+// LedgerFilter narrows a ledger; zero fields match everything.
+type LedgerFilter struct {
+	Kinds         []credit.EntryKind
+	GrantID       *int
+	Action, RunID *string // of the entry's usage event
+	Status        *credit.UsageStatus
+	From, To      *time.Time // created at or after From, before To
+}
+
+// where is the filter as predicates.
+func (f LedgerFilter) where() []predicate.LedgerEntry {
+	var out []predicate.LedgerEntry
+	if len(f.Kinds) > 0 {
+		out = append(out, ledgerentry.KindIn(f.Kinds...))
+	}
+	if f.GrantID != nil {
+		out = append(out, ledgerentry.GrantID(*f.GrantID))
+	}
+	if f.From != nil {
+		out = append(out, ledgerentry.CreatedAtGTE(*f.From))
+	}
+	if f.To != nil {
+		out = append(out, ledgerentry.CreatedAtLT(*f.To))
+	}
+	var ev []predicate.UsageEvent
+	if f.Action != nil {
+		ev = append(ev, usageevent.Action(*f.Action))
+	}
+	if f.RunID != nil {
+		ev = append(ev, usageevent.RunID(*f.RunID))
+	}
+	if f.Status != nil {
+		ev = append(ev, usageevent.StatusEQ(*f.Status))
+	}
+	if len(ev) > 0 {
+		out = append(out, ledgerentry.HasUsageEventWith(ev...))
+	}
+	return out
+}
+
+// Ledger returns up to first entries of the pool that match f, older than
+// the entry whose id is after (0: from the newest).
+func (s *Service) Ledger(ctx context.Context, poolID, first, after int, f LedgerFilter) (LedgerPage, error) {
 	if first < 1 || first > MaxPage {
 		return LedgerPage{}, credit.Invalid("first", "must be between 1 and %d", MaxPage)
 	}
 	if p, err := s.Pool(ctx, poolID); err != nil || p == nil {
 		return LedgerPage{}, errOr(err, credit.NotFound("pool", poolID))
 	}
-	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(poolID))
+	q := s.db.Client.LedgerEntry.Query().Where(ledgerentry.PoolID(poolID)).Where(f.where()...)
 	if after > 0 {
 		q.Where(ledgerentry.IDLT(after))
 	}

@@ -21,12 +21,20 @@ const (
 	FieldPoolID = "pool_id"
 	// FieldKind holds the string denoting the kind field in the database.
 	FieldKind = "kind"
+	// FieldCondition holds the string denoting the condition field in the database.
+	FieldCondition = "condition"
+	// FieldRuleID holds the string denoting the rule_id field in the database.
+	FieldRuleID = "rule_id"
 	// FieldPeriodStart holds the string denoting the period_start field in the database.
 	FieldPeriodStart = "period_start"
 	// FieldMessage holds the string denoting the message field in the database.
 	FieldMessage = "message"
 	// FieldUsageEventID holds the string denoting the usage_event_id field in the database.
 	FieldUsageEventID = "usage_event_id"
+	// FieldAcknowledgedAt holds the string denoting the acknowledged_at field in the database.
+	FieldAcknowledgedAt = "acknowledged_at"
+	// FieldAcknowledgedBy holds the string denoting the acknowledged_by field in the database.
+	FieldAcknowledgedBy = "acknowledged_by"
 	// Table holds the table name of the alert in the database.
 	Table = "alerts"
 )
@@ -38,9 +46,13 @@ var Columns = []string{
 	FieldOrganizationID,
 	FieldPoolID,
 	FieldKind,
+	FieldCondition,
+	FieldRuleID,
 	FieldPeriodStart,
 	FieldMessage,
 	FieldUsageEventID,
+	FieldAcknowledgedAt,
+	FieldAcknowledgedBy,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -56,6 +68,8 @@ func ValidColumn(column string) bool {
 var (
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// DefaultCondition holds the default value on creation for the "condition" field.
+	DefaultCondition string
 )
 
 // OrderOption defines the ordering options for the Alert queries.
@@ -86,6 +100,16 @@ func ByKind(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldKind, opts...).ToFunc()
 }
 
+// ByCondition orders the results by the condition field.
+func ByCondition(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCondition, opts...).ToFunc()
+}
+
+// ByRuleID orders the results by the rule_id field.
+func ByRuleID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRuleID, opts...).ToFunc()
+}
+
 // ByPeriodStart orders the results by the period_start field.
 func ByPeriodStart(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPeriodStart, opts...).ToFunc()
@@ -99,4 +123,14 @@ func ByMessage(opts ...sql.OrderTermOption) OrderOption {
 // ByUsageEventID orders the results by the usage_event_id field.
 func ByUsageEventID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUsageEventID, opts...).ToFunc()
+}
+
+// ByAcknowledgedAt orders the results by the acknowledged_at field.
+func ByAcknowledgedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAcknowledgedAt, opts...).ToFunc()
+}
+
+// ByAcknowledgedBy orders the results by the acknowledged_by field.
+func ByAcknowledgedBy(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAcknowledgedBy, opts...).ToFunc()
 }

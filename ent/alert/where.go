@@ -74,6 +74,16 @@ func Kind(v string) predicate.Alert {
 	return predicate.Alert(sql.FieldEQ(FieldKind, v))
 }
 
+// Condition applies equality check predicate on the "condition" field. It's identical to ConditionEQ.
+func Condition(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldCondition, v))
+}
+
+// RuleID applies equality check predicate on the "rule_id" field. It's identical to RuleIDEQ.
+func RuleID(v int) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldRuleID, v))
+}
+
 // PeriodStart applies equality check predicate on the "period_start" field. It's identical to PeriodStartEQ.
 func PeriodStart(v time.Time) predicate.Alert {
 	return predicate.Alert(sql.FieldEQ(FieldPeriodStart, v))
@@ -87,6 +97,16 @@ func Message(v string) predicate.Alert {
 // UsageEventID applies equality check predicate on the "usage_event_id" field. It's identical to UsageEventIDEQ.
 func UsageEventID(v int) predicate.Alert {
 	return predicate.Alert(sql.FieldEQ(FieldUsageEventID, v))
+}
+
+// AcknowledgedAt applies equality check predicate on the "acknowledged_at" field. It's identical to AcknowledgedAtEQ.
+func AcknowledgedAt(v time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldAcknowledgedAt, v))
+}
+
+// AcknowledgedBy applies equality check predicate on the "acknowledged_by" field. It's identical to AcknowledgedByEQ.
+func AcknowledgedBy(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldAcknowledgedBy, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -169,6 +189,16 @@ func OrganizationIDLTE(v int) predicate.Alert {
 	return predicate.Alert(sql.FieldLTE(FieldOrganizationID, v))
 }
 
+// OrganizationIDIsNil applies the IsNil predicate on the "organization_id" field.
+func OrganizationIDIsNil() predicate.Alert {
+	return predicate.Alert(sql.FieldIsNull(FieldOrganizationID))
+}
+
+// OrganizationIDNotNil applies the NotNil predicate on the "organization_id" field.
+func OrganizationIDNotNil() predicate.Alert {
+	return predicate.Alert(sql.FieldNotNull(FieldOrganizationID))
+}
+
 // PoolIDEQ applies the EQ predicate on the "pool_id" field.
 func PoolIDEQ(v int) predicate.Alert {
 	return predicate.Alert(sql.FieldEQ(FieldPoolID, v))
@@ -207,6 +237,16 @@ func PoolIDLT(v int) predicate.Alert {
 // PoolIDLTE applies the LTE predicate on the "pool_id" field.
 func PoolIDLTE(v int) predicate.Alert {
 	return predicate.Alert(sql.FieldLTE(FieldPoolID, v))
+}
+
+// PoolIDIsNil applies the IsNil predicate on the "pool_id" field.
+func PoolIDIsNil() predicate.Alert {
+	return predicate.Alert(sql.FieldIsNull(FieldPoolID))
+}
+
+// PoolIDNotNil applies the NotNil predicate on the "pool_id" field.
+func PoolIDNotNil() predicate.Alert {
+	return predicate.Alert(sql.FieldNotNull(FieldPoolID))
 }
 
 // KindEQ applies the EQ predicate on the "kind" field.
@@ -272,6 +312,121 @@ func KindEqualFold(v string) predicate.Alert {
 // KindContainsFold applies the ContainsFold predicate on the "kind" field.
 func KindContainsFold(v string) predicate.Alert {
 	return predicate.Alert(sql.FieldContainsFold(FieldKind, v))
+}
+
+// ConditionEQ applies the EQ predicate on the "condition" field.
+func ConditionEQ(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldCondition, v))
+}
+
+// ConditionNEQ applies the NEQ predicate on the "condition" field.
+func ConditionNEQ(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldNEQ(FieldCondition, v))
+}
+
+// ConditionIn applies the In predicate on the "condition" field.
+func ConditionIn(vs ...string) predicate.Alert {
+	return predicate.Alert(sql.FieldIn(FieldCondition, vs...))
+}
+
+// ConditionNotIn applies the NotIn predicate on the "condition" field.
+func ConditionNotIn(vs ...string) predicate.Alert {
+	return predicate.Alert(sql.FieldNotIn(FieldCondition, vs...))
+}
+
+// ConditionGT applies the GT predicate on the "condition" field.
+func ConditionGT(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldGT(FieldCondition, v))
+}
+
+// ConditionGTE applies the GTE predicate on the "condition" field.
+func ConditionGTE(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldGTE(FieldCondition, v))
+}
+
+// ConditionLT applies the LT predicate on the "condition" field.
+func ConditionLT(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldLT(FieldCondition, v))
+}
+
+// ConditionLTE applies the LTE predicate on the "condition" field.
+func ConditionLTE(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldLTE(FieldCondition, v))
+}
+
+// ConditionContains applies the Contains predicate on the "condition" field.
+func ConditionContains(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldContains(FieldCondition, v))
+}
+
+// ConditionHasPrefix applies the HasPrefix predicate on the "condition" field.
+func ConditionHasPrefix(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldHasPrefix(FieldCondition, v))
+}
+
+// ConditionHasSuffix applies the HasSuffix predicate on the "condition" field.
+func ConditionHasSuffix(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldHasSuffix(FieldCondition, v))
+}
+
+// ConditionEqualFold applies the EqualFold predicate on the "condition" field.
+func ConditionEqualFold(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldEqualFold(FieldCondition, v))
+}
+
+// ConditionContainsFold applies the ContainsFold predicate on the "condition" field.
+func ConditionContainsFold(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldContainsFold(FieldCondition, v))
+}
+
+// RuleIDEQ applies the EQ predicate on the "rule_id" field.
+func RuleIDEQ(v int) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldRuleID, v))
+}
+
+// RuleIDNEQ applies the NEQ predicate on the "rule_id" field.
+func RuleIDNEQ(v int) predicate.Alert {
+	return predicate.Alert(sql.FieldNEQ(FieldRuleID, v))
+}
+
+// RuleIDIn applies the In predicate on the "rule_id" field.
+func RuleIDIn(vs ...int) predicate.Alert {
+	return predicate.Alert(sql.FieldIn(FieldRuleID, vs...))
+}
+
+// RuleIDNotIn applies the NotIn predicate on the "rule_id" field.
+func RuleIDNotIn(vs ...int) predicate.Alert {
+	return predicate.Alert(sql.FieldNotIn(FieldRuleID, vs...))
+}
+
+// RuleIDGT applies the GT predicate on the "rule_id" field.
+func RuleIDGT(v int) predicate.Alert {
+	return predicate.Alert(sql.FieldGT(FieldRuleID, v))
+}
+
+// RuleIDGTE applies the GTE predicate on the "rule_id" field.
+func RuleIDGTE(v int) predicate.Alert {
+	return predicate.Alert(sql.FieldGTE(FieldRuleID, v))
+}
+
+// RuleIDLT applies the LT predicate on the "rule_id" field.
+func RuleIDLT(v int) predicate.Alert {
+	return predicate.Alert(sql.FieldLT(FieldRuleID, v))
+}
+
+// RuleIDLTE applies the LTE predicate on the "rule_id" field.
+func RuleIDLTE(v int) predicate.Alert {
+	return predicate.Alert(sql.FieldLTE(FieldRuleID, v))
+}
+
+// RuleIDIsNil applies the IsNil predicate on the "rule_id" field.
+func RuleIDIsNil() predicate.Alert {
+	return predicate.Alert(sql.FieldIsNull(FieldRuleID))
+}
+
+// RuleIDNotNil applies the NotNil predicate on the "rule_id" field.
+func RuleIDNotNil() predicate.Alert {
+	return predicate.Alert(sql.FieldNotNull(FieldRuleID))
 }
 
 // PeriodStartEQ applies the EQ predicate on the "period_start" field.
@@ -427,6 +582,131 @@ func UsageEventIDIsNil() predicate.Alert {
 // UsageEventIDNotNil applies the NotNil predicate on the "usage_event_id" field.
 func UsageEventIDNotNil() predicate.Alert {
 	return predicate.Alert(sql.FieldNotNull(FieldUsageEventID))
+}
+
+// AcknowledgedAtEQ applies the EQ predicate on the "acknowledged_at" field.
+func AcknowledgedAtEQ(v time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldAcknowledgedAt, v))
+}
+
+// AcknowledgedAtNEQ applies the NEQ predicate on the "acknowledged_at" field.
+func AcknowledgedAtNEQ(v time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldNEQ(FieldAcknowledgedAt, v))
+}
+
+// AcknowledgedAtIn applies the In predicate on the "acknowledged_at" field.
+func AcknowledgedAtIn(vs ...time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldIn(FieldAcknowledgedAt, vs...))
+}
+
+// AcknowledgedAtNotIn applies the NotIn predicate on the "acknowledged_at" field.
+func AcknowledgedAtNotIn(vs ...time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldNotIn(FieldAcknowledgedAt, vs...))
+}
+
+// AcknowledgedAtGT applies the GT predicate on the "acknowledged_at" field.
+func AcknowledgedAtGT(v time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldGT(FieldAcknowledgedAt, v))
+}
+
+// AcknowledgedAtGTE applies the GTE predicate on the "acknowledged_at" field.
+func AcknowledgedAtGTE(v time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldGTE(FieldAcknowledgedAt, v))
+}
+
+// AcknowledgedAtLT applies the LT predicate on the "acknowledged_at" field.
+func AcknowledgedAtLT(v time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldLT(FieldAcknowledgedAt, v))
+}
+
+// AcknowledgedAtLTE applies the LTE predicate on the "acknowledged_at" field.
+func AcknowledgedAtLTE(v time.Time) predicate.Alert {
+	return predicate.Alert(sql.FieldLTE(FieldAcknowledgedAt, v))
+}
+
+// AcknowledgedAtIsNil applies the IsNil predicate on the "acknowledged_at" field.
+func AcknowledgedAtIsNil() predicate.Alert {
+	return predicate.Alert(sql.FieldIsNull(FieldAcknowledgedAt))
+}
+
+// AcknowledgedAtNotNil applies the NotNil predicate on the "acknowledged_at" field.
+func AcknowledgedAtNotNil() predicate.Alert {
+	return predicate.Alert(sql.FieldNotNull(FieldAcknowledgedAt))
+}
+
+// AcknowledgedByEQ applies the EQ predicate on the "acknowledged_by" field.
+func AcknowledgedByEQ(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldEQ(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByNEQ applies the NEQ predicate on the "acknowledged_by" field.
+func AcknowledgedByNEQ(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldNEQ(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByIn applies the In predicate on the "acknowledged_by" field.
+func AcknowledgedByIn(vs ...string) predicate.Alert {
+	return predicate.Alert(sql.FieldIn(FieldAcknowledgedBy, vs...))
+}
+
+// AcknowledgedByNotIn applies the NotIn predicate on the "acknowledged_by" field.
+func AcknowledgedByNotIn(vs ...string) predicate.Alert {
+	return predicate.Alert(sql.FieldNotIn(FieldAcknowledgedBy, vs...))
+}
+
+// AcknowledgedByGT applies the GT predicate on the "acknowledged_by" field.
+func AcknowledgedByGT(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldGT(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByGTE applies the GTE predicate on the "acknowledged_by" field.
+func AcknowledgedByGTE(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldGTE(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByLT applies the LT predicate on the "acknowledged_by" field.
+func AcknowledgedByLT(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldLT(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByLTE applies the LTE predicate on the "acknowledged_by" field.
+func AcknowledgedByLTE(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldLTE(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByContains applies the Contains predicate on the "acknowledged_by" field.
+func AcknowledgedByContains(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldContains(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByHasPrefix applies the HasPrefix predicate on the "acknowledged_by" field.
+func AcknowledgedByHasPrefix(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldHasPrefix(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByHasSuffix applies the HasSuffix predicate on the "acknowledged_by" field.
+func AcknowledgedByHasSuffix(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldHasSuffix(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByIsNil applies the IsNil predicate on the "acknowledged_by" field.
+func AcknowledgedByIsNil() predicate.Alert {
+	return predicate.Alert(sql.FieldIsNull(FieldAcknowledgedBy))
+}
+
+// AcknowledgedByNotNil applies the NotNil predicate on the "acknowledged_by" field.
+func AcknowledgedByNotNil() predicate.Alert {
+	return predicate.Alert(sql.FieldNotNull(FieldAcknowledgedBy))
+}
+
+// AcknowledgedByEqualFold applies the EqualFold predicate on the "acknowledged_by" field.
+func AcknowledgedByEqualFold(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldEqualFold(FieldAcknowledgedBy, v))
+}
+
+// AcknowledgedByContainsFold applies the ContainsFold predicate on the "acknowledged_by" field.
+func AcknowledgedByContainsFold(v string) predicate.Alert {
+	return predicate.Alert(sql.FieldContainsFold(FieldAcknowledgedBy, v))
 }
 
 // And groups predicates with the AND operator between them.

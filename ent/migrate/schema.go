@@ -43,12 +43,16 @@ var (
 	AlertsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime},
-		{Name: "organization_id", Type: field.TypeInt},
-		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "organization_id", Type: field.TypeInt, Nullable: true},
+		{Name: "pool_id", Type: field.TypeInt, Nullable: true},
 		{Name: "kind", Type: field.TypeString},
+		{Name: "condition", Type: field.TypeString, Default: ""},
+		{Name: "rule_id", Type: field.TypeInt, Nullable: true},
 		{Name: "period_start", Type: field.TypeTime},
 		{Name: "message", Type: field.TypeString},
 		{Name: "usage_event_id", Type: field.TypeInt, Nullable: true},
+		{Name: "acknowledged_at", Type: field.TypeTime, Nullable: true},
+		{Name: "acknowledged_by", Type: field.TypeString, Nullable: true},
 	}
 	// AlertsTable holds the schema information for the "alerts" table.
 	AlertsTable = &schema.Table{
@@ -57,14 +61,44 @@ var (
 		PrimaryKey: []*schema.Column{AlertsColumns[0]},
 		Indexes: []*schema.Index{
 			{
-				Name:    "alert_pool_id_kind_period_start",
+				Name:    "alert_pool_id_kind_condition_period_start",
 				Unique:  true,
-				Columns: []*schema.Column{AlertsColumns[3], AlertsColumns[4], AlertsColumns[5]},
+				Columns: []*schema.Column{AlertsColumns[3], AlertsColumns[4], AlertsColumns[5], AlertsColumns[7]},
 			},
 			{
 				Name:    "alert_organization_id_id",
 				Unique:  false,
 				Columns: []*schema.Column{AlertsColumns[2], AlertsColumns[0]},
+			},
+		},
+	}
+	// AlertRulesColumns holds the columns for the "alert_rules" table.
+	AlertRulesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "pool_id", Type: field.TypeInt, Nullable: true},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED"}},
+		{Name: "threshold", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "share", Type: field.TypeBool, Default: false},
+		{Name: "name", Type: field.TypeString, Nullable: true, Size: 200},
+		{Name: "enabled", Type: field.TypeBool, Default: true},
+	}
+	// AlertRulesTable holds the schema information for the "alert_rules" table.
+	AlertRulesTable = &schema.Table{
+		Name:       "alert_rules",
+		Columns:    AlertRulesColumns,
+		PrimaryKey: []*schema.Column{AlertRulesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "alertrule_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{AlertRulesColumns[2]},
+			},
+			{
+				Name:    "alertrule_enabled",
+				Unique:  false,
+				Columns: []*schema.Column{AlertRulesColumns[8]},
 			},
 		},
 	}
@@ -589,6 +623,70 @@ var (
 			},
 		},
 	}
+	// WebhookDeliveriesColumns holds the columns for the "webhook_deliveries" table.
+	WebhookDeliveriesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "endpoint_id", Type: field.TypeInt},
+		{Name: "organization_id", Type: field.TypeInt, Nullable: true},
+		{Name: "event_id", Type: field.TypeString},
+		{Name: "event_type", Type: field.TypeString},
+		{Name: "payload", Type: field.TypeString, Size: 2147483647},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SUCCEEDED", "FAILED"}, Default: "PENDING"},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime},
+		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
+		{Name: "last_status_code", Type: field.TypeInt, Nullable: true},
+		{Name: "last_error", Type: field.TypeString, Nullable: true, Size: 1000},
+		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "replay_of", Type: field.TypeInt, Nullable: true},
+	}
+	// WebhookDeliveriesTable holds the schema information for the "webhook_deliveries" table.
+	WebhookDeliveriesTable = &schema.Table{
+		Name:       "webhook_deliveries",
+		Columns:    WebhookDeliveriesColumns,
+		PrimaryKey: []*schema.Column{WebhookDeliveriesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookdelivery_status_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[7], WebhookDeliveriesColumns[9]},
+			},
+			{
+				Name:    "webhookdelivery_endpoint_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[2], WebhookDeliveriesColumns[0]},
+			},
+		},
+	}
+	// WebhookEndpointsColumns holds the columns for the "webhook_endpoints" table.
+	WebhookEndpointsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeInt, Nullable: true},
+		{Name: "url", Type: field.TypeString, Size: 2000},
+		{Name: "event_types", Type: field.TypeJSON},
+		{Name: "description", Type: field.TypeString, Nullable: true, Size: 500},
+		{Name: "secret", Type: field.TypeString},
+		{Name: "previous_secret", Type: field.TypeString, Nullable: true},
+		{Name: "previous_expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "enabled", Type: field.TypeBool, Default: true},
+		{Name: "disabled_reason", Type: field.TypeString, Nullable: true},
+		{Name: "failures", Type: field.TypeInt, Default: 0},
+	}
+	// WebhookEndpointsTable holds the schema information for the "webhook_endpoints" table.
+	WebhookEndpointsTable = &schema.Table{
+		Name:       "webhook_endpoints",
+		Columns:    WebhookEndpointsColumns,
+		PrimaryKey: []*schema.Column{WebhookEndpointsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookendpoint_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookEndpointsColumns[2]},
+			},
+		},
+	}
 	// WeightsColumns holds the columns for the "weights" table.
 	WeightsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -648,6 +746,7 @@ var (
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AlertsTable,
+		AlertRulesTable,
 		AuditEntriesTable,
 		CatalogGenerationsTable,
 		ChargesTable,
@@ -664,6 +763,8 @@ var (
 		SubscriptionsTable,
 		SubscriptionPeriodsTable,
 		UsageEventsTable,
+		WebhookDeliveriesTable,
+		WebhookEndpointsTable,
 		WeightsTable,
 		WeightRegistersTable,
 	}

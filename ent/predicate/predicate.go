@@ -12,6 +12,9 @@ type APIKey func(*sql.Selector)
 // Alert is the predicate function for alert builders.
 type Alert func(*sql.Selector)
 
+// AlertRule is the predicate function for alertrule builders.
+type AlertRule func(*sql.Selector)
+
 // AuditEntry is the predicate function for auditentry builders.
 type AuditEntry func(*sql.Selector)
 
@@ -59,6 +62,12 @@ type SubscriptionPeriod func(*sql.Selector)
 
 // UsageEvent is the predicate function for usageevent builders.
 type UsageEvent func(*sql.Selector)
+
+// WebhookDelivery is the predicate function for webhookdelivery builders.
+type WebhookDelivery func(*sql.Selector)
+
+// WebhookEndpoint is the predicate function for webhookendpoint builders.
+type WebhookEndpoint func(*sql.Selector)
 
 // Weight is the predicate function for weight builders.
 type Weight func(*sql.Selector)

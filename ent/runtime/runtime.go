@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/ent/alert"
+	"github.com/creditd/creditd/ent/alertrule"
 	"github.com/creditd/creditd/ent/apikey"
 	"github.com/creditd/creditd/ent/auditentry"
 	"github.com/creditd/creditd/ent/cataloggeneration"
@@ -23,6 +24,8 @@ import (
 	"github.com/creditd/creditd/ent/subscription"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
+	"github.com/creditd/creditd/ent/webhookdelivery"
+	"github.com/creditd/creditd/ent/webhookendpoint"
 	"github.com/creditd/creditd/ent/weight"
 	"github.com/creditd/creditd/ent/weightregister"
 )
@@ -71,6 +74,31 @@ func init() {
 	alertDescCreatedAt := alertMixinFields0[0].Descriptor()
 	// alert.DefaultCreatedAt holds the default value on creation for the created_at field.
 	alert.DefaultCreatedAt = alertDescCreatedAt.Default.(func() time.Time)
+	// alertDescCondition is the schema descriptor for condition field.
+	alertDescCondition := alertFields[3].Descriptor()
+	// alert.DefaultCondition holds the default value on creation for the condition field.
+	alert.DefaultCondition = alertDescCondition.Default.(string)
+	alertruleMixin := schema.AlertRule{}.Mixin()
+	alertruleMixinFields0 := alertruleMixin[0].Fields()
+	_ = alertruleMixinFields0
+	alertruleFields := schema.AlertRule{}.Fields()
+	_ = alertruleFields
+	// alertruleDescCreatedAt is the schema descriptor for created_at field.
+	alertruleDescCreatedAt := alertruleMixinFields0[0].Descriptor()
+	// alertrule.DefaultCreatedAt holds the default value on creation for the created_at field.
+	alertrule.DefaultCreatedAt = alertruleDescCreatedAt.Default.(func() time.Time)
+	// alertruleDescShare is the schema descriptor for share field.
+	alertruleDescShare := alertruleFields[4].Descriptor()
+	// alertrule.DefaultShare holds the default value on creation for the share field.
+	alertrule.DefaultShare = alertruleDescShare.Default.(bool)
+	// alertruleDescName is the schema descriptor for name field.
+	alertruleDescName := alertruleFields[5].Descriptor()
+	// alertrule.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	alertrule.NameValidator = alertruleDescName.Validators[0].(func(string) error)
+	// alertruleDescEnabled is the schema descriptor for enabled field.
+	alertruleDescEnabled := alertruleFields[6].Descriptor()
+	// alertrule.DefaultEnabled holds the default value on creation for the enabled field.
+	alertrule.DefaultEnabled = alertruleDescEnabled.Default.(bool)
 	auditentryMixin := schema.AuditEntry{}.Mixin()
 	auditentryHooks := schema.AuditEntry{}.Hooks()
 	auditentry.Hooks[0] = auditentryHooks[0]
@@ -469,6 +497,48 @@ func init() {
 	usageeventDescRunID := usageeventFields[9].Descriptor()
 	// usageevent.RunIDValidator is a validator for the "run_id" field. It is called by the builders before save.
 	usageevent.RunIDValidator = usageeventDescRunID.Validators[0].(func(string) error)
+	webhookdeliveryMixin := schema.WebhookDelivery{}.Mixin()
+	webhookdeliveryMixinFields0 := webhookdeliveryMixin[0].Fields()
+	_ = webhookdeliveryMixinFields0
+	webhookdeliveryFields := schema.WebhookDelivery{}.Fields()
+	_ = webhookdeliveryFields
+	// webhookdeliveryDescCreatedAt is the schema descriptor for created_at field.
+	webhookdeliveryDescCreatedAt := webhookdeliveryMixinFields0[0].Descriptor()
+	// webhookdelivery.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookdelivery.DefaultCreatedAt = webhookdeliveryDescCreatedAt.Default.(func() time.Time)
+	// webhookdeliveryDescAttempts is the schema descriptor for attempts field.
+	webhookdeliveryDescAttempts := webhookdeliveryFields[6].Descriptor()
+	// webhookdelivery.DefaultAttempts holds the default value on creation for the attempts field.
+	webhookdelivery.DefaultAttempts = webhookdeliveryDescAttempts.Default.(int)
+	// webhookdeliveryDescLastError is the schema descriptor for last_error field.
+	webhookdeliveryDescLastError := webhookdeliveryFields[10].Descriptor()
+	// webhookdelivery.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
+	webhookdelivery.LastErrorValidator = webhookdeliveryDescLastError.Validators[0].(func(string) error)
+	webhookendpointMixin := schema.WebhookEndpoint{}.Mixin()
+	webhookendpointMixinFields0 := webhookendpointMixin[0].Fields()
+	_ = webhookendpointMixinFields0
+	webhookendpointFields := schema.WebhookEndpoint{}.Fields()
+	_ = webhookendpointFields
+	// webhookendpointDescCreatedAt is the schema descriptor for created_at field.
+	webhookendpointDescCreatedAt := webhookendpointMixinFields0[0].Descriptor()
+	// webhookendpoint.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookendpoint.DefaultCreatedAt = webhookendpointDescCreatedAt.Default.(func() time.Time)
+	// webhookendpointDescURL is the schema descriptor for url field.
+	webhookendpointDescURL := webhookendpointFields[1].Descriptor()
+	// webhookendpoint.URLValidator is a validator for the "url" field. It is called by the builders before save.
+	webhookendpoint.URLValidator = webhookendpointDescURL.Validators[0].(func(string) error)
+	// webhookendpointDescDescription is the schema descriptor for description field.
+	webhookendpointDescDescription := webhookendpointFields[3].Descriptor()
+	// webhookendpoint.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	webhookendpoint.DescriptionValidator = webhookendpointDescDescription.Validators[0].(func(string) error)
+	// webhookendpointDescEnabled is the schema descriptor for enabled field.
+	webhookendpointDescEnabled := webhookendpointFields[7].Descriptor()
+	// webhookendpoint.DefaultEnabled holds the default value on creation for the enabled field.
+	webhookendpoint.DefaultEnabled = webhookendpointDescEnabled.Default.(bool)
+	// webhookendpointDescFailures is the schema descriptor for failures field.
+	webhookendpointDescFailures := webhookendpointFields[9].Descriptor()
+	// webhookendpoint.DefaultFailures holds the default value on creation for the failures field.
+	webhookendpoint.DefaultFailures = webhookendpointDescFailures.Default.(int)
 	weightFields := schema.Weight{}.Fields()
 	_ = weightFields
 	// weightDescAction is the schema descriptor for action field.

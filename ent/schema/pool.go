@@ -64,17 +64,53 @@ func (Alert) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
 
 func (Alert) Fields() []ent.Field {
 	return []ent.Field{
-		field.Int("organization_id").Immutable(),
-		field.Int("pool_id").Immutable(),
-		field.String("kind").Immutable(), // BUDGET_EXCEEDED
+		// organization_id and pool_id are null only for an alert about a
+		// vendor-wide webhook endpoint (WEBHOOK_DISABLED).
+		field.Int("organization_id").Optional().Nillable().Immutable(),
+		field.Int("pool_id").Optional().Nillable().Immutable(),
+		field.String("kind").Immutable(), // a credit.AlertKind
+		// condition tells firings of one kind apart: "" for the alerts the
+		// usage path raises, "rule:ID" for an alert rule, "policy:NAME" for
+		// an ALERT policy, "endpoint:ID" for a disabled webhook endpoint.
+		field.String("condition").Default("").Immutable(),
+		field.Int("rule_id").Optional().Nillable().Immutable(),
 		field.Time("period_start").Immutable(),
 		field.String("message").Immutable(),
 		field.Int("usage_event_id").Optional().Nillable().Immutable(),
+		field.Time("acknowledged_at").Optional().Nillable(),
+		field.String("acknowledged_by").Optional().Nillable(),
 	}
 }
 
+// One firing per pool, kind, condition and period: repeated evaluations,
+// period closes and replicas insert it once (ON CONFLICT DO NOTHING).
 func (Alert) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("pool_id", "kind", "period_start").Unique(), index.Fields("organization_id", "id")}
+	return []ent.Index{index.Fields("pool_id", "kind", "condition", "period_start").Unique(), index.Fields("organization_id", "id")}
+}
+
+// AlertRule is a condition an admin watches on a pool, or on every pool of
+// an organisation (pool_id null), evaluated by the alert job.
+type AlertRule struct{ ent.Schema }
+
+func (AlertRule) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (AlertRule) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("organization_id").Immutable(),
+		field.Int("pool_id").Optional().Nillable().Immutable(),
+		field.Enum("kind").GoType(credit.AlertKind("")).Immutable(),
+		// threshold: credits (BALANCE_BELOW), a share 0..1 (BALANCE_BELOW
+		// with share, BUDGET_REACHED), days (EXPIRING_WITHIN,
+		// DEPLETION_PROJECTED) or a factor (BURN_RATE_ABOVE).
+		NullDecimal("threshold"),
+		field.Bool("share").Default(false).Immutable(),
+		field.String("name").Optional().MaxLen(200).Immutable(),
+		field.Bool("enabled").Default(true),
+	}
+}
+
+func (AlertRule) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("organization_id"), index.Fields("enabled")}
 }
 
 func (Pool) Indexes() []ent.Index {

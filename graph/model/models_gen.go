@@ -3,12 +3,36 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
 	"github.com/shopspring/decimal"
 )
+
+// An expected number of actions in a period (for quote).
+type ActionCountInput struct {
+	Action string          `json:"action"`
+	Count  decimal.Decimal `json:"count"`
+	// (added) The event properties a weight expression reads.
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+// (added) Watches a pool, or every pool of an organisation: name exactly one of poolId and organizationId.
+type AlertRuleInput struct {
+	PoolID         *int             `json:"poolId,omitempty"`
+	OrganizationID *int             `json:"organizationId,omitempty"`
+	Kind           credit.AlertKind `json:"kind"`
+	// Credits (BALANCE_BELOW), a share 0..1 (BALANCE_BELOW with share, BUDGET_REACHED: default 1), whole days 1..366 (EXPIRING_WITHIN, DEPLETION_PROJECTED) or a factor 1..1000 (BURN_RATE_ABOVE); none for TOP_UP_DENIED and RUN_UNCOVERED.
+	Threshold *decimal.Decimal `json:"threshold,omitempty"`
+	// BALANCE_BELOW only: threshold is a share of the period's included credits.
+	Share *bool   `json:"share,omitempty"`
+	Name  *string `json:"name,omitempty"`
+}
 
 // The key and its secret: the only time the secret is ever shown.
 type APIKeySecret struct {
@@ -71,6 +95,19 @@ type LedgerEntryConnection struct {
 type LedgerEntryEdge struct {
 	Cursor string           `json:"cursor"`
 	Node   *ent.LedgerEntry `json:"node"`
+}
+
+// (added) Narrows a ledger: every field is optional and they combine with AND.
+type LedgerFilter struct {
+	Kinds   []credit.EntryKind `json:"kinds,omitempty"`
+	GrantID *int               `json:"grantId,omitempty"`
+	// Of the entry's usage event.
+	Action *string             `json:"action,omitempty"`
+	RunID  *string             `json:"runId,omitempty"`
+	Status *credit.UsageStatus `json:"status,omitempty"`
+	// Entries created at or after from and before to.
+	From *time.Time `json:"from,omitempty"`
+	To   *time.Time `json:"to,omitempty"`
 }
 
 type Mutation struct {
@@ -150,6 +187,29 @@ type TransferInput struct {
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+// (added)
+type UsageEventConnection struct {
+	Edges    []*UsageEventEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+// (added)
+type UsageEventEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *ent.UsageEvent `json:"node"`
+}
+
+// (added)
+type UsageEventFilter struct {
+	PoolID   *int                `json:"poolId,omitempty"`
+	Action   *string             `json:"action,omitempty"`
+	RunID    *string             `json:"runId,omitempty"`
+	Status   *credit.UsageStatus `json:"status,omitempty"`
+	Decision *credit.Decision    `json:"decision,omitempty"`
+	From     *time.Time          `json:"from,omitempty"`
+	To       *time.Time          `json:"to,omitempty"`
+}
+
 type UsageInput struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 	OrganizationID int    `json:"organizationId"`
@@ -169,6 +229,56 @@ type UsageInput struct {
 	OccurredAt *time.Time `json:"occurredAt,omitempty"`
 }
 
+// (added)
+type UsageSummaryFilter struct {
+	PoolIds []int    `json:"poolIds,omitempty"`
+	Actions []string `json:"actions,omitempty"`
+	// The credit type of the grants drawn; OVERAGE and UNCOVERED name credits no grant held.
+	CreditTypes []string `json:"creditTypes,omitempty"`
+}
+
+// (added) Credits used in one group: burned (BURN, OVERAGE, BORROW and UNCOVERED entries) and refunded since.
+type UsageSummaryRow struct {
+	PoolID     *int    `json:"poolId,omitempty"`
+	Action     *string `json:"action,omitempty"`
+	CreditType *string `json:"creditType,omitempty"`
+	// The start of the DAY, WEEK or MONTH, in UTC.
+	Period   *time.Time      `json:"period,omitempty"`
+	Credits  decimal.Decimal `json:"credits"`
+	Refunded decimal.Decimal `json:"refunded"`
+	Events   int             `json:"events"`
+	Entries  int             `json:"entries"`
+}
+
+// (added)
+type WebhookDeliveryConnection struct {
+	Edges    []*WebhookDeliveryEdge `json:"edges"`
+	PageInfo *PageInfo              `json:"pageInfo"`
+}
+
+// (added)
+type WebhookDeliveryEdge struct {
+	Cursor string               `json:"cursor"`
+	Node   *ent.WebhookDelivery `json:"node"`
+}
+
+// (added) Where an organisation, or the vendor (organizationId null: every organisation's events), receives webhook events.
+type WebhookEndpointInput struct {
+	// Null: vendor-wide (OPERATOR only).
+	OrganizationID *int `json:"organizationId,omitempty"`
+	// http(s) only; no loopback or private address unless the server runs with --webhooks-allow-private.
+	URL string `json:"url"`
+	// alert.fired, alert.acknowledged.
+	EventTypes  []string `json:"eventTypes"`
+	Description *string  `json:"description,omitempty"`
+}
+
+// (added) An endpoint with its signing secret, shown only when created or rotated.
+type WebhookEndpointSecret struct {
+	Endpoint *ent.WebhookEndpoint `json:"endpoint"`
+	Secret   string               `json:"secret"`
+}
+
 type WeightInput struct {
 	Action         string           `json:"action"`
 	Credits        decimal.Decimal  `json:"credits"`
@@ -177,4 +287,68 @@ type WeightInput struct {
 	CostPerAction  *decimal.Decimal `json:"costPerAction,omitempty"`
 	// (added) The action still runs (decision DEGRADED) when a DEGRADED plan is out of credits.
 	AllowedInDegradedMode *bool `json:"allowedInDegradedMode,omitempty"`
+}
+
+// (added) How usageSummary groups: any of POOL, ACTION, CREDIT_TYPE and at most one of DAY, WEEK (ISO, Monday) and MONTH (UTC).
+type UsageGroupBy string
+
+const (
+	UsageGroupByPool       UsageGroupBy = "POOL"
+	UsageGroupByAction     UsageGroupBy = "ACTION"
+	UsageGroupByCreditType UsageGroupBy = "CREDIT_TYPE"
+	UsageGroupByDay        UsageGroupBy = "DAY"
+	UsageGroupByWeek       UsageGroupBy = "WEEK"
+	UsageGroupByMonth      UsageGroupBy = "MONTH"
+)
+
+var AllUsageGroupBy = []UsageGroupBy{
+	UsageGroupByPool,
+	UsageGroupByAction,
+	UsageGroupByCreditType,
+	UsageGroupByDay,
+	UsageGroupByWeek,
+	UsageGroupByMonth,
+}
+
+func (e UsageGroupBy) IsValid() bool {
+	switch e {
+	case UsageGroupByPool, UsageGroupByAction, UsageGroupByCreditType, UsageGroupByDay, UsageGroupByWeek, UsageGroupByMonth:
+		return true
+	}
+	return false
+}
+
+func (e UsageGroupBy) String() string {
+	return string(e)
+}
+
+func (e *UsageGroupBy) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UsageGroupBy(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UsageGroupBy", str)
+	}
+	return nil
+}
+
+func (e UsageGroupBy) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UsageGroupBy) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UsageGroupBy) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
