@@ -82,6 +82,8 @@ func costs(maxBatch int) ComplexityRoot {
 	c.Quote.Lines = func(child int) int { return rows(child, listRows) }
 	c.Forecast.Days = func(child int) int { return rows(child, 30) }
 	c.Forecast.Accounted = list
+	c.Quote.Notes = list
+	c.WebhookEndpoint.EventTypes = list
 	return c
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"entgo.io/ent/dialect"
+
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine/ledger"
 	"github.com/creditd/creditd/report"
@@ -133,7 +135,7 @@ func TestSummaryTooManyRows(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	db := testdb.Open(t, testdb.Dialects[1]) // validation reads nothing: one dialect is enough
+	db := testdb.Open(t, dialect.SQLite) // validation reads nothing: one dialect is enough
 	ctx := context.Background()
 	ok := report.SummaryQuery{OrganizationID: 1, From: from, To: to}
 	with := func(mod func(*report.SummaryQuery)) report.SummaryQuery { q := ok; mod(&q); return q }

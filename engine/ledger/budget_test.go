@@ -119,7 +119,7 @@ func TestBudgets(t *testing.T) {
 			}
 		}
 		alerts, err := f.svc.Alerts(ctx, &f.org.ID, 10, false)
-		if err != nil || len(alerts) != 1 || alerts[0].PoolID != alice.ID {
+		if err != nil || len(alerts) != 1 || alerts[0].PoolID == nil || *alerts[0].PoolID != alice.ID {
 			t.Fatalf("alerts = %v, %v; want one for alice", alerts, err)
 		}
 		b, err := f.svc.Budget(ctx, mustPool(t, f, team.ID))

@@ -62,7 +62,7 @@ func (s *Service) CreateWebhookEndpoint(ctx context.Context, in WebhookInput) (*
 	if err := in.Validate(s.webhooks.allowPrivate); err != nil {
 		return nil, "", err
 	}
-	if err := s.canManageEndpoints(ctx, in.OrganizationID); err != nil {
+	if err := s.canManageEndpoints(ctx, s.db.Client, in.OrganizationID); err != nil {
 		return nil, "", err
 	}
 	secret, err := webhook.NewSecret()
@@ -98,7 +98,7 @@ func endpointsOf(org *int) predicate.WebhookEndpoint {
 
 // canManageEndpoints: an organisation's endpoints are its admins' and the
 // operators'; vendor-wide ones the operators' only.
-func (s *Service) canManageEndpoints(ctx context.Context, org *int) error {
+func (s *Service) canManageEndpoints(ctx context.Context, c *ent.Client, org *int) error {
 	p := auth.From(ctx)
 	if org == nil {
 		if p != nil && p.Role != credit.RoleOperator {
@@ -109,7 +109,7 @@ func (s *Service) canManageEndpoints(ctx context.Context, org *int) error {
 	if !p.Sees(*org) {
 		return credit.NotFound("organization", *org)
 	}
-	if _, err := s.db.Client.Organization.Get(ctx, *org); ent.IsNotFound(err) {
+	if _, err := c.Organization.Get(ctx, *org); ent.IsNotFound(err) {
 		return credit.NotFound("organization", *org)
 	} else if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (s *Service) endpoint(ctx context.Context, c *ent.Client, id int) (*ent.Web
 	if ep.OrganizationID == nil && auth.From(ctx).Scoped() || ep.OrganizationID != nil && !auth.From(ctx).Sees(*ep.OrganizationID) {
 		return nil, credit.NotFound("webhook endpoint", id)
 	}
-	return ep, s.canManageEndpoints(ctx, ep.OrganizationID)
+	return ep, s.canManageEndpoints(ctx, c, ep.OrganizationID)
 }
 
 // SetWebhookEndpointEnabled disables or re-enables an endpoint; enabling

@@ -350,6 +350,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{LedgerEntriesColumns[14]},
 			},
+			{
+				Name:    "ledgerentry_organization_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{LedgerEntriesColumns[2], LedgerEntriesColumns[0]},
+			},
 		},
 	}
 	// OperationsColumns holds the columns for the "operations" table.
@@ -620,6 +625,11 @@ var (
 				Name:    "usageevent_pool_id",
 				Unique:  false,
 				Columns: []*schema.Column{UsageEventsColumns[3]},
+			},
+			{
+				Name:    "usageevent_organization_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{UsageEventsColumns[2], UsageEventsColumns[0]},
 			},
 		},
 	}

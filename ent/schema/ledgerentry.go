@@ -48,7 +48,9 @@ func (LedgerEntry) Edges() []ent.Edge {
 }
 
 func (LedgerEntry) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("pool_id", "id"), index.Fields("grant_id"), index.Fields("usage_event_id")}
+	// (organization_id, id): an organisation's ledger in id order, as
+	// exports read it.
+	return []ent.Index{index.Fields("pool_id", "id"), index.Fields("grant_id"), index.Fields("usage_event_id"), index.Fields("organization_id", "id")}
 }
 
 // ErrImmutable is returned when code tries to change or delete a ledger entry.

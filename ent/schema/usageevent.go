@@ -46,5 +46,6 @@ func (UsageEvent) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("organization_id", "idempotency_key").Unique(),
 		index.Fields("pool_id"),
+		index.Fields("organization_id", "id"), // usageEvents pages and exports
 	}
 }
