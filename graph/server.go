@@ -103,6 +103,7 @@ func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 	limiter := auth.NewLimiter(opt.RateLimit, opt.RateBurst, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", limitBody(opt.MaxBodyBytes, authenticate(svc, limiter, timeout(opt.RequestTimeout, unavailableStatus(srv)))))
+	mux.Handle("/export/", authenticate(svc, limiter, exportHandler(svc)))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -135,8 +136,12 @@ func NewHandler(svc *ledger.Service, db *store.DB, opt Options) http.Handler {
 func writeError(w http.ResponseWriter, status int, err *credit.Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	ext := map[string]any{"code": string(err.Code)}
+	if err.Field != "" {
+		ext["field"] = err.Field
+	}
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"errors": []map[string]any{{"message": err.Message, "extensions": map[string]any{"code": string(err.Code)}}},
+		"errors": []map[string]any{{"message": err.Message, "extensions": ext}},
 		"data":   nil,
 	})
 }
