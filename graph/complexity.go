@@ -14,7 +14,7 @@ import (
 // (Options.ComplexityLimit refuses the heavier ones). A field counts 1 plus
 // what it selects; a list counts what it selects once per row it may return:
 //
-//   - usageSummary its row limit (report.MaxSummaryRows);
+//   - usageSummary a tenth of its row limit (summaryRows: flat sums);
 //   - a page (ledger, charges, auditLog, alerts, usageEvents, an endpoint's
 //     deliveries) its first, default 50, at
 //     most ledger.MaxPage (a larger first is refused as VALIDATION by the
@@ -30,6 +30,10 @@ import (
 
 // listRows is what a list without a size argument counts as.
 const listRows = 10
+
+// summaryRows is what usageSummary counts as: its rows are flat sums, and
+// at most report.MaxSummaryRows, cheap to show, so a tenth of the limit.
+const summaryRows = report.MaxSummaryRows / 10
 
 // creditTypes is the number of CreditType values: the most rows of
 // Balance.byType.
@@ -76,7 +80,7 @@ func costs(maxBatch int) ComplexityRoot {
 	c.Query.AlertRules = func(child int, _ *int) int { return list(child) }
 	c.Query.WebhookEndpoints = func(child int, _ *int) int { return list(child) }
 	c.Query.UsageSummary = func(child int, _ int, _, _ time.Time, _ []model.UsageGroupBy, _ *model.UsageSummaryFilter) int {
-		return rows(child, report.MaxSummaryRows)
+		return rows(child, summaryRows)
 	}
 	c.Query.Quote = func(child int, _ int, usage []*model.ActionCountInput, _ *int) int { return child + 1 }
 	c.Quote.Lines = func(child int) int { return rows(child, listRows) }

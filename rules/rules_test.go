@@ -530,6 +530,8 @@ func TestReadmeTransferAndRefundRules(t *testing.T) {
   : grant.creditType == "ON_DEMAND" && ageHours <= decimal(14 * 24)
     ? {"form": "MONEY", "factor": ageHours <= decimal(24) ? decimal(1) : decimal("0.8")}
     : {"amount": decimal(0)}`,
+		KindAlert: `poolKind == "ACCOUNT" && org.segment == "enterprise"
+  && (available < allowance * decimal("0.1") || (depletionDays >= decimal(0) && depletionDays < decimal(5)))`,
 	} {
 		kind = Kind(strings.TrimSuffix(string(kind), "-grant"))
 		if _, err := Compile(kind, expr); err != nil {

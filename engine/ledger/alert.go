@@ -36,6 +36,13 @@ type firing struct {
 // fire stores f unless it was raised already in its period, and queues its
 // deliveries; it returns the new alert, nil when it was raised before.
 func (s *Service) fire(ctx context.Context, c *ent.Client, f firing, now time.Time) (*ent.Alert, error) {
+	if f.pool != nil { // raised before: the common case of a condition that holds, read without writing
+		seen, err := c.Alert.Query().Where(alert.PoolID(*f.pool), alert.Kind(string(f.kind)), alert.Condition(f.condition),
+			alert.PeriodStart(utc(f.periodStart))).Exist(ctx)
+		if err != nil || seen {
+			return nil, err
+		}
+	}
 	id, err := c.Alert.Create().SetNillableOrganizationID(f.org).SetNillablePoolID(f.pool).SetKind(string(f.kind)).
 		SetCondition(f.condition).SetNillableRuleID(f.rule).SetPeriodStart(utc(f.periodStart)).SetMessage(truncate(f.message, 1000)).
 		SetNillableUsageEventID(f.event).SetCreatedAt(now).

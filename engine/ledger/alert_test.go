@@ -173,3 +173,37 @@ func TestAlertPolicyFires(t *testing.T) {
 		}
 	})
 }
+
+// The predictor and the burn-rate rule on real history: 20 days of 40
+// credits a day against 1000 credits (200 left) project a run-out within
+// 7 days; a day of 200 is above 2 x the usual 40.
+func TestAlertsOnBurnHistory(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		f.grant(t, "1000", credit.CreditSubscription)
+		for day := range 20 {
+			f.use(t, "day-"+string(rune('a'+day)), "40")
+			f.clock.add(24 * time.Hour)
+		}
+		fc, err := f.svc.Forecast(ctx, f.pool.ID, 30)
+		if err != nil || fc.DepletesAt == nil || fc.HistoryDays < 14 {
+			t.Fatalf("forecast = %+v, %v; want a run-out from a seasonal model", fc, err)
+		}
+		if !fc.DailyBurn.Sub(d("40")).Abs().LessThan(d("2")) {
+			t.Fatalf("daily burn %s, want about 40 (%s)", fc.DailyBurn, fc.Method)
+		}
+		if days := fc.DepletesAt.Sub(f.clock.now()).Hours() / 24; days < 3 || days > 7 {
+			t.Fatalf("runs out in %.1f days, want about 5 (200 left at 40 a day)", days)
+		}
+		f.rule(t, ledger.AlertRuleInput{PoolID: &f.pool.ID, Kind: credit.AlertDepletionProjected, Threshold: dp("7")})
+		f.rule(t, ledger.AlertRuleInput{PoolID: &f.pool.ID, Kind: credit.AlertBurnRateAbove, Threshold: dp("2")})
+		if rep, err := f.svc.EvaluateAlerts(ctx, f.clock.now()); err != nil || rep.Fired != 1 {
+			t.Fatalf("EvaluateAlerts = %+v, %v; want DEPLETION_PROJECTED only (no burn today yet)", rep, err)
+		}
+		f.use(t, "spike", "100")
+		if rep, err := f.svc.EvaluateAlerts(ctx, f.clock.now()); err != nil || rep.Fired != 1 {
+			t.Fatalf("EvaluateAlerts after a spike = %+v, %v; want BURN_RATE_ABOVE (100 > 2 x 40)", rep, err)
+		}
+	})
+}
