@@ -82,7 +82,7 @@ type Vars struct {
 // (-1: none), its budget (0 and 0: none) and its kind.
 type AlertVars struct {
 	Allowance, BurnToday, BurnUsual, ExpiringSoon, DepletionDays, BudgetSpent, BudgetAmount decimal.Decimal
-	PoolKind                                                                                 string
+	PoolKind                                                                                string
 }
 
 // NoExpiry is how a grant without expiry looks to rules.
