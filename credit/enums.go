@@ -159,6 +159,18 @@ const (
 	RolloverUnlimited RolloverMode = "UNLIMITED" // everything rolls (an accounting anti-pattern)
 )
 
+// ChangeCredits is what a plan change does to the included (SUBSCRIPTION)
+// credits of the current period, a term of the plan being left. Other
+// credit types (rollover, purchased, incentive, promotional, service)
+// always carry over.
+type ChangeCredits string
+
+const (
+	ChangeProrate ChangeCredits = "PRORATE" // keep what was granted; the new plan's difference x the period left arrives (upgrade) or is taken back from what is unused (downgrade)
+	ChangeCarry   ChangeCredits = "CARRY"   // as PRORATE, but a downgrade takes nothing back
+	ChangeForfeit ChangeCredits = "FORFEIT" // the unused included credits leave; the new plan's included x the period left arrives
+)
+
 // Period is a plan's billing period.
 type Period string
 
@@ -204,6 +216,7 @@ var (
 	policyKinds    = []string{"BURN", "DRAW_ORDER", "INCENTIVE", "REFUND", "OVERAGE", "ROLLOVER", "TRANSFER", "ALERT"}
 	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
 	payments       = []string{"PAID", "PENDING", "FAILED"}
+	changeCredits  = []string{"PRORATE", "CARRY", "FORFEIT"}
 	alertKinds     = []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED"}
 )
 
@@ -219,6 +232,7 @@ func (PolicyKind) Values() []string    { return policyKinds }
 func (VersionStatus) Values() []string { return versionStatues }
 func (Payment) Values() []string       { return payments }
 func (AlertKind) Values() []string     { return alertKinds }
+func (ChangeCredits) Values() []string { return changeCredits }
 
 // Valid reports whether s is one of the usage statuses.
 func (s UsageStatus) Valid() bool { return slices.Contains(usageStatuses, string(s)) }

@@ -43,6 +43,7 @@ func TestValuesAreDistinct(t *testing.T) {
 		"VersionStatus": credit.VersionStatus("").Values(), "Role": credit.Role("").Values(), "OverageMode": credit.OverageMode("").Values(),
 		"RolloverMode": credit.RolloverMode("").Values(), "Period": credit.Period("").Values(),
 		"Payment": credit.Payment("").Values(), "AlertKind": credit.AlertKind("").Values(),
+		"ChangeCredits": credit.ChangeCredits("").Values(),
 	} {
 		seen := map[string]bool{}
 		for _, v := range vs {

@@ -31,6 +31,10 @@ const (
 	CodeNotRefundable       Code = "NOT_REFUNDABLE"       // nothing left to refund (a denied event, one that charged nothing, or refunded in full)
 	CodeRefundExceeded      Code = "REFUND_EXCEEDED"      // a refund of more than is left to refund, or than the REFUND policy allows
 	CodeRefundForbidden     Code = "REFUND_FORBIDDEN"     // a refund the caller's role or the REFUND policy does not allow
+	CodeSamePlan            Code = "SAME_PLAN"            // a plan change to the plan the subscription has
+	CodeCurrencyMismatch    Code = "CURRENCY_MISMATCH"    // a plan change between plans of two currencies (or billing periods)
+	CodeSubscriptionEnded   Code = "SUBSCRIPTION_ENDED"   // a change or cancellation of a subscription that is cancelled or has ended
+	CodeNotEntitled         Code = "NOT_ENTITLED"         // usage of an action the plan does not entitle (a usage decision's reasonCode)
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
 	CodeUnavailable         Code = "UNAVAILABLE"          // the database is down, restarting or out of connections; extensions.retryable says whether resending is safe
 )

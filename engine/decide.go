@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,6 +42,9 @@ func DecideUsage(ctx context.Context, v Versions, org Org, ev Event, grants []Gr
 // to: tiers[0] are the grants of the event's pool, tiers[1] its parent's,
 // and so on. A tier is drawn to the end before the next one.
 func DecideUsageTiers(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant, now time.Time) (UsageDecision, error) {
+	if d, ok := notEntitled(v.Terms, ev); ok {
+		return d, nil
+	}
 	d, err := costOf(ctx, v, org, ev, now)
 	if err != nil {
 		return UsageDecision{}, err
@@ -62,6 +67,15 @@ func DecideUsageTiers(ctx context.Context, v Versions, org Org, ev Event, tiers 
 
 // costOf is an allowed decision for what ev costs: its weight under the
 // register in effect and its credits under the burn rule, nothing drawn.
+// notEntitled is the denial of an action the plan does not entitle.
+func notEntitled(t *PlanTerms, ev Event) (UsageDecision, bool) {
+	if t == nil || t.Entitled == nil || slices.Contains(t.Entitled, ev.Action) {
+		return UsageDecision{}, false
+	}
+	return UsageDecision{Decision: credit.DecisionDenied, Weight: decimal.Zero, Credits: decimal.Zero, Requested: decimal.Zero,
+		ReasonCode: credit.CodeNotEntitled, Reason: fmt.Sprintf("the plan does not include the action %q", ev.Action)}, true
+}
+
 func costOf(ctx context.Context, v Versions, org Org, ev Event, now time.Time) (UsageDecision, error) {
 	w, err := WeightOf(ctx, v.Register, ev, org, now)
 	if err != nil {

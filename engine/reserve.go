@@ -45,6 +45,9 @@ func (r Reservation) Denied() bool { return r.Decision == credit.DecisionDenied 
 // DecideUsageTiers does; a shortfall is decided by the plan's overage mode
 // exactly as for a single event of the expected cost.
 func Reserve(ctx context.Context, v Versions, org Org, ev Event, tiers [][]Grant, now time.Time) (Reservation, error) {
+	if d, ok := notEntitled(v.Terms, ev); ok {
+		return Reservation{Decision: d.Decision, Expected: decimal.Zero, Held: decimal.Zero, ReasonCode: d.ReasonCode, Reason: d.Reason}, nil
+	}
 	w, err := WeightOf(ctx, v.Register, ev, org, now)
 	if err != nil {
 		return Reservation{}, err

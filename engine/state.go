@@ -102,6 +102,10 @@ type Versions struct {
 type PlanTerms struct {
 	SubscriptionID int
 	PlanID         int
+	// Entitled lists the actions the plan allows; nil: every action of
+	// the register. Usage of another is DENIED NOT_ENTITLED, charged
+	// nothing (a run that started entitled still settles).
+	Entitled []string
 	OverageMode    credit.OverageMode
 	OveragePrice   decimal.NullDecimal
 	Currency       string

@@ -32,6 +32,7 @@ import (
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/webhookdelivery"
@@ -81,6 +82,8 @@ type Client struct {
 	PoolSpend *PoolSpendClient
 	// Subscription is the client for interacting with the Subscription builders.
 	Subscription *SubscriptionClient
+	// SubscriptionChange is the client for interacting with the SubscriptionChange builders.
+	SubscriptionChange *SubscriptionChangeClient
 	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
 	SubscriptionPeriod *SubscriptionPeriodClient
 	// UsageEvent is the client for interacting with the UsageEvent builders.
@@ -121,6 +124,7 @@ func (c *Client) init() {
 	c.Pool = NewPoolClient(c.config)
 	c.PoolSpend = NewPoolSpendClient(c.config)
 	c.Subscription = NewSubscriptionClient(c.config)
+	c.SubscriptionChange = NewSubscriptionChangeClient(c.config)
 	c.SubscriptionPeriod = NewSubscriptionPeriodClient(c.config)
 	c.UsageEvent = NewUsageEventClient(c.config)
 	c.WebhookDelivery = NewWebhookDeliveryClient(c.config)
@@ -236,6 +240,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Pool:               NewPoolClient(cfg),
 		PoolSpend:          NewPoolSpendClient(cfg),
 		Subscription:       NewSubscriptionClient(cfg),
+		SubscriptionChange: NewSubscriptionChangeClient(cfg),
 		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
 		UsageEvent:         NewUsageEventClient(cfg),
 		WebhookDelivery:    NewWebhookDeliveryClient(cfg),
@@ -278,6 +283,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Pool:               NewPoolClient(cfg),
 		PoolSpend:          NewPoolSpendClient(cfg),
 		Subscription:       NewSubscriptionClient(cfg),
+		SubscriptionChange: NewSubscriptionChangeClient(cfg),
 		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
 		UsageEvent:         NewUsageEventClient(cfg),
 		WebhookDelivery:    NewWebhookDeliveryClient(cfg),
@@ -316,8 +322,8 @@ func (c *Client) Use(hooks ...Hook) {
 		c.APIKey, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration, c.Charge,
 		c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation, c.Organization,
 		c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery, c.WebhookEndpoint,
-		c.Weight, c.WeightRegister,
+		c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery,
+		c.WebhookEndpoint, c.Weight, c.WeightRegister,
 	} {
 		n.Use(hooks...)
 	}
@@ -330,8 +336,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.APIKey, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration, c.Charge,
 		c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation, c.Organization,
 		c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery, c.WebhookEndpoint,
-		c.Weight, c.WeightRegister,
+		c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery,
+		c.WebhookEndpoint, c.Weight, c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -374,6 +380,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.PoolSpend.mutate(ctx, m)
 	case *SubscriptionMutation:
 		return c.Subscription.mutate(ctx, m)
+	case *SubscriptionChangeMutation:
+		return c.SubscriptionChange.mutate(ctx, m)
 	case *SubscriptionPeriodMutation:
 		return c.SubscriptionPeriod.mutate(ctx, m)
 	case *UsageEventMutation:
@@ -2798,6 +2806,139 @@ func (c *SubscriptionClient) mutate(ctx context.Context, m *SubscriptionMutation
 	}
 }
 
+// SubscriptionChangeClient is a client for the SubscriptionChange schema.
+type SubscriptionChangeClient struct {
+	config
+}
+
+// NewSubscriptionChangeClient returns a client for the SubscriptionChange from the given config.
+func NewSubscriptionChangeClient(c config) *SubscriptionChangeClient {
+	return &SubscriptionChangeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `subscriptionchange.Hooks(f(g(h())))`.
+func (c *SubscriptionChangeClient) Use(hooks ...Hook) {
+	c.hooks.SubscriptionChange = append(c.hooks.SubscriptionChange, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `subscriptionchange.Intercept(f(g(h())))`.
+func (c *SubscriptionChangeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.SubscriptionChange = append(c.inters.SubscriptionChange, interceptors...)
+}
+
+// Create returns a builder for creating a SubscriptionChange entity.
+func (c *SubscriptionChangeClient) Create() *SubscriptionChangeCreate {
+	mutation := newSubscriptionChangeMutation(c.config, OpCreate)
+	return &SubscriptionChangeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of SubscriptionChange entities.
+func (c *SubscriptionChangeClient) CreateBulk(builders ...*SubscriptionChangeCreate) *SubscriptionChangeCreateBulk {
+	return &SubscriptionChangeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SubscriptionChangeClient) MapCreateBulk(slice any, setFunc func(*SubscriptionChangeCreate, int)) *SubscriptionChangeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SubscriptionChangeCreateBulk{err: fmt.Errorf("calling to SubscriptionChangeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SubscriptionChangeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SubscriptionChangeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for SubscriptionChange.
+func (c *SubscriptionChangeClient) Update() *SubscriptionChangeUpdate {
+	mutation := newSubscriptionChangeMutation(c.config, OpUpdate)
+	return &SubscriptionChangeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SubscriptionChangeClient) UpdateOne(_m *SubscriptionChange) *SubscriptionChangeUpdateOne {
+	mutation := newSubscriptionChangeMutation(c.config, OpUpdateOne, withSubscriptionChange(_m))
+	return &SubscriptionChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SubscriptionChangeClient) UpdateOneID(id int) *SubscriptionChangeUpdateOne {
+	mutation := newSubscriptionChangeMutation(c.config, OpUpdateOne, withSubscriptionChangeID(id))
+	return &SubscriptionChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for SubscriptionChange.
+func (c *SubscriptionChangeClient) Delete() *SubscriptionChangeDelete {
+	mutation := newSubscriptionChangeMutation(c.config, OpDelete)
+	return &SubscriptionChangeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SubscriptionChangeClient) DeleteOne(_m *SubscriptionChange) *SubscriptionChangeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SubscriptionChangeClient) DeleteOneID(id int) *SubscriptionChangeDeleteOne {
+	builder := c.Delete().Where(subscriptionchange.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SubscriptionChangeDeleteOne{builder}
+}
+
+// Query returns a query builder for SubscriptionChange.
+func (c *SubscriptionChangeClient) Query() *SubscriptionChangeQuery {
+	return &SubscriptionChangeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSubscriptionChange},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a SubscriptionChange entity by its id.
+func (c *SubscriptionChangeClient) Get(ctx context.Context, id int) (*SubscriptionChange, error) {
+	return c.Query().Where(subscriptionchange.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SubscriptionChangeClient) GetX(ctx context.Context, id int) *SubscriptionChange {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *SubscriptionChangeClient) Hooks() []Hook {
+	return c.hooks.SubscriptionChange
+}
+
+// Interceptors returns the client interceptors.
+func (c *SubscriptionChangeClient) Interceptors() []Interceptor {
+	return c.inters.SubscriptionChange
+}
+
+func (c *SubscriptionChangeClient) mutate(ctx context.Context, m *SubscriptionChangeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SubscriptionChangeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SubscriptionChangeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SubscriptionChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SubscriptionChangeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown SubscriptionChange mutation op: %q", m.Op())
+	}
+}
+
 // SubscriptionPeriodClient is a client for the SubscriptionPeriod schema.
 type SubscriptionPeriodClient struct {
 	config
@@ -3633,14 +3774,15 @@ type (
 	hooks struct {
 		APIKey, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant, Hold,
 		IncentiveAward, LedgerEntry, Operation, Organization, Plan, PolicyVersion,
-		Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent, WebhookDelivery,
-		WebhookEndpoint, Weight, WeightRegister []ent.Hook
+		Pool, PoolSpend, Subscription, SubscriptionChange, SubscriptionPeriod,
+		UsageEvent, WebhookDelivery, WebhookEndpoint, Weight, WeightRegister []ent.Hook
 	}
 	inters struct {
 		APIKey, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant, Hold,
 		IncentiveAward, LedgerEntry, Operation, Organization, Plan, PolicyVersion,
-		Pool, PoolSpend, Subscription, SubscriptionPeriod, UsageEvent, WebhookDelivery,
-		WebhookEndpoint, Weight, WeightRegister []ent.Interceptor
+		Pool, PoolSpend, Subscription, SubscriptionChange, SubscriptionPeriod,
+		UsageEvent, WebhookDelivery, WebhookEndpoint, Weight,
+		WeightRegister []ent.Interceptor
 	}
 )
 

@@ -29,6 +29,7 @@ import (
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/webhookdelivery"
@@ -112,6 +113,7 @@ func checkColumn(t, c string) error {
 			pool.Table:               pool.ValidColumn,
 			poolspend.Table:          poolspend.ValidColumn,
 			subscription.Table:       subscription.ValidColumn,
+			subscriptionchange.Table: subscriptionchange.ValidColumn,
 			subscriptionperiod.Table: subscriptionperiod.ValidColumn,
 			usageevent.Table:         usageevent.ValidColumn,
 			webhookdelivery.Table:    webhookdelivery.ValidColumn,

@@ -30,6 +30,7 @@ import (
 	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/webhookdelivery"
@@ -65,6 +66,7 @@ const (
 	TypePool               = "Pool"
 	TypePoolSpend          = "PoolSpend"
 	TypeSubscription       = "Subscription"
+	TypeSubscriptionChange = "SubscriptionChange"
 	TypeSubscriptionPeriod = "SubscriptionPeriod"
 	TypeUsageEvent         = "UsageEvent"
 	TypeWebhookDelivery    = "WebhookDelivery"
@@ -11487,6 +11489,13 @@ type PlanMutation struct {
 	incentive_cap_per_member *decimal.NullDecimal
 	incentive_expiry_days    *int
 	addincentive_expiry_days *int
+	family                   *string
+	tier                     *int
+	addtier                  *int
+	change_credits           *credit.ChangeCredits
+	entitled_actions         *[]string
+	appendentitled_actions   []string
+	seed_credits             *decimal.NullDecimal
 	clearedFields            map[string]struct{}
 	done                     bool
 	oldValue                 func(context.Context) (*Plan, error)
@@ -12539,6 +12548,275 @@ func (m *PlanMutation) ResetIncentiveExpiryDays() {
 	m.addincentive_expiry_days = nil
 }
 
+// SetFamily sets the "family" field.
+func (m *PlanMutation) SetFamily(s string) {
+	m.family = &s
+}
+
+// Family returns the value of the "family" field in the mutation.
+func (m *PlanMutation) Family() (r string, exists bool) {
+	v := m.family
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFamily returns the old "family" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldFamily(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFamily is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFamily requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFamily: %w", err)
+	}
+	return oldValue.Family, nil
+}
+
+// ClearFamily clears the value of the "family" field.
+func (m *PlanMutation) ClearFamily() {
+	m.family = nil
+	m.clearedFields[plan.FieldFamily] = struct{}{}
+}
+
+// FamilyCleared returns if the "family" field was cleared in this mutation.
+func (m *PlanMutation) FamilyCleared() bool {
+	_, ok := m.clearedFields[plan.FieldFamily]
+	return ok
+}
+
+// ResetFamily resets all changes to the "family" field.
+func (m *PlanMutation) ResetFamily() {
+	m.family = nil
+	delete(m.clearedFields, plan.FieldFamily)
+}
+
+// SetTier sets the "tier" field.
+func (m *PlanMutation) SetTier(i int) {
+	m.tier = &i
+	m.addtier = nil
+}
+
+// Tier returns the value of the "tier" field in the mutation.
+func (m *PlanMutation) Tier() (r int, exists bool) {
+	v := m.tier
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTier returns the old "tier" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldTier(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTier is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTier requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTier: %w", err)
+	}
+	return oldValue.Tier, nil
+}
+
+// AddTier adds i to the "tier" field.
+func (m *PlanMutation) AddTier(i int) {
+	if m.addtier != nil {
+		*m.addtier += i
+	} else {
+		m.addtier = &i
+	}
+}
+
+// AddedTier returns the value that was added to the "tier" field in this mutation.
+func (m *PlanMutation) AddedTier() (r int, exists bool) {
+	v := m.addtier
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTier clears the value of the "tier" field.
+func (m *PlanMutation) ClearTier() {
+	m.tier = nil
+	m.addtier = nil
+	m.clearedFields[plan.FieldTier] = struct{}{}
+}
+
+// TierCleared returns if the "tier" field was cleared in this mutation.
+func (m *PlanMutation) TierCleared() bool {
+	_, ok := m.clearedFields[plan.FieldTier]
+	return ok
+}
+
+// ResetTier resets all changes to the "tier" field.
+func (m *PlanMutation) ResetTier() {
+	m.tier = nil
+	m.addtier = nil
+	delete(m.clearedFields, plan.FieldTier)
+}
+
+// SetChangeCredits sets the "change_credits" field.
+func (m *PlanMutation) SetChangeCredits(cc credit.ChangeCredits) {
+	m.change_credits = &cc
+}
+
+// ChangeCredits returns the value of the "change_credits" field in the mutation.
+func (m *PlanMutation) ChangeCredits() (r credit.ChangeCredits, exists bool) {
+	v := m.change_credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChangeCredits returns the old "change_credits" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldChangeCredits(ctx context.Context) (v credit.ChangeCredits, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChangeCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChangeCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChangeCredits: %w", err)
+	}
+	return oldValue.ChangeCredits, nil
+}
+
+// ResetChangeCredits resets all changes to the "change_credits" field.
+func (m *PlanMutation) ResetChangeCredits() {
+	m.change_credits = nil
+}
+
+// SetEntitledActions sets the "entitled_actions" field.
+func (m *PlanMutation) SetEntitledActions(s []string) {
+	m.entitled_actions = &s
+	m.appendentitled_actions = nil
+}
+
+// EntitledActions returns the value of the "entitled_actions" field in the mutation.
+func (m *PlanMutation) EntitledActions() (r []string, exists bool) {
+	v := m.entitled_actions
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEntitledActions returns the old "entitled_actions" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldEntitledActions(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEntitledActions is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEntitledActions requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEntitledActions: %w", err)
+	}
+	return oldValue.EntitledActions, nil
+}
+
+// AppendEntitledActions adds s to the "entitled_actions" field.
+func (m *PlanMutation) AppendEntitledActions(s []string) {
+	m.appendentitled_actions = append(m.appendentitled_actions, s...)
+}
+
+// AppendedEntitledActions returns the list of values that were appended to the "entitled_actions" field in this mutation.
+func (m *PlanMutation) AppendedEntitledActions() ([]string, bool) {
+	if len(m.appendentitled_actions) == 0 {
+		return nil, false
+	}
+	return m.appendentitled_actions, true
+}
+
+// ClearEntitledActions clears the value of the "entitled_actions" field.
+func (m *PlanMutation) ClearEntitledActions() {
+	m.entitled_actions = nil
+	m.appendentitled_actions = nil
+	m.clearedFields[plan.FieldEntitledActions] = struct{}{}
+}
+
+// EntitledActionsCleared returns if the "entitled_actions" field was cleared in this mutation.
+func (m *PlanMutation) EntitledActionsCleared() bool {
+	_, ok := m.clearedFields[plan.FieldEntitledActions]
+	return ok
+}
+
+// ResetEntitledActions resets all changes to the "entitled_actions" field.
+func (m *PlanMutation) ResetEntitledActions() {
+	m.entitled_actions = nil
+	m.appendentitled_actions = nil
+	delete(m.clearedFields, plan.FieldEntitledActions)
+}
+
+// SetSeedCredits sets the "seed_credits" field.
+func (m *PlanMutation) SetSeedCredits(dd decimal.NullDecimal) {
+	m.seed_credits = &dd
+}
+
+// SeedCredits returns the value of the "seed_credits" field in the mutation.
+func (m *PlanMutation) SeedCredits() (r decimal.NullDecimal, exists bool) {
+	v := m.seed_credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSeedCredits returns the old "seed_credits" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldSeedCredits(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSeedCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSeedCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSeedCredits: %w", err)
+	}
+	return oldValue.SeedCredits, nil
+}
+
+// ClearSeedCredits clears the value of the "seed_credits" field.
+func (m *PlanMutation) ClearSeedCredits() {
+	m.seed_credits = nil
+	m.clearedFields[plan.FieldSeedCredits] = struct{}{}
+}
+
+// SeedCreditsCleared returns if the "seed_credits" field was cleared in this mutation.
+func (m *PlanMutation) SeedCreditsCleared() bool {
+	_, ok := m.clearedFields[plan.FieldSeedCredits]
+	return ok
+}
+
+// ResetSeedCredits resets all changes to the "seed_credits" field.
+func (m *PlanMutation) ResetSeedCredits() {
+	m.seed_credits = nil
+	delete(m.clearedFields, plan.FieldSeedCredits)
+}
+
 // Where appends a list predicates to the PlanMutation builder.
 func (m *PlanMutation) Where(ps ...predicate.Plan) {
 	m.predicates = append(m.predicates, ps...)
@@ -12573,7 +12851,7 @@ func (m *PlanMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PlanMutation) Fields() []string {
-	fields := make([]string, 0, 21)
+	fields := make([]string, 0, 26)
 	if m.created_at != nil {
 		fields = append(fields, plan.FieldCreatedAt)
 	}
@@ -12637,6 +12915,21 @@ func (m *PlanMutation) Fields() []string {
 	if m.incentive_expiry_days != nil {
 		fields = append(fields, plan.FieldIncentiveExpiryDays)
 	}
+	if m.family != nil {
+		fields = append(fields, plan.FieldFamily)
+	}
+	if m.tier != nil {
+		fields = append(fields, plan.FieldTier)
+	}
+	if m.change_credits != nil {
+		fields = append(fields, plan.FieldChangeCredits)
+	}
+	if m.entitled_actions != nil {
+		fields = append(fields, plan.FieldEntitledActions)
+	}
+	if m.seed_credits != nil {
+		fields = append(fields, plan.FieldSeedCredits)
+	}
 	return fields
 }
 
@@ -12687,6 +12980,16 @@ func (m *PlanMutation) Field(name string) (ent.Value, bool) {
 		return m.IncentiveCapPerMember()
 	case plan.FieldIncentiveExpiryDays:
 		return m.IncentiveExpiryDays()
+	case plan.FieldFamily:
+		return m.Family()
+	case plan.FieldTier:
+		return m.Tier()
+	case plan.FieldChangeCredits:
+		return m.ChangeCredits()
+	case plan.FieldEntitledActions:
+		return m.EntitledActions()
+	case plan.FieldSeedCredits:
+		return m.SeedCredits()
 	}
 	return nil, false
 }
@@ -12738,6 +13041,16 @@ func (m *PlanMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldIncentiveCapPerMember(ctx)
 	case plan.FieldIncentiveExpiryDays:
 		return m.OldIncentiveExpiryDays(ctx)
+	case plan.FieldFamily:
+		return m.OldFamily(ctx)
+	case plan.FieldTier:
+		return m.OldTier(ctx)
+	case plan.FieldChangeCredits:
+		return m.OldChangeCredits(ctx)
+	case plan.FieldEntitledActions:
+		return m.OldEntitledActions(ctx)
+	case plan.FieldSeedCredits:
+		return m.OldSeedCredits(ctx)
 	}
 	return nil, fmt.Errorf("unknown Plan field %s", name)
 }
@@ -12894,6 +13207,41 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetIncentiveExpiryDays(v)
 		return nil
+	case plan.FieldFamily:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFamily(v)
+		return nil
+	case plan.FieldTier:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTier(v)
+		return nil
+	case plan.FieldChangeCredits:
+		v, ok := value.(credit.ChangeCredits)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChangeCredits(v)
+		return nil
+	case plan.FieldEntitledActions:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEntitledActions(v)
+		return nil
+	case plan.FieldSeedCredits:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSeedCredits(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
 }
@@ -12911,6 +13259,9 @@ func (m *PlanMutation) AddedFields() []string {
 	if m.addincentive_expiry_days != nil {
 		fields = append(fields, plan.FieldIncentiveExpiryDays)
 	}
+	if m.addtier != nil {
+		fields = append(fields, plan.FieldTier)
+	}
 	return fields
 }
 
@@ -12925,6 +13276,8 @@ func (m *PlanMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedOnDemandExpiryDays()
 	case plan.FieldIncentiveExpiryDays:
 		return m.AddedIncentiveExpiryDays()
+	case plan.FieldTier:
+		return m.AddedTier()
 	}
 	return nil, false
 }
@@ -12954,6 +13307,13 @@ func (m *PlanMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddIncentiveExpiryDays(v)
+		return nil
+	case plan.FieldTier:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTier(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Plan numeric field %s", name)
@@ -12992,6 +13352,18 @@ func (m *PlanMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(plan.FieldIncentiveCapPerMember) {
 		fields = append(fields, plan.FieldIncentiveCapPerMember)
+	}
+	if m.FieldCleared(plan.FieldFamily) {
+		fields = append(fields, plan.FieldFamily)
+	}
+	if m.FieldCleared(plan.FieldTier) {
+		fields = append(fields, plan.FieldTier)
+	}
+	if m.FieldCleared(plan.FieldEntitledActions) {
+		fields = append(fields, plan.FieldEntitledActions)
+	}
+	if m.FieldCleared(plan.FieldSeedCredits) {
+		fields = append(fields, plan.FieldSeedCredits)
 	}
 	return fields
 }
@@ -13036,6 +13408,18 @@ func (m *PlanMutation) ClearField(name string) error {
 		return nil
 	case plan.FieldIncentiveCapPerMember:
 		m.ClearIncentiveCapPerMember()
+		return nil
+	case plan.FieldFamily:
+		m.ClearFamily()
+		return nil
+	case plan.FieldTier:
+		m.ClearTier()
+		return nil
+	case plan.FieldEntitledActions:
+		m.ClearEntitledActions()
+		return nil
+	case plan.FieldSeedCredits:
+		m.ClearSeedCredits()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan nullable field %s", name)
@@ -13107,6 +13491,21 @@ func (m *PlanMutation) ResetField(name string) error {
 		return nil
 	case plan.FieldIncentiveExpiryDays:
 		m.ResetIncentiveExpiryDays()
+		return nil
+	case plan.FieldFamily:
+		m.ResetFamily()
+		return nil
+	case plan.FieldTier:
+		m.ResetTier()
+		return nil
+	case plan.FieldChangeCredits:
+		m.ResetChangeCredits()
+		return nil
+	case plan.FieldEntitledActions:
+		m.ResetEntitledActions()
+		return nil
+	case plan.FieldSeedCredits:
+		m.ResetSeedCredits()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
@@ -15511,9 +15910,12 @@ type SubscriptionMutation struct {
 	addorganization_id  *int
 	plan_id             *int
 	addplan_id          *int
+	pending_plan_id     *int
+	addpending_plan_id  *int
 	pool_id             *int
 	addpool_id          *int
 	starts_at           *time.Time
+	canceled_at         *time.Time
 	ends_at             *time.Time
 	term_periods        *int
 	addterm_periods     *int
@@ -15777,6 +16179,76 @@ func (m *SubscriptionMutation) ResetPlanID() {
 	m.addplan_id = nil
 }
 
+// SetPendingPlanID sets the "pending_plan_id" field.
+func (m *SubscriptionMutation) SetPendingPlanID(i int) {
+	m.pending_plan_id = &i
+	m.addpending_plan_id = nil
+}
+
+// PendingPlanID returns the value of the "pending_plan_id" field in the mutation.
+func (m *SubscriptionMutation) PendingPlanID() (r int, exists bool) {
+	v := m.pending_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPendingPlanID returns the old "pending_plan_id" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldPendingPlanID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPendingPlanID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPendingPlanID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPendingPlanID: %w", err)
+	}
+	return oldValue.PendingPlanID, nil
+}
+
+// AddPendingPlanID adds i to the "pending_plan_id" field.
+func (m *SubscriptionMutation) AddPendingPlanID(i int) {
+	if m.addpending_plan_id != nil {
+		*m.addpending_plan_id += i
+	} else {
+		m.addpending_plan_id = &i
+	}
+}
+
+// AddedPendingPlanID returns the value that was added to the "pending_plan_id" field in this mutation.
+func (m *SubscriptionMutation) AddedPendingPlanID() (r int, exists bool) {
+	v := m.addpending_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearPendingPlanID clears the value of the "pending_plan_id" field.
+func (m *SubscriptionMutation) ClearPendingPlanID() {
+	m.pending_plan_id = nil
+	m.addpending_plan_id = nil
+	m.clearedFields[subscription.FieldPendingPlanID] = struct{}{}
+}
+
+// PendingPlanIDCleared returns if the "pending_plan_id" field was cleared in this mutation.
+func (m *SubscriptionMutation) PendingPlanIDCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldPendingPlanID]
+	return ok
+}
+
+// ResetPendingPlanID resets all changes to the "pending_plan_id" field.
+func (m *SubscriptionMutation) ResetPendingPlanID() {
+	m.pending_plan_id = nil
+	m.addpending_plan_id = nil
+	delete(m.clearedFields, subscription.FieldPendingPlanID)
+}
+
 // SetPoolID sets the "pool_id" field.
 func (m *SubscriptionMutation) SetPoolID(i int) {
 	m.pool_id = &i
@@ -15867,6 +16339,55 @@ func (m *SubscriptionMutation) OldStartsAt(ctx context.Context) (v time.Time, er
 // ResetStartsAt resets all changes to the "starts_at" field.
 func (m *SubscriptionMutation) ResetStartsAt() {
 	m.starts_at = nil
+}
+
+// SetCanceledAt sets the "canceled_at" field.
+func (m *SubscriptionMutation) SetCanceledAt(t time.Time) {
+	m.canceled_at = &t
+}
+
+// CanceledAt returns the value of the "canceled_at" field in the mutation.
+func (m *SubscriptionMutation) CanceledAt() (r time.Time, exists bool) {
+	v := m.canceled_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCanceledAt returns the old "canceled_at" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldCanceledAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCanceledAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCanceledAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCanceledAt: %w", err)
+	}
+	return oldValue.CanceledAt, nil
+}
+
+// ClearCanceledAt clears the value of the "canceled_at" field.
+func (m *SubscriptionMutation) ClearCanceledAt() {
+	m.canceled_at = nil
+	m.clearedFields[subscription.FieldCanceledAt] = struct{}{}
+}
+
+// CanceledAtCleared returns if the "canceled_at" field was cleared in this mutation.
+func (m *SubscriptionMutation) CanceledAtCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldCanceledAt]
+	return ok
+}
+
+// ResetCanceledAt resets all changes to the "canceled_at" field.
+func (m *SubscriptionMutation) ResetCanceledAt() {
+	m.canceled_at = nil
+	delete(m.clearedFields, subscription.FieldCanceledAt)
 }
 
 // SetEndsAt sets the "ends_at" field.
@@ -16305,7 +16826,7 @@ func (m *SubscriptionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SubscriptionMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 15)
 	if m.created_at != nil {
 		fields = append(fields, subscription.FieldCreatedAt)
 	}
@@ -16315,11 +16836,17 @@ func (m *SubscriptionMutation) Fields() []string {
 	if m.plan_id != nil {
 		fields = append(fields, subscription.FieldPlanID)
 	}
+	if m.pending_plan_id != nil {
+		fields = append(fields, subscription.FieldPendingPlanID)
+	}
 	if m.pool_id != nil {
 		fields = append(fields, subscription.FieldPoolID)
 	}
 	if m.starts_at != nil {
 		fields = append(fields, subscription.FieldStartsAt)
+	}
+	if m.canceled_at != nil {
+		fields = append(fields, subscription.FieldCanceledAt)
 	}
 	if m.ends_at != nil {
 		fields = append(fields, subscription.FieldEndsAt)
@@ -16359,10 +16886,14 @@ func (m *SubscriptionMutation) Field(name string) (ent.Value, bool) {
 		return m.OrganizationID()
 	case subscription.FieldPlanID:
 		return m.PlanID()
+	case subscription.FieldPendingPlanID:
+		return m.PendingPlanID()
 	case subscription.FieldPoolID:
 		return m.PoolID()
 	case subscription.FieldStartsAt:
 		return m.StartsAt()
+	case subscription.FieldCanceledAt:
+		return m.CanceledAt()
 	case subscription.FieldEndsAt:
 		return m.EndsAt()
 	case subscription.FieldTermPeriods:
@@ -16394,10 +16925,14 @@ func (m *SubscriptionMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldOrganizationID(ctx)
 	case subscription.FieldPlanID:
 		return m.OldPlanID(ctx)
+	case subscription.FieldPendingPlanID:
+		return m.OldPendingPlanID(ctx)
 	case subscription.FieldPoolID:
 		return m.OldPoolID(ctx)
 	case subscription.FieldStartsAt:
 		return m.OldStartsAt(ctx)
+	case subscription.FieldCanceledAt:
+		return m.OldCanceledAt(ctx)
 	case subscription.FieldEndsAt:
 		return m.OldEndsAt(ctx)
 	case subscription.FieldTermPeriods:
@@ -16444,6 +16979,13 @@ func (m *SubscriptionMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPlanID(v)
 		return nil
+	case subscription.FieldPendingPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPendingPlanID(v)
+		return nil
 	case subscription.FieldPoolID:
 		v, ok := value.(int)
 		if !ok {
@@ -16457,6 +16999,13 @@ func (m *SubscriptionMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetStartsAt(v)
+		return nil
+	case subscription.FieldCanceledAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCanceledAt(v)
 		return nil
 	case subscription.FieldEndsAt:
 		v, ok := value.(time.Time)
@@ -16528,6 +17077,9 @@ func (m *SubscriptionMutation) AddedFields() []string {
 	if m.addplan_id != nil {
 		fields = append(fields, subscription.FieldPlanID)
 	}
+	if m.addpending_plan_id != nil {
+		fields = append(fields, subscription.FieldPendingPlanID)
+	}
 	if m.addpool_id != nil {
 		fields = append(fields, subscription.FieldPoolID)
 	}
@@ -16552,6 +17104,8 @@ func (m *SubscriptionMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedOrganizationID()
 	case subscription.FieldPlanID:
 		return m.AddedPlanID()
+	case subscription.FieldPendingPlanID:
+		return m.AddedPendingPlanID()
 	case subscription.FieldPoolID:
 		return m.AddedPoolID()
 	case subscription.FieldTermPeriods:
@@ -16582,6 +17136,13 @@ func (m *SubscriptionMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddPlanID(v)
+		return nil
+	case subscription.FieldPendingPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPendingPlanID(v)
 		return nil
 	case subscription.FieldPoolID:
 		v, ok := value.(int)
@@ -16619,6 +17180,12 @@ func (m *SubscriptionMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *SubscriptionMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(subscription.FieldPendingPlanID) {
+		fields = append(fields, subscription.FieldPendingPlanID)
+	}
+	if m.FieldCleared(subscription.FieldCanceledAt) {
+		fields = append(fields, subscription.FieldCanceledAt)
+	}
 	if m.FieldCleared(subscription.FieldEndsAt) {
 		fields = append(fields, subscription.FieldEndsAt)
 	}
@@ -16645,6 +17212,12 @@ func (m *SubscriptionMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *SubscriptionMutation) ClearField(name string) error {
 	switch name {
+	case subscription.FieldPendingPlanID:
+		m.ClearPendingPlanID()
+		return nil
+	case subscription.FieldCanceledAt:
+		m.ClearCanceledAt()
+		return nil
 	case subscription.FieldEndsAt:
 		m.ClearEndsAt()
 		return nil
@@ -16674,11 +17247,17 @@ func (m *SubscriptionMutation) ResetField(name string) error {
 	case subscription.FieldPlanID:
 		m.ResetPlanID()
 		return nil
+	case subscription.FieldPendingPlanID:
+		m.ResetPendingPlanID()
+		return nil
 	case subscription.FieldPoolID:
 		m.ResetPoolID()
 		return nil
 	case subscription.FieldStartsAt:
 		m.ResetStartsAt()
+		return nil
+	case subscription.FieldCanceledAt:
+		m.ResetCanceledAt()
 		return nil
 	case subscription.FieldEndsAt:
 		m.ResetEndsAt()
@@ -16754,6 +17333,1176 @@ func (m *SubscriptionMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *SubscriptionMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Subscription edge %s", name)
+}
+
+// SubscriptionChangeMutation represents an operation that mutates the SubscriptionChange nodes in the graph.
+type SubscriptionChangeMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	created_at         *time.Time
+	subscription_id    *int
+	addsubscription_id *int
+	organization_id    *int
+	addorganization_id *int
+	kind               *string
+	at                 *string
+	from_plan_id       *int
+	addfrom_plan_id    *int
+	to_plan_id         *int
+	addto_plan_id      *int
+	effective_at       *time.Time
+	status             *string
+	fraction           *decimal.NullDecimal
+	credits            *decimal.Decimal
+	fee                *decimal.Decimal
+	actor              *string
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*SubscriptionChange, error)
+	predicates         []predicate.SubscriptionChange
+}
+
+var _ ent.Mutation = (*SubscriptionChangeMutation)(nil)
+
+// subscriptionchangeOption allows management of the mutation configuration using functional options.
+type subscriptionchangeOption func(*SubscriptionChangeMutation)
+
+// newSubscriptionChangeMutation creates new mutation for the SubscriptionChange entity.
+func newSubscriptionChangeMutation(c config, op Op, opts ...subscriptionchangeOption) *SubscriptionChangeMutation {
+	m := &SubscriptionChangeMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSubscriptionChange,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSubscriptionChangeID sets the ID field of the mutation.
+func withSubscriptionChangeID(id int) subscriptionchangeOption {
+	return func(m *SubscriptionChangeMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *SubscriptionChange
+		)
+		m.oldValue = func(ctx context.Context) (*SubscriptionChange, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().SubscriptionChange.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSubscriptionChange sets the old SubscriptionChange of the mutation.
+func withSubscriptionChange(node *SubscriptionChange) subscriptionchangeOption {
+	return func(m *SubscriptionChangeMutation) {
+		m.oldValue = func(context.Context) (*SubscriptionChange, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SubscriptionChangeMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SubscriptionChangeMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SubscriptionChangeMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SubscriptionChangeMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().SubscriptionChange.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *SubscriptionChangeMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *SubscriptionChangeMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *SubscriptionChangeMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetSubscriptionID sets the "subscription_id" field.
+func (m *SubscriptionChangeMutation) SetSubscriptionID(i int) {
+	m.subscription_id = &i
+	m.addsubscription_id = nil
+}
+
+// SubscriptionID returns the value of the "subscription_id" field in the mutation.
+func (m *SubscriptionChangeMutation) SubscriptionID() (r int, exists bool) {
+	v := m.subscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubscriptionID returns the old "subscription_id" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldSubscriptionID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubscriptionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubscriptionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubscriptionID: %w", err)
+	}
+	return oldValue.SubscriptionID, nil
+}
+
+// AddSubscriptionID adds i to the "subscription_id" field.
+func (m *SubscriptionChangeMutation) AddSubscriptionID(i int) {
+	if m.addsubscription_id != nil {
+		*m.addsubscription_id += i
+	} else {
+		m.addsubscription_id = &i
+	}
+}
+
+// AddedSubscriptionID returns the value that was added to the "subscription_id" field in this mutation.
+func (m *SubscriptionChangeMutation) AddedSubscriptionID() (r int, exists bool) {
+	v := m.addsubscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSubscriptionID resets all changes to the "subscription_id" field.
+func (m *SubscriptionChangeMutation) ResetSubscriptionID() {
+	m.subscription_id = nil
+	m.addsubscription_id = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *SubscriptionChangeMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *SubscriptionChangeMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *SubscriptionChangeMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *SubscriptionChangeMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *SubscriptionChangeMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *SubscriptionChangeMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *SubscriptionChangeMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *SubscriptionChangeMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetAt sets the "at" field.
+func (m *SubscriptionChangeMutation) SetAt(s string) {
+	m.at = &s
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *SubscriptionChangeMutation) At() (r string, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldAt(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *SubscriptionChangeMutation) ResetAt() {
+	m.at = nil
+}
+
+// SetFromPlanID sets the "from_plan_id" field.
+func (m *SubscriptionChangeMutation) SetFromPlanID(i int) {
+	m.from_plan_id = &i
+	m.addfrom_plan_id = nil
+}
+
+// FromPlanID returns the value of the "from_plan_id" field in the mutation.
+func (m *SubscriptionChangeMutation) FromPlanID() (r int, exists bool) {
+	v := m.from_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFromPlanID returns the old "from_plan_id" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldFromPlanID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFromPlanID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFromPlanID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFromPlanID: %w", err)
+	}
+	return oldValue.FromPlanID, nil
+}
+
+// AddFromPlanID adds i to the "from_plan_id" field.
+func (m *SubscriptionChangeMutation) AddFromPlanID(i int) {
+	if m.addfrom_plan_id != nil {
+		*m.addfrom_plan_id += i
+	} else {
+		m.addfrom_plan_id = &i
+	}
+}
+
+// AddedFromPlanID returns the value that was added to the "from_plan_id" field in this mutation.
+func (m *SubscriptionChangeMutation) AddedFromPlanID() (r int, exists bool) {
+	v := m.addfrom_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFromPlanID resets all changes to the "from_plan_id" field.
+func (m *SubscriptionChangeMutation) ResetFromPlanID() {
+	m.from_plan_id = nil
+	m.addfrom_plan_id = nil
+}
+
+// SetToPlanID sets the "to_plan_id" field.
+func (m *SubscriptionChangeMutation) SetToPlanID(i int) {
+	m.to_plan_id = &i
+	m.addto_plan_id = nil
+}
+
+// ToPlanID returns the value of the "to_plan_id" field in the mutation.
+func (m *SubscriptionChangeMutation) ToPlanID() (r int, exists bool) {
+	v := m.to_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToPlanID returns the old "to_plan_id" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldToPlanID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToPlanID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToPlanID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToPlanID: %w", err)
+	}
+	return oldValue.ToPlanID, nil
+}
+
+// AddToPlanID adds i to the "to_plan_id" field.
+func (m *SubscriptionChangeMutation) AddToPlanID(i int) {
+	if m.addto_plan_id != nil {
+		*m.addto_plan_id += i
+	} else {
+		m.addto_plan_id = &i
+	}
+}
+
+// AddedToPlanID returns the value that was added to the "to_plan_id" field in this mutation.
+func (m *SubscriptionChangeMutation) AddedToPlanID() (r int, exists bool) {
+	v := m.addto_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearToPlanID clears the value of the "to_plan_id" field.
+func (m *SubscriptionChangeMutation) ClearToPlanID() {
+	m.to_plan_id = nil
+	m.addto_plan_id = nil
+	m.clearedFields[subscriptionchange.FieldToPlanID] = struct{}{}
+}
+
+// ToPlanIDCleared returns if the "to_plan_id" field was cleared in this mutation.
+func (m *SubscriptionChangeMutation) ToPlanIDCleared() bool {
+	_, ok := m.clearedFields[subscriptionchange.FieldToPlanID]
+	return ok
+}
+
+// ResetToPlanID resets all changes to the "to_plan_id" field.
+func (m *SubscriptionChangeMutation) ResetToPlanID() {
+	m.to_plan_id = nil
+	m.addto_plan_id = nil
+	delete(m.clearedFields, subscriptionchange.FieldToPlanID)
+}
+
+// SetEffectiveAt sets the "effective_at" field.
+func (m *SubscriptionChangeMutation) SetEffectiveAt(t time.Time) {
+	m.effective_at = &t
+}
+
+// EffectiveAt returns the value of the "effective_at" field in the mutation.
+func (m *SubscriptionChangeMutation) EffectiveAt() (r time.Time, exists bool) {
+	v := m.effective_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEffectiveAt returns the old "effective_at" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldEffectiveAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEffectiveAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEffectiveAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEffectiveAt: %w", err)
+	}
+	return oldValue.EffectiveAt, nil
+}
+
+// ResetEffectiveAt resets all changes to the "effective_at" field.
+func (m *SubscriptionChangeMutation) ResetEffectiveAt() {
+	m.effective_at = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *SubscriptionChangeMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *SubscriptionChangeMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *SubscriptionChangeMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetFraction sets the "fraction" field.
+func (m *SubscriptionChangeMutation) SetFraction(dd decimal.NullDecimal) {
+	m.fraction = &dd
+}
+
+// Fraction returns the value of the "fraction" field in the mutation.
+func (m *SubscriptionChangeMutation) Fraction() (r decimal.NullDecimal, exists bool) {
+	v := m.fraction
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFraction returns the old "fraction" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldFraction(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFraction is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFraction requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFraction: %w", err)
+	}
+	return oldValue.Fraction, nil
+}
+
+// ClearFraction clears the value of the "fraction" field.
+func (m *SubscriptionChangeMutation) ClearFraction() {
+	m.fraction = nil
+	m.clearedFields[subscriptionchange.FieldFraction] = struct{}{}
+}
+
+// FractionCleared returns if the "fraction" field was cleared in this mutation.
+func (m *SubscriptionChangeMutation) FractionCleared() bool {
+	_, ok := m.clearedFields[subscriptionchange.FieldFraction]
+	return ok
+}
+
+// ResetFraction resets all changes to the "fraction" field.
+func (m *SubscriptionChangeMutation) ResetFraction() {
+	m.fraction = nil
+	delete(m.clearedFields, subscriptionchange.FieldFraction)
+}
+
+// SetCredits sets the "credits" field.
+func (m *SubscriptionChangeMutation) SetCredits(d decimal.Decimal) {
+	m.credits = &d
+}
+
+// Credits returns the value of the "credits" field in the mutation.
+func (m *SubscriptionChangeMutation) Credits() (r decimal.Decimal, exists bool) {
+	v := m.credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCredits returns the old "credits" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldCredits(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCredits: %w", err)
+	}
+	return oldValue.Credits, nil
+}
+
+// ResetCredits resets all changes to the "credits" field.
+func (m *SubscriptionChangeMutation) ResetCredits() {
+	m.credits = nil
+}
+
+// SetFee sets the "fee" field.
+func (m *SubscriptionChangeMutation) SetFee(d decimal.Decimal) {
+	m.fee = &d
+}
+
+// Fee returns the value of the "fee" field in the mutation.
+func (m *SubscriptionChangeMutation) Fee() (r decimal.Decimal, exists bool) {
+	v := m.fee
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFee returns the old "fee" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldFee(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFee is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFee requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFee: %w", err)
+	}
+	return oldValue.Fee, nil
+}
+
+// ResetFee resets all changes to the "fee" field.
+func (m *SubscriptionChangeMutation) ResetFee() {
+	m.fee = nil
+}
+
+// SetActor sets the "actor" field.
+func (m *SubscriptionChangeMutation) SetActor(s string) {
+	m.actor = &s
+}
+
+// Actor returns the value of the "actor" field in the mutation.
+func (m *SubscriptionChangeMutation) Actor() (r string, exists bool) {
+	v := m.actor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActor returns the old "actor" field's value of the SubscriptionChange entity.
+// If the SubscriptionChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionChangeMutation) OldActor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActor: %w", err)
+	}
+	return oldValue.Actor, nil
+}
+
+// ClearActor clears the value of the "actor" field.
+func (m *SubscriptionChangeMutation) ClearActor() {
+	m.actor = nil
+	m.clearedFields[subscriptionchange.FieldActor] = struct{}{}
+}
+
+// ActorCleared returns if the "actor" field was cleared in this mutation.
+func (m *SubscriptionChangeMutation) ActorCleared() bool {
+	_, ok := m.clearedFields[subscriptionchange.FieldActor]
+	return ok
+}
+
+// ResetActor resets all changes to the "actor" field.
+func (m *SubscriptionChangeMutation) ResetActor() {
+	m.actor = nil
+	delete(m.clearedFields, subscriptionchange.FieldActor)
+}
+
+// Where appends a list predicates to the SubscriptionChangeMutation builder.
+func (m *SubscriptionChangeMutation) Where(ps ...predicate.SubscriptionChange) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SubscriptionChangeMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SubscriptionChangeMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.SubscriptionChange, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SubscriptionChangeMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SubscriptionChangeMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (SubscriptionChange).
+func (m *SubscriptionChangeMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SubscriptionChangeMutation) Fields() []string {
+	fields := make([]string, 0, 13)
+	if m.created_at != nil {
+		fields = append(fields, subscriptionchange.FieldCreatedAt)
+	}
+	if m.subscription_id != nil {
+		fields = append(fields, subscriptionchange.FieldSubscriptionID)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, subscriptionchange.FieldOrganizationID)
+	}
+	if m.kind != nil {
+		fields = append(fields, subscriptionchange.FieldKind)
+	}
+	if m.at != nil {
+		fields = append(fields, subscriptionchange.FieldAt)
+	}
+	if m.from_plan_id != nil {
+		fields = append(fields, subscriptionchange.FieldFromPlanID)
+	}
+	if m.to_plan_id != nil {
+		fields = append(fields, subscriptionchange.FieldToPlanID)
+	}
+	if m.effective_at != nil {
+		fields = append(fields, subscriptionchange.FieldEffectiveAt)
+	}
+	if m.status != nil {
+		fields = append(fields, subscriptionchange.FieldStatus)
+	}
+	if m.fraction != nil {
+		fields = append(fields, subscriptionchange.FieldFraction)
+	}
+	if m.credits != nil {
+		fields = append(fields, subscriptionchange.FieldCredits)
+	}
+	if m.fee != nil {
+		fields = append(fields, subscriptionchange.FieldFee)
+	}
+	if m.actor != nil {
+		fields = append(fields, subscriptionchange.FieldActor)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SubscriptionChangeMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case subscriptionchange.FieldCreatedAt:
+		return m.CreatedAt()
+	case subscriptionchange.FieldSubscriptionID:
+		return m.SubscriptionID()
+	case subscriptionchange.FieldOrganizationID:
+		return m.OrganizationID()
+	case subscriptionchange.FieldKind:
+		return m.Kind()
+	case subscriptionchange.FieldAt:
+		return m.At()
+	case subscriptionchange.FieldFromPlanID:
+		return m.FromPlanID()
+	case subscriptionchange.FieldToPlanID:
+		return m.ToPlanID()
+	case subscriptionchange.FieldEffectiveAt:
+		return m.EffectiveAt()
+	case subscriptionchange.FieldStatus:
+		return m.Status()
+	case subscriptionchange.FieldFraction:
+		return m.Fraction()
+	case subscriptionchange.FieldCredits:
+		return m.Credits()
+	case subscriptionchange.FieldFee:
+		return m.Fee()
+	case subscriptionchange.FieldActor:
+		return m.Actor()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SubscriptionChangeMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case subscriptionchange.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case subscriptionchange.FieldSubscriptionID:
+		return m.OldSubscriptionID(ctx)
+	case subscriptionchange.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case subscriptionchange.FieldKind:
+		return m.OldKind(ctx)
+	case subscriptionchange.FieldAt:
+		return m.OldAt(ctx)
+	case subscriptionchange.FieldFromPlanID:
+		return m.OldFromPlanID(ctx)
+	case subscriptionchange.FieldToPlanID:
+		return m.OldToPlanID(ctx)
+	case subscriptionchange.FieldEffectiveAt:
+		return m.OldEffectiveAt(ctx)
+	case subscriptionchange.FieldStatus:
+		return m.OldStatus(ctx)
+	case subscriptionchange.FieldFraction:
+		return m.OldFraction(ctx)
+	case subscriptionchange.FieldCredits:
+		return m.OldCredits(ctx)
+	case subscriptionchange.FieldFee:
+		return m.OldFee(ctx)
+	case subscriptionchange.FieldActor:
+		return m.OldActor(ctx)
+	}
+	return nil, fmt.Errorf("unknown SubscriptionChange field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionChangeMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case subscriptionchange.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case subscriptionchange.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubscriptionID(v)
+		return nil
+	case subscriptionchange.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case subscriptionchange.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case subscriptionchange.FieldAt:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	case subscriptionchange.FieldFromPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFromPlanID(v)
+		return nil
+	case subscriptionchange.FieldToPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToPlanID(v)
+		return nil
+	case subscriptionchange.FieldEffectiveAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEffectiveAt(v)
+		return nil
+	case subscriptionchange.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case subscriptionchange.FieldFraction:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFraction(v)
+		return nil
+	case subscriptionchange.FieldCredits:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCredits(v)
+		return nil
+	case subscriptionchange.FieldFee:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFee(v)
+		return nil
+	case subscriptionchange.FieldActor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActor(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionChange field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SubscriptionChangeMutation) AddedFields() []string {
+	var fields []string
+	if m.addsubscription_id != nil {
+		fields = append(fields, subscriptionchange.FieldSubscriptionID)
+	}
+	if m.addorganization_id != nil {
+		fields = append(fields, subscriptionchange.FieldOrganizationID)
+	}
+	if m.addfrom_plan_id != nil {
+		fields = append(fields, subscriptionchange.FieldFromPlanID)
+	}
+	if m.addto_plan_id != nil {
+		fields = append(fields, subscriptionchange.FieldToPlanID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SubscriptionChangeMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case subscriptionchange.FieldSubscriptionID:
+		return m.AddedSubscriptionID()
+	case subscriptionchange.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case subscriptionchange.FieldFromPlanID:
+		return m.AddedFromPlanID()
+	case subscriptionchange.FieldToPlanID:
+		return m.AddedToPlanID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionChangeMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case subscriptionchange.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSubscriptionID(v)
+		return nil
+	case subscriptionchange.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case subscriptionchange.FieldFromPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFromPlanID(v)
+		return nil
+	case subscriptionchange.FieldToPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddToPlanID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionChange numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SubscriptionChangeMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(subscriptionchange.FieldToPlanID) {
+		fields = append(fields, subscriptionchange.FieldToPlanID)
+	}
+	if m.FieldCleared(subscriptionchange.FieldFraction) {
+		fields = append(fields, subscriptionchange.FieldFraction)
+	}
+	if m.FieldCleared(subscriptionchange.FieldActor) {
+		fields = append(fields, subscriptionchange.FieldActor)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SubscriptionChangeMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SubscriptionChangeMutation) ClearField(name string) error {
+	switch name {
+	case subscriptionchange.FieldToPlanID:
+		m.ClearToPlanID()
+		return nil
+	case subscriptionchange.FieldFraction:
+		m.ClearFraction()
+		return nil
+	case subscriptionchange.FieldActor:
+		m.ClearActor()
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionChange nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SubscriptionChangeMutation) ResetField(name string) error {
+	switch name {
+	case subscriptionchange.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case subscriptionchange.FieldSubscriptionID:
+		m.ResetSubscriptionID()
+		return nil
+	case subscriptionchange.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case subscriptionchange.FieldKind:
+		m.ResetKind()
+		return nil
+	case subscriptionchange.FieldAt:
+		m.ResetAt()
+		return nil
+	case subscriptionchange.FieldFromPlanID:
+		m.ResetFromPlanID()
+		return nil
+	case subscriptionchange.FieldToPlanID:
+		m.ResetToPlanID()
+		return nil
+	case subscriptionchange.FieldEffectiveAt:
+		m.ResetEffectiveAt()
+		return nil
+	case subscriptionchange.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case subscriptionchange.FieldFraction:
+		m.ResetFraction()
+		return nil
+	case subscriptionchange.FieldCredits:
+		m.ResetCredits()
+		return nil
+	case subscriptionchange.FieldFee:
+		m.ResetFee()
+		return nil
+	case subscriptionchange.FieldActor:
+		m.ResetActor()
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionChange field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SubscriptionChangeMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SubscriptionChangeMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SubscriptionChangeMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SubscriptionChangeMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SubscriptionChangeMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SubscriptionChangeMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SubscriptionChangeMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown SubscriptionChange unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SubscriptionChangeMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown SubscriptionChange edge %s", name)
 }
 
 // SubscriptionPeriodMutation represents an operation that mutates the SubscriptionPeriod nodes in the graph.

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -61,7 +62,17 @@ type Plan struct {
 	IncentiveCapPerMember decimal.NullDecimal `json:"incentive_cap_per_member,omitempty"`
 	// IncentiveExpiryDays holds the value of the "incentive_expiry_days" field.
 	IncentiveExpiryDays int `json:"incentive_expiry_days,omitempty"`
-	selectValues        sql.SelectValues
+	// Family holds the value of the "family" field.
+	Family string `json:"family,omitempty"`
+	// Tier holds the value of the "tier" field.
+	Tier *int `json:"tier,omitempty"`
+	// ChangeCredits holds the value of the "change_credits" field.
+	ChangeCredits credit.ChangeCredits `json:"change_credits,omitempty"`
+	// EntitledActions holds the value of the "entitled_actions" field.
+	EntitledActions []string `json:"entitled_actions,omitempty"`
+	// SeedCredits holds the value of the "seed_credits" field.
+	SeedCredits  decimal.NullDecimal `json:"seed_credits,omitempty"`
+	selectValues sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -69,13 +80,15 @@ func (*Plan) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case plan.FieldEntitledActions:
+			values[i] = new([]byte)
 		case plan.FieldIncludedCredits, plan.FieldPricePerCredit, plan.FieldPlatformFee:
 			values[i] = new(decimal.Decimal)
-		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember:
+		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember, plan.FieldSeedCredits:
 			values[i] = new(decimal.NullDecimal)
-		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays, plan.FieldIncentiveExpiryDays:
+		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays, plan.FieldIncentiveExpiryDays, plan.FieldTier:
 			values[i] = new(sql.NullInt64)
-		case plan.FieldName, plan.FieldPeriod, plan.FieldCurrency, plan.FieldRegisterName, plan.FieldOverageMode, plan.FieldRolloverMode:
+		case plan.FieldName, plan.FieldPeriod, plan.FieldCurrency, plan.FieldRegisterName, plan.FieldOverageMode, plan.FieldRolloverMode, plan.FieldFamily, plan.FieldChangeCredits:
 			values[i] = new(sql.NullString)
 		case plan.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -228,6 +241,39 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.IncentiveExpiryDays = int(value.Int64)
 			}
+		case plan.FieldFamily:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field family", values[i])
+			} else if value.Valid {
+				_m.Family = value.String
+			}
+		case plan.FieldTier:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field tier", values[i])
+			} else if value.Valid {
+				_m.Tier = new(int)
+				*_m.Tier = int(value.Int64)
+			}
+		case plan.FieldChangeCredits:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field change_credits", values[i])
+			} else if value.Valid {
+				_m.ChangeCredits = credit.ChangeCredits(value.String)
+			}
+		case plan.FieldEntitledActions:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field entitled_actions", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.EntitledActions); err != nil {
+					return fmt.Errorf("unmarshal field entitled_actions: %w", err)
+				}
+			}
+		case plan.FieldSeedCredits:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field seed_credits", values[i])
+			} else if value != nil {
+				_m.SeedCredits = *value
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -330,6 +376,23 @@ func (_m *Plan) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("incentive_expiry_days=")
 	builder.WriteString(fmt.Sprintf("%v", _m.IncentiveExpiryDays))
+	builder.WriteString(", ")
+	builder.WriteString("family=")
+	builder.WriteString(_m.Family)
+	builder.WriteString(", ")
+	if v := _m.Tier; v != nil {
+		builder.WriteString("tier=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("change_credits=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ChangeCredits))
+	builder.WriteString(", ")
+	builder.WriteString("entitled_actions=")
+	builder.WriteString(fmt.Sprintf("%v", _m.EntitledActions))
+	builder.WriteString(", ")
+	builder.WriteString("seed_credits=")
+	builder.WriteString(fmt.Sprintf("%v", _m.SeedCredits))
 	builder.WriteByte(')')
 	return builder.String()
 }

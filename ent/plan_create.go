@@ -254,6 +254,68 @@ func (_c *PlanCreate) SetNillableIncentiveExpiryDays(v *int) *PlanCreate {
 	return _c
 }
 
+// SetFamily sets the "family" field.
+func (_c *PlanCreate) SetFamily(v string) *PlanCreate {
+	_c.mutation.SetFamily(v)
+	return _c
+}
+
+// SetNillableFamily sets the "family" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableFamily(v *string) *PlanCreate {
+	if v != nil {
+		_c.SetFamily(*v)
+	}
+	return _c
+}
+
+// SetTier sets the "tier" field.
+func (_c *PlanCreate) SetTier(v int) *PlanCreate {
+	_c.mutation.SetTier(v)
+	return _c
+}
+
+// SetNillableTier sets the "tier" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableTier(v *int) *PlanCreate {
+	if v != nil {
+		_c.SetTier(*v)
+	}
+	return _c
+}
+
+// SetChangeCredits sets the "change_credits" field.
+func (_c *PlanCreate) SetChangeCredits(v credit.ChangeCredits) *PlanCreate {
+	_c.mutation.SetChangeCredits(v)
+	return _c
+}
+
+// SetNillableChangeCredits sets the "change_credits" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableChangeCredits(v *credit.ChangeCredits) *PlanCreate {
+	if v != nil {
+		_c.SetChangeCredits(*v)
+	}
+	return _c
+}
+
+// SetEntitledActions sets the "entitled_actions" field.
+func (_c *PlanCreate) SetEntitledActions(v []string) *PlanCreate {
+	_c.mutation.SetEntitledActions(v)
+	return _c
+}
+
+// SetSeedCredits sets the "seed_credits" field.
+func (_c *PlanCreate) SetSeedCredits(v decimal.NullDecimal) *PlanCreate {
+	_c.mutation.SetSeedCredits(v)
+	return _c
+}
+
+// SetNillableSeedCredits sets the "seed_credits" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableSeedCredits(v *decimal.NullDecimal) *PlanCreate {
+	if v != nil {
+		_c.SetSeedCredits(*v)
+	}
+	return _c
+}
+
 // Mutation returns the PlanMutation object of the builder.
 func (_c *PlanCreate) Mutation() *PlanMutation {
 	return _c.mutation
@@ -300,6 +362,10 @@ func (_c *PlanCreate) defaults() {
 	if _, ok := _c.mutation.IncentiveExpiryDays(); !ok {
 		v := plan.DefaultIncentiveExpiryDays
 		_c.mutation.SetIncentiveExpiryDays(v)
+	}
+	if _, ok := _c.mutation.ChangeCredits(); !ok {
+		v := plan.DefaultChangeCredits
+		_c.mutation.SetChangeCredits(v)
 	}
 }
 
@@ -362,6 +428,19 @@ func (_c *PlanCreate) check() error {
 	}
 	if _, ok := _c.mutation.IncentiveExpiryDays(); !ok {
 		return &ValidationError{Name: "incentive_expiry_days", err: errors.New(`ent: missing required field "Plan.incentive_expiry_days"`)}
+	}
+	if v, ok := _c.mutation.Family(); ok {
+		if err := plan.FamilyValidator(v); err != nil {
+			return &ValidationError{Name: "family", err: fmt.Errorf(`ent: validator failed for field "Plan.family": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.ChangeCredits(); !ok {
+		return &ValidationError{Name: "change_credits", err: errors.New(`ent: missing required field "Plan.change_credits"`)}
+	}
+	if v, ok := _c.mutation.ChangeCredits(); ok {
+		if err := plan.ChangeCreditsValidator(v); err != nil {
+			return &ValidationError{Name: "change_credits", err: fmt.Errorf(`ent: validator failed for field "Plan.change_credits": %w`, err)}
+		}
 	}
 	return nil
 }
@@ -473,6 +552,26 @@ func (_c *PlanCreate) createSpec() (*Plan, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.IncentiveExpiryDays(); ok {
 		_spec.SetField(plan.FieldIncentiveExpiryDays, field.TypeInt, value)
 		_node.IncentiveExpiryDays = value
+	}
+	if value, ok := _c.mutation.Family(); ok {
+		_spec.SetField(plan.FieldFamily, field.TypeString, value)
+		_node.Family = value
+	}
+	if value, ok := _c.mutation.Tier(); ok {
+		_spec.SetField(plan.FieldTier, field.TypeInt, value)
+		_node.Tier = &value
+	}
+	if value, ok := _c.mutation.ChangeCredits(); ok {
+		_spec.SetField(plan.FieldChangeCredits, field.TypeEnum, value)
+		_node.ChangeCredits = value
+	}
+	if value, ok := _c.mutation.EntitledActions(); ok {
+		_spec.SetField(plan.FieldEntitledActions, field.TypeJSON, value)
+		_node.EntitledActions = value
+	}
+	if value, ok := _c.mutation.SeedCredits(); ok {
+		_spec.SetField(plan.FieldSeedCredits, field.TypeOther, value)
+		_node.SeedCredits = value
 	}
 	return _node, _spec
 }
@@ -599,6 +698,21 @@ func (u *PlanUpsertOne) UpdateNewValues() *PlanUpsertOne {
 		}
 		if _, exists := u.create.mutation.IncentiveExpiryDays(); exists {
 			s.SetIgnore(plan.FieldIncentiveExpiryDays)
+		}
+		if _, exists := u.create.mutation.Family(); exists {
+			s.SetIgnore(plan.FieldFamily)
+		}
+		if _, exists := u.create.mutation.Tier(); exists {
+			s.SetIgnore(plan.FieldTier)
+		}
+		if _, exists := u.create.mutation.ChangeCredits(); exists {
+			s.SetIgnore(plan.FieldChangeCredits)
+		}
+		if _, exists := u.create.mutation.EntitledActions(); exists {
+			s.SetIgnore(plan.FieldEntitledActions)
+		}
+		if _, exists := u.create.mutation.SeedCredits(); exists {
+			s.SetIgnore(plan.FieldSeedCredits)
 		}
 	}))
 	return u
@@ -869,6 +983,21 @@ func (u *PlanUpsertBulk) UpdateNewValues() *PlanUpsertBulk {
 			}
 			if _, exists := b.mutation.IncentiveExpiryDays(); exists {
 				s.SetIgnore(plan.FieldIncentiveExpiryDays)
+			}
+			if _, exists := b.mutation.Family(); exists {
+				s.SetIgnore(plan.FieldFamily)
+			}
+			if _, exists := b.mutation.Tier(); exists {
+				s.SetIgnore(plan.FieldTier)
+			}
+			if _, exists := b.mutation.ChangeCredits(); exists {
+				s.SetIgnore(plan.FieldChangeCredits)
+			}
+			if _, exists := b.mutation.EntitledActions(); exists {
+				s.SetIgnore(plan.FieldEntitledActions)
+			}
+			if _, exists := b.mutation.SeedCredits(); exists {
+				s.SetIgnore(plan.FieldSeedCredits)
 			}
 		}
 	}))

@@ -98,6 +98,18 @@ func (_u *PlanUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.IncentiveCapPerMemberCleared() {
 		_spec.ClearField(plan.FieldIncentiveCapPerMember, field.TypeOther)
 	}
+	if _u.mutation.FamilyCleared() {
+		_spec.ClearField(plan.FieldFamily, field.TypeString)
+	}
+	if _u.mutation.TierCleared() {
+		_spec.ClearField(plan.FieldTier, field.TypeInt)
+	}
+	if _u.mutation.EntitledActionsCleared() {
+		_spec.ClearField(plan.FieldEntitledActions, field.TypeJSON)
+	}
+	if _u.mutation.SeedCreditsCleared() {
+		_spec.ClearField(plan.FieldSeedCredits, field.TypeOther)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{plan.Label}
@@ -218,6 +230,18 @@ func (_u *PlanUpdateOne) sqlSave(ctx context.Context) (_node *Plan, err error) {
 	}
 	if _u.mutation.IncentiveCapPerMemberCleared() {
 		_spec.ClearField(plan.FieldIncentiveCapPerMember, field.TypeOther)
+	}
+	if _u.mutation.FamilyCleared() {
+		_spec.ClearField(plan.FieldFamily, field.TypeString)
+	}
+	if _u.mutation.TierCleared() {
+		_spec.ClearField(plan.FieldTier, field.TypeInt)
+	}
+	if _u.mutation.EntitledActionsCleared() {
+		_spec.ClearField(plan.FieldEntitledActions, field.TypeJSON)
+	}
+	if _u.mutation.SeedCreditsCleared() {
+		_spec.ClearField(plan.FieldSeedCredits, field.TypeOther)
 	}
 	_node = &Plan{config: _u.config}
 	_spec.Assign = _node.assignValues

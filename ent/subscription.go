@@ -24,10 +24,14 @@ type Subscription struct {
 	OrganizationID int `json:"organization_id,omitempty"`
 	// PlanID holds the value of the "plan_id" field.
 	PlanID int `json:"plan_id,omitempty"`
+	// PendingPlanID holds the value of the "pending_plan_id" field.
+	PendingPlanID *int `json:"pending_plan_id,omitempty"`
 	// PoolID holds the value of the "pool_id" field.
 	PoolID int `json:"pool_id,omitempty"`
 	// StartsAt holds the value of the "starts_at" field.
 	StartsAt time.Time `json:"starts_at,omitempty"`
+	// CanceledAt holds the value of the "canceled_at" field.
+	CanceledAt *time.Time `json:"canceled_at,omitempty"`
 	// EndsAt holds the value of the "ends_at" field.
 	EndsAt *time.Time `json:"ends_at,omitempty"`
 	// TermPeriods holds the value of the "term_periods" field.
@@ -56,11 +60,11 @@ func (*Subscription) scanValues(columns []string) ([]any, error) {
 			values[i] = new(decimal.Decimal)
 		case subscription.FieldAutoRenew:
 			values[i] = new(sql.NullBool)
-		case subscription.FieldID, subscription.FieldOrganizationID, subscription.FieldPlanID, subscription.FieldPoolID, subscription.FieldTermPeriods, subscription.FieldRegisterVersion, subscription.FieldNextPeriod:
+		case subscription.FieldID, subscription.FieldOrganizationID, subscription.FieldPlanID, subscription.FieldPendingPlanID, subscription.FieldPoolID, subscription.FieldTermPeriods, subscription.FieldRegisterVersion, subscription.FieldNextPeriod:
 			values[i] = new(sql.NullInt64)
 		case subscription.FieldTimeZone:
 			values[i] = new(sql.NullString)
-		case subscription.FieldCreatedAt, subscription.FieldStartsAt, subscription.FieldEndsAt, subscription.FieldNextPeriodAt:
+		case subscription.FieldCreatedAt, subscription.FieldStartsAt, subscription.FieldCanceledAt, subscription.FieldEndsAt, subscription.FieldNextPeriodAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -101,6 +105,13 @@ func (_m *Subscription) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.PlanID = int(value.Int64)
 			}
+		case subscription.FieldPendingPlanID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field pending_plan_id", values[i])
+			} else if value.Valid {
+				_m.PendingPlanID = new(int)
+				*_m.PendingPlanID = int(value.Int64)
+			}
 		case subscription.FieldPoolID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field pool_id", values[i])
@@ -112,6 +123,13 @@ func (_m *Subscription) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field starts_at", values[i])
 			} else if value.Valid {
 				_m.StartsAt = value.Time
+			}
+		case subscription.FieldCanceledAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field canceled_at", values[i])
+			} else if value.Valid {
+				_m.CanceledAt = new(time.Time)
+				*_m.CanceledAt = value.Time
 			}
 		case subscription.FieldEndsAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -210,11 +228,21 @@ func (_m *Subscription) String() string {
 	builder.WriteString("plan_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.PlanID))
 	builder.WriteString(", ")
+	if v := _m.PendingPlanID; v != nil {
+		builder.WriteString("pending_plan_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
 	builder.WriteString("pool_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.PoolID))
 	builder.WriteString(", ")
 	builder.WriteString("starts_at=")
 	builder.WriteString(_m.StartsAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.CanceledAt; v != nil {
+		builder.WriteString("canceled_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	if v := _m.EndsAt; v != nil {
 		builder.WriteString("ends_at=")

@@ -49,6 +49,20 @@ func (_c *SubscriptionCreate) SetPlanID(v int) *SubscriptionCreate {
 	return _c
 }
 
+// SetPendingPlanID sets the "pending_plan_id" field.
+func (_c *SubscriptionCreate) SetPendingPlanID(v int) *SubscriptionCreate {
+	_c.mutation.SetPendingPlanID(v)
+	return _c
+}
+
+// SetNillablePendingPlanID sets the "pending_plan_id" field if the given value is not nil.
+func (_c *SubscriptionCreate) SetNillablePendingPlanID(v *int) *SubscriptionCreate {
+	if v != nil {
+		_c.SetPendingPlanID(*v)
+	}
+	return _c
+}
+
 // SetPoolID sets the "pool_id" field.
 func (_c *SubscriptionCreate) SetPoolID(v int) *SubscriptionCreate {
 	_c.mutation.SetPoolID(v)
@@ -58,6 +72,20 @@ func (_c *SubscriptionCreate) SetPoolID(v int) *SubscriptionCreate {
 // SetStartsAt sets the "starts_at" field.
 func (_c *SubscriptionCreate) SetStartsAt(v time.Time) *SubscriptionCreate {
 	_c.mutation.SetStartsAt(v)
+	return _c
+}
+
+// SetCanceledAt sets the "canceled_at" field.
+func (_c *SubscriptionCreate) SetCanceledAt(v time.Time) *SubscriptionCreate {
+	_c.mutation.SetCanceledAt(v)
+	return _c
+}
+
+// SetNillableCanceledAt sets the "canceled_at" field if the given value is not nil.
+func (_c *SubscriptionCreate) SetNillableCanceledAt(v *time.Time) *SubscriptionCreate {
+	if v != nil {
+		_c.SetCanceledAt(*v)
+	}
 	return _c
 }
 
@@ -286,6 +314,10 @@ func (_c *SubscriptionCreate) createSpec() (*Subscription, *sqlgraph.CreateSpec)
 		_spec.SetField(subscription.FieldPlanID, field.TypeInt, value)
 		_node.PlanID = value
 	}
+	if value, ok := _c.mutation.PendingPlanID(); ok {
+		_spec.SetField(subscription.FieldPendingPlanID, field.TypeInt, value)
+		_node.PendingPlanID = &value
+	}
 	if value, ok := _c.mutation.PoolID(); ok {
 		_spec.SetField(subscription.FieldPoolID, field.TypeInt, value)
 		_node.PoolID = value
@@ -293,6 +325,10 @@ func (_c *SubscriptionCreate) createSpec() (*Subscription, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.StartsAt(); ok {
 		_spec.SetField(subscription.FieldStartsAt, field.TypeTime, value)
 		_node.StartsAt = value
+	}
+	if value, ok := _c.mutation.CanceledAt(); ok {
+		_spec.SetField(subscription.FieldCanceledAt, field.TypeTime, value)
+		_node.CanceledAt = &value
 	}
 	if value, ok := _c.mutation.EndsAt(); ok {
 		_spec.SetField(subscription.FieldEndsAt, field.TypeTime, value)
@@ -378,6 +414,66 @@ type (
 	}
 )
 
+// SetPlanID sets the "plan_id" field.
+func (u *SubscriptionUpsert) SetPlanID(v int) *SubscriptionUpsert {
+	u.Set(subscription.FieldPlanID, v)
+	return u
+}
+
+// UpdatePlanID sets the "plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsert) UpdatePlanID() *SubscriptionUpsert {
+	u.SetExcluded(subscription.FieldPlanID)
+	return u
+}
+
+// AddPlanID adds v to the "plan_id" field.
+func (u *SubscriptionUpsert) AddPlanID(v int) *SubscriptionUpsert {
+	u.Add(subscription.FieldPlanID, v)
+	return u
+}
+
+// SetPendingPlanID sets the "pending_plan_id" field.
+func (u *SubscriptionUpsert) SetPendingPlanID(v int) *SubscriptionUpsert {
+	u.Set(subscription.FieldPendingPlanID, v)
+	return u
+}
+
+// UpdatePendingPlanID sets the "pending_plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsert) UpdatePendingPlanID() *SubscriptionUpsert {
+	u.SetExcluded(subscription.FieldPendingPlanID)
+	return u
+}
+
+// AddPendingPlanID adds v to the "pending_plan_id" field.
+func (u *SubscriptionUpsert) AddPendingPlanID(v int) *SubscriptionUpsert {
+	u.Add(subscription.FieldPendingPlanID, v)
+	return u
+}
+
+// ClearPendingPlanID clears the value of the "pending_plan_id" field.
+func (u *SubscriptionUpsert) ClearPendingPlanID() *SubscriptionUpsert {
+	u.SetNull(subscription.FieldPendingPlanID)
+	return u
+}
+
+// SetCanceledAt sets the "canceled_at" field.
+func (u *SubscriptionUpsert) SetCanceledAt(v time.Time) *SubscriptionUpsert {
+	u.Set(subscription.FieldCanceledAt, v)
+	return u
+}
+
+// UpdateCanceledAt sets the "canceled_at" field to the value that was provided on create.
+func (u *SubscriptionUpsert) UpdateCanceledAt() *SubscriptionUpsert {
+	u.SetExcluded(subscription.FieldCanceledAt)
+	return u
+}
+
+// ClearCanceledAt clears the value of the "canceled_at" field.
+func (u *SubscriptionUpsert) ClearCanceledAt() *SubscriptionUpsert {
+	u.SetNull(subscription.FieldCanceledAt)
+	return u
+}
+
 // SetEndsAt sets the "ends_at" field.
 func (u *SubscriptionUpsert) SetEndsAt(v time.Time) *SubscriptionUpsert {
 	u.Set(subscription.FieldEndsAt, v)
@@ -449,9 +545,6 @@ func (u *SubscriptionUpsertOne) UpdateNewValues() *SubscriptionUpsertOne {
 		if _, exists := u.create.mutation.OrganizationID(); exists {
 			s.SetIgnore(subscription.FieldOrganizationID)
 		}
-		if _, exists := u.create.mutation.PlanID(); exists {
-			s.SetIgnore(subscription.FieldPlanID)
-		}
 		if _, exists := u.create.mutation.PoolID(); exists {
 			s.SetIgnore(subscription.FieldPoolID)
 		}
@@ -502,6 +595,76 @@ func (u *SubscriptionUpsertOne) Update(set func(*SubscriptionUpsert)) *Subscript
 		set(&SubscriptionUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetPlanID sets the "plan_id" field.
+func (u *SubscriptionUpsertOne) SetPlanID(v int) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetPlanID(v)
+	})
+}
+
+// AddPlanID adds v to the "plan_id" field.
+func (u *SubscriptionUpsertOne) AddPlanID(v int) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.AddPlanID(v)
+	})
+}
+
+// UpdatePlanID sets the "plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsertOne) UpdatePlanID() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdatePlanID()
+	})
+}
+
+// SetPendingPlanID sets the "pending_plan_id" field.
+func (u *SubscriptionUpsertOne) SetPendingPlanID(v int) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetPendingPlanID(v)
+	})
+}
+
+// AddPendingPlanID adds v to the "pending_plan_id" field.
+func (u *SubscriptionUpsertOne) AddPendingPlanID(v int) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.AddPendingPlanID(v)
+	})
+}
+
+// UpdatePendingPlanID sets the "pending_plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsertOne) UpdatePendingPlanID() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdatePendingPlanID()
+	})
+}
+
+// ClearPendingPlanID clears the value of the "pending_plan_id" field.
+func (u *SubscriptionUpsertOne) ClearPendingPlanID() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.ClearPendingPlanID()
+	})
+}
+
+// SetCanceledAt sets the "canceled_at" field.
+func (u *SubscriptionUpsertOne) SetCanceledAt(v time.Time) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetCanceledAt(v)
+	})
+}
+
+// UpdateCanceledAt sets the "canceled_at" field to the value that was provided on create.
+func (u *SubscriptionUpsertOne) UpdateCanceledAt() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdateCanceledAt()
+	})
+}
+
+// ClearCanceledAt clears the value of the "canceled_at" field.
+func (u *SubscriptionUpsertOne) ClearCanceledAt() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.ClearCanceledAt()
+	})
 }
 
 // SetEndsAt sets the "ends_at" field.
@@ -749,9 +912,6 @@ func (u *SubscriptionUpsertBulk) UpdateNewValues() *SubscriptionUpsertBulk {
 			if _, exists := b.mutation.OrganizationID(); exists {
 				s.SetIgnore(subscription.FieldOrganizationID)
 			}
-			if _, exists := b.mutation.PlanID(); exists {
-				s.SetIgnore(subscription.FieldPlanID)
-			}
 			if _, exists := b.mutation.PoolID(); exists {
 				s.SetIgnore(subscription.FieldPoolID)
 			}
@@ -803,6 +963,76 @@ func (u *SubscriptionUpsertBulk) Update(set func(*SubscriptionUpsert)) *Subscrip
 		set(&SubscriptionUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetPlanID sets the "plan_id" field.
+func (u *SubscriptionUpsertBulk) SetPlanID(v int) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetPlanID(v)
+	})
+}
+
+// AddPlanID adds v to the "plan_id" field.
+func (u *SubscriptionUpsertBulk) AddPlanID(v int) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.AddPlanID(v)
+	})
+}
+
+// UpdatePlanID sets the "plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsertBulk) UpdatePlanID() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdatePlanID()
+	})
+}
+
+// SetPendingPlanID sets the "pending_plan_id" field.
+func (u *SubscriptionUpsertBulk) SetPendingPlanID(v int) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetPendingPlanID(v)
+	})
+}
+
+// AddPendingPlanID adds v to the "pending_plan_id" field.
+func (u *SubscriptionUpsertBulk) AddPendingPlanID(v int) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.AddPendingPlanID(v)
+	})
+}
+
+// UpdatePendingPlanID sets the "pending_plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsertBulk) UpdatePendingPlanID() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdatePendingPlanID()
+	})
+}
+
+// ClearPendingPlanID clears the value of the "pending_plan_id" field.
+func (u *SubscriptionUpsertBulk) ClearPendingPlanID() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.ClearPendingPlanID()
+	})
+}
+
+// SetCanceledAt sets the "canceled_at" field.
+func (u *SubscriptionUpsertBulk) SetCanceledAt(v time.Time) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetCanceledAt(v)
+	})
+}
+
+// UpdateCanceledAt sets the "canceled_at" field to the value that was provided on create.
+func (u *SubscriptionUpsertBulk) UpdateCanceledAt() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdateCanceledAt()
+	})
+}
+
+// ClearCanceledAt clears the value of the "canceled_at" field.
+func (u *SubscriptionUpsertBulk) ClearCanceledAt() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.ClearCanceledAt()
+	})
 }
 
 // SetEndsAt sets the "ends_at" field.

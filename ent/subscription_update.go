@@ -28,6 +28,74 @@ func (_u *SubscriptionUpdate) Where(ps ...predicate.Subscription) *SubscriptionU
 	return _u
 }
 
+// SetPlanID sets the "plan_id" field.
+func (_u *SubscriptionUpdate) SetPlanID(v int) *SubscriptionUpdate {
+	_u.mutation.ResetPlanID()
+	_u.mutation.SetPlanID(v)
+	return _u
+}
+
+// SetNillablePlanID sets the "plan_id" field if the given value is not nil.
+func (_u *SubscriptionUpdate) SetNillablePlanID(v *int) *SubscriptionUpdate {
+	if v != nil {
+		_u.SetPlanID(*v)
+	}
+	return _u
+}
+
+// AddPlanID adds value to the "plan_id" field.
+func (_u *SubscriptionUpdate) AddPlanID(v int) *SubscriptionUpdate {
+	_u.mutation.AddPlanID(v)
+	return _u
+}
+
+// SetPendingPlanID sets the "pending_plan_id" field.
+func (_u *SubscriptionUpdate) SetPendingPlanID(v int) *SubscriptionUpdate {
+	_u.mutation.ResetPendingPlanID()
+	_u.mutation.SetPendingPlanID(v)
+	return _u
+}
+
+// SetNillablePendingPlanID sets the "pending_plan_id" field if the given value is not nil.
+func (_u *SubscriptionUpdate) SetNillablePendingPlanID(v *int) *SubscriptionUpdate {
+	if v != nil {
+		_u.SetPendingPlanID(*v)
+	}
+	return _u
+}
+
+// AddPendingPlanID adds value to the "pending_plan_id" field.
+func (_u *SubscriptionUpdate) AddPendingPlanID(v int) *SubscriptionUpdate {
+	_u.mutation.AddPendingPlanID(v)
+	return _u
+}
+
+// ClearPendingPlanID clears the value of the "pending_plan_id" field.
+func (_u *SubscriptionUpdate) ClearPendingPlanID() *SubscriptionUpdate {
+	_u.mutation.ClearPendingPlanID()
+	return _u
+}
+
+// SetCanceledAt sets the "canceled_at" field.
+func (_u *SubscriptionUpdate) SetCanceledAt(v time.Time) *SubscriptionUpdate {
+	_u.mutation.SetCanceledAt(v)
+	return _u
+}
+
+// SetNillableCanceledAt sets the "canceled_at" field if the given value is not nil.
+func (_u *SubscriptionUpdate) SetNillableCanceledAt(v *time.Time) *SubscriptionUpdate {
+	if v != nil {
+		_u.SetCanceledAt(*v)
+	}
+	return _u
+}
+
+// ClearCanceledAt clears the value of the "canceled_at" field.
+func (_u *SubscriptionUpdate) ClearCanceledAt() *SubscriptionUpdate {
+	_u.mutation.ClearCanceledAt()
+	return _u
+}
+
 // SetEndsAt sets the "ends_at" field.
 func (_u *SubscriptionUpdate) SetEndsAt(v time.Time) *SubscriptionUpdate {
 	_u.mutation.SetEndsAt(v)
@@ -130,6 +198,27 @@ func (_u *SubscriptionUpdate) sqlSave(ctx context.Context) (_node int, err error
 			}
 		}
 	}
+	if value, ok := _u.mutation.PlanID(); ok {
+		_spec.SetField(subscription.FieldPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPlanID(); ok {
+		_spec.AddField(subscription.FieldPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PendingPlanID(); ok {
+		_spec.SetField(subscription.FieldPendingPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPendingPlanID(); ok {
+		_spec.AddField(subscription.FieldPendingPlanID, field.TypeInt, value)
+	}
+	if _u.mutation.PendingPlanIDCleared() {
+		_spec.ClearField(subscription.FieldPendingPlanID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.CanceledAt(); ok {
+		_spec.SetField(subscription.FieldCanceledAt, field.TypeTime, value)
+	}
+	if _u.mutation.CanceledAtCleared() {
+		_spec.ClearField(subscription.FieldCanceledAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.EndsAt(); ok {
 		_spec.SetField(subscription.FieldEndsAt, field.TypeTime, value)
 	}
@@ -172,6 +261,74 @@ type SubscriptionUpdateOne struct {
 	fields   []string
 	hooks    []Hook
 	mutation *SubscriptionMutation
+}
+
+// SetPlanID sets the "plan_id" field.
+func (_u *SubscriptionUpdateOne) SetPlanID(v int) *SubscriptionUpdateOne {
+	_u.mutation.ResetPlanID()
+	_u.mutation.SetPlanID(v)
+	return _u
+}
+
+// SetNillablePlanID sets the "plan_id" field if the given value is not nil.
+func (_u *SubscriptionUpdateOne) SetNillablePlanID(v *int) *SubscriptionUpdateOne {
+	if v != nil {
+		_u.SetPlanID(*v)
+	}
+	return _u
+}
+
+// AddPlanID adds value to the "plan_id" field.
+func (_u *SubscriptionUpdateOne) AddPlanID(v int) *SubscriptionUpdateOne {
+	_u.mutation.AddPlanID(v)
+	return _u
+}
+
+// SetPendingPlanID sets the "pending_plan_id" field.
+func (_u *SubscriptionUpdateOne) SetPendingPlanID(v int) *SubscriptionUpdateOne {
+	_u.mutation.ResetPendingPlanID()
+	_u.mutation.SetPendingPlanID(v)
+	return _u
+}
+
+// SetNillablePendingPlanID sets the "pending_plan_id" field if the given value is not nil.
+func (_u *SubscriptionUpdateOne) SetNillablePendingPlanID(v *int) *SubscriptionUpdateOne {
+	if v != nil {
+		_u.SetPendingPlanID(*v)
+	}
+	return _u
+}
+
+// AddPendingPlanID adds value to the "pending_plan_id" field.
+func (_u *SubscriptionUpdateOne) AddPendingPlanID(v int) *SubscriptionUpdateOne {
+	_u.mutation.AddPendingPlanID(v)
+	return _u
+}
+
+// ClearPendingPlanID clears the value of the "pending_plan_id" field.
+func (_u *SubscriptionUpdateOne) ClearPendingPlanID() *SubscriptionUpdateOne {
+	_u.mutation.ClearPendingPlanID()
+	return _u
+}
+
+// SetCanceledAt sets the "canceled_at" field.
+func (_u *SubscriptionUpdateOne) SetCanceledAt(v time.Time) *SubscriptionUpdateOne {
+	_u.mutation.SetCanceledAt(v)
+	return _u
+}
+
+// SetNillableCanceledAt sets the "canceled_at" field if the given value is not nil.
+func (_u *SubscriptionUpdateOne) SetNillableCanceledAt(v *time.Time) *SubscriptionUpdateOne {
+	if v != nil {
+		_u.SetCanceledAt(*v)
+	}
+	return _u
+}
+
+// ClearCanceledAt clears the value of the "canceled_at" field.
+func (_u *SubscriptionUpdateOne) ClearCanceledAt() *SubscriptionUpdateOne {
+	_u.mutation.ClearCanceledAt()
+	return _u
 }
 
 // SetEndsAt sets the "ends_at" field.
@@ -305,6 +462,27 @@ func (_u *SubscriptionUpdateOne) sqlSave(ctx context.Context) (_node *Subscripti
 				ps[i](selector)
 			}
 		}
+	}
+	if value, ok := _u.mutation.PlanID(); ok {
+		_spec.SetField(subscription.FieldPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPlanID(); ok {
+		_spec.AddField(subscription.FieldPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PendingPlanID(); ok {
+		_spec.SetField(subscription.FieldPendingPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPendingPlanID(); ok {
+		_spec.AddField(subscription.FieldPendingPlanID, field.TypeInt, value)
+	}
+	if _u.mutation.PendingPlanIDCleared() {
+		_spec.ClearField(subscription.FieldPendingPlanID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.CanceledAt(); ok {
+		_spec.SetField(subscription.FieldCanceledAt, field.TypeTime, value)
+	}
+	if _u.mutation.CanceledAtCleared() {
+		_spec.ClearField(subscription.FieldCanceledAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.EndsAt(); ok {
 		_spec.SetField(subscription.FieldEndsAt, field.TypeTime, value)

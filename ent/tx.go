@@ -48,6 +48,8 @@ type Tx struct {
 	PoolSpend *PoolSpendClient
 	// Subscription is the client for interacting with the Subscription builders.
 	Subscription *SubscriptionClient
+	// SubscriptionChange is the client for interacting with the SubscriptionChange builders.
+	SubscriptionChange *SubscriptionChangeClient
 	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
 	SubscriptionPeriod *SubscriptionPeriodClient
 	// UsageEvent is the client for interacting with the UsageEvent builders.
@@ -208,6 +210,7 @@ func (tx *Tx) init() {
 	tx.Pool = NewPoolClient(tx.config)
 	tx.PoolSpend = NewPoolSpendClient(tx.config)
 	tx.Subscription = NewSubscriptionClient(tx.config)
+	tx.SubscriptionChange = NewSubscriptionChangeClient(tx.config)
 	tx.SubscriptionPeriod = NewSubscriptionPeriodClient(tx.config)
 	tx.UsageEvent = NewUsageEventClient(tx.config)
 	tx.WebhookDelivery = NewWebhookDeliveryClient(tx.config)

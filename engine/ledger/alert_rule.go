@@ -47,10 +47,8 @@ func (s *Service) CreateAlertRule(ctx context.Context, in AlertRuleInput) (*ent.
 		if err != nil {
 			return err
 		}
-		if n, err := tx.AlertRule.Query().Where(alertrule.OrganizationID(org), alertrule.Enabled(true)).Count(ctx); err != nil {
+		if err := rulesLeft(ctx, tx, org); err != nil {
 			return err
-		} else if n >= maxAlertRules {
-			return credit.Errorf(credit.CodeConflict, "organization %d has %d alert rules, the most it may have; disable one first", org, n)
 		}
 		c := tx.AlertRule.Create().SetOrganizationID(org).SetNillablePoolID(in.PoolID).SetKind(in.Kind).SetShare(in.Share).
 			SetName(in.Name).SetCreatedAt(s.Now())
@@ -63,6 +61,15 @@ func (s *Service) CreateAlertRule(ctx context.Context, in AlertRuleInput) (*ent.
 		return s.audit(ctx, tx, "createAlertRule", "AlertRule", out.ID, &org, nil, out)
 	})
 	return out, err
+}
+
+// rulesLeft refuses one more enabled rule for an organisation at the limit.
+func rulesLeft(ctx context.Context, tx *ent.Tx, org int) error {
+	n, err := tx.AlertRule.Query().Where(alertrule.OrganizationID(org), alertrule.Enabled(true)).Count(ctx)
+	if err == nil && n >= maxAlertRules {
+		err = credit.Errorf(credit.CodeConflict, "organization %d has %d enabled alert rules, the most it may have; disable one first", org, n)
+	}
+	return err
 }
 
 // ruleOrganization is the organisation an alert rule input names, checked
@@ -113,6 +120,11 @@ func (s *Service) SetAlertRuleEnabled(ctx context.Context, id int, enabled bool)
 			return credit.NotFound("alert rule", id)
 		} else if err != nil {
 			return err
+		}
+		if enabled && !r.Enabled {
+			if err := rulesLeft(ctx, tx, r.OrganizationID); err != nil {
+				return err
+			}
 		}
 		if out, err = tx.AlertRule.UpdateOne(r).SetEnabled(enabled).Save(ctx); err != nil {
 			return err

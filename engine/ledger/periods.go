@@ -153,6 +153,9 @@ func (s *Service) openChunk(ctx context.Context, ids []int, asOf, now time.Time)
 				continue
 			}
 			taken[sub.PoolID] = true
+			if sub, err = s.applyScheduled(ctx, tx, sub); err != nil { // a plan change at the period end
+				return err
+			}
 			o, err := s.decidePeriod(ctx, tx, sub, byPool[sub.PoolID])
 			if err != nil {
 				return err

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -37,6 +39,42 @@ type PlanInput struct {
 	IncentiveCapPerPeriod *decimal.Decimal
 	IncentiveCapPerMember *decimal.Decimal
 	IncentiveExpiryDays   *int
+	Packaging
+}
+
+// Packaging is how a plan sits among its siblings: its family and tier
+// (good / better / best: 1, 2, 3), what a change away from it does to the
+// period's included credits, the actions it entitles (nil: every action of
+// the register) and the one-time seed credits of a new subscription.
+type Packaging struct {
+	Family          string
+	Tier            *int
+	ChangeCredits   credit.ChangeCredits // default PRORATE
+	EntitledActions []string
+	SeedCredits     *decimal.Decimal
+}
+
+// Validate checks the packaging terms on their own.
+func (p Packaging) Validate() error {
+	if len(p.Family) > 100 {
+		return credit.Invalid("family", "must be at most 100 characters")
+	}
+	if p.Family != "" && p.Tier == nil || p.Family == "" && p.Tier != nil {
+		return credit.Invalid("tier", "a plan of a family has a tier, and a tier belongs to a family: set both or neither")
+	}
+	if p.Tier != nil && (*p.Tier < 1 || *p.Tier > 100) {
+		return credit.Invalid("tier", "must be 1 to 100")
+	}
+	if p.ChangeCredits != "" && !slices.Contains(p.ChangeCredits.Values(), string(p.ChangeCredits)) {
+		return credit.Invalid("changeCredits", "%q is not one of %v", p.ChangeCredits, p.ChangeCredits.Values())
+	}
+	if p.EntitledActions != nil && (len(p.EntitledActions) == 0 || len(p.EntitledActions) > 1000) {
+		return credit.Invalid("entitledActions", "name 1 to 1000 actions, or leave it out to entitle every action")
+	}
+	if p.SeedCredits != nil && p.SeedCredits.IsNegative() {
+		return credit.Invalid("seedCredits", "must not be negative, got %s", p.SeedCredits)
+	}
+	return nil
 }
 
 // Validate checks the plan is complete for its modes.
@@ -116,6 +154,31 @@ func (in PlanInput) Validate() error {
 	if len(in.Currency) > 3 {
 		return credit.Invalid("currency", "an ISO 4217 code, like USD")
 	}
+	return in.Packaging.Validate()
+}
+
+// checkEntitled refuses entitled actions that no published version of the
+// plan's register prices.
+func (s *Service) checkEntitled(ctx context.Context, in PlanInput) error {
+	if in.EntitledActions == nil {
+		return nil
+	}
+	snap, err := s.catalog.current(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range in.EntitledActions {
+		found := false
+		for _, r := range snap.registers[in.RegisterName] {
+			if _, ok := r.Weights[a]; ok {
+				found = true
+			}
+		}
+		if !found {
+			return &credit.Error{Code: credit.CodeUnknownAction, Field: "entitledActions",
+				Message: fmt.Sprintf("no published version of register %q prices the action %q", in.RegisterName, a)}
+		}
+	}
 	return nil
 }
 
@@ -137,6 +200,12 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 	if in.Currency == "" {
 		in.Currency = "USD"
 	}
+	if in.ChangeCredits == "" {
+		in.ChangeCredits = credit.ChangeProrate
+	}
+	if err := s.checkEntitled(ctx, in); err != nil {
+		return nil, err
+	}
 	var out *ent.Plan
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		c := tx.Plan.Create().SetName(in.Name).SetPeriod(in.Period).SetIncludedCredits(in.IncludedCredits).
@@ -148,6 +217,8 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 			SetNillableAutoTopUpCap(in.AutoTopUpCap).SetBorrowLimit(nullable(in.BorrowLimit)).
 			SetIncentiveCapPerPeriod(nullable(in.IncentiveCapPerPeriod)).SetIncentiveCapPerMember(nullable(in.IncentiveCapPerMember)).
 			SetNillableIncentiveExpiryDays(in.IncentiveExpiryDays).
+			SetFamily(in.Family).SetNillableTier(in.Tier).SetChangeCredits(in.ChangeCredits).SetEntitledActions(in.EntitledActions).
+			SetSeedCredits(nullable(in.SeedCredits)).
 			SetCreatedAt(s.Now())
 		var err error
 		if out, err = c.Save(ctx); err != nil {

@@ -127,6 +127,13 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		if err := s.audit(ctx, tx, "subscribe", "Subscription", out.ID, &out.OrganizationID, nil, out); err != nil {
 			return err
 		}
+		if p.SeedCredits.Valid && p.SeedCredits.Decimal.IsPositive() { // once, not every period
+			seed := engine.Opening{Pool: out.PoolID, CreditType: credit.CreditPromotional, Amount: p.SeedCredits.Decimal, UnitPrice: decimal.Zero,
+				EffectiveAt: maxTime(start, now), Memo: fmt.Sprintf("seed credits of plan %s", p.Name)}
+			if _, err := s.post(ctx, tx.Client(), engine.Posting{Org: out.OrganizationID, Open: []engine.Opening{seed}}, now); err != nil {
+				return err
+			}
+		}
 		if !start.After(now) {
 			if _, _, err := s.openPeriod(ctx, tx, out, p, now); err != nil {
 				return err
@@ -136,6 +143,13 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		return err
 	})
 	return out, err
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Validate checks what can be checked without the database.
@@ -290,6 +304,9 @@ func (s *Service) closeSubscription(ctx context.Context, id int, asOf, now time.
 			if sub.NextPeriodAt == nil || sub.NextPeriodAt.After(asOf) {
 				return nil // done, here or by another runner
 			}
+			if sub, err = s.applyScheduled(ctx, tx, sub); err != nil { // a plan change at the period end
+				return err
+			}
 			p, err := s.plan(ctx, tx, sub.PlanID)
 			if err != nil {
 				return err
@@ -317,10 +334,15 @@ func (s *Service) closeSubscription(ctx context.Context, id int, asOf, now time.
 
 // plan returns a plan, cached: plans never change.
 func (s *Service) plan(ctx context.Context, tx *ent.Tx, id int) (*ent.Plan, error) {
+	return s.planOf(ctx, tx.Client(), id)
+}
+
+// planOf is plan, read through c.
+func (s *Service) planOf(ctx context.Context, c *ent.Client, id int) (*ent.Plan, error) {
 	if p, ok := s.plans.Load(id); ok {
 		return p.(*ent.Plan), nil
 	}
-	p, err := tx.Plan.Get(ctx, id)
+	p, err := c.Plan.Get(ctx, id)
 	if err == nil {
 		s.plans.Store(id, p)
 	}

@@ -277,6 +277,13 @@ func (s *Service) loadBatch(ctx context.Context, tx *usageTx, items []item, now 
 			}
 		}
 	}
+	for _, t := range termsOf {
+		pl, err := s.planOf(ctx, tx.Client, t.PlanID)
+		if err != nil {
+			return nil, err
+		}
+		t.Entitled = pl.EntitledActions
+	}
 	grants, err := s.loadGrants(ctx, tx, poolIDs)
 	if err != nil {
 		return nil, err

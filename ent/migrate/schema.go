@@ -418,6 +418,11 @@ var (
 		{Name: "incentive_cap_per_period", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "incentive_cap_per_member", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "incentive_expiry_days", Type: field.TypeInt, Default: 14},
+		{Name: "family", Type: field.TypeString, Nullable: true, Size: 100},
+		{Name: "tier", Type: field.TypeInt, Nullable: true},
+		{Name: "change_credits", Type: field.TypeEnum, Enums: []string{"PRORATE", "CARRY", "FORFEIT"}, Default: "PRORATE"},
+		{Name: "entitled_actions", Type: field.TypeJSON, Nullable: true},
+		{Name: "seed_credits", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 	}
 	// PlansTable holds the schema information for the "plans" table.
 	PlansTable = &schema.Table{
@@ -528,8 +533,10 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "plan_id", Type: field.TypeInt},
+		{Name: "pending_plan_id", Type: field.TypeInt, Nullable: true},
 		{Name: "pool_id", Type: field.TypeInt},
 		{Name: "starts_at", Type: field.TypeTime},
+		{Name: "canceled_at", Type: field.TypeTime, Nullable: true},
 		{Name: "ends_at", Type: field.TypeTime, Nullable: true},
 		{Name: "term_periods", Type: field.TypeInt, Nullable: true},
 		{Name: "auto_renew", Type: field.TypeBool, Default: true},
@@ -553,7 +560,37 @@ var (
 			{
 				Name:    "subscription_next_period_at",
 				Unique:  false,
-				Columns: []*schema.Column{SubscriptionsColumns[13]},
+				Columns: []*schema.Column{SubscriptionsColumns[15]},
+			},
+		},
+	}
+	// SubscriptionChangesColumns holds the columns for the "subscription_changes" table.
+	SubscriptionChangesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "subscription_id", Type: field.TypeInt},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "at", Type: field.TypeString},
+		{Name: "from_plan_id", Type: field.TypeInt},
+		{Name: "to_plan_id", Type: field.TypeInt, Nullable: true},
+		{Name: "effective_at", Type: field.TypeTime},
+		{Name: "status", Type: field.TypeString},
+		{Name: "fraction", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "credits", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "fee", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "actor", Type: field.TypeString, Nullable: true},
+	}
+	// SubscriptionChangesTable holds the schema information for the "subscription_changes" table.
+	SubscriptionChangesTable = &schema.Table{
+		Name:       "subscription_changes",
+		Columns:    SubscriptionChangesColumns,
+		PrimaryKey: []*schema.Column{SubscriptionChangesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "subscriptionchange_subscription_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{SubscriptionChangesColumns[2], SubscriptionChangesColumns[0]},
 			},
 		},
 	}
@@ -771,6 +808,7 @@ var (
 		PoolsTable,
 		PoolSpendsTable,
 		SubscriptionsTable,
+		SubscriptionChangesTable,
 		SubscriptionPeriodsTable,
 		UsageEventsTable,
 		WebhookDeliveriesTable,

@@ -57,6 +57,16 @@ const (
 	FieldIncentiveCapPerMember = "incentive_cap_per_member"
 	// FieldIncentiveExpiryDays holds the string denoting the incentive_expiry_days field in the database.
 	FieldIncentiveExpiryDays = "incentive_expiry_days"
+	// FieldFamily holds the string denoting the family field in the database.
+	FieldFamily = "family"
+	// FieldTier holds the string denoting the tier field in the database.
+	FieldTier = "tier"
+	// FieldChangeCredits holds the string denoting the change_credits field in the database.
+	FieldChangeCredits = "change_credits"
+	// FieldEntitledActions holds the string denoting the entitled_actions field in the database.
+	FieldEntitledActions = "entitled_actions"
+	// FieldSeedCredits holds the string denoting the seed_credits field in the database.
+	FieldSeedCredits = "seed_credits"
 	// Table holds the table name of the plan in the database.
 	Table = "plans"
 )
@@ -85,6 +95,11 @@ var Columns = []string{
 	FieldIncentiveCapPerPeriod,
 	FieldIncentiveCapPerMember,
 	FieldIncentiveExpiryDays,
+	FieldFamily,
+	FieldTier,
+	FieldChangeCredits,
+	FieldEntitledActions,
+	FieldSeedCredits,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -108,6 +123,8 @@ var (
 	RegisterNameValidator func(string) error
 	// DefaultIncentiveExpiryDays holds the default value on creation for the "incentive_expiry_days" field.
 	DefaultIncentiveExpiryDays int
+	// FamilyValidator is a validator for the "family" field. It is called by the builders before save.
+	FamilyValidator func(string) error
 )
 
 // PeriodValidator is a validator for the "period" field enum values. It is called by the builders before save.
@@ -137,6 +154,18 @@ func RolloverModeValidator(rm credit.RolloverMode) error {
 		return nil
 	default:
 		return fmt.Errorf("plan: invalid enum value for rollover_mode field: %q", rm)
+	}
+}
+
+const DefaultChangeCredits credit.ChangeCredits = "PRORATE"
+
+// ChangeCreditsValidator is a validator for the "change_credits" field enum values. It is called by the builders before save.
+func ChangeCreditsValidator(cc credit.ChangeCredits) error {
+	switch cc {
+	case "PRORATE", "CARRY", "FORFEIT":
+		return nil
+	default:
+		return fmt.Errorf("plan: invalid enum value for change_credits field: %q", cc)
 	}
 }
 
@@ -251,4 +280,24 @@ func ByIncentiveCapPerMember(opts ...sql.OrderTermOption) OrderOption {
 // ByIncentiveExpiryDays orders the results by the incentive_expiry_days field.
 func ByIncentiveExpiryDays(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldIncentiveExpiryDays, opts...).ToFunc()
+}
+
+// ByFamily orders the results by the family field.
+func ByFamily(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFamily, opts...).ToFunc()
+}
+
+// ByTier orders the results by the tier field.
+func ByTier(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTier, opts...).ToFunc()
+}
+
+// ByChangeCredits orders the results by the change_credits field.
+func ByChangeCredits(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldChangeCredits, opts...).ToFunc()
+}
+
+// BySeedCredits orders the results by the seed_credits field.
+func BySeedCredits(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSeedCredits, opts...).ToFunc()
 }

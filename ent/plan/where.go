@@ -146,6 +146,21 @@ func IncentiveExpiryDays(v int) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldIncentiveExpiryDays, v))
 }
 
+// Family applies equality check predicate on the "family" field. It's identical to FamilyEQ.
+func Family(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldFamily, v))
+}
+
+// Tier applies equality check predicate on the "tier" field. It's identical to TierEQ.
+func Tier(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldTier, v))
+}
+
+// SeedCredits applies equality check predicate on the "seed_credits" field. It's identical to SeedCreditsEQ.
+func SeedCredits(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldSeedCredits, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldCreatedAt, v))
@@ -1129,6 +1144,221 @@ func IncentiveExpiryDaysLT(v int) predicate.Plan {
 // IncentiveExpiryDaysLTE applies the LTE predicate on the "incentive_expiry_days" field.
 func IncentiveExpiryDaysLTE(v int) predicate.Plan {
 	return predicate.Plan(sql.FieldLTE(FieldIncentiveExpiryDays, v))
+}
+
+// FamilyEQ applies the EQ predicate on the "family" field.
+func FamilyEQ(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldFamily, v))
+}
+
+// FamilyNEQ applies the NEQ predicate on the "family" field.
+func FamilyNEQ(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldFamily, v))
+}
+
+// FamilyIn applies the In predicate on the "family" field.
+func FamilyIn(vs ...string) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldFamily, vs...))
+}
+
+// FamilyNotIn applies the NotIn predicate on the "family" field.
+func FamilyNotIn(vs ...string) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldFamily, vs...))
+}
+
+// FamilyGT applies the GT predicate on the "family" field.
+func FamilyGT(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldFamily, v))
+}
+
+// FamilyGTE applies the GTE predicate on the "family" field.
+func FamilyGTE(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldFamily, v))
+}
+
+// FamilyLT applies the LT predicate on the "family" field.
+func FamilyLT(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldFamily, v))
+}
+
+// FamilyLTE applies the LTE predicate on the "family" field.
+func FamilyLTE(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldFamily, v))
+}
+
+// FamilyContains applies the Contains predicate on the "family" field.
+func FamilyContains(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldContains(FieldFamily, v))
+}
+
+// FamilyHasPrefix applies the HasPrefix predicate on the "family" field.
+func FamilyHasPrefix(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldHasPrefix(FieldFamily, v))
+}
+
+// FamilyHasSuffix applies the HasSuffix predicate on the "family" field.
+func FamilyHasSuffix(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldHasSuffix(FieldFamily, v))
+}
+
+// FamilyIsNil applies the IsNil predicate on the "family" field.
+func FamilyIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldFamily))
+}
+
+// FamilyNotNil applies the NotNil predicate on the "family" field.
+func FamilyNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldFamily))
+}
+
+// FamilyEqualFold applies the EqualFold predicate on the "family" field.
+func FamilyEqualFold(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldEqualFold(FieldFamily, v))
+}
+
+// FamilyContainsFold applies the ContainsFold predicate on the "family" field.
+func FamilyContainsFold(v string) predicate.Plan {
+	return predicate.Plan(sql.FieldContainsFold(FieldFamily, v))
+}
+
+// TierEQ applies the EQ predicate on the "tier" field.
+func TierEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldTier, v))
+}
+
+// TierNEQ applies the NEQ predicate on the "tier" field.
+func TierNEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldTier, v))
+}
+
+// TierIn applies the In predicate on the "tier" field.
+func TierIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldTier, vs...))
+}
+
+// TierNotIn applies the NotIn predicate on the "tier" field.
+func TierNotIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldTier, vs...))
+}
+
+// TierGT applies the GT predicate on the "tier" field.
+func TierGT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldTier, v))
+}
+
+// TierGTE applies the GTE predicate on the "tier" field.
+func TierGTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldTier, v))
+}
+
+// TierLT applies the LT predicate on the "tier" field.
+func TierLT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldTier, v))
+}
+
+// TierLTE applies the LTE predicate on the "tier" field.
+func TierLTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldTier, v))
+}
+
+// TierIsNil applies the IsNil predicate on the "tier" field.
+func TierIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldTier))
+}
+
+// TierNotNil applies the NotNil predicate on the "tier" field.
+func TierNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldTier))
+}
+
+// ChangeCreditsEQ applies the EQ predicate on the "change_credits" field.
+func ChangeCreditsEQ(v credit.ChangeCredits) predicate.Plan {
+	vc := v
+	return predicate.Plan(sql.FieldEQ(FieldChangeCredits, vc))
+}
+
+// ChangeCreditsNEQ applies the NEQ predicate on the "change_credits" field.
+func ChangeCreditsNEQ(v credit.ChangeCredits) predicate.Plan {
+	vc := v
+	return predicate.Plan(sql.FieldNEQ(FieldChangeCredits, vc))
+}
+
+// ChangeCreditsIn applies the In predicate on the "change_credits" field.
+func ChangeCreditsIn(vs ...credit.ChangeCredits) predicate.Plan {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Plan(sql.FieldIn(FieldChangeCredits, v...))
+}
+
+// ChangeCreditsNotIn applies the NotIn predicate on the "change_credits" field.
+func ChangeCreditsNotIn(vs ...credit.ChangeCredits) predicate.Plan {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Plan(sql.FieldNotIn(FieldChangeCredits, v...))
+}
+
+// EntitledActionsIsNil applies the IsNil predicate on the "entitled_actions" field.
+func EntitledActionsIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldEntitledActions))
+}
+
+// EntitledActionsNotNil applies the NotNil predicate on the "entitled_actions" field.
+func EntitledActionsNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldEntitledActions))
+}
+
+// SeedCreditsEQ applies the EQ predicate on the "seed_credits" field.
+func SeedCreditsEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldSeedCredits, v))
+}
+
+// SeedCreditsNEQ applies the NEQ predicate on the "seed_credits" field.
+func SeedCreditsNEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldSeedCredits, v))
+}
+
+// SeedCreditsIn applies the In predicate on the "seed_credits" field.
+func SeedCreditsIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldSeedCredits, vs...))
+}
+
+// SeedCreditsNotIn applies the NotIn predicate on the "seed_credits" field.
+func SeedCreditsNotIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldSeedCredits, vs...))
+}
+
+// SeedCreditsGT applies the GT predicate on the "seed_credits" field.
+func SeedCreditsGT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldSeedCredits, v))
+}
+
+// SeedCreditsGTE applies the GTE predicate on the "seed_credits" field.
+func SeedCreditsGTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldSeedCredits, v))
+}
+
+// SeedCreditsLT applies the LT predicate on the "seed_credits" field.
+func SeedCreditsLT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldSeedCredits, v))
+}
+
+// SeedCreditsLTE applies the LTE predicate on the "seed_credits" field.
+func SeedCreditsLTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldSeedCredits, v))
+}
+
+// SeedCreditsIsNil applies the IsNil predicate on the "seed_credits" field.
+func SeedCreditsIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldSeedCredits))
+}
+
+// SeedCreditsNotNil applies the NotNil predicate on the "seed_credits" field.
+func SeedCreditsNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldSeedCredits))
 }
 
 // And groups predicates with the AND operator between them.

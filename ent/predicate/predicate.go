@@ -57,6 +57,9 @@ type PoolSpend func(*sql.Selector)
 // Subscription is the predicate function for subscription builders.
 type Subscription func(*sql.Selector)
 
+// SubscriptionChange is the predicate function for subscriptionchange builders.
+type SubscriptionChange func(*sql.Selector)
+
 // SubscriptionPeriod is the predicate function for subscriptionperiod builders.
 type SubscriptionPeriod func(*sql.Selector)
 

@@ -22,6 +22,7 @@ import (
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/schema"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
 	"github.com/creditd/creditd/ent/webhookdelivery"
@@ -348,6 +349,10 @@ func init() {
 	planDescIncentiveExpiryDays := planFields[19].Descriptor()
 	// plan.DefaultIncentiveExpiryDays holds the default value on creation for the incentive_expiry_days field.
 	plan.DefaultIncentiveExpiryDays = planDescIncentiveExpiryDays.Default.(int)
+	// planDescFamily is the schema descriptor for family field.
+	planDescFamily := planFields[20].Descriptor()
+	// plan.FamilyValidator is a validator for the "family" field. It is called by the builders before save.
+	plan.FamilyValidator = planDescFamily.Validators[0].(func(string) error)
 	policyversionMixin := schema.PolicyVersion{}.Mixin()
 	policyversionMixinFields0 := policyversionMixin[0].Fields()
 	_ = policyversionMixinFields0
@@ -424,17 +429,26 @@ func init() {
 	// subscription.DefaultCreatedAt holds the default value on creation for the created_at field.
 	subscription.DefaultCreatedAt = subscriptionDescCreatedAt.Default.(func() time.Time)
 	// subscriptionDescAutoRenew is the schema descriptor for auto_renew field.
-	subscriptionDescAutoRenew := subscriptionFields[6].Descriptor()
+	subscriptionDescAutoRenew := subscriptionFields[8].Descriptor()
 	// subscription.DefaultAutoRenew holds the default value on creation for the auto_renew field.
 	subscription.DefaultAutoRenew = subscriptionDescAutoRenew.Default.(bool)
 	// subscriptionDescTimeZone is the schema descriptor for time_zone field.
-	subscriptionDescTimeZone := subscriptionFields[7].Descriptor()
+	subscriptionDescTimeZone := subscriptionFields[9].Descriptor()
 	// subscription.DefaultTimeZone holds the default value on creation for the time_zone field.
 	subscription.DefaultTimeZone = subscriptionDescTimeZone.Default.(string)
 	// subscriptionDescNextPeriod is the schema descriptor for next_period field.
-	subscriptionDescNextPeriod := subscriptionFields[10].Descriptor()
+	subscriptionDescNextPeriod := subscriptionFields[12].Descriptor()
 	// subscription.DefaultNextPeriod holds the default value on creation for the next_period field.
 	subscription.DefaultNextPeriod = subscriptionDescNextPeriod.Default.(int)
+	subscriptionchangeMixin := schema.SubscriptionChange{}.Mixin()
+	subscriptionchangeMixinFields0 := subscriptionchangeMixin[0].Fields()
+	_ = subscriptionchangeMixinFields0
+	subscriptionchangeFields := schema.SubscriptionChange{}.Fields()
+	_ = subscriptionchangeFields
+	// subscriptionchangeDescCreatedAt is the schema descriptor for created_at field.
+	subscriptionchangeDescCreatedAt := subscriptionchangeMixinFields0[0].Descriptor()
+	// subscriptionchange.DefaultCreatedAt holds the default value on creation for the created_at field.
+	subscriptionchange.DefaultCreatedAt = subscriptionchangeDescCreatedAt.Default.(func() time.Time)
 	subscriptionperiodMixin := schema.SubscriptionPeriod{}.Mixin()
 	subscriptionperiodMixinFields0 := subscriptionperiodMixin[0].Fields()
 	_ = subscriptionperiodMixinFields0

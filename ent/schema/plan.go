@@ -41,6 +41,16 @@ func (Plan) Fields() []ent.Field {
 		NullDecimal("incentive_cap_per_period"),
 		NullDecimal("incentive_cap_per_member"),
 		field.Int("incentive_expiry_days").Default(14).Immutable(),
+		// Packaging: the family a plan is a tier of (good, better, best:
+		// tier 1, 2, 3), what a change away from it does to the current
+		// period's included credits, the actions it entitles (nil: all of
+		// the register's) and the one-time seed credits of a new
+		// subscription.
+		field.String("family").Optional().MaxLen(100).Immutable(),
+		field.Int("tier").Optional().Nillable().Immutable(),
+		field.Enum("change_credits").GoType(credit.ChangeCredits("")).Default(string(credit.ChangeProrate)).Immutable(),
+		field.Strings("entitled_actions").Optional().Immutable(),
+		NullDecimal("seed_credits"),
 	}
 }
 
@@ -58,9 +68,16 @@ func (Subscription) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
 func (Subscription) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int("organization_id").Immutable(),
-		field.Int("plan_id").Immutable(),
+		// plan_id changes with changePlan (see SubscriptionChange); a
+		// change at period end waits in pending_plan_id until the period
+		// close opens the next period under it.
+		field.Int("plan_id"),
+		field.Int("pending_plan_id").Optional().Nillable(),
 		field.Int("pool_id").Immutable(),
 		field.Time("starts_at").Immutable(),
+		// canceled_at is when cancelSubscription was called; ends_at then
+		// says when the subscription ends.
+		field.Time("canceled_at").Optional().Nillable(),
 		// ends_at is the end of the committed term; nil: open-ended.
 		field.Time("ends_at").Optional().Nillable(),
 		field.Int("term_periods").Optional().Nillable().Immutable(),
@@ -80,6 +97,35 @@ func (Subscription) Fields() []ent.Field {
 
 func (Subscription) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("organization_id"), index.Fields("next_period_at")}
+}
+
+// SubscriptionChange is one entry of a subscription's history: a plan
+// change (now, prorated, or scheduled for the period end) or a
+// cancellation, with what it posted.
+type SubscriptionChange struct{ ent.Schema }
+
+func (SubscriptionChange) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
+
+func (SubscriptionChange) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("subscription_id").Immutable(),
+		field.Int("organization_id").Immutable(),
+		field.String("kind").Immutable(), // UPGRADE, DOWNGRADE, CHANGE, CANCEL
+		field.String("at").Immutable(),   // NOW, PERIOD_END
+		field.Int("from_plan_id").Immutable(),
+		field.Int("to_plan_id").Optional().Nillable().Immutable(),
+		field.Time("effective_at").Immutable(),
+		// status: APPLIED, or SCHEDULED until the period close applies it.
+		field.String("status"),
+		NullDecimal("fraction"), // of the period left, for a prorated change
+		MutableDecimal("credits"),
+		MutableDecimal("fee"),
+		field.String("actor").Optional().Immutable(),
+	}
+}
+
+func (SubscriptionChange) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("subscription_id", "id")}
 }
 
 // SubscriptionPeriod records that period n of a subscription was opened

@@ -19,10 +19,14 @@ const (
 	FieldOrganizationID = "organization_id"
 	// FieldPlanID holds the string denoting the plan_id field in the database.
 	FieldPlanID = "plan_id"
+	// FieldPendingPlanID holds the string denoting the pending_plan_id field in the database.
+	FieldPendingPlanID = "pending_plan_id"
 	// FieldPoolID holds the string denoting the pool_id field in the database.
 	FieldPoolID = "pool_id"
 	// FieldStartsAt holds the string denoting the starts_at field in the database.
 	FieldStartsAt = "starts_at"
+	// FieldCanceledAt holds the string denoting the canceled_at field in the database.
+	FieldCanceledAt = "canceled_at"
 	// FieldEndsAt holds the string denoting the ends_at field in the database.
 	FieldEndsAt = "ends_at"
 	// FieldTermPeriods holds the string denoting the term_periods field in the database.
@@ -49,8 +53,10 @@ var Columns = []string{
 	FieldCreatedAt,
 	FieldOrganizationID,
 	FieldPlanID,
+	FieldPendingPlanID,
 	FieldPoolID,
 	FieldStartsAt,
+	FieldCanceledAt,
 	FieldEndsAt,
 	FieldTermPeriods,
 	FieldAutoRenew,
@@ -105,6 +111,11 @@ func ByPlanID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPlanID, opts...).ToFunc()
 }
 
+// ByPendingPlanID orders the results by the pending_plan_id field.
+func ByPendingPlanID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPendingPlanID, opts...).ToFunc()
+}
+
 // ByPoolID orders the results by the pool_id field.
 func ByPoolID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPoolID, opts...).ToFunc()
@@ -113,6 +124,11 @@ func ByPoolID(opts ...sql.OrderTermOption) OrderOption {
 // ByStartsAt orders the results by the starts_at field.
 func ByStartsAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldStartsAt, opts...).ToFunc()
+}
+
+// ByCanceledAt orders the results by the canceled_at field.
+func ByCanceledAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCanceledAt, opts...).ToFunc()
 }
 
 // ByEndsAt orders the results by the ends_at field.

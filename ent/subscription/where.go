@@ -70,6 +70,11 @@ func PlanID(v int) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldPlanID, v))
 }
 
+// PendingPlanID applies equality check predicate on the "pending_plan_id" field. It's identical to PendingPlanIDEQ.
+func PendingPlanID(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldPendingPlanID, v))
+}
+
 // PoolID applies equality check predicate on the "pool_id" field. It's identical to PoolIDEQ.
 func PoolID(v int) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldPoolID, v))
@@ -78,6 +83,11 @@ func PoolID(v int) predicate.Subscription {
 // StartsAt applies equality check predicate on the "starts_at" field. It's identical to StartsAtEQ.
 func StartsAt(v time.Time) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldStartsAt, v))
+}
+
+// CanceledAt applies equality check predicate on the "canceled_at" field. It's identical to CanceledAtEQ.
+func CanceledAt(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldCanceledAt, v))
 }
 
 // EndsAt applies equality check predicate on the "ends_at" field. It's identical to EndsAtEQ.
@@ -240,6 +250,56 @@ func PlanIDLTE(v int) predicate.Subscription {
 	return predicate.Subscription(sql.FieldLTE(FieldPlanID, v))
 }
 
+// PendingPlanIDEQ applies the EQ predicate on the "pending_plan_id" field.
+func PendingPlanIDEQ(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldPendingPlanID, v))
+}
+
+// PendingPlanIDNEQ applies the NEQ predicate on the "pending_plan_id" field.
+func PendingPlanIDNEQ(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNEQ(FieldPendingPlanID, v))
+}
+
+// PendingPlanIDIn applies the In predicate on the "pending_plan_id" field.
+func PendingPlanIDIn(vs ...int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldIn(FieldPendingPlanID, vs...))
+}
+
+// PendingPlanIDNotIn applies the NotIn predicate on the "pending_plan_id" field.
+func PendingPlanIDNotIn(vs ...int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotIn(FieldPendingPlanID, vs...))
+}
+
+// PendingPlanIDGT applies the GT predicate on the "pending_plan_id" field.
+func PendingPlanIDGT(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGT(FieldPendingPlanID, v))
+}
+
+// PendingPlanIDGTE applies the GTE predicate on the "pending_plan_id" field.
+func PendingPlanIDGTE(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGTE(FieldPendingPlanID, v))
+}
+
+// PendingPlanIDLT applies the LT predicate on the "pending_plan_id" field.
+func PendingPlanIDLT(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLT(FieldPendingPlanID, v))
+}
+
+// PendingPlanIDLTE applies the LTE predicate on the "pending_plan_id" field.
+func PendingPlanIDLTE(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLTE(FieldPendingPlanID, v))
+}
+
+// PendingPlanIDIsNil applies the IsNil predicate on the "pending_plan_id" field.
+func PendingPlanIDIsNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldIsNull(FieldPendingPlanID))
+}
+
+// PendingPlanIDNotNil applies the NotNil predicate on the "pending_plan_id" field.
+func PendingPlanIDNotNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotNull(FieldPendingPlanID))
+}
+
 // PoolIDEQ applies the EQ predicate on the "pool_id" field.
 func PoolIDEQ(v int) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldPoolID, v))
@@ -318,6 +378,56 @@ func StartsAtLT(v time.Time) predicate.Subscription {
 // StartsAtLTE applies the LTE predicate on the "starts_at" field.
 func StartsAtLTE(v time.Time) predicate.Subscription {
 	return predicate.Subscription(sql.FieldLTE(FieldStartsAt, v))
+}
+
+// CanceledAtEQ applies the EQ predicate on the "canceled_at" field.
+func CanceledAtEQ(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldCanceledAt, v))
+}
+
+// CanceledAtNEQ applies the NEQ predicate on the "canceled_at" field.
+func CanceledAtNEQ(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNEQ(FieldCanceledAt, v))
+}
+
+// CanceledAtIn applies the In predicate on the "canceled_at" field.
+func CanceledAtIn(vs ...time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldIn(FieldCanceledAt, vs...))
+}
+
+// CanceledAtNotIn applies the NotIn predicate on the "canceled_at" field.
+func CanceledAtNotIn(vs ...time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotIn(FieldCanceledAt, vs...))
+}
+
+// CanceledAtGT applies the GT predicate on the "canceled_at" field.
+func CanceledAtGT(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGT(FieldCanceledAt, v))
+}
+
+// CanceledAtGTE applies the GTE predicate on the "canceled_at" field.
+func CanceledAtGTE(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGTE(FieldCanceledAt, v))
+}
+
+// CanceledAtLT applies the LT predicate on the "canceled_at" field.
+func CanceledAtLT(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLT(FieldCanceledAt, v))
+}
+
+// CanceledAtLTE applies the LTE predicate on the "canceled_at" field.
+func CanceledAtLTE(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLTE(FieldCanceledAt, v))
+}
+
+// CanceledAtIsNil applies the IsNil predicate on the "canceled_at" field.
+func CanceledAtIsNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldIsNull(FieldCanceledAt))
+}
+
+// CanceledAtNotNil applies the NotNil predicate on the "canceled_at" field.
+func CanceledAtNotNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotNull(FieldCanceledAt))
 }
 
 // EndsAtEQ applies the EQ predicate on the "ends_at" field.
