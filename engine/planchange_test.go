@@ -15,7 +15,10 @@ func TestChangePlanNow(t *testing.T) {
 	end, at := start.AddDate(0, 0, 30), start.AddDate(0, 0, 20)
 	team := engine.ChangePlanTerms{ID: 1, Name: "team", Period: credit.PeriodMonth, Currency: "USD", IncludedCredits: d("300"), PricePerCredit: d("0.1"), PlatformFee: d("30"), ChangeCredits: credit.ChangeProrate}
 	pro := engine.ChangePlanTerms{ID: 2, Name: "pro", Period: credit.PeriodMonth, Currency: "USD", IncludedCredits: d("600"), PricePerCredit: d("0.1"), PlatformFee: d("60"), ChangeCredits: credit.ChangeProrate}
-	with := func(p engine.ChangePlanTerms, f func(*engine.ChangePlanTerms)) engine.ChangePlanTerms { f(&p); return p }
+	with := func(p engine.ChangePlanTerms, f func(*engine.ChangePlanTerms)) engine.ChangePlanTerms {
+		f(&p)
+		return p
+	}
 	included := func(remaining string) []engine.Grant {
 		if remaining == "" {
 			remaining = "0"

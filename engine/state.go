@@ -105,10 +105,10 @@ type PlanTerms struct {
 	// Entitled lists the actions the plan allows; nil: every action of
 	// the register. Usage of another is DENIED NOT_ENTITLED, charged
 	// nothing (a run that started entitled still settles).
-	Entitled []string
-	OverageMode    credit.OverageMode
-	OveragePrice   decimal.NullDecimal
-	Currency       string
+	Entitled     []string
+	OverageMode  credit.OverageMode
+	OveragePrice decimal.NullDecimal
+	Currency     string
 	// AUTO_TOP_UP: buy packs of TopUpCredits at OnDemandPrice when the
 	// balance falls below TopUpThreshold; TopUpsLeft this period (-1: no cap).
 	TopUpThreshold decimal.Decimal
