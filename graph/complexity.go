@@ -87,6 +87,14 @@ func costs(maxBatch int) ComplexityRoot {
 	c.Forecast.Days = func(child int) int { return rows(child, 30) }
 	c.Forecast.Accounted = list
 	c.Quote.Notes = list
+	c.Query.PlanFamilies = list
+	c.PlanFamily.Plans = list
+	c.PlanFamily.Levers = list
+	c.PlanLever.Values = list
+	c.Plan.EntitledActions = list
+	c.Subscription.Changes = list
+	c.PlanChangePreview.Entries = list
+	c.PlanChangePreview.Charges = list
 	c.WebhookEndpoint.EventTypes = list
 	return c
 }

@@ -49,12 +49,14 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Organization() OrganizationResolver
 	Plan() PlanResolver
+	PlanChangePreview() PlanChangePreviewResolver
 	Policy() PolicyResolver
 	Pool() PoolResolver
 	Query() QueryResolver
 	Quote() QuoteResolver
 	QuoteLine() QuoteLineResolver
 	Subscription() SubscriptionResolver
+	SubscriptionChange() SubscriptionChangeResolver
 	UsageEvent() UsageEventResolver
 	UsageResult() UsageResultResolver
 	WebhookEndpoint() WebhookEndpointResolver
@@ -256,6 +258,8 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AcknowledgeAlert          func(childComplexity int, id int) int
+		CancelSubscription        func(childComplexity int, subscriptionID int, at model.ChangeAt) int
+		ChangePlan                func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
 		ConfirmPayment            func(childComplexity int, grantID int) int
 		CreateAPIKey              func(childComplexity int, name string, role credit.Role, organizationID *int) int
 		CreateAlertRule           func(childComplexity int, input model.AlertRuleInput) int
@@ -315,8 +319,11 @@ type ComplexityRoot struct {
 		AutoTopUpCredits      func(childComplexity int) int
 		AutoTopUpThreshold    func(childComplexity int) int
 		BorrowLimit           func(childComplexity int) int
+		ChangeCredits         func(childComplexity int) int
 		CreatedAt             func(childComplexity int) int
 		Currency              func(childComplexity int) int
+		EntitledActions       func(childComplexity int) int
+		Family                func(childComplexity int) int
 		ID                    func(childComplexity int) int
 		IncentiveCapPerMember func(childComplexity int) int
 		IncentiveCapPerPeriod func(childComplexity int) int
@@ -333,6 +340,33 @@ type ComplexityRoot struct {
 		RegisterName          func(childComplexity int) int
 		RolloverCap           func(childComplexity int) int
 		RolloverMode          func(childComplexity int) int
+		SeedCredits           func(childComplexity int) int
+		Tier                  func(childComplexity int) int
+	}
+
+	PlanChangePreview struct {
+		At          func(childComplexity int) int
+		Charges     func(childComplexity int) int
+		Credits     func(childComplexity int) int
+		EffectiveAt func(childComplexity int) int
+		Entries     func(childComplexity int) int
+		Fee         func(childComplexity int) int
+		Fraction    func(childComplexity int) int
+		From        func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		To          func(childComplexity int) int
+	}
+
+	PlanFamily struct {
+		Levers func(childComplexity int) int
+		Name   func(childComplexity int) int
+		Plans  func(childComplexity int) int
+	}
+
+	PlanLever struct {
+		Grows  func(childComplexity int) int
+		Name   func(childComplexity int) int
+		Values func(childComplexity int) int
 	}
 
 	Policy struct {
@@ -360,24 +394,41 @@ type ComplexityRoot struct {
 		Parent       func(childComplexity int) int
 	}
 
+	PreviewCharge struct {
+		Amount   func(childComplexity int) int
+		Currency func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Memo     func(childComplexity int) int
+	}
+
+	PreviewEntry struct {
+		Amount     func(childComplexity int) int
+		CreditType func(childComplexity int) int
+		GrantID    func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Memo       func(childComplexity int) int
+	}
+
 	Query struct {
-		APIKeys          func(childComplexity int) int
-		AlertRules       func(childComplexity int, organizationID *int) int
-		Alerts           func(childComplexity int, organizationID *int, first *int, unacknowledged *bool) int
-		AuditLog         func(childComplexity int, organizationID *int, first *int, after *string) int
-		Charges          func(childComplexity int, organizationID *int, first *int, after *string) int
-		Forecast         func(childComplexity int, poolID int, horizonDays int) int
-		Ledger           func(childComplexity int, poolID int, first *int, after *string, filter *model.LedgerFilter) int
-		Organization     func(childComplexity int, id int) int
-		Plans            func(childComplexity int) int
-		Policies         func(childComplexity int, kind *credit.PolicyKind) int
-		Pool             func(childComplexity int, id int) int
-		Quote            func(childComplexity int, planID int, usage []*model.ActionCountInput, organizationID *int) int
-		UsageEvents      func(childComplexity int, organizationID int, first *int, after *string, filter *model.UsageEventFilter) int
-		UsageSummary     func(childComplexity int, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) int
-		ValidateRule     func(childComplexity int, kind credit.PolicyKind, expression string) int
-		WebhookEndpoints func(childComplexity int, organizationID *int) int
-		WeightRegister   func(childComplexity int, name string, version *int) int
+		APIKeys           func(childComplexity int) int
+		AlertRules        func(childComplexity int, organizationID *int) int
+		Alerts            func(childComplexity int, organizationID *int, first *int, unacknowledged *bool) int
+		AuditLog          func(childComplexity int, organizationID *int, first *int, after *string) int
+		Charges           func(childComplexity int, organizationID *int, first *int, after *string) int
+		Forecast          func(childComplexity int, poolID int, horizonDays int) int
+		Ledger            func(childComplexity int, poolID int, first *int, after *string, filter *model.LedgerFilter) int
+		Organization      func(childComplexity int, id int) int
+		PlanFamilies      func(childComplexity int) int
+		Plans             func(childComplexity int) int
+		Policies          func(childComplexity int, kind *credit.PolicyKind) int
+		Pool              func(childComplexity int, id int) int
+		PreviewPlanChange func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
+		Quote             func(childComplexity int, planID int, usage []*model.ActionCountInput, organizationID *int) int
+		UsageEvents       func(childComplexity int, organizationID int, first *int, after *string, filter *model.UsageEventFilter) int
+		UsageSummary      func(childComplexity int, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) int
+		ValidateRule      func(childComplexity int, kind credit.PolicyKind, expression string) int
+		WebhookEndpoints  func(childComplexity int, organizationID *int) int
+		WeightRegister    func(childComplexity int, name string, version *int) int
 	}
 
 	Quote struct {
@@ -436,16 +487,34 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		AutoRenew       func(childComplexity int) int
+		CanceledAt      func(childComplexity int) int
+		Changes         func(childComplexity int) int
 		Commitment      func(childComplexity int) int
 		EndsAt          func(childComplexity int) int
 		ID              func(childComplexity int) int
 		NextPeriodAt    func(childComplexity int) int
 		Organization    func(childComplexity int) int
+		PendingPlan     func(childComplexity int) int
 		Plan            func(childComplexity int) int
 		RegisterVersion func(childComplexity int) int
 		StartsAt        func(childComplexity int) int
 		TermPeriods     func(childComplexity int) int
 		TimeZone        func(childComplexity int) int
+	}
+
+	SubscriptionChange struct {
+		Actor       func(childComplexity int) int
+		At          func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Credits     func(childComplexity int) int
+		EffectiveAt func(childComplexity int) int
+		Fee         func(childComplexity int) int
+		Fraction    func(childComplexity int) int
+		FromPlanID  func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Status      func(childComplexity int) int
+		ToPlanID    func(childComplexity int) int
 	}
 
 	TypeBalance struct {
@@ -632,6 +701,8 @@ type MutationResolver interface {
 	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) (*ent.Grant, error)
 	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period credit.Period, hard bool) (*ent.Pool, error)
 	RecordBehavior(ctx context.Context, input model.BehaviorInput) (*ledger.BehaviorResult, error)
+	ChangePlan(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ent.SubscriptionChange, error)
+	CancelSubscription(ctx context.Context, subscriptionID int, at model.ChangeAt) (*ent.SubscriptionChange, error)
 	ConfirmPayment(ctx context.Context, grantID int) (*ent.Grant, error)
 	FailPayment(ctx context.Context, grantID int, reason string) (*ent.Grant, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
@@ -661,6 +732,14 @@ type PlanResolver interface {
 	BorrowLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 	IncentiveCapPerPeriod(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 	IncentiveCapPerMember(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+
+	SeedCredits(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+}
+type PlanChangePreviewResolver interface {
+	At(ctx context.Context, obj *ledger.PlanChangePreview) (model.ChangeAt, error)
+
+	Entries(ctx context.Context, obj *ledger.PlanChangePreview) ([]*model.PreviewEntry, error)
+	Charges(ctx context.Context, obj *ledger.PlanChangePreview) ([]*model.PreviewCharge, error)
 }
 type PolicyResolver interface {
 	Status(ctx context.Context, obj *ent.PolicyVersion) (credit.VersionStatus, error)
@@ -685,6 +764,8 @@ type QueryResolver interface {
 	Plans(ctx context.Context) ([]*ent.Plan, error)
 	Charges(ctx context.Context, organizationID *int, first *int, after *string) (*model.ChargeConnection, error)
 	Alerts(ctx context.Context, organizationID *int, first *int, unacknowledged *bool) ([]*ent.Alert, error)
+	PlanFamilies(ctx context.Context) ([]*ledger.PlanFamily, error)
+	PreviewPlanChange(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ledger.PlanChangePreview, error)
 	Forecast(ctx context.Context, poolID int, horizonDays int) (*ledger.PoolForecast, error)
 	Quote(ctx context.Context, planID int, usage []*model.ActionCountInput, organizationID *int) (*engine.Quotation, error)
 	WeightRegister(ctx context.Context, name string, version *int) (*ent.WeightRegister, error)
@@ -706,6 +787,15 @@ type QuoteLineResolver interface {
 type SubscriptionResolver interface {
 	Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error)
 	Plan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
+
+	PendingPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
+
+	Changes(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionChange, error)
+}
+type SubscriptionChangeResolver interface {
+	At(ctx context.Context, obj *ent.SubscriptionChange) (model.ChangeAt, error)
+
+	Fraction(ctx context.Context, obj *ent.SubscriptionChange) (*decimal.Decimal, error)
 }
 type UsageEventResolver interface {
 	Pool(ctx context.Context, obj *ent.UsageEvent) (*ent.Pool, error)
@@ -1532,6 +1622,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AcknowledgeAlert(childComplexity, args["id"].(int)), true
+	case "Mutation.cancelSubscription":
+		if e.ComplexityRoot.Mutation.CancelSubscription == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelSubscription_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelSubscription(childComplexity, args["subscriptionId"].(int), args["at"].(model.ChangeAt)), true
+	case "Mutation.changePlan":
+		if e.ComplexityRoot.Mutation.ChangePlan == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changePlan_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangePlan(childComplexity, args["subscriptionId"].(int), args["planId"].(int), args["at"].(model.ChangeAt)), true
 	case "Mutation.confirmPayment":
 		if e.ComplexityRoot.Mutation.ConfirmPayment == nil {
 			break
@@ -1958,6 +2070,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.BorrowLimit(childComplexity), true
+	case "Plan.changeCredits":
+		if e.ComplexityRoot.Plan.ChangeCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.ChangeCredits(childComplexity), true
 	case "Plan.createdAt":
 		if e.ComplexityRoot.Plan.CreatedAt == nil {
 			break
@@ -1970,6 +2088,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.Currency(childComplexity), true
+	case "Plan.entitledActions":
+		if e.ComplexityRoot.Plan.EntitledActions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.EntitledActions(childComplexity), true
+	case "Plan.family":
+		if e.ComplexityRoot.Plan.Family == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Family(childComplexity), true
 	case "Plan.id":
 		if e.ComplexityRoot.Plan.ID == nil {
 			break
@@ -2066,6 +2196,117 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.RolloverMode(childComplexity), true
+	case "Plan.seedCredits":
+		if e.ComplexityRoot.Plan.SeedCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.SeedCredits(childComplexity), true
+	case "Plan.tier":
+		if e.ComplexityRoot.Plan.Tier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Tier(childComplexity), true
+
+	case "PlanChangePreview.at":
+		if e.ComplexityRoot.PlanChangePreview.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.At(childComplexity), true
+	case "PlanChangePreview.charges":
+		if e.ComplexityRoot.PlanChangePreview.Charges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.Charges(childComplexity), true
+	case "PlanChangePreview.credits":
+		if e.ComplexityRoot.PlanChangePreview.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.Credits(childComplexity), true
+	case "PlanChangePreview.effectiveAt":
+		if e.ComplexityRoot.PlanChangePreview.EffectiveAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.EffectiveAt(childComplexity), true
+	case "PlanChangePreview.entries":
+		if e.ComplexityRoot.PlanChangePreview.Entries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.Entries(childComplexity), true
+	case "PlanChangePreview.fee":
+		if e.ComplexityRoot.PlanChangePreview.Fee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.Fee(childComplexity), true
+	case "PlanChangePreview.fraction":
+		if e.ComplexityRoot.PlanChangePreview.Fraction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.Fraction(childComplexity), true
+	case "PlanChangePreview.from":
+		if e.ComplexityRoot.PlanChangePreview.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.From(childComplexity), true
+	case "PlanChangePreview.kind":
+		if e.ComplexityRoot.PlanChangePreview.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.Kind(childComplexity), true
+	case "PlanChangePreview.to":
+		if e.ComplexityRoot.PlanChangePreview.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanChangePreview.To(childComplexity), true
+
+	case "PlanFamily.levers":
+		if e.ComplexityRoot.PlanFamily.Levers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanFamily.Levers(childComplexity), true
+	case "PlanFamily.name":
+		if e.ComplexityRoot.PlanFamily.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanFamily.Name(childComplexity), true
+	case "PlanFamily.plans":
+		if e.ComplexityRoot.PlanFamily.Plans == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanFamily.Plans(childComplexity), true
+
+	case "PlanLever.grows":
+		if e.ComplexityRoot.PlanLever.Grows == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanLever.Grows(childComplexity), true
+	case "PlanLever.name":
+		if e.ComplexityRoot.PlanLever.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanLever.Name(childComplexity), true
+	case "PlanLever.values":
+		if e.ComplexityRoot.PlanLever.Values == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanLever.Values(childComplexity), true
 
 	case "Policy.createdAt":
 		if e.ComplexityRoot.Policy.CreatedAt == nil {
@@ -2188,6 +2429,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Pool.Parent(childComplexity), true
 
+	case "PreviewCharge.amount":
+		if e.ComplexityRoot.PreviewCharge.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewCharge.Amount(childComplexity), true
+	case "PreviewCharge.currency":
+		if e.ComplexityRoot.PreviewCharge.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewCharge.Currency(childComplexity), true
+	case "PreviewCharge.kind":
+		if e.ComplexityRoot.PreviewCharge.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewCharge.Kind(childComplexity), true
+	case "PreviewCharge.memo":
+		if e.ComplexityRoot.PreviewCharge.Memo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewCharge.Memo(childComplexity), true
+
+	case "PreviewEntry.amount":
+		if e.ComplexityRoot.PreviewEntry.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewEntry.Amount(childComplexity), true
+	case "PreviewEntry.creditType":
+		if e.ComplexityRoot.PreviewEntry.CreditType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewEntry.CreditType(childComplexity), true
+	case "PreviewEntry.grantId":
+		if e.ComplexityRoot.PreviewEntry.GrantID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewEntry.GrantID(childComplexity), true
+	case "PreviewEntry.kind":
+		if e.ComplexityRoot.PreviewEntry.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewEntry.Kind(childComplexity), true
+	case "PreviewEntry.memo":
+		if e.ComplexityRoot.PreviewEntry.Memo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreviewEntry.Memo(childComplexity), true
+
 	case "Query.apiKeys":
 		if e.ComplexityRoot.Query.APIKeys == nil {
 			break
@@ -2272,6 +2569,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Organization(childComplexity, args["id"].(int)), true
+	case "Query.planFamilies":
+		if e.ComplexityRoot.Query.PlanFamilies == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.PlanFamilies(childComplexity), true
 	case "Query.plans":
 		if e.ComplexityRoot.Query.Plans == nil {
 			break
@@ -2300,6 +2603,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Pool(childComplexity, args["id"].(int)), true
+	case "Query.previewPlanChange":
+		if e.ComplexityRoot.Query.PreviewPlanChange == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewPlanChange_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewPlanChange(childComplexity, args["subscriptionId"].(int), args["planId"].(int), args["at"].(model.ChangeAt)), true
 	case "Query.quote":
 		if e.ComplexityRoot.Query.Quote == nil {
 			break
@@ -2629,6 +2943,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.AutoRenew(childComplexity), true
+	case "Subscription.canceledAt":
+		if e.ComplexityRoot.Subscription.CanceledAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.CanceledAt(childComplexity), true
+	case "Subscription.changes":
+		if e.ComplexityRoot.Subscription.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.Changes(childComplexity), true
 	case "Subscription.commitment":
 		if e.ComplexityRoot.Subscription.Commitment == nil {
 			break
@@ -2659,6 +2985,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.Organization(childComplexity), true
+	case "Subscription.pendingPlan":
+		if e.ComplexityRoot.Subscription.PendingPlan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.PendingPlan(childComplexity), true
 	case "Subscription.plan":
 		if e.ComplexityRoot.Subscription.Plan == nil {
 			break
@@ -2689,6 +3021,79 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.TimeZone(childComplexity), true
+
+	case "SubscriptionChange.actor":
+		if e.ComplexityRoot.SubscriptionChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.Actor(childComplexity), true
+	case "SubscriptionChange.at":
+		if e.ComplexityRoot.SubscriptionChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.At(childComplexity), true
+	case "SubscriptionChange.createdAt":
+		if e.ComplexityRoot.SubscriptionChange.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.CreatedAt(childComplexity), true
+	case "SubscriptionChange.credits":
+		if e.ComplexityRoot.SubscriptionChange.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.Credits(childComplexity), true
+	case "SubscriptionChange.effectiveAt":
+		if e.ComplexityRoot.SubscriptionChange.EffectiveAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.EffectiveAt(childComplexity), true
+	case "SubscriptionChange.fee":
+		if e.ComplexityRoot.SubscriptionChange.Fee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.Fee(childComplexity), true
+	case "SubscriptionChange.fraction":
+		if e.ComplexityRoot.SubscriptionChange.Fraction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.Fraction(childComplexity), true
+	case "SubscriptionChange.fromPlanId":
+		if e.ComplexityRoot.SubscriptionChange.FromPlanID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.FromPlanID(childComplexity), true
+	case "SubscriptionChange.id":
+		if e.ComplexityRoot.SubscriptionChange.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.ID(childComplexity), true
+	case "SubscriptionChange.kind":
+		if e.ComplexityRoot.SubscriptionChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.Kind(childComplexity), true
+	case "SubscriptionChange.status":
+		if e.ComplexityRoot.SubscriptionChange.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.Status(childComplexity), true
+	case "SubscriptionChange.toPlanId":
+		if e.ComplexityRoot.SubscriptionChange.ToPlanID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionChange.ToPlanID(childComplexity), true
 
 	case "TypeBalance.available":
 		if e.ComplexityRoot.TypeBalance.Available == nil {
@@ -3332,7 +3737,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/governance.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
+//go:embed "schema/access.graphqls" "schema/governance.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -3348,6 +3753,7 @@ var sources = []*ast.Source{
 	{Name: "schema/governance.graphqls", Input: sourceData("schema/governance.graphqls"), BuiltIn: false},
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
 	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
+	{Name: "schema/packaging.graphqls", Input: sourceData("schema/packaging.graphqls"), BuiltIn: false},
 	{Name: "schema/payment.graphqls", Input: sourceData("schema/payment.graphqls"), BuiltIn: false},
 	{Name: "schema/predictor.graphqls", Input: sourceData("schema/predictor.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
@@ -3369,6 +3775,43 @@ func (ec *executionContext) field_Mutation_acknowledgeAlert_args(ctx context.Con
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cancelSubscription_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "subscriptionId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["subscriptionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "at", ec.unmarshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt)
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_changePlan_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "subscriptionId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["subscriptionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "planId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["planId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "at", ec.unmarshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt)
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg2
 	return args, nil
 }
 
@@ -4013,6 +4456,27 @@ func (ec *executionContext) field_Query_pool_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_previewPlanChange_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "subscriptionId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["subscriptionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "planId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["planId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "at", ec.unmarshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt)
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg2
 	return args, nil
 }
 
@@ -9095,6 +9559,16 @@ func (ec *executionContext) fieldContext_Mutation_createPlan(ctx context.Context
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -9160,6 +9634,12 @@ func (ec *executionContext) fieldContext_Mutation_subscribe(ctx context.Context,
 				return ec.fieldContext_Subscription_timeZone(ctx, field)
 			case "nextPeriodAt":
 				return ec.fieldContext_Subscription_nextPeriodAt(ctx, field)
+			case "pendingPlan":
+				return ec.fieldContext_Subscription_pendingPlan(ctx, field)
+			case "canceledAt":
+				return ec.fieldContext_Subscription_canceledAt(ctx, field)
+			case "changes":
+				return ec.fieldContext_Subscription_changes(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Subscription", field.Name)
 		},
@@ -9402,6 +9882,140 @@ func (ec *executionContext) fieldContext_Mutation_recordBehavior(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_recordBehavior_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changePlan(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_changePlan,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangePlan(ctx, fc.Args["subscriptionId"].(int), fc.Args["planId"].(int), fc.Args["at"].(model.ChangeAt))
+		},
+		nil,
+		ec.marshalNSubscriptionChange2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChange,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_changePlan(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_SubscriptionChange_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_SubscriptionChange_kind(ctx, field)
+			case "at":
+				return ec.fieldContext_SubscriptionChange_at(ctx, field)
+			case "fromPlanId":
+				return ec.fieldContext_SubscriptionChange_fromPlanId(ctx, field)
+			case "toPlanId":
+				return ec.fieldContext_SubscriptionChange_toPlanId(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_SubscriptionChange_effectiveAt(ctx, field)
+			case "status":
+				return ec.fieldContext_SubscriptionChange_status(ctx, field)
+			case "fraction":
+				return ec.fieldContext_SubscriptionChange_fraction(ctx, field)
+			case "credits":
+				return ec.fieldContext_SubscriptionChange_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_SubscriptionChange_fee(ctx, field)
+			case "actor":
+				return ec.fieldContext_SubscriptionChange_actor(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_SubscriptionChange_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SubscriptionChange", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changePlan_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelSubscription(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_cancelSubscription,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelSubscription(ctx, fc.Args["subscriptionId"].(int), fc.Args["at"].(model.ChangeAt))
+		},
+		nil,
+		ec.marshalNSubscriptionChange2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChange,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_cancelSubscription(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_SubscriptionChange_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_SubscriptionChange_kind(ctx, field)
+			case "at":
+				return ec.fieldContext_SubscriptionChange_at(ctx, field)
+			case "fromPlanId":
+				return ec.fieldContext_SubscriptionChange_fromPlanId(ctx, field)
+			case "toPlanId":
+				return ec.fieldContext_SubscriptionChange_toPlanId(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_SubscriptionChange_effectiveAt(ctx, field)
+			case "status":
+				return ec.fieldContext_SubscriptionChange_status(ctx, field)
+			case "fraction":
+				return ec.fieldContext_SubscriptionChange_fraction(ctx, field)
+			case "credits":
+				return ec.fieldContext_SubscriptionChange_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_SubscriptionChange_fee(ctx, field)
+			case "actor":
+				return ec.fieldContext_SubscriptionChange_actor(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_SubscriptionChange_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SubscriptionChange", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelSubscription_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10223,6 +10837,12 @@ func (ec *executionContext) fieldContext_Organization_subscription(_ context.Con
 				return ec.fieldContext_Subscription_timeZone(ctx, field)
 			case "nextPeriodAt":
 				return ec.fieldContext_Subscription_nextPeriodAt(ctx, field)
+			case "pendingPlan":
+				return ec.fieldContext_Subscription_pendingPlan(ctx, field)
+			case "canceledAt":
+				return ec.fieldContext_Subscription_canceledAt(ctx, field)
+			case "changes":
+				return ec.fieldContext_Subscription_changes(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Subscription", field.Name)
 		},
@@ -11100,6 +11720,813 @@ func (ec *executionContext) fieldContext_Plan_createdAt(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Plan_family(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_family,
+		func(ctx context.Context) (any, error) {
+			return obj.Family, nil
+		},
+		nil,
+		ec.marshalOString2string,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_family(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_tier(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_tier,
+		func(ctx context.Context) (any, error) {
+			return obj.Tier, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_tier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_changeCredits(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_changeCredits,
+		func(ctx context.Context) (any, error) {
+			return obj.ChangeCredits, nil
+		},
+		nil,
+		ec.marshalNChangeCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_changeCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ChangeCredits does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_entitledActions(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_entitledActions,
+		func(ctx context.Context) (any, error) {
+			return obj.EntitledActions, nil
+		},
+		nil,
+		ec.marshalOString2ᚕstringᚄ,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_entitledActions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_seedCredits(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_seedCredits,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().SeedCredits(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_seedCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_kind(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_at(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_at,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanChangePreview().At(ctx, obj)
+		},
+		nil,
+		ec.marshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ChangeAt does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_effectiveAt(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_effectiveAt,
+		func(ctx context.Context) (any, error) {
+			return obj.EffectiveAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_effectiveAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_from(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_from,
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		ec.marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_to(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_to,
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		ec.marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_fraction(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_fraction,
+		func(ctx context.Context) (any, error) {
+			return obj.Fraction, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_fraction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_credits(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_fee(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_fee,
+		func(ctx context.Context) (any, error) {
+			return obj.Fee, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_fee(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_entries(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_entries,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanChangePreview().Entries(ctx, obj)
+		},
+		nil,
+		ec.marshalNPreviewEntry2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewEntryᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_entries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_PreviewEntry_kind(ctx, field)
+			case "grantId":
+				return ec.fieldContext_PreviewEntry_grantId(ctx, field)
+			case "creditType":
+				return ec.fieldContext_PreviewEntry_creditType(ctx, field)
+			case "amount":
+				return ec.fieldContext_PreviewEntry_amount(ctx, field)
+			case "memo":
+				return ec.fieldContext_PreviewEntry_memo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PreviewEntry", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanChangePreview_charges(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanChangePreview_charges,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanChangePreview().Charges(ctx, obj)
+		},
+		nil,
+		ec.marshalNPreviewCharge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewChargeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanChangePreview_charges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanChangePreview",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_PreviewCharge_kind(ctx, field)
+			case "amount":
+				return ec.fieldContext_PreviewCharge_amount(ctx, field)
+			case "currency":
+				return ec.fieldContext_PreviewCharge_currency(ctx, field)
+			case "memo":
+				return ec.fieldContext_PreviewCharge_memo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PreviewCharge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanFamily_name(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanFamily) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanFamily_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanFamily_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanFamily",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanFamily_plans(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanFamily) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanFamily_plans,
+		func(ctx context.Context) (any, error) {
+			return obj.Plans, nil
+		},
+		nil,
+		ec.marshalNPlan2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlanᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanFamily_plans(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanFamily",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanFamily_levers(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanFamily) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanFamily_levers,
+		func(ctx context.Context) (any, error) {
+			return obj.Levers, nil
+		},
+		nil,
+		ec.marshalNPlanLever2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐLeverᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanFamily_levers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanFamily",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "name":
+				return ec.fieldContext_PlanLever_name(ctx, field)
+			case "values":
+				return ec.fieldContext_PlanLever_values(ctx, field)
+			case "grows":
+				return ec.fieldContext_PlanLever_grows(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PlanLever", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanLever_name(ctx context.Context, field graphql.CollectedField, obj *ledger.Lever) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanLever_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanLever_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanLever",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanLever_values(ctx context.Context, field graphql.CollectedField, obj *ledger.Lever) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanLever_values,
+		func(ctx context.Context) (any, error) {
+			return obj.Values, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanLever_values(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanLever",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanLever_grows(ctx context.Context, field graphql.CollectedField, obj *ledger.Lever) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanLever_grows,
+		func(ctx context.Context) (any, error) {
+			return obj.Grows, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanLever_grows(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanLever",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Policy_id(ctx context.Context, field graphql.CollectedField, obj *ent.PolicyVersion) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11753,6 +13180,267 @@ func (ec *executionContext) fieldContext_Pool_budget(_ context.Context, field gr
 	return fc, nil
 }
 
+func (ec *executionContext) _PreviewCharge_kind(ctx context.Context, field graphql.CollectedField, obj *model.PreviewCharge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewCharge_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewCharge_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewCharge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewCharge_amount(ctx context.Context, field graphql.CollectedField, obj *model.PreviewCharge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewCharge_amount,
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewCharge_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewCharge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewCharge_currency(ctx context.Context, field graphql.CollectedField, obj *model.PreviewCharge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewCharge_currency,
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewCharge_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewCharge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewCharge_memo(ctx context.Context, field graphql.CollectedField, obj *model.PreviewCharge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewCharge_memo,
+		func(ctx context.Context) (any, error) {
+			return obj.Memo, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewCharge_memo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewCharge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewEntry_kind(ctx context.Context, field graphql.CollectedField, obj *model.PreviewEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewEntry_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNEntryKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐEntryKind,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewEntry_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type EntryKind does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewEntry_grantId(ctx context.Context, field graphql.CollectedField, obj *model.PreviewEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewEntry_grantId,
+		func(ctx context.Context) (any, error) {
+			return obj.GrantID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewEntry_grantId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewEntry_creditType(ctx context.Context, field graphql.CollectedField, obj *model.PreviewEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewEntry_creditType,
+		func(ctx context.Context) (any, error) {
+			return obj.CreditType, nil
+		},
+		nil,
+		ec.marshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewEntry_creditType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type CreditType does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewEntry_amount(ctx context.Context, field graphql.CollectedField, obj *model.PreviewEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewEntry_amount,
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewEntry_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PreviewEntry_memo(ctx context.Context, field graphql.CollectedField, obj *model.PreviewEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PreviewEntry_memo,
+		func(ctx context.Context) (any, error) {
+			return obj.Memo, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PreviewEntry_memo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PreviewEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_organization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12208,6 +13896,16 @@ func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field gr
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -12323,6 +14021,106 @@ func (ec *executionContext) fieldContext_Query_alerts(ctx context.Context, field
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_alerts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_planFamilies(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_planFamilies,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().PlanFamilies(ctx)
+		},
+		nil,
+		ec.marshalNPlanFamily2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlanFamilyᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_planFamilies(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "name":
+				return ec.fieldContext_PlanFamily_name(ctx, field)
+			case "plans":
+				return ec.fieldContext_PlanFamily_plans(ctx, field)
+			case "levers":
+				return ec.fieldContext_PlanFamily_levers(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PlanFamily", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_previewPlanChange(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_previewPlanChange,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PreviewPlanChange(ctx, fc.Args["subscriptionId"].(int), fc.Args["planId"].(int), fc.Args["at"].(model.ChangeAt))
+		},
+		nil,
+		ec.marshalNPlanChangePreview2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlanChangePreview,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_previewPlanChange(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_PlanChangePreview_kind(ctx, field)
+			case "at":
+				return ec.fieldContext_PlanChangePreview_at(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_PlanChangePreview_effectiveAt(ctx, field)
+			case "from":
+				return ec.fieldContext_PlanChangePreview_from(ctx, field)
+			case "to":
+				return ec.fieldContext_PlanChangePreview_to(ctx, field)
+			case "fraction":
+				return ec.fieldContext_PlanChangePreview_fraction(ctx, field)
+			case "credits":
+				return ec.fieldContext_PlanChangePreview_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_PlanChangePreview_fee(ctx, field)
+			case "entries":
+				return ec.fieldContext_PlanChangePreview_entries(ctx, field)
+			case "charges":
+				return ec.fieldContext_PlanChangePreview_charges(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PlanChangePreview", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_previewPlanChange_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -14264,6 +16062,16 @@ func (ec *executionContext) fieldContext_Subscription_plan(_ context.Context, fi
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -14493,6 +16301,523 @@ func (ec *executionContext) _Subscription_nextPeriodAt(ctx context.Context, fiel
 func (ec *executionContext) fieldContext_Subscription_nextPeriodAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_pendingPlan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_pendingPlan,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().PendingPlan(ctx, obj)
+		},
+		nil,
+		ec.marshalOPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_pendingPlan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_canceledAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_canceledAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CanceledAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_canceledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_changes(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_changes,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().Changes(ctx, obj)
+		},
+		nil,
+		ec.marshalNSubscriptionChange2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChangeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_SubscriptionChange_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_SubscriptionChange_kind(ctx, field)
+			case "at":
+				return ec.fieldContext_SubscriptionChange_at(ctx, field)
+			case "fromPlanId":
+				return ec.fieldContext_SubscriptionChange_fromPlanId(ctx, field)
+			case "toPlanId":
+				return ec.fieldContext_SubscriptionChange_toPlanId(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_SubscriptionChange_effectiveAt(ctx, field)
+			case "status":
+				return ec.fieldContext_SubscriptionChange_status(ctx, field)
+			case "fraction":
+				return ec.fieldContext_SubscriptionChange_fraction(ctx, field)
+			case "credits":
+				return ec.fieldContext_SubscriptionChange_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_SubscriptionChange_fee(ctx, field)
+			case "actor":
+				return ec.fieldContext_SubscriptionChange_actor(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_SubscriptionChange_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SubscriptionChange", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_id(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_kind(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_at(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_at,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SubscriptionChange().At(ctx, obj)
+		},
+		nil,
+		ec.marshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ChangeAt does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_fromPlanId(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_fromPlanId,
+		func(ctx context.Context) (any, error) {
+			return obj.FromPlanID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_fromPlanId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_toPlanId(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_toPlanId,
+		func(ctx context.Context) (any, error) {
+			return obj.ToPlanID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_toPlanId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_effectiveAt(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_effectiveAt,
+		func(ctx context.Context) (any, error) {
+			return obj.EffectiveAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_effectiveAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_status(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_status,
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_fraction(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_fraction,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SubscriptionChange().Fraction(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_fraction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_credits(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_fee(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_fee,
+		func(ctx context.Context) (any, error) {
+			return obj.Fee, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_fee(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_actor(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_actor,
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		ec.marshalOString2string,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionChange_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionChange_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionChange_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionChange",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -19089,7 +21414,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 		asMap["platformFee"] = "0"
 	}
 
-	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays"}
+	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays", "family", "tier", "changeCredits", "entitledActions", "seedCredits"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -19236,6 +21561,41 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.IncentiveExpiryDays = data
+		case "family":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("family"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Family = data
+		case "tier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tier"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tier = data
+		case "changeCredits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("changeCredits"))
+			data, err := ec.unmarshalOChangeCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChangeCredits = data
+		case "entitledActions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("entitledActions"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EntitledActions = data
+		case "seedCredits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("seedCredits"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SeedCredits = data
 		}
 	}
 	return it, nil
@@ -21617,6 +23977,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "changePlan":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changePlan(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelSubscription":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelSubscription(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "confirmPayment":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_confirmPayment(ctx, field)
@@ -22300,6 +24674,325 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "family":
+			out.Values[i] = ec._Plan_family(ctx, field, obj)
+		case "tier":
+			out.Values[i] = ec._Plan_tier(ctx, field, obj)
+		case "changeCredits":
+			out.Values[i] = ec._Plan_changeCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "entitledActions":
+			out.Values[i] = ec._Plan_entitledActions(ctx, field, obj)
+		case "seedCredits":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_seedCredits(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var planChangePreviewImplementors = []string{"PlanChangePreview"}
+
+func (ec *executionContext) _PlanChangePreview(ctx context.Context, sel ast.SelectionSet, obj *ledger.PlanChangePreview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planChangePreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlanChangePreview")
+		case "kind":
+			out.Values[i] = ec._PlanChangePreview_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanChangePreview_at(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "effectiveAt":
+			out.Values[i] = ec._PlanChangePreview_effectiveAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "from":
+			out.Values[i] = ec._PlanChangePreview_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "to":
+			out.Values[i] = ec._PlanChangePreview_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fraction":
+			out.Values[i] = ec._PlanChangePreview_fraction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credits":
+			out.Values[i] = ec._PlanChangePreview_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fee":
+			out.Values[i] = ec._PlanChangePreview_fee(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "entries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanChangePreview_entries(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "charges":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanChangePreview_charges(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var planFamilyImplementors = []string{"PlanFamily"}
+
+func (ec *executionContext) _PlanFamily(ctx context.Context, sel ast.SelectionSet, obj *ledger.PlanFamily) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planFamilyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlanFamily")
+		case "name":
+			out.Values[i] = ec._PlanFamily_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "plans":
+			out.Values[i] = ec._PlanFamily_plans(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "levers":
+			out.Values[i] = ec._PlanFamily_levers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var planLeverImplementors = []string{"PlanLever"}
+
+func (ec *executionContext) _PlanLever(ctx context.Context, sel ast.SelectionSet, obj *ledger.Lever) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planLeverImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlanLever")
+		case "name":
+			out.Values[i] = ec._PlanLever_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "values":
+			out.Values[i] = ec._PlanLever_values(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "grows":
+			out.Values[i] = ec._PlanLever_grows(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -22660,6 +25353,113 @@ func (ec *executionContext) _Pool(ctx context.Context, sel ast.SelectionSet, obj
 	return out
 }
 
+var previewChargeImplementors = []string{"PreviewCharge"}
+
+func (ec *executionContext) _PreviewCharge(ctx context.Context, sel ast.SelectionSet, obj *model.PreviewCharge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, previewChargeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PreviewCharge")
+		case "kind":
+			out.Values[i] = ec._PreviewCharge_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "amount":
+			out.Values[i] = ec._PreviewCharge_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currency":
+			out.Values[i] = ec._PreviewCharge_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "memo":
+			out.Values[i] = ec._PreviewCharge_memo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var previewEntryImplementors = []string{"PreviewEntry"}
+
+func (ec *executionContext) _PreviewEntry(ctx context.Context, sel ast.SelectionSet, obj *model.PreviewEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, previewEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PreviewEntry")
+		case "kind":
+			out.Values[i] = ec._PreviewEntry_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "grantId":
+			out.Values[i] = ec._PreviewEntry_grantId(ctx, field, obj)
+		case "creditType":
+			out.Values[i] = ec._PreviewEntry_creditType(ctx, field, obj)
+		case "amount":
+			out.Values[i] = ec._PreviewEntry_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "memo":
+			out.Values[i] = ec._PreviewEntry_memo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -22881,6 +25681,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_alerts(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "planFamilies":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_planFamilies(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "previewPlanChange":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_previewPlanChange(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -23705,6 +26549,224 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 			}
 		case "nextPeriodAt":
 			out.Values[i] = ec._Subscription_nextPeriodAt(ctx, field, obj)
+		case "pendingPlan":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Subscription_pendingPlan(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "canceledAt":
+			out.Values[i] = ec._Subscription_canceledAt(ctx, field, obj)
+		case "changes":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Subscription_changes(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var subscriptionChangeImplementors = []string{"SubscriptionChange"}
+
+func (ec *executionContext) _SubscriptionChange(ctx context.Context, sel ast.SelectionSet, obj *ent.SubscriptionChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SubscriptionChange")
+		case "id":
+			out.Values[i] = ec._SubscriptionChange_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._SubscriptionChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._SubscriptionChange_at(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "fromPlanId":
+			out.Values[i] = ec._SubscriptionChange_fromPlanId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "toPlanId":
+			out.Values[i] = ec._SubscriptionChange_toPlanId(ctx, field, obj)
+		case "effectiveAt":
+			out.Values[i] = ec._SubscriptionChange_effectiveAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._SubscriptionChange_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fraction":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._SubscriptionChange_fraction(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "credits":
+			out.Values[i] = ec._SubscriptionChange_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fee":
+			out.Values[i] = ec._SubscriptionChange_fee(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.Values[i] = ec._SubscriptionChange_actor(ctx, field, obj)
+		case "createdAt":
+			out.Values[i] = ec._SubscriptionChange_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25545,6 +28607,46 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt(ctx context.Context, v any) (model.ChangeAt, error) {
+	var res model.ChangeAt
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt(ctx context.Context, sel ast.SelectionSet, v model.ChangeAt) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNChangeCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits(ctx context.Context, v any) (credit.ChangeCredits, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNChangeCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChangeCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits(ctx context.Context, sel ast.SelectionSet, v credit.ChangeCredits) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNChangeCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
+var (
+	unmarshalNChangeCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits = map[string]credit.ChangeCredits{
+		"PRORATE": credit.ChangeProrate,
+		"CARRY":   credit.ChangeCarry,
+		"FORFEIT": credit.ChangeForfeit,
+	}
+	marshalNChangeCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits = map[credit.ChangeCredits]string{
+		credit.ChangeProrate: "PRORATE",
+		credit.ChangeCarry:   "CARRY",
+		credit.ChangeForfeit: "FORFEIT",
+	}
+)
+
 func (ec *executionContext) marshalNCharge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐCharge(ctx context.Context, sel ast.SelectionSet, v *ent.Charge) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -26106,9 +29208,69 @@ func (ec *executionContext) marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ec._Plan(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPlanChangePreview2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlanChangePreview(ctx context.Context, sel ast.SelectionSet, v ledger.PlanChangePreview) graphql.Marshaler {
+	return ec._PlanChangePreview(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPlanChangePreview2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlanChangePreview(ctx context.Context, sel ast.SelectionSet, v *ledger.PlanChangePreview) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PlanChangePreview(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPlanFamily2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlanFamilyᚄ(ctx context.Context, sel ast.SelectionSet, v []*ledger.PlanFamily) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPlanFamily2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlanFamily(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPlanFamily2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlanFamily(ctx context.Context, sel ast.SelectionSet, v *ledger.PlanFamily) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PlanFamily(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNPlanInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPlanInput(ctx context.Context, v any) (model.PlanInput, error) {
 	res, err := ec.unmarshalInputPlanInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPlanLever2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐLever(ctx context.Context, sel ast.SelectionSet, v ledger.Lever) graphql.Marshaler {
+	return ec._PlanLever(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPlanLever2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐLeverᚄ(ctx context.Context, sel ast.SelectionSet, v []ledger.Lever) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPlanLever2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐLever(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNPolicy2githubᚗcomᚋcreditdᚋcreditdᚋentᚐPolicyVersion(ctx context.Context, sel ast.SelectionSet, v ent.PolicyVersion) graphql.Marshaler {
@@ -26245,6 +29407,58 @@ var (
 		credit.PoolPersonal: "PERSONAL",
 	}
 )
+
+func (ec *executionContext) marshalNPreviewCharge2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewChargeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PreviewCharge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPreviewCharge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewCharge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPreviewCharge2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewCharge(ctx context.Context, sel ast.SelectionSet, v *model.PreviewCharge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PreviewCharge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPreviewEntry2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PreviewEntry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPreviewEntry2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPreviewEntry2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPreviewEntry(ctx context.Context, sel ast.SelectionSet, v *model.PreviewEntry) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PreviewEntry(ctx, sel, v)
+}
 
 func (ec *executionContext) marshalNQuote2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuotation(ctx context.Context, sel ast.SelectionSet, v engine.Quotation) graphql.Marshaler {
 	return ec._Quote(ctx, sel, &v)
@@ -26474,6 +29688,36 @@ func (ec *executionContext) marshalNSubscription2ᚖgithubᚗcomᚋcreditdᚋcre
 		return graphql.Null
 	}
 	return ec._Subscription(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSubscriptionChange2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChange(ctx context.Context, sel ast.SelectionSet, v ent.SubscriptionChange) graphql.Marshaler {
+	return ec._SubscriptionChange(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSubscriptionChange2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.SubscriptionChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSubscriptionChange2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSubscriptionChange2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChange(ctx context.Context, sel ast.SelectionSet, v *ent.SubscriptionChange) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SubscriptionChange(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -27144,6 +30388,76 @@ func (ec *executionContext) marshalOBudget2ᚖgithubᚗcomᚋcreditdᚋcreditd�
 	return ec._Budget(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOChangeCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits(ctx context.Context, v any) (*credit.ChangeCredits, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOChangeCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOChangeCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits(ctx context.Context, sel ast.SelectionSet, v *credit.ChangeCredits) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOChangeCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits[*v])
+	return res
+}
+
+var (
+	unmarshalOChangeCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits = map[string]credit.ChangeCredits{
+		"PRORATE": credit.ChangeProrate,
+		"CARRY":   credit.ChangeCarry,
+		"FORFEIT": credit.ChangeForfeit,
+	}
+	marshalOChangeCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐChangeCredits = map[credit.ChangeCredits]string{
+		credit.ChangeProrate: "PRORATE",
+		credit.ChangeCarry:   "CARRY",
+		credit.ChangeForfeit: "FORFEIT",
+	}
+)
+
+func (ec *executionContext) unmarshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType(ctx context.Context, v any) (*credit.CreditType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType(ctx context.Context, sel ast.SelectionSet, v *credit.CreditType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType[*v])
+	return res
+}
+
+var (
+	unmarshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType = map[string]credit.CreditType{
+		"SUBSCRIPTION": credit.CreditSubscription,
+		"ON_DEMAND":    credit.CreditOnDemand,
+		"INCENTIVE":    credit.CreditIncentive,
+		"ROLLOVER":     credit.CreditRollover,
+		"PROMOTIONAL":  credit.CreditPromotional,
+		"SERVICE":      credit.CreditService,
+	}
+	marshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType = map[credit.CreditType]string{
+		credit.CreditSubscription: "SUBSCRIPTION",
+		credit.CreditOnDemand:     "ON_DEMAND",
+		credit.CreditIncentive:    "INCENTIVE",
+		credit.CreditRollover:     "ROLLOVER",
+		credit.CreditPromotional:  "PROMOTIONAL",
+		credit.CreditService:      "SERVICE",
+	}
+)
+
 func (ec *executionContext) unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx context.Context, v any) (*decimal.Decimal, error) {
 	if v == nil {
 		return nil, nil
@@ -27341,6 +30655,13 @@ func (ec *executionContext) marshalOOrganization2ᚖgithubᚗcomᚋcreditdᚋcre
 		return graphql.Null
 	}
 	return ec._Organization(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan(ctx context.Context, sel ast.SelectionSet, v *ent.Plan) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Plan(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, v any) (*credit.PolicyKind, error) {

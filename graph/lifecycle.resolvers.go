@@ -28,7 +28,9 @@ func (r *mutationResolver) CreatePlan(ctx context.Context, input model.PlanInput
 		OverageMode: input.OverageMode, OveragePrice: input.OveragePrice, AutoTopUpThreshold: input.AutoTopUpThreshold,
 		AutoTopUpCredits: input.AutoTopUpCredits, AutoTopUpCap: input.AutoTopUpCap, BorrowLimit: input.BorrowLimit, RolloverMode: input.RolloverMode,
 		RolloverCap: input.RolloverCap, OnDemandPrice: input.OnDemandPrice, OnDemandExpiryDays: input.OnDemandExpiryDays,
-		IncentiveCapPerPeriod: input.IncentiveCapPerPeriod, IncentiveCapPerMember: input.IncentiveCapPerMember, IncentiveExpiryDays: input.IncentiveExpiryDays})
+		IncentiveCapPerPeriod: input.IncentiveCapPerPeriod, IncentiveCapPerMember: input.IncentiveCapPerMember, IncentiveExpiryDays: input.IncentiveExpiryDays,
+		Packaging: ledger.Packaging{Family: deref(input.Family), Tier: input.Tier, ChangeCredits: deref(input.ChangeCredits),
+			EntitledActions: input.EntitledActions, SeedCredits: input.SeedCredits}})
 }
 
 // Subscribe is the resolver for the subscribe field.

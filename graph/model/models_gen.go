@@ -152,12 +152,39 @@ type PlanInput struct {
 	IncentiveCapPerMember *decimal.Decimal `json:"incentiveCapPerMember,omitempty"`
 	// (added) Days incentive credits last; default 14.
 	IncentiveExpiryDays *int `json:"incentiveExpiryDays,omitempty"`
+	// (added) The family the plan is a tier of (good / better / best); with tier.
+	Family *string `json:"family,omitempty"`
+	// (added) The plan's place in its family, 1 the lowest; with family.
+	Tier *int `json:"tier,omitempty"`
+	// (added) What changing away from this plan does to the current period's included credits; default PRORATE.
+	ChangeCredits *credit.ChangeCredits `json:"changeCredits,omitempty"`
+	// (added) The register actions the plan allows (each must be priced by a published version of the register); usage of any other is DENIED NOT_ENTITLED. Default: every action.
+	EntitledActions []string `json:"entitledActions,omitempty"`
+	// (added) Credits granted once when an organisation subscribes (PROMOTIONAL, no expiry), not every period.
+	SeedCredits *decimal.Decimal `json:"seedCredits,omitempty"`
 }
 
 type PolicyInput struct {
 	Name       string            `json:"name"`
 	Kind       credit.PolicyKind `json:"kind"`
 	Expression string            `json:"expression"`
+}
+
+// (added) A charge a plan change would write.
+type PreviewCharge struct {
+	Kind     string          `json:"kind"`
+	Amount   decimal.Decimal `json:"amount"`
+	Currency string          `json:"currency"`
+	Memo     string          `json:"memo"`
+}
+
+// (added) An entry a plan change would write.
+type PreviewEntry struct {
+	Kind       credit.EntryKind   `json:"kind"`
+	GrantID    *int               `json:"grantId,omitempty"`
+	CreditType *credit.CreditType `json:"creditType,omitempty"`
+	Amount     decimal.Decimal    `json:"amount"`
+	Memo       string             `json:"memo"`
 }
 
 type Query struct {
@@ -287,6 +314,64 @@ type WeightInput struct {
 	CostPerAction  *decimal.Decimal `json:"costPerAction,omitempty"`
 	// (added) The action still runs (decision DEGRADED) when a DEGRADED plan is out of credits.
 	AllowedInDegradedMode *bool `json:"allowedInDegradedMode,omitempty"`
+}
+
+// (added) When a plan change or cancellation takes effect.
+type ChangeAt string
+
+const (
+	// At once: a change is prorated by the period left, a cancellation ends the subscription (its credits stay until they expire; no refund).
+	ChangeAtNow ChangeAt = "NOW"
+	// At the end of the current period: the period close applies it.
+	ChangeAtPeriodEnd ChangeAt = "PERIOD_END"
+)
+
+var AllChangeAt = []ChangeAt{
+	ChangeAtNow,
+	ChangeAtPeriodEnd,
+}
+
+func (e ChangeAt) IsValid() bool {
+	switch e {
+	case ChangeAtNow, ChangeAtPeriodEnd:
+		return true
+	}
+	return false
+}
+
+func (e ChangeAt) String() string {
+	return string(e)
+}
+
+func (e *ChangeAt) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChangeAt(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChangeAt", str)
+	}
+	return nil
+}
+
+func (e ChangeAt) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChangeAt) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChangeAt) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // (added) How usageSummary groups: any of POOL, ACTION, CREDIT_TYPE and at most one of DAY, WEEK (ISO, Monday) and MONTH (UTC).
