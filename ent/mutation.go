@@ -11496,6 +11496,7 @@ type PlanMutation struct {
 	entitled_actions         *[]string
 	appendentitled_actions   []string
 	seed_credits             *decimal.NullDecimal
+	member_limit             *decimal.NullDecimal
 	clearedFields            map[string]struct{}
 	done                     bool
 	oldValue                 func(context.Context) (*Plan, error)
@@ -12817,6 +12818,55 @@ func (m *PlanMutation) ResetSeedCredits() {
 	delete(m.clearedFields, plan.FieldSeedCredits)
 }
 
+// SetMemberLimit sets the "member_limit" field.
+func (m *PlanMutation) SetMemberLimit(dd decimal.NullDecimal) {
+	m.member_limit = &dd
+}
+
+// MemberLimit returns the value of the "member_limit" field in the mutation.
+func (m *PlanMutation) MemberLimit() (r decimal.NullDecimal, exists bool) {
+	v := m.member_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMemberLimit returns the old "member_limit" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldMemberLimit(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMemberLimit is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMemberLimit requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMemberLimit: %w", err)
+	}
+	return oldValue.MemberLimit, nil
+}
+
+// ClearMemberLimit clears the value of the "member_limit" field.
+func (m *PlanMutation) ClearMemberLimit() {
+	m.member_limit = nil
+	m.clearedFields[plan.FieldMemberLimit] = struct{}{}
+}
+
+// MemberLimitCleared returns if the "member_limit" field was cleared in this mutation.
+func (m *PlanMutation) MemberLimitCleared() bool {
+	_, ok := m.clearedFields[plan.FieldMemberLimit]
+	return ok
+}
+
+// ResetMemberLimit resets all changes to the "member_limit" field.
+func (m *PlanMutation) ResetMemberLimit() {
+	m.member_limit = nil
+	delete(m.clearedFields, plan.FieldMemberLimit)
+}
+
 // Where appends a list predicates to the PlanMutation builder.
 func (m *PlanMutation) Where(ps ...predicate.Plan) {
 	m.predicates = append(m.predicates, ps...)
@@ -12851,7 +12901,7 @@ func (m *PlanMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PlanMutation) Fields() []string {
-	fields := make([]string, 0, 26)
+	fields := make([]string, 0, 27)
 	if m.created_at != nil {
 		fields = append(fields, plan.FieldCreatedAt)
 	}
@@ -12930,6 +12980,9 @@ func (m *PlanMutation) Fields() []string {
 	if m.seed_credits != nil {
 		fields = append(fields, plan.FieldSeedCredits)
 	}
+	if m.member_limit != nil {
+		fields = append(fields, plan.FieldMemberLimit)
+	}
 	return fields
 }
 
@@ -12990,6 +13043,8 @@ func (m *PlanMutation) Field(name string) (ent.Value, bool) {
 		return m.EntitledActions()
 	case plan.FieldSeedCredits:
 		return m.SeedCredits()
+	case plan.FieldMemberLimit:
+		return m.MemberLimit()
 	}
 	return nil, false
 }
@@ -13051,6 +13106,8 @@ func (m *PlanMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldEntitledActions(ctx)
 	case plan.FieldSeedCredits:
 		return m.OldSeedCredits(ctx)
+	case plan.FieldMemberLimit:
+		return m.OldMemberLimit(ctx)
 	}
 	return nil, fmt.Errorf("unknown Plan field %s", name)
 }
@@ -13242,6 +13299,13 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetSeedCredits(v)
 		return nil
+	case plan.FieldMemberLimit:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMemberLimit(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
 }
@@ -13365,6 +13429,9 @@ func (m *PlanMutation) ClearedFields() []string {
 	if m.FieldCleared(plan.FieldSeedCredits) {
 		fields = append(fields, plan.FieldSeedCredits)
 	}
+	if m.FieldCleared(plan.FieldMemberLimit) {
+		fields = append(fields, plan.FieldMemberLimit)
+	}
 	return fields
 }
 
@@ -13420,6 +13487,9 @@ func (m *PlanMutation) ClearField(name string) error {
 		return nil
 	case plan.FieldSeedCredits:
 		m.ClearSeedCredits()
+		return nil
+	case plan.FieldMemberLimit:
+		m.ClearMemberLimit()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan nullable field %s", name)
@@ -13506,6 +13576,9 @@ func (m *PlanMutation) ResetField(name string) error {
 		return nil
 	case plan.FieldSeedCredits:
 		m.ResetSeedCredits()
+		return nil
+	case plan.FieldMemberLimit:
+		m.ResetMemberLimit()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)

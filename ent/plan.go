@@ -71,7 +71,9 @@ type Plan struct {
 	// EntitledActions holds the value of the "entitled_actions" field.
 	EntitledActions []string `json:"entitled_actions,omitempty"`
 	// SeedCredits holds the value of the "seed_credits" field.
-	SeedCredits  decimal.NullDecimal `json:"seed_credits,omitempty"`
+	SeedCredits decimal.NullDecimal `json:"seed_credits,omitempty"`
+	// MemberLimit holds the value of the "member_limit" field.
+	MemberLimit  decimal.NullDecimal `json:"member_limit,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -84,7 +86,7 @@ func (*Plan) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case plan.FieldIncludedCredits, plan.FieldPricePerCredit, plan.FieldPlatformFee:
 			values[i] = new(decimal.Decimal)
-		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember, plan.FieldSeedCredits:
+		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember, plan.FieldSeedCredits, plan.FieldMemberLimit:
 			values[i] = new(decimal.NullDecimal)
 		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays, plan.FieldIncentiveExpiryDays, plan.FieldTier:
 			values[i] = new(sql.NullInt64)
@@ -274,6 +276,12 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 			} else if value != nil {
 				_m.SeedCredits = *value
 			}
+		case plan.FieldMemberLimit:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field member_limit", values[i])
+			} else if value != nil {
+				_m.MemberLimit = *value
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -393,6 +401,9 @@ func (_m *Plan) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("seed_credits=")
 	builder.WriteString(fmt.Sprintf("%v", _m.SeedCredits))
+	builder.WriteString(", ")
+	builder.WriteString("member_limit=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MemberLimit))
 	builder.WriteByte(')')
 	return builder.String()
 }

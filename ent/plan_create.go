@@ -316,6 +316,20 @@ func (_c *PlanCreate) SetNillableSeedCredits(v *decimal.NullDecimal) *PlanCreate
 	return _c
 }
 
+// SetMemberLimit sets the "member_limit" field.
+func (_c *PlanCreate) SetMemberLimit(v decimal.NullDecimal) *PlanCreate {
+	_c.mutation.SetMemberLimit(v)
+	return _c
+}
+
+// SetNillableMemberLimit sets the "member_limit" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableMemberLimit(v *decimal.NullDecimal) *PlanCreate {
+	if v != nil {
+		_c.SetMemberLimit(*v)
+	}
+	return _c
+}
+
 // Mutation returns the PlanMutation object of the builder.
 func (_c *PlanCreate) Mutation() *PlanMutation {
 	return _c.mutation
@@ -573,6 +587,10 @@ func (_c *PlanCreate) createSpec() (*Plan, *sqlgraph.CreateSpec) {
 		_spec.SetField(plan.FieldSeedCredits, field.TypeOther, value)
 		_node.SeedCredits = value
 	}
+	if value, ok := _c.mutation.MemberLimit(); ok {
+		_spec.SetField(plan.FieldMemberLimit, field.TypeOther, value)
+		_node.MemberLimit = value
+	}
 	return _node, _spec
 }
 
@@ -713,6 +731,9 @@ func (u *PlanUpsertOne) UpdateNewValues() *PlanUpsertOne {
 		}
 		if _, exists := u.create.mutation.SeedCredits(); exists {
 			s.SetIgnore(plan.FieldSeedCredits)
+		}
+		if _, exists := u.create.mutation.MemberLimit(); exists {
+			s.SetIgnore(plan.FieldMemberLimit)
 		}
 	}))
 	return u
@@ -998,6 +1019,9 @@ func (u *PlanUpsertBulk) UpdateNewValues() *PlanUpsertBulk {
 			}
 			if _, exists := b.mutation.SeedCredits(); exists {
 				s.SetIgnore(plan.FieldSeedCredits)
+			}
+			if _, exists := b.mutation.MemberLimit(); exists {
+				s.SetIgnore(plan.FieldMemberLimit)
 			}
 		}
 	}))

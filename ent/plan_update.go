@@ -110,6 +110,9 @@ func (_u *PlanUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.SeedCreditsCleared() {
 		_spec.ClearField(plan.FieldSeedCredits, field.TypeOther)
 	}
+	if _u.mutation.MemberLimitCleared() {
+		_spec.ClearField(plan.FieldMemberLimit, field.TypeOther)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{plan.Label}
@@ -242,6 +245,9 @@ func (_u *PlanUpdateOne) sqlSave(ctx context.Context) (_node *Plan, err error) {
 	}
 	if _u.mutation.SeedCreditsCleared() {
 		_spec.ClearField(plan.FieldSeedCredits, field.TypeOther)
+	}
+	if _u.mutation.MemberLimitCleared() {
+		_spec.ClearField(plan.FieldMemberLimit, field.TypeOther)
 	}
 	_node = &Plan{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -329,6 +329,7 @@ type ComplexityRoot struct {
 		IncentiveCapPerPeriod func(childComplexity int) int
 		IncentiveExpiryDays   func(childComplexity int) int
 		IncludedCredits       func(childComplexity int) int
+		MemberLimit           func(childComplexity int) int
 		Name                  func(childComplexity int) int
 		OnDemandExpiryDays    func(childComplexity int) int
 		OnDemandPrice         func(childComplexity int) int
@@ -734,6 +735,7 @@ type PlanResolver interface {
 	IncentiveCapPerMember(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 
 	SeedCredits(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+	MemberLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 }
 type PlanChangePreviewResolver interface {
 	At(ctx context.Context, obj *ledger.PlanChangePreview) (model.ChangeAt, error)
@@ -2130,6 +2132,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.IncludedCredits(childComplexity), true
+	case "Plan.memberLimit":
+		if e.ComplexityRoot.Plan.MemberLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.MemberLimit(childComplexity), true
 	case "Plan.name":
 		if e.ComplexityRoot.Plan.Name == nil {
 			break
@@ -9569,6 +9577,8 @@ func (ec *executionContext) fieldContext_Mutation_createPlan(ctx context.Context
 				return ec.fieldContext_Plan_entitledActions(ctx, field)
 			case "seedCredits":
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -11865,6 +11875,35 @@ func (ec *executionContext) fieldContext_Plan_seedCredits(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Plan_memberLimit(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_memberLimit,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().MemberLimit(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_memberLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PlanChangePreview_kind(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12030,6 +12069,8 @@ func (ec *executionContext) fieldContext_PlanChangePreview_from(_ context.Contex
 				return ec.fieldContext_Plan_entitledActions(ctx, field)
 			case "seedCredits":
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -12115,6 +12156,8 @@ func (ec *executionContext) fieldContext_PlanChangePreview_to(_ context.Context,
 				return ec.fieldContext_Plan_entitledActions(ctx, field)
 			case "seedCredits":
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -12396,6 +12439,8 @@ func (ec *executionContext) fieldContext_PlanFamily_plans(_ context.Context, fie
 				return ec.fieldContext_Plan_entitledActions(ctx, field)
 			case "seedCredits":
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -13906,6 +13951,8 @@ func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field gr
 				return ec.fieldContext_Plan_entitledActions(ctx, field)
 			case "seedCredits":
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -16072,6 +16119,8 @@ func (ec *executionContext) fieldContext_Subscription_plan(_ context.Context, fi
 				return ec.fieldContext_Plan_entitledActions(ctx, field)
 			case "seedCredits":
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -16389,6 +16438,8 @@ func (ec *executionContext) fieldContext_Subscription_pendingPlan(_ context.Cont
 				return ec.fieldContext_Plan_entitledActions(ctx, field)
 			case "seedCredits":
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -21414,7 +21465,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 		asMap["platformFee"] = "0"
 	}
 
-	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays", "family", "tier", "changeCredits", "entitledActions", "seedCredits"}
+	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays", "family", "tier", "changeCredits", "entitledActions", "seedCredits", "memberLimit"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -21596,6 +21647,13 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.SeedCredits = data
+		case "memberLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("memberLimit"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MemberLimit = data
 		}
 	}
 	return it, nil
@@ -24695,6 +24753,39 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 					}
 				}()
 				res = ec._Plan_seedCredits(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "memberLimit":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_memberLimit(ctx, field, obj)
 				return res
 			}
 

@@ -30,7 +30,7 @@ func (r *mutationResolver) CreatePlan(ctx context.Context, input model.PlanInput
 		RolloverCap: input.RolloverCap, OnDemandPrice: input.OnDemandPrice, OnDemandExpiryDays: input.OnDemandExpiryDays,
 		IncentiveCapPerPeriod: input.IncentiveCapPerPeriod, IncentiveCapPerMember: input.IncentiveCapPerMember, IncentiveExpiryDays: input.IncentiveExpiryDays,
 		Packaging: ledger.Packaging{Family: deref(input.Family), Tier: input.Tier, ChangeCredits: deref(input.ChangeCredits),
-			EntitledActions: input.EntitledActions, SeedCredits: input.SeedCredits}})
+			EntitledActions: input.EntitledActions, SeedCredits: input.SeedCredits, MemberLimit: input.MemberLimit}})
 }
 
 // Subscribe is the resolver for the subscribe field.

@@ -30,6 +30,11 @@ func (r *planResolver) SeedCredits(ctx context.Context, obj *ent.Plan) (*decimal
 	return nullDecimal(obj.SeedCredits), nil
 }
 
+// MemberLimit is the resolver for the memberLimit field.
+func (r *planResolver) MemberLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
+	return nullDecimal(obj.MemberLimit), nil
+}
+
 // At is the resolver for the at field.
 func (r *planChangePreviewResolver) At(ctx context.Context, obj *ledger.PlanChangePreview) (model.ChangeAt, error) {
 	return model.ChangeAt(obj.At), nil

@@ -45,13 +45,18 @@ type PlanInput struct {
 // Packaging is how a plan sits among its siblings: its family and tier
 // (good / better / best: 1, 2, 3), what a change away from it does to the
 // period's included credits, the actions it entitles (nil: every action of
-// the register) and the one-time seed credits of a new subscription.
+// the register), the one-time seed credits of a new subscription and each
+// member's default limit.
 type Packaging struct {
 	Family          string
 	Tier            *int
 	ChangeCredits   credit.ChangeCredits // default PRORATE
 	EntitledActions []string
 	SeedCredits     *decimal.Decimal
+	// MemberLimit is each member's (PERSONAL pool's) default hard budget
+	// per plan period: set when the pool is created, and moved to the new
+	// plan's on a plan change where it was the old plan's.
+	MemberLimit *decimal.Decimal
 }
 
 // Validate checks the packaging terms on their own.
@@ -73,6 +78,9 @@ func (p Packaging) Validate() error {
 	}
 	if p.SeedCredits != nil && p.SeedCredits.IsNegative() {
 		return credit.Invalid("seedCredits", "must not be negative, got %s", p.SeedCredits)
+	}
+	if p.MemberLimit != nil && p.MemberLimit.IsNegative() {
+		return credit.Invalid("memberLimit", "must not be negative, got %s", p.MemberLimit)
 	}
 	return nil
 }
@@ -218,7 +226,7 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 			SetIncentiveCapPerPeriod(nullable(in.IncentiveCapPerPeriod)).SetIncentiveCapPerMember(nullable(in.IncentiveCapPerMember)).
 			SetNillableIncentiveExpiryDays(in.IncentiveExpiryDays).
 			SetFamily(in.Family).SetNillableTier(in.Tier).SetChangeCredits(in.ChangeCredits).SetEntitledActions(in.EntitledActions).
-			SetSeedCredits(nullable(in.SeedCredits)).
+			SetSeedCredits(nullable(in.SeedCredits)).SetMemberLimit(nullable(in.MemberLimit)).
 			SetCreatedAt(s.Now())
 		var err error
 		if out, err = c.Save(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
+	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/subscriptionchange"
 )
 
@@ -69,6 +70,9 @@ func (s *Service) ChangePlan(ctx context.Context, in PlanChangeInput) (*ent.Subs
 		u := tx.Subscription.UpdateOne(sub)
 		if in.At == AtNow {
 			if _, err := s.post(ctx, tx.Client(), pv.Posting, now); err != nil {
+				return err
+			}
+			if err := moveMemberLimits(ctx, tx, sub.OrganizationID, pv.From, pv.To); err != nil {
 				return err
 			}
 			status = "APPLIED"
@@ -209,7 +213,37 @@ func (s *Service) applyScheduled(ctx context.Context, tx *ent.Tx, sub *ent.Subsc
 		SetStatus("APPLIED").Exec(ctx); err != nil {
 		return nil, err
 	}
+	from, err := tx.Plan.Get(ctx, sub.PlanID)
+	if err != nil {
+		return nil, err
+	}
+	to, err := tx.Plan.Get(ctx, *sub.PendingPlanID)
+	if err != nil {
+		return nil, err
+	}
+	if err := moveMemberLimits(ctx, tx, sub.OrganizationID, from, to); err != nil {
+		return nil, err
+	}
 	return tx.Subscription.UpdateOne(sub).SetPlanID(*sub.PendingPlanID).ClearPendingPlanID().Save(ctx)
+}
+
+// moveMemberLimits moves the members' (PERSONAL pools') budgets that are
+// still the old plan's member limit to the new plan's, so limits grow as
+// the organisation upgrades; budgets an admin set otherwise stay.
+func moveMemberLimits(ctx context.Context, tx *ent.Tx, org int, from, to *ent.Plan) error {
+	if !from.MemberLimit.Valid {
+		if !to.MemberLimit.Valid {
+			return nil
+		}
+		return tx.Pool.Update().Where(pool.OrganizationID(org), pool.KindEQ(credit.PoolPersonal), pool.BudgetAmountIsNil()).
+			SetBudgetAmount(to.MemberLimit).SetBudgetPeriod(to.Period).SetBudgetHard(true).Exec(ctx)
+	}
+	u := tx.Pool.Update().Where(pool.OrganizationID(org), pool.KindEQ(credit.PoolPersonal), pool.BudgetPeriodEQ(from.Period),
+		pool.BudgetHard(true), pool.BudgetAmountEQ(from.MemberLimit))
+	if to.MemberLimit.Valid {
+		return u.SetBudgetAmount(to.MemberLimit).Exec(ctx)
+	}
+	return u.ClearBudgetAmount().ClearBudgetPeriod().SetBudgetHard(false).Exec(ctx)
 }
 
 // CancelInput cancels a subscription now or at the period end.

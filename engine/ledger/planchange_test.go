@@ -203,3 +203,52 @@ func TestEntitlementsAndSeedCredits(t *testing.T) {
 		verify(t, f.svc)
 	})
 }
+
+// Members' default limits come with the plan and grow with an upgrade;
+// a limit an admin set stays.
+func TestMemberLimitsGrowWithTheTier(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		small := plan("small", credit.OverageHard, credit.RolloverNone, nil)
+		small.MemberLimit = dp("50")
+		large := plan("large", credit.OverageHard, credit.RolloverNone, nil)
+		large.MemberLimit, large.IncludedCredits = dp("200"), d("500")
+		f.subscribe(t, small)
+		lg, err := f.svc.CreatePlan(ctx, large)
+		if err != nil {
+			t.Fatal(err)
+		}
+		member := func(name string) *ent.Pool {
+			p, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: credit.PoolPersonal, Name: name, ParentID: &f.pool.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		alice, bob := member("alice"), member("bob")
+		if !alice.BudgetAmount.Valid || !alice.BudgetAmount.Decimal.Equal(d("50")) || !alice.BudgetHard || *alice.BudgetPeriod != credit.PeriodMonth {
+			t.Fatalf("alice's budget %+v, want the plan's 50 a month, hard", alice)
+		}
+		if _, err := f.svc.SetBudget(ctx, bob.ID, d("10"), credit.PeriodMonth, true); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := f.svc.CurrentSubscription(ctx, f.org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.clock.add(24 * time.Hour)
+		if _, err := f.svc.ChangePlan(ctx, ledger.PlanChangeInput{SubscriptionID: sub.ID, PlanID: lg.ID, At: ledger.AtNow}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			p    *ent.Pool
+			want string
+		}{{alice, "200"}, {bob, "10"}} {
+			p, err := f.db.Client.Pool.Get(ctx, c.p.ID)
+			if err != nil || !p.BudgetAmount.Decimal.Equal(d(c.want)) {
+				t.Errorf("%s's budget after the upgrade %v (%v), want %s", p.Name, p.BudgetAmount, err, c.want)
+			}
+		}
+	})
+}

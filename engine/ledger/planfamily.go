@@ -39,6 +39,7 @@ var levers = []struct {
 	{"rolloverCap", func(p *ent.Plan) *decimal.Decimal { return nullPtr(p.RolloverCap) }},
 	{"autoTopUpCredits", func(p *ent.Plan) *decimal.Decimal { return nullPtr(p.AutoTopUpCredits) }},
 	{"borrowLimit", func(p *ent.Plan) *decimal.Decimal { return nullPtr(p.BorrowLimit) }},
+	{"memberLimit", func(p *ent.Plan) *decimal.Decimal { return nullPtr(p.MemberLimit) }},
 	{"incentiveCapPerMember", func(p *ent.Plan) *decimal.Decimal { return nullPtr(p.IncentiveCapPerMember) }},
 	{"seedCredits", func(p *ent.Plan) *decimal.Decimal { return nullPtr(p.SeedCredits) }},
 	{"entitledActions", func(p *ent.Plan) *decimal.Decimal {

@@ -105,6 +105,11 @@ func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, erro
 			}
 			c.SetParentID(parent.ID)
 		}
+		if in.Kind == credit.PoolPersonal {
+			if err := s.memberLimit(ctx, tx, c, in.OrganizationID); err != nil {
+				return err
+			}
+		}
 		var err error
 		if out, err = c.Save(ctx); err != nil {
 			return mapEntError(err, "pool", "")
@@ -112,6 +117,21 @@ func (s *Service) CreatePool(ctx context.Context, in PoolInput) (*ent.Pool, erro
 		return s.audit(ctx, tx, "createPool", "Pool", out.ID, &out.OrganizationID, nil, out)
 	})
 	return out, err
+}
+
+// memberLimit gives a new PERSONAL pool its plan's member limit as a hard
+// budget per plan period, when the organisation's plan has one.
+func (s *Service) memberLimit(ctx context.Context, tx *ent.Tx, c *ent.PoolCreate, org int) error {
+	sub, err := currentSubscription(ctx, tx.Client(), org, s.Now())
+	if err != nil || sub == nil {
+		return err
+	}
+	p, err := s.plan(ctx, tx, sub.PlanID)
+	if err != nil || !p.MemberLimit.Valid {
+		return err
+	}
+	c.SetBudgetAmount(p.MemberLimit).SetBudgetPeriod(p.Period).SetBudgetHard(true)
+	return nil
 }
 
 // GrantInput adds credits to a pool.

@@ -423,6 +423,7 @@ var (
 		{Name: "change_credits", Type: field.TypeEnum, Enums: []string{"PRORATE", "CARRY", "FORFEIT"}, Default: "PRORATE"},
 		{Name: "entitled_actions", Type: field.TypeJSON, Nullable: true},
 		{Name: "seed_credits", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "member_limit", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 	}
 	// PlansTable holds the schema information for the "plans" table.
 	PlansTable = &schema.Table{

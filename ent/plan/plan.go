@@ -67,6 +67,8 @@ const (
 	FieldEntitledActions = "entitled_actions"
 	// FieldSeedCredits holds the string denoting the seed_credits field in the database.
 	FieldSeedCredits = "seed_credits"
+	// FieldMemberLimit holds the string denoting the member_limit field in the database.
+	FieldMemberLimit = "member_limit"
 	// Table holds the table name of the plan in the database.
 	Table = "plans"
 )
@@ -100,6 +102,7 @@ var Columns = []string{
 	FieldChangeCredits,
 	FieldEntitledActions,
 	FieldSeedCredits,
+	FieldMemberLimit,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -300,4 +303,9 @@ func ByChangeCredits(opts ...sql.OrderTermOption) OrderOption {
 // BySeedCredits orders the results by the seed_credits field.
 func BySeedCredits(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSeedCredits, opts...).ToFunc()
+}
+
+// ByMemberLimit orders the results by the member_limit field.
+func ByMemberLimit(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMemberLimit, opts...).ToFunc()
 }

@@ -161,6 +161,11 @@ func SeedCredits(v decimal.NullDecimal) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldSeedCredits, v))
 }
 
+// MemberLimit applies equality check predicate on the "member_limit" field. It's identical to MemberLimitEQ.
+func MemberLimit(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldMemberLimit, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldCreatedAt, v))
@@ -1359,6 +1364,56 @@ func SeedCreditsIsNil() predicate.Plan {
 // SeedCreditsNotNil applies the NotNil predicate on the "seed_credits" field.
 func SeedCreditsNotNil() predicate.Plan {
 	return predicate.Plan(sql.FieldNotNull(FieldSeedCredits))
+}
+
+// MemberLimitEQ applies the EQ predicate on the "member_limit" field.
+func MemberLimitEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldMemberLimit, v))
+}
+
+// MemberLimitNEQ applies the NEQ predicate on the "member_limit" field.
+func MemberLimitNEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldMemberLimit, v))
+}
+
+// MemberLimitIn applies the In predicate on the "member_limit" field.
+func MemberLimitIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldMemberLimit, vs...))
+}
+
+// MemberLimitNotIn applies the NotIn predicate on the "member_limit" field.
+func MemberLimitNotIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldMemberLimit, vs...))
+}
+
+// MemberLimitGT applies the GT predicate on the "member_limit" field.
+func MemberLimitGT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldMemberLimit, v))
+}
+
+// MemberLimitGTE applies the GTE predicate on the "member_limit" field.
+func MemberLimitGTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldMemberLimit, v))
+}
+
+// MemberLimitLT applies the LT predicate on the "member_limit" field.
+func MemberLimitLT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldMemberLimit, v))
+}
+
+// MemberLimitLTE applies the LTE predicate on the "member_limit" field.
+func MemberLimitLTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldMemberLimit, v))
+}
+
+// MemberLimitIsNil applies the IsNil predicate on the "member_limit" field.
+func MemberLimitIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldMemberLimit))
+}
+
+// MemberLimitNotNil applies the NotNil predicate on the "member_limit" field.
+func MemberLimitNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldMemberLimit))
 }
 
 // And groups predicates with the AND operator between them.

@@ -51,6 +51,9 @@ func (Plan) Fields() []ent.Field {
 		field.Enum("change_credits").GoType(credit.ChangeCredits("")).Default(string(credit.ChangeProrate)).Immutable(),
 		field.Strings("entitled_actions").Optional().Immutable(),
 		NullDecimal("seed_credits"),
+		// member_limit is the hard budget per plan period each PERSONAL
+		// pool gets when it is created (and moves to on a plan change).
+		NullDecimal("member_limit"),
 	}
 }
 

@@ -162,6 +162,8 @@ type PlanInput struct {
 	EntitledActions []string `json:"entitledActions,omitempty"`
 	// (added) Credits granted once when an organisation subscribes (PROMOTIONAL, no expiry), not every period.
 	SeedCredits *decimal.Decimal `json:"seedCredits,omitempty"`
+	// (added) Each member's default limit: a hard budget per plan period on every PERSONAL pool created under the plan; on a plan change, members still at the old plan's limit move to the new one's.
+	MemberLimit *decimal.Decimal `json:"memberLimit,omitempty"`
 }
 
 type PolicyInput struct {

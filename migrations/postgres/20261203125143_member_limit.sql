@@ -1,0 +1,2 @@
+-- Modify "plans" table
+ALTER TABLE "plans" ADD COLUMN "member_limit" numeric NULL;
