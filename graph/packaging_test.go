@@ -71,8 +71,8 @@ func TestPlanChangesThroughTheAPI(t *testing.T) {
 		var hist struct {
 			O struct {
 				S struct {
-					Plan       struct{ ID string } `json:"plan"`
-					CanceledAt *string             `json:"canceledAt"`
+					Plan       struct{ ID string }         `json:"plan"`
+					CanceledAt *string                     `json:"canceledAt"`
 					Changes    []struct{ Kind, At string } `json:"changes"`
 				} `json:"subscription"`
 			} `json:"organization"`

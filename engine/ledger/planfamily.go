@@ -116,4 +116,3 @@ func familyLevers(ps []*ent.Plan) []Lever {
 	}
 	return out
 }
-
