@@ -102,6 +102,7 @@ const (
 	AlertBudgetExceeded     AlertKind = "BUDGET_EXCEEDED"
 	AlertPolicy             AlertKind = "POLICY"
 	AlertWebhookDisabled    AlertKind = "WEBHOOK_DISABLED"
+	AlertOverageCap         AlertKind = "OVERAGE_CAP" // the period's overage passed 80% of the buyer's cap
 )
 
 // PolicyKind names what a policy (a CEL rule) decides.
@@ -217,7 +218,7 @@ var (
 	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
 	payments       = []string{"PAID", "PENDING", "FAILED"}
 	changeCredits  = []string{"PRORATE", "CARRY", "FORFEIT"}
-	alertKinds     = []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED"}
+	alertKinds     = []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED", "OVERAGE_CAP"}
 )
 
 func (Role) Values() []string          { return roles }

@@ -35,6 +35,7 @@ const (
 	CodeCurrencyMismatch    Code = "CURRENCY_MISMATCH"    // a plan change between plans of two currencies (or billing periods)
 	CodeSubscriptionEnded   Code = "SUBSCRIPTION_ENDED"   // a change or cancellation of a subscription that is cancelled or has ended
 	CodeNotEntitled         Code = "NOT_ENTITLED"         // usage of an action the plan does not entitle (a usage decision's reasonCode)
+	CodeOverageCap          Code = "OVERAGE_CAP"          // overage past the organisation's overage cap (a usage decision's reasonCode)
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
 	CodeUnavailable         Code = "UNAVAILABLE"          // the database is down, restarting or out of connections; extensions.retryable says whether resending is safe
 )

@@ -12,7 +12,9 @@ import (
 
 // shortfall decides a burn the usable grants do not cover (draws take what
 // they can, short is the rest). First an OVERAGE policy may let the event
-// through as overage; then the plan's mode:
+// through as overage; then the plan's mode. Before both, the buyer's
+// overage cap: a shortfall beyond what it still allows is DENIED
+// OVERAGE_CAP, whatever the mode (a SOFT plan behaves as HARD past it):
 //
 //	HARD         DENIED, nothing drawn (also without a subscription).
 //	SOFT         ALLOWED: everything usable is drawn, the rest is overage,
@@ -30,6 +32,11 @@ func shortfall(ctx context.Context, v Versions, org Org, ev Event, d UsageDecisi
 		Decision: credit.DecisionDenied, Weight: d.Weight, Credits: decimal.Zero, Requested: d.Credits,
 		Reason:     "insufficient credits: " + d.Credits.String() + " needed, " + available.String() + " available",
 		ReasonCode: credit.CodeInsufficientCredits,
+	}
+	if t := v.Terms; t != nil && t.OverageCap != nil && short.GreaterThan(t.OverageLeft) {
+		denied.ReasonCode = credit.CodeOverageCap
+		denied.Reason += "; the organisation's overage cap allows " + t.OverageLeft.String() + " more credits of overage this period"
+		return denied, nil
 	}
 	if v.Overage != nil {
 		through, err := v.Overage.Program.Bool(ctx, rules.Vars{Event: ruleEvent(ev), Org: ruleOrg(org), Weight: d.Weight,

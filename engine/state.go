@@ -118,6 +118,36 @@ type PlanTerms struct {
 	// BORROW: draw up to BorrowLimit per period on the next period's
 	// allocation; BorrowLeft is what this period has not borrowed yet.
 	BorrowLeft decimal.Decimal
+	// OverageCap is the buyer's cap on overage per period (nil: none);
+	// OverageLeft is what the period may still take under it, in credits.
+	OverageCap  *OverageCap
+	OverageLeft decimal.Decimal
+}
+
+// OverageCap is an organisation's cap on overage per billing period, in
+// credits, in money at the plan's overage price, or both (the lower binds).
+type OverageCap struct {
+	Credits, Amount decimal.NullDecimal
+}
+
+// InCredits is the cap in credits at price (money / price, 4 places down);
+// with neither set, no cap (ok false).
+func (c OverageCap) InCredits(price decimal.NullDecimal) (decimal.Decimal, bool) {
+	var out decimal.Decimal
+	ok := false
+	if c.Credits.Valid {
+		out, ok = c.Credits.Decimal, true
+	}
+	if c.Amount.Valid {
+		byMoney := decimal.Zero // a money cap with free overage: no credits are billed, so none may pass
+		if price.Valid && price.Decimal.IsPositive() {
+			byMoney = c.Amount.Decimal.Div(price.Decimal).RoundDown(4)
+		}
+		if !ok || byMoney.LessThan(out) {
+			out, ok = byMoney, true
+		}
+	}
+	return out, ok
 }
 
 // Draw is the part of a burn paid by one grant.

@@ -10859,20 +10859,22 @@ func (m *OperationMutation) ResetEdge(name string) error {
 // OrganizationMutation represents an operation that mutates the Organization nodes in the graph.
 type OrganizationMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *int
-	created_at    *time.Time
-	name          *string
-	segment       *string
-	register_name *string
-	clearedFields map[string]struct{}
-	pools         map[int]struct{}
-	removedpools  map[int]struct{}
-	clearedpools  bool
-	done          bool
-	oldValue      func(context.Context) (*Organization, error)
-	predicates    []predicate.Organization
+	op                  Op
+	typ                 string
+	id                  *int
+	created_at          *time.Time
+	name                *string
+	segment             *string
+	register_name       *string
+	overage_cap_credits *decimal.NullDecimal
+	overage_cap_amount  *decimal.NullDecimal
+	clearedFields       map[string]struct{}
+	pools               map[int]struct{}
+	removedpools        map[int]struct{}
+	clearedpools        bool
+	done                bool
+	oldValue            func(context.Context) (*Organization, error)
+	predicates          []predicate.Organization
 }
 
 var _ ent.Mutation = (*OrganizationMutation)(nil)
@@ -11130,6 +11132,104 @@ func (m *OrganizationMutation) ResetRegisterName() {
 	m.register_name = nil
 }
 
+// SetOverageCapCredits sets the "overage_cap_credits" field.
+func (m *OrganizationMutation) SetOverageCapCredits(dd decimal.NullDecimal) {
+	m.overage_cap_credits = &dd
+}
+
+// OverageCapCredits returns the value of the "overage_cap_credits" field in the mutation.
+func (m *OrganizationMutation) OverageCapCredits() (r decimal.NullDecimal, exists bool) {
+	v := m.overage_cap_credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOverageCapCredits returns the old "overage_cap_credits" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldOverageCapCredits(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOverageCapCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOverageCapCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOverageCapCredits: %w", err)
+	}
+	return oldValue.OverageCapCredits, nil
+}
+
+// ClearOverageCapCredits clears the value of the "overage_cap_credits" field.
+func (m *OrganizationMutation) ClearOverageCapCredits() {
+	m.overage_cap_credits = nil
+	m.clearedFields[organization.FieldOverageCapCredits] = struct{}{}
+}
+
+// OverageCapCreditsCleared returns if the "overage_cap_credits" field was cleared in this mutation.
+func (m *OrganizationMutation) OverageCapCreditsCleared() bool {
+	_, ok := m.clearedFields[organization.FieldOverageCapCredits]
+	return ok
+}
+
+// ResetOverageCapCredits resets all changes to the "overage_cap_credits" field.
+func (m *OrganizationMutation) ResetOverageCapCredits() {
+	m.overage_cap_credits = nil
+	delete(m.clearedFields, organization.FieldOverageCapCredits)
+}
+
+// SetOverageCapAmount sets the "overage_cap_amount" field.
+func (m *OrganizationMutation) SetOverageCapAmount(dd decimal.NullDecimal) {
+	m.overage_cap_amount = &dd
+}
+
+// OverageCapAmount returns the value of the "overage_cap_amount" field in the mutation.
+func (m *OrganizationMutation) OverageCapAmount() (r decimal.NullDecimal, exists bool) {
+	v := m.overage_cap_amount
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOverageCapAmount returns the old "overage_cap_amount" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldOverageCapAmount(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOverageCapAmount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOverageCapAmount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOverageCapAmount: %w", err)
+	}
+	return oldValue.OverageCapAmount, nil
+}
+
+// ClearOverageCapAmount clears the value of the "overage_cap_amount" field.
+func (m *OrganizationMutation) ClearOverageCapAmount() {
+	m.overage_cap_amount = nil
+	m.clearedFields[organization.FieldOverageCapAmount] = struct{}{}
+}
+
+// OverageCapAmountCleared returns if the "overage_cap_amount" field was cleared in this mutation.
+func (m *OrganizationMutation) OverageCapAmountCleared() bool {
+	_, ok := m.clearedFields[organization.FieldOverageCapAmount]
+	return ok
+}
+
+// ResetOverageCapAmount resets all changes to the "overage_cap_amount" field.
+func (m *OrganizationMutation) ResetOverageCapAmount() {
+	m.overage_cap_amount = nil
+	delete(m.clearedFields, organization.FieldOverageCapAmount)
+}
+
 // AddPoolIDs adds the "pools" edge to the Pool entity by ids.
 func (m *OrganizationMutation) AddPoolIDs(ids ...int) {
 	if m.pools == nil {
@@ -11218,7 +11318,7 @@ func (m *OrganizationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OrganizationMutation) Fields() []string {
-	fields := make([]string, 0, 4)
+	fields := make([]string, 0, 6)
 	if m.created_at != nil {
 		fields = append(fields, organization.FieldCreatedAt)
 	}
@@ -11230,6 +11330,12 @@ func (m *OrganizationMutation) Fields() []string {
 	}
 	if m.register_name != nil {
 		fields = append(fields, organization.FieldRegisterName)
+	}
+	if m.overage_cap_credits != nil {
+		fields = append(fields, organization.FieldOverageCapCredits)
+	}
+	if m.overage_cap_amount != nil {
+		fields = append(fields, organization.FieldOverageCapAmount)
 	}
 	return fields
 }
@@ -11247,6 +11353,10 @@ func (m *OrganizationMutation) Field(name string) (ent.Value, bool) {
 		return m.Segment()
 	case organization.FieldRegisterName:
 		return m.RegisterName()
+	case organization.FieldOverageCapCredits:
+		return m.OverageCapCredits()
+	case organization.FieldOverageCapAmount:
+		return m.OverageCapAmount()
 	}
 	return nil, false
 }
@@ -11264,6 +11374,10 @@ func (m *OrganizationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldSegment(ctx)
 	case organization.FieldRegisterName:
 		return m.OldRegisterName(ctx)
+	case organization.FieldOverageCapCredits:
+		return m.OldOverageCapCredits(ctx)
+	case organization.FieldOverageCapAmount:
+		return m.OldOverageCapAmount(ctx)
 	}
 	return nil, fmt.Errorf("unknown Organization field %s", name)
 }
@@ -11301,6 +11415,20 @@ func (m *OrganizationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRegisterName(v)
 		return nil
+	case organization.FieldOverageCapCredits:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOverageCapCredits(v)
+		return nil
+	case organization.FieldOverageCapAmount:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOverageCapAmount(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)
 }
@@ -11334,6 +11462,12 @@ func (m *OrganizationMutation) ClearedFields() []string {
 	if m.FieldCleared(organization.FieldSegment) {
 		fields = append(fields, organization.FieldSegment)
 	}
+	if m.FieldCleared(organization.FieldOverageCapCredits) {
+		fields = append(fields, organization.FieldOverageCapCredits)
+	}
+	if m.FieldCleared(organization.FieldOverageCapAmount) {
+		fields = append(fields, organization.FieldOverageCapAmount)
+	}
 	return fields
 }
 
@@ -11350,6 +11484,12 @@ func (m *OrganizationMutation) ClearField(name string) error {
 	switch name {
 	case organization.FieldSegment:
 		m.ClearSegment()
+		return nil
+	case organization.FieldOverageCapCredits:
+		m.ClearOverageCapCredits()
+		return nil
+	case organization.FieldOverageCapAmount:
+		m.ClearOverageCapAmount()
 		return nil
 	}
 	return fmt.Errorf("unknown Organization nullable field %s", name)
@@ -11370,6 +11510,12 @@ func (m *OrganizationMutation) ResetField(name string) error {
 		return nil
 	case organization.FieldRegisterName:
 		m.ResetRegisterName()
+		return nil
+	case organization.FieldOverageCapCredits:
+		m.ResetOverageCapCredits()
+		return nil
+	case organization.FieldOverageCapAmount:
+		m.ResetOverageCapAmount()
 		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)

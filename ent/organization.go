@@ -10,6 +10,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/creditd/creditd/ent/organization"
+	"github.com/shopspring/decimal"
 )
 
 // Organization is the model entity for the Organization schema.
@@ -25,6 +26,10 @@ type Organization struct {
 	Segment string `json:"segment,omitempty"`
 	// RegisterName holds the value of the "register_name" field.
 	RegisterName string `json:"register_name,omitempty"`
+	// OverageCapCredits holds the value of the "overage_cap_credits" field.
+	OverageCapCredits decimal.NullDecimal `json:"overage_cap_credits,omitempty"`
+	// OverageCapAmount holds the value of the "overage_cap_amount" field.
+	OverageCapAmount decimal.NullDecimal `json:"overage_cap_amount,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the OrganizationQuery when eager-loading is set.
 	Edges        OrganizationEdges `json:"edges"`
@@ -54,6 +59,8 @@ func (*Organization) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case organization.FieldOverageCapCredits, organization.FieldOverageCapAmount:
+			values[i] = new(decimal.NullDecimal)
 		case organization.FieldID:
 			values[i] = new(sql.NullInt64)
 		case organization.FieldName, organization.FieldSegment, organization.FieldRegisterName:
@@ -104,6 +111,18 @@ func (_m *Organization) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field register_name", values[i])
 			} else if value.Valid {
 				_m.RegisterName = value.String
+			}
+		case organization.FieldOverageCapCredits:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field overage_cap_credits", values[i])
+			} else if value != nil {
+				_m.OverageCapCredits = *value
+			}
+		case organization.FieldOverageCapAmount:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field overage_cap_amount", values[i])
+			} else if value != nil {
+				_m.OverageCapAmount = *value
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -157,6 +176,12 @@ func (_m *Organization) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("register_name=")
 	builder.WriteString(_m.RegisterName)
+	builder.WriteString(", ")
+	builder.WriteString("overage_cap_credits=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OverageCapCredits))
+	builder.WriteString(", ")
+	builder.WriteString("overage_cap_amount=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OverageCapAmount))
 	builder.WriteByte(')')
 	return builder.String()
 }

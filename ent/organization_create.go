@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/pool"
+	"github.com/shopspring/decimal"
 )
 
 // OrganizationCreate is the builder for creating a Organization entity.
@@ -67,6 +68,34 @@ func (_c *OrganizationCreate) SetRegisterName(v string) *OrganizationCreate {
 func (_c *OrganizationCreate) SetNillableRegisterName(v *string) *OrganizationCreate {
 	if v != nil {
 		_c.SetRegisterName(*v)
+	}
+	return _c
+}
+
+// SetOverageCapCredits sets the "overage_cap_credits" field.
+func (_c *OrganizationCreate) SetOverageCapCredits(v decimal.NullDecimal) *OrganizationCreate {
+	_c.mutation.SetOverageCapCredits(v)
+	return _c
+}
+
+// SetNillableOverageCapCredits sets the "overage_cap_credits" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillableOverageCapCredits(v *decimal.NullDecimal) *OrganizationCreate {
+	if v != nil {
+		_c.SetOverageCapCredits(*v)
+	}
+	return _c
+}
+
+// SetOverageCapAmount sets the "overage_cap_amount" field.
+func (_c *OrganizationCreate) SetOverageCapAmount(v decimal.NullDecimal) *OrganizationCreate {
+	_c.mutation.SetOverageCapAmount(v)
+	return _c
+}
+
+// SetNillableOverageCapAmount sets the "overage_cap_amount" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillableOverageCapAmount(v *decimal.NullDecimal) *OrganizationCreate {
+	if v != nil {
+		_c.SetOverageCapAmount(*v)
 	}
 	return _c
 }
@@ -200,6 +229,14 @@ func (_c *OrganizationCreate) createSpec() (*Organization, *sqlgraph.CreateSpec)
 		_spec.SetField(organization.FieldRegisterName, field.TypeString, value)
 		_node.RegisterName = value
 	}
+	if value, ok := _c.mutation.OverageCapCredits(); ok {
+		_spec.SetField(organization.FieldOverageCapCredits, field.TypeOther, value)
+		_node.OverageCapCredits = value
+	}
+	if value, ok := _c.mutation.OverageCapAmount(); ok {
+		_spec.SetField(organization.FieldOverageCapAmount, field.TypeOther, value)
+		_node.OverageCapAmount = value
+	}
 	if nodes := _c.mutation.PoolsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -310,6 +347,42 @@ func (u *OrganizationUpsert) UpdateRegisterName() *OrganizationUpsert {
 	return u
 }
 
+// SetOverageCapCredits sets the "overage_cap_credits" field.
+func (u *OrganizationUpsert) SetOverageCapCredits(v decimal.NullDecimal) *OrganizationUpsert {
+	u.Set(organization.FieldOverageCapCredits, v)
+	return u
+}
+
+// UpdateOverageCapCredits sets the "overage_cap_credits" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdateOverageCapCredits() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldOverageCapCredits)
+	return u
+}
+
+// ClearOverageCapCredits clears the value of the "overage_cap_credits" field.
+func (u *OrganizationUpsert) ClearOverageCapCredits() *OrganizationUpsert {
+	u.SetNull(organization.FieldOverageCapCredits)
+	return u
+}
+
+// SetOverageCapAmount sets the "overage_cap_amount" field.
+func (u *OrganizationUpsert) SetOverageCapAmount(v decimal.NullDecimal) *OrganizationUpsert {
+	u.Set(organization.FieldOverageCapAmount, v)
+	return u
+}
+
+// UpdateOverageCapAmount sets the "overage_cap_amount" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdateOverageCapAmount() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldOverageCapAmount)
+	return u
+}
+
+// ClearOverageCapAmount clears the value of the "overage_cap_amount" field.
+func (u *OrganizationUpsert) ClearOverageCapAmount() *OrganizationUpsert {
+	u.SetNull(organization.FieldOverageCapAmount)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -401,6 +474,48 @@ func (u *OrganizationUpsertOne) SetRegisterName(v string) *OrganizationUpsertOne
 func (u *OrganizationUpsertOne) UpdateRegisterName() *OrganizationUpsertOne {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateRegisterName()
+	})
+}
+
+// SetOverageCapCredits sets the "overage_cap_credits" field.
+func (u *OrganizationUpsertOne) SetOverageCapCredits(v decimal.NullDecimal) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetOverageCapCredits(v)
+	})
+}
+
+// UpdateOverageCapCredits sets the "overage_cap_credits" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdateOverageCapCredits() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateOverageCapCredits()
+	})
+}
+
+// ClearOverageCapCredits clears the value of the "overage_cap_credits" field.
+func (u *OrganizationUpsertOne) ClearOverageCapCredits() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.ClearOverageCapCredits()
+	})
+}
+
+// SetOverageCapAmount sets the "overage_cap_amount" field.
+func (u *OrganizationUpsertOne) SetOverageCapAmount(v decimal.NullDecimal) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetOverageCapAmount(v)
+	})
+}
+
+// UpdateOverageCapAmount sets the "overage_cap_amount" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdateOverageCapAmount() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateOverageCapAmount()
+	})
+}
+
+// ClearOverageCapAmount clears the value of the "overage_cap_amount" field.
+func (u *OrganizationUpsertOne) ClearOverageCapAmount() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.ClearOverageCapAmount()
 	})
 }
 
@@ -661,6 +776,48 @@ func (u *OrganizationUpsertBulk) SetRegisterName(v string) *OrganizationUpsertBu
 func (u *OrganizationUpsertBulk) UpdateRegisterName() *OrganizationUpsertBulk {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateRegisterName()
+	})
+}
+
+// SetOverageCapCredits sets the "overage_cap_credits" field.
+func (u *OrganizationUpsertBulk) SetOverageCapCredits(v decimal.NullDecimal) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetOverageCapCredits(v)
+	})
+}
+
+// UpdateOverageCapCredits sets the "overage_cap_credits" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdateOverageCapCredits() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateOverageCapCredits()
+	})
+}
+
+// ClearOverageCapCredits clears the value of the "overage_cap_credits" field.
+func (u *OrganizationUpsertBulk) ClearOverageCapCredits() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.ClearOverageCapCredits()
+	})
+}
+
+// SetOverageCapAmount sets the "overage_cap_amount" field.
+func (u *OrganizationUpsertBulk) SetOverageCapAmount(v decimal.NullDecimal) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetOverageCapAmount(v)
+	})
+}
+
+// UpdateOverageCapAmount sets the "overage_cap_amount" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdateOverageCapAmount() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateOverageCapAmount()
+	})
+}
+
+// ClearOverageCapAmount clears the value of the "overage_cap_amount" field.
+func (u *OrganizationUpsertBulk) ClearOverageCapAmount() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.ClearOverageCapAmount()
 	})
 }
 

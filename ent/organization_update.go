@@ -13,6 +13,7 @@ import (
 	"github.com/creditd/creditd/ent/organization"
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/predicate"
+	"github.com/shopspring/decimal"
 )
 
 // OrganizationUpdate is the builder for updating Organization entities.
@@ -73,6 +74,46 @@ func (_u *OrganizationUpdate) SetNillableRegisterName(v *string) *OrganizationUp
 	if v != nil {
 		_u.SetRegisterName(*v)
 	}
+	return _u
+}
+
+// SetOverageCapCredits sets the "overage_cap_credits" field.
+func (_u *OrganizationUpdate) SetOverageCapCredits(v decimal.NullDecimal) *OrganizationUpdate {
+	_u.mutation.SetOverageCapCredits(v)
+	return _u
+}
+
+// SetNillableOverageCapCredits sets the "overage_cap_credits" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillableOverageCapCredits(v *decimal.NullDecimal) *OrganizationUpdate {
+	if v != nil {
+		_u.SetOverageCapCredits(*v)
+	}
+	return _u
+}
+
+// ClearOverageCapCredits clears the value of the "overage_cap_credits" field.
+func (_u *OrganizationUpdate) ClearOverageCapCredits() *OrganizationUpdate {
+	_u.mutation.ClearOverageCapCredits()
+	return _u
+}
+
+// SetOverageCapAmount sets the "overage_cap_amount" field.
+func (_u *OrganizationUpdate) SetOverageCapAmount(v decimal.NullDecimal) *OrganizationUpdate {
+	_u.mutation.SetOverageCapAmount(v)
+	return _u
+}
+
+// SetNillableOverageCapAmount sets the "overage_cap_amount" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillableOverageCapAmount(v *decimal.NullDecimal) *OrganizationUpdate {
+	if v != nil {
+		_u.SetOverageCapAmount(*v)
+	}
+	return _u
+}
+
+// ClearOverageCapAmount clears the value of the "overage_cap_amount" field.
+func (_u *OrganizationUpdate) ClearOverageCapAmount() *OrganizationUpdate {
+	_u.mutation.ClearOverageCapAmount()
 	return _u
 }
 
@@ -188,6 +229,18 @@ func (_u *OrganizationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if value, ok := _u.mutation.RegisterName(); ok {
 		_spec.SetField(organization.FieldRegisterName, field.TypeString, value)
 	}
+	if value, ok := _u.mutation.OverageCapCredits(); ok {
+		_spec.SetField(organization.FieldOverageCapCredits, field.TypeOther, value)
+	}
+	if _u.mutation.OverageCapCreditsCleared() {
+		_spec.ClearField(organization.FieldOverageCapCredits, field.TypeOther)
+	}
+	if value, ok := _u.mutation.OverageCapAmount(); ok {
+		_spec.SetField(organization.FieldOverageCapAmount, field.TypeOther, value)
+	}
+	if _u.mutation.OverageCapAmountCleared() {
+		_spec.ClearField(organization.FieldOverageCapAmount, field.TypeOther)
+	}
 	if _u.mutation.PoolsCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -298,6 +351,46 @@ func (_u *OrganizationUpdateOne) SetNillableRegisterName(v *string) *Organizatio
 	if v != nil {
 		_u.SetRegisterName(*v)
 	}
+	return _u
+}
+
+// SetOverageCapCredits sets the "overage_cap_credits" field.
+func (_u *OrganizationUpdateOne) SetOverageCapCredits(v decimal.NullDecimal) *OrganizationUpdateOne {
+	_u.mutation.SetOverageCapCredits(v)
+	return _u
+}
+
+// SetNillableOverageCapCredits sets the "overage_cap_credits" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillableOverageCapCredits(v *decimal.NullDecimal) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetOverageCapCredits(*v)
+	}
+	return _u
+}
+
+// ClearOverageCapCredits clears the value of the "overage_cap_credits" field.
+func (_u *OrganizationUpdateOne) ClearOverageCapCredits() *OrganizationUpdateOne {
+	_u.mutation.ClearOverageCapCredits()
+	return _u
+}
+
+// SetOverageCapAmount sets the "overage_cap_amount" field.
+func (_u *OrganizationUpdateOne) SetOverageCapAmount(v decimal.NullDecimal) *OrganizationUpdateOne {
+	_u.mutation.SetOverageCapAmount(v)
+	return _u
+}
+
+// SetNillableOverageCapAmount sets the "overage_cap_amount" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillableOverageCapAmount(v *decimal.NullDecimal) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetOverageCapAmount(*v)
+	}
+	return _u
+}
+
+// ClearOverageCapAmount clears the value of the "overage_cap_amount" field.
+func (_u *OrganizationUpdateOne) ClearOverageCapAmount() *OrganizationUpdateOne {
+	_u.mutation.ClearOverageCapAmount()
 	return _u
 }
 
@@ -442,6 +535,18 @@ func (_u *OrganizationUpdateOne) sqlSave(ctx context.Context) (_node *Organizati
 	}
 	if value, ok := _u.mutation.RegisterName(); ok {
 		_spec.SetField(organization.FieldRegisterName, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.OverageCapCredits(); ok {
+		_spec.SetField(organization.FieldOverageCapCredits, field.TypeOther, value)
+	}
+	if _u.mutation.OverageCapCreditsCleared() {
+		_spec.ClearField(organization.FieldOverageCapCredits, field.TypeOther)
+	}
+	if value, ok := _u.mutation.OverageCapAmount(); ok {
+		_spec.SetField(organization.FieldOverageCapAmount, field.TypeOther, value)
+	}
+	if _u.mutation.OverageCapAmountCleared() {
+		_spec.ClearField(organization.FieldOverageCapAmount, field.TypeOther)
 	}
 	if _u.mutation.PoolsCleared() {
 		edge := &sqlgraph.EdgeSpec{

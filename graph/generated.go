@@ -284,6 +284,7 @@ type ComplexityRoot struct {
 		SaveWeightRegisterDraft   func(childComplexity int, name string, weights []*model.WeightInput) int
 		SetAlertRuleEnabled       func(childComplexity int, id int, enabled bool) int
 		SetBudget                 func(childComplexity int, poolID int, amount decimal.Decimal, period credit.Period, hard bool) int
+		SetOverageCap             func(childComplexity int, organizationID int, credits *decimal.Decimal, amount *decimal.Decimal) int
 		SetWebhookEndpointEnabled func(childComplexity int, id int, enabled bool) int
 		Subscribe                 func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
 		TransferCredits           func(childComplexity int, input model.TransferInput) int
@@ -291,13 +292,15 @@ type ComplexityRoot struct {
 	}
 
 	Organization struct {
-		CreatedAt    func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Name         func(childComplexity int) int
-		Pools        func(childComplexity int) int
-		RegisterName func(childComplexity int) int
-		Segment      func(childComplexity int) int
-		Subscription func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Name              func(childComplexity int) int
+		OverageCapAmount  func(childComplexity int) int
+		OverageCapCredits func(childComplexity int) int
+		Pools             func(childComplexity int) int
+		RegisterName      func(childComplexity int) int
+		Segment           func(childComplexity int) int
+		Subscription      func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -704,6 +707,7 @@ type MutationResolver interface {
 	RecordBehavior(ctx context.Context, input model.BehaviorInput) (*ledger.BehaviorResult, error)
 	ChangePlan(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ent.SubscriptionChange, error)
 	CancelSubscription(ctx context.Context, subscriptionID int, at model.ChangeAt) (*ent.SubscriptionChange, error)
+	SetOverageCap(ctx context.Context, organizationID int, credits *decimal.Decimal, amount *decimal.Decimal) (*ent.Organization, error)
 	ConfirmPayment(ctx context.Context, grantID int) (*ent.Grant, error)
 	FailPayment(ctx context.Context, grantID int, reason string) (*ent.Grant, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
@@ -720,6 +724,8 @@ type OrganizationResolver interface {
 	Pools(ctx context.Context, obj *ent.Organization) ([]*ent.Pool, error)
 
 	Subscription(ctx context.Context, obj *ent.Organization) (*ent.Subscription, error)
+	OverageCapCredits(ctx context.Context, obj *ent.Organization) (*decimal.Decimal, error)
+	OverageCapAmount(ctx context.Context, obj *ent.Organization) (*decimal.Decimal, error)
 }
 type PlanResolver interface {
 	OveragePrice(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
@@ -1910,6 +1916,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetBudget(childComplexity, args["poolId"].(int), args["amount"].(decimal.Decimal), args["period"].(credit.Period), args["hard"].(bool)), true
+	case "Mutation.setOverageCap":
+		if e.ComplexityRoot.Mutation.SetOverageCap == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setOverageCap_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetOverageCap(childComplexity, args["organizationId"].(int), args["credits"].(*decimal.Decimal), args["amount"].(*decimal.Decimal)), true
 	case "Mutation.setWebhookEndpointEnabled":
 		if e.ComplexityRoot.Mutation.SetWebhookEndpointEnabled == nil {
 			break
@@ -1973,6 +1990,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.Name(childComplexity), true
+	case "Organization.overageCapAmount":
+		if e.ComplexityRoot.Organization.OverageCapAmount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.OverageCapAmount(childComplexity), true
+	case "Organization.overageCapCredits":
+		if e.ComplexityRoot.Organization.OverageCapCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.OverageCapCredits(childComplexity), true
 	case "Organization.pools":
 		if e.ComplexityRoot.Organization.Pools == nil {
 			break
@@ -4197,6 +4226,27 @@ func (ec *executionContext) field_Mutation_setBudget_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setOverageCap_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organizationId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["organizationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "credits", ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal)
+	if err != nil {
+		return nil, err
+	}
+	args["credits"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "amount", ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal)
+	if err != nil {
+		return nil, err
+	}
+	args["amount"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setWebhookEndpointEnabled_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5411,6 +5461,10 @@ func (ec *executionContext) fieldContext_ApiKey_organization(_ context.Context, 
 				return ec.fieldContext_Organization_createdAt(ctx, field)
 			case "subscription":
 				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -8691,6 +8745,10 @@ func (ec *executionContext) fieldContext_Mutation_createOrganization(ctx context
 				return ec.fieldContext_Organization_createdAt(ctx, field)
 			case "subscription":
 				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -10032,6 +10090,67 @@ func (ec *executionContext) fieldContext_Mutation_cancelSubscription(ctx context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setOverageCap(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_setOverageCap,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetOverageCap(ctx, fc.Args["organizationId"].(int), fc.Args["credits"].(*decimal.Decimal), fc.Args["amount"].(*decimal.Decimal))
+		},
+		nil,
+		ec.marshalNOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_setOverageCap(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Organization_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Organization_name(ctx, field)
+			case "segment":
+				return ec.fieldContext_Organization_segment(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Organization_registerName(ctx, field)
+			case "pools":
+				return ec.fieldContext_Organization_pools(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setOverageCap_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_confirmPayment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10855,6 +10974,64 @@ func (ec *executionContext) fieldContext_Organization_subscription(_ context.Con
 				return ec.fieldContext_Subscription_changes(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Subscription", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Organization_overageCapCredits(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Organization_overageCapCredits,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Organization().OverageCapCredits(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Organization_overageCapCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Organization",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Organization_overageCapAmount(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Organization_overageCapAmount,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Organization().OverageCapAmount(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Organization_overageCapAmount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Organization",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
 		},
 	}
 	return fc, nil
@@ -12958,6 +13135,10 @@ func (ec *executionContext) fieldContext_Pool_organization(_ context.Context, fi
 				return ec.fieldContext_Organization_createdAt(ctx, field)
 			case "subscription":
 				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -13525,6 +13706,10 @@ func (ec *executionContext) fieldContext_Query_organization(ctx context.Context,
 				return ec.fieldContext_Organization_createdAt(ctx, field)
 			case "subscription":
 				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -16034,6 +16219,10 @@ func (ec *executionContext) fieldContext_Subscription_organization(_ context.Con
 				return ec.fieldContext_Organization_createdAt(ctx, field)
 			case "subscription":
 				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 		},
@@ -24049,6 +24238,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "setOverageCap":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setOverageCap(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "confirmPayment":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_confirmPayment(ctx, field)
@@ -24245,6 +24441,72 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 					}
 				}()
 				res = ec._Organization_subscription(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "overageCapCredits":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Organization_overageCapCredits(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "overageCapAmount":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Organization_overageCapAmount(ctx, field, obj)
 				return res
 			}
 

@@ -25,6 +25,21 @@ func (r *mutationResolver) CancelSubscription(ctx context.Context, subscriptionI
 	return r.svc.CancelSubscription(ctx, ledger.CancelInput{SubscriptionID: subscriptionID, At: string(at)})
 }
 
+// SetOverageCap is the resolver for the setOverageCap field.
+func (r *mutationResolver) SetOverageCap(ctx context.Context, organizationID int, credits *decimal.Decimal, amount *decimal.Decimal) (*ent.Organization, error) {
+	return r.svc.SetOverageCap(ctx, organizationID, credits, amount)
+}
+
+// OverageCapCredits is the resolver for the overageCapCredits field.
+func (r *organizationResolver) OverageCapCredits(ctx context.Context, obj *ent.Organization) (*decimal.Decimal, error) {
+	return nullDecimal(obj.OverageCapCredits), nil
+}
+
+// OverageCapAmount is the resolver for the overageCapAmount field.
+func (r *organizationResolver) OverageCapAmount(ctx context.Context, obj *ent.Organization) (*decimal.Decimal, error) {
+	return nullDecimal(obj.OverageCapAmount), nil
+}
+
 // SeedCredits is the resolver for the seedCredits field.
 func (r *planResolver) SeedCredits(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
 	return nullDecimal(obj.SeedCredits), nil

@@ -111,7 +111,7 @@ func (b *batch) newScope(ctx context.Context, i int, it item, v engine.Versions)
 	p := b.pools[it.pool]
 	v.Terms = p.Terms
 	sc := &scope{i: i, it: it, p: p, v: v, org: engine.Org{ID: p.OrgID, Segment: p.Segment}, chain: b.chains[it.pool], subTier: -1}
-	if t := p.Terms; t != nil && (t.OverageMode == credit.OverageAutoTopUp || t.OverageMode == credit.OverageBorrow || v.Incentive != nil) {
+	if t := p.Terms; t != nil && (t.OverageMode == credit.OverageAutoTopUp || t.OverageMode == credit.OverageBorrow || v.Incentive != nil || t.OverageCap != nil) {
 		ts, err := b.s.caps(ctx, b.tx, b.caps, t, b.now)
 		if err != nil {
 			return nil, err
@@ -256,6 +256,12 @@ func (b *batch) after(ctx context.Context, sc *scope, d *engine.UsageDecision) e
 	t := sc.p.Terms
 	if d.Borrowed.IsPositive() {
 		t.BorrowLeft = t.BorrowLeft.Sub(d.Borrowed)
+	}
+	if t != nil && t.OverageCap != nil && d.Overage.IsPositive() {
+		if a, ok := sc.ts.capped(d.Overage); ok {
+			b.alerts = append(b.alerts, budgetAlert{org: sc.p.OrgID, pool: sc.ts.sub.PoolID, item: sc.i, kind: credit.AlertOverageCap,
+				periodStart: sc.ts.start, message: a})
+		}
 	}
 	if sc.subTier >= 0 && engine.TopUpAfter(usable(b.grants[sc.ts.sub.PoolID], b.now), sc.ts.terms) {
 		if _, err := b.buy(ctx, sc, 1); err != nil {

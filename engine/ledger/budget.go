@@ -148,3 +148,35 @@ func (b *batch) undo(m budgetMark) {
 	}
 	b.alerts = b.alerts[:m.alerts]
 }
+
+// SetOverageCap sets the most overage an organisation accepts per billing
+// period: credits, money (at the plan's overage price), or both (the lower
+// binds); neither removes the cap. Past it, overage is DENIED OVERAGE_CAP;
+// an OVERAGE_CAP alert warns at 80%.
+func (s *Service) SetOverageCap(ctx context.Context, org int, credits, amount *decimal.Decimal) (*ent.Organization, error) {
+	for _, f := range []struct {
+		name string
+		v    *decimal.Decimal
+	}{{"credits", credits}, {"amount", amount}} {
+		if f.v != nil && f.v.IsNegative() {
+			return nil, credit.Invalid(f.name, "must not be negative, got %s", f.v)
+		}
+	}
+	var out *ent.Organization
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		if err := s.lockRow(ctx, tx, "organizations", org); err != nil {
+			return err
+		}
+		o, err := tx.Organization.Get(ctx, org)
+		if ent.IsNotFound(err) || err == nil && !auth.From(ctx).Sees(org) {
+			return credit.NotFound("organization", org)
+		} else if err != nil {
+			return err
+		}
+		if out, err = tx.Organization.UpdateOne(o).SetOverageCapCredits(nullable(credits)).SetOverageCapAmount(nullable(amount)).Save(ctx); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, "setOverageCap", "Organization", org, &org, o, out)
+	})
+	return out, err
+}

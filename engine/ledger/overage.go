@@ -26,6 +26,27 @@ type termsState struct {
 	plan  *ent.Plan
 	start time.Time // the subscription period containing now
 	ready bool
+	// capCredits and overageUsed: the buyer's overage cap in credits and
+	// the period's overage so far, when the organisation has a cap.
+	capCredits, overageUsed decimal.Decimal
+}
+
+// overageWarnAt is the share of the overage cap past which an OVERAGE_CAP
+// alert is raised.
+var overageWarnAt = decimal.RequireFromString("0.8")
+
+// capped takes overage off what the cap still allows and returns the
+// alert message when the period's overage crosses overageWarnAt of it.
+func (ts *termsState) capped(overage decimal.Decimal) (string, bool) {
+	t := ts.terms
+	t.OverageLeft = decimal.Max(t.OverageLeft.Sub(overage), decimal.Zero)
+	before := ts.overageUsed
+	ts.overageUsed = ts.overageUsed.Add(overage)
+	warn := ts.capCredits.Mul(overageWarnAt)
+	if before.LessThan(warn) && !ts.overageUsed.LessThan(warn) {
+		return fmt.Sprintf("overage this period is %s credits, past %s of the overage cap of %s", ts.overageUsed, overageWarnAt, ts.capCredits), true
+	}
+	return "", false
 }
 
 // caps loads (once per batch and subscription) what the period has used of
@@ -60,6 +81,13 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 			}
 			t.TopUpsLeft = max(*p.AutoTopUpCap-n, 0)
 		}
+	}
+	if t.OverageCap != nil {
+		if err := s.overageCap(ctx, tx, ts, now); err != nil {
+			return nil, err
+		}
+	}
+	switch p.OverageMode {
 	case credit.OverageBorrow:
 		borrowed, err := s.borrowed(ctx, tx.Client, sub.OrganizationID, ts.start, now.Add(time.Hour))
 		if err != nil {
@@ -71,9 +99,49 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 	return ts, nil
 }
 
+// overageCap loads what the buyer's overage cap still allows this period.
+// The organisation's row is locked first, so that concurrent batches on
+// its pools (which lock only their own pools) take overage one at a time
+// and never pass the cap together.
+func (s *Service) overageCap(ctx context.Context, tx *usageTx, ts *termsState, now time.Time) error {
+	org := ts.sub.OrganizationID
+	if s.postgres() {
+		rows, err := tx.tx.QueryContext(ctx, "SELECT id FROM organizations WHERE id = $1 FOR UPDATE", org)
+		if err != nil {
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	o, err := tx.Organization.Get(ctx, org) // again, under the lock: the cap may have changed
+	if err != nil {
+		return err
+	}
+	c := engine.OverageCap{Credits: o.OverageCapCredits, Amount: o.OverageCapAmount}
+	capCredits, ok := c.InCredits(ts.plan.OveragePrice)
+	if !ok {
+		ts.terms.OverageCap = nil
+		return nil
+	}
+	used, err := sumEntries(ctx, tx.Client, org, credit.EntryOverage, ts.start, now.Add(time.Hour))
+	if err != nil {
+		return err
+	}
+	ts.capCredits, ts.overageUsed = capCredits, used
+	ts.terms.OverageCap, ts.terms.OverageLeft = &c, decimal.Max(capCredits.Sub(used), decimal.Zero)
+	return nil
+}
+
 // borrowed sums the credits an organisation borrowed in [from, to).
 func (s *Service) borrowed(ctx context.Context, c *ent.Client, org int, from, to time.Time) (decimal.Decimal, error) {
-	es, err := c.LedgerEntry.Query().Where(ledgerentry.OrganizationID(org), ledgerentry.KindEQ(credit.EntryBorrow),
+	return sumEntries(ctx, c, org, credit.EntryBorrow, from, to)
+}
+
+// sumEntries is minus the sum of an organisation's entries of kind in
+// [from, to): the credits they took.
+func sumEntries(ctx context.Context, c *ent.Client, org int, kind credit.EntryKind, from, to time.Time) (decimal.Decimal, error) {
+	es, err := c.LedgerEntry.Query().Where(ledgerentry.OrganizationID(org), ledgerentry.KindEQ(kind),
 		ledgerentry.CreatedAtGTE(from), ledgerentry.CreatedAtLT(to)).All(ctx)
 	if err != nil {
 		return decimal.Zero, err

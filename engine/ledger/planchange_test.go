@@ -2,6 +2,8 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,5 +252,69 @@ func TestMemberLimitsGrowWithTheTier(t *testing.T) {
 				t.Errorf("%s's budget after the upgrade %v (%v), want %s", p.Name, p.BudgetAmount, err, c.want)
 			}
 		}
+	})
+}
+
+// The buyer's overage cap holds under concurrent burns on several pools:
+// 4 pools with no credits of their own, 5 events of 3 credits each, a cap
+// of 30 credits: exactly 10 events pass as overage, the others are DENIED
+// OVERAGE_CAP; the alert at 80% (24) is raised once.
+func TestOverageCapUnderConcurrentBurns(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		f.subscribe(t, plan("soft", credit.OverageSoft, credit.RolloverNone, nil))
+		if _, err := f.svc.SetOverageCap(ctx, f.org.ID, dp("-1"), nil); credit.CodeOf(err) != credit.CodeValidation {
+			t.Fatalf("a negative cap: %v", err)
+		}
+		if _, err := f.svc.SetOverageCap(ctx, f.org.ID, dp("30"), dp("100")); err != nil { // 100 at 0.02 is 5000 credits: 30 binds
+			t.Fatal(err)
+		}
+		var pools []int
+		for _, name := range []string{"a", "b", "c", "d"} {
+			p, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: credit.PoolTeam, Name: name, ParentID: &f.pool.ID, NoFallThrough: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pools = append(pools, p.ID)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		passed, capped := 0, 0
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				in := f.usage(fmt.Sprintf("burn-%d", i), "agent.run")
+				in.PoolID, in.Quantity = &pools[i%4], dp("3")
+				res, err := f.svc.RecordUsage(ctx, in)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					t.Error(err)
+				case res.Decision == credit.DecisionAllowed && res.Overage.Equal(d("3")):
+					passed++
+				case res.ReasonCode == credit.CodeOverageCap:
+					capped++
+				default:
+					t.Errorf("burn %d: %s %s", i, res.Decision, res.ReasonCode)
+				}
+			}()
+		}
+		wg.Wait()
+		if passed != 10 || capped != 10 {
+			t.Fatalf("%d passed, %d capped; want 10 and 10", passed, capped)
+		}
+		n := 0
+		for _, a := range f.alerts(t) {
+			if a.Kind == string(credit.AlertOverageCap) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d OVERAGE_CAP alerts, want 1", n)
+		}
+		verify(t, f.svc)
 	})
 }

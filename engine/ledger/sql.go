@@ -216,7 +216,7 @@ func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time
 	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name,
   p.parent_id, p.budget_amount, p.budget_period, p.budget_hard,
   s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency, pl.id,
-  s.next_period_at,
+  s.next_period_at, o.overage_cap_credits, o.overage_cap_amount,
   (SELECT COALESCE(MAX(generation), 0) FROM catalog_generations)
 FROM pools p JOIN organizations o ON o.id = p.organization_id
 LEFT JOIN subscriptions s ON s.organization_id = p.organization_id
@@ -240,9 +240,10 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			budgetHard         bool
 			planID             sql.NullInt64
 			nextPeriod         sql.NullTime
+			capCredits, capAmt decimal.NullDecimal
 		)
 		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName, &parent, &budget, &budgetPeriod, &budgetHard,
-			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID, &nextPeriod, &u.generation); err != nil {
+			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID, &nextPeriod, &capCredits, &capAmt, &u.generation); err != nil {
 			return nil, err
 		}
 		if nextPeriod.Valid && !nextPeriod.Time.After(now) {
@@ -267,6 +268,9 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			}
 			p.Terms = &engine.PlanTerms{SubscriptionID: int(subID.Int64), PlanID: int(planID.Int64), OverageMode: credit.OverageMode(mode.String),
 				OveragePrice: price, Currency: cur.String, TopUpsLeft: -1}
+			if capCredits.Valid || capAmt.Valid {
+				p.Terms.OverageCap = &engine.OverageCap{Credits: capCredits, Amount: capAmt}
+			}
 		}
 		out[p.ID] = p
 	}

@@ -78,7 +78,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "pool_id", Type: field.TypeInt, Nullable: true},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED", "OVERAGE_CAP"}},
 		{Name: "threshold", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "share", Type: field.TypeBool, Default: false},
 		{Name: "name", Type: field.TypeString, Nullable: true, Size: 200},
@@ -387,6 +387,8 @@ var (
 		{Name: "name", Type: field.TypeString, Size: 200},
 		{Name: "segment", Type: field.TypeString, Nullable: true, Size: 100},
 		{Name: "register_name", Type: field.TypeString, Size: 100, Default: "default"},
+		{Name: "overage_cap_credits", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "overage_cap_amount", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 	}
 	// OrganizationsTable holds the schema information for the "organizations" table.
 	OrganizationsTable = &schema.Table{

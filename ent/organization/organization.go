@@ -22,6 +22,10 @@ const (
 	FieldSegment = "segment"
 	// FieldRegisterName holds the string denoting the register_name field in the database.
 	FieldRegisterName = "register_name"
+	// FieldOverageCapCredits holds the string denoting the overage_cap_credits field in the database.
+	FieldOverageCapCredits = "overage_cap_credits"
+	// FieldOverageCapAmount holds the string denoting the overage_cap_amount field in the database.
+	FieldOverageCapAmount = "overage_cap_amount"
 	// EdgePools holds the string denoting the pools edge name in mutations.
 	EdgePools = "pools"
 	// Table holds the table name of the organization in the database.
@@ -42,6 +46,8 @@ var Columns = []string{
 	FieldName,
 	FieldSegment,
 	FieldRegisterName,
+	FieldOverageCapCredits,
+	FieldOverageCapAmount,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -93,6 +99,16 @@ func BySegment(opts ...sql.OrderTermOption) OrderOption {
 // ByRegisterName orders the results by the register_name field.
 func ByRegisterName(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRegisterName, opts...).ToFunc()
+}
+
+// ByOverageCapCredits orders the results by the overage_cap_credits field.
+func ByOverageCapCredits(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOverageCapCredits, opts...).ToFunc()
+}
+
+// ByOverageCapAmount orders the results by the overage_cap_amount field.
+func ByOverageCapAmount(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOverageCapAmount, opts...).ToFunc()
 }
 
 // ByPoolsCount orders the results by pools count.

@@ -8,6 +8,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/creditd/creditd/ent/predicate"
+	"github.com/shopspring/decimal"
 )
 
 // ID filters vertices based on their ID field.
@@ -73,6 +74,16 @@ func Segment(v string) predicate.Organization {
 // RegisterName applies equality check predicate on the "register_name" field. It's identical to RegisterNameEQ.
 func RegisterName(v string) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldRegisterName, v))
+}
+
+// OverageCapCredits applies equality check predicate on the "overage_cap_credits" field. It's identical to OverageCapCreditsEQ.
+func OverageCapCredits(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldOverageCapCredits, v))
+}
+
+// OverageCapAmount applies equality check predicate on the "overage_cap_amount" field. It's identical to OverageCapAmountEQ.
+func OverageCapAmount(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldOverageCapAmount, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -318,6 +329,106 @@ func RegisterNameEqualFold(v string) predicate.Organization {
 // RegisterNameContainsFold applies the ContainsFold predicate on the "register_name" field.
 func RegisterNameContainsFold(v string) predicate.Organization {
 	return predicate.Organization(sql.FieldContainsFold(FieldRegisterName, v))
+}
+
+// OverageCapCreditsEQ applies the EQ predicate on the "overage_cap_credits" field.
+func OverageCapCreditsEQ(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldOverageCapCredits, v))
+}
+
+// OverageCapCreditsNEQ applies the NEQ predicate on the "overage_cap_credits" field.
+func OverageCapCreditsNEQ(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldOverageCapCredits, v))
+}
+
+// OverageCapCreditsIn applies the In predicate on the "overage_cap_credits" field.
+func OverageCapCreditsIn(vs ...decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldIn(FieldOverageCapCredits, vs...))
+}
+
+// OverageCapCreditsNotIn applies the NotIn predicate on the "overage_cap_credits" field.
+func OverageCapCreditsNotIn(vs ...decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldNotIn(FieldOverageCapCredits, vs...))
+}
+
+// OverageCapCreditsGT applies the GT predicate on the "overage_cap_credits" field.
+func OverageCapCreditsGT(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldGT(FieldOverageCapCredits, v))
+}
+
+// OverageCapCreditsGTE applies the GTE predicate on the "overage_cap_credits" field.
+func OverageCapCreditsGTE(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldGTE(FieldOverageCapCredits, v))
+}
+
+// OverageCapCreditsLT applies the LT predicate on the "overage_cap_credits" field.
+func OverageCapCreditsLT(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldLT(FieldOverageCapCredits, v))
+}
+
+// OverageCapCreditsLTE applies the LTE predicate on the "overage_cap_credits" field.
+func OverageCapCreditsLTE(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldLTE(FieldOverageCapCredits, v))
+}
+
+// OverageCapCreditsIsNil applies the IsNil predicate on the "overage_cap_credits" field.
+func OverageCapCreditsIsNil() predicate.Organization {
+	return predicate.Organization(sql.FieldIsNull(FieldOverageCapCredits))
+}
+
+// OverageCapCreditsNotNil applies the NotNil predicate on the "overage_cap_credits" field.
+func OverageCapCreditsNotNil() predicate.Organization {
+	return predicate.Organization(sql.FieldNotNull(FieldOverageCapCredits))
+}
+
+// OverageCapAmountEQ applies the EQ predicate on the "overage_cap_amount" field.
+func OverageCapAmountEQ(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldOverageCapAmount, v))
+}
+
+// OverageCapAmountNEQ applies the NEQ predicate on the "overage_cap_amount" field.
+func OverageCapAmountNEQ(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldOverageCapAmount, v))
+}
+
+// OverageCapAmountIn applies the In predicate on the "overage_cap_amount" field.
+func OverageCapAmountIn(vs ...decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldIn(FieldOverageCapAmount, vs...))
+}
+
+// OverageCapAmountNotIn applies the NotIn predicate on the "overage_cap_amount" field.
+func OverageCapAmountNotIn(vs ...decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldNotIn(FieldOverageCapAmount, vs...))
+}
+
+// OverageCapAmountGT applies the GT predicate on the "overage_cap_amount" field.
+func OverageCapAmountGT(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldGT(FieldOverageCapAmount, v))
+}
+
+// OverageCapAmountGTE applies the GTE predicate on the "overage_cap_amount" field.
+func OverageCapAmountGTE(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldGTE(FieldOverageCapAmount, v))
+}
+
+// OverageCapAmountLT applies the LT predicate on the "overage_cap_amount" field.
+func OverageCapAmountLT(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldLT(FieldOverageCapAmount, v))
+}
+
+// OverageCapAmountLTE applies the LTE predicate on the "overage_cap_amount" field.
+func OverageCapAmountLTE(v decimal.NullDecimal) predicate.Organization {
+	return predicate.Organization(sql.FieldLTE(FieldOverageCapAmount, v))
+}
+
+// OverageCapAmountIsNil applies the IsNil predicate on the "overage_cap_amount" field.
+func OverageCapAmountIsNil() predicate.Organization {
+	return predicate.Organization(sql.FieldIsNull(FieldOverageCapAmount))
+}
+
+// OverageCapAmountNotNil applies the NotNil predicate on the "overage_cap_amount" field.
+func OverageCapAmountNotNil() predicate.Organization {
+	return predicate.Organization(sql.FieldNotNull(FieldOverageCapAmount))
 }
 
 // HasPools applies the HasEdge predicate on the "pools" edge.

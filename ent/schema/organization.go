@@ -18,6 +18,10 @@ func (Organization) Fields() []ent.Field {
 		// register_name names the weight register whose versions price this
 		// organisation's usage.
 		field.String("register_name").Default("default").NotEmpty().MaxLen(100),
+		// The buyer's overage cap per billing period: credits, money, or
+		// both (the lower binds); past it overage is DENIED OVERAGE_CAP.
+		MutableNullDecimal("overage_cap_credits"),
+		MutableNullDecimal("overage_cap_amount"),
 	}
 }
 
