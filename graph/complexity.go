@@ -92,7 +92,7 @@ func costs(maxBatch int) ComplexityRoot {
 	c.PlanFamily.Levers = list
 	c.PlanLever.Values = list
 	c.Plan.EntitledActions = list
-	c.Subscription.Changes = list
+	c.PlanSubscription.Changes = list
 	c.PlanChangePreview.Entries = list
 	c.PlanChangePreview.Charges = list
 	c.WebhookEndpoint.EventTypes = list

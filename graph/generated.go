@@ -50,12 +50,12 @@ type ResolverRoot interface {
 	Organization() OrganizationResolver
 	Plan() PlanResolver
 	PlanChangePreview() PlanChangePreviewResolver
+	PlanSubscription() PlanSubscriptionResolver
 	Policy() PolicyResolver
 	Pool() PoolResolver
 	Query() QueryResolver
 	Quote() QuoteResolver
 	QuoteLine() QuoteLineResolver
-	Subscription() SubscriptionResolver
 	SubscriptionChange() SubscriptionChangeResolver
 	UsageEvent() UsageEventResolver
 	UsageResult() UsageResultResolver
@@ -373,6 +373,23 @@ type ComplexityRoot struct {
 		Values func(childComplexity int) int
 	}
 
+	PlanSubscription struct {
+		AutoRenew       func(childComplexity int) int
+		CanceledAt      func(childComplexity int) int
+		Changes         func(childComplexity int) int
+		Commitment      func(childComplexity int) int
+		EndsAt          func(childComplexity int) int
+		ID              func(childComplexity int) int
+		NextPeriodAt    func(childComplexity int) int
+		Organization    func(childComplexity int) int
+		PendingPlan     func(childComplexity int) int
+		Plan            func(childComplexity int) int
+		RegisterVersion func(childComplexity int) int
+		StartsAt        func(childComplexity int) int
+		TermPeriods     func(childComplexity int) int
+		TimeZone        func(childComplexity int) int
+	}
+
 	Policy struct {
 		CreatedAt     func(childComplexity int) int
 		EffectiveFrom func(childComplexity int) int
@@ -487,23 +504,6 @@ type ComplexityRoot struct {
 	RuleValidation struct {
 		Errors func(childComplexity int) int
 		OK     func(childComplexity int) int
-	}
-
-	Subscription struct {
-		AutoRenew       func(childComplexity int) int
-		CanceledAt      func(childComplexity int) int
-		Changes         func(childComplexity int) int
-		Commitment      func(childComplexity int) int
-		EndsAt          func(childComplexity int) int
-		ID              func(childComplexity int) int
-		NextPeriodAt    func(childComplexity int) int
-		Organization    func(childComplexity int) int
-		PendingPlan     func(childComplexity int) int
-		Plan            func(childComplexity int) int
-		RegisterVersion func(childComplexity int) int
-		StartsAt        func(childComplexity int) int
-		TermPeriods     func(childComplexity int) int
-		TimeZone        func(childComplexity int) int
 	}
 
 	SubscriptionChange struct {
@@ -749,6 +749,14 @@ type PlanChangePreviewResolver interface {
 	Entries(ctx context.Context, obj *ledger.PlanChangePreview) ([]*model.PreviewEntry, error)
 	Charges(ctx context.Context, obj *ledger.PlanChangePreview) ([]*model.PreviewCharge, error)
 }
+type PlanSubscriptionResolver interface {
+	Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error)
+	Plan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
+
+	PendingPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
+
+	Changes(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionChange, error)
+}
 type PolicyResolver interface {
 	Status(ctx context.Context, obj *ent.PolicyVersion) (credit.VersionStatus, error)
 }
@@ -791,14 +799,6 @@ type QuoteLineResolver interface {
 	CostPerAction(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
 	Value(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
 	Cost(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
-}
-type SubscriptionResolver interface {
-	Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error)
-	Plan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
-
-	PendingPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
-
-	Changes(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionChange, error)
 }
 type SubscriptionChangeResolver interface {
 	At(ctx context.Context, obj *ent.SubscriptionChange) (model.ChangeAt, error)
@@ -2345,6 +2345,91 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PlanLever.Values(childComplexity), true
 
+	case "PlanSubscription.autoRenew":
+		if e.ComplexityRoot.PlanSubscription.AutoRenew == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.AutoRenew(childComplexity), true
+	case "PlanSubscription.canceledAt":
+		if e.ComplexityRoot.PlanSubscription.CanceledAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.CanceledAt(childComplexity), true
+	case "PlanSubscription.changes":
+		if e.ComplexityRoot.PlanSubscription.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.Changes(childComplexity), true
+	case "PlanSubscription.commitment":
+		if e.ComplexityRoot.PlanSubscription.Commitment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.Commitment(childComplexity), true
+	case "PlanSubscription.endsAt":
+		if e.ComplexityRoot.PlanSubscription.EndsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.EndsAt(childComplexity), true
+	case "PlanSubscription.id":
+		if e.ComplexityRoot.PlanSubscription.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.ID(childComplexity), true
+	case "PlanSubscription.nextPeriodAt":
+		if e.ComplexityRoot.PlanSubscription.NextPeriodAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.NextPeriodAt(childComplexity), true
+	case "PlanSubscription.organization":
+		if e.ComplexityRoot.PlanSubscription.Organization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.Organization(childComplexity), true
+	case "PlanSubscription.pendingPlan":
+		if e.ComplexityRoot.PlanSubscription.PendingPlan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.PendingPlan(childComplexity), true
+	case "PlanSubscription.plan":
+		if e.ComplexityRoot.PlanSubscription.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.Plan(childComplexity), true
+	case "PlanSubscription.registerVersion":
+		if e.ComplexityRoot.PlanSubscription.RegisterVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.RegisterVersion(childComplexity), true
+	case "PlanSubscription.startsAt":
+		if e.ComplexityRoot.PlanSubscription.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.StartsAt(childComplexity), true
+	case "PlanSubscription.termPeriods":
+		if e.ComplexityRoot.PlanSubscription.TermPeriods == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.TermPeriods(childComplexity), true
+	case "PlanSubscription.timeZone":
+		if e.ComplexityRoot.PlanSubscription.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.TimeZone(childComplexity), true
+
 	case "Policy.createdAt":
 		if e.ComplexityRoot.Policy.CreatedAt == nil {
 			break
@@ -2973,91 +3058,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RuleValidation.OK(childComplexity), true
-
-	case "Subscription.autoRenew":
-		if e.ComplexityRoot.Subscription.AutoRenew == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.AutoRenew(childComplexity), true
-	case "Subscription.canceledAt":
-		if e.ComplexityRoot.Subscription.CanceledAt == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.CanceledAt(childComplexity), true
-	case "Subscription.changes":
-		if e.ComplexityRoot.Subscription.Changes == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.Changes(childComplexity), true
-	case "Subscription.commitment":
-		if e.ComplexityRoot.Subscription.Commitment == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.Commitment(childComplexity), true
-	case "Subscription.endsAt":
-		if e.ComplexityRoot.Subscription.EndsAt == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.EndsAt(childComplexity), true
-	case "Subscription.id":
-		if e.ComplexityRoot.Subscription.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.ID(childComplexity), true
-	case "Subscription.nextPeriodAt":
-		if e.ComplexityRoot.Subscription.NextPeriodAt == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.NextPeriodAt(childComplexity), true
-	case "Subscription.organization":
-		if e.ComplexityRoot.Subscription.Organization == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.Organization(childComplexity), true
-	case "Subscription.pendingPlan":
-		if e.ComplexityRoot.Subscription.PendingPlan == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.PendingPlan(childComplexity), true
-	case "Subscription.plan":
-		if e.ComplexityRoot.Subscription.Plan == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.Plan(childComplexity), true
-	case "Subscription.registerVersion":
-		if e.ComplexityRoot.Subscription.RegisterVersion == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.RegisterVersion(childComplexity), true
-	case "Subscription.startsAt":
-		if e.ComplexityRoot.Subscription.StartsAt == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.StartsAt(childComplexity), true
-	case "Subscription.termPeriods":
-		if e.ComplexityRoot.Subscription.TermPeriods == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.TermPeriods(childComplexity), true
-	case "Subscription.timeZone":
-		if e.ComplexityRoot.Subscription.TimeZone == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Subscription.TimeZone(childComplexity), true
 
 	case "SubscriptionChange.actor":
 		if e.ComplexityRoot.SubscriptionChange.Actor == nil {
@@ -9666,7 +9666,7 @@ func (ec *executionContext) _Mutation_subscribe(ctx context.Context, field graph
 			return ec.Resolvers.Mutation().Subscribe(ctx, fc.Args["organizationId"].(int), fc.Args["planId"].(int), fc.Args["startsAt"].(time.Time), fc.Args["commitment"].(*decimal.Decimal), fc.Args["termPeriods"].(*int), fc.Args["autoRenew"].(*bool), fc.Args["timeZone"].(*string), fc.Args["registerVersion"].(*int), fc.Args["backfill"].(*bool))
 		},
 		nil,
-		ec.marshalNSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,
+		ec.marshalNPlanSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,
 		true,
 		true,
 	)
@@ -9681,35 +9681,35 @@ func (ec *executionContext) fieldContext_Mutation_subscribe(ctx context.Context,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			switch field.Name {
 			case "id":
-				return ec.fieldContext_Subscription_id(ctx, field)
+				return ec.fieldContext_PlanSubscription_id(ctx, field)
 			case "organization":
-				return ec.fieldContext_Subscription_organization(ctx, field)
+				return ec.fieldContext_PlanSubscription_organization(ctx, field)
 			case "plan":
-				return ec.fieldContext_Subscription_plan(ctx, field)
+				return ec.fieldContext_PlanSubscription_plan(ctx, field)
 			case "startsAt":
-				return ec.fieldContext_Subscription_startsAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_startsAt(ctx, field)
 			case "commitment":
-				return ec.fieldContext_Subscription_commitment(ctx, field)
+				return ec.fieldContext_PlanSubscription_commitment(ctx, field)
 			case "registerVersion":
-				return ec.fieldContext_Subscription_registerVersion(ctx, field)
+				return ec.fieldContext_PlanSubscription_registerVersion(ctx, field)
 			case "endsAt":
-				return ec.fieldContext_Subscription_endsAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_endsAt(ctx, field)
 			case "termPeriods":
-				return ec.fieldContext_Subscription_termPeriods(ctx, field)
+				return ec.fieldContext_PlanSubscription_termPeriods(ctx, field)
 			case "autoRenew":
-				return ec.fieldContext_Subscription_autoRenew(ctx, field)
+				return ec.fieldContext_PlanSubscription_autoRenew(ctx, field)
 			case "timeZone":
-				return ec.fieldContext_Subscription_timeZone(ctx, field)
+				return ec.fieldContext_PlanSubscription_timeZone(ctx, field)
 			case "nextPeriodAt":
-				return ec.fieldContext_Subscription_nextPeriodAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_nextPeriodAt(ctx, field)
 			case "pendingPlan":
-				return ec.fieldContext_Subscription_pendingPlan(ctx, field)
+				return ec.fieldContext_PlanSubscription_pendingPlan(ctx, field)
 			case "canceledAt":
-				return ec.fieldContext_Subscription_canceledAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_canceledAt(ctx, field)
 			case "changes":
-				return ec.fieldContext_Subscription_changes(ctx, field)
+				return ec.fieldContext_PlanSubscription_changes(ctx, field)
 			}
-			return nil, fmt.Errorf("no field named %q was found under type Subscription", field.Name)
+			return nil, fmt.Errorf("no field named %q was found under type PlanSubscription", field.Name)
 		},
 	}
 	defer func() {
@@ -10930,7 +10930,7 @@ func (ec *executionContext) _Organization_subscription(ctx context.Context, fiel
 			return ec.Resolvers.Organization().Subscription(ctx, obj)
 		},
 		nil,
-		ec.marshalOSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,
+		ec.marshalOPlanSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,
 		true,
 		false,
 	)
@@ -10945,35 +10945,35 @@ func (ec *executionContext) fieldContext_Organization_subscription(_ context.Con
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			switch field.Name {
 			case "id":
-				return ec.fieldContext_Subscription_id(ctx, field)
+				return ec.fieldContext_PlanSubscription_id(ctx, field)
 			case "organization":
-				return ec.fieldContext_Subscription_organization(ctx, field)
+				return ec.fieldContext_PlanSubscription_organization(ctx, field)
 			case "plan":
-				return ec.fieldContext_Subscription_plan(ctx, field)
+				return ec.fieldContext_PlanSubscription_plan(ctx, field)
 			case "startsAt":
-				return ec.fieldContext_Subscription_startsAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_startsAt(ctx, field)
 			case "commitment":
-				return ec.fieldContext_Subscription_commitment(ctx, field)
+				return ec.fieldContext_PlanSubscription_commitment(ctx, field)
 			case "registerVersion":
-				return ec.fieldContext_Subscription_registerVersion(ctx, field)
+				return ec.fieldContext_PlanSubscription_registerVersion(ctx, field)
 			case "endsAt":
-				return ec.fieldContext_Subscription_endsAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_endsAt(ctx, field)
 			case "termPeriods":
-				return ec.fieldContext_Subscription_termPeriods(ctx, field)
+				return ec.fieldContext_PlanSubscription_termPeriods(ctx, field)
 			case "autoRenew":
-				return ec.fieldContext_Subscription_autoRenew(ctx, field)
+				return ec.fieldContext_PlanSubscription_autoRenew(ctx, field)
 			case "timeZone":
-				return ec.fieldContext_Subscription_timeZone(ctx, field)
+				return ec.fieldContext_PlanSubscription_timeZone(ctx, field)
 			case "nextPeriodAt":
-				return ec.fieldContext_Subscription_nextPeriodAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_nextPeriodAt(ctx, field)
 			case "pendingPlan":
-				return ec.fieldContext_Subscription_pendingPlan(ctx, field)
+				return ec.fieldContext_PlanSubscription_pendingPlan(ctx, field)
 			case "canceledAt":
-				return ec.fieldContext_Subscription_canceledAt(ctx, field)
+				return ec.fieldContext_PlanSubscription_canceledAt(ctx, field)
 			case "changes":
-				return ec.fieldContext_Subscription_changes(ctx, field)
+				return ec.fieldContext_PlanSubscription_changes(ctx, field)
 			}
-			return nil, fmt.Errorf("no field named %q was found under type Subscription", field.Name)
+			return nil, fmt.Errorf("no field named %q was found under type PlanSubscription", field.Name)
 		},
 	}
 	return fc, nil
@@ -12744,6 +12744,574 @@ func (ec *executionContext) fieldContext_PlanLever_grows(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_id(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_organization(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_organization,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanSubscription().Organization(ctx, obj)
+		},
+		nil,
+		ec.marshalNOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_organization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Organization_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Organization_name(ctx, field)
+			case "segment":
+				return ec.fieldContext_Organization_segment(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Organization_registerName(ctx, field)
+			case "pools":
+				return ec.fieldContext_Organization_pools(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_plan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_plan,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanSubscription().Plan(ctx, obj)
+		},
+		nil,
+		ec.marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_startsAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_startsAt,
+		func(ctx context.Context) (any, error) {
+			return obj.StartsAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_startsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_commitment(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_commitment,
+		func(ctx context.Context) (any, error) {
+			return obj.Commitment, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_commitment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_registerVersion(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_registerVersion,
+		func(ctx context.Context) (any, error) {
+			return obj.RegisterVersion, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_registerVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_endsAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_endsAt,
+		func(ctx context.Context) (any, error) {
+			return obj.EndsAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_endsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_termPeriods(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_termPeriods,
+		func(ctx context.Context) (any, error) {
+			return obj.TermPeriods, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_termPeriods(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_autoRenew(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_autoRenew,
+		func(ctx context.Context) (any, error) {
+			return obj.AutoRenew, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_autoRenew(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_timeZone(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_timeZone,
+		func(ctx context.Context) (any, error) {
+			return obj.TimeZone, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_nextPeriodAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_nextPeriodAt,
+		func(ctx context.Context) (any, error) {
+			return obj.NextPeriodAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_nextPeriodAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_pendingPlan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_pendingPlan,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanSubscription().PendingPlan(ctx, obj)
+		},
+		nil,
+		ec.marshalOPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_pendingPlan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_canceledAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_canceledAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CanceledAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_canceledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_changes(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_changes,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanSubscription().Changes(ctx, obj)
+		},
+		nil,
+		ec.marshalNSubscriptionChange2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChangeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_SubscriptionChange_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_SubscriptionChange_kind(ctx, field)
+			case "at":
+				return ec.fieldContext_SubscriptionChange_at(ctx, field)
+			case "fromPlanId":
+				return ec.fieldContext_SubscriptionChange_fromPlanId(ctx, field)
+			case "toPlanId":
+				return ec.fieldContext_SubscriptionChange_toPlanId(ctx, field)
+			case "effectiveAt":
+				return ec.fieldContext_SubscriptionChange_effectiveAt(ctx, field)
+			case "status":
+				return ec.fieldContext_SubscriptionChange_status(ctx, field)
+			case "fraction":
+				return ec.fieldContext_SubscriptionChange_fraction(ctx, field)
+			case "credits":
+				return ec.fieldContext_SubscriptionChange_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_SubscriptionChange_fee(ctx, field)
+			case "actor":
+				return ec.fieldContext_SubscriptionChange_actor(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_SubscriptionChange_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SubscriptionChange", field.Name)
 		},
 	}
 	return fc, nil
@@ -16147,574 +16715,6 @@ func (ec *executionContext) fieldContext_RuleValidation_errors(_ context.Context
 				return ec.fieldContext_RuleError_column(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type RuleError", field.Name)
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_id(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_id,
-		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
-		},
-		nil,
-		ec.marshalNID2int,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type ID does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_organization(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_organization,
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Subscription().Organization(ctx, obj)
-		},
-		nil,
-		ec.marshalNOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_organization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			switch field.Name {
-			case "id":
-				return ec.fieldContext_Organization_id(ctx, field)
-			case "name":
-				return ec.fieldContext_Organization_name(ctx, field)
-			case "segment":
-				return ec.fieldContext_Organization_segment(ctx, field)
-			case "registerName":
-				return ec.fieldContext_Organization_registerName(ctx, field)
-			case "pools":
-				return ec.fieldContext_Organization_pools(ctx, field)
-			case "createdAt":
-				return ec.fieldContext_Organization_createdAt(ctx, field)
-			case "subscription":
-				return ec.fieldContext_Organization_subscription(ctx, field)
-			case "overageCapCredits":
-				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
-			case "overageCapAmount":
-				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
-			}
-			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_plan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_plan,
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Subscription().Plan(ctx, obj)
-		},
-		nil,
-		ec.marshalNPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			switch field.Name {
-			case "id":
-				return ec.fieldContext_Plan_id(ctx, field)
-			case "name":
-				return ec.fieldContext_Plan_name(ctx, field)
-			case "period":
-				return ec.fieldContext_Plan_period(ctx, field)
-			case "includedCredits":
-				return ec.fieldContext_Plan_includedCredits(ctx, field)
-			case "pricePerCredit":
-				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
-			case "platformFee":
-				return ec.fieldContext_Plan_platformFee(ctx, field)
-			case "currency":
-				return ec.fieldContext_Plan_currency(ctx, field)
-			case "registerName":
-				return ec.fieldContext_Plan_registerName(ctx, field)
-			case "overageMode":
-				return ec.fieldContext_Plan_overageMode(ctx, field)
-			case "overagePrice":
-				return ec.fieldContext_Plan_overagePrice(ctx, field)
-			case "rolloverMode":
-				return ec.fieldContext_Plan_rolloverMode(ctx, field)
-			case "rolloverCap":
-				return ec.fieldContext_Plan_rolloverCap(ctx, field)
-			case "onDemandPrice":
-				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
-			case "onDemandExpiryDays":
-				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
-			case "autoTopUpThreshold":
-				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
-			case "autoTopUpCredits":
-				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
-			case "autoTopUpCap":
-				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
-			case "borrowLimit":
-				return ec.fieldContext_Plan_borrowLimit(ctx, field)
-			case "incentiveCapPerPeriod":
-				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
-			case "incentiveCapPerMember":
-				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
-			case "incentiveExpiryDays":
-				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
-			case "createdAt":
-				return ec.fieldContext_Plan_createdAt(ctx, field)
-			case "family":
-				return ec.fieldContext_Plan_family(ctx, field)
-			case "tier":
-				return ec.fieldContext_Plan_tier(ctx, field)
-			case "changeCredits":
-				return ec.fieldContext_Plan_changeCredits(ctx, field)
-			case "entitledActions":
-				return ec.fieldContext_Plan_entitledActions(ctx, field)
-			case "seedCredits":
-				return ec.fieldContext_Plan_seedCredits(ctx, field)
-			case "memberLimit":
-				return ec.fieldContext_Plan_memberLimit(ctx, field)
-			}
-			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_startsAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_startsAt,
-		func(ctx context.Context) (any, error) {
-			return obj.StartsAt, nil
-		},
-		nil,
-		ec.marshalNTime2timeᚐTime,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_startsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Time does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_commitment(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_commitment,
-		func(ctx context.Context) (any, error) {
-			return obj.Commitment, nil
-		},
-		nil,
-		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_commitment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Decimal does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_registerVersion(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_registerVersion,
-		func(ctx context.Context) (any, error) {
-			return obj.RegisterVersion, nil
-		},
-		nil,
-		ec.marshalOInt2ᚖint,
-		true,
-		false,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_registerVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_endsAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_endsAt,
-		func(ctx context.Context) (any, error) {
-			return obj.EndsAt, nil
-		},
-		nil,
-		ec.marshalOTime2ᚖtimeᚐTime,
-		true,
-		false,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_endsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Time does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_termPeriods(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_termPeriods,
-		func(ctx context.Context) (any, error) {
-			return obj.TermPeriods, nil
-		},
-		nil,
-		ec.marshalOInt2ᚖint,
-		true,
-		false,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_termPeriods(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_autoRenew(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_autoRenew,
-		func(ctx context.Context) (any, error) {
-			return obj.AutoRenew, nil
-		},
-		nil,
-		ec.marshalNBoolean2bool,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_autoRenew(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Boolean does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_timeZone(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_timeZone,
-		func(ctx context.Context) (any, error) {
-			return obj.TimeZone, nil
-		},
-		nil,
-		ec.marshalNString2string,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type String does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_nextPeriodAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_nextPeriodAt,
-		func(ctx context.Context) (any, error) {
-			return obj.NextPeriodAt, nil
-		},
-		nil,
-		ec.marshalOTime2ᚖtimeᚐTime,
-		true,
-		false,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_nextPeriodAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Time does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_pendingPlan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_pendingPlan,
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Subscription().PendingPlan(ctx, obj)
-		},
-		nil,
-		ec.marshalOPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
-		true,
-		false,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_pendingPlan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			switch field.Name {
-			case "id":
-				return ec.fieldContext_Plan_id(ctx, field)
-			case "name":
-				return ec.fieldContext_Plan_name(ctx, field)
-			case "period":
-				return ec.fieldContext_Plan_period(ctx, field)
-			case "includedCredits":
-				return ec.fieldContext_Plan_includedCredits(ctx, field)
-			case "pricePerCredit":
-				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
-			case "platformFee":
-				return ec.fieldContext_Plan_platformFee(ctx, field)
-			case "currency":
-				return ec.fieldContext_Plan_currency(ctx, field)
-			case "registerName":
-				return ec.fieldContext_Plan_registerName(ctx, field)
-			case "overageMode":
-				return ec.fieldContext_Plan_overageMode(ctx, field)
-			case "overagePrice":
-				return ec.fieldContext_Plan_overagePrice(ctx, field)
-			case "rolloverMode":
-				return ec.fieldContext_Plan_rolloverMode(ctx, field)
-			case "rolloverCap":
-				return ec.fieldContext_Plan_rolloverCap(ctx, field)
-			case "onDemandPrice":
-				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
-			case "onDemandExpiryDays":
-				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
-			case "autoTopUpThreshold":
-				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
-			case "autoTopUpCredits":
-				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
-			case "autoTopUpCap":
-				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
-			case "borrowLimit":
-				return ec.fieldContext_Plan_borrowLimit(ctx, field)
-			case "incentiveCapPerPeriod":
-				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
-			case "incentiveCapPerMember":
-				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
-			case "incentiveExpiryDays":
-				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
-			case "createdAt":
-				return ec.fieldContext_Plan_createdAt(ctx, field)
-			case "family":
-				return ec.fieldContext_Plan_family(ctx, field)
-			case "tier":
-				return ec.fieldContext_Plan_tier(ctx, field)
-			case "changeCredits":
-				return ec.fieldContext_Plan_changeCredits(ctx, field)
-			case "entitledActions":
-				return ec.fieldContext_Plan_entitledActions(ctx, field)
-			case "seedCredits":
-				return ec.fieldContext_Plan_seedCredits(ctx, field)
-			case "memberLimit":
-				return ec.fieldContext_Plan_memberLimit(ctx, field)
-			}
-			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_canceledAt(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_canceledAt,
-		func(ctx context.Context) (any, error) {
-			return obj.CanceledAt, nil
-		},
-		nil,
-		ec.marshalOTime2ᚖtimeᚐTime,
-		true,
-		false,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_canceledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Time does not have child fields")
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_changes(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		ec.fieldContext_Subscription_changes,
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Subscription().Changes(ctx, obj)
-		},
-		nil,
-		ec.marshalNSubscriptionChange2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChangeᚄ,
-		true,
-		true,
-	)
-}
-
-func (ec *executionContext) fieldContext_Subscription_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			switch field.Name {
-			case "id":
-				return ec.fieldContext_SubscriptionChange_id(ctx, field)
-			case "kind":
-				return ec.fieldContext_SubscriptionChange_kind(ctx, field)
-			case "at":
-				return ec.fieldContext_SubscriptionChange_at(ctx, field)
-			case "fromPlanId":
-				return ec.fieldContext_SubscriptionChange_fromPlanId(ctx, field)
-			case "toPlanId":
-				return ec.fieldContext_SubscriptionChange_toPlanId(ctx, field)
-			case "effectiveAt":
-				return ec.fieldContext_SubscriptionChange_effectiveAt(ctx, field)
-			case "status":
-				return ec.fieldContext_SubscriptionChange_status(ctx, field)
-			case "fraction":
-				return ec.fieldContext_SubscriptionChange_fraction(ctx, field)
-			case "credits":
-				return ec.fieldContext_SubscriptionChange_credits(ctx, field)
-			case "fee":
-				return ec.fieldContext_SubscriptionChange_fee(ctx, field)
-			case "actor":
-				return ec.fieldContext_SubscriptionChange_actor(ctx, field)
-			case "createdAt":
-				return ec.fieldContext_SubscriptionChange_createdAt(ctx, field)
-			}
-			return nil, fmt.Errorf("no field named %q was found under type SubscriptionChange", field.Name)
 		},
 	}
 	return fc, nil
@@ -25369,6 +25369,216 @@ func (ec *executionContext) _PlanLever(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var planSubscriptionImplementors = []string{"PlanSubscription"}
+
+func (ec *executionContext) _PlanSubscription(ctx context.Context, sel ast.SelectionSet, obj *ent.Subscription) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planSubscriptionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlanSubscription")
+		case "id":
+			out.Values[i] = ec._PlanSubscription_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "organization":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanSubscription_organization(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "plan":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanSubscription_plan(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "startsAt":
+			out.Values[i] = ec._PlanSubscription_startsAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "commitment":
+			out.Values[i] = ec._PlanSubscription_commitment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "registerVersion":
+			out.Values[i] = ec._PlanSubscription_registerVersion(ctx, field, obj)
+		case "endsAt":
+			out.Values[i] = ec._PlanSubscription_endsAt(ctx, field, obj)
+		case "termPeriods":
+			out.Values[i] = ec._PlanSubscription_termPeriods(ctx, field, obj)
+		case "autoRenew":
+			out.Values[i] = ec._PlanSubscription_autoRenew(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "timeZone":
+			out.Values[i] = ec._PlanSubscription_timeZone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "nextPeriodAt":
+			out.Values[i] = ec._PlanSubscription_nextPeriodAt(ctx, field, obj)
+		case "pendingPlan":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanSubscription_pendingPlan(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "canceledAt":
+			out.Values[i] = ec._PlanSubscription_canceledAt(ctx, field, obj)
+		case "changes":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanSubscription_changes(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var policyImplementors = []string{"Policy"}
 
 func (ec *executionContext) _Policy(ctx context.Context, sel ast.SelectionSet, obj *ent.PolicyVersion) graphql.Marshaler {
@@ -26763,216 +26973,6 @@ func (ec *executionContext) _RuleValidation(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
-		default:
-			panic("unknown field " + strconv.Quote(field.Name))
-		}
-	}
-	out.Dispatch(ctx)
-	if out.Invalids > 0 {
-		return graphql.Null
-	}
-
-	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
-
-	for label, dfs := range deferred {
-		ec.ProcessDeferredGroup(graphql.DeferredGroup{
-			Label:    label,
-			Path:     graphql.GetPath(ctx),
-			FieldSet: dfs,
-			Context:  ctx,
-		})
-	}
-
-	return out
-}
-
-var subscriptionImplementors = []string{"Subscription"}
-
-func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet, obj *ent.Subscription) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
-
-	out := graphql.NewFieldSet(fields)
-	deferred := make(map[string]*graphql.FieldSet)
-	for i, field := range fields {
-		switch field.Name {
-		case "__typename":
-			out.Values[i] = graphql.MarshalString("Subscription")
-		case "id":
-			out.Values[i] = ec._Subscription_id(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
-		case "organization":
-			field := field
-
-			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Subscription_organization(ctx, field, obj)
-				if res == graphql.Null {
-					atomic.AddUint32(&fs.Invalids, 1)
-				}
-				return res
-			}
-
-			if field.Deferrable != nil {
-				dfs, ok := deferred[field.Deferrable.Label]
-				di := 0
-				if ok {
-					dfs.AddField(field)
-					di = len(dfs.Values) - 1
-				} else {
-					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
-					deferred[field.Deferrable.Label] = dfs
-				}
-				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, dfs)
-				})
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
-		case "plan":
-			field := field
-
-			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Subscription_plan(ctx, field, obj)
-				if res == graphql.Null {
-					atomic.AddUint32(&fs.Invalids, 1)
-				}
-				return res
-			}
-
-			if field.Deferrable != nil {
-				dfs, ok := deferred[field.Deferrable.Label]
-				di := 0
-				if ok {
-					dfs.AddField(field)
-					di = len(dfs.Values) - 1
-				} else {
-					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
-					deferred[field.Deferrable.Label] = dfs
-				}
-				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, dfs)
-				})
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
-		case "startsAt":
-			out.Values[i] = ec._Subscription_startsAt(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
-		case "commitment":
-			out.Values[i] = ec._Subscription_commitment(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
-		case "registerVersion":
-			out.Values[i] = ec._Subscription_registerVersion(ctx, field, obj)
-		case "endsAt":
-			out.Values[i] = ec._Subscription_endsAt(ctx, field, obj)
-		case "termPeriods":
-			out.Values[i] = ec._Subscription_termPeriods(ctx, field, obj)
-		case "autoRenew":
-			out.Values[i] = ec._Subscription_autoRenew(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
-		case "timeZone":
-			out.Values[i] = ec._Subscription_timeZone(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
-		case "nextPeriodAt":
-			out.Values[i] = ec._Subscription_nextPeriodAt(ctx, field, obj)
-		case "pendingPlan":
-			field := field
-
-			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Subscription_pendingPlan(ctx, field, obj)
-				return res
-			}
-
-			if field.Deferrable != nil {
-				dfs, ok := deferred[field.Deferrable.Label]
-				di := 0
-				if ok {
-					dfs.AddField(field)
-					di = len(dfs.Values) - 1
-				} else {
-					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
-					deferred[field.Deferrable.Label] = dfs
-				}
-				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, dfs)
-				})
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
-		case "canceledAt":
-			out.Values[i] = ec._Subscription_canceledAt(ctx, field, obj)
-		case "changes":
-			field := field
-
-			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Subscription_changes(ctx, field, obj)
-				if res == graphql.Null {
-					atomic.AddUint32(&fs.Invalids, 1)
-				}
-				return res
-			}
-
-			if field.Deferrable != nil {
-				dfs, ok := deferred[field.Deferrable.Label]
-				di := 0
-				if ok {
-					dfs.AddField(field)
-					di = len(dfs.Values) - 1
-				} else {
-					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
-					deferred[field.Deferrable.Label] = dfs
-				}
-				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, dfs)
-				})
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29626,6 +29626,20 @@ func (ec *executionContext) marshalNPlanLever2ᚕgithubᚗcomᚋcreditdᚋcredit
 	return ret
 }
 
+func (ec *executionContext) marshalNPlanSubscription2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v ent.Subscription) graphql.Marshaler {
+	return ec._PlanSubscription(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPlanSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *ent.Subscription) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PlanSubscription(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPolicy2githubᚗcomᚋcreditdᚋcreditdᚋentᚐPolicyVersion(ctx context.Context, sel ast.SelectionSet, v ent.PolicyVersion) graphql.Marshaler {
 	return ec._Policy(ctx, sel, &v)
 }
@@ -30027,20 +30041,6 @@ func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel
 	}
 
 	return ret
-}
-
-func (ec *executionContext) marshalNSubscription2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v ent.Subscription) graphql.Marshaler {
-	return ec._Subscription(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *ent.Subscription) graphql.Marshaler {
-	if v == nil {
-		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
-			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
-		}
-		return graphql.Null
-	}
-	return ec._Subscription(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSubscriptionChange2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChange(ctx context.Context, sel ast.SelectionSet, v ent.SubscriptionChange) graphql.Marshaler {
@@ -31017,6 +31017,13 @@ func (ec *executionContext) marshalOPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ec._Plan(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOPlanSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *ent.Subscription) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PlanSubscription(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, v any) (*credit.PolicyKind, error) {
 	if v == nil {
 		return nil, nil
@@ -31130,13 +31137,6 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
-}
-
-func (ec *executionContext) marshalOSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *ent.Subscription) graphql.Marshaler {
-	if v == nil {
-		return graphql.Null
-	}
-	return ec._Subscription(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

@@ -115,6 +115,16 @@ func (r *planResolver) IncentiveCapPerMember(ctx context.Context, obj *ent.Plan)
 	return nullDecimal(obj.IncentiveCapPerMember), nil
 }
 
+// Organization is the resolver for the organization field.
+func (r *planSubscriptionResolver) Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error) {
+	return r.load(ctx).Organizations.Load(ctx, obj.OrganizationID)
+}
+
+// Plan is the resolver for the plan field.
+func (r *planSubscriptionResolver) Plan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error) {
+	return r.load(ctx).Plans.Load(ctx, obj.PlanID)
+}
+
 // Budget is the resolver for the budget field.
 func (r *poolResolver) Budget(ctx context.Context, obj *ent.Pool) (*ledger.BudgetState, error) {
 	return r.load(ctx).Budgets.Do(obj.ID, func() (*ledger.BudgetState, error) { return r.svc.Budget(ctx, obj) })
@@ -154,25 +164,15 @@ func (r *queryResolver) Alerts(ctx context.Context, organizationID *int, first *
 	return r.svc.Alerts(ctx, organizationID, n, deref(unacknowledged))
 }
 
-// Organization is the resolver for the organization field.
-func (r *subscriptionResolver) Organization(ctx context.Context, obj *ent.Subscription) (*ent.Organization, error) {
-	return r.load(ctx).Organizations.Load(ctx, obj.OrganizationID)
-}
-
-// Plan is the resolver for the plan field.
-func (r *subscriptionResolver) Plan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error) {
-	return r.load(ctx).Plans.Load(ctx, obj.PlanID)
-}
-
 // Charge returns ChargeResolver implementation.
 func (r *Resolver) Charge() ChargeResolver { return &chargeResolver{r} }
 
 // Plan returns PlanResolver implementation.
 func (r *Resolver) Plan() PlanResolver { return &planResolver{r} }
 
-// Subscription returns SubscriptionResolver implementation.
-func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+// PlanSubscription returns PlanSubscriptionResolver implementation.
+func (r *Resolver) PlanSubscription() PlanSubscriptionResolver { return &planSubscriptionResolver{r} }
 
 type chargeResolver struct{ *Resolver }
 type planResolver struct{ *Resolver }
-type subscriptionResolver struct{ *Resolver }
+type planSubscriptionResolver struct{ *Resolver }

@@ -78,6 +78,19 @@ func (r *planChangePreviewResolver) Charges(ctx context.Context, obj *ledger.Pla
 	return out, nil
 }
 
+// PendingPlan is the resolver for the pendingPlan field.
+func (r *planSubscriptionResolver) PendingPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error) {
+	if obj.PendingPlanID == nil {
+		return nil, nil
+	}
+	return r.svc.Plan(ctx, *obj.PendingPlanID)
+}
+
+// Changes is the resolver for the changes field.
+func (r *planSubscriptionResolver) Changes(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionChange, error) {
+	return r.svc.SubscriptionChanges(ctx, obj)
+}
+
 // PlanFamilies is the resolver for the planFamilies field.
 func (r *queryResolver) PlanFamilies(ctx context.Context) ([]*ledger.PlanFamily, error) {
 	fs, err := r.svc.PlanFamilies(ctx)
@@ -92,19 +105,6 @@ func (r *queryResolver) PlanFamilies(ctx context.Context) ([]*ledger.PlanFamily,
 func (r *queryResolver) PreviewPlanChange(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ledger.PlanChangePreview, error) {
 	pv, err := r.svc.PreviewPlanChange(ctx, ledger.PlanChangeInput{SubscriptionID: subscriptionID, PlanID: planID, At: string(at)})
 	return &pv, err
-}
-
-// PendingPlan is the resolver for the pendingPlan field.
-func (r *subscriptionResolver) PendingPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error) {
-	if obj.PendingPlanID == nil {
-		return nil, nil
-	}
-	return r.svc.Plan(ctx, *obj.PendingPlanID)
-}
-
-// Changes is the resolver for the changes field.
-func (r *subscriptionResolver) Changes(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionChange, error) {
-	return r.svc.SubscriptionChanges(ctx, obj)
 }
 
 // At is the resolver for the at field.
