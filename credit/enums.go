@@ -172,6 +172,17 @@ const (
 	ChangeForfeit ChangeCredits = "FORFEIT" // the unused included credits leave; the new plan's included x the period left arrives
 )
 
+// TermEndCredits is what happens, at the end of a subscription's term, to
+// the unused included credits (SUBSCRIPTION and ROLLOVER) ending there: a
+// plan term. Other credit types keep their own expiry.
+type TermEndCredits string
+
+const (
+	TermEndRoll   TermEndCredits = "ROLL"   // the plan's rollover rules apply at a term end as at any period end (into the renewal); a term that does not renew expires them
+	TermEndExpire TermEndCredits = "EXPIRE" // they expire at the term end, whatever the rollover rules
+	TermEndRefund TermEndCredits = "REFUND" // they leave with a REFUND entry and come back as money at the plan's termEndRefundRate per credit (a TERM_REFUND charge)
+)
+
 // Period is a plan's billing period.
 type Period string
 
@@ -218,22 +229,24 @@ var (
 	versionStatues = []string{"DRAFT", "PUBLISHED", "RETIRED"}
 	payments       = []string{"PAID", "PENDING", "FAILED"}
 	changeCredits  = []string{"PRORATE", "CARRY", "FORFEIT"}
+	termEndCredits = []string{"ROLL", "EXPIRE", "REFUND"}
 	alertKinds     = []string{"BALANCE_BELOW", "EXPIRING_WITHIN", "BURN_RATE_ABOVE", "BUDGET_REACHED", "TOP_UP_DENIED", "RUN_UNCOVERED", "DEPLETION_PROJECTED", "BUDGET_EXCEEDED", "POLICY", "WEBHOOK_DISABLED", "OVERAGE_CAP"}
 )
 
-func (Role) Values() []string          { return roles }
-func (OverageMode) Values() []string   { return overageModes }
-func (RolloverMode) Values() []string  { return rolloverModes }
-func (PoolKind) Values() []string      { return poolKinds }
-func (CreditType) Values() []string    { return creditTypes }
-func (UsageStatus) Values() []string   { return usageStatuses }
-func (Decision) Values() []string      { return decisions }
-func (EntryKind) Values() []string     { return entryKinds }
-func (PolicyKind) Values() []string    { return policyKinds }
-func (VersionStatus) Values() []string { return versionStatues }
-func (Payment) Values() []string       { return payments }
-func (AlertKind) Values() []string     { return alertKinds }
-func (ChangeCredits) Values() []string { return changeCredits }
+func (Role) Values() []string           { return roles }
+func (OverageMode) Values() []string    { return overageModes }
+func (RolloverMode) Values() []string   { return rolloverModes }
+func (PoolKind) Values() []string       { return poolKinds }
+func (CreditType) Values() []string     { return creditTypes }
+func (UsageStatus) Values() []string    { return usageStatuses }
+func (Decision) Values() []string       { return decisions }
+func (EntryKind) Values() []string      { return entryKinds }
+func (PolicyKind) Values() []string     { return policyKinds }
+func (VersionStatus) Values() []string  { return versionStatues }
+func (Payment) Values() []string        { return payments }
+func (AlertKind) Values() []string      { return alertKinds }
+func (ChangeCredits) Values() []string  { return changeCredits }
+func (TermEndCredits) Values() []string { return termEndCredits }
 
 // Valid reports whether s is one of the usage statuses.
 func (s UsageStatus) Valid() bool { return slices.Contains(usageStatuses, string(s)) }

@@ -36,6 +36,11 @@ const (
 	CodeSubscriptionEnded   Code = "SUBSCRIPTION_ENDED"   // a change or cancellation of a subscription that is cancelled or has ended
 	CodeNotEntitled         Code = "NOT_ENTITLED"         // usage of an action the plan does not entitle (a usage decision's reasonCode)
 	CodeOverageCap          Code = "OVERAGE_CAP"          // overage past the organisation's overage cap (a usage decision's reasonCode)
+	CodeTierGap             Code = "TIER_GAP"             // price tiers that leave a range of credits unpriced (the first not from 0, one not starting where the last ended, a bounded last tier)
+	CodeTierOverlap         Code = "TIER_OVERLAP"         // price tiers whose ranges overlap or are empty
+	CodeNoTerm              Code = "NO_TERM"              // a term-end change or cancellation of a subscription without a term
+	CodeAddOnAttached       Code = "ADD_ON_ATTACHED"      // an add-on the subscription already has
+	CodeAddOnRemoved        Code = "ADD_ON_REMOVED"       // removing an add-on that was removed already
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
 	CodeUnavailable         Code = "UNAVAILABLE"          // the database is down, restarting or out of connections; extensions.retryable says whether resending is safe
 )

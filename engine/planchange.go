@@ -104,7 +104,7 @@ func ChangePlanNow(req PlanChangeRequest) (PlanChange, error) {
 	if !req.Now.Before(req.PeriodEnd) || req.Now.Before(req.PeriodStart) {
 		return PlanChange{}, fmt.Errorf("plan change at %s outside the period [%s, %s)", req.Now, req.PeriodStart, req.PeriodEnd)
 	}
-	f := decimal.NewFromInt(int64(req.PeriodEnd.Sub(req.Now))).DivRound(decimal.NewFromInt(int64(req.PeriodEnd.Sub(req.PeriodStart))), 10)
+	f := PeriodLeft(req.PeriodStart, req.PeriodEnd, req.Now)
 	out := PlanChange{Posting: Posting{Org: req.Org}, Kind: ChangeKind(req.From, req.To), Fraction: f, Credits: decimal.Zero, Fee: decimal.Zero}
 	memo := fmt.Sprintf("plan change %s -> %s", req.From.Name, req.To.Name)
 	diff := req.To.IncludedCredits.Sub(req.From.IncludedCredits)

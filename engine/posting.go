@@ -64,6 +64,7 @@ type Charge struct {
 	Opening        *int // index in Open of the grant it paid for
 	Grant          *int // an existing grant it pays for or refunds
 	RefundOf       *int // the charge a negative charge gives money back of
+	AddOn          *int // the subscription add-on it bills or gives back
 	Memo           string
 }
 
@@ -78,6 +79,21 @@ type PeriodTerms struct {
 	PlatformFee     decimal.Decimal
 	Currency        string
 	SubscriptionID  int
+	// TermEnd: the boundary ends a term (a renewal starts, or the
+	// subscription ends there). TermEndCredits then says what the unused
+	// SUBSCRIPTION and ROLLOVER credits ending there do (REFUND: at
+	// RefundRate money per credit); a Commitment above what the term
+	// billed (TermSpent) is trued up by a TRUE_UP charge for the
+	// difference, dated TermStart.
+	TermEnd        bool
+	TermEndCredits credit.TermEndCredits
+	RefundRate     decimal.Decimal
+	Commitment     decimal.Decimal
+	TermSpent      decimal.Decimal
+	TermStart      time.Time
+	// AddOns are the add-ons attached at the period's start: each grants
+	// its credits and bills its fee for the new period.
+	AddOns []AddOnTerms
 }
 
 // PeriodOpening is the decision of opening period n (start to end) of a
@@ -87,6 +103,8 @@ type PeriodOpening struct {
 	Posting
 	Close     PeriodClose
 	Allocated decimal.Decimal
+	Refunded  decimal.Decimal // unused credits refunded in money at the term end (not in Close.Expired)
+	TrueUp    decimal.Decimal // the commitment's shortfall billed at the term end
 }
 
 // OpenPeriod decides opening period n, from start to end, for the grants of
@@ -96,14 +114,37 @@ type PeriodOpening struct {
 // allocation (BORROW plans), taken off it.
 func OpenPeriod(t PeriodTerms, org, n int, start, end time.Time, ending []Grant, running bool, borrowed decimal.Decimal) PeriodOpening {
 	mode := t.RolloverMode
-	if !running {
+	if !running || t.TermEnd && t.TermEndCredits != credit.TermEndRoll && t.TermEndCredits != "" {
 		mode = credit.RolloverNone
 	}
 	pc := ClosePeriod(mode, t.RolloverCap, ending, start)
-	out := PeriodOpening{Posting: Posting{Org: org}, Close: pc, Allocated: decimal.Zero}
+	out := PeriodOpening{Posting: Posting{Org: org}, Close: pc, Allocated: decimal.Zero, Refunded: decimal.Zero, TrueUp: decimal.Zero}
 	memo := fmt.Sprintf("period %d close", n)
+	types := map[int]credit.CreditType{}
+	for _, g := range ending {
+		types[g.ID] = g.CreditType
+	}
+	refund := t.TermEnd && t.TermEndCredits == credit.TermEndRefund
 	for _, x := range pc.Expire {
+		if typ := types[x.GrantID]; refund && (typ == credit.CreditSubscription || typ == credit.CreditRollover) {
+			out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: credit.EntryRefund, Amount: x.Amount.Neg(), Memo: "term end: unused credits refunded"})
+			out.Refunded = out.Refunded.Add(x.Amount)
+			continue
+		}
 		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: credit.EntryExpire, Amount: x.Amount.Neg(), Memo: memo})
+	}
+	out.Close.Expired = pc.Expired.Sub(out.Refunded)
+	sub := t.SubscriptionID
+	if out.Refunded.IsPositive() {
+		at := start
+		out.Charges = append(out.Charges, Charge{Kind: "TERM_REFUND", Credits: out.Refunded.Neg(), Amount: out.Refunded.Mul(t.RefundRate).Round(changePlaces).Neg(),
+			Currency: t.Currency, SubscriptionID: &sub, PeriodStart: &at, Memo: fmt.Sprintf("term end: %s unused credits at %s", out.Refunded, t.RefundRate)})
+	}
+	if short := t.Commitment.Sub(t.TermSpent); t.TermEnd && short.IsPositive() {
+		at := t.TermStart
+		out.TrueUp = short
+		out.Charges = append(out.Charges, Charge{Kind: "TRUE_UP", Credits: decimal.Zero, Amount: short, Currency: t.Currency, SubscriptionID: &sub,
+			PeriodStart: &at, Memo: fmt.Sprintf("term end: committed %s, billed %s", t.Commitment, t.TermSpent)})
 	}
 	for _, x := range pc.RollOut {
 		out.Moves = append(out.Moves, Move{Pool: t.Pool, Grant: x.GrantID, Kind: credit.EntryRolloverOut, Amount: x.Amount.Neg(), Memo: memo})
@@ -124,9 +165,12 @@ func OpenPeriod(t PeriodTerms, org, n int, start, end time.Time, ending []Grant,
 		out.Allocated = included
 	}
 	if t.PlatformFee.IsPositive() {
-		sub, at := t.SubscriptionID, start
+		at := start
 		out.Charges = append(out.Charges, Charge{Kind: "PLATFORM_FEE", Credits: decimal.Zero, Amount: t.PlatformFee, Currency: t.Currency,
 			SubscriptionID: &sub, PeriodStart: &at, Memo: fmt.Sprintf("%s period %d", t.Plan, n)})
+	}
+	for _, a := range t.AddOns {
+		attachAddOn(&out.Posting, a, t.Pool, sub, start, end, start, decimal.NewFromInt(1))
 	}
 	return out
 }

@@ -122,6 +122,22 @@ type PlanTerms struct {
 	// OverageLeft is what the period may still take under it, in credits.
 	OverageCap  *OverageCap
 	OverageLeft decimal.Decimal
+	// OverageTiers grade the overage price by the period's overage so far
+	// (OverageSoFar, loaded with the organisation locked when there are
+	// tiers or a cap); empty: OveragePrice for every credit.
+	OverageTiers []PriceTier
+	OverageSoFar decimal.Decimal
+}
+
+// OverageMoney is the money of credits more of overage this period, and
+// counts them in OverageSoFar.
+func (t *PlanTerms) OverageMoney(credits decimal.Decimal) decimal.Decimal {
+	if t == nil || !t.OveragePrice.Valid && len(t.OverageTiers) == 0 {
+		return decimal.Zero
+	}
+	out := Graduated(t.OverageTiers, t.OveragePrice.Decimal, t.OverageSoFar, credits)
+	t.OverageSoFar = t.OverageSoFar.Add(credits)
+	return out
 }
 
 // OverageCap is an organisation's cap on overage per billing period, in
@@ -164,6 +180,10 @@ type UsageDecision struct {
 	Requested  decimal.Decimal // credits the burn rule asked for
 	Draws      []Draw
 	Overage    decimal.Decimal // credits beyond the balance, billed (SOFT, OVERAGE policy)
+	// OverageAmount is the money of Overage: at the plan's overage price,
+	// or graduated by its overage tiers from the period's overage so far
+	// (set by the batch once the decision stands; see PlanTerms.OverageMoney).
+	OverageAmount decimal.Decimal
 	Borrowed   decimal.Decimal // credits drawn on the next period's allocation (BORROW)
 	Uncovered  decimal.Decimal // part of Credits a settling run could not cover (see SettleRun): recorded, not waived
 	Expired    []Draw          // a settling run's unburned held credits on grants that expired while held

@@ -40,6 +40,8 @@ type Charge struct {
 	GrantID *int `json:"grant_id,omitempty"`
 	// RefundOf holds the value of the "refund_of" field.
 	RefundOf *int `json:"refund_of,omitempty"`
+	// AddOnID holds the value of the "add_on_id" field.
+	AddOnID *int `json:"add_on_id,omitempty"`
 	// Memo holds the value of the "memo" field.
 	Memo         string `json:"memo,omitempty"`
 	selectValues sql.SelectValues
@@ -52,7 +54,7 @@ func (*Charge) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case charge.FieldCredits, charge.FieldAmount:
 			values[i] = new(decimal.Decimal)
-		case charge.FieldID, charge.FieldOrganizationID, charge.FieldSubscriptionID, charge.FieldUsageEventID, charge.FieldGrantID, charge.FieldRefundOf:
+		case charge.FieldID, charge.FieldOrganizationID, charge.FieldSubscriptionID, charge.FieldUsageEventID, charge.FieldGrantID, charge.FieldRefundOf, charge.FieldAddOnID:
 			values[i] = new(sql.NullInt64)
 		case charge.FieldKind, charge.FieldCurrency, charge.FieldMemo:
 			values[i] = new(sql.NullString)
@@ -150,6 +152,13 @@ func (_m *Charge) assignValues(columns []string, values []any) error {
 				_m.RefundOf = new(int)
 				*_m.RefundOf = int(value.Int64)
 			}
+		case charge.FieldAddOnID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field add_on_id", values[i])
+			} else if value.Valid {
+				_m.AddOnID = new(int)
+				*_m.AddOnID = int(value.Int64)
+			}
 		case charge.FieldMemo:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field memo", values[i])
@@ -232,6 +241,11 @@ func (_m *Charge) String() string {
 	builder.WriteString(", ")
 	if v := _m.RefundOf; v != nil {
 		builder.WriteString("refund_of=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.AddOnID; v != nil {
+		builder.WriteString("add_on_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")

@@ -137,6 +137,20 @@ func (_c *ChargeCreate) SetNillableRefundOf(v *int) *ChargeCreate {
 	return _c
 }
 
+// SetAddOnID sets the "add_on_id" field.
+func (_c *ChargeCreate) SetAddOnID(v int) *ChargeCreate {
+	_c.mutation.SetAddOnID(v)
+	return _c
+}
+
+// SetNillableAddOnID sets the "add_on_id" field if the given value is not nil.
+func (_c *ChargeCreate) SetNillableAddOnID(v *int) *ChargeCreate {
+	if v != nil {
+		_c.SetAddOnID(*v)
+	}
+	return _c
+}
+
 // SetMemo sets the "memo" field.
 func (_c *ChargeCreate) SetMemo(v string) *ChargeCreate {
 	_c.mutation.SetMemo(v)
@@ -288,6 +302,10 @@ func (_c *ChargeCreate) createSpec() (*Charge, *sqlgraph.CreateSpec) {
 		_spec.SetField(charge.FieldRefundOf, field.TypeInt, value)
 		_node.RefundOf = &value
 	}
+	if value, ok := _c.mutation.AddOnID(); ok {
+		_spec.SetField(charge.FieldAddOnID, field.TypeInt, value)
+		_node.AddOnID = &value
+	}
 	if value, ok := _c.mutation.Memo(); ok {
 		_spec.SetField(charge.FieldMemo, field.TypeString, value)
 		_node.Memo = value
@@ -387,6 +405,9 @@ func (u *ChargeUpsertOne) UpdateNewValues() *ChargeUpsertOne {
 		}
 		if _, exists := u.create.mutation.RefundOf(); exists {
 			s.SetIgnore(charge.FieldRefundOf)
+		}
+		if _, exists := u.create.mutation.AddOnID(); exists {
+			s.SetIgnore(charge.FieldAddOnID)
 		}
 		if _, exists := u.create.mutation.Memo(); exists {
 			s.SetIgnore(charge.FieldMemo)
@@ -630,6 +651,9 @@ func (u *ChargeUpsertBulk) UpdateNewValues() *ChargeUpsertBulk {
 			}
 			if _, exists := b.mutation.RefundOf(); exists {
 				s.SetIgnore(charge.FieldRefundOf)
+			}
+			if _, exists := b.mutation.AddOnID(); exists {
+				s.SetIgnore(charge.FieldAddOnID)
 			}
 			if _, exists := b.mutation.Memo(); exists {
 				s.SetIgnore(charge.FieldMemo)

@@ -83,6 +83,9 @@ func (_u *ChargeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.RefundOfCleared() {
 		_spec.ClearField(charge.FieldRefundOf, field.TypeInt)
 	}
+	if _u.mutation.AddOnIDCleared() {
+		_spec.ClearField(charge.FieldAddOnID, field.TypeInt)
+	}
 	if _u.mutation.MemoCleared() {
 		_spec.ClearField(charge.FieldMemo, field.TypeString)
 	}
@@ -191,6 +194,9 @@ func (_u *ChargeUpdateOne) sqlSave(ctx context.Context) (_node *Charge, err erro
 	}
 	if _u.mutation.RefundOfCleared() {
 		_spec.ClearField(charge.FieldRefundOf, field.TypeInt)
+	}
+	if _u.mutation.AddOnIDCleared() {
+		_spec.ClearField(charge.FieldAddOnID, field.TypeInt)
 	}
 	if _u.mutation.MemoCleared() {
 		_spec.ClearField(charge.FieldMemo, field.TypeString)

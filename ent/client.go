@@ -15,6 +15,7 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/creditd/creditd/ent/addon"
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/alertrule"
 	"github.com/creditd/creditd/ent/apikey"
@@ -32,6 +33,7 @@ import (
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionaddon"
 	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
@@ -50,6 +52,8 @@ type Client struct {
 	Schema *migrate.Schema
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// AddOn is the client for interacting with the AddOn builders.
+	AddOn *AddOnClient
 	// Alert is the client for interacting with the Alert builders.
 	Alert *AlertClient
 	// AlertRule is the client for interacting with the AlertRule builders.
@@ -82,6 +86,8 @@ type Client struct {
 	PoolSpend *PoolSpendClient
 	// Subscription is the client for interacting with the Subscription builders.
 	Subscription *SubscriptionClient
+	// SubscriptionAddOn is the client for interacting with the SubscriptionAddOn builders.
+	SubscriptionAddOn *SubscriptionAddOnClient
 	// SubscriptionChange is the client for interacting with the SubscriptionChange builders.
 	SubscriptionChange *SubscriptionChangeClient
 	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
@@ -108,6 +114,7 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
+	c.AddOn = NewAddOnClient(c.config)
 	c.Alert = NewAlertClient(c.config)
 	c.AlertRule = NewAlertRuleClient(c.config)
 	c.AuditEntry = NewAuditEntryClient(c.config)
@@ -124,6 +131,7 @@ func (c *Client) init() {
 	c.Pool = NewPoolClient(c.config)
 	c.PoolSpend = NewPoolSpendClient(c.config)
 	c.Subscription = NewSubscriptionClient(c.config)
+	c.SubscriptionAddOn = NewSubscriptionAddOnClient(c.config)
 	c.SubscriptionChange = NewSubscriptionChangeClient(c.config)
 	c.SubscriptionPeriod = NewSubscriptionPeriodClient(c.config)
 	c.UsageEvent = NewUsageEventClient(c.config)
@@ -224,6 +232,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:                ctx,
 		config:             cfg,
 		APIKey:             NewAPIKeyClient(cfg),
+		AddOn:              NewAddOnClient(cfg),
 		Alert:              NewAlertClient(cfg),
 		AlertRule:          NewAlertRuleClient(cfg),
 		AuditEntry:         NewAuditEntryClient(cfg),
@@ -240,6 +249,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Pool:               NewPoolClient(cfg),
 		PoolSpend:          NewPoolSpendClient(cfg),
 		Subscription:       NewSubscriptionClient(cfg),
+		SubscriptionAddOn:  NewSubscriptionAddOnClient(cfg),
 		SubscriptionChange: NewSubscriptionChangeClient(cfg),
 		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
 		UsageEvent:         NewUsageEventClient(cfg),
@@ -267,6 +277,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:                ctx,
 		config:             cfg,
 		APIKey:             NewAPIKeyClient(cfg),
+		AddOn:              NewAddOnClient(cfg),
 		Alert:              NewAlertClient(cfg),
 		AlertRule:          NewAlertRuleClient(cfg),
 		AuditEntry:         NewAuditEntryClient(cfg),
@@ -283,6 +294,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Pool:               NewPoolClient(cfg),
 		PoolSpend:          NewPoolSpendClient(cfg),
 		Subscription:       NewSubscriptionClient(cfg),
+		SubscriptionAddOn:  NewSubscriptionAddOnClient(cfg),
 		SubscriptionChange: NewSubscriptionChangeClient(cfg),
 		SubscriptionPeriod: NewSubscriptionPeriodClient(cfg),
 		UsageEvent:         NewUsageEventClient(cfg),
@@ -319,11 +331,11 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration, c.Charge,
-		c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation, c.Organization,
-		c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery,
-		c.WebhookEndpoint, c.Weight, c.WeightRegister,
+		c.APIKey, c.AddOn, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration,
+		c.Charge, c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation,
+		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
+		c.SubscriptionAddOn, c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent,
+		c.WebhookDelivery, c.WebhookEndpoint, c.Weight, c.WeightRegister,
 	} {
 		n.Use(hooks...)
 	}
@@ -333,11 +345,11 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration, c.Charge,
-		c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation, c.Organization,
-		c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery,
-		c.WebhookEndpoint, c.Weight, c.WeightRegister,
+		c.APIKey, c.AddOn, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration,
+		c.Charge, c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation,
+		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
+		c.SubscriptionAddOn, c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent,
+		c.WebhookDelivery, c.WebhookEndpoint, c.Weight, c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -348,6 +360,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *APIKeyMutation:
 		return c.APIKey.mutate(ctx, m)
+	case *AddOnMutation:
+		return c.AddOn.mutate(ctx, m)
 	case *AlertMutation:
 		return c.Alert.mutate(ctx, m)
 	case *AlertRuleMutation:
@@ -380,6 +394,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.PoolSpend.mutate(ctx, m)
 	case *SubscriptionMutation:
 		return c.Subscription.mutate(ctx, m)
+	case *SubscriptionAddOnMutation:
+		return c.SubscriptionAddOn.mutate(ctx, m)
 	case *SubscriptionChangeMutation:
 		return c.SubscriptionChange.mutate(ctx, m)
 	case *SubscriptionPeriodMutation:
@@ -529,6 +545,139 @@ func (c *APIKeyClient) mutate(ctx context.Context, m *APIKeyMutation) (Value, er
 		return (&APIKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown APIKey mutation op: %q", m.Op())
+	}
+}
+
+// AddOnClient is a client for the AddOn schema.
+type AddOnClient struct {
+	config
+}
+
+// NewAddOnClient returns a client for the AddOn from the given config.
+func NewAddOnClient(c config) *AddOnClient {
+	return &AddOnClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `addon.Hooks(f(g(h())))`.
+func (c *AddOnClient) Use(hooks ...Hook) {
+	c.hooks.AddOn = append(c.hooks.AddOn, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `addon.Intercept(f(g(h())))`.
+func (c *AddOnClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AddOn = append(c.inters.AddOn, interceptors...)
+}
+
+// Create returns a builder for creating a AddOn entity.
+func (c *AddOnClient) Create() *AddOnCreate {
+	mutation := newAddOnMutation(c.config, OpCreate)
+	return &AddOnCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AddOn entities.
+func (c *AddOnClient) CreateBulk(builders ...*AddOnCreate) *AddOnCreateBulk {
+	return &AddOnCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AddOnClient) MapCreateBulk(slice any, setFunc func(*AddOnCreate, int)) *AddOnCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AddOnCreateBulk{err: fmt.Errorf("calling to AddOnClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AddOnCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AddOnCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AddOn.
+func (c *AddOnClient) Update() *AddOnUpdate {
+	mutation := newAddOnMutation(c.config, OpUpdate)
+	return &AddOnUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AddOnClient) UpdateOne(_m *AddOn) *AddOnUpdateOne {
+	mutation := newAddOnMutation(c.config, OpUpdateOne, withAddOn(_m))
+	return &AddOnUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AddOnClient) UpdateOneID(id int) *AddOnUpdateOne {
+	mutation := newAddOnMutation(c.config, OpUpdateOne, withAddOnID(id))
+	return &AddOnUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AddOn.
+func (c *AddOnClient) Delete() *AddOnDelete {
+	mutation := newAddOnMutation(c.config, OpDelete)
+	return &AddOnDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AddOnClient) DeleteOne(_m *AddOn) *AddOnDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AddOnClient) DeleteOneID(id int) *AddOnDeleteOne {
+	builder := c.Delete().Where(addon.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AddOnDeleteOne{builder}
+}
+
+// Query returns a query builder for AddOn.
+func (c *AddOnClient) Query() *AddOnQuery {
+	return &AddOnQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAddOn},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AddOn entity by its id.
+func (c *AddOnClient) Get(ctx context.Context, id int) (*AddOn, error) {
+	return c.Query().Where(addon.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AddOnClient) GetX(ctx context.Context, id int) *AddOn {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AddOnClient) Hooks() []Hook {
+	return c.hooks.AddOn
+}
+
+// Interceptors returns the client interceptors.
+func (c *AddOnClient) Interceptors() []Interceptor {
+	return c.inters.AddOn
+}
+
+func (c *AddOnClient) mutate(ctx context.Context, m *AddOnMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AddOnCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AddOnUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AddOnUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AddOnDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AddOn mutation op: %q", m.Op())
 	}
 }
 
@@ -2806,6 +2955,139 @@ func (c *SubscriptionClient) mutate(ctx context.Context, m *SubscriptionMutation
 	}
 }
 
+// SubscriptionAddOnClient is a client for the SubscriptionAddOn schema.
+type SubscriptionAddOnClient struct {
+	config
+}
+
+// NewSubscriptionAddOnClient returns a client for the SubscriptionAddOn from the given config.
+func NewSubscriptionAddOnClient(c config) *SubscriptionAddOnClient {
+	return &SubscriptionAddOnClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `subscriptionaddon.Hooks(f(g(h())))`.
+func (c *SubscriptionAddOnClient) Use(hooks ...Hook) {
+	c.hooks.SubscriptionAddOn = append(c.hooks.SubscriptionAddOn, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `subscriptionaddon.Intercept(f(g(h())))`.
+func (c *SubscriptionAddOnClient) Intercept(interceptors ...Interceptor) {
+	c.inters.SubscriptionAddOn = append(c.inters.SubscriptionAddOn, interceptors...)
+}
+
+// Create returns a builder for creating a SubscriptionAddOn entity.
+func (c *SubscriptionAddOnClient) Create() *SubscriptionAddOnCreate {
+	mutation := newSubscriptionAddOnMutation(c.config, OpCreate)
+	return &SubscriptionAddOnCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of SubscriptionAddOn entities.
+func (c *SubscriptionAddOnClient) CreateBulk(builders ...*SubscriptionAddOnCreate) *SubscriptionAddOnCreateBulk {
+	return &SubscriptionAddOnCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SubscriptionAddOnClient) MapCreateBulk(slice any, setFunc func(*SubscriptionAddOnCreate, int)) *SubscriptionAddOnCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SubscriptionAddOnCreateBulk{err: fmt.Errorf("calling to SubscriptionAddOnClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SubscriptionAddOnCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SubscriptionAddOnCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for SubscriptionAddOn.
+func (c *SubscriptionAddOnClient) Update() *SubscriptionAddOnUpdate {
+	mutation := newSubscriptionAddOnMutation(c.config, OpUpdate)
+	return &SubscriptionAddOnUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SubscriptionAddOnClient) UpdateOne(_m *SubscriptionAddOn) *SubscriptionAddOnUpdateOne {
+	mutation := newSubscriptionAddOnMutation(c.config, OpUpdateOne, withSubscriptionAddOn(_m))
+	return &SubscriptionAddOnUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SubscriptionAddOnClient) UpdateOneID(id int) *SubscriptionAddOnUpdateOne {
+	mutation := newSubscriptionAddOnMutation(c.config, OpUpdateOne, withSubscriptionAddOnID(id))
+	return &SubscriptionAddOnUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for SubscriptionAddOn.
+func (c *SubscriptionAddOnClient) Delete() *SubscriptionAddOnDelete {
+	mutation := newSubscriptionAddOnMutation(c.config, OpDelete)
+	return &SubscriptionAddOnDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SubscriptionAddOnClient) DeleteOne(_m *SubscriptionAddOn) *SubscriptionAddOnDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SubscriptionAddOnClient) DeleteOneID(id int) *SubscriptionAddOnDeleteOne {
+	builder := c.Delete().Where(subscriptionaddon.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SubscriptionAddOnDeleteOne{builder}
+}
+
+// Query returns a query builder for SubscriptionAddOn.
+func (c *SubscriptionAddOnClient) Query() *SubscriptionAddOnQuery {
+	return &SubscriptionAddOnQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSubscriptionAddOn},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a SubscriptionAddOn entity by its id.
+func (c *SubscriptionAddOnClient) Get(ctx context.Context, id int) (*SubscriptionAddOn, error) {
+	return c.Query().Where(subscriptionaddon.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SubscriptionAddOnClient) GetX(ctx context.Context, id int) *SubscriptionAddOn {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *SubscriptionAddOnClient) Hooks() []Hook {
+	return c.hooks.SubscriptionAddOn
+}
+
+// Interceptors returns the client interceptors.
+func (c *SubscriptionAddOnClient) Interceptors() []Interceptor {
+	return c.inters.SubscriptionAddOn
+}
+
+func (c *SubscriptionAddOnClient) mutate(ctx context.Context, m *SubscriptionAddOnMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SubscriptionAddOnCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SubscriptionAddOnUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SubscriptionAddOnUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SubscriptionAddOnDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown SubscriptionAddOn mutation op: %q", m.Op())
+	}
+}
+
 // SubscriptionChangeClient is a client for the SubscriptionChange schema.
 type SubscriptionChangeClient struct {
 	config
@@ -3772,17 +4054,18 @@ func (c *WeightRegisterClient) mutate(ctx context.Context, m *WeightRegisterMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant, Hold,
-		IncentiveAward, LedgerEntry, Operation, Organization, Plan, PolicyVersion,
-		Pool, PoolSpend, Subscription, SubscriptionChange, SubscriptionPeriod,
-		UsageEvent, WebhookDelivery, WebhookEndpoint, Weight, WeightRegister []ent.Hook
+		APIKey, AddOn, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant,
+		Hold, IncentiveAward, LedgerEntry, Operation, Organization, Plan,
+		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionAddOn,
+		SubscriptionChange, SubscriptionPeriod, UsageEvent, WebhookDelivery,
+		WebhookEndpoint, Weight, WeightRegister []ent.Hook
 	}
 	inters struct {
-		APIKey, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant, Hold,
-		IncentiveAward, LedgerEntry, Operation, Organization, Plan, PolicyVersion,
-		Pool, PoolSpend, Subscription, SubscriptionChange, SubscriptionPeriod,
-		UsageEvent, WebhookDelivery, WebhookEndpoint, Weight,
-		WeightRegister []ent.Interceptor
+		APIKey, AddOn, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant,
+		Hold, IncentiveAward, LedgerEntry, Operation, Organization, Plan,
+		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionAddOn,
+		SubscriptionChange, SubscriptionPeriod, UsageEvent, WebhookDelivery,
+		WebhookEndpoint, Weight, WeightRegister []ent.Interceptor
 	}
 )
 

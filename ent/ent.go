@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/creditd/creditd/ent/addon"
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/alertrule"
 	"github.com/creditd/creditd/ent/apikey"
@@ -29,6 +30,7 @@ import (
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionaddon"
 	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
@@ -97,6 +99,7 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:             apikey.ValidColumn,
+			addon.Table:              addon.ValidColumn,
 			alert.Table:              alert.ValidColumn,
 			alertrule.Table:          alertrule.ValidColumn,
 			auditentry.Table:         auditentry.ValidColumn,
@@ -113,6 +116,7 @@ func checkColumn(t, c string) error {
 			pool.Table:               pool.ValidColumn,
 			poolspend.Table:          poolspend.ValidColumn,
 			subscription.Table:       subscription.ValidColumn,
+			subscriptionaddon.Table:  subscriptionaddon.ValidColumn,
 			subscriptionchange.Table: subscriptionchange.ValidColumn,
 			subscriptionperiod.Table: subscriptionperiod.ValidColumn,
 			usageevent.Table:         usageevent.ValidColumn,

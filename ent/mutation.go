@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/creditd/creditd/credit"
+	"github.com/creditd/creditd/ent/addon"
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/alertrule"
 	"github.com/creditd/creditd/ent/apikey"
@@ -30,6 +31,7 @@ import (
 	"github.com/creditd/creditd/ent/poolspend"
 	"github.com/creditd/creditd/ent/predicate"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionaddon"
 	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
@@ -50,6 +52,7 @@ const (
 
 	// Node types.
 	TypeAPIKey             = "APIKey"
+	TypeAddOn              = "AddOn"
 	TypeAlert              = "Alert"
 	TypeAlertRule          = "AlertRule"
 	TypeAuditEntry         = "AuditEntry"
@@ -66,6 +69,7 @@ const (
 	TypePool               = "Pool"
 	TypePoolSpend          = "PoolSpend"
 	TypeSubscription       = "Subscription"
+	TypeSubscriptionAddOn  = "SubscriptionAddOn"
 	TypeSubscriptionChange = "SubscriptionChange"
 	TypeSubscriptionPeriod = "SubscriptionPeriod"
 	TypeUsageEvent         = "UsageEvent"
@@ -981,6 +985,715 @@ func (m *APIKeyMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *APIKeyMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown APIKey edge %s", name)
+}
+
+// AddOnMutation represents an operation that mutates the AddOn nodes in the graph.
+type AddOnMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *int
+	created_at     *time.Time
+	name           *string
+	credits        *decimal.Decimal
+	fee            *decimal.Decimal
+	currency       *string
+	credit_type    *credit.CreditType
+	expiry_days    *int
+	addexpiry_days *int
+	clearedFields  map[string]struct{}
+	done           bool
+	oldValue       func(context.Context) (*AddOn, error)
+	predicates     []predicate.AddOn
+}
+
+var _ ent.Mutation = (*AddOnMutation)(nil)
+
+// addonOption allows management of the mutation configuration using functional options.
+type addonOption func(*AddOnMutation)
+
+// newAddOnMutation creates new mutation for the AddOn entity.
+func newAddOnMutation(c config, op Op, opts ...addonOption) *AddOnMutation {
+	m := &AddOnMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAddOn,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAddOnID sets the ID field of the mutation.
+func withAddOnID(id int) addonOption {
+	return func(m *AddOnMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AddOn
+		)
+		m.oldValue = func(ctx context.Context) (*AddOn, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AddOn.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAddOn sets the old AddOn of the mutation.
+func withAddOn(node *AddOn) addonOption {
+	return func(m *AddOnMutation) {
+		m.oldValue = func(context.Context) (*AddOn, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AddOnMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AddOnMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AddOnMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AddOnMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AddOn.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AddOnMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AddOnMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AddOn entity.
+// If the AddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AddOnMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AddOnMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetName sets the "name" field.
+func (m *AddOnMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *AddOnMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the AddOn entity.
+// If the AddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AddOnMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *AddOnMutation) ResetName() {
+	m.name = nil
+}
+
+// SetCredits sets the "credits" field.
+func (m *AddOnMutation) SetCredits(d decimal.Decimal) {
+	m.credits = &d
+}
+
+// Credits returns the value of the "credits" field in the mutation.
+func (m *AddOnMutation) Credits() (r decimal.Decimal, exists bool) {
+	v := m.credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCredits returns the old "credits" field's value of the AddOn entity.
+// If the AddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AddOnMutation) OldCredits(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCredits: %w", err)
+	}
+	return oldValue.Credits, nil
+}
+
+// ResetCredits resets all changes to the "credits" field.
+func (m *AddOnMutation) ResetCredits() {
+	m.credits = nil
+}
+
+// SetFee sets the "fee" field.
+func (m *AddOnMutation) SetFee(d decimal.Decimal) {
+	m.fee = &d
+}
+
+// Fee returns the value of the "fee" field in the mutation.
+func (m *AddOnMutation) Fee() (r decimal.Decimal, exists bool) {
+	v := m.fee
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFee returns the old "fee" field's value of the AddOn entity.
+// If the AddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AddOnMutation) OldFee(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFee is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFee requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFee: %w", err)
+	}
+	return oldValue.Fee, nil
+}
+
+// ResetFee resets all changes to the "fee" field.
+func (m *AddOnMutation) ResetFee() {
+	m.fee = nil
+}
+
+// SetCurrency sets the "currency" field.
+func (m *AddOnMutation) SetCurrency(s string) {
+	m.currency = &s
+}
+
+// Currency returns the value of the "currency" field in the mutation.
+func (m *AddOnMutation) Currency() (r string, exists bool) {
+	v := m.currency
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrency returns the old "currency" field's value of the AddOn entity.
+// If the AddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AddOnMutation) OldCurrency(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrency is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrency requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrency: %w", err)
+	}
+	return oldValue.Currency, nil
+}
+
+// ResetCurrency resets all changes to the "currency" field.
+func (m *AddOnMutation) ResetCurrency() {
+	m.currency = nil
+}
+
+// SetCreditType sets the "credit_type" field.
+func (m *AddOnMutation) SetCreditType(ct credit.CreditType) {
+	m.credit_type = &ct
+}
+
+// CreditType returns the value of the "credit_type" field in the mutation.
+func (m *AddOnMutation) CreditType() (r credit.CreditType, exists bool) {
+	v := m.credit_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreditType returns the old "credit_type" field's value of the AddOn entity.
+// If the AddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AddOnMutation) OldCreditType(ctx context.Context) (v credit.CreditType, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreditType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreditType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreditType: %w", err)
+	}
+	return oldValue.CreditType, nil
+}
+
+// ResetCreditType resets all changes to the "credit_type" field.
+func (m *AddOnMutation) ResetCreditType() {
+	m.credit_type = nil
+}
+
+// SetExpiryDays sets the "expiry_days" field.
+func (m *AddOnMutation) SetExpiryDays(i int) {
+	m.expiry_days = &i
+	m.addexpiry_days = nil
+}
+
+// ExpiryDays returns the value of the "expiry_days" field in the mutation.
+func (m *AddOnMutation) ExpiryDays() (r int, exists bool) {
+	v := m.expiry_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiryDays returns the old "expiry_days" field's value of the AddOn entity.
+// If the AddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AddOnMutation) OldExpiryDays(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiryDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiryDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiryDays: %w", err)
+	}
+	return oldValue.ExpiryDays, nil
+}
+
+// AddExpiryDays adds i to the "expiry_days" field.
+func (m *AddOnMutation) AddExpiryDays(i int) {
+	if m.addexpiry_days != nil {
+		*m.addexpiry_days += i
+	} else {
+		m.addexpiry_days = &i
+	}
+}
+
+// AddedExpiryDays returns the value that was added to the "expiry_days" field in this mutation.
+func (m *AddOnMutation) AddedExpiryDays() (r int, exists bool) {
+	v := m.addexpiry_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearExpiryDays clears the value of the "expiry_days" field.
+func (m *AddOnMutation) ClearExpiryDays() {
+	m.expiry_days = nil
+	m.addexpiry_days = nil
+	m.clearedFields[addon.FieldExpiryDays] = struct{}{}
+}
+
+// ExpiryDaysCleared returns if the "expiry_days" field was cleared in this mutation.
+func (m *AddOnMutation) ExpiryDaysCleared() bool {
+	_, ok := m.clearedFields[addon.FieldExpiryDays]
+	return ok
+}
+
+// ResetExpiryDays resets all changes to the "expiry_days" field.
+func (m *AddOnMutation) ResetExpiryDays() {
+	m.expiry_days = nil
+	m.addexpiry_days = nil
+	delete(m.clearedFields, addon.FieldExpiryDays)
+}
+
+// Where appends a list predicates to the AddOnMutation builder.
+func (m *AddOnMutation) Where(ps ...predicate.AddOn) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AddOnMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AddOnMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AddOn, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AddOnMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AddOnMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AddOn).
+func (m *AddOnMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AddOnMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.created_at != nil {
+		fields = append(fields, addon.FieldCreatedAt)
+	}
+	if m.name != nil {
+		fields = append(fields, addon.FieldName)
+	}
+	if m.credits != nil {
+		fields = append(fields, addon.FieldCredits)
+	}
+	if m.fee != nil {
+		fields = append(fields, addon.FieldFee)
+	}
+	if m.currency != nil {
+		fields = append(fields, addon.FieldCurrency)
+	}
+	if m.credit_type != nil {
+		fields = append(fields, addon.FieldCreditType)
+	}
+	if m.expiry_days != nil {
+		fields = append(fields, addon.FieldExpiryDays)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AddOnMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case addon.FieldCreatedAt:
+		return m.CreatedAt()
+	case addon.FieldName:
+		return m.Name()
+	case addon.FieldCredits:
+		return m.Credits()
+	case addon.FieldFee:
+		return m.Fee()
+	case addon.FieldCurrency:
+		return m.Currency()
+	case addon.FieldCreditType:
+		return m.CreditType()
+	case addon.FieldExpiryDays:
+		return m.ExpiryDays()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AddOnMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case addon.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case addon.FieldName:
+		return m.OldName(ctx)
+	case addon.FieldCredits:
+		return m.OldCredits(ctx)
+	case addon.FieldFee:
+		return m.OldFee(ctx)
+	case addon.FieldCurrency:
+		return m.OldCurrency(ctx)
+	case addon.FieldCreditType:
+		return m.OldCreditType(ctx)
+	case addon.FieldExpiryDays:
+		return m.OldExpiryDays(ctx)
+	}
+	return nil, fmt.Errorf("unknown AddOn field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AddOnMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case addon.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case addon.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case addon.FieldCredits:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCredits(v)
+		return nil
+	case addon.FieldFee:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFee(v)
+		return nil
+	case addon.FieldCurrency:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrency(v)
+		return nil
+	case addon.FieldCreditType:
+		v, ok := value.(credit.CreditType)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreditType(v)
+		return nil
+	case addon.FieldExpiryDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiryDays(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AddOn field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AddOnMutation) AddedFields() []string {
+	var fields []string
+	if m.addexpiry_days != nil {
+		fields = append(fields, addon.FieldExpiryDays)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AddOnMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case addon.FieldExpiryDays:
+		return m.AddedExpiryDays()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AddOnMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case addon.FieldExpiryDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddExpiryDays(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AddOn numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AddOnMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(addon.FieldExpiryDays) {
+		fields = append(fields, addon.FieldExpiryDays)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AddOnMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AddOnMutation) ClearField(name string) error {
+	switch name {
+	case addon.FieldExpiryDays:
+		m.ClearExpiryDays()
+		return nil
+	}
+	return fmt.Errorf("unknown AddOn nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AddOnMutation) ResetField(name string) error {
+	switch name {
+	case addon.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case addon.FieldName:
+		m.ResetName()
+		return nil
+	case addon.FieldCredits:
+		m.ResetCredits()
+		return nil
+	case addon.FieldFee:
+		m.ResetFee()
+		return nil
+	case addon.FieldCurrency:
+		m.ResetCurrency()
+		return nil
+	case addon.FieldCreditType:
+		m.ResetCreditType()
+		return nil
+	case addon.FieldExpiryDays:
+		m.ResetExpiryDays()
+		return nil
+	}
+	return fmt.Errorf("unknown AddOn field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AddOnMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AddOnMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AddOnMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AddOnMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AddOnMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AddOnMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AddOnMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AddOn unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AddOnMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AddOn edge %s", name)
 }
 
 // AlertMutation represents an operation that mutates the Alert nodes in the graph.
@@ -4304,6 +5017,8 @@ type ChargeMutation struct {
 	addgrant_id        *int
 	refund_of          *int
 	addrefund_of       *int
+	add_on_id          *int
+	addadd_on_id       *int
 	memo               *string
 	clearedFields      map[string]struct{}
 	done               bool
@@ -4974,6 +5689,76 @@ func (m *ChargeMutation) ResetRefundOf() {
 	delete(m.clearedFields, charge.FieldRefundOf)
 }
 
+// SetAddOnID sets the "add_on_id" field.
+func (m *ChargeMutation) SetAddOnID(i int) {
+	m.add_on_id = &i
+	m.addadd_on_id = nil
+}
+
+// AddOnID returns the value of the "add_on_id" field in the mutation.
+func (m *ChargeMutation) AddOnID() (r int, exists bool) {
+	v := m.add_on_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAddOnID returns the old "add_on_id" field's value of the Charge entity.
+// If the Charge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChargeMutation) OldAddOnID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAddOnID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAddOnID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAddOnID: %w", err)
+	}
+	return oldValue.AddOnID, nil
+}
+
+// AddAddOnID adds i to the "add_on_id" field.
+func (m *ChargeMutation) AddAddOnID(i int) {
+	if m.addadd_on_id != nil {
+		*m.addadd_on_id += i
+	} else {
+		m.addadd_on_id = &i
+	}
+}
+
+// AddedAddOnID returns the value that was added to the "add_on_id" field in this mutation.
+func (m *ChargeMutation) AddedAddOnID() (r int, exists bool) {
+	v := m.addadd_on_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearAddOnID clears the value of the "add_on_id" field.
+func (m *ChargeMutation) ClearAddOnID() {
+	m.add_on_id = nil
+	m.addadd_on_id = nil
+	m.clearedFields[charge.FieldAddOnID] = struct{}{}
+}
+
+// AddOnIDCleared returns if the "add_on_id" field was cleared in this mutation.
+func (m *ChargeMutation) AddOnIDCleared() bool {
+	_, ok := m.clearedFields[charge.FieldAddOnID]
+	return ok
+}
+
+// ResetAddOnID resets all changes to the "add_on_id" field.
+func (m *ChargeMutation) ResetAddOnID() {
+	m.add_on_id = nil
+	m.addadd_on_id = nil
+	delete(m.clearedFields, charge.FieldAddOnID)
+}
+
 // SetMemo sets the "memo" field.
 func (m *ChargeMutation) SetMemo(s string) {
 	m.memo = &s
@@ -5057,7 +5842,7 @@ func (m *ChargeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ChargeMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, charge.FieldCreatedAt)
 	}
@@ -5090,6 +5875,9 @@ func (m *ChargeMutation) Fields() []string {
 	}
 	if m.refund_of != nil {
 		fields = append(fields, charge.FieldRefundOf)
+	}
+	if m.add_on_id != nil {
+		fields = append(fields, charge.FieldAddOnID)
 	}
 	if m.memo != nil {
 		fields = append(fields, charge.FieldMemo)
@@ -5124,6 +5912,8 @@ func (m *ChargeMutation) Field(name string) (ent.Value, bool) {
 		return m.GrantID()
 	case charge.FieldRefundOf:
 		return m.RefundOf()
+	case charge.FieldAddOnID:
+		return m.AddOnID()
 	case charge.FieldMemo:
 		return m.Memo()
 	}
@@ -5157,6 +5947,8 @@ func (m *ChargeMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldGrantID(ctx)
 	case charge.FieldRefundOf:
 		return m.OldRefundOf(ctx)
+	case charge.FieldAddOnID:
+		return m.OldAddOnID(ctx)
 	case charge.FieldMemo:
 		return m.OldMemo(ctx)
 	}
@@ -5245,6 +6037,13 @@ func (m *ChargeMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRefundOf(v)
 		return nil
+	case charge.FieldAddOnID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAddOnID(v)
+		return nil
 	case charge.FieldMemo:
 		v, ok := value.(string)
 		if !ok {
@@ -5275,6 +6074,9 @@ func (m *ChargeMutation) AddedFields() []string {
 	if m.addrefund_of != nil {
 		fields = append(fields, charge.FieldRefundOf)
 	}
+	if m.addadd_on_id != nil {
+		fields = append(fields, charge.FieldAddOnID)
+	}
 	return fields
 }
 
@@ -5293,6 +6095,8 @@ func (m *ChargeMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedGrantID()
 	case charge.FieldRefundOf:
 		return m.AddedRefundOf()
+	case charge.FieldAddOnID:
+		return m.AddedAddOnID()
 	}
 	return nil, false
 }
@@ -5337,6 +6141,13 @@ func (m *ChargeMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddRefundOf(v)
 		return nil
+	case charge.FieldAddOnID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAddOnID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Charge numeric field %s", name)
 }
@@ -5359,6 +6170,9 @@ func (m *ChargeMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(charge.FieldRefundOf) {
 		fields = append(fields, charge.FieldRefundOf)
+	}
+	if m.FieldCleared(charge.FieldAddOnID) {
+		fields = append(fields, charge.FieldAddOnID)
 	}
 	if m.FieldCleared(charge.FieldMemo) {
 		fields = append(fields, charge.FieldMemo)
@@ -5391,6 +6205,9 @@ func (m *ChargeMutation) ClearField(name string) error {
 		return nil
 	case charge.FieldRefundOf:
 		m.ClearRefundOf()
+		return nil
+	case charge.FieldAddOnID:
+		m.ClearAddOnID()
 		return nil
 	case charge.FieldMemo:
 		m.ClearMemo()
@@ -5435,6 +6252,9 @@ func (m *ChargeMutation) ResetField(name string) error {
 		return nil
 	case charge.FieldRefundOf:
 		m.ResetRefundOf()
+		return nil
+	case charge.FieldAddOnID:
+		m.ResetAddOnID()
 		return nil
 	case charge.FieldMemo:
 		m.ResetMemo()
@@ -11643,6 +12463,14 @@ type PlanMutation struct {
 	appendentitled_actions   []string
 	seed_credits             *decimal.NullDecimal
 	member_limit             *decimal.NullDecimal
+	term_end_credits         *credit.TermEndCredits
+	term_end_refund_rate     *decimal.NullDecimal
+	on_demand_tiers          *[]credit.PriceTier
+	appendon_demand_tiers    []credit.PriceTier
+	overage_tiers            *[]credit.PriceTier
+	appendoverage_tiers      []credit.PriceTier
+	segment_prices           *[]credit.SegmentPrice
+	appendsegment_prices     []credit.SegmentPrice
 	clearedFields            map[string]struct{}
 	done                     bool
 	oldValue                 func(context.Context) (*Plan, error)
@@ -13013,6 +13841,286 @@ func (m *PlanMutation) ResetMemberLimit() {
 	delete(m.clearedFields, plan.FieldMemberLimit)
 }
 
+// SetTermEndCredits sets the "term_end_credits" field.
+func (m *PlanMutation) SetTermEndCredits(cec credit.TermEndCredits) {
+	m.term_end_credits = &cec
+}
+
+// TermEndCredits returns the value of the "term_end_credits" field in the mutation.
+func (m *PlanMutation) TermEndCredits() (r credit.TermEndCredits, exists bool) {
+	v := m.term_end_credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTermEndCredits returns the old "term_end_credits" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldTermEndCredits(ctx context.Context) (v credit.TermEndCredits, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTermEndCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTermEndCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTermEndCredits: %w", err)
+	}
+	return oldValue.TermEndCredits, nil
+}
+
+// ResetTermEndCredits resets all changes to the "term_end_credits" field.
+func (m *PlanMutation) ResetTermEndCredits() {
+	m.term_end_credits = nil
+}
+
+// SetTermEndRefundRate sets the "term_end_refund_rate" field.
+func (m *PlanMutation) SetTermEndRefundRate(dd decimal.NullDecimal) {
+	m.term_end_refund_rate = &dd
+}
+
+// TermEndRefundRate returns the value of the "term_end_refund_rate" field in the mutation.
+func (m *PlanMutation) TermEndRefundRate() (r decimal.NullDecimal, exists bool) {
+	v := m.term_end_refund_rate
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTermEndRefundRate returns the old "term_end_refund_rate" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldTermEndRefundRate(ctx context.Context) (v decimal.NullDecimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTermEndRefundRate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTermEndRefundRate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTermEndRefundRate: %w", err)
+	}
+	return oldValue.TermEndRefundRate, nil
+}
+
+// ClearTermEndRefundRate clears the value of the "term_end_refund_rate" field.
+func (m *PlanMutation) ClearTermEndRefundRate() {
+	m.term_end_refund_rate = nil
+	m.clearedFields[plan.FieldTermEndRefundRate] = struct{}{}
+}
+
+// TermEndRefundRateCleared returns if the "term_end_refund_rate" field was cleared in this mutation.
+func (m *PlanMutation) TermEndRefundRateCleared() bool {
+	_, ok := m.clearedFields[plan.FieldTermEndRefundRate]
+	return ok
+}
+
+// ResetTermEndRefundRate resets all changes to the "term_end_refund_rate" field.
+func (m *PlanMutation) ResetTermEndRefundRate() {
+	m.term_end_refund_rate = nil
+	delete(m.clearedFields, plan.FieldTermEndRefundRate)
+}
+
+// SetOnDemandTiers sets the "on_demand_tiers" field.
+func (m *PlanMutation) SetOnDemandTiers(ct []credit.PriceTier) {
+	m.on_demand_tiers = &ct
+	m.appendon_demand_tiers = nil
+}
+
+// OnDemandTiers returns the value of the "on_demand_tiers" field in the mutation.
+func (m *PlanMutation) OnDemandTiers() (r []credit.PriceTier, exists bool) {
+	v := m.on_demand_tiers
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOnDemandTiers returns the old "on_demand_tiers" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldOnDemandTiers(ctx context.Context) (v []credit.PriceTier, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOnDemandTiers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOnDemandTiers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOnDemandTiers: %w", err)
+	}
+	return oldValue.OnDemandTiers, nil
+}
+
+// AppendOnDemandTiers adds ct to the "on_demand_tiers" field.
+func (m *PlanMutation) AppendOnDemandTiers(ct []credit.PriceTier) {
+	m.appendon_demand_tiers = append(m.appendon_demand_tiers, ct...)
+}
+
+// AppendedOnDemandTiers returns the list of values that were appended to the "on_demand_tiers" field in this mutation.
+func (m *PlanMutation) AppendedOnDemandTiers() ([]credit.PriceTier, bool) {
+	if len(m.appendon_demand_tiers) == 0 {
+		return nil, false
+	}
+	return m.appendon_demand_tiers, true
+}
+
+// ClearOnDemandTiers clears the value of the "on_demand_tiers" field.
+func (m *PlanMutation) ClearOnDemandTiers() {
+	m.on_demand_tiers = nil
+	m.appendon_demand_tiers = nil
+	m.clearedFields[plan.FieldOnDemandTiers] = struct{}{}
+}
+
+// OnDemandTiersCleared returns if the "on_demand_tiers" field was cleared in this mutation.
+func (m *PlanMutation) OnDemandTiersCleared() bool {
+	_, ok := m.clearedFields[plan.FieldOnDemandTiers]
+	return ok
+}
+
+// ResetOnDemandTiers resets all changes to the "on_demand_tiers" field.
+func (m *PlanMutation) ResetOnDemandTiers() {
+	m.on_demand_tiers = nil
+	m.appendon_demand_tiers = nil
+	delete(m.clearedFields, plan.FieldOnDemandTiers)
+}
+
+// SetOverageTiers sets the "overage_tiers" field.
+func (m *PlanMutation) SetOverageTiers(ct []credit.PriceTier) {
+	m.overage_tiers = &ct
+	m.appendoverage_tiers = nil
+}
+
+// OverageTiers returns the value of the "overage_tiers" field in the mutation.
+func (m *PlanMutation) OverageTiers() (r []credit.PriceTier, exists bool) {
+	v := m.overage_tiers
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOverageTiers returns the old "overage_tiers" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldOverageTiers(ctx context.Context) (v []credit.PriceTier, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOverageTiers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOverageTiers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOverageTiers: %w", err)
+	}
+	return oldValue.OverageTiers, nil
+}
+
+// AppendOverageTiers adds ct to the "overage_tiers" field.
+func (m *PlanMutation) AppendOverageTiers(ct []credit.PriceTier) {
+	m.appendoverage_tiers = append(m.appendoverage_tiers, ct...)
+}
+
+// AppendedOverageTiers returns the list of values that were appended to the "overage_tiers" field in this mutation.
+func (m *PlanMutation) AppendedOverageTiers() ([]credit.PriceTier, bool) {
+	if len(m.appendoverage_tiers) == 0 {
+		return nil, false
+	}
+	return m.appendoverage_tiers, true
+}
+
+// ClearOverageTiers clears the value of the "overage_tiers" field.
+func (m *PlanMutation) ClearOverageTiers() {
+	m.overage_tiers = nil
+	m.appendoverage_tiers = nil
+	m.clearedFields[plan.FieldOverageTiers] = struct{}{}
+}
+
+// OverageTiersCleared returns if the "overage_tiers" field was cleared in this mutation.
+func (m *PlanMutation) OverageTiersCleared() bool {
+	_, ok := m.clearedFields[plan.FieldOverageTiers]
+	return ok
+}
+
+// ResetOverageTiers resets all changes to the "overage_tiers" field.
+func (m *PlanMutation) ResetOverageTiers() {
+	m.overage_tiers = nil
+	m.appendoverage_tiers = nil
+	delete(m.clearedFields, plan.FieldOverageTiers)
+}
+
+// SetSegmentPrices sets the "segment_prices" field.
+func (m *PlanMutation) SetSegmentPrices(cp []credit.SegmentPrice) {
+	m.segment_prices = &cp
+	m.appendsegment_prices = nil
+}
+
+// SegmentPrices returns the value of the "segment_prices" field in the mutation.
+func (m *PlanMutation) SegmentPrices() (r []credit.SegmentPrice, exists bool) {
+	v := m.segment_prices
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSegmentPrices returns the old "segment_prices" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldSegmentPrices(ctx context.Context) (v []credit.SegmentPrice, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSegmentPrices is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSegmentPrices requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSegmentPrices: %w", err)
+	}
+	return oldValue.SegmentPrices, nil
+}
+
+// AppendSegmentPrices adds cp to the "segment_prices" field.
+func (m *PlanMutation) AppendSegmentPrices(cp []credit.SegmentPrice) {
+	m.appendsegment_prices = append(m.appendsegment_prices, cp...)
+}
+
+// AppendedSegmentPrices returns the list of values that were appended to the "segment_prices" field in this mutation.
+func (m *PlanMutation) AppendedSegmentPrices() ([]credit.SegmentPrice, bool) {
+	if len(m.appendsegment_prices) == 0 {
+		return nil, false
+	}
+	return m.appendsegment_prices, true
+}
+
+// ClearSegmentPrices clears the value of the "segment_prices" field.
+func (m *PlanMutation) ClearSegmentPrices() {
+	m.segment_prices = nil
+	m.appendsegment_prices = nil
+	m.clearedFields[plan.FieldSegmentPrices] = struct{}{}
+}
+
+// SegmentPricesCleared returns if the "segment_prices" field was cleared in this mutation.
+func (m *PlanMutation) SegmentPricesCleared() bool {
+	_, ok := m.clearedFields[plan.FieldSegmentPrices]
+	return ok
+}
+
+// ResetSegmentPrices resets all changes to the "segment_prices" field.
+func (m *PlanMutation) ResetSegmentPrices() {
+	m.segment_prices = nil
+	m.appendsegment_prices = nil
+	delete(m.clearedFields, plan.FieldSegmentPrices)
+}
+
 // Where appends a list predicates to the PlanMutation builder.
 func (m *PlanMutation) Where(ps ...predicate.Plan) {
 	m.predicates = append(m.predicates, ps...)
@@ -13047,7 +14155,7 @@ func (m *PlanMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PlanMutation) Fields() []string {
-	fields := make([]string, 0, 27)
+	fields := make([]string, 0, 32)
 	if m.created_at != nil {
 		fields = append(fields, plan.FieldCreatedAt)
 	}
@@ -13129,6 +14237,21 @@ func (m *PlanMutation) Fields() []string {
 	if m.member_limit != nil {
 		fields = append(fields, plan.FieldMemberLimit)
 	}
+	if m.term_end_credits != nil {
+		fields = append(fields, plan.FieldTermEndCredits)
+	}
+	if m.term_end_refund_rate != nil {
+		fields = append(fields, plan.FieldTermEndRefundRate)
+	}
+	if m.on_demand_tiers != nil {
+		fields = append(fields, plan.FieldOnDemandTiers)
+	}
+	if m.overage_tiers != nil {
+		fields = append(fields, plan.FieldOverageTiers)
+	}
+	if m.segment_prices != nil {
+		fields = append(fields, plan.FieldSegmentPrices)
+	}
 	return fields
 }
 
@@ -13191,6 +14314,16 @@ func (m *PlanMutation) Field(name string) (ent.Value, bool) {
 		return m.SeedCredits()
 	case plan.FieldMemberLimit:
 		return m.MemberLimit()
+	case plan.FieldTermEndCredits:
+		return m.TermEndCredits()
+	case plan.FieldTermEndRefundRate:
+		return m.TermEndRefundRate()
+	case plan.FieldOnDemandTiers:
+		return m.OnDemandTiers()
+	case plan.FieldOverageTiers:
+		return m.OverageTiers()
+	case plan.FieldSegmentPrices:
+		return m.SegmentPrices()
 	}
 	return nil, false
 }
@@ -13254,6 +14387,16 @@ func (m *PlanMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldSeedCredits(ctx)
 	case plan.FieldMemberLimit:
 		return m.OldMemberLimit(ctx)
+	case plan.FieldTermEndCredits:
+		return m.OldTermEndCredits(ctx)
+	case plan.FieldTermEndRefundRate:
+		return m.OldTermEndRefundRate(ctx)
+	case plan.FieldOnDemandTiers:
+		return m.OldOnDemandTiers(ctx)
+	case plan.FieldOverageTiers:
+		return m.OldOverageTiers(ctx)
+	case plan.FieldSegmentPrices:
+		return m.OldSegmentPrices(ctx)
 	}
 	return nil, fmt.Errorf("unknown Plan field %s", name)
 }
@@ -13452,6 +14595,41 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMemberLimit(v)
 		return nil
+	case plan.FieldTermEndCredits:
+		v, ok := value.(credit.TermEndCredits)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTermEndCredits(v)
+		return nil
+	case plan.FieldTermEndRefundRate:
+		v, ok := value.(decimal.NullDecimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTermEndRefundRate(v)
+		return nil
+	case plan.FieldOnDemandTiers:
+		v, ok := value.([]credit.PriceTier)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOnDemandTiers(v)
+		return nil
+	case plan.FieldOverageTiers:
+		v, ok := value.([]credit.PriceTier)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOverageTiers(v)
+		return nil
+	case plan.FieldSegmentPrices:
+		v, ok := value.([]credit.SegmentPrice)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSegmentPrices(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
 }
@@ -13578,6 +14756,18 @@ func (m *PlanMutation) ClearedFields() []string {
 	if m.FieldCleared(plan.FieldMemberLimit) {
 		fields = append(fields, plan.FieldMemberLimit)
 	}
+	if m.FieldCleared(plan.FieldTermEndRefundRate) {
+		fields = append(fields, plan.FieldTermEndRefundRate)
+	}
+	if m.FieldCleared(plan.FieldOnDemandTiers) {
+		fields = append(fields, plan.FieldOnDemandTiers)
+	}
+	if m.FieldCleared(plan.FieldOverageTiers) {
+		fields = append(fields, plan.FieldOverageTiers)
+	}
+	if m.FieldCleared(plan.FieldSegmentPrices) {
+		fields = append(fields, plan.FieldSegmentPrices)
+	}
 	return fields
 }
 
@@ -13636,6 +14826,18 @@ func (m *PlanMutation) ClearField(name string) error {
 		return nil
 	case plan.FieldMemberLimit:
 		m.ClearMemberLimit()
+		return nil
+	case plan.FieldTermEndRefundRate:
+		m.ClearTermEndRefundRate()
+		return nil
+	case plan.FieldOnDemandTiers:
+		m.ClearOnDemandTiers()
+		return nil
+	case plan.FieldOverageTiers:
+		m.ClearOverageTiers()
+		return nil
+	case plan.FieldSegmentPrices:
+		m.ClearSegmentPrices()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan nullable field %s", name)
@@ -13725,6 +14927,21 @@ func (m *PlanMutation) ResetField(name string) error {
 		return nil
 	case plan.FieldMemberLimit:
 		m.ResetMemberLimit()
+		return nil
+	case plan.FieldTermEndCredits:
+		m.ResetTermEndCredits()
+		return nil
+	case plan.FieldTermEndRefundRate:
+		m.ResetTermEndRefundRate()
+		return nil
+	case plan.FieldOnDemandTiers:
+		m.ResetOnDemandTiers()
+		return nil
+	case plan.FieldOverageTiers:
+		m.ResetOverageTiers()
+		return nil
+	case plan.FieldSegmentPrices:
+		m.ResetSegmentPrices()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
@@ -16139,6 +17356,8 @@ type SubscriptionMutation struct {
 	term_periods        *int
 	addterm_periods     *int
 	auto_renew          *bool
+	renewal_plan_id     *int
+	addrenewal_plan_id  *int
 	time_zone           *string
 	commitment          *decimal.Decimal
 	register_version    *int
@@ -16764,6 +17983,76 @@ func (m *SubscriptionMutation) ResetAutoRenew() {
 	m.auto_renew = nil
 }
 
+// SetRenewalPlanID sets the "renewal_plan_id" field.
+func (m *SubscriptionMutation) SetRenewalPlanID(i int) {
+	m.renewal_plan_id = &i
+	m.addrenewal_plan_id = nil
+}
+
+// RenewalPlanID returns the value of the "renewal_plan_id" field in the mutation.
+func (m *SubscriptionMutation) RenewalPlanID() (r int, exists bool) {
+	v := m.renewal_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRenewalPlanID returns the old "renewal_plan_id" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldRenewalPlanID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRenewalPlanID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRenewalPlanID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRenewalPlanID: %w", err)
+	}
+	return oldValue.RenewalPlanID, nil
+}
+
+// AddRenewalPlanID adds i to the "renewal_plan_id" field.
+func (m *SubscriptionMutation) AddRenewalPlanID(i int) {
+	if m.addrenewal_plan_id != nil {
+		*m.addrenewal_plan_id += i
+	} else {
+		m.addrenewal_plan_id = &i
+	}
+}
+
+// AddedRenewalPlanID returns the value that was added to the "renewal_plan_id" field in this mutation.
+func (m *SubscriptionMutation) AddedRenewalPlanID() (r int, exists bool) {
+	v := m.addrenewal_plan_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearRenewalPlanID clears the value of the "renewal_plan_id" field.
+func (m *SubscriptionMutation) ClearRenewalPlanID() {
+	m.renewal_plan_id = nil
+	m.addrenewal_plan_id = nil
+	m.clearedFields[subscription.FieldRenewalPlanID] = struct{}{}
+}
+
+// RenewalPlanIDCleared returns if the "renewal_plan_id" field was cleared in this mutation.
+func (m *SubscriptionMutation) RenewalPlanIDCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldRenewalPlanID]
+	return ok
+}
+
+// ResetRenewalPlanID resets all changes to the "renewal_plan_id" field.
+func (m *SubscriptionMutation) ResetRenewalPlanID() {
+	m.renewal_plan_id = nil
+	m.addrenewal_plan_id = nil
+	delete(m.clearedFields, subscription.FieldRenewalPlanID)
+}
+
 // SetTimeZone sets the "time_zone" field.
 func (m *SubscriptionMutation) SetTimeZone(s string) {
 	m.time_zone = &s
@@ -17045,7 +18334,7 @@ func (m *SubscriptionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SubscriptionMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, subscription.FieldCreatedAt)
 	}
@@ -17075,6 +18364,9 @@ func (m *SubscriptionMutation) Fields() []string {
 	}
 	if m.auto_renew != nil {
 		fields = append(fields, subscription.FieldAutoRenew)
+	}
+	if m.renewal_plan_id != nil {
+		fields = append(fields, subscription.FieldRenewalPlanID)
 	}
 	if m.time_zone != nil {
 		fields = append(fields, subscription.FieldTimeZone)
@@ -17119,6 +18411,8 @@ func (m *SubscriptionMutation) Field(name string) (ent.Value, bool) {
 		return m.TermPeriods()
 	case subscription.FieldAutoRenew:
 		return m.AutoRenew()
+	case subscription.FieldRenewalPlanID:
+		return m.RenewalPlanID()
 	case subscription.FieldTimeZone:
 		return m.TimeZone()
 	case subscription.FieldCommitment:
@@ -17158,6 +18452,8 @@ func (m *SubscriptionMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldTermPeriods(ctx)
 	case subscription.FieldAutoRenew:
 		return m.OldAutoRenew(ctx)
+	case subscription.FieldRenewalPlanID:
+		return m.OldRenewalPlanID(ctx)
 	case subscription.FieldTimeZone:
 		return m.OldTimeZone(ctx)
 	case subscription.FieldCommitment:
@@ -17247,6 +18543,13 @@ func (m *SubscriptionMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAutoRenew(v)
 		return nil
+	case subscription.FieldRenewalPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRenewalPlanID(v)
+		return nil
 	case subscription.FieldTimeZone:
 		v, ok := value.(string)
 		if !ok {
@@ -17305,6 +18608,9 @@ func (m *SubscriptionMutation) AddedFields() []string {
 	if m.addterm_periods != nil {
 		fields = append(fields, subscription.FieldTermPeriods)
 	}
+	if m.addrenewal_plan_id != nil {
+		fields = append(fields, subscription.FieldRenewalPlanID)
+	}
 	if m.addregister_version != nil {
 		fields = append(fields, subscription.FieldRegisterVersion)
 	}
@@ -17329,6 +18635,8 @@ func (m *SubscriptionMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedPoolID()
 	case subscription.FieldTermPeriods:
 		return m.AddedTermPeriods()
+	case subscription.FieldRenewalPlanID:
+		return m.AddedRenewalPlanID()
 	case subscription.FieldRegisterVersion:
 		return m.AddedRegisterVersion()
 	case subscription.FieldNextPeriod:
@@ -17377,6 +18685,13 @@ func (m *SubscriptionMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddTermPeriods(v)
 		return nil
+	case subscription.FieldRenewalPlanID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRenewalPlanID(v)
+		return nil
 	case subscription.FieldRegisterVersion:
 		v, ok := value.(int)
 		if !ok {
@@ -17411,6 +18726,9 @@ func (m *SubscriptionMutation) ClearedFields() []string {
 	if m.FieldCleared(subscription.FieldTermPeriods) {
 		fields = append(fields, subscription.FieldTermPeriods)
 	}
+	if m.FieldCleared(subscription.FieldRenewalPlanID) {
+		fields = append(fields, subscription.FieldRenewalPlanID)
+	}
 	if m.FieldCleared(subscription.FieldRegisterVersion) {
 		fields = append(fields, subscription.FieldRegisterVersion)
 	}
@@ -17442,6 +18760,9 @@ func (m *SubscriptionMutation) ClearField(name string) error {
 		return nil
 	case subscription.FieldTermPeriods:
 		m.ClearTermPeriods()
+		return nil
+	case subscription.FieldRenewalPlanID:
+		m.ClearRenewalPlanID()
 		return nil
 	case subscription.FieldRegisterVersion:
 		m.ClearRegisterVersion()
@@ -17486,6 +18807,9 @@ func (m *SubscriptionMutation) ResetField(name string) error {
 		return nil
 	case subscription.FieldAutoRenew:
 		m.ResetAutoRenew()
+		return nil
+	case subscription.FieldRenewalPlanID:
+		m.ResetRenewalPlanID()
 		return nil
 	case subscription.FieldTimeZone:
 		m.ResetTimeZone()
@@ -17552,6 +18876,799 @@ func (m *SubscriptionMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *SubscriptionMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Subscription edge %s", name)
+}
+
+// SubscriptionAddOnMutation represents an operation that mutates the SubscriptionAddOn nodes in the graph.
+type SubscriptionAddOnMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	created_at         *time.Time
+	subscription_id    *int
+	addsubscription_id *int
+	organization_id    *int
+	addorganization_id *int
+	add_on_id          *int
+	addadd_on_id       *int
+	added_at           *time.Time
+	removed_at         *time.Time
+	actor              *string
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*SubscriptionAddOn, error)
+	predicates         []predicate.SubscriptionAddOn
+}
+
+var _ ent.Mutation = (*SubscriptionAddOnMutation)(nil)
+
+// subscriptionaddonOption allows management of the mutation configuration using functional options.
+type subscriptionaddonOption func(*SubscriptionAddOnMutation)
+
+// newSubscriptionAddOnMutation creates new mutation for the SubscriptionAddOn entity.
+func newSubscriptionAddOnMutation(c config, op Op, opts ...subscriptionaddonOption) *SubscriptionAddOnMutation {
+	m := &SubscriptionAddOnMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSubscriptionAddOn,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSubscriptionAddOnID sets the ID field of the mutation.
+func withSubscriptionAddOnID(id int) subscriptionaddonOption {
+	return func(m *SubscriptionAddOnMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *SubscriptionAddOn
+		)
+		m.oldValue = func(ctx context.Context) (*SubscriptionAddOn, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().SubscriptionAddOn.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSubscriptionAddOn sets the old SubscriptionAddOn of the mutation.
+func withSubscriptionAddOn(node *SubscriptionAddOn) subscriptionaddonOption {
+	return func(m *SubscriptionAddOnMutation) {
+		m.oldValue = func(context.Context) (*SubscriptionAddOn, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SubscriptionAddOnMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SubscriptionAddOnMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SubscriptionAddOnMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SubscriptionAddOnMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().SubscriptionAddOn.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *SubscriptionAddOnMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *SubscriptionAddOnMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the SubscriptionAddOn entity.
+// If the SubscriptionAddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionAddOnMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *SubscriptionAddOnMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetSubscriptionID sets the "subscription_id" field.
+func (m *SubscriptionAddOnMutation) SetSubscriptionID(i int) {
+	m.subscription_id = &i
+	m.addsubscription_id = nil
+}
+
+// SubscriptionID returns the value of the "subscription_id" field in the mutation.
+func (m *SubscriptionAddOnMutation) SubscriptionID() (r int, exists bool) {
+	v := m.subscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubscriptionID returns the old "subscription_id" field's value of the SubscriptionAddOn entity.
+// If the SubscriptionAddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionAddOnMutation) OldSubscriptionID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubscriptionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubscriptionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubscriptionID: %w", err)
+	}
+	return oldValue.SubscriptionID, nil
+}
+
+// AddSubscriptionID adds i to the "subscription_id" field.
+func (m *SubscriptionAddOnMutation) AddSubscriptionID(i int) {
+	if m.addsubscription_id != nil {
+		*m.addsubscription_id += i
+	} else {
+		m.addsubscription_id = &i
+	}
+}
+
+// AddedSubscriptionID returns the value that was added to the "subscription_id" field in this mutation.
+func (m *SubscriptionAddOnMutation) AddedSubscriptionID() (r int, exists bool) {
+	v := m.addsubscription_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSubscriptionID resets all changes to the "subscription_id" field.
+func (m *SubscriptionAddOnMutation) ResetSubscriptionID() {
+	m.subscription_id = nil
+	m.addsubscription_id = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *SubscriptionAddOnMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *SubscriptionAddOnMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the SubscriptionAddOn entity.
+// If the SubscriptionAddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionAddOnMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *SubscriptionAddOnMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *SubscriptionAddOnMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *SubscriptionAddOnMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetAddOnID sets the "add_on_id" field.
+func (m *SubscriptionAddOnMutation) SetAddOnID(i int) {
+	m.add_on_id = &i
+	m.addadd_on_id = nil
+}
+
+// AddOnID returns the value of the "add_on_id" field in the mutation.
+func (m *SubscriptionAddOnMutation) AddOnID() (r int, exists bool) {
+	v := m.add_on_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAddOnID returns the old "add_on_id" field's value of the SubscriptionAddOn entity.
+// If the SubscriptionAddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionAddOnMutation) OldAddOnID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAddOnID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAddOnID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAddOnID: %w", err)
+	}
+	return oldValue.AddOnID, nil
+}
+
+// AddAddOnID adds i to the "add_on_id" field.
+func (m *SubscriptionAddOnMutation) AddAddOnID(i int) {
+	if m.addadd_on_id != nil {
+		*m.addadd_on_id += i
+	} else {
+		m.addadd_on_id = &i
+	}
+}
+
+// AddedAddOnID returns the value that was added to the "add_on_id" field in this mutation.
+func (m *SubscriptionAddOnMutation) AddedAddOnID() (r int, exists bool) {
+	v := m.addadd_on_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAddOnID resets all changes to the "add_on_id" field.
+func (m *SubscriptionAddOnMutation) ResetAddOnID() {
+	m.add_on_id = nil
+	m.addadd_on_id = nil
+}
+
+// SetAddedAt sets the "added_at" field.
+func (m *SubscriptionAddOnMutation) SetAddedAt(t time.Time) {
+	m.added_at = &t
+}
+
+// AddedAt returns the value of the "added_at" field in the mutation.
+func (m *SubscriptionAddOnMutation) AddedAt() (r time.Time, exists bool) {
+	v := m.added_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAddedAt returns the old "added_at" field's value of the SubscriptionAddOn entity.
+// If the SubscriptionAddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionAddOnMutation) OldAddedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAddedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAddedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAddedAt: %w", err)
+	}
+	return oldValue.AddedAt, nil
+}
+
+// ResetAddedAt resets all changes to the "added_at" field.
+func (m *SubscriptionAddOnMutation) ResetAddedAt() {
+	m.added_at = nil
+}
+
+// SetRemovedAt sets the "removed_at" field.
+func (m *SubscriptionAddOnMutation) SetRemovedAt(t time.Time) {
+	m.removed_at = &t
+}
+
+// RemovedAt returns the value of the "removed_at" field in the mutation.
+func (m *SubscriptionAddOnMutation) RemovedAt() (r time.Time, exists bool) {
+	v := m.removed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRemovedAt returns the old "removed_at" field's value of the SubscriptionAddOn entity.
+// If the SubscriptionAddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionAddOnMutation) OldRemovedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRemovedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRemovedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRemovedAt: %w", err)
+	}
+	return oldValue.RemovedAt, nil
+}
+
+// ClearRemovedAt clears the value of the "removed_at" field.
+func (m *SubscriptionAddOnMutation) ClearRemovedAt() {
+	m.removed_at = nil
+	m.clearedFields[subscriptionaddon.FieldRemovedAt] = struct{}{}
+}
+
+// RemovedAtCleared returns if the "removed_at" field was cleared in this mutation.
+func (m *SubscriptionAddOnMutation) RemovedAtCleared() bool {
+	_, ok := m.clearedFields[subscriptionaddon.FieldRemovedAt]
+	return ok
+}
+
+// ResetRemovedAt resets all changes to the "removed_at" field.
+func (m *SubscriptionAddOnMutation) ResetRemovedAt() {
+	m.removed_at = nil
+	delete(m.clearedFields, subscriptionaddon.FieldRemovedAt)
+}
+
+// SetActor sets the "actor" field.
+func (m *SubscriptionAddOnMutation) SetActor(s string) {
+	m.actor = &s
+}
+
+// Actor returns the value of the "actor" field in the mutation.
+func (m *SubscriptionAddOnMutation) Actor() (r string, exists bool) {
+	v := m.actor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActor returns the old "actor" field's value of the SubscriptionAddOn entity.
+// If the SubscriptionAddOn object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionAddOnMutation) OldActor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActor: %w", err)
+	}
+	return oldValue.Actor, nil
+}
+
+// ClearActor clears the value of the "actor" field.
+func (m *SubscriptionAddOnMutation) ClearActor() {
+	m.actor = nil
+	m.clearedFields[subscriptionaddon.FieldActor] = struct{}{}
+}
+
+// ActorCleared returns if the "actor" field was cleared in this mutation.
+func (m *SubscriptionAddOnMutation) ActorCleared() bool {
+	_, ok := m.clearedFields[subscriptionaddon.FieldActor]
+	return ok
+}
+
+// ResetActor resets all changes to the "actor" field.
+func (m *SubscriptionAddOnMutation) ResetActor() {
+	m.actor = nil
+	delete(m.clearedFields, subscriptionaddon.FieldActor)
+}
+
+// Where appends a list predicates to the SubscriptionAddOnMutation builder.
+func (m *SubscriptionAddOnMutation) Where(ps ...predicate.SubscriptionAddOn) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SubscriptionAddOnMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SubscriptionAddOnMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.SubscriptionAddOn, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SubscriptionAddOnMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SubscriptionAddOnMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (SubscriptionAddOn).
+func (m *SubscriptionAddOnMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SubscriptionAddOnMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.created_at != nil {
+		fields = append(fields, subscriptionaddon.FieldCreatedAt)
+	}
+	if m.subscription_id != nil {
+		fields = append(fields, subscriptionaddon.FieldSubscriptionID)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, subscriptionaddon.FieldOrganizationID)
+	}
+	if m.add_on_id != nil {
+		fields = append(fields, subscriptionaddon.FieldAddOnID)
+	}
+	if m.added_at != nil {
+		fields = append(fields, subscriptionaddon.FieldAddedAt)
+	}
+	if m.removed_at != nil {
+		fields = append(fields, subscriptionaddon.FieldRemovedAt)
+	}
+	if m.actor != nil {
+		fields = append(fields, subscriptionaddon.FieldActor)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SubscriptionAddOnMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case subscriptionaddon.FieldCreatedAt:
+		return m.CreatedAt()
+	case subscriptionaddon.FieldSubscriptionID:
+		return m.SubscriptionID()
+	case subscriptionaddon.FieldOrganizationID:
+		return m.OrganizationID()
+	case subscriptionaddon.FieldAddOnID:
+		return m.AddOnID()
+	case subscriptionaddon.FieldAddedAt:
+		return m.AddedAt()
+	case subscriptionaddon.FieldRemovedAt:
+		return m.RemovedAt()
+	case subscriptionaddon.FieldActor:
+		return m.Actor()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SubscriptionAddOnMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case subscriptionaddon.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case subscriptionaddon.FieldSubscriptionID:
+		return m.OldSubscriptionID(ctx)
+	case subscriptionaddon.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case subscriptionaddon.FieldAddOnID:
+		return m.OldAddOnID(ctx)
+	case subscriptionaddon.FieldAddedAt:
+		return m.OldAddedAt(ctx)
+	case subscriptionaddon.FieldRemovedAt:
+		return m.OldRemovedAt(ctx)
+	case subscriptionaddon.FieldActor:
+		return m.OldActor(ctx)
+	}
+	return nil, fmt.Errorf("unknown SubscriptionAddOn field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionAddOnMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case subscriptionaddon.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case subscriptionaddon.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubscriptionID(v)
+		return nil
+	case subscriptionaddon.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case subscriptionaddon.FieldAddOnID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAddOnID(v)
+		return nil
+	case subscriptionaddon.FieldAddedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAddedAt(v)
+		return nil
+	case subscriptionaddon.FieldRemovedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRemovedAt(v)
+		return nil
+	case subscriptionaddon.FieldActor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActor(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionAddOn field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SubscriptionAddOnMutation) AddedFields() []string {
+	var fields []string
+	if m.addsubscription_id != nil {
+		fields = append(fields, subscriptionaddon.FieldSubscriptionID)
+	}
+	if m.addorganization_id != nil {
+		fields = append(fields, subscriptionaddon.FieldOrganizationID)
+	}
+	if m.addadd_on_id != nil {
+		fields = append(fields, subscriptionaddon.FieldAddOnID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SubscriptionAddOnMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case subscriptionaddon.FieldSubscriptionID:
+		return m.AddedSubscriptionID()
+	case subscriptionaddon.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case subscriptionaddon.FieldAddOnID:
+		return m.AddedAddOnID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubscriptionAddOnMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case subscriptionaddon.FieldSubscriptionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSubscriptionID(v)
+		return nil
+	case subscriptionaddon.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case subscriptionaddon.FieldAddOnID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAddOnID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionAddOn numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SubscriptionAddOnMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(subscriptionaddon.FieldRemovedAt) {
+		fields = append(fields, subscriptionaddon.FieldRemovedAt)
+	}
+	if m.FieldCleared(subscriptionaddon.FieldActor) {
+		fields = append(fields, subscriptionaddon.FieldActor)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SubscriptionAddOnMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SubscriptionAddOnMutation) ClearField(name string) error {
+	switch name {
+	case subscriptionaddon.FieldRemovedAt:
+		m.ClearRemovedAt()
+		return nil
+	case subscriptionaddon.FieldActor:
+		m.ClearActor()
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionAddOn nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SubscriptionAddOnMutation) ResetField(name string) error {
+	switch name {
+	case subscriptionaddon.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case subscriptionaddon.FieldSubscriptionID:
+		m.ResetSubscriptionID()
+		return nil
+	case subscriptionaddon.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case subscriptionaddon.FieldAddOnID:
+		m.ResetAddOnID()
+		return nil
+	case subscriptionaddon.FieldAddedAt:
+		m.ResetAddedAt()
+		return nil
+	case subscriptionaddon.FieldRemovedAt:
+		m.ResetRemovedAt()
+		return nil
+	case subscriptionaddon.FieldActor:
+		m.ResetActor()
+		return nil
+	}
+	return fmt.Errorf("unknown SubscriptionAddOn field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SubscriptionAddOnMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SubscriptionAddOnMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SubscriptionAddOnMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SubscriptionAddOnMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SubscriptionAddOnMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SubscriptionAddOnMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SubscriptionAddOnMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown SubscriptionAddOn unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SubscriptionAddOnMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown SubscriptionAddOn edge %s", name)
 }
 
 // SubscriptionChangeMutation represents an operation that mutates the SubscriptionChange nodes in the graph.

@@ -73,8 +73,18 @@ type Plan struct {
 	// SeedCredits holds the value of the "seed_credits" field.
 	SeedCredits decimal.NullDecimal `json:"seed_credits,omitempty"`
 	// MemberLimit holds the value of the "member_limit" field.
-	MemberLimit  decimal.NullDecimal `json:"member_limit,omitempty"`
-	selectValues sql.SelectValues
+	MemberLimit decimal.NullDecimal `json:"member_limit,omitempty"`
+	// TermEndCredits holds the value of the "term_end_credits" field.
+	TermEndCredits credit.TermEndCredits `json:"term_end_credits,omitempty"`
+	// TermEndRefundRate holds the value of the "term_end_refund_rate" field.
+	TermEndRefundRate decimal.NullDecimal `json:"term_end_refund_rate,omitempty"`
+	// OnDemandTiers holds the value of the "on_demand_tiers" field.
+	OnDemandTiers []credit.PriceTier `json:"on_demand_tiers,omitempty"`
+	// OverageTiers holds the value of the "overage_tiers" field.
+	OverageTiers []credit.PriceTier `json:"overage_tiers,omitempty"`
+	// SegmentPrices holds the value of the "segment_prices" field.
+	SegmentPrices []credit.SegmentPrice `json:"segment_prices,omitempty"`
+	selectValues  sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -82,15 +92,15 @@ func (*Plan) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case plan.FieldEntitledActions:
+		case plan.FieldEntitledActions, plan.FieldOnDemandTiers, plan.FieldOverageTiers, plan.FieldSegmentPrices:
 			values[i] = new([]byte)
 		case plan.FieldIncludedCredits, plan.FieldPricePerCredit, plan.FieldPlatformFee:
 			values[i] = new(decimal.Decimal)
-		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember, plan.FieldSeedCredits, plan.FieldMemberLimit:
+		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember, plan.FieldSeedCredits, plan.FieldMemberLimit, plan.FieldTermEndRefundRate:
 			values[i] = new(decimal.NullDecimal)
 		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays, plan.FieldIncentiveExpiryDays, plan.FieldTier:
 			values[i] = new(sql.NullInt64)
-		case plan.FieldName, plan.FieldPeriod, plan.FieldCurrency, plan.FieldRegisterName, plan.FieldOverageMode, plan.FieldRolloverMode, plan.FieldFamily, plan.FieldChangeCredits:
+		case plan.FieldName, plan.FieldPeriod, plan.FieldCurrency, plan.FieldRegisterName, plan.FieldOverageMode, plan.FieldRolloverMode, plan.FieldFamily, plan.FieldChangeCredits, plan.FieldTermEndCredits:
 			values[i] = new(sql.NullString)
 		case plan.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -282,6 +292,42 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 			} else if value != nil {
 				_m.MemberLimit = *value
 			}
+		case plan.FieldTermEndCredits:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field term_end_credits", values[i])
+			} else if value.Valid {
+				_m.TermEndCredits = credit.TermEndCredits(value.String)
+			}
+		case plan.FieldTermEndRefundRate:
+			if value, ok := values[i].(*decimal.NullDecimal); !ok {
+				return fmt.Errorf("unexpected type %T for field term_end_refund_rate", values[i])
+			} else if value != nil {
+				_m.TermEndRefundRate = *value
+			}
+		case plan.FieldOnDemandTiers:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field on_demand_tiers", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.OnDemandTiers); err != nil {
+					return fmt.Errorf("unmarshal field on_demand_tiers: %w", err)
+				}
+			}
+		case plan.FieldOverageTiers:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field overage_tiers", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.OverageTiers); err != nil {
+					return fmt.Errorf("unmarshal field overage_tiers: %w", err)
+				}
+			}
+		case plan.FieldSegmentPrices:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field segment_prices", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.SegmentPrices); err != nil {
+					return fmt.Errorf("unmarshal field segment_prices: %w", err)
+				}
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -404,6 +450,21 @@ func (_m *Plan) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("member_limit=")
 	builder.WriteString(fmt.Sprintf("%v", _m.MemberLimit))
+	builder.WriteString(", ")
+	builder.WriteString("term_end_credits=")
+	builder.WriteString(fmt.Sprintf("%v", _m.TermEndCredits))
+	builder.WriteString(", ")
+	builder.WriteString("term_end_refund_rate=")
+	builder.WriteString(fmt.Sprintf("%v", _m.TermEndRefundRate))
+	builder.WriteString(", ")
+	builder.WriteString("on_demand_tiers=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OnDemandTiers))
+	builder.WriteString(", ")
+	builder.WriteString("overage_tiers=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OverageTiers))
+	builder.WriteString(", ")
+	builder.WriteString("segment_prices=")
+	builder.WriteString(fmt.Sprintf("%v", _m.SegmentPrices))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -330,6 +330,52 @@ func (_c *PlanCreate) SetNillableMemberLimit(v *decimal.NullDecimal) *PlanCreate
 	return _c
 }
 
+// SetTermEndCredits sets the "term_end_credits" field.
+func (_c *PlanCreate) SetTermEndCredits(v credit.TermEndCredits) *PlanCreate {
+	_c.mutation.SetTermEndCredits(v)
+	return _c
+}
+
+// SetNillableTermEndCredits sets the "term_end_credits" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableTermEndCredits(v *credit.TermEndCredits) *PlanCreate {
+	if v != nil {
+		_c.SetTermEndCredits(*v)
+	}
+	return _c
+}
+
+// SetTermEndRefundRate sets the "term_end_refund_rate" field.
+func (_c *PlanCreate) SetTermEndRefundRate(v decimal.NullDecimal) *PlanCreate {
+	_c.mutation.SetTermEndRefundRate(v)
+	return _c
+}
+
+// SetNillableTermEndRefundRate sets the "term_end_refund_rate" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableTermEndRefundRate(v *decimal.NullDecimal) *PlanCreate {
+	if v != nil {
+		_c.SetTermEndRefundRate(*v)
+	}
+	return _c
+}
+
+// SetOnDemandTiers sets the "on_demand_tiers" field.
+func (_c *PlanCreate) SetOnDemandTiers(v []credit.PriceTier) *PlanCreate {
+	_c.mutation.SetOnDemandTiers(v)
+	return _c
+}
+
+// SetOverageTiers sets the "overage_tiers" field.
+func (_c *PlanCreate) SetOverageTiers(v []credit.PriceTier) *PlanCreate {
+	_c.mutation.SetOverageTiers(v)
+	return _c
+}
+
+// SetSegmentPrices sets the "segment_prices" field.
+func (_c *PlanCreate) SetSegmentPrices(v []credit.SegmentPrice) *PlanCreate {
+	_c.mutation.SetSegmentPrices(v)
+	return _c
+}
+
 // Mutation returns the PlanMutation object of the builder.
 func (_c *PlanCreate) Mutation() *PlanMutation {
 	return _c.mutation
@@ -380,6 +426,10 @@ func (_c *PlanCreate) defaults() {
 	if _, ok := _c.mutation.ChangeCredits(); !ok {
 		v := plan.DefaultChangeCredits
 		_c.mutation.SetChangeCredits(v)
+	}
+	if _, ok := _c.mutation.TermEndCredits(); !ok {
+		v := plan.DefaultTermEndCredits
+		_c.mutation.SetTermEndCredits(v)
 	}
 }
 
@@ -454,6 +504,14 @@ func (_c *PlanCreate) check() error {
 	if v, ok := _c.mutation.ChangeCredits(); ok {
 		if err := plan.ChangeCreditsValidator(v); err != nil {
 			return &ValidationError{Name: "change_credits", err: fmt.Errorf(`ent: validator failed for field "Plan.change_credits": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.TermEndCredits(); !ok {
+		return &ValidationError{Name: "term_end_credits", err: errors.New(`ent: missing required field "Plan.term_end_credits"`)}
+	}
+	if v, ok := _c.mutation.TermEndCredits(); ok {
+		if err := plan.TermEndCreditsValidator(v); err != nil {
+			return &ValidationError{Name: "term_end_credits", err: fmt.Errorf(`ent: validator failed for field "Plan.term_end_credits": %w`, err)}
 		}
 	}
 	return nil
@@ -590,6 +648,26 @@ func (_c *PlanCreate) createSpec() (*Plan, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.MemberLimit(); ok {
 		_spec.SetField(plan.FieldMemberLimit, field.TypeOther, value)
 		_node.MemberLimit = value
+	}
+	if value, ok := _c.mutation.TermEndCredits(); ok {
+		_spec.SetField(plan.FieldTermEndCredits, field.TypeEnum, value)
+		_node.TermEndCredits = value
+	}
+	if value, ok := _c.mutation.TermEndRefundRate(); ok {
+		_spec.SetField(plan.FieldTermEndRefundRate, field.TypeOther, value)
+		_node.TermEndRefundRate = value
+	}
+	if value, ok := _c.mutation.OnDemandTiers(); ok {
+		_spec.SetField(plan.FieldOnDemandTiers, field.TypeJSON, value)
+		_node.OnDemandTiers = value
+	}
+	if value, ok := _c.mutation.OverageTiers(); ok {
+		_spec.SetField(plan.FieldOverageTiers, field.TypeJSON, value)
+		_node.OverageTiers = value
+	}
+	if value, ok := _c.mutation.SegmentPrices(); ok {
+		_spec.SetField(plan.FieldSegmentPrices, field.TypeJSON, value)
+		_node.SegmentPrices = value
 	}
 	return _node, _spec
 }
@@ -734,6 +812,21 @@ func (u *PlanUpsertOne) UpdateNewValues() *PlanUpsertOne {
 		}
 		if _, exists := u.create.mutation.MemberLimit(); exists {
 			s.SetIgnore(plan.FieldMemberLimit)
+		}
+		if _, exists := u.create.mutation.TermEndCredits(); exists {
+			s.SetIgnore(plan.FieldTermEndCredits)
+		}
+		if _, exists := u.create.mutation.TermEndRefundRate(); exists {
+			s.SetIgnore(plan.FieldTermEndRefundRate)
+		}
+		if _, exists := u.create.mutation.OnDemandTiers(); exists {
+			s.SetIgnore(plan.FieldOnDemandTiers)
+		}
+		if _, exists := u.create.mutation.OverageTiers(); exists {
+			s.SetIgnore(plan.FieldOverageTiers)
+		}
+		if _, exists := u.create.mutation.SegmentPrices(); exists {
+			s.SetIgnore(plan.FieldSegmentPrices)
 		}
 	}))
 	return u
@@ -1022,6 +1115,21 @@ func (u *PlanUpsertBulk) UpdateNewValues() *PlanUpsertBulk {
 			}
 			if _, exists := b.mutation.MemberLimit(); exists {
 				s.SetIgnore(plan.FieldMemberLimit)
+			}
+			if _, exists := b.mutation.TermEndCredits(); exists {
+				s.SetIgnore(plan.FieldTermEndCredits)
+			}
+			if _, exists := b.mutation.TermEndRefundRate(); exists {
+				s.SetIgnore(plan.FieldTermEndRefundRate)
+			}
+			if _, exists := b.mutation.OnDemandTiers(); exists {
+				s.SetIgnore(plan.FieldOnDemandTiers)
+			}
+			if _, exists := b.mutation.OverageTiers(); exists {
+				s.SetIgnore(plan.FieldOverageTiers)
+			}
+			if _, exists := b.mutation.SegmentPrices(); exists {
+				s.SetIgnore(plan.FieldSegmentPrices)
 			}
 		}
 	}))

@@ -113,6 +113,18 @@ func (_u *PlanUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.MemberLimitCleared() {
 		_spec.ClearField(plan.FieldMemberLimit, field.TypeOther)
 	}
+	if _u.mutation.TermEndRefundRateCleared() {
+		_spec.ClearField(plan.FieldTermEndRefundRate, field.TypeOther)
+	}
+	if _u.mutation.OnDemandTiersCleared() {
+		_spec.ClearField(plan.FieldOnDemandTiers, field.TypeJSON)
+	}
+	if _u.mutation.OverageTiersCleared() {
+		_spec.ClearField(plan.FieldOverageTiers, field.TypeJSON)
+	}
+	if _u.mutation.SegmentPricesCleared() {
+		_spec.ClearField(plan.FieldSegmentPrices, field.TypeJSON)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{plan.Label}
@@ -248,6 +260,18 @@ func (_u *PlanUpdateOne) sqlSave(ctx context.Context) (_node *Plan, err error) {
 	}
 	if _u.mutation.MemberLimitCleared() {
 		_spec.ClearField(plan.FieldMemberLimit, field.TypeOther)
+	}
+	if _u.mutation.TermEndRefundRateCleared() {
+		_spec.ClearField(plan.FieldTermEndRefundRate, field.TypeOther)
+	}
+	if _u.mutation.OnDemandTiersCleared() {
+		_spec.ClearField(plan.FieldOnDemandTiers, field.TypeJSON)
+	}
+	if _u.mutation.OverageTiersCleared() {
+		_spec.ClearField(plan.FieldOverageTiers, field.TypeJSON)
+	}
+	if _u.mutation.SegmentPricesCleared() {
+		_spec.ClearField(plan.FieldSegmentPrices, field.TypeJSON)
 	}
 	_node = &Plan{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -38,6 +38,8 @@ type Subscription struct {
 	TermPeriods *int `json:"term_periods,omitempty"`
 	// AutoRenew holds the value of the "auto_renew" field.
 	AutoRenew bool `json:"auto_renew,omitempty"`
+	// RenewalPlanID holds the value of the "renewal_plan_id" field.
+	RenewalPlanID *int `json:"renewal_plan_id,omitempty"`
 	// TimeZone holds the value of the "time_zone" field.
 	TimeZone string `json:"time_zone,omitempty"`
 	// Commitment holds the value of the "commitment" field.
@@ -60,7 +62,7 @@ func (*Subscription) scanValues(columns []string) ([]any, error) {
 			values[i] = new(decimal.Decimal)
 		case subscription.FieldAutoRenew:
 			values[i] = new(sql.NullBool)
-		case subscription.FieldID, subscription.FieldOrganizationID, subscription.FieldPlanID, subscription.FieldPendingPlanID, subscription.FieldPoolID, subscription.FieldTermPeriods, subscription.FieldRegisterVersion, subscription.FieldNextPeriod:
+		case subscription.FieldID, subscription.FieldOrganizationID, subscription.FieldPlanID, subscription.FieldPendingPlanID, subscription.FieldPoolID, subscription.FieldTermPeriods, subscription.FieldRenewalPlanID, subscription.FieldRegisterVersion, subscription.FieldNextPeriod:
 			values[i] = new(sql.NullInt64)
 		case subscription.FieldTimeZone:
 			values[i] = new(sql.NullString)
@@ -150,6 +152,13 @@ func (_m *Subscription) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field auto_renew", values[i])
 			} else if value.Valid {
 				_m.AutoRenew = value.Bool
+			}
+		case subscription.FieldRenewalPlanID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field renewal_plan_id", values[i])
+			} else if value.Valid {
+				_m.RenewalPlanID = new(int)
+				*_m.RenewalPlanID = int(value.Int64)
 			}
 		case subscription.FieldTimeZone:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -256,6 +265,11 @@ func (_m *Subscription) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("auto_renew=")
 	builder.WriteString(fmt.Sprintf("%v", _m.AutoRenew))
+	builder.WriteString(", ")
+	if v := _m.RenewalPlanID; v != nil {
+		builder.WriteString("renewal_plan_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("time_zone=")
 	builder.WriteString(_m.TimeZone)

@@ -131,6 +131,20 @@ func (_c *SubscriptionCreate) SetNillableAutoRenew(v *bool) *SubscriptionCreate 
 	return _c
 }
 
+// SetRenewalPlanID sets the "renewal_plan_id" field.
+func (_c *SubscriptionCreate) SetRenewalPlanID(v int) *SubscriptionCreate {
+	_c.mutation.SetRenewalPlanID(v)
+	return _c
+}
+
+// SetNillableRenewalPlanID sets the "renewal_plan_id" field if the given value is not nil.
+func (_c *SubscriptionCreate) SetNillableRenewalPlanID(v *int) *SubscriptionCreate {
+	if v != nil {
+		_c.SetRenewalPlanID(*v)
+	}
+	return _c
+}
+
 // SetTimeZone sets the "time_zone" field.
 func (_c *SubscriptionCreate) SetTimeZone(v string) *SubscriptionCreate {
 	_c.mutation.SetTimeZone(v)
@@ -342,6 +356,10 @@ func (_c *SubscriptionCreate) createSpec() (*Subscription, *sqlgraph.CreateSpec)
 		_spec.SetField(subscription.FieldAutoRenew, field.TypeBool, value)
 		_node.AutoRenew = value
 	}
+	if value, ok := _c.mutation.RenewalPlanID(); ok {
+		_spec.SetField(subscription.FieldRenewalPlanID, field.TypeInt, value)
+		_node.RenewalPlanID = &value
+	}
 	if value, ok := _c.mutation.TimeZone(); ok {
 		_spec.SetField(subscription.FieldTimeZone, field.TypeString, value)
 		_node.TimeZone = value
@@ -492,6 +510,42 @@ func (u *SubscriptionUpsert) ClearEndsAt() *SubscriptionUpsert {
 	return u
 }
 
+// SetAutoRenew sets the "auto_renew" field.
+func (u *SubscriptionUpsert) SetAutoRenew(v bool) *SubscriptionUpsert {
+	u.Set(subscription.FieldAutoRenew, v)
+	return u
+}
+
+// UpdateAutoRenew sets the "auto_renew" field to the value that was provided on create.
+func (u *SubscriptionUpsert) UpdateAutoRenew() *SubscriptionUpsert {
+	u.SetExcluded(subscription.FieldAutoRenew)
+	return u
+}
+
+// SetRenewalPlanID sets the "renewal_plan_id" field.
+func (u *SubscriptionUpsert) SetRenewalPlanID(v int) *SubscriptionUpsert {
+	u.Set(subscription.FieldRenewalPlanID, v)
+	return u
+}
+
+// UpdateRenewalPlanID sets the "renewal_plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsert) UpdateRenewalPlanID() *SubscriptionUpsert {
+	u.SetExcluded(subscription.FieldRenewalPlanID)
+	return u
+}
+
+// AddRenewalPlanID adds v to the "renewal_plan_id" field.
+func (u *SubscriptionUpsert) AddRenewalPlanID(v int) *SubscriptionUpsert {
+	u.Add(subscription.FieldRenewalPlanID, v)
+	return u
+}
+
+// ClearRenewalPlanID clears the value of the "renewal_plan_id" field.
+func (u *SubscriptionUpsert) ClearRenewalPlanID() *SubscriptionUpsert {
+	u.SetNull(subscription.FieldRenewalPlanID)
+	return u
+}
+
 // SetNextPeriod sets the "next_period" field.
 func (u *SubscriptionUpsert) SetNextPeriod(v int) *SubscriptionUpsert {
 	u.Set(subscription.FieldNextPeriod, v)
@@ -553,9 +607,6 @@ func (u *SubscriptionUpsertOne) UpdateNewValues() *SubscriptionUpsertOne {
 		}
 		if _, exists := u.create.mutation.TermPeriods(); exists {
 			s.SetIgnore(subscription.FieldTermPeriods)
-		}
-		if _, exists := u.create.mutation.AutoRenew(); exists {
-			s.SetIgnore(subscription.FieldAutoRenew)
 		}
 		if _, exists := u.create.mutation.TimeZone(); exists {
 			s.SetIgnore(subscription.FieldTimeZone)
@@ -685,6 +736,48 @@ func (u *SubscriptionUpsertOne) UpdateEndsAt() *SubscriptionUpsertOne {
 func (u *SubscriptionUpsertOne) ClearEndsAt() *SubscriptionUpsertOne {
 	return u.Update(func(s *SubscriptionUpsert) {
 		s.ClearEndsAt()
+	})
+}
+
+// SetAutoRenew sets the "auto_renew" field.
+func (u *SubscriptionUpsertOne) SetAutoRenew(v bool) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetAutoRenew(v)
+	})
+}
+
+// UpdateAutoRenew sets the "auto_renew" field to the value that was provided on create.
+func (u *SubscriptionUpsertOne) UpdateAutoRenew() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdateAutoRenew()
+	})
+}
+
+// SetRenewalPlanID sets the "renewal_plan_id" field.
+func (u *SubscriptionUpsertOne) SetRenewalPlanID(v int) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetRenewalPlanID(v)
+	})
+}
+
+// AddRenewalPlanID adds v to the "renewal_plan_id" field.
+func (u *SubscriptionUpsertOne) AddRenewalPlanID(v int) *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.AddRenewalPlanID(v)
+	})
+}
+
+// UpdateRenewalPlanID sets the "renewal_plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsertOne) UpdateRenewalPlanID() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdateRenewalPlanID()
+	})
+}
+
+// ClearRenewalPlanID clears the value of the "renewal_plan_id" field.
+func (u *SubscriptionUpsertOne) ClearRenewalPlanID() *SubscriptionUpsertOne {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.ClearRenewalPlanID()
 	})
 }
 
@@ -921,9 +1014,6 @@ func (u *SubscriptionUpsertBulk) UpdateNewValues() *SubscriptionUpsertBulk {
 			if _, exists := b.mutation.TermPeriods(); exists {
 				s.SetIgnore(subscription.FieldTermPeriods)
 			}
-			if _, exists := b.mutation.AutoRenew(); exists {
-				s.SetIgnore(subscription.FieldAutoRenew)
-			}
 			if _, exists := b.mutation.TimeZone(); exists {
 				s.SetIgnore(subscription.FieldTimeZone)
 			}
@@ -1053,6 +1143,48 @@ func (u *SubscriptionUpsertBulk) UpdateEndsAt() *SubscriptionUpsertBulk {
 func (u *SubscriptionUpsertBulk) ClearEndsAt() *SubscriptionUpsertBulk {
 	return u.Update(func(s *SubscriptionUpsert) {
 		s.ClearEndsAt()
+	})
+}
+
+// SetAutoRenew sets the "auto_renew" field.
+func (u *SubscriptionUpsertBulk) SetAutoRenew(v bool) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetAutoRenew(v)
+	})
+}
+
+// UpdateAutoRenew sets the "auto_renew" field to the value that was provided on create.
+func (u *SubscriptionUpsertBulk) UpdateAutoRenew() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdateAutoRenew()
+	})
+}
+
+// SetRenewalPlanID sets the "renewal_plan_id" field.
+func (u *SubscriptionUpsertBulk) SetRenewalPlanID(v int) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.SetRenewalPlanID(v)
+	})
+}
+
+// AddRenewalPlanID adds v to the "renewal_plan_id" field.
+func (u *SubscriptionUpsertBulk) AddRenewalPlanID(v int) *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.AddRenewalPlanID(v)
+	})
+}
+
+// UpdateRenewalPlanID sets the "renewal_plan_id" field to the value that was provided on create.
+func (u *SubscriptionUpsertBulk) UpdateRenewalPlanID() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.UpdateRenewalPlanID()
+	})
+}
+
+// ClearRenewalPlanID clears the value of the "renewal_plan_id" field.
+func (u *SubscriptionUpsertBulk) ClearRenewalPlanID() *SubscriptionUpsertBulk {
+	return u.Update(func(s *SubscriptionUpsert) {
+		s.ClearRenewalPlanID()
 	})
 }
 

@@ -116,6 +116,47 @@ func (_u *SubscriptionUpdate) ClearEndsAt() *SubscriptionUpdate {
 	return _u
 }
 
+// SetAutoRenew sets the "auto_renew" field.
+func (_u *SubscriptionUpdate) SetAutoRenew(v bool) *SubscriptionUpdate {
+	_u.mutation.SetAutoRenew(v)
+	return _u
+}
+
+// SetNillableAutoRenew sets the "auto_renew" field if the given value is not nil.
+func (_u *SubscriptionUpdate) SetNillableAutoRenew(v *bool) *SubscriptionUpdate {
+	if v != nil {
+		_u.SetAutoRenew(*v)
+	}
+	return _u
+}
+
+// SetRenewalPlanID sets the "renewal_plan_id" field.
+func (_u *SubscriptionUpdate) SetRenewalPlanID(v int) *SubscriptionUpdate {
+	_u.mutation.ResetRenewalPlanID()
+	_u.mutation.SetRenewalPlanID(v)
+	return _u
+}
+
+// SetNillableRenewalPlanID sets the "renewal_plan_id" field if the given value is not nil.
+func (_u *SubscriptionUpdate) SetNillableRenewalPlanID(v *int) *SubscriptionUpdate {
+	if v != nil {
+		_u.SetRenewalPlanID(*v)
+	}
+	return _u
+}
+
+// AddRenewalPlanID adds value to the "renewal_plan_id" field.
+func (_u *SubscriptionUpdate) AddRenewalPlanID(v int) *SubscriptionUpdate {
+	_u.mutation.AddRenewalPlanID(v)
+	return _u
+}
+
+// ClearRenewalPlanID clears the value of the "renewal_plan_id" field.
+func (_u *SubscriptionUpdate) ClearRenewalPlanID() *SubscriptionUpdate {
+	_u.mutation.ClearRenewalPlanID()
+	return _u
+}
+
 // SetNextPeriod sets the "next_period" field.
 func (_u *SubscriptionUpdate) SetNextPeriod(v int) *SubscriptionUpdate {
 	_u.mutation.ResetNextPeriod()
@@ -227,6 +268,18 @@ func (_u *SubscriptionUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if _u.mutation.TermPeriodsCleared() {
 		_spec.ClearField(subscription.FieldTermPeriods, field.TypeInt)
+	}
+	if value, ok := _u.mutation.AutoRenew(); ok {
+		_spec.SetField(subscription.FieldAutoRenew, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.RenewalPlanID(); ok {
+		_spec.SetField(subscription.FieldRenewalPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedRenewalPlanID(); ok {
+		_spec.AddField(subscription.FieldRenewalPlanID, field.TypeInt, value)
+	}
+	if _u.mutation.RenewalPlanIDCleared() {
+		_spec.ClearField(subscription.FieldRenewalPlanID, field.TypeInt)
 	}
 	if _u.mutation.RegisterVersionCleared() {
 		_spec.ClearField(subscription.FieldRegisterVersion, field.TypeInt)
@@ -348,6 +401,47 @@ func (_u *SubscriptionUpdateOne) SetNillableEndsAt(v *time.Time) *SubscriptionUp
 // ClearEndsAt clears the value of the "ends_at" field.
 func (_u *SubscriptionUpdateOne) ClearEndsAt() *SubscriptionUpdateOne {
 	_u.mutation.ClearEndsAt()
+	return _u
+}
+
+// SetAutoRenew sets the "auto_renew" field.
+func (_u *SubscriptionUpdateOne) SetAutoRenew(v bool) *SubscriptionUpdateOne {
+	_u.mutation.SetAutoRenew(v)
+	return _u
+}
+
+// SetNillableAutoRenew sets the "auto_renew" field if the given value is not nil.
+func (_u *SubscriptionUpdateOne) SetNillableAutoRenew(v *bool) *SubscriptionUpdateOne {
+	if v != nil {
+		_u.SetAutoRenew(*v)
+	}
+	return _u
+}
+
+// SetRenewalPlanID sets the "renewal_plan_id" field.
+func (_u *SubscriptionUpdateOne) SetRenewalPlanID(v int) *SubscriptionUpdateOne {
+	_u.mutation.ResetRenewalPlanID()
+	_u.mutation.SetRenewalPlanID(v)
+	return _u
+}
+
+// SetNillableRenewalPlanID sets the "renewal_plan_id" field if the given value is not nil.
+func (_u *SubscriptionUpdateOne) SetNillableRenewalPlanID(v *int) *SubscriptionUpdateOne {
+	if v != nil {
+		_u.SetRenewalPlanID(*v)
+	}
+	return _u
+}
+
+// AddRenewalPlanID adds value to the "renewal_plan_id" field.
+func (_u *SubscriptionUpdateOne) AddRenewalPlanID(v int) *SubscriptionUpdateOne {
+	_u.mutation.AddRenewalPlanID(v)
+	return _u
+}
+
+// ClearRenewalPlanID clears the value of the "renewal_plan_id" field.
+func (_u *SubscriptionUpdateOne) ClearRenewalPlanID() *SubscriptionUpdateOne {
+	_u.mutation.ClearRenewalPlanID()
 	return _u
 }
 
@@ -492,6 +586,18 @@ func (_u *SubscriptionUpdateOne) sqlSave(ctx context.Context) (_node *Subscripti
 	}
 	if _u.mutation.TermPeriodsCleared() {
 		_spec.ClearField(subscription.FieldTermPeriods, field.TypeInt)
+	}
+	if value, ok := _u.mutation.AutoRenew(); ok {
+		_spec.SetField(subscription.FieldAutoRenew, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.RenewalPlanID(); ok {
+		_spec.SetField(subscription.FieldRenewalPlanID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedRenewalPlanID(); ok {
+		_spec.AddField(subscription.FieldRenewalPlanID, field.TypeInt, value)
+	}
+	if _u.mutation.RenewalPlanIDCleared() {
+		_spec.ClearField(subscription.FieldRenewalPlanID, field.TypeInt)
 	}
 	if _u.mutation.RegisterVersionCleared() {
 		_spec.ClearField(subscription.FieldRegisterVersion, field.TypeInt)

@@ -16,6 +16,8 @@ type Tx struct {
 	config
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// AddOn is the client for interacting with the AddOn builders.
+	AddOn *AddOnClient
 	// Alert is the client for interacting with the Alert builders.
 	Alert *AlertClient
 	// AlertRule is the client for interacting with the AlertRule builders.
@@ -48,6 +50,8 @@ type Tx struct {
 	PoolSpend *PoolSpendClient
 	// Subscription is the client for interacting with the Subscription builders.
 	Subscription *SubscriptionClient
+	// SubscriptionAddOn is the client for interacting with the SubscriptionAddOn builders.
+	SubscriptionAddOn *SubscriptionAddOnClient
 	// SubscriptionChange is the client for interacting with the SubscriptionChange builders.
 	SubscriptionChange *SubscriptionChangeClient
 	// SubscriptionPeriod is the client for interacting with the SubscriptionPeriod builders.
@@ -194,6 +198,7 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
+	tx.AddOn = NewAddOnClient(tx.config)
 	tx.Alert = NewAlertClient(tx.config)
 	tx.AlertRule = NewAlertRuleClient(tx.config)
 	tx.AuditEntry = NewAuditEntryClient(tx.config)
@@ -210,6 +215,7 @@ func (tx *Tx) init() {
 	tx.Pool = NewPoolClient(tx.config)
 	tx.PoolSpend = NewPoolSpendClient(tx.config)
 	tx.Subscription = NewSubscriptionClient(tx.config)
+	tx.SubscriptionAddOn = NewSubscriptionAddOnClient(tx.config)
 	tx.SubscriptionChange = NewSubscriptionChangeClient(tx.config)
 	tx.SubscriptionPeriod = NewSubscriptionPeriodClient(tx.config)
 	tx.UsageEvent = NewUsageEventClient(tx.config)

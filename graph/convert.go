@@ -39,6 +39,18 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// values is the values of a list of pointers (nil stays nil).
+func values[T any](ps []*T) []T {
+	if ps == nil {
+		return nil
+	}
+	out := make([]T, len(ps))
+	for i, p := range ps {
+		out[i] = *p
+	}
+	return out
+}
+
 // nonEmpty maps "" to null for optional strings.
 func nonEmpty(s string) *string {
 	if s == "" {

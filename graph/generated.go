@@ -56,6 +56,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Quote() QuoteResolver
 	QuoteLine() QuoteLineResolver
+	SubscriptionAddOn() SubscriptionAddOnResolver
 	SubscriptionChange() SubscriptionChangeResolver
 	UsageEvent() UsageEventResolver
 	UsageResult() UsageResultResolver
@@ -68,6 +69,17 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AddOn struct {
+		CreatedAt  func(childComplexity int) int
+		CreditType func(childComplexity int) int
+		Credits    func(childComplexity int) int
+		Currency   func(childComplexity int) int
+		ExpiryDays func(childComplexity int) int
+		Fee        func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Name       func(childComplexity int) int
+	}
+
 	Alert struct {
 		AcknowledgedAt func(childComplexity int) int
 		AcknowledgedBy func(childComplexity int) int
@@ -258,10 +270,12 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AcknowledgeAlert          func(childComplexity int, id int) int
+		AttachAddOn               func(childComplexity int, subscriptionID int, addOnID int) int
 		CancelSubscription        func(childComplexity int, subscriptionID int, at model.ChangeAt) int
 		ChangePlan                func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
 		ConfirmPayment            func(childComplexity int, grantID int) int
 		CreateAPIKey              func(childComplexity int, name string, role credit.Role, organizationID *int) int
+		CreateAddOn               func(childComplexity int, input model.AddOnInput) int
 		CreateAlertRule           func(childComplexity int, input model.AlertRuleInput) int
 		CreateOrganization        func(childComplexity int, name string, segment *string, registerName *string) int
 		CreatePlan                func(childComplexity int, input model.PlanInput) int
@@ -276,6 +290,7 @@ type ComplexityRoot struct {
 		RecordUsage               func(childComplexity int, input model.UsageInput) int
 		RecordUsageBatch          func(childComplexity int, inputs []*model.UsageInput) int
 		Refund                    func(childComplexity int, input model.RefundInput) int
+		RemoveAddOn               func(childComplexity int, id int) int
 		ReplayWebhookDelivery     func(childComplexity int, id int) int
 		RevokeAPIKey              func(childComplexity int, id int) int
 		RotateWebhookSecret       func(childComplexity int, id int, overlapHours *int) int
@@ -336,8 +351,10 @@ type ComplexityRoot struct {
 		Name                  func(childComplexity int) int
 		OnDemandExpiryDays    func(childComplexity int) int
 		OnDemandPrice         func(childComplexity int) int
+		OnDemandTiers         func(childComplexity int) int
 		OverageMode           func(childComplexity int) int
 		OveragePrice          func(childComplexity int) int
+		OverageTiers          func(childComplexity int) int
 		Period                func(childComplexity int) int
 		PlatformFee           func(childComplexity int) int
 		PricePerCredit        func(childComplexity int) int
@@ -345,6 +362,9 @@ type ComplexityRoot struct {
 		RolloverCap           func(childComplexity int) int
 		RolloverMode          func(childComplexity int) int
 		SeedCredits           func(childComplexity int) int
+		SegmentPrices         func(childComplexity int) int
+		TermEndCredits        func(childComplexity int) int
+		TermEndRefundRate     func(childComplexity int) int
 		Tier                  func(childComplexity int) int
 	}
 
@@ -374,6 +394,7 @@ type ComplexityRoot struct {
 	}
 
 	PlanSubscription struct {
+		AddOns          func(childComplexity int) int
 		AutoRenew       func(childComplexity int) int
 		CanceledAt      func(childComplexity int) int
 		Changes         func(childComplexity int) int
@@ -385,6 +406,7 @@ type ComplexityRoot struct {
 		PendingPlan     func(childComplexity int) int
 		Plan            func(childComplexity int) int
 		RegisterVersion func(childComplexity int) int
+		RenewalPlan     func(childComplexity int) int
 		StartsAt        func(childComplexity int) int
 		TermPeriods     func(childComplexity int) int
 		TimeZone        func(childComplexity int) int
@@ -430,8 +452,15 @@ type ComplexityRoot struct {
 		Memo       func(childComplexity int) int
 	}
 
+	PriceTier struct {
+		From  func(childComplexity int) int
+		Price func(childComplexity int) int
+		UpTo  func(childComplexity int) int
+	}
+
 	Query struct {
 		APIKeys           func(childComplexity int) int
+		AddOns            func(childComplexity int) int
 		AlertRules        func(childComplexity int, organizationID *int) int
 		Alerts            func(childComplexity int, organizationID *int, first *int, unacknowledged *bool) int
 		AuditLog          func(childComplexity int, organizationID *int, first *int, after *string) int
@@ -504,6 +533,22 @@ type ComplexityRoot struct {
 	RuleValidation struct {
 		Errors func(childComplexity int) int
 		OK     func(childComplexity int) int
+	}
+
+	SegmentPrice struct {
+		OnDemandPrice  func(childComplexity int) int
+		OveragePrice   func(childComplexity int) int
+		PricePerCredit func(childComplexity int) int
+		Segment        func(childComplexity int) int
+	}
+
+	SubscriptionAddOn struct {
+		Actor          func(childComplexity int) int
+		AddOn          func(childComplexity int) int
+		AddedAt        func(childComplexity int) int
+		ID             func(childComplexity int) int
+		RemovedAt      func(childComplexity int) int
+		SubscriptionID func(childComplexity int) int
 	}
 
 	SubscriptionChange struct {
@@ -708,6 +753,9 @@ type MutationResolver interface {
 	ChangePlan(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ent.SubscriptionChange, error)
 	CancelSubscription(ctx context.Context, subscriptionID int, at model.ChangeAt) (*ent.SubscriptionChange, error)
 	SetOverageCap(ctx context.Context, organizationID int, credits *decimal.Decimal, amount *decimal.Decimal) (*ent.Organization, error)
+	CreateAddOn(ctx context.Context, input model.AddOnInput) (*ent.AddOn, error)
+	AttachAddOn(ctx context.Context, subscriptionID int, addOnID int) (*ent.SubscriptionAddOn, error)
+	RemoveAddOn(ctx context.Context, id int) (*ent.SubscriptionAddOn, error)
 	ConfirmPayment(ctx context.Context, grantID int) (*ent.Grant, error)
 	FailPayment(ctx context.Context, grantID int, reason string) (*ent.Grant, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
@@ -742,6 +790,8 @@ type PlanResolver interface {
 
 	SeedCredits(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 	MemberLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
+
+	TermEndRefundRate(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error)
 }
 type PlanChangePreviewResolver interface {
 	At(ctx context.Context, obj *ledger.PlanChangePreview) (model.ChangeAt, error)
@@ -756,6 +806,8 @@ type PlanSubscriptionResolver interface {
 	PendingPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
 
 	Changes(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionChange, error)
+	RenewalPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error)
+	AddOns(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionAddOn, error)
 }
 type PolicyResolver interface {
 	Status(ctx context.Context, obj *ent.PolicyVersion) (credit.VersionStatus, error)
@@ -782,6 +834,7 @@ type QueryResolver interface {
 	Alerts(ctx context.Context, organizationID *int, first *int, unacknowledged *bool) ([]*ent.Alert, error)
 	PlanFamilies(ctx context.Context) ([]*ledger.PlanFamily, error)
 	PreviewPlanChange(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ledger.PlanChangePreview, error)
+	AddOns(ctx context.Context) ([]*ent.AddOn, error)
 	Forecast(ctx context.Context, poolID int, horizonDays int) (*ledger.PoolForecast, error)
 	Quote(ctx context.Context, planID int, usage []*model.ActionCountInput, organizationID *int) (*engine.Quotation, error)
 	WeightRegister(ctx context.Context, name string, version *int) (*ent.WeightRegister, error)
@@ -799,6 +852,9 @@ type QuoteLineResolver interface {
 	CostPerAction(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
 	Value(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
 	Cost(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
+}
+type SubscriptionAddOnResolver interface {
+	AddOn(ctx context.Context, obj *ent.SubscriptionAddOn) (*ent.AddOn, error)
 }
 type SubscriptionChangeResolver interface {
 	At(ctx context.Context, obj *ent.SubscriptionChange) (model.ChangeAt, error)
@@ -847,6 +903,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AddOn.createdAt":
+		if e.ComplexityRoot.AddOn.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.CreatedAt(childComplexity), true
+	case "AddOn.creditType":
+		if e.ComplexityRoot.AddOn.CreditType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.CreditType(childComplexity), true
+	case "AddOn.credits":
+		if e.ComplexityRoot.AddOn.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.Credits(childComplexity), true
+	case "AddOn.currency":
+		if e.ComplexityRoot.AddOn.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.Currency(childComplexity), true
+	case "AddOn.expiryDays":
+		if e.ComplexityRoot.AddOn.ExpiryDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.ExpiryDays(childComplexity), true
+	case "AddOn.fee":
+		if e.ComplexityRoot.AddOn.Fee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.Fee(childComplexity), true
+	case "AddOn.id":
+		if e.ComplexityRoot.AddOn.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.ID(childComplexity), true
+	case "AddOn.name":
+		if e.ComplexityRoot.AddOn.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddOn.Name(childComplexity), true
 
 	case "Alert.acknowledgedAt":
 		if e.ComplexityRoot.Alert.AcknowledgedAt == nil {
@@ -1630,6 +1735,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AcknowledgeAlert(childComplexity, args["id"].(int)), true
+	case "Mutation.attachAddOn":
+		if e.ComplexityRoot.Mutation.AttachAddOn == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_attachAddOn_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AttachAddOn(childComplexity, args["subscriptionId"].(int), args["addOnId"].(int)), true
 	case "Mutation.cancelSubscription":
 		if e.ComplexityRoot.Mutation.CancelSubscription == nil {
 			break
@@ -1674,6 +1790,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["name"].(string), args["role"].(credit.Role), args["organizationId"].(*int)), true
+	case "Mutation.createAddOn":
+		if e.ComplexityRoot.Mutation.CreateAddOn == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createAddOn_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateAddOn(childComplexity, args["input"].(model.AddOnInput)), true
 	case "Mutation.createAlertRule":
 		if e.ComplexityRoot.Mutation.CreateAlertRule == nil {
 			break
@@ -1828,6 +1955,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Refund(childComplexity, args["input"].(model.RefundInput)), true
+	case "Mutation.removeAddOn":
+		if e.ComplexityRoot.Mutation.RemoveAddOn == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeAddOn_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveAddOn(childComplexity, args["id"].(int)), true
 	case "Mutation.replayWebhookDelivery":
 		if e.ComplexityRoot.Mutation.ReplayWebhookDelivery == nil {
 			break
@@ -2185,6 +2323,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.OnDemandPrice(childComplexity), true
+	case "Plan.onDemandTiers":
+		if e.ComplexityRoot.Plan.OnDemandTiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.OnDemandTiers(childComplexity), true
 	case "Plan.overageMode":
 		if e.ComplexityRoot.Plan.OverageMode == nil {
 			break
@@ -2197,6 +2341,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.OveragePrice(childComplexity), true
+	case "Plan.overageTiers":
+		if e.ComplexityRoot.Plan.OverageTiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.OverageTiers(childComplexity), true
 	case "Plan.period":
 		if e.ComplexityRoot.Plan.Period == nil {
 			break
@@ -2239,6 +2389,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.SeedCredits(childComplexity), true
+	case "Plan.segmentPrices":
+		if e.ComplexityRoot.Plan.SegmentPrices == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.SegmentPrices(childComplexity), true
+	case "Plan.termEndCredits":
+		if e.ComplexityRoot.Plan.TermEndCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.TermEndCredits(childComplexity), true
+	case "Plan.termEndRefundRate":
+		if e.ComplexityRoot.Plan.TermEndRefundRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.TermEndRefundRate(childComplexity), true
 	case "Plan.tier":
 		if e.ComplexityRoot.Plan.Tier == nil {
 			break
@@ -2345,6 +2513,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PlanLever.Values(childComplexity), true
 
+	case "PlanSubscription.addOns":
+		if e.ComplexityRoot.PlanSubscription.AddOns == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.AddOns(childComplexity), true
 	case "PlanSubscription.autoRenew":
 		if e.ComplexityRoot.PlanSubscription.AutoRenew == nil {
 			break
@@ -2411,6 +2585,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PlanSubscription.RegisterVersion(childComplexity), true
+	case "PlanSubscription.renewalPlan":
+		if e.ComplexityRoot.PlanSubscription.RenewalPlan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.RenewalPlan(childComplexity), true
 	case "PlanSubscription.startsAt":
 		if e.ComplexityRoot.PlanSubscription.StartsAt == nil {
 			break
@@ -2607,12 +2787,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PreviewEntry.Memo(childComplexity), true
 
+	case "PriceTier.from":
+		if e.ComplexityRoot.PriceTier.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PriceTier.From(childComplexity), true
+	case "PriceTier.price":
+		if e.ComplexityRoot.PriceTier.Price == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PriceTier.Price(childComplexity), true
+	case "PriceTier.upTo":
+		if e.ComplexityRoot.PriceTier.UpTo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PriceTier.UpTo(childComplexity), true
+
 	case "Query.apiKeys":
 		if e.ComplexityRoot.Query.APIKeys == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.APIKeys(childComplexity), true
+	case "Query.addOns":
+		if e.ComplexityRoot.Query.AddOns == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AddOns(childComplexity), true
 	case "Query.alertRules":
 		if e.ComplexityRoot.Query.AlertRules == nil {
 			break
@@ -3058,6 +3263,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RuleValidation.OK(childComplexity), true
+
+	case "SegmentPrice.onDemandPrice":
+		if e.ComplexityRoot.SegmentPrice.OnDemandPrice == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SegmentPrice.OnDemandPrice(childComplexity), true
+	case "SegmentPrice.overagePrice":
+		if e.ComplexityRoot.SegmentPrice.OveragePrice == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SegmentPrice.OveragePrice(childComplexity), true
+	case "SegmentPrice.pricePerCredit":
+		if e.ComplexityRoot.SegmentPrice.PricePerCredit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SegmentPrice.PricePerCredit(childComplexity), true
+	case "SegmentPrice.segment":
+		if e.ComplexityRoot.SegmentPrice.Segment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SegmentPrice.Segment(childComplexity), true
+
+	case "SubscriptionAddOn.actor":
+		if e.ComplexityRoot.SubscriptionAddOn.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionAddOn.Actor(childComplexity), true
+	case "SubscriptionAddOn.addOn":
+		if e.ComplexityRoot.SubscriptionAddOn.AddOn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionAddOn.AddOn(childComplexity), true
+	case "SubscriptionAddOn.addedAt":
+		if e.ComplexityRoot.SubscriptionAddOn.AddedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionAddOn.AddedAt(childComplexity), true
+	case "SubscriptionAddOn.id":
+		if e.ComplexityRoot.SubscriptionAddOn.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionAddOn.ID(childComplexity), true
+	case "SubscriptionAddOn.removedAt":
+		if e.ComplexityRoot.SubscriptionAddOn.RemovedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionAddOn.RemovedAt(childComplexity), true
+	case "SubscriptionAddOn.subscriptionId":
+		if e.ComplexityRoot.SubscriptionAddOn.SubscriptionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionAddOn.SubscriptionID(childComplexity), true
 
 	case "SubscriptionChange.actor":
 		if e.ComplexityRoot.SubscriptionChange.Actor == nil {
@@ -3687,13 +3954,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputActionCountInput,
+		ec.unmarshalInputAddOnInput,
 		ec.unmarshalInputAlertRuleInput,
 		ec.unmarshalInputBehaviorInput,
 		ec.unmarshalInputGrantInput,
 		ec.unmarshalInputLedgerFilter,
 		ec.unmarshalInputPlanInput,
 		ec.unmarshalInputPolicyInput,
+		ec.unmarshalInputPriceTierInput,
 		ec.unmarshalInputRefundInput,
+		ec.unmarshalInputSegmentPriceInput,
 		ec.unmarshalInputTransferInput,
 		ec.unmarshalInputUsageEventFilter,
 		ec.unmarshalInputUsageInput,
@@ -3815,6 +4085,22 @@ func (ec *executionContext) field_Mutation_acknowledgeAlert_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_attachAddOn_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "subscriptionId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["subscriptionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "addOnId", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["addOnId"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_cancelSubscription_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3860,6 +4146,17 @@ func (ec *executionContext) field_Mutation_confirmPayment_args(ctx context.Conte
 		return nil, err
 	}
 	args["grantId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createAddOn_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNAddOnInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐAddOnInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -4105,6 +4402,17 @@ func (ec *executionContext) field_Mutation_refund_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeAddOn_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -4726,6 +5034,238 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ************************** directives.gotpl **************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AddOn_id(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddOn_name(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddOn_credits(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddOn_fee(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_fee,
+		func(ctx context.Context) (any, error) {
+			return obj.Fee, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_fee(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddOn_currency(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_currency,
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddOn_creditType(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_creditType,
+		func(ctx context.Context) (any, error) {
+			return obj.CreditType, nil
+		},
+		nil,
+		ec.marshalNCreditType2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_creditType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type CreditType does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddOn_expiryDays(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_expiryDays,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiryDays, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_expiryDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddOn_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AddOn_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AddOn_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _Alert_id(ctx context.Context, field graphql.CollectedField, obj *ent.Alert) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -9637,6 +10177,16 @@ func (ec *executionContext) fieldContext_Mutation_createPlan(ctx context.Context
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			case "memberLimit":
 				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -9708,6 +10258,10 @@ func (ec *executionContext) fieldContext_Mutation_subscribe(ctx context.Context,
 				return ec.fieldContext_PlanSubscription_canceledAt(ctx, field)
 			case "changes":
 				return ec.fieldContext_PlanSubscription_changes(ctx, field)
+			case "renewalPlan":
+				return ec.fieldContext_PlanSubscription_renewalPlan(ctx, field)
+			case "addOns":
+				return ec.fieldContext_PlanSubscription_addOns(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type PlanSubscription", field.Name)
 		},
@@ -10145,6 +10699,175 @@ func (ec *executionContext) fieldContext_Mutation_setOverageCap(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_setOverageCap_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createAddOn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_createAddOn,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateAddOn(ctx, fc.Args["input"].(model.AddOnInput))
+		},
+		nil,
+		ec.marshalNAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOn,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_createAddOn(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_AddOn_id(ctx, field)
+			case "name":
+				return ec.fieldContext_AddOn_name(ctx, field)
+			case "credits":
+				return ec.fieldContext_AddOn_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_AddOn_fee(ctx, field)
+			case "currency":
+				return ec.fieldContext_AddOn_currency(ctx, field)
+			case "creditType":
+				return ec.fieldContext_AddOn_creditType(ctx, field)
+			case "expiryDays":
+				return ec.fieldContext_AddOn_expiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_AddOn_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AddOn", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createAddOn_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_attachAddOn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_attachAddOn,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AttachAddOn(ctx, fc.Args["subscriptionId"].(int), fc.Args["addOnId"].(int))
+		},
+		nil,
+		ec.marshalNSubscriptionAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionAddOn,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_attachAddOn(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_SubscriptionAddOn_id(ctx, field)
+			case "subscriptionId":
+				return ec.fieldContext_SubscriptionAddOn_subscriptionId(ctx, field)
+			case "addOn":
+				return ec.fieldContext_SubscriptionAddOn_addOn(ctx, field)
+			case "addedAt":
+				return ec.fieldContext_SubscriptionAddOn_addedAt(ctx, field)
+			case "removedAt":
+				return ec.fieldContext_SubscriptionAddOn_removedAt(ctx, field)
+			case "actor":
+				return ec.fieldContext_SubscriptionAddOn_actor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SubscriptionAddOn", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_attachAddOn_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeAddOn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_removeAddOn,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveAddOn(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		ec.marshalNSubscriptionAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionAddOn,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_removeAddOn(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_SubscriptionAddOn_id(ctx, field)
+			case "subscriptionId":
+				return ec.fieldContext_SubscriptionAddOn_subscriptionId(ctx, field)
+			case "addOn":
+				return ec.fieldContext_SubscriptionAddOn_addOn(ctx, field)
+			case "addedAt":
+				return ec.fieldContext_SubscriptionAddOn_addedAt(ctx, field)
+			case "removedAt":
+				return ec.fieldContext_SubscriptionAddOn_removedAt(ctx, field)
+			case "actor":
+				return ec.fieldContext_SubscriptionAddOn_actor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SubscriptionAddOn", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeAddOn_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10972,6 +11695,10 @@ func (ec *executionContext) fieldContext_Organization_subscription(_ context.Con
 				return ec.fieldContext_PlanSubscription_canceledAt(ctx, field)
 			case "changes":
 				return ec.fieldContext_PlanSubscription_changes(ctx, field)
+			case "renewalPlan":
+				return ec.fieldContext_PlanSubscription_renewalPlan(ctx, field)
+			case "addOns":
+				return ec.fieldContext_PlanSubscription_addOns(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type PlanSubscription", field.Name)
 		},
@@ -12081,6 +12808,177 @@ func (ec *executionContext) fieldContext_Plan_memberLimit(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Plan_onDemandTiers(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_onDemandTiers,
+		func(ctx context.Context) (any, error) {
+			return obj.OnDemandTiers, nil
+		},
+		nil,
+		ec.marshalNPriceTier2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTierᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_onDemandTiers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "from":
+				return ec.fieldContext_PriceTier_from(ctx, field)
+			case "upTo":
+				return ec.fieldContext_PriceTier_upTo(ctx, field)
+			case "price":
+				return ec.fieldContext_PriceTier_price(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PriceTier", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_overageTiers(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_overageTiers,
+		func(ctx context.Context) (any, error) {
+			return obj.OverageTiers, nil
+		},
+		nil,
+		ec.marshalNPriceTier2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTierᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_overageTiers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "from":
+				return ec.fieldContext_PriceTier_from(ctx, field)
+			case "upTo":
+				return ec.fieldContext_PriceTier_upTo(ctx, field)
+			case "price":
+				return ec.fieldContext_PriceTier_price(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PriceTier", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_segmentPrices(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_segmentPrices,
+		func(ctx context.Context) (any, error) {
+			return obj.SegmentPrices, nil
+		},
+		nil,
+		ec.marshalNSegmentPrice2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPriceᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_segmentPrices(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "segment":
+				return ec.fieldContext_SegmentPrice_segment(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_SegmentPrice_pricePerCredit(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_SegmentPrice_onDemandPrice(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_SegmentPrice_overagePrice(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SegmentPrice", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_termEndCredits(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_termEndCredits,
+		func(ctx context.Context) (any, error) {
+			return obj.TermEndCredits, nil
+		},
+		nil,
+		ec.marshalNTermEndCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_termEndCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type TermEndCredits does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_termEndRefundRate(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_termEndRefundRate,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().TermEndRefundRate(ctx, obj)
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_termEndRefundRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PlanChangePreview_kind(ctx context.Context, field graphql.CollectedField, obj *ledger.PlanChangePreview) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12248,6 +13146,16 @@ func (ec *executionContext) fieldContext_PlanChangePreview_from(_ context.Contex
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			case "memberLimit":
 				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -12335,6 +13243,16 @@ func (ec *executionContext) fieldContext_PlanChangePreview_to(_ context.Context,
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			case "memberLimit":
 				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -12618,6 +13536,16 @@ func (ec *executionContext) fieldContext_PlanFamily_plans(_ context.Context, fie
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			case "memberLimit":
 				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -12907,6 +13835,16 @@ func (ec *executionContext) fieldContext_PlanSubscription_plan(_ context.Context
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			case "memberLimit":
 				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -13226,6 +14164,16 @@ func (ec *executionContext) fieldContext_PlanSubscription_pendingPlan(_ context.
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			case "memberLimit":
 				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -13312,6 +14260,146 @@ func (ec *executionContext) fieldContext_PlanSubscription_changes(_ context.Cont
 				return ec.fieldContext_SubscriptionChange_createdAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type SubscriptionChange", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_renewalPlan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_renewalPlan,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanSubscription().RenewalPlan(ctx, obj)
+		},
+		nil,
+		ec.marshalOPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_renewalPlan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanSubscription_addOns(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_addOns,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PlanSubscription().AddOns(ctx, obj)
+		},
+		nil,
+		ec.marshalNSubscriptionAddOn2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionAddOnᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_addOns(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_SubscriptionAddOn_id(ctx, field)
+			case "subscriptionId":
+				return ec.fieldContext_SubscriptionAddOn_subscriptionId(ctx, field)
+			case "addOn":
+				return ec.fieldContext_SubscriptionAddOn_addOn(ctx, field)
+			case "addedAt":
+				return ec.fieldContext_SubscriptionAddOn_addedAt(ctx, field)
+			case "removedAt":
+				return ec.fieldContext_SubscriptionAddOn_removedAt(ctx, field)
+			case "actor":
+				return ec.fieldContext_SubscriptionAddOn_actor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SubscriptionAddOn", field.Name)
 		},
 	}
 	return fc, nil
@@ -14235,6 +15323,93 @@ func (ec *executionContext) fieldContext_PreviewEntry_memo(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _PriceTier_from(ctx context.Context, field graphql.CollectedField, obj *credit.PriceTier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PriceTier_from,
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PriceTier_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PriceTier",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PriceTier_upTo(ctx context.Context, field graphql.CollectedField, obj *credit.PriceTier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PriceTier_upTo,
+		func(ctx context.Context) (any, error) {
+			return obj.UpTo, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PriceTier_upTo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PriceTier",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PriceTier_price(ctx context.Context, field graphql.CollectedField, obj *credit.PriceTier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PriceTier_price,
+		func(ctx context.Context) (any, error) {
+			return obj.Price, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PriceTier_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PriceTier",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_organization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14706,6 +15881,16 @@ func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field gr
 				return ec.fieldContext_Plan_seedCredits(ctx, field)
 			case "memberLimit":
 				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 		},
@@ -14923,6 +16108,53 @@ func (ec *executionContext) fieldContext_Query_previewPlanChange(ctx context.Con
 	if fc.Args, err = ec.field_Query_previewPlanChange_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_addOns(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_addOns,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().AddOns(ctx)
+		},
+		nil,
+		ec.marshalNAddOn2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOnᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_addOns(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_AddOn_id(ctx, field)
+			case "name":
+				return ec.fieldContext_AddOn_name(ctx, field)
+			case "credits":
+				return ec.fieldContext_AddOn_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_AddOn_fee(ctx, field)
+			case "currency":
+				return ec.fieldContext_AddOn_currency(ctx, field)
+			case "creditType":
+				return ec.fieldContext_AddOn_creditType(ctx, field)
+			case "expiryDays":
+				return ec.fieldContext_AddOn_expiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_AddOn_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AddOn", field.Name)
+		},
 	}
 	return fc, nil
 }
@@ -16715,6 +17947,314 @@ func (ec *executionContext) fieldContext_RuleValidation_errors(_ context.Context
 				return ec.fieldContext_RuleError_column(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type RuleError", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SegmentPrice_segment(ctx context.Context, field graphql.CollectedField, obj *credit.SegmentPrice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SegmentPrice_segment,
+		func(ctx context.Context) (any, error) {
+			return obj.Segment, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SegmentPrice_segment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SegmentPrice",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SegmentPrice_pricePerCredit(ctx context.Context, field graphql.CollectedField, obj *credit.SegmentPrice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SegmentPrice_pricePerCredit,
+		func(ctx context.Context) (any, error) {
+			return obj.PricePerCredit, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SegmentPrice_pricePerCredit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SegmentPrice",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SegmentPrice_onDemandPrice(ctx context.Context, field graphql.CollectedField, obj *credit.SegmentPrice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SegmentPrice_onDemandPrice,
+		func(ctx context.Context) (any, error) {
+			return obj.OnDemandPrice, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SegmentPrice_onDemandPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SegmentPrice",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SegmentPrice_overagePrice(ctx context.Context, field graphql.CollectedField, obj *credit.SegmentPrice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SegmentPrice_overagePrice,
+		func(ctx context.Context) (any, error) {
+			return obj.OveragePrice, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SegmentPrice_overagePrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SegmentPrice",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionAddOn_id(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionAddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionAddOn_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionAddOn_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionAddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionAddOn_subscriptionId(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionAddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionAddOn_subscriptionId,
+		func(ctx context.Context) (any, error) {
+			return obj.SubscriptionID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionAddOn_subscriptionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionAddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionAddOn_addOn(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionAddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionAddOn_addOn,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SubscriptionAddOn().AddOn(ctx, obj)
+		},
+		nil,
+		ec.marshalNAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOn,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionAddOn_addOn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionAddOn",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_AddOn_id(ctx, field)
+			case "name":
+				return ec.fieldContext_AddOn_name(ctx, field)
+			case "credits":
+				return ec.fieldContext_AddOn_credits(ctx, field)
+			case "fee":
+				return ec.fieldContext_AddOn_fee(ctx, field)
+			case "currency":
+				return ec.fieldContext_AddOn_currency(ctx, field)
+			case "creditType":
+				return ec.fieldContext_AddOn_creditType(ctx, field)
+			case "expiryDays":
+				return ec.fieldContext_AddOn_expiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_AddOn_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AddOn", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionAddOn_addedAt(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionAddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionAddOn_addedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.AddedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionAddOn_addedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionAddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionAddOn_removedAt(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionAddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionAddOn_removedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.RemovedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionAddOn_removedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionAddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SubscriptionAddOn_actor(ctx context.Context, field graphql.CollectedField, obj *ent.SubscriptionAddOn) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SubscriptionAddOn_actor,
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		ec.marshalOString2string,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SubscriptionAddOn_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionAddOn",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -21358,6 +22898,71 @@ func (ec *executionContext) unmarshalInputActionCountInput(ctx context.Context, 
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputAddOnInput(ctx context.Context, obj any) (model.AddOnInput, error) {
+	var it model.AddOnInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "credits", "fee", "currency", "creditType", "expiryDays"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "credits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credits"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credits = data
+		case "fee":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fee"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Fee = data
+		case "currency":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("currency"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Currency = data
+		case "creditType":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("creditType"))
+			data, err := ec.unmarshalOCreditType2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐCreditType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreditType = data
+		case "expiryDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiryDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiryDays = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputAlertRuleInput(ctx context.Context, obj any) (model.AlertRuleInput, error) {
 	var it model.AlertRuleInput
 	if obj == nil {
@@ -21654,7 +23259,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 		asMap["platformFee"] = "0"
 	}
 
-	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays", "family", "tier", "changeCredits", "entitledActions", "seedCredits", "memberLimit"}
+	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays", "family", "tier", "changeCredits", "entitledActions", "seedCredits", "memberLimit", "onDemandTiers", "overageTiers", "segmentPrices", "termEndCredits", "termEndRefundRate"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -21843,6 +23448,41 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.MemberLimit = data
+		case "onDemandTiers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onDemandTiers"))
+			data, err := ec.unmarshalOPriceTierInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTierᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnDemandTiers = data
+		case "overageTiers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("overageTiers"))
+			data, err := ec.unmarshalOPriceTierInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTierᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OverageTiers = data
+		case "segmentPrices":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("segmentPrices"))
+			data, err := ec.unmarshalOSegmentPriceInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPriceᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SegmentPrices = data
+		case "termEndCredits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termEndCredits"))
+			data, err := ec.unmarshalOTermEndCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermEndCredits = data
+		case "termEndRefundRate":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termEndRefundRate"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermEndRefundRate = data
 		}
 	}
 	return it, nil
@@ -21887,6 +23527,50 @@ func (ec *executionContext) unmarshalInputPolicyInput(ctx context.Context, obj a
 				return it, err
 			}
 			it.Expression = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputPriceTierInput(ctx context.Context, obj any) (credit.PriceTier, error) {
+	var it credit.PriceTier
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"from", "upTo", "price"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "upTo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upTo"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpTo = data
+		case "price":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Price = data
 		}
 	}
 	return it, nil
@@ -21952,6 +23636,57 @@ func (ec *executionContext) unmarshalInputRefundInput(ctx context.Context, obj a
 				return it, err
 			}
 			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputSegmentPriceInput(ctx context.Context, obj any) (credit.SegmentPrice, error) {
+	var it credit.SegmentPrice
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"segment", "pricePerCredit", "onDemandPrice", "overagePrice"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "segment":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("segment"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Segment = data
+		case "pricePerCredit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pricePerCredit"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PricePerCredit = data
+		case "onDemandPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onDemandPrice"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnDemandPrice = data
+		case "overagePrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("overagePrice"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OveragePrice = data
 		}
 	}
 	return it, nil
@@ -22362,6 +24097,77 @@ func (ec *executionContext) unmarshalInputWeightInput(ctx context.Context, obj a
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var addOnImplementors = []string{"AddOn"}
+
+func (ec *executionContext) _AddOn(ctx context.Context, sel ast.SelectionSet, obj *ent.AddOn) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, addOnImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AddOn")
+		case "id":
+			out.Values[i] = ec._AddOn_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._AddOn_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credits":
+			out.Values[i] = ec._AddOn_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fee":
+			out.Values[i] = ec._AddOn_fee(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currency":
+			out.Values[i] = ec._AddOn_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditType":
+			out.Values[i] = ec._AddOn_creditType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiryDays":
+			out.Values[i] = ec._AddOn_expiryDays(ctx, field, obj)
+		case "createdAt":
+			out.Values[i] = ec._AddOn_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
 
 var alertImplementors = []string{"Alert"}
 
@@ -24245,6 +26051,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createAddOn":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createAddOn(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attachAddOn":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_attachAddOn(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeAddOn":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeAddOn(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "confirmPayment":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_confirmPayment(ctx, field)
@@ -25071,6 +26898,59 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "onDemandTiers":
+			out.Values[i] = ec._Plan_onDemandTiers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "overageTiers":
+			out.Values[i] = ec._Plan_overageTiers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "segmentPrices":
+			out.Values[i] = ec._Plan_segmentPrices(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "termEndCredits":
+			out.Values[i] = ec._Plan_termEndCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "termEndRefundRate":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Plan_termEndRefundRate(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25530,6 +27410,75 @@ func (ec *executionContext) _PlanSubscription(ctx context.Context, sel ast.Selec
 					}
 				}()
 				res = ec._PlanSubscription_changes(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "renewalPlan":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanSubscription_renewalPlan(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "addOns":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._PlanSubscription_addOns(ctx, field, obj)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -26023,6 +27972,52 @@ func (ec *executionContext) _PreviewEntry(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var priceTierImplementors = []string{"PriceTier"}
+
+func (ec *executionContext) _PriceTier(ctx context.Context, sel ast.SelectionSet, obj *credit.PriceTier) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, priceTierImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PriceTier")
+		case "from":
+			out.Values[i] = ec._PriceTier_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upTo":
+			out.Values[i] = ec._PriceTier_upTo(ctx, field, obj)
+		case "price":
+			out.Values[i] = ec._PriceTier_price(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -26288,6 +28283,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_previewPlanChange(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "addOns":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_addOns(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -26973,6 +28990,140 @@ func (ec *executionContext) _RuleValidation(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var segmentPriceImplementors = []string{"SegmentPrice"}
+
+func (ec *executionContext) _SegmentPrice(ctx context.Context, sel ast.SelectionSet, obj *credit.SegmentPrice) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, segmentPriceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SegmentPrice")
+		case "segment":
+			out.Values[i] = ec._SegmentPrice_segment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pricePerCredit":
+			out.Values[i] = ec._SegmentPrice_pricePerCredit(ctx, field, obj)
+		case "onDemandPrice":
+			out.Values[i] = ec._SegmentPrice_onDemandPrice(ctx, field, obj)
+		case "overagePrice":
+			out.Values[i] = ec._SegmentPrice_overagePrice(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var subscriptionAddOnImplementors = []string{"SubscriptionAddOn"}
+
+func (ec *executionContext) _SubscriptionAddOn(ctx context.Context, sel ast.SelectionSet, obj *ent.SubscriptionAddOn) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionAddOnImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SubscriptionAddOn")
+		case "id":
+			out.Values[i] = ec._SubscriptionAddOn_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subscriptionId":
+			out.Values[i] = ec._SubscriptionAddOn_subscriptionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "addOn":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._SubscriptionAddOn_addOn(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "addedAt":
+			out.Values[i] = ec._SubscriptionAddOn_addedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "removedAt":
+			out.Values[i] = ec._SubscriptionAddOn_removedAt(ctx, field, obj)
+		case "actor":
+			out.Values[i] = ec._SubscriptionAddOn_actor(ctx, field, obj)
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28708,6 +30859,41 @@ func (ec *executionContext) unmarshalNActionCountInput2ᚖgithubᚗcomᚋcreditd
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNAddOn2githubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOn(ctx context.Context, sel ast.SelectionSet, v ent.AddOn) graphql.Marshaler {
+	return ec._AddOn(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNAddOn2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOnᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.AddOn) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOn(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOn(ctx context.Context, sel ast.SelectionSet, v *ent.AddOn) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AddOn(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAddOnInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐAddOnInput(ctx context.Context, v any) (model.AddOnInput, error) {
+	res, err := ec.unmarshalInputAddOnInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAlert2githubᚗcomᚋcreditdᚋcreditdᚋentᚐAlert(ctx context.Context, sel ast.SelectionSet, v ent.Alert) graphql.Marshaler {
 	return ec._Alert(ctx, sel, &v)
 }
@@ -29827,6 +32013,31 @@ func (ec *executionContext) marshalNPreviewEntry2ᚖgithubᚗcomᚋcreditdᚋcre
 	return ec._PreviewEntry(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPriceTier2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTier(ctx context.Context, sel ast.SelectionSet, v credit.PriceTier) graphql.Marshaler {
+	return ec._PriceTier(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPriceTier2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTierᚄ(ctx context.Context, sel ast.SelectionSet, v []credit.PriceTier) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPriceTier2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTier(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNPriceTierInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTier(ctx context.Context, v any) (*credit.PriceTier, error) {
+	res, err := ec.unmarshalInputPriceTierInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNQuote2githubᚗcomᚋcreditdᚋcreditdᚋengineᚐQuotation(ctx context.Context, sel ast.SelectionSet, v engine.Quotation) graphql.Marshaler {
 	return ec._Quote(ctx, sel, &v)
 }
@@ -29997,6 +32208,31 @@ func (ec *executionContext) marshalNRuleValidation2ᚖgithubᚗcomᚋcreditdᚋc
 	return ec._RuleValidation(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNSegmentPrice2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPrice(ctx context.Context, sel ast.SelectionSet, v credit.SegmentPrice) graphql.Marshaler {
+	return ec._SegmentPrice(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSegmentPrice2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPriceᚄ(ctx context.Context, sel ast.SelectionSet, v []credit.SegmentPrice) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSegmentPrice2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPrice(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNSegmentPriceInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPrice(ctx context.Context, v any) (*credit.SegmentPrice, error) {
+	res, err := ec.unmarshalInputSegmentPriceInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -30043,6 +32279,36 @@ func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel
 	return ret
 }
 
+func (ec *executionContext) marshalNSubscriptionAddOn2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionAddOn(ctx context.Context, sel ast.SelectionSet, v ent.SubscriptionAddOn) graphql.Marshaler {
+	return ec._SubscriptionAddOn(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSubscriptionAddOn2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionAddOnᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.SubscriptionAddOn) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSubscriptionAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionAddOn(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSubscriptionAddOn2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionAddOn(ctx context.Context, sel ast.SelectionSet, v *ent.SubscriptionAddOn) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SubscriptionAddOn(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNSubscriptionChange2githubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscriptionChange(ctx context.Context, sel ast.SelectionSet, v ent.SubscriptionChange) graphql.Marshaler {
 	return ec._SubscriptionChange(ctx, sel, &v)
 }
@@ -30072,6 +32338,36 @@ func (ec *executionContext) marshalNSubscriptionChange2ᚖgithubᚗcomᚋcreditd
 	}
 	return ec._SubscriptionChange(ctx, sel, v)
 }
+
+func (ec *executionContext) unmarshalNTermEndCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits(ctx context.Context, v any) (credit.TermEndCredits, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNTermEndCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTermEndCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits(ctx context.Context, sel ast.SelectionSet, v credit.TermEndCredits) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNTermEndCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits[v])
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
+var (
+	unmarshalNTermEndCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits = map[string]credit.TermEndCredits{
+		"ROLL":   credit.TermEndRoll,
+		"EXPIRE": credit.TermEndExpire,
+		"REFUND": credit.TermEndRefund,
+	}
+	marshalNTermEndCredits2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits = map[credit.TermEndCredits]string{
+		credit.TermEndRoll:   "ROLL",
+		credit.TermEndExpire: "EXPIRE",
+		credit.TermEndRefund: "REFUND",
+	}
+)
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
@@ -31073,6 +33369,42 @@ func (ec *executionContext) marshalOPool2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋe
 	return ec._Pool(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOPriceTierInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTierᚄ(ctx context.Context, v any) ([]*credit.PriceTier, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*credit.PriceTier, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPriceTierInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTier(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOSegmentPriceInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPriceᚄ(ctx context.Context, v any) ([]*credit.SegmentPrice, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*credit.SegmentPrice, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNSegmentPriceInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPrice(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -31138,6 +33470,38 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	res := graphql.MarshalString(*v)
 	return res
 }
+
+func (ec *executionContext) unmarshalOTermEndCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits(ctx context.Context, v any) (*credit.TermEndCredits, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOTermEndCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTermEndCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits(ctx context.Context, sel ast.SelectionSet, v *credit.TermEndCredits) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOTermEndCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits[*v])
+	return res
+}
+
+var (
+	unmarshalOTermEndCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits = map[string]credit.TermEndCredits{
+		"ROLL":   credit.TermEndRoll,
+		"EXPIRE": credit.TermEndExpire,
+		"REFUND": credit.TermEndRefund,
+	}
+	marshalOTermEndCredits2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐTermEndCredits = map[credit.TermEndCredits]string{
+		credit.TermEndRoll:   "ROLL",
+		credit.TermEndExpire: "EXPIRE",
+		credit.TermEndRefund: "REFUND",
+	}
+)
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
 	if v == nil {

@@ -30,7 +30,9 @@ func (r *mutationResolver) CreatePlan(ctx context.Context, input model.PlanInput
 		RolloverCap: input.RolloverCap, OnDemandPrice: input.OnDemandPrice, OnDemandExpiryDays: input.OnDemandExpiryDays,
 		IncentiveCapPerPeriod: input.IncentiveCapPerPeriod, IncentiveCapPerMember: input.IncentiveCapPerMember, IncentiveExpiryDays: input.IncentiveExpiryDays,
 		Packaging: ledger.Packaging{Family: deref(input.Family), Tier: input.Tier, ChangeCredits: deref(input.ChangeCredits),
-			EntitledActions: input.EntitledActions, SeedCredits: input.SeedCredits, MemberLimit: input.MemberLimit}})
+			EntitledActions: input.EntitledActions, SeedCredits: input.SeedCredits, MemberLimit: input.MemberLimit},
+		Dials: ledger.Dials{OnDemandTiers: values(input.OnDemandTiers), OverageTiers: values(input.OverageTiers),
+			SegmentPrices: values(input.SegmentPrices), TermEndCredits: deref(input.TermEndCredits), TermEndRefundRate: input.TermEndRefundRate}})
 }
 
 // Subscribe is the resolver for the subscribe field.

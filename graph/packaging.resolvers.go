@@ -30,6 +30,22 @@ func (r *mutationResolver) SetOverageCap(ctx context.Context, organizationID int
 	return r.svc.SetOverageCap(ctx, organizationID, credits, amount)
 }
 
+// CreateAddOn is the resolver for the createAddOn field.
+func (r *mutationResolver) CreateAddOn(ctx context.Context, input model.AddOnInput) (*ent.AddOn, error) {
+	return r.svc.CreateAddOn(ctx, ledger.AddOnInput{Name: input.Name, Credits: input.Credits, Fee: input.Fee, Currency: deref(input.Currency),
+		CreditType: deref(input.CreditType), ExpiryDays: input.ExpiryDays})
+}
+
+// AttachAddOn is the resolver for the attachAddOn field.
+func (r *mutationResolver) AttachAddOn(ctx context.Context, subscriptionID int, addOnID int) (*ent.SubscriptionAddOn, error) {
+	return r.svc.AttachAddOn(ctx, subscriptionID, addOnID)
+}
+
+// RemoveAddOn is the resolver for the removeAddOn field.
+func (r *mutationResolver) RemoveAddOn(ctx context.Context, id int) (*ent.SubscriptionAddOn, error) {
+	return r.svc.RemoveAddOn(ctx, id)
+}
+
 // OverageCapCredits is the resolver for the overageCapCredits field.
 func (r *organizationResolver) OverageCapCredits(ctx context.Context, obj *ent.Organization) (*decimal.Decimal, error) {
 	return nullDecimal(obj.OverageCapCredits), nil
@@ -48,6 +64,11 @@ func (r *planResolver) SeedCredits(ctx context.Context, obj *ent.Plan) (*decimal
 // MemberLimit is the resolver for the memberLimit field.
 func (r *planResolver) MemberLimit(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
 	return nullDecimal(obj.MemberLimit), nil
+}
+
+// TermEndRefundRate is the resolver for the termEndRefundRate field.
+func (r *planResolver) TermEndRefundRate(ctx context.Context, obj *ent.Plan) (*decimal.Decimal, error) {
+	return nullDecimal(obj.TermEndRefundRate), nil
 }
 
 // At is the resolver for the at field.
@@ -91,6 +112,19 @@ func (r *planSubscriptionResolver) Changes(ctx context.Context, obj *ent.Subscri
 	return r.svc.SubscriptionChanges(ctx, obj)
 }
 
+// RenewalPlan is the resolver for the renewalPlan field.
+func (r *planSubscriptionResolver) RenewalPlan(ctx context.Context, obj *ent.Subscription) (*ent.Plan, error) {
+	if obj.RenewalPlanID == nil {
+		return nil, nil
+	}
+	return r.svc.Plan(ctx, *obj.RenewalPlanID)
+}
+
+// AddOns is the resolver for the addOns field.
+func (r *planSubscriptionResolver) AddOns(ctx context.Context, obj *ent.Subscription) ([]*ent.SubscriptionAddOn, error) {
+	return r.svc.SubscriptionAddOns(ctx, obj)
+}
+
 // PlanFamilies is the resolver for the planFamilies field.
 func (r *queryResolver) PlanFamilies(ctx context.Context) ([]*ledger.PlanFamily, error) {
 	fs, err := r.svc.PlanFamilies(ctx)
@@ -105,6 +139,16 @@ func (r *queryResolver) PlanFamilies(ctx context.Context) ([]*ledger.PlanFamily,
 func (r *queryResolver) PreviewPlanChange(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ledger.PlanChangePreview, error) {
 	pv, err := r.svc.PreviewPlanChange(ctx, ledger.PlanChangeInput{SubscriptionID: subscriptionID, PlanID: planID, At: string(at)})
 	return &pv, err
+}
+
+// AddOns is the resolver for the addOns field.
+func (r *queryResolver) AddOns(ctx context.Context) ([]*ent.AddOn, error) {
+	return r.svc.AddOns(ctx)
+}
+
+// AddOn is the resolver for the addOn field.
+func (r *subscriptionAddOnResolver) AddOn(ctx context.Context, obj *ent.SubscriptionAddOn) (*ent.AddOn, error) {
+	return r.svc.AddOn(ctx, obj.AddOnID)
 }
 
 // At is the resolver for the at field.
@@ -122,10 +166,16 @@ func (r *Resolver) PlanChangePreview() PlanChangePreviewResolver {
 	return &planChangePreviewResolver{r}
 }
 
+// SubscriptionAddOn returns SubscriptionAddOnResolver implementation.
+func (r *Resolver) SubscriptionAddOn() SubscriptionAddOnResolver {
+	return &subscriptionAddOnResolver{r}
+}
+
 // SubscriptionChange returns SubscriptionChangeResolver implementation.
 func (r *Resolver) SubscriptionChange() SubscriptionChangeResolver {
 	return &subscriptionChangeResolver{r}
 }
 
 type planChangePreviewResolver struct{ *Resolver }
+type subscriptionAddOnResolver struct{ *Resolver }
 type subscriptionChangeResolver struct{ *Resolver }

@@ -111,8 +111,8 @@ func (b *batch) newScope(ctx context.Context, i int, it item, v engine.Versions)
 	p := b.pools[it.pool]
 	v.Terms = p.Terms
 	sc := &scope{i: i, it: it, p: p, v: v, org: engine.Org{ID: p.OrgID, Segment: p.Segment}, chain: b.chains[it.pool], subTier: -1}
-	if t := p.Terms; t != nil && (t.OverageMode == credit.OverageAutoTopUp || t.OverageMode == credit.OverageBorrow || v.Incentive != nil || t.OverageCap != nil) {
-		ts, err := b.s.caps(ctx, b.tx, b.caps, t, b.now)
+	if t := p.Terms; t != nil && (t.OverageMode == credit.OverageAutoTopUp || t.OverageMode == credit.OverageBorrow || v.Incentive != nil || t.OverageCap != nil || len(t.OverageTiers) > 0) {
+		ts, err := b.s.caps(ctx, b.tx, b.caps, t, p.Segment, b.now)
 		if err != nil {
 			return nil, err
 		}
@@ -254,6 +254,9 @@ func (b *batch) spend(sc *scope, bg *engine.Budget, delta decimal.Decimal) {
 // top-up below the threshold, incentives, the alert of an uncovered run.
 func (b *batch) after(ctx context.Context, sc *scope, d *engine.UsageDecision) error {
 	t := sc.p.Terms
+	if d.Overage.IsPositive() {
+		d.OverageAmount = t.OverageMoney(d.Overage)
+	}
 	if d.Borrowed.IsPositive() {
 		t.BorrowLeft = t.BorrowLeft.Sub(d.Borrowed)
 	}

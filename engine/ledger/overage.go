@@ -29,6 +29,9 @@ type termsState struct {
 	// capCredits and overageUsed: the buyer's overage cap in credits and
 	// the period's overage so far, when the organisation has a cap.
 	capCredits, overageUsed decimal.Decimal
+	// onDemandBought: the period's on-demand credits so far, under
+	// on-demand tiers (AUTO_TOP_UP packs are priced from it).
+	onDemandBought decimal.Decimal
 }
 
 // overageWarnAt is the share of the overage cap past which an OVERAGE_CAP
@@ -51,7 +54,7 @@ func (ts *termsState) capped(overage decimal.Decimal) (string, bool) {
 
 // caps loads (once per batch and subscription) what the period has used of
 // its top-up cap and borrow limit, into the shared terms.
-func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState, t *engine.PlanTerms, now time.Time) (*termsState, error) {
+func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState, t *engine.PlanTerms, segment string, now time.Time) (*termsState, error) {
 	ts := st[t.SubscriptionID]
 	if ts == nil {
 		ts = &termsState{terms: t}
@@ -72,8 +75,13 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 	ts.sub, ts.plan, ts.start = sub, p, sched.Boundary(sched.Index(now))
 	switch p.OverageMode {
 	case credit.OverageAutoTopUp:
-		t.TopUpThreshold, t.TopUpCredits, t.OnDemandPrice = p.AutoTopUpThreshold.Decimal, p.AutoTopUpCredits.Decimal, p.OnDemandPrice.Decimal
+		t.TopUpThreshold, t.TopUpCredits, t.OnDemandPrice = p.AutoTopUpThreshold.Decimal, p.AutoTopUpCredits.Decimal, planPrices(p, segment).OnDemand.Decimal
 		t.TopUpsLeft = -1
+		if len(p.OnDemandTiers) > 0 {
+			if ts.onDemandBought, err = onDemandBought(ctx, tx.Client, sub.ID, ts.start); err != nil {
+				return nil, err
+			}
+		}
 		if p.AutoTopUpCap != nil {
 			n, err := tx.Charge.Query().Where(charge.SubscriptionID(sub.ID), charge.Kind("AUTO_TOP_UP"), charge.CreatedAtGTE(ts.start)).Count(ctx)
 			if err != nil {
@@ -82,8 +90,8 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 			t.TopUpsLeft = max(*p.AutoTopUpCap-n, 0)
 		}
 	}
-	if t.OverageCap != nil {
-		if err := s.overageCap(ctx, tx, ts, now); err != nil {
+	if t.OverageCap != nil || len(t.OverageTiers) > 0 {
+		if err := s.overageSoFar(ctx, tx, ts, now); err != nil {
 			return nil, err
 		}
 	}
@@ -99,11 +107,12 @@ func (s *Service) caps(ctx context.Context, tx *usageTx, st map[int]*termsState,
 	return ts, nil
 }
 
-// overageCap loads what the buyer's overage cap still allows this period.
-// The organisation's row is locked first, so that concurrent batches on
-// its pools (which lock only their own pools) take overage one at a time
-// and never pass the cap together.
-func (s *Service) overageCap(ctx context.Context, tx *usageTx, ts *termsState, now time.Time) error {
+// overageSoFar loads the period's overage so far (for overage tiers) and
+// what the buyer's overage cap still allows. The organisation's row is
+// locked first, so that concurrent batches on its pools (which lock only
+// their own pools) take overage one at a time: they never pass the cap
+// together, nor price two overages from the same tier position.
+func (s *Service) overageSoFar(ctx context.Context, tx *usageTx, ts *termsState, now time.Time) error {
 	org := ts.sub.OrganizationID
 	if s.postgres() {
 		rows, err := tx.tx.QueryContext(ctx, "SELECT id FROM organizations WHERE id = $1 FOR UPDATE", org)
@@ -118,15 +127,16 @@ func (s *Service) overageCap(ctx context.Context, tx *usageTx, ts *termsState, n
 	if err != nil {
 		return err
 	}
-	c := engine.OverageCap{Credits: o.OverageCapCredits, Amount: o.OverageCapAmount}
-	capCredits, ok := c.InCredits(ts.plan.OveragePrice)
-	if !ok {
-		ts.terms.OverageCap = nil
-		return nil
-	}
 	used, err := sumEntries(ctx, tx.Client, org, credit.EntryOverage, ts.start, now.Add(time.Hour))
 	if err != nil {
 		return err
+	}
+	ts.terms.OverageSoFar = used
+	c := engine.OverageCap{Credits: o.OverageCapCredits, Amount: o.OverageCapAmount}
+	capCredits, ok := c.InCredits(ts.terms.OveragePrice)
+	if !ok {
+		ts.terms.OverageCap = nil
+		return nil
 	}
 	ts.capCredits, ts.overageUsed = capCredits, used
 	ts.terms.OverageCap, ts.terms.OverageLeft = &c, decimal.Max(capCredits.Sub(used), decimal.Zero)
@@ -164,10 +174,12 @@ func (s *Service) buyPack(ctx context.Context, tx *usageTx, ts *termsState, now 
 		expires = &e
 	}
 	subID, start, first := sub.ID, ts.start, 0
+	amount := engine.Graduated(p.OnDemandTiers, t.OnDemandPrice, ts.onDemandBought, t.TopUpCredits)
+	ts.onDemandBought = ts.onDemandBought.Add(t.TopUpCredits)
 	gs, err := s.post(ctx, tx.Client, engine.Posting{Org: sub.OrganizationID,
-		Open: []engine.Opening{{Pool: sub.PoolID, CreditType: credit.CreditOnDemand, Amount: t.TopUpCredits, UnitPrice: t.OnDemandPrice,
+		Open: []engine.Opening{{Pool: sub.PoolID, CreditType: credit.CreditOnDemand, Amount: t.TopUpCredits, UnitPrice: unitPrice(amount, t.TopUpCredits),
 			EffectiveAt: now, ExpiresAt: expires, Memo: "auto top-up"}},
-		Charges: []engine.Charge{{Kind: "AUTO_TOP_UP", Credits: t.TopUpCredits, Amount: t.TopUpCredits.Mul(t.OnDemandPrice), Currency: p.Currency,
+		Charges: []engine.Charge{{Kind: "AUTO_TOP_UP", Credits: t.TopUpCredits, Amount: amount, Currency: p.Currency,
 			SubscriptionID: &subID, PeriodStart: &start, Opening: &first, Memo: fmt.Sprintf("auto top-up of %s credits", t.TopUpCredits)}}}, now)
 	if err != nil {
 		return engine.Grant{}, err

@@ -13,6 +13,7 @@ import (
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
 	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/ent/charge"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/subscription"
 )
@@ -215,11 +216,61 @@ func (s *Service) decidePeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscri
 			return periodOpening{}, err
 		}
 	}
+	prices, err := orgPrices(ctx, tx.Client(), p, sub.OrganizationID)
+	if err != nil {
+		return periodOpening{}, err
+	}
 	terms := engine.PeriodTerms{Plan: p.Name, Pool: sub.PoolID, RolloverMode: p.RolloverMode, RolloverCap: p.RolloverCap,
-		IncludedCredits: p.IncludedCredits, PricePerCredit: p.PricePerCredit, PlatformFee: p.PlatformFee, Currency: p.Currency,
+		IncludedCredits: p.IncludedCredits, PricePerCredit: prices.PerCredit, PlatformFee: p.PlatformFee, Currency: p.Currency,
 		SubscriptionID: sub.ID}
+	if err := s.termEnd(ctx, tx, sub, p, sched, o.n, running, &terms); err != nil {
+		return periodOpening{}, err
+	}
+	if running {
+		if terms.AddOns, err = s.addOnsAt(ctx, tx, sub.ID, o.start); err != nil {
+			return periodOpening{}, err
+		}
+	}
 	o.opening = engine.OpenPeriod(terms, sub.OrganizationID, o.n, o.start, o.end, ending, running, borrowed)
 	return o, nil
+}
+
+// termEnd fills in the term-end terms when opening period n ends a term:
+// n is a multiple of the term's periods, or the subscription ends at n
+// (its term, or a cancellation, ran out). A committed subscription's
+// spend over the term is every charge of it dated in the term (by period
+// start, else by when it was billed), but for true-ups and term refunds.
+func (s *Service) termEnd(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, p *ent.Plan, sched engine.Schedule, n int, running bool, t *engine.PeriodTerms) error {
+	boundary := sub.TermPeriods != nil && n > 0 && n%*sub.TermPeriods == 0
+	if n == 0 || running && !boundary {
+		return nil
+	}
+	t.TermEnd, t.TermEndCredits, t.RefundRate = true, p.TermEndCredits, p.TermEndRefundRate.Decimal
+	t.TermStart = sub.StartsAt
+	if sub.TermPeriods != nil {
+		t.TermStart = sched.Boundary((n - 1) / *sub.TermPeriods * *sub.TermPeriods)
+	}
+	if !sub.Commitment.IsPositive() {
+		return nil
+	}
+	t.Commitment = sub.Commitment
+	chs, err := tx.Charge.Query().Where(charge.SubscriptionID(sub.ID), charge.KindNotIn("TRUE_UP", "TERM_REFUND"),
+		charge.Or(charge.PeriodStartGTE(t.TermStart), charge.And(charge.PeriodStartIsNil(), charge.CreatedAtGTE(t.TermStart)))).All(ctx)
+	if err != nil {
+		return err
+	}
+	end := sched.Boundary(n)
+	t.TermSpent = decimal.Zero
+	for _, c := range chs {
+		at := c.CreatedAt
+		if c.PeriodStart != nil {
+			at = *c.PeriodStart
+		}
+		if at.Before(end) {
+			t.TermSpent = t.TermSpent.Add(c.Amount)
+		}
+	}
+	return nil
 }
 
 // lockDue locks the subscriptions of ids that are still due at asOf, in id

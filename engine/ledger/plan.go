@@ -40,6 +40,80 @@ type PlanInput struct {
 	IncentiveCapPerMember *decimal.Decimal
 	IncentiveExpiryDays   *int
 	Packaging
+	Dials
+}
+
+// Dials are a plan's price dials and its term-end term: graduated volume
+// tiers for on-demand credits and overage (each with no flat price set,
+// the first tier's price is it), prices per segment, and what the unused
+// included credits do at a term end.
+type Dials struct {
+	OnDemandTiers     []credit.PriceTier
+	OverageTiers      []credit.PriceTier
+	SegmentPrices     []credit.SegmentPrice
+	TermEndCredits    credit.TermEndCredits // default ROLL
+	TermEndRefundRate *decimal.Decimal      // REFUND: money per unused credit
+}
+
+// maxSegmentPrices bounds a plan's segment prices.
+const maxSegmentPrices = 100
+
+// Validate checks the dials on their own.
+func (d Dials) Validate() error {
+	if err := engine.ValidateTiers("onDemandTiers", d.OnDemandTiers); err != nil {
+		return err
+	}
+	if err := engine.ValidateTiers("overageTiers", d.OverageTiers); err != nil {
+		return err
+	}
+	if len(d.SegmentPrices) > maxSegmentPrices {
+		return credit.Invalid("segmentPrices", "at most %d segments", maxSegmentPrices)
+	}
+	seen := map[string]bool{}
+	for i, sp := range d.SegmentPrices {
+		at := fmt.Sprintf("segmentPrices[%d]", i)
+		switch {
+		case sp.Segment == "" || len(sp.Segment) > 100:
+			return credit.Invalid(at+".segment", "must be 1 to 100 characters")
+		case seen[sp.Segment]:
+			return credit.Invalid(at+".segment", "segment %q is priced twice", sp.Segment)
+		case sp.PricePerCredit == nil && sp.OnDemandPrice == nil && sp.OveragePrice == nil:
+			return credit.Invalid(at, "set at least one of pricePerCredit, onDemandPrice, overagePrice")
+		}
+		seen[sp.Segment] = true
+		for _, v := range []*decimal.Decimal{sp.PricePerCredit, sp.OnDemandPrice, sp.OveragePrice} {
+			if v != nil && v.IsNegative() {
+				return credit.Invalid(at, "prices must not be negative, got %s", v)
+			}
+		}
+	}
+	switch {
+	case d.TermEndCredits != "" && !slices.Contains(d.TermEndCredits.Values(), string(d.TermEndCredits)):
+		return credit.Invalid("termEndCredits", "%q is not one of %v", d.TermEndCredits, d.TermEndCredits.Values())
+	case d.TermEndCredits == credit.TermEndRefund && d.TermEndRefundRate == nil:
+		return credit.Invalid("termEndRefundRate", "a REFUND term end refunds unused credits at a stated rate: set it (money per credit)")
+	case d.TermEndCredits != credit.TermEndRefund && d.TermEndRefundRate != nil:
+		return credit.Invalid("termEndRefundRate", "only a REFUND term end has a refund rate")
+	case d.TermEndRefundRate != nil && d.TermEndRefundRate.IsNegative():
+		return credit.Invalid("termEndRefundRate", "must not be negative, got %s", d.TermEndRefundRate)
+	}
+	return nil
+}
+
+// withDefaults fills a flat price a tier list implies.
+func (in PlanInput) withDefaults() PlanInput {
+	if in.OnDemandPrice == nil && len(in.OnDemandTiers) > 0 {
+		p := in.OnDemandTiers[0].Price
+		in.OnDemandPrice = &p
+	}
+	if in.OveragePrice == nil && len(in.OverageTiers) > 0 {
+		p := in.OverageTiers[0].Price
+		in.OveragePrice = &p
+	}
+	if in.TermEndCredits == "" {
+		in.TermEndCredits = credit.TermEndRoll
+	}
+	return in
 }
 
 // Packaging is how a plan sits among its siblings: its family and tier
@@ -162,7 +236,10 @@ func (in PlanInput) Validate() error {
 	if len(in.Currency) > 3 {
 		return credit.Invalid("currency", "an ISO 4217 code, like USD")
 	}
-	return in.Packaging.Validate()
+	if err := in.Packaging.Validate(); err != nil {
+		return err
+	}
+	return in.Dials.Validate()
 }
 
 // checkEntitled refuses entitled actions that no published version of the
@@ -202,6 +279,7 @@ func nullable(v *decimal.Decimal) decimal.NullDecimal {
 
 // CreatePlan creates a plan; plans never change afterwards.
 func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, error) {
+	in = in.withDefaults()
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -227,6 +305,8 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 			SetNillableIncentiveExpiryDays(in.IncentiveExpiryDays).
 			SetFamily(in.Family).SetNillableTier(in.Tier).SetChangeCredits(in.ChangeCredits).SetEntitledActions(in.EntitledActions).
 			SetSeedCredits(nullable(in.SeedCredits)).SetMemberLimit(nullable(in.MemberLimit)).
+			SetOnDemandTiers(in.OnDemandTiers).SetOverageTiers(in.OverageTiers).SetSegmentPrices(in.SegmentPrices).
+			SetTermEndCredits(in.TermEndCredits).SetTermEndRefundRate(nullable(in.TermEndRefundRate)).
 			SetCreatedAt(s.Now())
 		var err error
 		if out, err = c.Save(ctx); err != nil {

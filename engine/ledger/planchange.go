@@ -26,7 +26,25 @@ import (
 const (
 	AtNow       = "NOW"
 	AtPeriodEnd = "PERIOD_END"
+	AtTermEnd   = "TERM_END" // the end of the subscription's current term: a renewal onto the plan, or the end
 )
+
+func validAt(at string) error {
+	if at != AtNow && at != AtPeriodEnd && at != AtTermEnd {
+		return credit.Invalid("at", "NOW, PERIOD_END or TERM_END, got %q", at)
+	}
+	return nil
+}
+
+// termEndOf is the end of sub's current term (the start of the next), for
+// a change or cancellation at TERM_END: NO_TERM without a term.
+func termEndOf(sub *ent.Subscription, p *ent.Plan, now time.Time) (time.Time, error) {
+	if sub.TermPeriods == nil {
+		return time.Time{}, credit.Errorf(credit.CodeNoTerm, "subscription %d has no term (termPeriods): change or cancel it at NOW or PERIOD_END", sub.ID)
+	}
+	sched, t := schedule(sub, p), *sub.TermPeriods
+	return sched.Boundary((sched.Index(now)/t + 1) * t), nil
+}
 
 // PlanChangeInput changes a subscription's plan.
 type PlanChangeInput struct {
@@ -68,7 +86,19 @@ func (s *Service) ChangePlan(ctx context.Context, in PlanChangeInput) (*ent.Subs
 		}
 		now, status := s.Now(), "SCHEDULED"
 		u := tx.Subscription.UpdateOne(sub)
-		if in.At == AtNow {
+		replaced := []string{AtNow, AtPeriodEnd}
+		switch in.At {
+		case AtTermEnd:
+			// A renewal onto the plan: the subscription renews at its term
+			// end (even one that was to end there) and moves to the plan.
+			if sub.EndsAt != nil {
+				if err := noOverlap(ctx, tx, sub.OrganizationID, sub.StartsAt, nil, sub.ID); err != nil {
+					return err
+				}
+			}
+			u.SetRenewalPlanID(pv.To.ID).SetAutoRenew(true).ClearEndsAt()
+			replaced = []string{AtTermEnd}
+		case AtNow:
 			if _, err := s.post(ctx, tx.Client(), pv.Posting, now); err != nil {
 				return err
 			}
@@ -77,10 +107,10 @@ func (s *Service) ChangePlan(ctx context.Context, in PlanChangeInput) (*ent.Subs
 			}
 			status = "APPLIED"
 			u.SetPlanID(pv.To.ID).ClearPendingPlanID()
-		} else {
+		default:
 			u.SetPendingPlanID(pv.To.ID)
 		}
-		if err := s.endScheduled(ctx, tx, sub.ID, "REPLACED"); err != nil {
+		if err := s.endScheduled(ctx, tx, sub.ID, "REPLACED", replaced...); err != nil {
 			return err
 		}
 		if err := u.Exec(ctx); err != nil {
@@ -103,8 +133,8 @@ func (s *Service) ChangePlan(ctx context.Context, in PlanChangeInput) (*ent.Subs
 // decideChange reads the subscription (locked) and both plans, checks the
 // change, and decides it.
 func (s *Service) decideChange(ctx context.Context, tx *ent.Tx, in PlanChangeInput) (PlanChangePreview, *ent.Subscription, error) {
-	if in.At != AtNow && in.At != AtPeriodEnd {
-		return PlanChangePreview{}, nil, credit.Invalid("at", "NOW or PERIOD_END, got %q", in.At)
+	if err := validAt(in.At); err != nil {
+		return PlanChangePreview{}, nil, err
 	}
 	sub, start, end, err := s.activeSubscription(ctx, tx, in.SubscriptionID)
 	if err != nil {
@@ -121,12 +151,21 @@ func (s *Service) decideChange(ctx context.Context, tx *ent.Tx, in PlanChangeInp
 		return PlanChangePreview{}, nil, err
 	}
 	pv := PlanChangePreview{At: in.At, EffectiveAt: end, From: from, To: to}
-	if err := engine.ValidatePlanChange(changeTerms(from), changeTerms(to)); err != nil {
+	renew := in.At == AtTermEnd && from.ID == to.ID && sub.EndsAt != nil // renew a term that was to end, on its plan
+	if err := engine.ValidatePlanChange(changeTerms(from), changeTerms(to)); err != nil && !renew {
 		return pv, nil, err
 	}
-	if in.At == AtPeriodEnd {
+	if in.At == AtTermEnd {
+		if pv.EffectiveAt, err = termEndOf(sub, from, s.Now()); err != nil {
+			return pv, nil, err
+		}
+	}
+	if in.At != AtNow {
 		pv.PlanChange = engine.PlanChange{Posting: engine.Posting{Org: sub.OrganizationID}, Kind: engine.ChangeKind(changeTerms(from), changeTerms(to)),
 			Fraction: decimal.Zero, Credits: decimal.Zero, Fee: decimal.Zero}
+		if renew {
+			pv.Kind = "RENEWAL"
+		}
 		return pv, sub, nil
 	}
 	if err := s.lockRow(ctx, tx, "pools", sub.PoolID); err != nil {
@@ -196,35 +235,58 @@ func (s *Service) openDueOf(ctx context.Context, id int) error {
 }
 
 // endScheduled marks the subscription's scheduled changes status (they are
-// replaced or cancelled).
-func (s *Service) endScheduled(ctx context.Context, tx *ent.Tx, sub int, status string) error {
-	return tx.SubscriptionChange.Update().Where(subscriptionchange.SubscriptionID(sub), subscriptionchange.Status("SCHEDULED")).
-		SetStatus(status).Exec(ctx)
+// replaced, cancelled or applied): those at one of ats, or all without.
+func (s *Service) endScheduled(ctx context.Context, tx *ent.Tx, sub int, status string, ats ...string) error {
+	u := tx.SubscriptionChange.Update().Where(subscriptionchange.SubscriptionID(sub), subscriptionchange.Status("SCHEDULED"))
+	if len(ats) > 0 {
+		u.Where(subscriptionchange.AtIn(ats...))
+	}
+	return u.SetStatus(status).Exec(ctx)
 }
 
 // applyScheduled applies a subscription's change scheduled for the period
 // end, in the period close's transaction, before the next period opens;
 // it returns the subscription as it is then.
+//
+// At a term end a renewal onto another plan (changePlan at TERM_END)
+// applies, and a change for the same period end is REPLACED by it.
 func (s *Service) applyScheduled(ctx context.Context, tx *ent.Tx, sub *ent.Subscription) (*ent.Subscription, error) {
-	if sub.PendingPlanID == nil {
+	n := sub.NextPeriod
+	termEnd := sub.TermPeriods != nil && n > 0 && n%*sub.TermPeriods == 0 && sub.RenewalPlanID != nil
+	if sub.PendingPlanID == nil && !termEnd {
 		return sub, nil
 	}
-	if err := tx.SubscriptionChange.Update().Where(subscriptionchange.SubscriptionID(sub.ID), subscriptionchange.Status("SCHEDULED")).
-		SetStatus("APPLIED").Exec(ctx); err != nil {
+	to := sub.PendingPlanID
+	if termEnd {
+		to = sub.RenewalPlanID
+		if err := s.endScheduled(ctx, tx, sub.ID, "REPLACED", AtPeriodEnd); err != nil {
+			return nil, err
+		}
+		if err := s.endScheduled(ctx, tx, sub.ID, "APPLIED", AtTermEnd); err != nil {
+			return nil, err
+		}
+	} else if err := s.endScheduled(ctx, tx, sub.ID, "APPLIED", AtPeriodEnd); err != nil {
 		return nil, err
+	}
+	u := tx.Subscription.UpdateOne(sub).ClearPendingPlanID()
+	if termEnd {
+		u.ClearRenewalPlanID()
+	}
+	if *to == sub.PlanID {
+		return u.Save(ctx) // a renewal onto the plan it is on
 	}
 	from, err := tx.Plan.Get(ctx, sub.PlanID)
 	if err != nil {
 		return nil, err
 	}
-	to, err := tx.Plan.Get(ctx, *sub.PendingPlanID)
+	next, err := tx.Plan.Get(ctx, *to)
 	if err != nil {
 		return nil, err
 	}
-	if err := moveMemberLimits(ctx, tx, sub.OrganizationID, from, to); err != nil {
+	if err := moveMemberLimits(ctx, tx, sub.OrganizationID, from, next); err != nil {
 		return nil, err
 	}
-	return tx.Subscription.UpdateOne(sub).SetPlanID(*sub.PendingPlanID).ClearPendingPlanID().Save(ctx)
+	return u.SetPlanID(*to).Save(ctx)
 }
 
 // moveMemberLimits moves the members' (PERSONAL pools') budgets that are
@@ -257,8 +319,8 @@ type CancelInput struct {
 // granted stay usable until they expire, no fee is refunded), PERIOD_END
 // at the end of the current period. A scheduled plan change is cancelled.
 func (s *Service) CancelSubscription(ctx context.Context, in CancelInput) (*ent.SubscriptionChange, error) {
-	if in.At != AtNow && in.At != AtPeriodEnd {
-		return nil, credit.Invalid("at", "NOW or PERIOD_END, got %q", in.At)
+	if err := validAt(in.At); err != nil {
+		return nil, err
 	}
 	if err := s.openDueOf(ctx, in.SubscriptionID); err != nil {
 		return nil, err
@@ -270,13 +332,23 @@ func (s *Service) CancelSubscription(ctx context.Context, in CancelInput) (*ent.
 			return err
 		}
 		now := s.Now()
-		if in.At == AtNow {
+		switch in.At {
+		case AtNow:
 			end = now
+		case AtTermEnd:
+			p, err := s.plan(ctx, tx, sub.PlanID)
+			if err != nil {
+				return err
+			}
+			if end, err = termEndOf(sub, p, now); err != nil {
+				return err
+			}
 		}
 		if err := s.endScheduled(ctx, tx, sub.ID, "CANCELED"); err != nil {
 			return err
 		}
-		if err := tx.Subscription.UpdateOne(sub).SetCanceledAt(now).SetEndsAt(end).ClearPendingPlanID().Exec(ctx); err != nil {
+		if err := tx.Subscription.UpdateOne(sub).SetCanceledAt(now).SetEndsAt(end).SetAutoRenew(false).ClearPendingPlanID().
+			ClearRenewalPlanID().Exec(ctx); err != nil {
 			return err
 		}
 		if out, err = tx.SubscriptionChange.Create().SetSubscriptionID(sub.ID).SetOrganizationID(sub.OrganizationID).SetKind("CANCEL").

@@ -61,7 +61,7 @@ func (s *Service) postAll(ctx context.Context, c *ent.Client, ps []engine.Postin
 		for _, ch := range p.Charges {
 			cc := c.Charge.Create().SetOrganizationID(p.Org).SetKind(ch.Kind).SetCredits(ch.Credits).SetAmount(ch.Amount).
 				SetCurrency(ch.Currency).SetNillableSubscriptionID(ch.SubscriptionID).SetNillablePeriodStart(ch.PeriodStart).
-				SetNillableUsageEventID(ch.UsageEvent).SetNillableGrantID(ch.Grant).SetNillableRefundOf(ch.RefundOf).
+				SetNillableUsageEventID(ch.UsageEvent).SetNillableGrantID(ch.Grant).SetNillableRefundOf(ch.RefundOf).SetNillableAddOnID(ch.AddOn).
 				SetMemo(ch.Memo).SetCreatedAt(now)
 			if ch.Opening != nil {
 				cc.SetGrantID(opened[i][*ch.Opening].ID)

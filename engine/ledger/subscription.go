@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,9 +182,10 @@ func pinnedRegister(ctx context.Context, tx *ent.Tx, name string, version *int) 
 	return credit.NotFound("published weight register", fmt.Sprintf("%s version %d", name, *version))
 }
 
-// noOverlap refuses a subscription over a time the organisation already has one.
-func noOverlap(ctx context.Context, tx *ent.Tx, org int, start time.Time, ends *time.Time) error {
-	others, err := tx.Subscription.Query().Where(subscription.OrganizationID(org)).All(ctx)
+// noOverlap refuses a subscription over a time the organisation already
+// has one (but the subscriptions except: one whose end moves).
+func noOverlap(ctx context.Context, tx *ent.Tx, org int, start time.Time, ends *time.Time, except ...int) error {
+	others, err := tx.Subscription.Query().Where(subscription.OrganizationID(org), subscription.IDNotIn(except...)).All(ctx)
 	if err != nil {
 		return err
 	}
@@ -392,7 +394,11 @@ func (s *Service) PurchaseCredits(ctx context.Context, in PurchaseInput) (*ent.G
 	if err != nil {
 		return nil, err
 	}
-	if !p.OnDemandPrice.Valid {
+	prices, err := orgPrices(ctx, s.db.Client, p, pool.OrganizationID)
+	if err != nil {
+		return nil, err
+	}
+	if !prices.OnDemand.Valid {
 		return nil, credit.Errorf(credit.CodeNoOnDemandPrice, "plan %q sells no on-demand credits", p.Name)
 	}
 	now := s.Now()
@@ -401,18 +407,37 @@ func (s *Service) PurchaseCredits(ctx context.Context, in PurchaseInput) (*ent.G
 		e := now.AddDate(0, 0, *p.OnDemandExpiryDays)
 		expires = &e
 	}
-	price := p.OnDemandPrice.Decimal
 	var out *ent.Grant
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
-		if err := s.lockRow(ctx, tx, "pools", pool.ID); err != nil {
-			return err
+		// Under tiers, the subscription's own pool is locked too: every
+		// on-demand credit of the subscription (auto top-ups buy into that
+		// pool) then counts its tier position one at a time.
+		locks := []int{pool.ID}
+		if len(p.OnDemandTiers) > 0 && sub.PoolID != pool.ID {
+			locks = append(locks, sub.PoolID)
+			slices.Sort(locks)
+		}
+		for _, id := range locks {
+			if err := s.lockRow(ctx, tx, "pools", id); err != nil {
+				return err
+			}
 		}
 		ids, replay, err := s.keyed(ctx, tx, pool.OrganizationID, in.IdempotencyKey, "purchaseCredits", in, func() ([]int, error) {
+			amount := credits.Mul(prices.OnDemand.Decimal)
+			if len(p.OnDemandTiers) > 0 {
+				sched := schedule(sub, p)
+				bought, err := onDemandBought(ctx, tx.Client(), sub.ID, sched.Boundary(sched.Index(now)))
+				if err != nil {
+					return nil, err
+				}
+				amount = engine.Graduated(p.OnDemandTiers, prices.OnDemand.Decimal, bought, credits)
+			}
+			price := unitPrice(amount, credits)
 			subID, first := sub.ID, 0
 			gs, err := s.post(ctx, tx.Client(), engine.Posting{Org: pool.OrganizationID,
 				Open: []engine.Opening{{Pool: pool.ID, CreditType: credit.CreditOnDemand, Amount: credits, UnitPrice: price,
 					EffectiveAt: now, ExpiresAt: expires, PaymentDue: s.paymentDue(in.PendingPayment, now), Memo: "on-demand purchase"}},
-				Charges: []engine.Charge{{Kind: "ON_DEMAND", Credits: credits, Amount: credits.Mul(price), Currency: p.Currency,
+				Charges: []engine.Charge{{Kind: "ON_DEMAND", Credits: credits, Amount: amount, Currency: p.Currency,
 					SubscriptionID: &subID, Opening: &first, Memo: fmt.Sprintf("%s credits at %s", credits, price)}}}, now)
 			if err != nil {
 				return nil, err

@@ -266,23 +266,24 @@ func (s *Service) loadBatch(ctx context.Context, tx *usageTx, items []item, now 
 	}
 	// One PlanTerms per subscription, shared by its pools, so that what a
 	// batch uses of the period's caps is seen by every item.
-	termsOf := map[int]*engine.PlanTerms{}
+	termsOf, segments := map[int]*engine.PlanTerms{}, map[int]string{}
 	for id, p := range pools {
 		if p.Terms != nil {
 			if t, ok := termsOf[p.Terms.SubscriptionID]; ok {
 				p.Terms = t
 				pools[id] = p
 			} else {
-				termsOf[p.Terms.SubscriptionID] = p.Terms
+				termsOf[p.Terms.SubscriptionID], segments[p.Terms.SubscriptionID] = p.Terms, p.Segment
 			}
 		}
 	}
-	for _, t := range termsOf {
+	for sub, t := range termsOf {
 		pl, err := s.planOf(ctx, tx.Client, t.PlanID)
 		if err != nil {
 			return nil, err
 		}
-		t.Entitled = pl.EntitledActions
+		t.Entitled, t.OverageTiers = pl.EntitledActions, pl.OverageTiers
+		t.OveragePrice = planPrices(pl, segments[sub]).Overage
 	}
 	grants, err := s.loadGrants(ctx, tx, poolIDs)
 	if err != nil {

@@ -54,7 +54,7 @@ func (s *Service) writeEnt(ctx context.Context, tx *usageTx, evs []newEvent, gra
 		if e.d.Overage.IsPositive() {
 			t := e.v.Terms
 			charges = append(charges, tx.Charge.Create().SetOrganizationID(e.org).SetKind("OVERAGE").
-				SetCredits(e.d.Overage).SetAmount(overageAmount(e.d.Overage, t)).SetCurrency(t.Currency).
+				SetCredits(e.d.Overage).SetAmount(e.d.OverageAmount).SetCurrency(t.Currency).
 				SetSubscriptionID(t.SubscriptionID).SetUsageEventID(out[n].ID).SetMemo(out[n].Action).SetCreatedAt(now))
 		}
 	}
@@ -152,14 +152,6 @@ func (s *Service) burnEntry(tx *usageTx, ev *ent.UsageEvent, kind credit.EntryKi
 	return c
 }
 
-// overageAmount is the money of an overage at the plan's overage price.
-func overageAmount(credits decimal.Decimal, t *engine.PlanTerms) decimal.Decimal {
-	if t == nil || !t.OveragePrice.Valid {
-		return decimal.Zero
-	}
-	return credits.Mul(t.OveragePrice.Decimal)
-}
-
 // writePostgresSQL inserts the events, their entries (joined back to the
 // new events by organisation and key, in draw order) and updates the grants,
 // from arrays: one statement whose text does not depend on the batch size.
@@ -219,7 +211,7 @@ func (a *entryArrays) add(tx *usageTx, e newEvent) {
 	if d.Overage.IsPositive() {
 		t := e.v.Terms
 		a.cOrg, a.cKey, a.cSub = append(a.cOrg, int64(e.org)), append(a.cKey, it.in.IdempotencyKey), append(a.cSub, int64(t.SubscriptionID))
-		a.cCredits, a.cAmount, a.cCurrency = append(a.cCredits, d.Overage.String()), append(a.cAmount, overageAmount(d.Overage, t).String()), append(a.cCurrency, t.Currency)
+		a.cCredits, a.cAmount, a.cCurrency = append(a.cCredits, d.Overage.String()), append(a.cAmount, d.OverageAmount.String()), append(a.cCurrency, t.Currency)
 	}
 }
 

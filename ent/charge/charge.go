@@ -35,6 +35,8 @@ const (
 	FieldGrantID = "grant_id"
 	// FieldRefundOf holds the string denoting the refund_of field in the database.
 	FieldRefundOf = "refund_of"
+	// FieldAddOnID holds the string denoting the add_on_id field in the database.
+	FieldAddOnID = "add_on_id"
 	// FieldMemo holds the string denoting the memo field in the database.
 	FieldMemo = "memo"
 	// Table holds the table name of the charge in the database.
@@ -55,6 +57,7 @@ var Columns = []string{
 	FieldUsageEventID,
 	FieldGrantID,
 	FieldRefundOf,
+	FieldAddOnID,
 	FieldMemo,
 }
 
@@ -136,6 +139,11 @@ func ByGrantID(opts ...sql.OrderTermOption) OrderOption {
 // ByRefundOf orders the results by the refund_of field.
 func ByRefundOf(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRefundOf, opts...).ToFunc()
+}
+
+// ByAddOnID orders the results by the add_on_id field.
+func ByAddOnID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAddOnID, opts...).ToFunc()
 }
 
 // ByMemo orders the results by the memo field.

@@ -110,6 +110,11 @@ func RefundOf(v int) predicate.Charge {
 	return predicate.Charge(sql.FieldEQ(FieldRefundOf, v))
 }
 
+// AddOnID applies equality check predicate on the "add_on_id" field. It's identical to AddOnIDEQ.
+func AddOnID(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldEQ(FieldAddOnID, v))
+}
+
 // Memo applies equality check predicate on the "memo" field. It's identical to MemoEQ.
 func Memo(v string) predicate.Charge {
 	return predicate.Charge(sql.FieldEQ(FieldMemo, v))
@@ -653,6 +658,56 @@ func RefundOfIsNil() predicate.Charge {
 // RefundOfNotNil applies the NotNil predicate on the "refund_of" field.
 func RefundOfNotNil() predicate.Charge {
 	return predicate.Charge(sql.FieldNotNull(FieldRefundOf))
+}
+
+// AddOnIDEQ applies the EQ predicate on the "add_on_id" field.
+func AddOnIDEQ(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldEQ(FieldAddOnID, v))
+}
+
+// AddOnIDNEQ applies the NEQ predicate on the "add_on_id" field.
+func AddOnIDNEQ(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldNEQ(FieldAddOnID, v))
+}
+
+// AddOnIDIn applies the In predicate on the "add_on_id" field.
+func AddOnIDIn(vs ...int) predicate.Charge {
+	return predicate.Charge(sql.FieldIn(FieldAddOnID, vs...))
+}
+
+// AddOnIDNotIn applies the NotIn predicate on the "add_on_id" field.
+func AddOnIDNotIn(vs ...int) predicate.Charge {
+	return predicate.Charge(sql.FieldNotIn(FieldAddOnID, vs...))
+}
+
+// AddOnIDGT applies the GT predicate on the "add_on_id" field.
+func AddOnIDGT(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldGT(FieldAddOnID, v))
+}
+
+// AddOnIDGTE applies the GTE predicate on the "add_on_id" field.
+func AddOnIDGTE(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldGTE(FieldAddOnID, v))
+}
+
+// AddOnIDLT applies the LT predicate on the "add_on_id" field.
+func AddOnIDLT(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldLT(FieldAddOnID, v))
+}
+
+// AddOnIDLTE applies the LTE predicate on the "add_on_id" field.
+func AddOnIDLTE(v int) predicate.Charge {
+	return predicate.Charge(sql.FieldLTE(FieldAddOnID, v))
+}
+
+// AddOnIDIsNil applies the IsNil predicate on the "add_on_id" field.
+func AddOnIDIsNil() predicate.Charge {
+	return predicate.Charge(sql.FieldIsNull(FieldAddOnID))
+}
+
+// AddOnIDNotNil applies the NotNil predicate on the "add_on_id" field.
+func AddOnIDNotNil() predicate.Charge {
+	return predicate.Charge(sql.FieldNotNull(FieldAddOnID))
 }
 
 // MemoEQ applies the EQ predicate on the "memo" field.

@@ -21,6 +21,18 @@ func (f APIKeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, erro
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.APIKeyMutation", m)
 }
 
+// The AddOnFunc type is an adapter to allow the use of ordinary
+// function as AddOn mutator.
+type AddOnFunc func(context.Context, *ent.AddOnMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AddOnFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AddOnMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AddOnMutation", m)
+}
+
 // The AlertFunc type is an adapter to allow the use of ordinary
 // function as Alert mutator.
 type AlertFunc func(context.Context, *ent.AlertMutation) (ent.Value, error)
@@ -211,6 +223,18 @@ func (f SubscriptionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.SubscriptionMutation", m)
+}
+
+// The SubscriptionAddOnFunc type is an adapter to allow the use of ordinary
+// function as SubscriptionAddOn mutator.
+type SubscriptionAddOnFunc func(context.Context, *ent.SubscriptionAddOnMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f SubscriptionAddOnFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.SubscriptionAddOnMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.SubscriptionAddOnMutation", m)
 }
 
 // The SubscriptionChangeFunc type is an adapter to allow the use of ordinary

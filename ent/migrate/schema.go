@@ -39,6 +39,30 @@ var (
 			},
 		},
 	}
+	// AddOnsColumns holds the columns for the "add_ons" table.
+	AddOnsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "name", Type: field.TypeString, Size: 100},
+		{Name: "credits", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "fee", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "currency", Type: field.TypeString, Default: "USD"},
+		{Name: "credit_type", Type: field.TypeEnum, Enums: []string{"SUBSCRIPTION", "ON_DEMAND", "INCENTIVE", "ROLLOVER", "PROMOTIONAL", "SERVICE"}},
+		{Name: "expiry_days", Type: field.TypeInt, Nullable: true},
+	}
+	// AddOnsTable holds the schema information for the "add_ons" table.
+	AddOnsTable = &schema.Table{
+		Name:       "add_ons",
+		Columns:    AddOnsColumns,
+		PrimaryKey: []*schema.Column{AddOnsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "addon_name",
+				Unique:  true,
+				Columns: []*schema.Column{AddOnsColumns[2]},
+			},
+		},
+	}
 	// AlertsColumns holds the columns for the "alerts" table.
 	AlertsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -154,6 +178,7 @@ var (
 		{Name: "usage_event_id", Type: field.TypeInt, Nullable: true},
 		{Name: "grant_id", Type: field.TypeInt, Nullable: true},
 		{Name: "refund_of", Type: field.TypeInt, Nullable: true},
+		{Name: "add_on_id", Type: field.TypeInt, Nullable: true},
 		{Name: "memo", Type: field.TypeString, Nullable: true},
 	}
 	// ChargesTable holds the schema information for the "charges" table.
@@ -426,6 +451,11 @@ var (
 		{Name: "entitled_actions", Type: field.TypeJSON, Nullable: true},
 		{Name: "seed_credits", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "member_limit", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "term_end_credits", Type: field.TypeEnum, Enums: []string{"ROLL", "EXPIRE", "REFUND"}, Default: "ROLL"},
+		{Name: "term_end_refund_rate", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "on_demand_tiers", Type: field.TypeJSON, Nullable: true},
+		{Name: "overage_tiers", Type: field.TypeJSON, Nullable: true},
+		{Name: "segment_prices", Type: field.TypeJSON, Nullable: true},
 	}
 	// PlansTable holds the schema information for the "plans" table.
 	PlansTable = &schema.Table{
@@ -543,6 +573,7 @@ var (
 		{Name: "ends_at", Type: field.TypeTime, Nullable: true},
 		{Name: "term_periods", Type: field.TypeInt, Nullable: true},
 		{Name: "auto_renew", Type: field.TypeBool, Default: true},
+		{Name: "renewal_plan_id", Type: field.TypeInt, Nullable: true},
 		{Name: "time_zone", Type: field.TypeString, Default: "UTC"},
 		{Name: "commitment", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "register_version", Type: field.TypeInt, Nullable: true},
@@ -563,7 +594,31 @@ var (
 			{
 				Name:    "subscription_next_period_at",
 				Unique:  false,
-				Columns: []*schema.Column{SubscriptionsColumns[15]},
+				Columns: []*schema.Column{SubscriptionsColumns[16]},
+			},
+		},
+	}
+	// SubscriptionAddOnsColumns holds the columns for the "subscription_add_ons" table.
+	SubscriptionAddOnsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "subscription_id", Type: field.TypeInt},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "add_on_id", Type: field.TypeInt},
+		{Name: "added_at", Type: field.TypeTime},
+		{Name: "removed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "actor", Type: field.TypeString, Nullable: true},
+	}
+	// SubscriptionAddOnsTable holds the schema information for the "subscription_add_ons" table.
+	SubscriptionAddOnsTable = &schema.Table{
+		Name:       "subscription_add_ons",
+		Columns:    SubscriptionAddOnsColumns,
+		PrimaryKey: []*schema.Column{SubscriptionAddOnsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "subscriptionaddon_subscription_id_add_on_id",
+				Unique:  false,
+				Columns: []*schema.Column{SubscriptionAddOnsColumns[2], SubscriptionAddOnsColumns[4]},
 			},
 		},
 	}
@@ -795,6 +850,7 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		AddOnsTable,
 		AlertsTable,
 		AlertRulesTable,
 		AuditEntriesTable,
@@ -811,6 +867,7 @@ var (
 		PoolsTable,
 		PoolSpendsTable,
 		SubscriptionsTable,
+		SubscriptionAddOnsTable,
 		SubscriptionChangesTable,
 		SubscriptionPeriodsTable,
 		UsageEventsTable,

@@ -69,6 +69,16 @@ const (
 	FieldSeedCredits = "seed_credits"
 	// FieldMemberLimit holds the string denoting the member_limit field in the database.
 	FieldMemberLimit = "member_limit"
+	// FieldTermEndCredits holds the string denoting the term_end_credits field in the database.
+	FieldTermEndCredits = "term_end_credits"
+	// FieldTermEndRefundRate holds the string denoting the term_end_refund_rate field in the database.
+	FieldTermEndRefundRate = "term_end_refund_rate"
+	// FieldOnDemandTiers holds the string denoting the on_demand_tiers field in the database.
+	FieldOnDemandTiers = "on_demand_tiers"
+	// FieldOverageTiers holds the string denoting the overage_tiers field in the database.
+	FieldOverageTiers = "overage_tiers"
+	// FieldSegmentPrices holds the string denoting the segment_prices field in the database.
+	FieldSegmentPrices = "segment_prices"
 	// Table holds the table name of the plan in the database.
 	Table = "plans"
 )
@@ -103,6 +113,11 @@ var Columns = []string{
 	FieldEntitledActions,
 	FieldSeedCredits,
 	FieldMemberLimit,
+	FieldTermEndCredits,
+	FieldTermEndRefundRate,
+	FieldOnDemandTiers,
+	FieldOverageTiers,
+	FieldSegmentPrices,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -169,6 +184,18 @@ func ChangeCreditsValidator(cc credit.ChangeCredits) error {
 		return nil
 	default:
 		return fmt.Errorf("plan: invalid enum value for change_credits field: %q", cc)
+	}
+}
+
+const DefaultTermEndCredits credit.TermEndCredits = "ROLL"
+
+// TermEndCreditsValidator is a validator for the "term_end_credits" field enum values. It is called by the builders before save.
+func TermEndCreditsValidator(tec credit.TermEndCredits) error {
+	switch tec {
+	case "ROLL", "EXPIRE", "REFUND":
+		return nil
+	default:
+		return fmt.Errorf("plan: invalid enum value for term_end_credits field: %q", tec)
 	}
 }
 
@@ -308,4 +335,14 @@ func BySeedCredits(opts ...sql.OrderTermOption) OrderOption {
 // ByMemberLimit orders the results by the member_limit field.
 func ByMemberLimit(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMemberLimit, opts...).ToFunc()
+}
+
+// ByTermEndCredits orders the results by the term_end_credits field.
+func ByTermEndCredits(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTermEndCredits, opts...).ToFunc()
+}
+
+// ByTermEndRefundRate orders the results by the term_end_refund_rate field.
+func ByTermEndRefundRate(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTermEndRefundRate, opts...).ToFunc()
 }

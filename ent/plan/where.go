@@ -166,6 +166,11 @@ func MemberLimit(v decimal.NullDecimal) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldMemberLimit, v))
 }
 
+// TermEndRefundRate applies equality check predicate on the "term_end_refund_rate" field. It's identical to TermEndRefundRateEQ.
+func TermEndRefundRate(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldTermEndRefundRate, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldCreatedAt, v))
@@ -1414,6 +1419,116 @@ func MemberLimitIsNil() predicate.Plan {
 // MemberLimitNotNil applies the NotNil predicate on the "member_limit" field.
 func MemberLimitNotNil() predicate.Plan {
 	return predicate.Plan(sql.FieldNotNull(FieldMemberLimit))
+}
+
+// TermEndCreditsEQ applies the EQ predicate on the "term_end_credits" field.
+func TermEndCreditsEQ(v credit.TermEndCredits) predicate.Plan {
+	vc := v
+	return predicate.Plan(sql.FieldEQ(FieldTermEndCredits, vc))
+}
+
+// TermEndCreditsNEQ applies the NEQ predicate on the "term_end_credits" field.
+func TermEndCreditsNEQ(v credit.TermEndCredits) predicate.Plan {
+	vc := v
+	return predicate.Plan(sql.FieldNEQ(FieldTermEndCredits, vc))
+}
+
+// TermEndCreditsIn applies the In predicate on the "term_end_credits" field.
+func TermEndCreditsIn(vs ...credit.TermEndCredits) predicate.Plan {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Plan(sql.FieldIn(FieldTermEndCredits, v...))
+}
+
+// TermEndCreditsNotIn applies the NotIn predicate on the "term_end_credits" field.
+func TermEndCreditsNotIn(vs ...credit.TermEndCredits) predicate.Plan {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Plan(sql.FieldNotIn(FieldTermEndCredits, v...))
+}
+
+// TermEndRefundRateEQ applies the EQ predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldTermEndRefundRate, v))
+}
+
+// TermEndRefundRateNEQ applies the NEQ predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateNEQ(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldTermEndRefundRate, v))
+}
+
+// TermEndRefundRateIn applies the In predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldTermEndRefundRate, vs...))
+}
+
+// TermEndRefundRateNotIn applies the NotIn predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateNotIn(vs ...decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldTermEndRefundRate, vs...))
+}
+
+// TermEndRefundRateGT applies the GT predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateGT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldTermEndRefundRate, v))
+}
+
+// TermEndRefundRateGTE applies the GTE predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateGTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldTermEndRefundRate, v))
+}
+
+// TermEndRefundRateLT applies the LT predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateLT(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldTermEndRefundRate, v))
+}
+
+// TermEndRefundRateLTE applies the LTE predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateLTE(v decimal.NullDecimal) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldTermEndRefundRate, v))
+}
+
+// TermEndRefundRateIsNil applies the IsNil predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldTermEndRefundRate))
+}
+
+// TermEndRefundRateNotNil applies the NotNil predicate on the "term_end_refund_rate" field.
+func TermEndRefundRateNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldTermEndRefundRate))
+}
+
+// OnDemandTiersIsNil applies the IsNil predicate on the "on_demand_tiers" field.
+func OnDemandTiersIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldOnDemandTiers))
+}
+
+// OnDemandTiersNotNil applies the NotNil predicate on the "on_demand_tiers" field.
+func OnDemandTiersNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldOnDemandTiers))
+}
+
+// OverageTiersIsNil applies the IsNil predicate on the "overage_tiers" field.
+func OverageTiersIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldOverageTiers))
+}
+
+// OverageTiersNotNil applies the NotNil predicate on the "overage_tiers" field.
+func OverageTiersNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldOverageTiers))
+}
+
+// SegmentPricesIsNil applies the IsNil predicate on the "segment_prices" field.
+func SegmentPricesIsNil() predicate.Plan {
+	return predicate.Plan(sql.FieldIsNull(FieldSegmentPrices))
+}
+
+// SegmentPricesNotNil applies the NotNil predicate on the "segment_prices" field.
+func SegmentPricesNotNil() predicate.Plan {
+	return predicate.Plan(sql.FieldNotNull(FieldSegmentPrices))
 }
 
 // And groups predicates with the AND operator between them.

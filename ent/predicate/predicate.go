@@ -9,6 +9,9 @@ import (
 // APIKey is the predicate function for apikey builders.
 type APIKey func(*sql.Selector)
 
+// AddOn is the predicate function for addon builders.
+type AddOn func(*sql.Selector)
+
 // Alert is the predicate function for alert builders.
 type Alert func(*sql.Selector)
 
@@ -56,6 +59,9 @@ type PoolSpend func(*sql.Selector)
 
 // Subscription is the predicate function for subscription builders.
 type Subscription func(*sql.Selector)
+
+// SubscriptionAddOn is the predicate function for subscriptionaddon builders.
+type SubscriptionAddOn func(*sql.Selector)
 
 // SubscriptionChange is the predicate function for subscriptionchange builders.
 type SubscriptionChange func(*sql.Selector)

@@ -5,6 +5,7 @@ package runtime
 import (
 	"time"
 
+	"github.com/creditd/creditd/ent/addon"
 	"github.com/creditd/creditd/ent/alert"
 	"github.com/creditd/creditd/ent/alertrule"
 	"github.com/creditd/creditd/ent/apikey"
@@ -22,6 +23,7 @@ import (
 	"github.com/creditd/creditd/ent/pool"
 	"github.com/creditd/creditd/ent/schema"
 	"github.com/creditd/creditd/ent/subscription"
+	"github.com/creditd/creditd/ent/subscriptionaddon"
 	"github.com/creditd/creditd/ent/subscriptionchange"
 	"github.com/creditd/creditd/ent/subscriptionperiod"
 	"github.com/creditd/creditd/ent/usageevent"
@@ -66,6 +68,37 @@ func init() {
 	apikeyDescSecretHash := apikeyFields[3].Descriptor()
 	// apikey.SecretHashValidator is a validator for the "secret_hash" field. It is called by the builders before save.
 	apikey.SecretHashValidator = apikeyDescSecretHash.Validators[0].(func(string) error)
+	addonMixin := schema.AddOn{}.Mixin()
+	addonMixinFields0 := addonMixin[0].Fields()
+	_ = addonMixinFields0
+	addonFields := schema.AddOn{}.Fields()
+	_ = addonFields
+	// addonDescCreatedAt is the schema descriptor for created_at field.
+	addonDescCreatedAt := addonMixinFields0[0].Descriptor()
+	// addon.DefaultCreatedAt holds the default value on creation for the created_at field.
+	addon.DefaultCreatedAt = addonDescCreatedAt.Default.(func() time.Time)
+	// addonDescName is the schema descriptor for name field.
+	addonDescName := addonFields[0].Descriptor()
+	// addon.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	addon.NameValidator = func() func(string) error {
+		validators := addonDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// addonDescCurrency is the schema descriptor for currency field.
+	addonDescCurrency := addonFields[3].Descriptor()
+	// addon.DefaultCurrency holds the default value on creation for the currency field.
+	addon.DefaultCurrency = addonDescCurrency.Default.(string)
 	alertMixin := schema.Alert{}.Mixin()
 	alertMixinFields0 := alertMixin[0].Fields()
 	_ = alertMixinFields0
@@ -433,13 +466,22 @@ func init() {
 	// subscription.DefaultAutoRenew holds the default value on creation for the auto_renew field.
 	subscription.DefaultAutoRenew = subscriptionDescAutoRenew.Default.(bool)
 	// subscriptionDescTimeZone is the schema descriptor for time_zone field.
-	subscriptionDescTimeZone := subscriptionFields[9].Descriptor()
+	subscriptionDescTimeZone := subscriptionFields[10].Descriptor()
 	// subscription.DefaultTimeZone holds the default value on creation for the time_zone field.
 	subscription.DefaultTimeZone = subscriptionDescTimeZone.Default.(string)
 	// subscriptionDescNextPeriod is the schema descriptor for next_period field.
-	subscriptionDescNextPeriod := subscriptionFields[12].Descriptor()
+	subscriptionDescNextPeriod := subscriptionFields[13].Descriptor()
 	// subscription.DefaultNextPeriod holds the default value on creation for the next_period field.
 	subscription.DefaultNextPeriod = subscriptionDescNextPeriod.Default.(int)
+	subscriptionaddonMixin := schema.SubscriptionAddOn{}.Mixin()
+	subscriptionaddonMixinFields0 := subscriptionaddonMixin[0].Fields()
+	_ = subscriptionaddonMixinFields0
+	subscriptionaddonFields := schema.SubscriptionAddOn{}.Fields()
+	_ = subscriptionaddonFields
+	// subscriptionaddonDescCreatedAt is the schema descriptor for created_at field.
+	subscriptionaddonDescCreatedAt := subscriptionaddonMixinFields0[0].Descriptor()
+	// subscriptionaddon.DefaultCreatedAt holds the default value on creation for the created_at field.
+	subscriptionaddon.DefaultCreatedAt = subscriptionaddonDescCreatedAt.Default.(func() time.Time)
 	subscriptionchangeMixin := schema.SubscriptionChange{}.Mixin()
 	subscriptionchangeMixinFields0 := subscriptionchangeMixin[0].Fields()
 	_ = subscriptionchangeMixinFields0

@@ -54,6 +54,17 @@ func (Plan) Fields() []ent.Field {
 		// member_limit is the hard budget per plan period each PERSONAL
 		// pool gets when it is created (and moves to on a plan change).
 		NullDecimal("member_limit"),
+		// Term end: what the unused included credits ending at a term end
+		// do (ROLL by the rollover rules, EXPIRE, REFUND in money at
+		// term_end_refund_rate per credit).
+		field.Enum("term_end_credits").GoType(credit.TermEndCredits("")).Default(string(credit.TermEndRoll)).Immutable(),
+		NullDecimal("term_end_refund_rate"),
+		// The second dial: graduated volume tiers for on-demand purchases
+		// and overage (per billing period; empty: the flat price) and
+		// prices per segment.
+		field.JSON("on_demand_tiers", []credit.PriceTier{}).Optional().Immutable(),
+		field.JSON("overage_tiers", []credit.PriceTier{}).Optional().Immutable(),
+		field.JSON("segment_prices", []credit.SegmentPrice{}).Optional().Immutable(),
 	}
 }
 
@@ -84,7 +95,11 @@ func (Subscription) Fields() []ent.Field {
 		// ends_at is the end of the committed term; nil: open-ended.
 		field.Time("ends_at").Optional().Nillable(),
 		field.Int("term_periods").Optional().Nillable().Immutable(),
-		field.Bool("auto_renew").Default(true).Immutable(),
+		// auto_renew: the term renews (ends_at nil) or ends (ends_at at
+		// the term's end); renewal_plan_id is a plan it renews onto at
+		// the next term end (changePlan at TERM_END).
+		field.Bool("auto_renew").Default(true),
+		field.Int("renewal_plan_id").Optional().Nillable(),
 		field.String("time_zone").Default("UTC").Immutable(),
 		Decimal("commitment"),
 		// register_version pins the plan's register version this contract
@@ -192,7 +207,7 @@ func (Charge) Mixin() []ent.Mixin { return []ent.Mixin{CreatedAt{}} }
 func (Charge) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int("organization_id").Immutable(),
-		field.String("kind").NotEmpty().Immutable(), // PLATFORM_FEE, OVERAGE, ON_DEMAND, AUTO_TOP_UP
+		field.String("kind").NotEmpty().Immutable(), // PLATFORM_FEE, OVERAGE, ON_DEMAND, AUTO_TOP_UP, PRORATION, ADD_ON, TRUE_UP, TERM_REFUND
 		Decimal("credits"),
 		Decimal("amount"),
 		field.String("currency").Immutable(),
@@ -201,6 +216,7 @@ func (Charge) Fields() []ent.Field {
 		field.Int("usage_event_id").Optional().Nillable().Immutable(),
 		field.Int("grant_id").Optional().Nillable().Immutable(),
 		field.Int("refund_of").Optional().Nillable().Immutable(), // the charge a negative charge gives money back of
+		field.Int("add_on_id").Optional().Nillable().Immutable(), // the subscription add-on (SubscriptionAddOn) it bills
 		field.String("memo").Optional().Immutable(),
 	}
 }

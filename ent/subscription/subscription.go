@@ -33,6 +33,8 @@ const (
 	FieldTermPeriods = "term_periods"
 	// FieldAutoRenew holds the string denoting the auto_renew field in the database.
 	FieldAutoRenew = "auto_renew"
+	// FieldRenewalPlanID holds the string denoting the renewal_plan_id field in the database.
+	FieldRenewalPlanID = "renewal_plan_id"
 	// FieldTimeZone holds the string denoting the time_zone field in the database.
 	FieldTimeZone = "time_zone"
 	// FieldCommitment holds the string denoting the commitment field in the database.
@@ -60,6 +62,7 @@ var Columns = []string{
 	FieldEndsAt,
 	FieldTermPeriods,
 	FieldAutoRenew,
+	FieldRenewalPlanID,
 	FieldTimeZone,
 	FieldCommitment,
 	FieldRegisterVersion,
@@ -144,6 +147,11 @@ func ByTermPeriods(opts ...sql.OrderTermOption) OrderOption {
 // ByAutoRenew orders the results by the auto_renew field.
 func ByAutoRenew(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAutoRenew, opts...).ToFunc()
+}
+
+// ByRenewalPlanID orders the results by the renewal_plan_id field.
+func ByRenewalPlanID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRenewalPlanID, opts...).ToFunc()
 }
 
 // ByTimeZone orders the results by the time_zone field.

@@ -105,6 +105,11 @@ func AutoRenew(v bool) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldAutoRenew, v))
 }
 
+// RenewalPlanID applies equality check predicate on the "renewal_plan_id" field. It's identical to RenewalPlanIDEQ.
+func RenewalPlanID(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldRenewalPlanID, v))
+}
+
 // TimeZone applies equality check predicate on the "time_zone" field. It's identical to TimeZoneEQ.
 func TimeZone(v string) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldTimeZone, v))
@@ -538,6 +543,56 @@ func AutoRenewEQ(v bool) predicate.Subscription {
 // AutoRenewNEQ applies the NEQ predicate on the "auto_renew" field.
 func AutoRenewNEQ(v bool) predicate.Subscription {
 	return predicate.Subscription(sql.FieldNEQ(FieldAutoRenew, v))
+}
+
+// RenewalPlanIDEQ applies the EQ predicate on the "renewal_plan_id" field.
+func RenewalPlanIDEQ(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldRenewalPlanID, v))
+}
+
+// RenewalPlanIDNEQ applies the NEQ predicate on the "renewal_plan_id" field.
+func RenewalPlanIDNEQ(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNEQ(FieldRenewalPlanID, v))
+}
+
+// RenewalPlanIDIn applies the In predicate on the "renewal_plan_id" field.
+func RenewalPlanIDIn(vs ...int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldIn(FieldRenewalPlanID, vs...))
+}
+
+// RenewalPlanIDNotIn applies the NotIn predicate on the "renewal_plan_id" field.
+func RenewalPlanIDNotIn(vs ...int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotIn(FieldRenewalPlanID, vs...))
+}
+
+// RenewalPlanIDGT applies the GT predicate on the "renewal_plan_id" field.
+func RenewalPlanIDGT(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGT(FieldRenewalPlanID, v))
+}
+
+// RenewalPlanIDGTE applies the GTE predicate on the "renewal_plan_id" field.
+func RenewalPlanIDGTE(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGTE(FieldRenewalPlanID, v))
+}
+
+// RenewalPlanIDLT applies the LT predicate on the "renewal_plan_id" field.
+func RenewalPlanIDLT(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLT(FieldRenewalPlanID, v))
+}
+
+// RenewalPlanIDLTE applies the LTE predicate on the "renewal_plan_id" field.
+func RenewalPlanIDLTE(v int) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLTE(FieldRenewalPlanID, v))
+}
+
+// RenewalPlanIDIsNil applies the IsNil predicate on the "renewal_plan_id" field.
+func RenewalPlanIDIsNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldIsNull(FieldRenewalPlanID))
+}
+
+// RenewalPlanIDNotNil applies the NotNil predicate on the "renewal_plan_id" field.
+func RenewalPlanIDNotNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotNull(FieldRenewalPlanID))
 }
 
 // TimeZoneEQ applies the EQ predicate on the "time_zone" field.

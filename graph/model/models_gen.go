@@ -22,6 +22,19 @@ type ActionCountInput struct {
 	Properties map[string]any `json:"properties,omitempty"`
 }
 
+// (added) A recurring pack for the catalog; add-ons never change afterwards.
+type AddOnInput struct {
+	// Unique; letters, digits, '-', '_' and '.'.
+	Name    string          `json:"name"`
+	Credits decimal.Decimal `json:"credits"`
+	Fee     decimal.Decimal `json:"fee"`
+	// ISO 4217; default USD. It must be the subscription's plan's to attach.
+	Currency *string `json:"currency,omitempty"`
+	// ON_DEMAND (default), PROMOTIONAL, INCENTIVE or SERVICE.
+	CreditType *credit.CreditType `json:"creditType,omitempty"`
+	ExpiryDays *int               `json:"expiryDays,omitempty"`
+}
+
 // (added) Watches a pool, or every pool of an organisation: name exactly one of poolId and organizationId.
 type AlertRuleInput struct {
 	PoolID         *int             `json:"poolId,omitempty"`
@@ -164,6 +177,16 @@ type PlanInput struct {
 	SeedCredits *decimal.Decimal `json:"seedCredits,omitempty"`
 	// (added) Each member's default limit: a hard budget per plan period on every PERSONAL pool created under the plan; on a plan change, members still at the old plan's limit move to the new one's.
 	MemberLimit *decimal.Decimal `json:"memberLimit,omitempty"`
+	// (added) Graduated volume tiers for on-demand credits (purchases and auto top-ups), counted per billing period; without onDemandPrice, the first tier's price is it.
+	OnDemandTiers []*credit.PriceTier `json:"onDemandTiers,omitempty"`
+	// (added) Graduated volume tiers for overage credits, counted per billing period; without overagePrice, the first tier's price is it.
+	OverageTiers []*credit.PriceTier `json:"overageTiers,omitempty"`
+	// (added) Prices per organisation segment (the segment's pricePerCredit, onDemandPrice and overagePrice replace the plan's; tiers still apply).
+	SegmentPrices []*credit.SegmentPrice `json:"segmentPrices,omitempty"`
+	// (added) What the unused included credits do at a term end; default ROLL.
+	TermEndCredits *credit.TermEndCredits `json:"termEndCredits,omitempty"`
+	// (added) REFUND: money per unused credit refunded at a term end (required with REFUND, refused otherwise).
+	TermEndRefundRate *decimal.Decimal `json:"termEndRefundRate,omitempty"`
 }
 
 type PolicyInput struct {
@@ -326,16 +349,19 @@ const (
 	ChangeAtNow ChangeAt = "NOW"
 	// At the end of the current period: the period close applies it.
 	ChangeAtPeriodEnd ChangeAt = "PERIOD_END"
+	// (added) At the end of the subscription's current term (termPeriods; NO_TERM without one): a plan change is the plan it renews onto (a term that was to end then renews), a cancellation ends it there.
+	ChangeAtTermEnd ChangeAt = "TERM_END"
 )
 
 var AllChangeAt = []ChangeAt{
 	ChangeAtNow,
 	ChangeAtPeriodEnd,
+	ChangeAtTermEnd,
 }
 
 func (e ChangeAt) IsValid() bool {
 	switch e {
-	case ChangeAtNow, ChangeAtPeriodEnd:
+	case ChangeAtNow, ChangeAtPeriodEnd, ChangeAtTermEnd:
 		return true
 	}
 	return false
