@@ -174,20 +174,20 @@ type Draw struct {
 
 // UsageDecision is the engine's answer for one usage event.
 type UsageDecision struct {
-	Decision   credit.Decision
-	Weight     decimal.Decimal // credits per unit from the register
-	Credits    decimal.Decimal // credits charged (0 when denied)
-	Requested  decimal.Decimal // credits the burn rule asked for
-	Draws      []Draw
-	Overage    decimal.Decimal // credits beyond the balance, billed (SOFT, OVERAGE policy)
+	Decision  credit.Decision
+	Weight    decimal.Decimal // credits per unit from the register
+	Credits   decimal.Decimal // credits charged (0 when denied)
+	Requested decimal.Decimal // credits the burn rule asked for
+	Draws     []Draw
+	Overage   decimal.Decimal // credits beyond the balance, billed (SOFT, OVERAGE policy)
 	// OverageAmount is the money of Overage: at the plan's overage price,
 	// or graduated by its overage tiers from the period's overage so far
 	// (set by the batch once the decision stands; see PlanTerms.OverageMoney).
 	OverageAmount decimal.Decimal
-	Borrowed   decimal.Decimal // credits drawn on the next period's allocation (BORROW)
-	Uncovered  decimal.Decimal // part of Credits a settling run could not cover (see SettleRun): recorded, not waived
-	Expired    []Draw          // a settling run's unburned held credits on grants that expired while held
-	TopUps     int             // packs an AUTO_TOP_UP plan must buy before this burn (then decide again)
-	Reason     string
-	ReasonCode credit.Code
+	Borrowed      decimal.Decimal // credits drawn on the next period's allocation (BORROW)
+	Uncovered     decimal.Decimal // part of Credits a settling run could not cover (see SettleRun): recorded, not waived
+	Expired       []Draw          // a settling run's unburned held credits on grants that expired while held
+	TopUps        int             // packs an AUTO_TOP_UP plan must buy before this burn (then decide again)
+	Reason        string
+	ReasonCode    credit.Code
 }
