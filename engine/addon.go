@@ -14,10 +14,12 @@ import (
 // ending with the period or after its own expiry) and bills its fee, an
 // ADD_ON charge, in the period's opening posting. Attaching mid-period
 // grants credits x f and bills fee x f, f the fraction of the period left
-// (by time, as plan changes prorate); removing mid-period gives fee x f
-// back (a negative ADD_ON charge referencing the period's) and takes
-// credits x f back, only from what is unused of the add-on's credits of
-// the period (ADJUSTMENT entries). Credits and money to 4 places.
+// (by time, as plan changes prorate); removing mid-period takes credits x
+// f back, only from what is unused of the add-on's credits of the period
+// (ADJUSTMENT entries), and gives fee x f back (a negative ADD_ON charge
+// referencing the period's) in the share of those credits it could take
+// back: attaching, burning and removing at once buys nothing free.
+// Credits and money to 4 places.
 
 // AddOnTerms is an add-on attached to a subscription.
 type AddOnTerms struct {
@@ -116,7 +118,11 @@ func DetachAddOn(req AddOnRequest) (AddOnChange, error) {
 		}
 	}
 	out.Credits = taken.Neg()
-	if fee := req.AddOn.Fee.Mul(f).Round(changePlaces); fee.IsPositive() {
+	fee := req.AddOn.Fee.Mul(f)
+	if want.IsPositive() {
+		fee = fee.Mul(taken).Div(want) // money back only for the credits given back
+	}
+	if fee = fee.Round(changePlaces); fee.IsPositive() {
 		id, at, sub := req.AddOn.ID, req.PeriodStart, req.SubscriptionID
 		out.Fee = fee.Neg()
 		out.Charges = []Charge{{Kind: "ADD_ON", Credits: out.Credits, Amount: out.Fee, Currency: req.AddOn.Currency, SubscriptionID: &sub,

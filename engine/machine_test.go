@@ -239,6 +239,18 @@ func TestOpenPeriod(t *testing.T) {
 	capped.RolloverMode, capped.RolloverCap = credit.RolloverCapped, decimal.NewNullDecimal(d("20"))
 	noFee := base
 	noFee.PlatformFee = d("0")
+	termEnd := func(t engine.PeriodTerms, rule credit.TermEndCredits, f func(*engine.PeriodTerms)) engine.PeriodTerms {
+		t.TermEnd, t.TermEndCredits, t.RefundRate, t.TermStart = true, rule, d("0.5"), start.AddDate(0, -12, 0)
+		if f != nil {
+			f(&t)
+		}
+		return t
+	}
+	commit := func(spent string) func(*engine.PeriodTerms) {
+		return func(t *engine.PeriodTerms) { t.Commitment, t.TermSpent = d("200"), d(spent) }
+	}
+	addOn := base
+	addOn.AddOns = []engine.AddOnTerms{{ID: 4, Name: "boost", Credits: d("50"), Fee: d("10"), Currency: "USD", CreditType: credit.CreditOnDemand}}
 	tests := []struct {
 		name     string
 		terms    engine.PeriodTerms
@@ -246,12 +258,21 @@ func TestOpenPeriod(t *testing.T) {
 		borrowed string
 		moves    string // "KIND grant amount" each
 		open     string // "TYPE/KIND amount" each
-		charges  int
+		charges  string // "KIND amount" each
 	}{
-		{"NONE: everything ending expires", base, true, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100", 1},
-		{"CAPPED: up to the cap rolls", capped, true, "0", "EXPIRE 1 -10, EXPIRE 2 -4, ROLLOVER_OUT 1 -20", "ROLLOVER/ROLLOVER_IN 20, SUBSCRIPTION/GRANT 100", 1},
-		{"borrowed comes off the allocation", noFee, true, "30", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 70", 0},
-		{"past the term: only the close", capped, false, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "", 0},
+		{"NONE: everything ending expires", base, true, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100", "PLATFORM_FEE 49"},
+		{"CAPPED: up to the cap rolls", capped, true, "0", "EXPIRE 1 -10, EXPIRE 2 -4, ROLLOVER_OUT 1 -20", "ROLLOVER/ROLLOVER_IN 20, SUBSCRIPTION/GRANT 100", "PLATFORM_FEE 49"},
+		{"borrowed comes off the allocation", noFee, true, "30", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 70", ""},
+		{"past the term: only the close", capped, false, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "", ""},
+		{"term end, ROLL: the rollover rules", termEnd(capped, credit.TermEndRoll, nil), true, "0", "EXPIRE 1 -10, EXPIRE 2 -4, ROLLOVER_OUT 1 -20", "ROLLOVER/ROLLOVER_IN 20, SUBSCRIPTION/GRANT 100", "PLATFORM_FEE 49"},
+		{"term end, EXPIRE: nothing rolls", termEnd(capped, credit.TermEndExpire, nil), true, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100", "PLATFORM_FEE 49"},
+		// 30 unused included x 0.5; the on-demand credits keep their own expiry.
+		{"term end, REFUND: money back for included credits", termEnd(capped, credit.TermEndRefund, nil), true, "0", "REFUND 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100", "TERM_REFUND -15, PLATFORM_FEE 49"},
+		{"an ending term, REFUND", termEnd(capped, credit.TermEndRefund, nil), false, "0", "REFUND 1 -30, EXPIRE 2 -4", "", "TERM_REFUND -15"},
+		{"term end, commitment short: true-up", termEnd(base, credit.TermEndRoll, commit("120")), true, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100", "TRUE_UP 80, PLATFORM_FEE 49"},
+		{"term end, commitment met", termEnd(base, credit.TermEndRoll, commit("250")), true, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100", "PLATFORM_FEE 49"},
+		{"an add-on each period", addOn, true, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "SUBSCRIPTION/GRANT 100, ON_DEMAND/GRANT 50", "PLATFORM_FEE 49, ADD_ON 10"},
+		{"no add-on past the term", addOn, false, "0", "EXPIRE 1 -30, EXPIRE 2 -4", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,8 +296,12 @@ func TestOpenPeriod(t *testing.T) {
 			if got := strings.Join(open, ", "); got != tc.open {
 				t.Errorf("openings = %s, want %s", got, tc.open)
 			}
-			if len(po.Charges) != tc.charges || po.Org != 5 {
-				t.Errorf("charges = %+v (org %d), want %d of organisation 5", po.Charges, po.Org, tc.charges)
+			var charges []string
+			for _, c := range po.Charges {
+				charges = append(charges, fmt.Sprintf("%s %s", c.Kind, c.Amount))
+			}
+			if got := strings.Join(charges, ", "); got != tc.charges || po.Org != 5 {
+				t.Errorf("charges = %s (org %d), want %s of organisation 5", got, po.Org, tc.charges)
 			}
 		})
 	}

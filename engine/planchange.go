@@ -24,7 +24,10 @@ import (
 //     plan's included x f arrives.
 //
 // The fee difference x f is a PRORATION charge (negative on a cheaper
-// plan). Credits and money are rounded to 4 places. Other credit types
+// plan). Under PRORATE, money comes back only for the credits taken back:
+// a downgrade that finds less unused than (old - new) x f gives back that
+// share of the fee difference (else upgrading, burning the upgrade's
+// credits and downgrading at once would get them for nothing). Credits and money are rounded to 4 places. Other credit types
 // (rollover, purchased, incentive, promotional, service) are not touched.
 // From the next period the new plan applies in full. A change at the
 // period end posts nothing now: the period close opens the next period
@@ -108,6 +111,7 @@ func ChangePlanNow(req PlanChangeRequest) (PlanChange, error) {
 	out := PlanChange{Posting: Posting{Org: req.Org}, Kind: ChangeKind(req.From, req.To), Fraction: f, Credits: decimal.Zero, Fee: decimal.Zero}
 	memo := fmt.Sprintf("plan change %s -> %s", req.From.Name, req.To.Name)
 	diff := req.To.IncludedCredits.Sub(req.From.IncludedCredits)
+	share := decimal.NewFromInt(1) // of the money back a downgrade earns: the credits it could take back
 	switch req.From.ChangeCredits {
 	case credit.ChangeForfeit:
 		out.Credits = takeBack(&out.Posting, req, unused(req.Included), memo+": unused included credits forfeited")
@@ -116,10 +120,18 @@ func ChangePlanNow(req PlanChangeRequest) (PlanChange, error) {
 		if diff.IsPositive() {
 			out.Credits = grantIncluded(&out.Posting, req, diff.Mul(f).Round(changePlaces), memo+": prorated")
 		} else if diff.IsNegative() && req.From.ChangeCredits != credit.ChangeCarry {
-			out.Credits = takeBack(&out.Posting, req, diff.Neg().Mul(f).Round(changePlaces), memo+": prorated")
+			want := diff.Neg().Mul(f).Round(changePlaces)
+			out.Credits = takeBack(&out.Posting, req, want, memo+": prorated")
+			if want.IsPositive() {
+				share = out.Credits.Neg().Div(want)
+			}
 		}
 	}
-	if fee := req.To.PlatformFee.Sub(req.From.PlatformFee).Mul(f).Round(changePlaces); !fee.IsZero() {
+	fee := req.To.PlatformFee.Sub(req.From.PlatformFee).Mul(f)
+	if fee.IsNegative() {
+		fee = fee.Mul(share) // credits burned are not paid back: upgrade, burn, downgrade buys nothing free
+	}
+	if fee = fee.Round(changePlaces); !fee.IsZero() {
 		sub, at := req.SubscriptionID, req.PeriodStart
 		out.Fee = fee
 		out.Charges = []Charge{{Kind: "PRORATION", Credits: out.Credits, Amount: fee, Currency: req.To.Currency, SubscriptionID: &sub,

@@ -37,7 +37,8 @@ func TestChangePlanNow(t *testing.T) {
 		// +300 x 1/3 = 99.99999999 -> 100 (4 places); fee +30 x 1/3 -> 10.
 		{name: "upgrade", from: team, to: pro, remaining: "250", kind: "UPGRADE", credits: "100", fee: "10", opened: "100"},
 		// -300 x 1/3 = 100 to take back, only 50 unused; fee -10.
-		{name: "downgrade, little unused", from: pro, to: team, remaining: "50", kind: "DOWNGRADE", credits: "-50", fee: "-10", taken: "-50"},
+		// -300 x 1/3 = 100 to take back, only 50 unused: half the fee difference back, -5.
+		{name: "downgrade, little unused", from: pro, to: team, remaining: "50", kind: "DOWNGRADE", credits: "-50", fee: "-5", taken: "-50"},
 		{name: "downgrade, enough unused", from: pro, to: team, remaining: "400", kind: "DOWNGRADE", credits: "-100", fee: "-10", taken: "-100"},
 		{name: "downgrade, carry", from: with(pro, func(p *engine.ChangePlanTerms) { p.ChangeCredits = credit.ChangeCarry }), to: team, remaining: "400", kind: "DOWNGRADE", credits: "0", fee: "-10"},
 		// The 120 unused leave, 600 x 1/3 = 200 arrive: +80.

@@ -20,15 +20,7 @@ import (
 // subscribe puts the fixture's organisation on a plan starting now.
 func (f *fixture) subscribe(t *testing.T, p ledger.PlanInput) *ent.Subscription {
 	t.Helper()
-	ctx := context.Background()
-	pl, err := f.svc.CreatePlan(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := f.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: f.org.ID, PlanID: pl.ID, StartsAt: f.clock.now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sub := f.subscribeWith(t, p, ledger.SubscribeInput{})
 	return sub
 }
 

@@ -151,14 +151,14 @@ func (s *Service) decideChange(ctx context.Context, tx *ent.Tx, in PlanChangeInp
 		return PlanChangePreview{}, nil, err
 	}
 	pv := PlanChangePreview{At: in.At, EffectiveAt: end, From: from, To: to}
-	renew := in.At == AtTermEnd && from.ID == to.ID && sub.EndsAt != nil // renew a term that was to end, on its plan
-	if err := engine.ValidatePlanChange(changeTerms(from), changeTerms(to)); err != nil && !renew {
-		return pv, nil, err
-	}
 	if in.At == AtTermEnd {
 		if pv.EffectiveAt, err = termEndOf(sub, from, s.Now()); err != nil {
 			return pv, nil, err
 		}
+	}
+	renew := in.At == AtTermEnd && from.ID == to.ID && sub.EndsAt != nil // renew a term that was to end, on its plan
+	if err := engine.ValidatePlanChange(changeTerms(from), changeTerms(to)); err != nil && !renew {
+		return pv, nil, err
 	}
 	if in.At != AtNow {
 		pv.PlanChange = engine.PlanChange{Posting: engine.Posting{Org: sub.OrganizationID}, Kind: engine.ChangeKind(changeTerms(from), changeTerms(to)),
