@@ -44,6 +44,9 @@ type QuoteTerms struct {
 	OnDemandPrice  decimal.Decimal
 	TopUpCap       int
 	BorrowLimit    decimal.Decimal // BORROW: credits a period may take from the next one's allocation
+	// Graduated tiers for overage and on-demand (packs) credits, counted
+	// from the period's first (empty: the flat prices above).
+	OverageTiers, OnDemandTiers []PriceTier
 }
 
 // ActionCount is one line of an expected action mix: Count actions (each of
@@ -291,8 +294,8 @@ func (q *Quotation) cover(t QuoteTerms) error {
 	switch t.OverageMode {
 	case credit.OverageSoft:
 		q.Overage = q.Excess
-		if t.OveragePrice.Valid {
-			q.OverageCost = q.Overage.Mul(t.OveragePrice.Decimal)
+		if t.OveragePrice.Valid || len(t.OverageTiers) > 0 {
+			q.OverageCost = Graduated(t.OverageTiers, t.OveragePrice.Decimal, decimal.Zero, q.Overage)
 		}
 	case credit.OverageAutoTopUp:
 		n, err := quoteTopUps(q.Credits, t)
@@ -301,7 +304,7 @@ func (q *Quotation) cover(t QuoteTerms) error {
 		}
 		q.TopUps = n
 		q.TopUpCredits = t.TopUpCredits.Mul(decimal.NewFromInt(int64(n)))
-		q.TopUpCost = q.TopUpCredits.Mul(t.OnDemandPrice)
+		q.TopUpCost = Graduated(t.OnDemandTiers, t.OnDemandPrice, decimal.Zero, q.TopUpCredits)
 		q.Uncovered = decimal.Max(q.Excess.Sub(q.TopUpCredits), decimal.Zero)
 	case credit.OverageBorrow:
 		q.Borrowed = decimal.Min(q.Excess, t.BorrowLimit)
@@ -421,6 +424,8 @@ func (q *Quotation) coverNotes(t QuoteTerms) []string {
 		return q.topUpNotes(t)
 	case t.OverageMode == credit.OverageBorrow:
 		return q.borrowNotes(t)
+	case t.OverageMode == credit.OverageSoft && q.Overage.IsPositive() && len(t.OverageTiers) > 0:
+		return []string{fmt.Sprintf("%s overage credits billed by the plan's %d graduated overage tiers: %s", q.Overage, len(t.OverageTiers), q.money(q.OverageCost))}
 	case t.OverageMode == credit.OverageSoft && q.Overage.IsPositive() && t.OveragePrice.Valid:
 		return []string{fmt.Sprintf("%s overage credits billed at %s each: %s", q.Overage, q.money(t.OveragePrice.Decimal), q.money(q.OverageCost))}
 	case t.OverageMode == credit.OverageSoft && q.Overage.IsPositive():

@@ -91,6 +91,14 @@ var quoteModeCases = []struct {
 	{"SOFT with an overage price", quoteWith(credit.OverageSoft, func(q *engine.QuoteTerms) { q.OveragePrice = decimal.NewNullDecimal(d("0.015")) }), quoteMix,
 		quoteWant{included: "100000", excess: "25000", overage: "25000", overageCost: "375", total: "875", effective: "0.007",
 			note: "25000 overage credits billed at 0.015 USD each: 375 USD"}},
+	// SOFT with tiers 0-10000 at 0.01, then 0.02: 100 + 15000 x 0.02 = 400;
+	// total 900; 900 / 125000 = 0.0072.
+	{"SOFT with overage tiers", quoteWith(credit.OverageSoft, func(q *engine.QuoteTerms) {
+		up := d("10000")
+		q.OveragePrice, q.OverageTiers = decimal.NewNullDecimal(d("0.01")), []engine.PriceTier{{From: d("0"), UpTo: &up, Price: d("0.01")}, {From: up, Price: d("0.02")}}
+	}), quoteMix,
+		quoteWant{included: "100000", excess: "25000", overage: "25000", overageCost: "400", total: "900", effective: "0.0072",
+			note: "graduated overage tiers: 400 USD"}},
 	// SOFT without a price: the ledger bills overage at 0 (not at the
 	// price per credit); total 500; 500 / 125000 = 0.004.
 	{"SOFT without an overage price", quoteTerms(credit.OverageSoft), quoteMix,

@@ -43,14 +43,17 @@ func (s *Service) Quote(ctx context.Context, in QuoteInput) (engine.Quotation, e
 	if err != nil {
 		return engine.Quotation{}, err
 	}
-	return engine.Quote(ctx, v.Register, quoteTerms(pl), in.Usage, org, now)
+	return engine.Quote(ctx, v.Register, quoteTerms(pl, org.Segment), in.Usage, org, now)
 }
 
-// quoteTerms is what the calculator needs of a plan.
-func quoteTerms(p *ent.Plan) engine.QuoteTerms {
-	t := engine.QuoteTerms{Plan: p.Name, IncludedCredits: p.IncludedCredits, PricePerCredit: p.PricePerCredit, PlatformFee: p.PlatformFee,
-		Currency: p.Currency, OverageMode: p.OverageMode, OveragePrice: p.OveragePrice, TopUpThreshold: p.AutoTopUpThreshold.Decimal,
-		TopUpCredits: p.AutoTopUpCredits.Decimal, OnDemandPrice: p.OnDemandPrice.Decimal, TopUpCap: -1, BorrowLimit: p.BorrowLimit.Decimal}
+// quoteTerms is what the calculator needs of a plan, at the prices of
+// segment (a prospect's: "" for the plan's own).
+func quoteTerms(p *ent.Plan, segment string) engine.QuoteTerms {
+	prices := planPrices(p, segment)
+	t := engine.QuoteTerms{Plan: p.Name, IncludedCredits: p.IncludedCredits, PricePerCredit: prices.PerCredit, PlatformFee: p.PlatformFee,
+		Currency: p.Currency, OverageMode: p.OverageMode, OveragePrice: prices.Overage, TopUpThreshold: p.AutoTopUpThreshold.Decimal,
+		TopUpCredits: p.AutoTopUpCredits.Decimal, OnDemandPrice: prices.OnDemand.Decimal, TopUpCap: -1, BorrowLimit: p.BorrowLimit.Decimal,
+		OverageTiers: p.OverageTiers, OnDemandTiers: p.OnDemandTiers}
 	if p.AutoTopUpCap != nil {
 		t.TopUpCap = *p.AutoTopUpCap
 	}
