@@ -154,10 +154,11 @@ func (s *Service) openChunk(ctx context.Context, ids []int, asOf, now time.Time)
 				continue
 			}
 			taken[sub.PoolID] = true
+			closing := sub.PlanID
 			if sub, err = s.applyScheduled(ctx, tx, sub); err != nil { // a plan change at the period end
 				return err
 			}
-			o, err := s.decidePeriod(ctx, tx, sub, byPool[sub.PoolID])
+			o, err := s.decidePeriod(ctx, tx, sub, closing, byPool[sub.PoolID])
 			if err != nil {
 				return err
 			}
@@ -189,9 +190,15 @@ type periodOpening struct {
 }
 
 // decidePeriod decides opening sub's next period, given the grants of its
-// pool ending by then (any that end later are left alone).
-func (s *Service) decidePeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, grants []engine.Grant) (periodOpening, error) {
+// pool ending by then (any that end later are left alone). The period that
+// closes follows the rollover and term-end terms of its plan (closing: the
+// plan before a change at the period end), the one that opens its own.
+func (s *Service) decidePeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, closing int, grants []engine.Grant) (periodOpening, error) {
 	p, err := s.plan(ctx, tx, sub.PlanID)
+	if err != nil {
+		return periodOpening{}, err
+	}
+	old, err := s.plan(ctx, tx, closing)
 	if err != nil {
 		return periodOpening{}, err
 	}
@@ -220,10 +227,10 @@ func (s *Service) decidePeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscri
 	if err != nil {
 		return periodOpening{}, err
 	}
-	terms := engine.PeriodTerms{Plan: p.Name, Pool: sub.PoolID, RolloverMode: p.RolloverMode, RolloverCap: p.RolloverCap,
+	terms := engine.PeriodTerms{Plan: p.Name, Pool: sub.PoolID, RolloverMode: old.RolloverMode, RolloverCap: old.RolloverCap,
 		IncludedCredits: p.IncludedCredits, PricePerCredit: prices.PerCredit, PlatformFee: p.PlatformFee, Currency: p.Currency,
 		SubscriptionID: sub.ID}
-	if err := s.termEnd(ctx, tx, sub, p, sched, o.n, running, &terms); err != nil {
+	if err := s.termEnd(ctx, tx, sub, old, sched, o.n, running, &terms); err != nil {
 		return periodOpening{}, err
 	}
 	if running {

@@ -136,7 +136,7 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 			}
 		}
 		if !start.After(now) {
-			if _, _, err := s.openPeriod(ctx, tx, out, p, now); err != nil {
+			if _, _, err := s.openPeriod(ctx, tx, out, p, p.ID, now); err != nil {
 				return err
 			}
 			out, err = tx.Subscription.Get(ctx, out.ID)
@@ -238,7 +238,7 @@ var errPeriodTaken = errors.New("period already opened")
 // by the plan's rollover mode), allocates the new period's included credits
 // as a SUBSCRIPTION grant and records the platform fee, unless the term has
 // ended. A unique (subscription, period) row makes it happen once.
-func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, p *ent.Plan, now time.Time) (PeriodReport, *time.Time, error) {
+func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, p *ent.Plan, closing int, now time.Time) (PeriodReport, *time.Time, error) {
 	sched := schedule(sub, p)
 	n := sub.NextPeriod
 	start, end := sched.Bounds(n)
@@ -258,7 +258,7 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 	for _, g := range gs {
 		ending = append(ending, engineGrant(g))
 	}
-	o, err := s.decidePeriod(ctx, tx, sub, ending)
+	o, err := s.decidePeriod(ctx, tx, sub, closing, ending)
 	if err != nil {
 		return rep, nil, err
 	}
@@ -306,6 +306,7 @@ func (s *Service) closeSubscription(ctx context.Context, id int, asOf, now time.
 			if sub.NextPeriodAt == nil || sub.NextPeriodAt.After(asOf) {
 				return nil // done, here or by another runner
 			}
+			closing := sub.PlanID
 			if sub, err = s.applyScheduled(ctx, tx, sub); err != nil { // a plan change at the period end
 				return err
 			}
@@ -313,7 +314,7 @@ func (s *Service) closeSubscription(ctx context.Context, id int, asOf, now time.
 			if err != nil {
 				return err
 			}
-			done, next, err = s.openPeriod(ctx, tx, sub, p, now)
+			done, next, err = s.openPeriod(ctx, tx, sub, p, closing, now)
 			opened = err == nil
 			return err
 		})
