@@ -39,6 +39,9 @@ import (
 // the team's hard budget; the terminal event, sometimes costing more than
 // held, burns the hold first, then the balance, then overage under SOFT or
 // an uncovered record under HARD), hard budgets on the team pool, API key creation and revocation,
+// plan changes (an upgrade NOW to a sibling plan with 10 more included
+// credits, prorated by the period left into the period's bucket, and a
+// downgrade at the period end, which the next period's allocation shows),
 // and balance reads. The run is cut into phases; between two phases every
 // goroutine settles its open runs, the clock moves a month on and two
 // period closes race each other (each subscription's period must close
@@ -68,7 +71,10 @@ var modelPlans = []struct {
 	{credit.RolloverNone, credit.OverageDegraded},
 }
 
-const modelIncluded = "20" // credits each period allocates
+const (
+	modelIncluded = "20" // credits each period allocates
+	modelBig      = "30" // ... on the bigger sibling plan a worker may upgrade to
+)
 
 // modelHold is what a run's hold took from each bucket, and the run's quantity.
 type modelHold struct {
@@ -109,9 +115,9 @@ func (m *model) overage(x decimal.Decimal) decimal.Decimal {
 	return decimal.Max(x.Sub(m.avail()), decimal.Zero)
 }
 
-// closePeriod applies the plan's rollover rule at a period boundary.
-func (m *model) closePeriod() {
-	included := d(modelIncluded)
+// closePeriod applies the plan's rollover rule at a period boundary, and
+// the included credits of the plan the next period opens under.
+func (m *model) closePeriod(included decimal.Decimal) {
 	switch m.mode {
 	case credit.RolloverUnlimited:
 		m.exp = m.exp.Add(included) // everything rolls, and the new allocation arrives
@@ -125,16 +131,21 @@ func (m *model) closePeriod() {
 
 // worker is one goroutine's organisation and model.
 type worker struct {
-	w          int
-	f          *fixture
-	rng        *rand.Rand
-	org        *ent.Organization
-	pool, team *ent.Pool
-	side       *ent.Pool // a pool that does not fall through: credits only arrive by transfer
-	m          *model
-	n          int
-	firstBurn  bool // the period is due and unopened: the phase starts with a burn
-	db         *store.DB
+	w           int
+	f           *fixture
+	rng         *rand.Rand
+	org         *ent.Organization
+	pool, team  *ent.Pool
+	side        *ent.Pool // a pool that does not fall through: credits only arrive by transfer
+	m           *model
+	n           int
+	subStart    time.Time         // the subscription's start: its periods are months from it
+	sub         *ent.Subscription // on plan small, or big after an upgrade
+	small, big  int
+	onBig       bool // upgraded; pendingDown: a downgrade at the period end is scheduled
+	pendingDown bool
+	firstBurn   bool // the period is due and unopened: the phase starts with a burn
+	db          *store.DB
 }
 
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
@@ -153,15 +164,20 @@ func TestModel(t *testing.T) {
 		ctx := context.Background()
 		f := setup(t, db)
 		start := f.clock.now()
-		plans := make([]int, len(modelPlans))
+		plans, bigs := make([]int, len(modelPlans)), make([]int, len(modelPlans))
 		for i, mp := range modelPlans {
-			p := plan(fmt.Sprintf("model-%s-%s", mp.rollover, mp.overage), mp.overage, mp.rollover, nil)
-			p.IncludedCredits, p.OnDemandPrice = d(modelIncluded), dp("0.02")
-			pl, err := f.svc.CreatePlan(ctx, p)
-			if err != nil {
-				t.Fatal(err)
+			for _, size := range []struct {
+				name, included string
+				id             *int
+			}{{"", modelIncluded, &plans[i]}, {"-big", modelBig, &bigs[i]}} {
+				p := plan(fmt.Sprintf("model-%s-%s%s", mp.rollover, mp.overage, size.name), mp.overage, mp.rollover, nil)
+				p.IncludedCredits, p.OnDemandPrice = d(size.included), dp("0.02")
+				pl, err := f.svc.CreatePlan(ctx, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				*size.id = pl.ID
 			}
-			plans[i] = pl.ID
 		}
 		r, err := f.svc.SaveRegisterDraft(ctx, "default", modelRegister)
 		if err != nil {
@@ -198,7 +214,7 @@ func TestModel(t *testing.T) {
 
 		ws := make([]*worker, workers)
 		for i := range ws {
-			ws[i] = &worker{w: i, f: f, db: db, rng: rand.New(rand.NewSource(seed + int64(i)))}
+			ws[i] = &worker{w: i, f: f, db: db, rng: rand.New(rand.NewSource(seed + int64(i))), small: plans[i%len(modelPlans)], big: bigs[i%len(modelPlans)]}
 			mp := modelPlans[i%len(modelPlans)]
 			if err := ws[i].start(ctx, plans[i%len(modelPlans)], mp.rollover, mp.overage, start); err != nil {
 				t.Fatalf("seed %d, worker %d: %v", seed, i, err)
@@ -234,7 +250,7 @@ func TestModel(t *testing.T) {
 				// Or no scheduler runs: each organisation's next usage
 				// opens its period first (no event sees the gap).
 				for _, wk := range ws {
-					wk.m.closePeriod()
+					wk.closePeriod()
 					wk.firstBurn = true
 				}
 				continue
@@ -258,7 +274,7 @@ func TestModel(t *testing.T) {
 			}
 			closes.Add(2)
 			for _, wk := range ws {
-				wk.m.closePeriod()
+				wk.closePeriod()
 			}
 		}
 		close(errs)
@@ -293,9 +309,10 @@ func (wk *worker) start(ctx context.Context, planID int, mode credit.RolloverMod
 	if wk.team, err = svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: wk.org.ID, Kind: credit.PoolTeam, Name: "team", ParentID: &wk.pool.ID}); err != nil {
 		return err
 	}
-	if _, err := svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: wk.org.ID, PlanID: planID, StartsAt: at}); err != nil {
+	if wk.sub, err = svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: wk.org.ID, PlanID: planID, StartsAt: at}); err != nil {
 		return err
 	}
+	wk.subStart = at
 	wk.m = &model{exp: d(modelIncluded), last: decimal.Zero, reserved: decimal.Zero, spent: decimal.Zero, sideExp: decimal.Zero, sideLast: decimal.Zero, mode: mode, soft: over == credit.OverageSoft, degraded: over == credit.OverageDegraded,
 		holds: map[string]modelHold{}, results: map[string]ledger.UsageResult{}, inputs: map[string]engine.UsageInput{}}
 	return wk.check(ctx, "after subscribing")
@@ -453,7 +470,9 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		return wk.refund(ctx)
 	case r < 94: // move credits between the account and the side pool
 		return wk.transfer(ctx)
-	case r < 96: // an API key for the organisation: works, then revoked, then refused
+	case r < 96: // a plan change: an upgrade now, or a downgrade at the period end
+		return wk.changePlan(ctx)
+	case r < 97: // an API key for the organisation: works, then revoked, then refused
 		k, secret, err := svc.CreateKey(ctx, ledger.KeyInput{Name: wk.next(), Role: credit.RoleService, OrganizationID: &wk.org.ID})
 		if err != nil {
 			return err
@@ -472,6 +491,49 @@ func (wk *worker) op(ctx context.Context, r int) error {
 		return wk.check(ctx, "balance read")
 	}
 	return nil
+}
+
+// changePlan upgrades now (the model adds (30 - 20) x the period left to
+// the period's bucket, to 4 places, as the ledger rounds) or schedules the
+// downgrade at the period end.
+func (wk *worker) changePlan(ctx context.Context) error {
+	svc := wk.f.svc
+	switch {
+	case wk.pendingDown:
+		return nil
+	case !wk.onBig:
+		ch, err := svc.ChangePlan(ctx, ledger.PlanChangeInput{SubscriptionID: wk.sub.ID, PlanID: wk.big, At: ledger.AtNow})
+		if err != nil {
+			return fmt.Errorf("upgrade: %w", err)
+		}
+		sched, now := engine.Schedule{Start: wk.subStart, Period: credit.PeriodMonth}, wk.f.clock.now()
+		from, to := sched.Bounds(sched.Index(now))
+		want := d(modelBig).Sub(d(modelIncluded)).Mul(engine.PeriodLeft(from, to, now)).Round(4)
+		if ch.Kind != "UPGRADE" || !ch.Credits.Equal(want) {
+			return fmt.Errorf("upgrade at %s = %s %s credits, model says UPGRADE %s", now, ch.Kind, ch.Credits, want)
+		}
+		wk.m.exp, wk.onBig = wk.m.exp.Add(want), true
+	default:
+		ch, err := svc.ChangePlan(ctx, ledger.PlanChangeInput{SubscriptionID: wk.sub.ID, PlanID: wk.small, At: ledger.AtPeriodEnd})
+		if err != nil || ch.Status != "SCHEDULED" || ch.Kind != "DOWNGRADE" {
+			return fmt.Errorf("downgrade at the period end = %+v, %v", ch, err)
+		}
+		wk.pendingDown = true
+	}
+	return nil
+}
+
+// closePeriod moves the model over a period boundary, under the plan the
+// next period opens on.
+func (wk *worker) closePeriod() {
+	if wk.pendingDown {
+		wk.onBig, wk.pendingDown = false, false
+	}
+	included := d(modelIncluded)
+	if wk.onBig {
+		included = d(modelBig)
+	}
+	wk.m.closePeriod(included)
 }
 
 // burn records a terminal event that is not part of a run and checks the

@@ -69,7 +69,9 @@ const maxViolations = 1000
 //   - a run is never settled for free: the event that settled a hold was
 //     not DENIED (what nothing covered is an UNCOVERED entry);
 //   - money refunds: the negative charges that give money back of a charge
-//     (refundOf) never add up to more than it charged, and each is negative.
+//     (refundOf) never add up to more than it charged, and each is negative;
+//   - subscriptions: their charges, history and schedule agree (see
+//     verifier.subscriptions).
 //
 // It reads one snapshot (a read-only REPEATABLE READ transaction on
 // PostgreSQL, a read transaction on SQLite), so it may run on a live
@@ -163,7 +165,7 @@ func (v *verifier) run(ctx context.Context) error {
 			v.children[*p.ParentID] = append(v.children[*p.ParentID], p.ID)
 		}
 	}
-	for _, step := range []func(context.Context) error{v.entries, v.grantTotals, v.events, v.holds, v.keys, v.budgets, v.moneyBack} {
+	for _, step := range []func(context.Context) error{v.entries, v.grantTotals, v.events, v.holds, v.keys, v.budgets, v.moneyBack, v.subscriptions} {
 		if err := step(ctx); err != nil {
 			return err
 		}

@@ -77,6 +77,9 @@ func TestVerifyFindsEachViolation(t *testing.T) {
 		{"an entry on another organisation's pool", `UPDATE ledger_entries SET organization_id = organization_id + 1000 WHERE id = (SELECT MIN(id) FROM ledger_entries)`, "entry organisation"},
 		{"spend from nowhere", `UPDATE pool_spends SET spent = '1000'`, "budget spend"},
 		{"credits that were never paid", `UPDATE grants SET payment = 'PENDING' WHERE id = (SELECT MIN(id) FROM grants)`, "unpaid grant"},
+		{"a fee of no subscription", `INSERT INTO charges (created_at, organization_id, kind, credits, amount, currency) SELECT created_at, id, 'TRUE_UP', '0', '5', 'USD' FROM organizations`, "subscription charge"},
+		{"a change of no subscription", `INSERT INTO subscription_changes (created_at, subscription_id, organization_id, kind, at, from_plan_id, effective_at, status, credits, fee)
+SELECT created_at, 999, id, 'UPGRADE', 'PERIOD_END', 1, created_at, 'SCHEDULED', '0', '0' FROM organizations`, "subscription history"},
 		// (A grant or an entry on a missing pool or grant: the foreign keys refuse it.)
 	}
 	for _, dia := range testdb.Dialects {
