@@ -13,7 +13,8 @@ type PriceTier struct {
 
 // SegmentPrice replaces a plan's flat prices for the organisations of one
 // segment (the second dial, per segment): each price that is set replaces
-// the plan's; graduated tiers, where the plan has them, still apply.
+// the plan's flat one (a flat on-demand or overage price where the plan
+// has tiers for it is refused: it would never apply).
 type SegmentPrice struct {
 	Segment        string           `json:"segment"`
 	PricePerCredit *decimal.Decimal `json:"pricePerCredit,omitempty"`

@@ -79,6 +79,10 @@ func (d Dials) Validate() error {
 			return credit.Invalid(at+".segment", "segment %q is priced twice", sp.Segment)
 		case sp.PricePerCredit == nil && sp.OnDemandPrice == nil && sp.OveragePrice == nil:
 			return credit.Invalid(at, "set at least one of pricePerCredit, onDemandPrice, overagePrice")
+		case sp.OnDemandPrice != nil && len(d.OnDemandTiers) > 0:
+			return credit.Invalid(at+".onDemandPrice", "the plan prices on-demand credits by its onDemandTiers: a flat segment price would never apply")
+		case sp.OveragePrice != nil && len(d.OverageTiers) > 0:
+			return credit.Invalid(at+".overagePrice", "the plan prices overage by its overageTiers: a flat segment price would never apply")
 		}
 		seen[sp.Segment] = true
 		for _, v := range []*decimal.Decimal{sp.PricePerCredit, sp.OnDemandPrice, sp.OveragePrice} {

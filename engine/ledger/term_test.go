@@ -319,6 +319,10 @@ func TestDialsBadInput(t *testing.T) {
 			}), credit.CodeTierGap},
 			{"a refund without a rate", bad(func(p *ledger.PlanInput) { p.TermEndCredits = credit.TermEndRefund }), credit.CodeValidation},
 			{"a rate without a refund", bad(func(p *ledger.PlanInput) { p.TermEndRefundRate = dp("1") }), credit.CodeValidation},
+			{"a flat segment price under tiers", bad(func(p *ledger.PlanInput) {
+				p.OverageTiers = []credit.PriceTier{{From: d("0"), Price: d("1")}}
+				p.SegmentPrices = []credit.SegmentPrice{{Segment: "a", OveragePrice: dp("2")}}
+			}), credit.CodeValidation},
 			{"a segment priced twice", bad(func(p *ledger.PlanInput) {
 				p.SegmentPrices = []credit.SegmentPrice{{Segment: "a", OnDemandPrice: dp("1")}, {Segment: "a", OnDemandPrice: dp("2")}}
 			}), credit.CodeValidation},

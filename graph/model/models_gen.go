@@ -181,7 +181,7 @@ type PlanInput struct {
 	OnDemandTiers []*credit.PriceTier `json:"onDemandTiers,omitempty"`
 	// (added) Graduated volume tiers for overage credits, counted per billing period; without overagePrice, the first tier's price is it.
 	OverageTiers []*credit.PriceTier `json:"overageTiers,omitempty"`
-	// (added) Prices per organisation segment (the segment's pricePerCredit, onDemandPrice and overagePrice replace the plan's; tiers still apply).
+	// (added) Prices per organisation segment (the segment's pricePerCredit, onDemandPrice and overagePrice replace the plan's flat ones; a flat price where the plan has tiers is refused).
 	SegmentPrices []*credit.SegmentPrice `json:"segmentPrices,omitempty"`
 	// (added) What the unused included credits do at a term end; default ROLL.
 	TermEndCredits *credit.TermEndCredits `json:"termEndCredits,omitempty"`
