@@ -29,11 +29,12 @@ type GrantRefundRequest struct {
 // have given back of it so far.
 type PaidCharge struct {
 	ID             int
-	Kind           string // ON_DEMAND, AUTO_TOP_UP
+	Kind           string // ON_DEMAND, AUTO_TOP_UP, ADD_ON
 	Amount         decimal.Decimal
 	Refunded       decimal.Decimal // positive: what earlier refunds gave back
 	Currency       string
 	SubscriptionID *int
+	AddOn          *int // the subscription add-on an ADD_ON charge bills
 }
 
 // refundableTypes are the credit types a buyer paid for by the credit.
@@ -141,7 +142,7 @@ func moneyBack(req GrantRefundRequest, amount, factor decimal.Decimal) (Charge, 
 	money := decimal.Min(amount.Mul(g.UnitPrice).Mul(factor), rest)
 	grantID, of := g.ID, paid.ID
 	return Charge{Kind: paid.Kind, Credits: amount.Neg(), Amount: money.Neg(), Currency: paid.Currency, SubscriptionID: paid.SubscriptionID,
-		Grant: &grantID, RefundOf: &of, Memo: fmt.Sprintf("refund of %s credits of grant %d at %s x %s", amount, g.ID, g.UnitPrice, factor)}, nil
+		Grant: &grantID, RefundOf: &of, AddOn: paid.AddOn, Memo: fmt.Sprintf("refund of %s credits of grant %d at %s x %s", amount, g.ID, g.UnitPrice, factor)}, nil
 }
 
 func formWord(form string) string {

@@ -133,7 +133,8 @@ func billingCharge(ctx context.Context, tx *ent.Tx, id int) (*engine.PaidCharge,
 	for _, ch := range chs {
 		switch {
 		case paid == nil && ch.Amount.IsPositive() && ch.RefundOf == nil:
-			paid = &engine.PaidCharge{ID: ch.ID, Kind: ch.Kind, Amount: ch.Amount, Refunded: decimal.Zero, Currency: ch.Currency, SubscriptionID: ch.SubscriptionID}
+			paid = &engine.PaidCharge{ID: ch.ID, Kind: ch.Kind, Amount: ch.Amount, Refunded: decimal.Zero, Currency: ch.Currency, SubscriptionID: ch.SubscriptionID,
+				AddOn: ch.AddOnID}
 		case paid != nil && ch.RefundOf != nil && *ch.RefundOf == paid.ID:
 			paid.Refunded = paid.Refunded.Sub(ch.Amount)
 		}

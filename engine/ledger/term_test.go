@@ -390,6 +390,27 @@ func TestAddOnsProrate(t *testing.T) {
 		if got := f.available(t); !got.Equal(d("100")) {
 			t.Fatalf("available %s after the add-on left, want 100", got)
 		}
+		// Add-on credits bought back in money, then the add-on removed: the
+		// money back never passes the add-on's charge (the verifier checks).
+		f.publish(t, "money", credit.PolicyRefund, `{"form": "MONEY"}`)
+		sa2, err := f.svc.AttachAddOn(ctx, sub.ID, boost.ID) // f = 1: the period just began
+		if err != nil {
+			t.Fatal(err)
+		}
+		chs := f.charges(t, "ADD_ON")
+		if _, err := f.svc.Refund(ctx, ledger.RefundInput{GrantID: chs[len(chs)-1].GrantID, Amount: dp("100"), Reason: "too many"}); err != nil {
+			t.Fatalf("money refund of add-on credits: %v", err)
+		}
+		f.clock.add(15*day + 12*time.Hour)
+		if _, err := f.svc.RemoveAddOn(ctx, sa2.ID); err != nil {
+			t.Fatal(err)
+		}
+		// 300 at 0.1: 100 refunded for 10; half the period left takes back
+		// 150 of the 200 unused and 15 of the fee: 25 back of the 30 in all.
+		chs = f.charges(t, "ADD_ON")
+		if got := sumCharges(chs[len(chs)-3:]); got != "5" {
+			t.Fatalf("the second add-on's charges sum to %s (%v), want 30 - 10 - 15 = 5", got, chs[len(chs)-3:])
+		}
 		other, err := f.svc.CreateOrganization(ctx, ledger.OrganizationInput{Name: "Other"})
 		if err != nil {
 			t.Fatal(err)
