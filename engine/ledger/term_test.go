@@ -467,3 +467,49 @@ func TestTieredPurchasesRace(t *testing.T) {
 		verify(t, f.svc)
 	})
 }
+
+// Cancellations with runs in flight: a run holds what it expects; the
+// subscription is cancelled (NOW, or at the period end and the period
+// closes); the run settles from its hold, and what the hold and the balance
+// cannot cover is recorded UNCOVERED (an ended subscription bills no
+// overage), never free.
+func TestCancelWithRunsInFlight(t *testing.T) {
+	for _, at := range []string{ledger.AtNow, ledger.AtPeriodEnd} {
+		t.Run(at, func(t *testing.T) {
+			testdb.Each(t, func(t *testing.T, db *store.DB) {
+				ctx := context.Background()
+				f := setup(t, db)
+				_, sub := f.subscribeWith(t, plan("soft", credit.OverageSoft, credit.RolloverNone, nil), ledger.SubscribeInput{})
+				f.use(t, "u1", "90") // 10 of the 100 included left
+				start := f.usage("run-start", "agent.run")
+				start.RunID, start.Status, start.Quantity = "run-1", credit.StatusStarted, dp("8")
+				if r := f.record(t, start); r.Decision != credit.DecisionAllowed || !r.Reserved.Equal(d("8")) {
+					t.Fatalf("run start: %s, reserved %s; want 8 held", r.Decision, r.Reserved)
+				}
+				if _, err := f.svc.CancelSubscription(ctx, ledger.CancelInput{SubscriptionID: sub.ID, At: at}); err != nil {
+					t.Fatal(err)
+				}
+				if at == ledger.AtPeriodEnd {
+					f.closeAfter(t, 30*day) // the 2 unheld credits expire; the 8 held stay for the run
+				}
+				end := f.usage("run-end", "agent.run")
+				end.RunID, end.Status, end.Quantity = "run-1", credit.StatusSucceeded, dp("13")
+				r := f.record(t, end)
+				left, uncovered := "0", "5" // NOW: the hold's 8, the 2 left, 3 uncovered
+				if at == ledger.AtNow {
+					uncovered = "3"
+				}
+				if r.Decision != credit.DecisionAllowed || !r.Credits.Equal(d("13")) || !r.Uncovered.Equal(d(uncovered)) || !r.Overage.IsZero() {
+					t.Fatalf("run end: %s %s credits, overage %s, uncovered %s; want ALLOWED 13, no overage, %s uncovered", r.Decision, r.Credits, r.Overage, r.Uncovered, uncovered)
+				}
+				if got := f.available(t); !got.Equal(d(left)) {
+					t.Fatalf("available %s, want %s", got, left)
+				}
+				if ov := f.charges(t, "OVERAGE"); len(ov) != 0 {
+					t.Fatalf("an ended subscription billed overage: %v", ov)
+				}
+				verify(t, f.svc)
+			})
+		})
+	}
+}
