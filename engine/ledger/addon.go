@@ -244,23 +244,44 @@ func (s *Service) prorateRemoval(ctx context.Context, tx *ent.Tx, sa *ent.Subscr
 	return err
 }
 
-// addOnsAt is the add-ons attached to a subscription at t.
-func (s *Service) addOnsAt(ctx context.Context, tx *ent.Tx, sub int, t time.Time) ([]engine.AddOnTerms, error) {
-	sas, err := tx.SubscriptionAddOn.Query().Where(subscriptionaddon.SubscriptionID(sub), subscriptionaddon.AddedAtLTE(t),
-		subscriptionaddon.Or(subscriptionaddon.RemovedAtIsNil(), subscriptionaddon.RemovedAtGT(t))).
+// attachedTo reads the add-ons ever attached to the subscriptions, by
+// subscription, oldest first: one query for a period-close chunk.
+func (s *Service) attachedTo(ctx context.Context, tx *ent.Tx, subs []int) (map[int][]*ent.SubscriptionAddOn, error) {
+	sas, err := tx.SubscriptionAddOn.Query().Where(subscriptionaddon.SubscriptionIDIn(subs...)).
 		Order(ent.Asc(subscriptionaddon.FieldID)).All(ctx)
-	if err != nil || len(sas) == 0 {
-		return nil, err
-	}
-	out := make([]engine.AddOnTerms, 0, len(sas))
+	out := map[int][]*ent.SubscriptionAddOn{}
 	for _, sa := range sas {
-		a, err := tx.AddOn.Get(ctx, sa.AddOnID)
+		out[sa.SubscriptionID] = append(out[sa.SubscriptionID], sa)
+	}
+	return out, err
+}
+
+// addOnsAt is the add-ons of attached that are attached at t.
+func (s *Service) addOnsAt(ctx context.Context, tx *ent.Tx, attached []*ent.SubscriptionAddOn, t time.Time) ([]engine.AddOnTerms, error) {
+	var out []engine.AddOnTerms
+	for _, sa := range attached {
+		if sa.AddedAt.After(t) || sa.RemovedAt != nil && !sa.RemovedAt.After(t) {
+			continue
+		}
+		a, err := s.addOn(ctx, tx.Client(), sa.AddOnID)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, addOnTerms(sa.ID, a))
 	}
 	return out, nil
+}
+
+// addOn returns an add-on, cached: add-ons never change.
+func (s *Service) addOn(ctx context.Context, c *ent.Client, id int) (*ent.AddOn, error) {
+	if a, ok := s.addOns.Load(id); ok {
+		return a.(*ent.AddOn), nil
+	}
+	a, err := c.AddOn.Get(ctx, id)
+	if err == nil {
+		s.addOns.Store(id, a)
+	}
+	return a, err
 }
 
 func addOnTerms(id int, a *ent.AddOn) engine.AddOnTerms {

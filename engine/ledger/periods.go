@@ -143,6 +143,14 @@ func (s *Service) openChunk(ctx context.Context, ids []int, asOf, now time.Time)
 		for _, g := range ending {
 			byPool[g.PoolID] = append(byPool[g.PoolID], engineGrant(g))
 		}
+		subIDs := make([]int, len(subs))
+		for i, sub := range subs {
+			subIDs[i] = sub.ID
+		}
+		attached, err := s.attachedTo(ctx, tx, subIDs) // one query for the chunk's add-ons
+		if err != nil {
+			return err
+		}
 		var (
 			postings []engine.Posting
 			periods  []*ent.SubscriptionPeriodCreate
@@ -158,7 +166,7 @@ func (s *Service) openChunk(ctx context.Context, ids []int, asOf, now time.Time)
 			if sub, err = s.applyScheduled(ctx, tx, sub); err != nil { // a plan change at the period end
 				return err
 			}
-			o, err := s.decidePeriod(ctx, tx, sub, closing, byPool[sub.PoolID])
+			o, err := s.decidePeriod(ctx, tx, sub, closing, byPool[sub.PoolID], attached[sub.ID])
 			if err != nil {
 				return err
 			}
@@ -193,7 +201,10 @@ type periodOpening struct {
 // pool ending by then (any that end later are left alone). The period that
 // closes follows the rollover and term-end terms of its plan (closing: the
 // plan before a change at the period end), the one that opens its own.
-func (s *Service) decidePeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, closing int, grants []engine.Grant) (periodOpening, error) {
+//
+// attached is the subscription's add-ons (SubscriptionAddOns), as read for
+// its chunk.
+func (s *Service) decidePeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, closing int, grants []engine.Grant, attached []*ent.SubscriptionAddOn) (periodOpening, error) {
 	p, err := s.plan(ctx, tx, sub.PlanID)
 	if err != nil {
 		return periodOpening{}, err
@@ -234,7 +245,7 @@ func (s *Service) decidePeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscri
 		return periodOpening{}, err
 	}
 	if running {
-		if terms.AddOns, err = s.addOnsAt(ctx, tx, sub.ID, o.start); err != nil {
+		if terms.AddOns, err = s.addOnsAt(ctx, tx, attached, o.start); err != nil {
 			return periodOpening{}, err
 		}
 	}

@@ -39,6 +39,7 @@ type Service struct {
 	defaults      sync.Map // organisation id -> default pool id (see defaultPools)
 	parents       sync.Map // pool id -> parent pool id, 0 for none (see chains)
 	plans         sync.Map // plan id -> *ent.Plan (plans never change)
+	addOns        sync.Map // add-on id -> *ent.AddOn (add-ons never change)
 }
 
 // Option configures a Service.

@@ -258,7 +258,11 @@ func (s *Service) openPeriod(ctx context.Context, tx *ent.Tx, sub *ent.Subscript
 	for _, g := range gs {
 		ending = append(ending, engineGrant(g))
 	}
-	o, err := s.decidePeriod(ctx, tx, sub, closing, ending)
+	attached, err := s.attachedTo(ctx, tx, []int{sub.ID})
+	if err != nil {
+		return rep, nil, err
+	}
+	o, err := s.decidePeriod(ctx, tx, sub, closing, ending, attached[sub.ID])
 	if err != nil {
 		return rep, nil, err
 	}
