@@ -96,6 +96,11 @@ func costs(maxBatch int) ComplexityRoot {
 	c.PlanChangePreview.Entries = list
 	c.PlanChangePreview.Charges = list
 	c.WebhookEndpoint.EventTypes = list
+	c.Query.AddOns = list
+	c.Plan.OnDemandTiers = list
+	c.Plan.OverageTiers = list
+	c.Plan.SegmentPrices = list
+	c.PlanSubscription.AddOns = list
 	return c
 }
 
