@@ -255,7 +255,7 @@ func TestVolumeTiersAndSegmentPrices(t *testing.T) {
 		p.OnDemandTiers = []credit.PriceTier{{From: d("0"), UpTo: dp("100"), Price: d("1")}, {From: d("100"), Price: d("0.5")}}
 		p.OverageTiers = []credit.PriceTier{{From: d("0"), UpTo: dp("10"), Price: d("1")}, {From: d("10"), Price: d("2")}}
 		p.OveragePrice = nil
-		p.SegmentPrices = []credit.SegmentPrice{{Segment: "smb", PricePerCredit: dp("0.05")}, {Segment: "enterprise", OnDemandPrice: dp("0.2")}}
+		p.SegmentPrices = []credit.SegmentPrice{{Segment: "smb", PricePerCredit: dp("0.05")}, {Segment: "enterprise", PricePerCredit: dp("0.2")}}
 		f.subscribeWith(t, p, ledger.SubscribeInput{})
 		buy := func(credits string) *ent.Charge {
 			t.Helper()
