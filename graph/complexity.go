@@ -101,6 +101,12 @@ func costs(maxBatch int) ComplexityRoot {
 	c.Plan.OverageTiers = list
 	c.Plan.SegmentPrices = list
 	c.PlanSubscription.AddOns = list
+	c.KpiReport.Currencies = list
+	c.KpiReport.Rows = list
+	c.KpiReport.Series = func(child int) int { return rows(child, 37) } // at most 3 x 366 days of months
+	c.RevenueReport.Months = func(child int) int { return rows(child, 37) }
+	c.RevenueReport.Breakage = list
+	c.Query.AccountHealth = func(child int, _ *time.Time) int { return list(child) }
 	return c
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/creditd/creditd/forecast"
 	"github.com/creditd/creditd/graph/model"
 	"github.com/creditd/creditd/graph/scalar"
+	"github.com/creditd/creditd/kpi"
 	"github.com/creditd/creditd/rules"
 	"github.com/shopspring/decimal"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -38,6 +39,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AccountHealth() AccountHealthResolver
 	AlertRule() AlertRuleResolver
 	ApiKey() ApiKeyResolver
 	AuditEntry() AuditEntryResolver
@@ -69,6 +71,20 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AccountHealth struct {
+		Allowance    func(childComplexity int) int
+		BurnLastDay  func(childComplexity int) int
+		BurnUsual    func(childComplexity int) int
+		Burned       func(childComplexity int) int
+		Elapsed      func(childComplexity int) int
+		Organization func(childComplexity int) int
+		Pace         func(childComplexity int) int
+		PeriodEnd    func(childComplexity int) int
+		PeriodStart  func(childComplexity int) int
+		Reason       func(childComplexity int) int
+		Status       func(childComplexity int) int
+	}
+
 	AddOn struct {
 		CreatedAt  func(childComplexity int) int
 		CreditType func(childComplexity int) int
@@ -160,6 +176,14 @@ type ComplexityRoot struct {
 		Incentive func(childComplexity int) int
 	}
 
+	BreakageCohort struct {
+		Cohort     func(childComplexity int) int
+		CreditType func(childComplexity int) int
+		Credits    func(childComplexity int) int
+		Month      func(childComplexity int) int
+		Value      func(childComplexity int) int
+	}
+
 	Budget struct {
 		Amount      func(childComplexity int) int
 		Hard        func(childComplexity int) int
@@ -242,6 +266,65 @@ type ComplexityRoot struct {
 		Priority     func(childComplexity int) int
 		Remaining    func(childComplexity int) int
 		UnitPrice    func(childComplexity int) int
+	}
+
+	KpiFigures struct {
+		Allocated         func(childComplexity int) int
+		Burned            func(childComplexity int) int
+		BurnedValue       func(childComplexity int) int
+		CommittedPoolArr  func(childComplexity int) int
+		CostOfBurn        func(childComplexity int) int
+		DeferredLiability func(childComplexity int) int
+		Events            func(childComplexity int) int
+		Expired           func(childComplexity int) int
+		ExpiredValue      func(childComplexity int) int
+		FeeRevenue        func(childComplexity int) int
+		Granted           func(childComplexity int) int
+		GrantedValue      func(childComplexity int) int
+		GrossMargin       func(childComplexity int) int
+		Nrr               func(childComplexity int) int
+		OnDemandRevenue   func(childComplexity int) int
+		OverageRevenue    func(childComplexity int) int
+		Refunded          func(childComplexity int) int
+		RefundedMoney     func(childComplexity int) int
+		RolledOver        func(childComplexity int) int
+		Utilisation       func(childComplexity int) int
+		ValueDelivered    func(childComplexity int) int
+		ValueToBurn       func(childComplexity int) int
+	}
+
+	KpiNrr struct {
+		Churned       func(childComplexity int) int
+		Contraction   func(childComplexity int) int
+		EndArr        func(childComplexity int) int
+		Expansion     func(childComplexity int) int
+		Organizations func(childComplexity int) int
+		Ratio         func(childComplexity int) int
+		StartArr      func(childComplexity int) int
+	}
+
+	KpiReport struct {
+		Burned           func(childComplexity int) int
+		CommittedPoolArr func(childComplexity int) int
+		CreditNrr        func(childComplexity int) int
+		Currencies       func(childComplexity int) int
+		Currency         func(childComplexity int) int
+		Expired          func(childComplexity int) int
+		From             func(childComplexity int) int
+		Granted          func(childComplexity int) int
+		Rows             func(childComplexity int) int
+		Series           func(childComplexity int) int
+		To               func(childComplexity int) int
+		Totals           func(childComplexity int) int
+		ValueToBurn      func(childComplexity int) int
+	}
+
+	KpiRow struct {
+		Figures      func(childComplexity int) int
+		Month        func(childComplexity int) int
+		Organization func(childComplexity int) int
+		Plan         func(childComplexity int) int
+		Segment      func(childComplexity int) int
 	}
 
 	LedgerEntry struct {
@@ -459,26 +542,29 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys           func(childComplexity int) int
-		AddOns            func(childComplexity int) int
-		AlertRules        func(childComplexity int, organizationID *int) int
-		Alerts            func(childComplexity int, organizationID *int, first *int, unacknowledged *bool) int
-		AuditLog          func(childComplexity int, organizationID *int, first *int, after *string) int
-		Charges           func(childComplexity int, organizationID *int, first *int, after *string) int
-		Forecast          func(childComplexity int, poolID int, horizonDays int) int
-		Ledger            func(childComplexity int, poolID int, first *int, after *string, filter *model.LedgerFilter) int
-		Organization      func(childComplexity int, id int) int
-		PlanFamilies      func(childComplexity int) int
-		Plans             func(childComplexity int) int
-		Policies          func(childComplexity int, kind *credit.PolicyKind) int
-		Pool              func(childComplexity int, id int) int
-		PreviewPlanChange func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
-		Quote             func(childComplexity int, planID int, usage []*model.ActionCountInput, organizationID *int) int
-		UsageEvents       func(childComplexity int, organizationID int, first *int, after *string, filter *model.UsageEventFilter) int
-		UsageSummary      func(childComplexity int, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) int
-		ValidateRule      func(childComplexity int, kind credit.PolicyKind, expression string) int
-		WebhookEndpoints  func(childComplexity int, organizationID *int) int
-		WeightRegister    func(childComplexity int, name string, version *int) int
+		APIKeys            func(childComplexity int) int
+		AccountHealth      func(childComplexity int, asOf *time.Time) int
+		AddOns             func(childComplexity int) int
+		AlertRules         func(childComplexity int, organizationID *int) int
+		Alerts             func(childComplexity int, organizationID *int, first *int, unacknowledged *bool) int
+		AuditLog           func(childComplexity int, organizationID *int, first *int, after *string) int
+		Charges            func(childComplexity int, organizationID *int, first *int, after *string) int
+		Forecast           func(childComplexity int, poolID int, horizonDays int) int
+		Kpis               func(childComplexity int, from time.Time, to time.Time, groupBy []model.KpiGroupBy, currency *string) int
+		Ledger             func(childComplexity int, poolID int, first *int, after *string, filter *model.LedgerFilter) int
+		Organization       func(childComplexity int, id int) int
+		PlanFamilies       func(childComplexity int) int
+		Plans              func(childComplexity int) int
+		Policies           func(childComplexity int, kind *credit.PolicyKind) int
+		Pool               func(childComplexity int, id int) int
+		PreviewPlanChange  func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
+		Quote              func(childComplexity int, planID int, usage []*model.ActionCountInput, organizationID *int) int
+		RevenueRecognition func(childComplexity int, from time.Time, to time.Time, currency *string) int
+		UsageEvents        func(childComplexity int, organizationID int, first *int, after *string, filter *model.UsageEventFilter) int
+		UsageSummary       func(childComplexity int, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) int
+		ValidateRule       func(childComplexity int, kind credit.PolicyKind, expression string) int
+		WebhookEndpoints   func(childComplexity int, organizationID *int) int
+		WeightRegister     func(childComplexity int, name string, version *int) int
 	}
 
 	Quote struct {
@@ -522,6 +608,25 @@ type ComplexityRoot struct {
 		Uncovered        func(childComplexity int) int
 		Value            func(childComplexity int) int
 		ValuePerAction   func(childComplexity int) int
+	}
+
+	RevenueMonth struct {
+		Billed         func(childComplexity int) int
+		Breakage       func(childComplexity int) int
+		Closing        func(childComplexity int) int
+		Month          func(childComplexity int) int
+		Opening        func(childComplexity int) int
+		Other          func(childComplexity int) int
+		OverageRevenue func(childComplexity int) int
+		Recognised     func(childComplexity int) int
+		Refunds        func(childComplexity int) int
+	}
+
+	RevenueReport struct {
+		Breakage func(childComplexity int) int
+		Currency func(childComplexity int) int
+		Journal  func(childComplexity int) int
+		Months   func(childComplexity int) int
 	}
 
 	RuleError struct {
@@ -694,6 +799,9 @@ type ComplexityRoot struct {
 	}
 }
 
+type AccountHealthResolver interface {
+	Organization(ctx context.Context, obj *kpi.Health) (*ent.Organization, error)
+}
 type AlertRuleResolver interface {
 	Threshold(ctx context.Context, obj *ent.AlertRule) (*decimal.Decimal, error)
 }
@@ -829,6 +937,9 @@ type QueryResolver interface {
 	AuditLog(ctx context.Context, organizationID *int, first *int, after *string) (*model.AuditEntryConnection, error)
 	AlertRules(ctx context.Context, organizationID *int) ([]*ent.AlertRule, error)
 	WebhookEndpoints(ctx context.Context, organizationID *int) ([]*ent.WebhookEndpoint, error)
+	Kpis(ctx context.Context, from time.Time, to time.Time, groupBy []model.KpiGroupBy, currency *string) (*model.KpiReport, error)
+	RevenueRecognition(ctx context.Context, from time.Time, to time.Time, currency *string) (*model.RevenueReport, error)
+	AccountHealth(ctx context.Context, asOf *time.Time) ([]*kpi.Health, error)
 	Plans(ctx context.Context) ([]*ent.Plan, error)
 	Charges(ctx context.Context, organizationID *int, first *int, after *string) (*model.ChargeConnection, error)
 	Alerts(ctx context.Context, organizationID *int, first *int, unacknowledged *bool) ([]*ent.Alert, error)
@@ -903,6 +1014,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AccountHealth.allowance":
+		if e.ComplexityRoot.AccountHealth.Allowance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.Allowance(childComplexity), true
+	case "AccountHealth.burnLastDay":
+		if e.ComplexityRoot.AccountHealth.BurnLastDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.BurnLastDay(childComplexity), true
+	case "AccountHealth.burnUsual":
+		if e.ComplexityRoot.AccountHealth.BurnUsual == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.BurnUsual(childComplexity), true
+	case "AccountHealth.burned":
+		if e.ComplexityRoot.AccountHealth.Burned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.Burned(childComplexity), true
+	case "AccountHealth.elapsed":
+		if e.ComplexityRoot.AccountHealth.Elapsed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.Elapsed(childComplexity), true
+	case "AccountHealth.organization":
+		if e.ComplexityRoot.AccountHealth.Organization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.Organization(childComplexity), true
+	case "AccountHealth.pace":
+		if e.ComplexityRoot.AccountHealth.Pace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.Pace(childComplexity), true
+	case "AccountHealth.periodEnd":
+		if e.ComplexityRoot.AccountHealth.PeriodEnd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.PeriodEnd(childComplexity), true
+	case "AccountHealth.periodStart":
+		if e.ComplexityRoot.AccountHealth.PeriodStart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.PeriodStart(childComplexity), true
+	case "AccountHealth.reason":
+		if e.ComplexityRoot.AccountHealth.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.Reason(childComplexity), true
+	case "AccountHealth.status":
+		if e.ComplexityRoot.AccountHealth.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountHealth.Status(childComplexity), true
 
 	case "AddOn.createdAt":
 		if e.ComplexityRoot.AddOn.CreatedAt == nil {
@@ -1280,6 +1458,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.BehaviorResult.Incentive(childComplexity), true
 
+	case "BreakageCohort.cohort":
+		if e.ComplexityRoot.BreakageCohort.Cohort == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakageCohort.Cohort(childComplexity), true
+	case "BreakageCohort.creditType":
+		if e.ComplexityRoot.BreakageCohort.CreditType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakageCohort.CreditType(childComplexity), true
+	case "BreakageCohort.credits":
+		if e.ComplexityRoot.BreakageCohort.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakageCohort.Credits(childComplexity), true
+	case "BreakageCohort.month":
+		if e.ComplexityRoot.BreakageCohort.Month == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakageCohort.Month(childComplexity), true
+	case "BreakageCohort.value":
+		if e.ComplexityRoot.BreakageCohort.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakageCohort.Value(childComplexity), true
+
 	case "Budget.amount":
 		if e.ComplexityRoot.Budget.Amount == nil {
 			break
@@ -1630,6 +1839,292 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Grant.UnitPrice(childComplexity), true
+
+	case "KpiFigures.allocated":
+		if e.ComplexityRoot.KpiFigures.Allocated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Allocated(childComplexity), true
+	case "KpiFigures.burned":
+		if e.ComplexityRoot.KpiFigures.Burned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Burned(childComplexity), true
+	case "KpiFigures.burnedValue":
+		if e.ComplexityRoot.KpiFigures.BurnedValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.BurnedValue(childComplexity), true
+	case "KpiFigures.committedPoolArr":
+		if e.ComplexityRoot.KpiFigures.CommittedPoolArr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.CommittedPoolArr(childComplexity), true
+	case "KpiFigures.costOfBurn":
+		if e.ComplexityRoot.KpiFigures.CostOfBurn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.CostOfBurn(childComplexity), true
+	case "KpiFigures.deferredLiability":
+		if e.ComplexityRoot.KpiFigures.DeferredLiability == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.DeferredLiability(childComplexity), true
+	case "KpiFigures.events":
+		if e.ComplexityRoot.KpiFigures.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Events(childComplexity), true
+	case "KpiFigures.expired":
+		if e.ComplexityRoot.KpiFigures.Expired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Expired(childComplexity), true
+	case "KpiFigures.expiredValue":
+		if e.ComplexityRoot.KpiFigures.ExpiredValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.ExpiredValue(childComplexity), true
+	case "KpiFigures.feeRevenue":
+		if e.ComplexityRoot.KpiFigures.FeeRevenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.FeeRevenue(childComplexity), true
+	case "KpiFigures.granted":
+		if e.ComplexityRoot.KpiFigures.Granted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Granted(childComplexity), true
+	case "KpiFigures.grantedValue":
+		if e.ComplexityRoot.KpiFigures.GrantedValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.GrantedValue(childComplexity), true
+	case "KpiFigures.grossMargin":
+		if e.ComplexityRoot.KpiFigures.GrossMargin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.GrossMargin(childComplexity), true
+	case "KpiFigures.nrr":
+		if e.ComplexityRoot.KpiFigures.Nrr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Nrr(childComplexity), true
+	case "KpiFigures.onDemandRevenue":
+		if e.ComplexityRoot.KpiFigures.OnDemandRevenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.OnDemandRevenue(childComplexity), true
+	case "KpiFigures.overageRevenue":
+		if e.ComplexityRoot.KpiFigures.OverageRevenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.OverageRevenue(childComplexity), true
+	case "KpiFigures.refunded":
+		if e.ComplexityRoot.KpiFigures.Refunded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Refunded(childComplexity), true
+	case "KpiFigures.refundedMoney":
+		if e.ComplexityRoot.KpiFigures.RefundedMoney == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.RefundedMoney(childComplexity), true
+	case "KpiFigures.rolledOver":
+		if e.ComplexityRoot.KpiFigures.RolledOver == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.RolledOver(childComplexity), true
+	case "KpiFigures.utilisation":
+		if e.ComplexityRoot.KpiFigures.Utilisation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.Utilisation(childComplexity), true
+	case "KpiFigures.valueDelivered":
+		if e.ComplexityRoot.KpiFigures.ValueDelivered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.ValueDelivered(childComplexity), true
+	case "KpiFigures.valueToBurn":
+		if e.ComplexityRoot.KpiFigures.ValueToBurn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiFigures.ValueToBurn(childComplexity), true
+
+	case "KpiNrr.churned":
+		if e.ComplexityRoot.KpiNrr.Churned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiNrr.Churned(childComplexity), true
+	case "KpiNrr.contraction":
+		if e.ComplexityRoot.KpiNrr.Contraction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiNrr.Contraction(childComplexity), true
+	case "KpiNrr.endArr":
+		if e.ComplexityRoot.KpiNrr.EndArr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiNrr.EndArr(childComplexity), true
+	case "KpiNrr.expansion":
+		if e.ComplexityRoot.KpiNrr.Expansion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiNrr.Expansion(childComplexity), true
+	case "KpiNrr.organizations":
+		if e.ComplexityRoot.KpiNrr.Organizations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiNrr.Organizations(childComplexity), true
+	case "KpiNrr.ratio":
+		if e.ComplexityRoot.KpiNrr.Ratio == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiNrr.Ratio(childComplexity), true
+	case "KpiNrr.startArr":
+		if e.ComplexityRoot.KpiNrr.StartArr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiNrr.StartArr(childComplexity), true
+
+	case "KpiReport.burned":
+		if e.ComplexityRoot.KpiReport.Burned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Burned(childComplexity), true
+	case "KpiReport.committedPoolArr":
+		if e.ComplexityRoot.KpiReport.CommittedPoolArr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.CommittedPoolArr(childComplexity), true
+	case "KpiReport.creditNrr":
+		if e.ComplexityRoot.KpiReport.CreditNrr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.CreditNrr(childComplexity), true
+	case "KpiReport.currencies":
+		if e.ComplexityRoot.KpiReport.Currencies == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Currencies(childComplexity), true
+	case "KpiReport.currency":
+		if e.ComplexityRoot.KpiReport.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Currency(childComplexity), true
+	case "KpiReport.expired":
+		if e.ComplexityRoot.KpiReport.Expired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Expired(childComplexity), true
+	case "KpiReport.from":
+		if e.ComplexityRoot.KpiReport.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.From(childComplexity), true
+	case "KpiReport.granted":
+		if e.ComplexityRoot.KpiReport.Granted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Granted(childComplexity), true
+	case "KpiReport.rows":
+		if e.ComplexityRoot.KpiReport.Rows == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Rows(childComplexity), true
+	case "KpiReport.series":
+		if e.ComplexityRoot.KpiReport.Series == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Series(childComplexity), true
+	case "KpiReport.to":
+		if e.ComplexityRoot.KpiReport.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.To(childComplexity), true
+	case "KpiReport.totals":
+		if e.ComplexityRoot.KpiReport.Totals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.Totals(childComplexity), true
+	case "KpiReport.valueToBurn":
+		if e.ComplexityRoot.KpiReport.ValueToBurn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiReport.ValueToBurn(childComplexity), true
+
+	case "KpiRow.figures":
+		if e.ComplexityRoot.KpiRow.Figures == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiRow.Figures(childComplexity), true
+	case "KpiRow.month":
+		if e.ComplexityRoot.KpiRow.Month == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiRow.Month(childComplexity), true
+	case "KpiRow.organization":
+		if e.ComplexityRoot.KpiRow.Organization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiRow.Organization(childComplexity), true
+	case "KpiRow.plan":
+		if e.ComplexityRoot.KpiRow.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiRow.Plan(childComplexity), true
+	case "KpiRow.segment":
+		if e.ComplexityRoot.KpiRow.Segment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KpiRow.Segment(childComplexity), true
 
 	case "LedgerEntry.amount":
 		if e.ComplexityRoot.LedgerEntry.Amount == nil {
@@ -2812,6 +3307,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.APIKeys(childComplexity), true
+	case "Query.accountHealth":
+		if e.ComplexityRoot.Query.AccountHealth == nil {
+			break
+		}
+
+		args, err := ec.field_Query_accountHealth_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AccountHealth(childComplexity, args["asOf"].(*time.Time)), true
 	case "Query.addOns":
 		if e.ComplexityRoot.Query.AddOns == nil {
 			break
@@ -2874,6 +3380,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Forecast(childComplexity, args["poolId"].(int), args["horizonDays"].(int)), true
 
+	case "Query.kpis":
+		if e.ComplexityRoot.Query.Kpis == nil {
+			break
+		}
+
+		args, err := ec.field_Query_kpis_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Kpis(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["groupBy"].([]model.KpiGroupBy), args["currency"].(*string)), true
 	case "Query.ledger":
 		if e.ComplexityRoot.Query.Ledger == nil {
 			break
@@ -2952,6 +3469,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Quote(childComplexity, args["planId"].(int), args["usage"].([]*model.ActionCountInput), args["organizationId"].(*int)), true
+	case "Query.revenueRecognition":
+		if e.ComplexityRoot.Query.RevenueRecognition == nil {
+			break
+		}
+
+		args, err := ec.field_Query_revenueRecognition_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RevenueRecognition(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["currency"].(*string)), true
 	case "Query.usageEvents":
 		if e.ComplexityRoot.Query.UsageEvents == nil {
 			break
@@ -3231,6 +3759,86 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.QuoteLine.ValuePerAction(childComplexity), true
+
+	case "RevenueMonth.billed":
+		if e.ComplexityRoot.RevenueMonth.Billed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Billed(childComplexity), true
+	case "RevenueMonth.breakage":
+		if e.ComplexityRoot.RevenueMonth.Breakage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Breakage(childComplexity), true
+	case "RevenueMonth.closing":
+		if e.ComplexityRoot.RevenueMonth.Closing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Closing(childComplexity), true
+	case "RevenueMonth.month":
+		if e.ComplexityRoot.RevenueMonth.Month == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Month(childComplexity), true
+	case "RevenueMonth.opening":
+		if e.ComplexityRoot.RevenueMonth.Opening == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Opening(childComplexity), true
+	case "RevenueMonth.other":
+		if e.ComplexityRoot.RevenueMonth.Other == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Other(childComplexity), true
+	case "RevenueMonth.overageRevenue":
+		if e.ComplexityRoot.RevenueMonth.OverageRevenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.OverageRevenue(childComplexity), true
+	case "RevenueMonth.recognised":
+		if e.ComplexityRoot.RevenueMonth.Recognised == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Recognised(childComplexity), true
+	case "RevenueMonth.refunds":
+		if e.ComplexityRoot.RevenueMonth.Refunds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueMonth.Refunds(childComplexity), true
+
+	case "RevenueReport.breakage":
+		if e.ComplexityRoot.RevenueReport.Breakage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueReport.Breakage(childComplexity), true
+	case "RevenueReport.currency":
+		if e.ComplexityRoot.RevenueReport.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueReport.Currency(childComplexity), true
+	case "RevenueReport.journal":
+		if e.ComplexityRoot.RevenueReport.Journal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueReport.Journal(childComplexity), true
+	case "RevenueReport.months":
+		if e.ComplexityRoot.RevenueReport.Months == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevenueReport.Months(childComplexity), true
 
 	case "RuleError.column":
 		if e.ComplexityRoot.RuleError.Column == nil {
@@ -4044,7 +4652,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/governance.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
+//go:embed "schema/access.graphqls" "schema/governance.graphqls" "schema/kpi.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -4058,6 +4666,7 @@ func sourceData(filename string) string {
 var sources = []*ast.Source{
 	{Name: "schema/access.graphqls", Input: sourceData("schema/access.graphqls"), BuiltIn: false},
 	{Name: "schema/governance.graphqls", Input: sourceData("schema/governance.graphqls"), BuiltIn: false},
+	{Name: "schema/kpi.graphqls", Input: sourceData("schema/kpi.graphqls"), BuiltIn: false},
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
 	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
 	{Name: "schema/packaging.graphqls", Input: sourceData("schema/packaging.graphqls"), BuiltIn: false},
@@ -4676,6 +5285,17 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_accountHealth_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "asOf", ec.unmarshalOTime2ᚖtimeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["asOf"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_alertRules_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4763,6 +5383,32 @@ func (ec *executionContext) field_Query_forecast_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["horizonDays"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_kpis_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "groupBy", ec.unmarshalOKpiGroupBy2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiGroupByᚄ)
+	if err != nil {
+		return nil, err
+	}
+	args["groupBy"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "currency", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["currency"] = arg3
 	return args, nil
 }
 
@@ -4864,6 +5510,27 @@ func (ec *executionContext) field_Query_quote_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["organizationId"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_revenueRecognition_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "currency", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["currency"] = arg2
 	return args, nil
 }
 
@@ -5034,6 +5701,345 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ************************** directives.gotpl **************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AccountHealth_organization(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_organization,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AccountHealth().Organization(ctx, obj)
+		},
+		nil,
+		ec.marshalNOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_organization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Organization_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Organization_name(ctx, field)
+			case "segment":
+				return ec.fieldContext_Organization_segment(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Organization_registerName(ctx, field)
+			case "pools":
+				return ec.fieldContext_Organization_pools(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_status(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_status,
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_periodStart(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_periodStart,
+		func(ctx context.Context) (any, error) {
+			return obj.PeriodStart, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_periodStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_periodEnd(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_periodEnd,
+		func(ctx context.Context) (any, error) {
+			return obj.PeriodEnd, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_periodEnd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_allowance(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_allowance,
+		func(ctx context.Context) (any, error) {
+			return obj.Allowance, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_allowance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_burned(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_burned,
+		func(ctx context.Context) (any, error) {
+			return obj.Burned, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_burned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_elapsed(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_elapsed,
+		func(ctx context.Context) (any, error) {
+			return obj.Elapsed, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_elapsed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_pace(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_pace,
+		func(ctx context.Context) (any, error) {
+			return obj.Pace, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_pace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_burnLastDay(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_burnLastDay,
+		func(ctx context.Context) (any, error) {
+			return obj.BurnLastDay, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_burnLastDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_burnUsual(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_burnUsual,
+		func(ctx context.Context) (any, error) {
+			return obj.BurnUsual, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_burnUsual(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccountHealth_reason(ctx context.Context, field graphql.CollectedField, obj *kpi.Health) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccountHealth_reason,
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccountHealth_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _AddOn_id(ctx context.Context, field graphql.CollectedField, obj *ent.AddOn) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -6916,6 +7922,151 @@ func (ec *executionContext) fieldContext_BehaviorResult_duplicate(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _BreakageCohort_cohort(ctx context.Context, field graphql.CollectedField, obj *kpi.BreakageCohort) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BreakageCohort_cohort,
+		func(ctx context.Context) (any, error) {
+			return obj.Cohort, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BreakageCohort_cohort(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BreakageCohort",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BreakageCohort_month(ctx context.Context, field graphql.CollectedField, obj *kpi.BreakageCohort) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BreakageCohort_month,
+		func(ctx context.Context) (any, error) {
+			return obj.Month, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BreakageCohort_month(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BreakageCohort",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BreakageCohort_creditType(ctx context.Context, field graphql.CollectedField, obj *kpi.BreakageCohort) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BreakageCohort_creditType,
+		func(ctx context.Context) (any, error) {
+			return obj.CreditType, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BreakageCohort_creditType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BreakageCohort",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BreakageCohort_credits(ctx context.Context, field graphql.CollectedField, obj *kpi.BreakageCohort) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BreakageCohort_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BreakageCohort_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BreakageCohort",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BreakageCohort_value(ctx context.Context, field graphql.CollectedField, obj *kpi.BreakageCohort) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BreakageCohort_value,
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BreakageCohort_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BreakageCohort",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Budget_amount(ctx context.Context, field graphql.CollectedField, obj *ledger.BudgetState) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8678,6 +9829,1589 @@ func (ec *executionContext) fieldContext_Grant_paymentDueAt(_ context.Context, f
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_committedPoolArr(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_committedPoolArr,
+		func(ctx context.Context) (any, error) {
+			return obj.CommittedPoolArr, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_committedPoolArr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_burned(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_burned,
+		func(ctx context.Context) (any, error) {
+			return obj.Burned, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_burned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_burnedValue(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_burnedValue,
+		func(ctx context.Context) (any, error) {
+			return obj.BurnedValue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_burnedValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_granted(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_granted,
+		func(ctx context.Context) (any, error) {
+			return obj.Granted, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_granted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_grantedValue(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_grantedValue,
+		func(ctx context.Context) (any, error) {
+			return obj.GrantedValue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_grantedValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_allocated(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_allocated,
+		func(ctx context.Context) (any, error) {
+			return obj.Allocated, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_allocated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_utilisation(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_utilisation,
+		func(ctx context.Context) (any, error) {
+			return obj.Utilisation, nil
+		},
+		nil,
+		ec.marshalOFloat2ᚖfloat64,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_utilisation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_expired(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_expired,
+		func(ctx context.Context) (any, error) {
+			return obj.Expired, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_expired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_expiredValue(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_expiredValue,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiredValue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_expiredValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_rolledOver(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_rolledOver,
+		func(ctx context.Context) (any, error) {
+			return obj.RolledOver, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_rolledOver(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_refunded(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_refunded,
+		func(ctx context.Context) (any, error) {
+			return obj.Refunded, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_refunded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_refundedMoney(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_refundedMoney,
+		func(ctx context.Context) (any, error) {
+			return obj.RefundedMoney, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_refundedMoney(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_feeRevenue(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_feeRevenue,
+		func(ctx context.Context) (any, error) {
+			return obj.FeeRevenue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_feeRevenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_onDemandRevenue(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_onDemandRevenue,
+		func(ctx context.Context) (any, error) {
+			return obj.OnDemandRevenue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_onDemandRevenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_overageRevenue(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_overageRevenue,
+		func(ctx context.Context) (any, error) {
+			return obj.OverageRevenue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_overageRevenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_deferredLiability(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_deferredLiability,
+		func(ctx context.Context) (any, error) {
+			return obj.DeferredLiability, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_deferredLiability(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_valueDelivered(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_valueDelivered,
+		func(ctx context.Context) (any, error) {
+			return obj.ValueDelivered, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_valueDelivered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_costOfBurn(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_costOfBurn,
+		func(ctx context.Context) (any, error) {
+			return obj.CostOfBurn, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_costOfBurn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_grossMargin(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_grossMargin,
+		func(ctx context.Context) (any, error) {
+			return obj.GrossMargin, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_grossMargin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_valueToBurn(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_valueToBurn,
+		func(ctx context.Context) (any, error) {
+			return obj.ValueToBurn, nil
+		},
+		nil,
+		ec.marshalOFloat2ᚖfloat64,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_valueToBurn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_events(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_events,
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiFigures_nrr(ctx context.Context, field graphql.CollectedField, obj *model.KpiFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiFigures_nrr,
+		func(ctx context.Context) (any, error) {
+			return obj.Nrr, nil
+		},
+		nil,
+		ec.marshalOKpiNrr2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiNrr,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiFigures_nrr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiFigures",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "startArr":
+				return ec.fieldContext_KpiNrr_startArr(ctx, field)
+			case "endArr":
+				return ec.fieldContext_KpiNrr_endArr(ctx, field)
+			case "expansion":
+				return ec.fieldContext_KpiNrr_expansion(ctx, field)
+			case "contraction":
+				return ec.fieldContext_KpiNrr_contraction(ctx, field)
+			case "churned":
+				return ec.fieldContext_KpiNrr_churned(ctx, field)
+			case "organizations":
+				return ec.fieldContext_KpiNrr_organizations(ctx, field)
+			case "ratio":
+				return ec.fieldContext_KpiNrr_ratio(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type KpiNrr", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiNrr_startArr(ctx context.Context, field graphql.CollectedField, obj *model.KpiNrr) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiNrr_startArr,
+		func(ctx context.Context) (any, error) {
+			return obj.StartArr, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiNrr_startArr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiNrr",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiNrr_endArr(ctx context.Context, field graphql.CollectedField, obj *model.KpiNrr) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiNrr_endArr,
+		func(ctx context.Context) (any, error) {
+			return obj.EndArr, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiNrr_endArr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiNrr",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiNrr_expansion(ctx context.Context, field graphql.CollectedField, obj *model.KpiNrr) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiNrr_expansion,
+		func(ctx context.Context) (any, error) {
+			return obj.Expansion, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiNrr_expansion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiNrr",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiNrr_contraction(ctx context.Context, field graphql.CollectedField, obj *model.KpiNrr) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiNrr_contraction,
+		func(ctx context.Context) (any, error) {
+			return obj.Contraction, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiNrr_contraction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiNrr",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiNrr_churned(ctx context.Context, field graphql.CollectedField, obj *model.KpiNrr) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiNrr_churned,
+		func(ctx context.Context) (any, error) {
+			return obj.Churned, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiNrr_churned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiNrr",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiNrr_organizations(ctx context.Context, field graphql.CollectedField, obj *model.KpiNrr) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiNrr_organizations,
+		func(ctx context.Context) (any, error) {
+			return obj.Organizations, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiNrr_organizations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiNrr",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiNrr_ratio(ctx context.Context, field graphql.CollectedField, obj *model.KpiNrr) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiNrr_ratio,
+		func(ctx context.Context) (any, error) {
+			return obj.Ratio, nil
+		},
+		nil,
+		ec.marshalOFloat2ᚖfloat64,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiNrr_ratio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiNrr",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_committedPoolArr(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_committedPoolArr,
+		func(ctx context.Context) (any, error) {
+			return obj.CommittedPoolArr, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_committedPoolArr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_valueToBurn(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_valueToBurn,
+		func(ctx context.Context) (any, error) {
+			return obj.ValueToBurn, nil
+		},
+		nil,
+		ec.marshalOFloat2ᚖfloat64,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_valueToBurn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_creditNrr(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_creditNrr,
+		func(ctx context.Context) (any, error) {
+			return obj.CreditNrr, nil
+		},
+		nil,
+		ec.marshalOFloat2ᚖfloat64,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_creditNrr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_burned(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_burned,
+		func(ctx context.Context) (any, error) {
+			return obj.Burned, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_burned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_granted(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_granted,
+		func(ctx context.Context) (any, error) {
+			return obj.Granted, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_granted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_expired(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_expired,
+		func(ctx context.Context) (any, error) {
+			return obj.Expired, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_expired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_from(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_from,
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_to(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_to,
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_currency(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_currency,
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_currencies(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_currencies,
+		func(ctx context.Context) (any, error) {
+			return obj.Currencies, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_currencies(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_totals(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_totals,
+		func(ctx context.Context) (any, error) {
+			return obj.Totals, nil
+		},
+		nil,
+		ec.marshalNKpiFigures2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiFigures,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_totals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "committedPoolArr":
+				return ec.fieldContext_KpiFigures_committedPoolArr(ctx, field)
+			case "burned":
+				return ec.fieldContext_KpiFigures_burned(ctx, field)
+			case "burnedValue":
+				return ec.fieldContext_KpiFigures_burnedValue(ctx, field)
+			case "granted":
+				return ec.fieldContext_KpiFigures_granted(ctx, field)
+			case "grantedValue":
+				return ec.fieldContext_KpiFigures_grantedValue(ctx, field)
+			case "allocated":
+				return ec.fieldContext_KpiFigures_allocated(ctx, field)
+			case "utilisation":
+				return ec.fieldContext_KpiFigures_utilisation(ctx, field)
+			case "expired":
+				return ec.fieldContext_KpiFigures_expired(ctx, field)
+			case "expiredValue":
+				return ec.fieldContext_KpiFigures_expiredValue(ctx, field)
+			case "rolledOver":
+				return ec.fieldContext_KpiFigures_rolledOver(ctx, field)
+			case "refunded":
+				return ec.fieldContext_KpiFigures_refunded(ctx, field)
+			case "refundedMoney":
+				return ec.fieldContext_KpiFigures_refundedMoney(ctx, field)
+			case "feeRevenue":
+				return ec.fieldContext_KpiFigures_feeRevenue(ctx, field)
+			case "onDemandRevenue":
+				return ec.fieldContext_KpiFigures_onDemandRevenue(ctx, field)
+			case "overageRevenue":
+				return ec.fieldContext_KpiFigures_overageRevenue(ctx, field)
+			case "deferredLiability":
+				return ec.fieldContext_KpiFigures_deferredLiability(ctx, field)
+			case "valueDelivered":
+				return ec.fieldContext_KpiFigures_valueDelivered(ctx, field)
+			case "costOfBurn":
+				return ec.fieldContext_KpiFigures_costOfBurn(ctx, field)
+			case "grossMargin":
+				return ec.fieldContext_KpiFigures_grossMargin(ctx, field)
+			case "valueToBurn":
+				return ec.fieldContext_KpiFigures_valueToBurn(ctx, field)
+			case "events":
+				return ec.fieldContext_KpiFigures_events(ctx, field)
+			case "nrr":
+				return ec.fieldContext_KpiFigures_nrr(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type KpiFigures", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_rows(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_rows,
+		func(ctx context.Context) (any, error) {
+			return obj.Rows, nil
+		},
+		nil,
+		ec.marshalNKpiRow2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiRowᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_rows(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "organization":
+				return ec.fieldContext_KpiRow_organization(ctx, field)
+			case "segment":
+				return ec.fieldContext_KpiRow_segment(ctx, field)
+			case "plan":
+				return ec.fieldContext_KpiRow_plan(ctx, field)
+			case "month":
+				return ec.fieldContext_KpiRow_month(ctx, field)
+			case "figures":
+				return ec.fieldContext_KpiRow_figures(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type KpiRow", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiReport_series(ctx context.Context, field graphql.CollectedField, obj *model.KpiReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiReport_series,
+		func(ctx context.Context) (any, error) {
+			return obj.Series, nil
+		},
+		nil,
+		ec.marshalNKpiRow2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiRowᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiReport_series(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "organization":
+				return ec.fieldContext_KpiRow_organization(ctx, field)
+			case "segment":
+				return ec.fieldContext_KpiRow_segment(ctx, field)
+			case "plan":
+				return ec.fieldContext_KpiRow_plan(ctx, field)
+			case "month":
+				return ec.fieldContext_KpiRow_month(ctx, field)
+			case "figures":
+				return ec.fieldContext_KpiRow_figures(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type KpiRow", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiRow_organization(ctx context.Context, field graphql.CollectedField, obj *model.KpiRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiRow_organization,
+		func(ctx context.Context) (any, error) {
+			return obj.Organization, nil
+		},
+		nil,
+		ec.marshalOOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiRow_organization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Organization_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Organization_name(ctx, field)
+			case "segment":
+				return ec.fieldContext_Organization_segment(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Organization_registerName(ctx, field)
+			case "pools":
+				return ec.fieldContext_Organization_pools(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiRow_segment(ctx context.Context, field graphql.CollectedField, obj *model.KpiRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiRow_segment,
+		func(ctx context.Context) (any, error) {
+			return obj.Segment, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiRow_segment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiRow_plan(ctx context.Context, field graphql.CollectedField, obj *model.KpiRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiRow_plan,
+		func(ctx context.Context) (any, error) {
+			return obj.Plan, nil
+		},
+		nil,
+		ec.marshalOPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPlan,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiRow_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Plan_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Plan_name(ctx, field)
+			case "period":
+				return ec.fieldContext_Plan_period(ctx, field)
+			case "includedCredits":
+				return ec.fieldContext_Plan_includedCredits(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_Plan_pricePerCredit(ctx, field)
+			case "platformFee":
+				return ec.fieldContext_Plan_platformFee(ctx, field)
+			case "currency":
+				return ec.fieldContext_Plan_currency(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Plan_registerName(ctx, field)
+			case "overageMode":
+				return ec.fieldContext_Plan_overageMode(ctx, field)
+			case "overagePrice":
+				return ec.fieldContext_Plan_overagePrice(ctx, field)
+			case "rolloverMode":
+				return ec.fieldContext_Plan_rolloverMode(ctx, field)
+			case "rolloverCap":
+				return ec.fieldContext_Plan_rolloverCap(ctx, field)
+			case "onDemandPrice":
+				return ec.fieldContext_Plan_onDemandPrice(ctx, field)
+			case "onDemandExpiryDays":
+				return ec.fieldContext_Plan_onDemandExpiryDays(ctx, field)
+			case "autoTopUpThreshold":
+				return ec.fieldContext_Plan_autoTopUpThreshold(ctx, field)
+			case "autoTopUpCredits":
+				return ec.fieldContext_Plan_autoTopUpCredits(ctx, field)
+			case "autoTopUpCap":
+				return ec.fieldContext_Plan_autoTopUpCap(ctx, field)
+			case "borrowLimit":
+				return ec.fieldContext_Plan_borrowLimit(ctx, field)
+			case "incentiveCapPerPeriod":
+				return ec.fieldContext_Plan_incentiveCapPerPeriod(ctx, field)
+			case "incentiveCapPerMember":
+				return ec.fieldContext_Plan_incentiveCapPerMember(ctx, field)
+			case "incentiveExpiryDays":
+				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "family":
+				return ec.fieldContext_Plan_family(ctx, field)
+			case "tier":
+				return ec.fieldContext_Plan_tier(ctx, field)
+			case "changeCredits":
+				return ec.fieldContext_Plan_changeCredits(ctx, field)
+			case "entitledActions":
+				return ec.fieldContext_Plan_entitledActions(ctx, field)
+			case "seedCredits":
+				return ec.fieldContext_Plan_seedCredits(ctx, field)
+			case "memberLimit":
+				return ec.fieldContext_Plan_memberLimit(ctx, field)
+			case "onDemandTiers":
+				return ec.fieldContext_Plan_onDemandTiers(ctx, field)
+			case "overageTiers":
+				return ec.fieldContext_Plan_overageTiers(ctx, field)
+			case "segmentPrices":
+				return ec.fieldContext_Plan_segmentPrices(ctx, field)
+			case "termEndCredits":
+				return ec.fieldContext_Plan_termEndCredits(ctx, field)
+			case "termEndRefundRate":
+				return ec.fieldContext_Plan_termEndRefundRate(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiRow_month(ctx context.Context, field graphql.CollectedField, obj *model.KpiRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiRow_month,
+		func(ctx context.Context) (any, error) {
+			return obj.Month, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiRow_month(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KpiRow_figures(ctx context.Context, field graphql.CollectedField, obj *model.KpiRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_KpiRow_figures,
+		func(ctx context.Context) (any, error) {
+			return obj.Figures, nil
+		},
+		nil,
+		ec.marshalNKpiFigures2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiFigures,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_KpiRow_figures(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KpiRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "committedPoolArr":
+				return ec.fieldContext_KpiFigures_committedPoolArr(ctx, field)
+			case "burned":
+				return ec.fieldContext_KpiFigures_burned(ctx, field)
+			case "burnedValue":
+				return ec.fieldContext_KpiFigures_burnedValue(ctx, field)
+			case "granted":
+				return ec.fieldContext_KpiFigures_granted(ctx, field)
+			case "grantedValue":
+				return ec.fieldContext_KpiFigures_grantedValue(ctx, field)
+			case "allocated":
+				return ec.fieldContext_KpiFigures_allocated(ctx, field)
+			case "utilisation":
+				return ec.fieldContext_KpiFigures_utilisation(ctx, field)
+			case "expired":
+				return ec.fieldContext_KpiFigures_expired(ctx, field)
+			case "expiredValue":
+				return ec.fieldContext_KpiFigures_expiredValue(ctx, field)
+			case "rolledOver":
+				return ec.fieldContext_KpiFigures_rolledOver(ctx, field)
+			case "refunded":
+				return ec.fieldContext_KpiFigures_refunded(ctx, field)
+			case "refundedMoney":
+				return ec.fieldContext_KpiFigures_refundedMoney(ctx, field)
+			case "feeRevenue":
+				return ec.fieldContext_KpiFigures_feeRevenue(ctx, field)
+			case "onDemandRevenue":
+				return ec.fieldContext_KpiFigures_onDemandRevenue(ctx, field)
+			case "overageRevenue":
+				return ec.fieldContext_KpiFigures_overageRevenue(ctx, field)
+			case "deferredLiability":
+				return ec.fieldContext_KpiFigures_deferredLiability(ctx, field)
+			case "valueDelivered":
+				return ec.fieldContext_KpiFigures_valueDelivered(ctx, field)
+			case "costOfBurn":
+				return ec.fieldContext_KpiFigures_costOfBurn(ctx, field)
+			case "grossMargin":
+				return ec.fieldContext_KpiFigures_grossMargin(ctx, field)
+			case "valueToBurn":
+				return ec.fieldContext_KpiFigures_valueToBurn(ctx, field)
+			case "events":
+				return ec.fieldContext_KpiFigures_events(ctx, field)
+			case "nrr":
+				return ec.fieldContext_KpiFigures_nrr(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type KpiFigures", field.Name)
 		},
 	}
 	return fc, nil
@@ -15801,6 +18535,191 @@ func (ec *executionContext) fieldContext_Query_webhookEndpoints(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_kpis(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_kpis,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Kpis(ctx, fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["groupBy"].([]model.KpiGroupBy), fc.Args["currency"].(*string))
+		},
+		nil,
+		ec.marshalNKpiReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiReport,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_kpis(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "committedPoolArr":
+				return ec.fieldContext_KpiReport_committedPoolArr(ctx, field)
+			case "valueToBurn":
+				return ec.fieldContext_KpiReport_valueToBurn(ctx, field)
+			case "creditNrr":
+				return ec.fieldContext_KpiReport_creditNrr(ctx, field)
+			case "burned":
+				return ec.fieldContext_KpiReport_burned(ctx, field)
+			case "granted":
+				return ec.fieldContext_KpiReport_granted(ctx, field)
+			case "expired":
+				return ec.fieldContext_KpiReport_expired(ctx, field)
+			case "from":
+				return ec.fieldContext_KpiReport_from(ctx, field)
+			case "to":
+				return ec.fieldContext_KpiReport_to(ctx, field)
+			case "currency":
+				return ec.fieldContext_KpiReport_currency(ctx, field)
+			case "currencies":
+				return ec.fieldContext_KpiReport_currencies(ctx, field)
+			case "totals":
+				return ec.fieldContext_KpiReport_totals(ctx, field)
+			case "rows":
+				return ec.fieldContext_KpiReport_rows(ctx, field)
+			case "series":
+				return ec.fieldContext_KpiReport_series(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type KpiReport", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_kpis_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_revenueRecognition(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_revenueRecognition,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RevenueRecognition(ctx, fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["currency"].(*string))
+		},
+		nil,
+		ec.marshalNRevenueReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRevenueReport,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_revenueRecognition(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "currency":
+				return ec.fieldContext_RevenueReport_currency(ctx, field)
+			case "months":
+				return ec.fieldContext_RevenueReport_months(ctx, field)
+			case "breakage":
+				return ec.fieldContext_RevenueReport_breakage(ctx, field)
+			case "journal":
+				return ec.fieldContext_RevenueReport_journal(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type RevenueReport", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_revenueRecognition_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_accountHealth(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_accountHealth,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AccountHealth(ctx, fc.Args["asOf"].(*time.Time))
+		},
+		nil,
+		ec.marshalNAccountHealth2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐHealthᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_accountHealth(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "organization":
+				return ec.fieldContext_AccountHealth_organization(ctx, field)
+			case "status":
+				return ec.fieldContext_AccountHealth_status(ctx, field)
+			case "periodStart":
+				return ec.fieldContext_AccountHealth_periodStart(ctx, field)
+			case "periodEnd":
+				return ec.fieldContext_AccountHealth_periodEnd(ctx, field)
+			case "allowance":
+				return ec.fieldContext_AccountHealth_allowance(ctx, field)
+			case "burned":
+				return ec.fieldContext_AccountHealth_burned(ctx, field)
+			case "elapsed":
+				return ec.fieldContext_AccountHealth_elapsed(ctx, field)
+			case "pace":
+				return ec.fieldContext_AccountHealth_pace(ctx, field)
+			case "burnLastDay":
+				return ec.fieldContext_AccountHealth_burnLastDay(ctx, field)
+			case "burnUsual":
+				return ec.fieldContext_AccountHealth_burnUsual(ctx, field)
+			case "reason":
+				return ec.fieldContext_AccountHealth_reason(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AccountHealth", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_accountHealth_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_plans(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17794,6 +20713,415 @@ func (ec *executionContext) fieldContext_QuoteLine_denied(_ context.Context, fie
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_month(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_month,
+		func(ctx context.Context) (any, error) {
+			return obj.Month, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_month(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_opening(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_opening,
+		func(ctx context.Context) (any, error) {
+			return obj.Opening, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_opening(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_billed(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_billed,
+		func(ctx context.Context) (any, error) {
+			return obj.Billed, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_billed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_recognised(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_recognised,
+		func(ctx context.Context) (any, error) {
+			return obj.Recognised, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_recognised(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_breakage(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_breakage,
+		func(ctx context.Context) (any, error) {
+			return obj.Breakage, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_breakage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_refunds(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_refunds,
+		func(ctx context.Context) (any, error) {
+			return obj.Refunds, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_refunds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_other(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_other,
+		func(ctx context.Context) (any, error) {
+			return obj.Other, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_other(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_closing(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_closing,
+		func(ctx context.Context) (any, error) {
+			return obj.Closing, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_closing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueMonth_overageRevenue(ctx context.Context, field graphql.CollectedField, obj *kpi.RollForward) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueMonth_overageRevenue,
+		func(ctx context.Context) (any, error) {
+			return obj.OverageRevenue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueMonth_overageRevenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueMonth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueReport_currency(ctx context.Context, field graphql.CollectedField, obj *model.RevenueReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueReport_currency,
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueReport_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueReport_months(ctx context.Context, field graphql.CollectedField, obj *model.RevenueReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueReport_months,
+		func(ctx context.Context) (any, error) {
+			return obj.Months, nil
+		},
+		nil,
+		ec.marshalNRevenueMonth2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐRollForwardᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueReport_months(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "month":
+				return ec.fieldContext_RevenueMonth_month(ctx, field)
+			case "opening":
+				return ec.fieldContext_RevenueMonth_opening(ctx, field)
+			case "billed":
+				return ec.fieldContext_RevenueMonth_billed(ctx, field)
+			case "recognised":
+				return ec.fieldContext_RevenueMonth_recognised(ctx, field)
+			case "breakage":
+				return ec.fieldContext_RevenueMonth_breakage(ctx, field)
+			case "refunds":
+				return ec.fieldContext_RevenueMonth_refunds(ctx, field)
+			case "other":
+				return ec.fieldContext_RevenueMonth_other(ctx, field)
+			case "closing":
+				return ec.fieldContext_RevenueMonth_closing(ctx, field)
+			case "overageRevenue":
+				return ec.fieldContext_RevenueMonth_overageRevenue(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type RevenueMonth", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueReport_breakage(ctx context.Context, field graphql.CollectedField, obj *model.RevenueReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueReport_breakage,
+		func(ctx context.Context) (any, error) {
+			return obj.Breakage, nil
+		},
+		nil,
+		ec.marshalNBreakageCohort2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐBreakageCohortᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueReport_breakage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "cohort":
+				return ec.fieldContext_BreakageCohort_cohort(ctx, field)
+			case "month":
+				return ec.fieldContext_BreakageCohort_month(ctx, field)
+			case "creditType":
+				return ec.fieldContext_BreakageCohort_creditType(ctx, field)
+			case "credits":
+				return ec.fieldContext_BreakageCohort_credits(ctx, field)
+			case "value":
+				return ec.fieldContext_BreakageCohort_value(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type BreakageCohort", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevenueReport_journal(ctx context.Context, field graphql.CollectedField, obj *model.RevenueReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RevenueReport_journal,
+		func(ctx context.Context) (any, error) {
+			return obj.Journal, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RevenueReport_journal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevenueReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -24098,6 +27426,123 @@ func (ec *executionContext) unmarshalInputWeightInput(ctx context.Context, obj a
 
 // region    **************************** object.gotpl ****************************
 
+var accountHealthImplementors = []string{"AccountHealth"}
+
+func (ec *executionContext) _AccountHealth(ctx context.Context, sel ast.SelectionSet, obj *kpi.Health) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, accountHealthImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AccountHealth")
+		case "organization":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AccountHealth_organization(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "status":
+			out.Values[i] = ec._AccountHealth_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "periodStart":
+			out.Values[i] = ec._AccountHealth_periodStart(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "periodEnd":
+			out.Values[i] = ec._AccountHealth_periodEnd(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "allowance":
+			out.Values[i] = ec._AccountHealth_allowance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "burned":
+			out.Values[i] = ec._AccountHealth_burned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "elapsed":
+			out.Values[i] = ec._AccountHealth_elapsed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pace":
+			out.Values[i] = ec._AccountHealth_pace(ctx, field, obj)
+		case "burnLastDay":
+			out.Values[i] = ec._AccountHealth_burnLastDay(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "burnUsual":
+			out.Values[i] = ec._AccountHealth_burnUsual(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._AccountHealth_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var addOnImplementors = []string{"AddOn"}
 
 func (ec *executionContext) _AddOn(ctx context.Context, sel ast.SelectionSet, obj *ent.AddOn) graphql.Marshaler {
@@ -24841,6 +28286,65 @@ func (ec *executionContext) _BehaviorResult(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var breakageCohortImplementors = []string{"BreakageCohort"}
+
+func (ec *executionContext) _BreakageCohort(ctx context.Context, sel ast.SelectionSet, obj *kpi.BreakageCohort) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, breakageCohortImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BreakageCohort")
+		case "cohort":
+			out.Values[i] = ec._BreakageCohort_cohort(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "month":
+			out.Values[i] = ec._BreakageCohort_month(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditType":
+			out.Values[i] = ec._BreakageCohort_creditType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credits":
+			out.Values[i] = ec._BreakageCohort_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._BreakageCohort_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var budgetImplementors = []string{"Budget"}
 
 func (ec *executionContext) _Budget(ctx context.Context, sel ast.SelectionSet, obj *ledger.BudgetState) graphql.Marshaler {
@@ -25534,6 +29038,347 @@ func (ec *executionContext) _Grant(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "paymentDueAt":
 			out.Values[i] = ec._Grant_paymentDueAt(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var kpiFiguresImplementors = []string{"KpiFigures"}
+
+func (ec *executionContext) _KpiFigures(ctx context.Context, sel ast.SelectionSet, obj *model.KpiFigures) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kpiFiguresImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KpiFigures")
+		case "committedPoolArr":
+			out.Values[i] = ec._KpiFigures_committedPoolArr(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "burned":
+			out.Values[i] = ec._KpiFigures_burned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "burnedValue":
+			out.Values[i] = ec._KpiFigures_burnedValue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "granted":
+			out.Values[i] = ec._KpiFigures_granted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "grantedValue":
+			out.Values[i] = ec._KpiFigures_grantedValue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allocated":
+			out.Values[i] = ec._KpiFigures_allocated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "utilisation":
+			out.Values[i] = ec._KpiFigures_utilisation(ctx, field, obj)
+		case "expired":
+			out.Values[i] = ec._KpiFigures_expired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiredValue":
+			out.Values[i] = ec._KpiFigures_expiredValue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rolledOver":
+			out.Values[i] = ec._KpiFigures_rolledOver(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refunded":
+			out.Values[i] = ec._KpiFigures_refunded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refundedMoney":
+			out.Values[i] = ec._KpiFigures_refundedMoney(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "feeRevenue":
+			out.Values[i] = ec._KpiFigures_feeRevenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "onDemandRevenue":
+			out.Values[i] = ec._KpiFigures_onDemandRevenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "overageRevenue":
+			out.Values[i] = ec._KpiFigures_overageRevenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deferredLiability":
+			out.Values[i] = ec._KpiFigures_deferredLiability(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valueDelivered":
+			out.Values[i] = ec._KpiFigures_valueDelivered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "costOfBurn":
+			out.Values[i] = ec._KpiFigures_costOfBurn(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "grossMargin":
+			out.Values[i] = ec._KpiFigures_grossMargin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valueToBurn":
+			out.Values[i] = ec._KpiFigures_valueToBurn(ctx, field, obj)
+		case "events":
+			out.Values[i] = ec._KpiFigures_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nrr":
+			out.Values[i] = ec._KpiFigures_nrr(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var kpiNrrImplementors = []string{"KpiNrr"}
+
+func (ec *executionContext) _KpiNrr(ctx context.Context, sel ast.SelectionSet, obj *model.KpiNrr) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kpiNrrImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KpiNrr")
+		case "startArr":
+			out.Values[i] = ec._KpiNrr_startArr(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "endArr":
+			out.Values[i] = ec._KpiNrr_endArr(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expansion":
+			out.Values[i] = ec._KpiNrr_expansion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contraction":
+			out.Values[i] = ec._KpiNrr_contraction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "churned":
+			out.Values[i] = ec._KpiNrr_churned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "organizations":
+			out.Values[i] = ec._KpiNrr_organizations(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ratio":
+			out.Values[i] = ec._KpiNrr_ratio(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var kpiReportImplementors = []string{"KpiReport"}
+
+func (ec *executionContext) _KpiReport(ctx context.Context, sel ast.SelectionSet, obj *model.KpiReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kpiReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KpiReport")
+		case "committedPoolArr":
+			out.Values[i] = ec._KpiReport_committedPoolArr(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valueToBurn":
+			out.Values[i] = ec._KpiReport_valueToBurn(ctx, field, obj)
+		case "creditNrr":
+			out.Values[i] = ec._KpiReport_creditNrr(ctx, field, obj)
+		case "burned":
+			out.Values[i] = ec._KpiReport_burned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "granted":
+			out.Values[i] = ec._KpiReport_granted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expired":
+			out.Values[i] = ec._KpiReport_expired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "from":
+			out.Values[i] = ec._KpiReport_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._KpiReport_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currency":
+			out.Values[i] = ec._KpiReport_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currencies":
+			out.Values[i] = ec._KpiReport_currencies(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totals":
+			out.Values[i] = ec._KpiReport_totals(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rows":
+			out.Values[i] = ec._KpiReport_rows(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "series":
+			out.Values[i] = ec._KpiReport_series(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var kpiRowImplementors = []string{"KpiRow"}
+
+func (ec *executionContext) _KpiRow(ctx context.Context, sel ast.SelectionSet, obj *model.KpiRow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kpiRowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KpiRow")
+		case "organization":
+			out.Values[i] = ec._KpiRow_organization(ctx, field, obj)
+		case "segment":
+			out.Values[i] = ec._KpiRow_segment(ctx, field, obj)
+		case "plan":
+			out.Values[i] = ec._KpiRow_plan(ctx, field, obj)
+		case "month":
+			out.Values[i] = ec._KpiRow_month(ctx, field, obj)
+		case "figures":
+			out.Values[i] = ec._KpiRow_figures(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28185,6 +32030,72 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "kpis":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_kpis(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "revenueRecognition":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_revenueRecognition(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "accountHealth":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_accountHealth(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "plans":
 			field := field
 
@@ -28896,6 +32807,139 @@ func (ec *executionContext) _QuoteLine(ctx context.Context, sel ast.SelectionSet
 			out.Values[i] = ec._QuoteLine_denied(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var revenueMonthImplementors = []string{"RevenueMonth"}
+
+func (ec *executionContext) _RevenueMonth(ctx context.Context, sel ast.SelectionSet, obj *kpi.RollForward) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, revenueMonthImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RevenueMonth")
+		case "month":
+			out.Values[i] = ec._RevenueMonth_month(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "opening":
+			out.Values[i] = ec._RevenueMonth_opening(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "billed":
+			out.Values[i] = ec._RevenueMonth_billed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recognised":
+			out.Values[i] = ec._RevenueMonth_recognised(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "breakage":
+			out.Values[i] = ec._RevenueMonth_breakage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refunds":
+			out.Values[i] = ec._RevenueMonth_refunds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "other":
+			out.Values[i] = ec._RevenueMonth_other(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "closing":
+			out.Values[i] = ec._RevenueMonth_closing(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "overageRevenue":
+			out.Values[i] = ec._RevenueMonth_overageRevenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var revenueReportImplementors = []string{"RevenueReport"}
+
+func (ec *executionContext) _RevenueReport(ctx context.Context, sel ast.SelectionSet, obj *model.RevenueReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, revenueReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RevenueReport")
+		case "currency":
+			out.Values[i] = ec._RevenueReport_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "months":
+			out.Values[i] = ec._RevenueReport_months(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "breakage":
+			out.Values[i] = ec._RevenueReport_breakage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "journal":
+			out.Values[i] = ec._RevenueReport_journal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -30839,6 +34883,32 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAccountHealth2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐHealthᚄ(ctx context.Context, sel ast.SelectionSet, v []*kpi.Health) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAccountHealth2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐHealth(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAccountHealth2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐHealth(ctx context.Context, sel ast.SelectionSet, v *kpi.Health) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AccountHealth(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNActionCountInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionCountInputᚄ(ctx context.Context, v any) ([]*model.ActionCountInput, error) {
 	var vSlice []any
 	vSlice = graphql.CoerceList(v)
@@ -31144,6 +35214,32 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNBreakageCohort2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐBreakageCohortᚄ(ctx context.Context, sel ast.SelectionSet, v []*kpi.BreakageCohort) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNBreakageCohort2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐBreakageCohort(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNBreakageCohort2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐBreakageCohort(ctx context.Context, sel ast.SelectionSet, v *kpi.BreakageCohort) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._BreakageCohort(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNChangeAt2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐChangeAt(ctx context.Context, v any) (model.ChangeAt, error) {
@@ -31511,6 +35607,66 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNKpiFigures2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiFigures(ctx context.Context, sel ast.SelectionSet, v *model.KpiFigures) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KpiFigures(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNKpiGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiGroupBy(ctx context.Context, v any) (model.KpiGroupBy, error) {
+	var res model.KpiGroupBy
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKpiGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiGroupBy(ctx context.Context, sel ast.SelectionSet, v model.KpiGroupBy) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNKpiReport2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiReport(ctx context.Context, sel ast.SelectionSet, v model.KpiReport) graphql.Marshaler {
+	return ec._KpiReport(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNKpiReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiReport(ctx context.Context, sel ast.SelectionSet, v *model.KpiReport) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KpiReport(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKpiRow2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.KpiRow) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKpiRow2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKpiRow2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiRow(ctx context.Context, sel ast.SelectionSet, v *model.KpiRow) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KpiRow(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNLedgerEntry2githubᚗcomᚋcreditdᚋcreditdᚋentᚐLedgerEntry(ctx context.Context, sel ast.SelectionSet, v ent.LedgerEntry) graphql.Marshaler {
@@ -32075,6 +36231,46 @@ func (ec *executionContext) marshalNQuoteLine2ᚕgithubᚗcomᚋcreditdᚋcredit
 func (ec *executionContext) unmarshalNRefundInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRefundInput(ctx context.Context, v any) (model.RefundInput, error) {
 	res, err := ec.unmarshalInputRefundInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRevenueMonth2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐRollForwardᚄ(ctx context.Context, sel ast.SelectionSet, v []*kpi.RollForward) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRevenueMonth2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐRollForward(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRevenueMonth2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐRollForward(ctx context.Context, sel ast.SelectionSet, v *kpi.RollForward) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RevenueMonth(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRevenueReport2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRevenueReport(ctx context.Context, sel ast.SelectionSet, v model.RevenueReport) graphql.Marshaler {
+	return ec._RevenueReport(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRevenueReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRevenueReport(ctx context.Context, sel ast.SelectionSet, v *model.RevenueReport) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RevenueReport(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐRole(ctx context.Context, v any) (credit.Role, error) {
@@ -33194,6 +37390,23 @@ func (ec *executionContext) marshalOEntryKind2ᚕgithubᚗcomᚋcreditdᚋcredit
 	return ret
 }
 
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) marshalOGrant2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐGrant(ctx context.Context, sel ast.SelectionSet, v *ent.Grant) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -33289,6 +37502,50 @@ func (ec *executionContext) marshalOJSON2map(ctx context.Context, sel ast.Select
 	_ = ctx
 	res := graphql.MarshalMap(v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOKpiGroupBy2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiGroupByᚄ(ctx context.Context, v any) ([]model.KpiGroupBy, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]model.KpiGroupBy, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNKpiGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiGroupBy(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOKpiGroupBy2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiGroupByᚄ(ctx context.Context, sel ast.SelectionSet, v []model.KpiGroupBy) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKpiGroupBy2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiGroupBy(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalOKpiNrr2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiNrr(ctx context.Context, sel ast.SelectionSet, v *model.KpiNrr) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._KpiNrr(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOLedgerFilter2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐLedgerFilter(ctx context.Context, v any) (*model.LedgerFilter, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/ent"
+	"github.com/creditd/creditd/kpi"
 	"github.com/shopspring/decimal"
 )
 
@@ -98,6 +99,112 @@ type GrantInput struct {
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 	// (added) Hold the credits back until confirmPayment (payment PENDING); default false.
 	PendingPayment *bool `json:"pendingPayment,omitempty"`
+}
+
+// (added) The KPIs of one group, or the totals. Credits and money are exact; ratios are null when their denominator is 0.
+type KpiFigures struct {
+	// Committed pool ARR at the group's end: for each subscription in effect then, platform fee x periods a year + commitment per term x terms a year, at the plan it was on then.
+	CommittedPoolArr decimal.Decimal `json:"committedPoolArr"`
+	// Credits of BURN entries.
+	Burned decimal.Decimal `json:"burned"`
+	// Burned credits x the unit price of the grants they were drawn from.
+	BurnedValue decimal.Decimal `json:"burnedValue"`
+	// Credits of new grants (GRANT entries; grants a refund opens count as refunded).
+	Granted decimal.Decimal `json:"granted"`
+	// Granted credits x their unit price.
+	GrantedValue decimal.Decimal `json:"grantedValue"`
+	// The SUBSCRIPTION part of granted: included credits and prorated upgrades.
+	Allocated decimal.Decimal `json:"allocated"`
+	// burned / granted.
+	Utilisation *float64 `json:"utilisation,omitempty"`
+	// Breakage: credits of EXPIRE entries.
+	Expired decimal.Decimal `json:"expired"`
+	// Expired credits x their unit price.
+	ExpiredValue decimal.Decimal `json:"expiredValue"`
+	// Credits of ROLLOVER_OUT entries.
+	RolledOver decimal.Decimal `json:"rolledOver"`
+	// Credits given back for usage and credits bought back (REFUND entries, refund grants).
+	Refunded decimal.Decimal `json:"refunded"`
+	// Money refunds returned (negative charges but prorations), as a positive amount.
+	RefundedMoney decimal.Decimal `json:"refundedMoney"`
+	// PLATFORM_FEE, PRORATION, ADD_ON, TRUE_UP and TERM_REFUND charges, net.
+	FeeRevenue decimal.Decimal `json:"feeRevenue"`
+	// ON_DEMAND and AUTO_TOP_UP charges, net of their refunds.
+	OnDemandRevenue decimal.Decimal `json:"onDemandRevenue"`
+	// OVERAGE charges, net of their refunds.
+	OverageRevenue decimal.Decimal `json:"overageRevenue"`
+	// Unused credits at their unit price at the group's end (held credits are unused).
+	DeferredLiability decimal.Decimal `json:"deferredLiability"`
+	// Value per action (of the register version that charged each event) x the actions of events that charged credits.
+	ValueDelivered decimal.Decimal `json:"valueDelivered"`
+	// Cost per action x the same actions.
+	CostOfBurn decimal.Decimal `json:"costOfBurn"`
+	// burnedValue - costOfBurn.
+	GrossMargin decimal.Decimal `json:"grossMargin"`
+	// valueDelivered / burnedValue.
+	ValueToBurn *float64 `json:"valueToBurn,omitempty"`
+	// Usage events that charged credits.
+	Events int `json:"events"`
+	// Credit-based NRR; null for rows grouped by month.
+	Nrr *KpiNrr `json:"nrr,omitempty"`
+}
+
+// (added) Credit-based net revenue retention over a range and its parts, for the cohort of organisations with committed pool ARR at its start.
+type KpiNrr struct {
+	// The cohort's committed pool ARR at the range's start.
+	StartArr decimal.Decimal `json:"startArr"`
+	// The cohort's committed pool ARR at the range's end.
+	EndArr decimal.Decimal `json:"endArr"`
+	// Upgrades (ARR rises of retained organisations) and the annualised rise of their variable revenue (on-demand, top-ups, overage) against the window of equal length before the range.
+	Expansion decimal.Decimal `json:"expansion"`
+	// Downgrades and the annualised fall of variable revenue, as a positive amount.
+	Contraction decimal.Decimal `json:"contraction"`
+	// The start ARR of the organisations with none at the end.
+	Churned decimal.Decimal `json:"churned"`
+	// Organisations in the cohort.
+	Organizations int `json:"organizations"`
+	// (startArr + expansion - contraction - churned) / startArr; null without a cohort.
+	Ratio *float64 `json:"ratio,omitempty"`
+}
+
+// The KPIs of a range, in one currency: the totals (also as the contract's top-level fields), the rows asked for and the monthly series.
+type KpiReport struct {
+	// Committed pool ARR at the range's end (totals.committedPoolArr).
+	CommittedPoolArr decimal.Decimal `json:"committedPoolArr"`
+	// Value delivered / money value of the credits burned (totals.valueToBurn).
+	ValueToBurn *float64 `json:"valueToBurn,omitempty"`
+	// Credit-based NRR over the range (totals.nrr.ratio).
+	CreditNrr *float64 `json:"creditNrr,omitempty"`
+	// Credits burned (totals.burned).
+	Burned decimal.Decimal `json:"burned"`
+	// Credits granted (totals.granted).
+	Granted decimal.Decimal `json:"granted"`
+	// Credits expired unused: breakage (totals.expired).
+	Expired decimal.Decimal `json:"expired"`
+	// (added)
+	From time.Time `json:"from"`
+	// (added)
+	To time.Time `json:"to"`
+	// (added) The report's currency: money is never added across currencies.
+	Currency string `json:"currency"`
+	// (added) Every currency organisations are in: ask again for the others.
+	Currencies []string `json:"currencies"`
+	// (added)
+	Totals *KpiFigures `json:"totals"`
+	// (added) One row per group, ordered by month, segment, plan and organisation.
+	Rows []*KpiRow `json:"rows"`
+	// (added) The totals month by month (stocks at each month's end).
+	Series []*KpiRow `json:"series"`
+}
+
+// (added) One group: the keys grouped by are set, the others null.
+type KpiRow struct {
+	Organization *ent.Organization `json:"organization,omitempty"`
+	Segment      *string           `json:"segment,omitempty"`
+	Plan         *ent.Plan         `json:"plan,omitempty"`
+	// The month's first day, UTC.
+	Month   *time.Time  `json:"month,omitempty"`
+	Figures *KpiFigures `json:"figures"`
 }
 
 type LedgerEntryConnection struct {
@@ -226,6 +333,15 @@ type RefundInput struct {
 	AsServiceCredits *bool `json:"asServiceCredits,omitempty"`
 	// (added) Per organisation: a retry with the same key and input returns the first refund's entries and refunds nothing.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// (added) Revenue recognition for finance.
+type RevenueReport struct {
+	Currency string                `json:"currency"`
+	Months   []*kpi.RollForward    `json:"months"`
+	Breakage []*kpi.BreakageCohort `json:"breakage"`
+	// The journal a general ledger imports, as CSV (period, account, cause, debit, credit, currency); `creditd kpis journal` prints the same.
+	Journal string `json:"journal"`
 }
 
 // Moves credits from one pool to another: what leaves keeps its credit type, unit price, priority and expiry.
@@ -397,6 +513,70 @@ func (e *ChangeAt) UnmarshalJSON(b []byte) error {
 }
 
 func (e ChangeAt) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// (added) A key KPI rows are grouped by.
+type KpiGroupBy string
+
+const (
+	// Each organisation.
+	KpiGroupByOrganization KpiGroupBy = "ORGANIZATION"
+	// The organisation's segment ("" for none).
+	KpiGroupBySegment KpiGroupBy = "SEGMENT"
+	// The plan the organisation is on at the end of the range (or was on last).
+	KpiGroupByPlan KpiGroupBy = "PLAN"
+	// The UTC calendar month.
+	KpiGroupByMonth KpiGroupBy = "MONTH"
+)
+
+var AllKpiGroupBy = []KpiGroupBy{
+	KpiGroupByOrganization,
+	KpiGroupBySegment,
+	KpiGroupByPlan,
+	KpiGroupByMonth,
+}
+
+func (e KpiGroupBy) IsValid() bool {
+	switch e {
+	case KpiGroupByOrganization, KpiGroupBySegment, KpiGroupByPlan, KpiGroupByMonth:
+		return true
+	}
+	return false
+}
+
+func (e KpiGroupBy) String() string {
+	return string(e)
+}
+
+func (e *KpiGroupBy) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KpiGroupBy(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KpiGroupBy", str)
+	}
+	return nil
+}
+
+func (e KpiGroupBy) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KpiGroupBy) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KpiGroupBy) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
