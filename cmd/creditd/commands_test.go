@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/creditd/creditd/credit"
 	"github.com/creditd/creditd/engine"
@@ -250,6 +251,32 @@ func TestInterleave(t *testing.T) {
 			if n[k] != w/g {
 				t.Errorf("interleave(%v): kind %s %d times, want %d", c.mix, opNames[k], n[k], w/g)
 			}
+		}
+	}
+}
+
+func TestKPIsCommand(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "kpis.db")
+	usageDB(t, url)
+	day := func(n int) string { return time.Now().UTC().AddDate(0, 0, n).Format("2006-01-02") }
+	out, err := runCmd(t, "kpis", "--database-url", url, "--from", day(-1), "--to", day(1), "--group-by", "organization")
+	if err != nil {
+		t.Fatalf("kpis: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	// A header, Acme's row, the totals: 100 granted, 12 burned (5 x 2 and a run of 2).
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "month,segment,plan_id,organization_id,committed_pool_arr,burned,") ||
+		!strings.HasPrefix(lines[1], ",,,1,0,12,0,100,") || !strings.HasPrefix(lines[2], "total,,,,0,12,0,100,") {
+		t.Fatalf("kpis printed:\n%s", out)
+	}
+	if out, err := runCmd(t, "kpis", "journal", "--database-url", url, "--from", day(-1), "--to", day(1)); err != nil ||
+		!strings.HasPrefix(out, "period,account,cause,debit,credit,currency\n") {
+		t.Fatalf("kpis journal: %v\n%s", err, out)
+	}
+	for _, bad := range [][]string{{"kpis", "--to", day(1)}, {"kpis", "--from", "yesterday", "--to", day(1)},
+		{"kpis", "--from", day(-1), "--to", day(1), "--group-by", "team"}} {
+		if _, err := runCmd(t, append(bad, "--database-url", url)...); err == nil {
+			t.Errorf("%v: no error", bad)
 		}
 	}
 }

@@ -4,6 +4,8 @@
 //	creditd migrate [--database-url URL]
 //	creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
 //	creditd verify  [--database-url URL]
+//	creditd kpis    --from DATE --to DATE [--group-by KEYS] [--currency USD] [--database-url URL]
+//	creditd kpis journal --from DATE --to DATE [--currency USD] [--database-url URL]
 //	creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s | --ops N] [...]
 //
 // CREDITD_ADMIN_KEY, when set at serve time, makes sure an OPERATOR key with
@@ -48,11 +50,16 @@ usage:
   creditd migrate [--database-url URL]
   creditd keys create --role ROLE --name NAME [--organization ID] [--database-url URL]
   creditd verify  [--database-url URL]
+  creditd kpis    --from DATE --to DATE [--group-by ORGANIZATION,SEGMENT,PLAN,MONTH]
+                  [--currency USD] [--database-url URL]
+  creditd kpis journal --from DATE --to DATE [--currency USD] [--database-url URL]
   creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s | --ops N]
                   [--concurrency 16] [--orgs 50] [--batch 100] [--setup=true]
                   [--mix single=60,batch=10,run=20,balance=10]
 
 'verify' checks every ledger invariant and exits non-zero if one is broken.
+'kpis' prints the KPI report as CSV (one line per group, then the totals);
+'kpis journal' the revenue journal a general ledger imports (CSV).
 'loadtest' drives a running server's API (loopback addresses only) with an
 OPERATOR key (default $CREDITD_ADMIN_KEY) and reports throughput, latency
 and errors.
@@ -89,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keys(ctx, args[1:], stdout)
 	case "verify":
 		return verify(ctx, args[1:], stdout)
+	case "kpis":
+		return kpis(ctx, args[1:], stdout)
 	case "loadtest":
 		return loadtest(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
