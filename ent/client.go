@@ -25,6 +25,9 @@ import (
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/incentiveaward"
+	"github.com/creditd/creditd/ent/kpientrymonth"
+	"github.com/creditd/creditd/ent/kpirolledmonth"
+	"github.com/creditd/creditd/ent/kpiusagemonth"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/operation"
 	"github.com/creditd/creditd/ent/organization"
@@ -70,6 +73,12 @@ type Client struct {
 	Hold *HoldClient
 	// IncentiveAward is the client for interacting with the IncentiveAward builders.
 	IncentiveAward *IncentiveAwardClient
+	// KpiEntryMonth is the client for interacting with the KpiEntryMonth builders.
+	KpiEntryMonth *KpiEntryMonthClient
+	// KpiRolledMonth is the client for interacting with the KpiRolledMonth builders.
+	KpiRolledMonth *KpiRolledMonthClient
+	// KpiUsageMonth is the client for interacting with the KpiUsageMonth builders.
+	KpiUsageMonth *KpiUsageMonthClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
 	// Operation is the client for interacting with the Operation builders.
@@ -123,6 +132,9 @@ func (c *Client) init() {
 	c.Grant = NewGrantClient(c.config)
 	c.Hold = NewHoldClient(c.config)
 	c.IncentiveAward = NewIncentiveAwardClient(c.config)
+	c.KpiEntryMonth = NewKpiEntryMonthClient(c.config)
+	c.KpiRolledMonth = NewKpiRolledMonthClient(c.config)
+	c.KpiUsageMonth = NewKpiUsageMonthClient(c.config)
 	c.LedgerEntry = NewLedgerEntryClient(c.config)
 	c.Operation = NewOperationClient(c.config)
 	c.Organization = NewOrganizationClient(c.config)
@@ -241,6 +253,9 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Grant:              NewGrantClient(cfg),
 		Hold:               NewHoldClient(cfg),
 		IncentiveAward:     NewIncentiveAwardClient(cfg),
+		KpiEntryMonth:      NewKpiEntryMonthClient(cfg),
+		KpiRolledMonth:     NewKpiRolledMonthClient(cfg),
+		KpiUsageMonth:      NewKpiUsageMonthClient(cfg),
 		LedgerEntry:        NewLedgerEntryClient(cfg),
 		Operation:          NewOperationClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
@@ -286,6 +301,9 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Grant:              NewGrantClient(cfg),
 		Hold:               NewHoldClient(cfg),
 		IncentiveAward:     NewIncentiveAwardClient(cfg),
+		KpiEntryMonth:      NewKpiEntryMonthClient(cfg),
+		KpiRolledMonth:     NewKpiRolledMonthClient(cfg),
+		KpiUsageMonth:      NewKpiUsageMonthClient(cfg),
 		LedgerEntry:        NewLedgerEntryClient(cfg),
 		Operation:          NewOperationClient(cfg),
 		Organization:       NewOrganizationClient(cfg),
@@ -332,10 +350,11 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AddOn, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration,
-		c.Charge, c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation,
-		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionAddOn, c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent,
-		c.WebhookDelivery, c.WebhookEndpoint, c.Weight, c.WeightRegister,
+		c.Charge, c.Grant, c.Hold, c.IncentiveAward, c.KpiEntryMonth, c.KpiRolledMonth,
+		c.KpiUsageMonth, c.LedgerEntry, c.Operation, c.Organization, c.Plan,
+		c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription, c.SubscriptionAddOn,
+		c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery,
+		c.WebhookEndpoint, c.Weight, c.WeightRegister,
 	} {
 		n.Use(hooks...)
 	}
@@ -346,10 +365,11 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AddOn, c.Alert, c.AlertRule, c.AuditEntry, c.CatalogGeneration,
-		c.Charge, c.Grant, c.Hold, c.IncentiveAward, c.LedgerEntry, c.Operation,
-		c.Organization, c.Plan, c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription,
-		c.SubscriptionAddOn, c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent,
-		c.WebhookDelivery, c.WebhookEndpoint, c.Weight, c.WeightRegister,
+		c.Charge, c.Grant, c.Hold, c.IncentiveAward, c.KpiEntryMonth, c.KpiRolledMonth,
+		c.KpiUsageMonth, c.LedgerEntry, c.Operation, c.Organization, c.Plan,
+		c.PolicyVersion, c.Pool, c.PoolSpend, c.Subscription, c.SubscriptionAddOn,
+		c.SubscriptionChange, c.SubscriptionPeriod, c.UsageEvent, c.WebhookDelivery,
+		c.WebhookEndpoint, c.Weight, c.WeightRegister,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -378,6 +398,12 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Hold.mutate(ctx, m)
 	case *IncentiveAwardMutation:
 		return c.IncentiveAward.mutate(ctx, m)
+	case *KpiEntryMonthMutation:
+		return c.KpiEntryMonth.mutate(ctx, m)
+	case *KpiRolledMonthMutation:
+		return c.KpiRolledMonth.mutate(ctx, m)
+	case *KpiUsageMonthMutation:
+		return c.KpiUsageMonth.mutate(ctx, m)
 	case *LedgerEntryMutation:
 		return c.LedgerEntry.mutate(ctx, m)
 	case *OperationMutation:
@@ -1759,6 +1785,405 @@ func (c *IncentiveAwardClient) mutate(ctx context.Context, m *IncentiveAwardMuta
 		return (&IncentiveAwardDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown IncentiveAward mutation op: %q", m.Op())
+	}
+}
+
+// KpiEntryMonthClient is a client for the KpiEntryMonth schema.
+type KpiEntryMonthClient struct {
+	config
+}
+
+// NewKpiEntryMonthClient returns a client for the KpiEntryMonth from the given config.
+func NewKpiEntryMonthClient(c config) *KpiEntryMonthClient {
+	return &KpiEntryMonthClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `kpientrymonth.Hooks(f(g(h())))`.
+func (c *KpiEntryMonthClient) Use(hooks ...Hook) {
+	c.hooks.KpiEntryMonth = append(c.hooks.KpiEntryMonth, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `kpientrymonth.Intercept(f(g(h())))`.
+func (c *KpiEntryMonthClient) Intercept(interceptors ...Interceptor) {
+	c.inters.KpiEntryMonth = append(c.inters.KpiEntryMonth, interceptors...)
+}
+
+// Create returns a builder for creating a KpiEntryMonth entity.
+func (c *KpiEntryMonthClient) Create() *KpiEntryMonthCreate {
+	mutation := newKpiEntryMonthMutation(c.config, OpCreate)
+	return &KpiEntryMonthCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of KpiEntryMonth entities.
+func (c *KpiEntryMonthClient) CreateBulk(builders ...*KpiEntryMonthCreate) *KpiEntryMonthCreateBulk {
+	return &KpiEntryMonthCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *KpiEntryMonthClient) MapCreateBulk(slice any, setFunc func(*KpiEntryMonthCreate, int)) *KpiEntryMonthCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &KpiEntryMonthCreateBulk{err: fmt.Errorf("calling to KpiEntryMonthClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*KpiEntryMonthCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &KpiEntryMonthCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for KpiEntryMonth.
+func (c *KpiEntryMonthClient) Update() *KpiEntryMonthUpdate {
+	mutation := newKpiEntryMonthMutation(c.config, OpUpdate)
+	return &KpiEntryMonthUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *KpiEntryMonthClient) UpdateOne(_m *KpiEntryMonth) *KpiEntryMonthUpdateOne {
+	mutation := newKpiEntryMonthMutation(c.config, OpUpdateOne, withKpiEntryMonth(_m))
+	return &KpiEntryMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *KpiEntryMonthClient) UpdateOneID(id int) *KpiEntryMonthUpdateOne {
+	mutation := newKpiEntryMonthMutation(c.config, OpUpdateOne, withKpiEntryMonthID(id))
+	return &KpiEntryMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for KpiEntryMonth.
+func (c *KpiEntryMonthClient) Delete() *KpiEntryMonthDelete {
+	mutation := newKpiEntryMonthMutation(c.config, OpDelete)
+	return &KpiEntryMonthDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *KpiEntryMonthClient) DeleteOne(_m *KpiEntryMonth) *KpiEntryMonthDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *KpiEntryMonthClient) DeleteOneID(id int) *KpiEntryMonthDeleteOne {
+	builder := c.Delete().Where(kpientrymonth.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &KpiEntryMonthDeleteOne{builder}
+}
+
+// Query returns a query builder for KpiEntryMonth.
+func (c *KpiEntryMonthClient) Query() *KpiEntryMonthQuery {
+	return &KpiEntryMonthQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeKpiEntryMonth},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a KpiEntryMonth entity by its id.
+func (c *KpiEntryMonthClient) Get(ctx context.Context, id int) (*KpiEntryMonth, error) {
+	return c.Query().Where(kpientrymonth.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *KpiEntryMonthClient) GetX(ctx context.Context, id int) *KpiEntryMonth {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *KpiEntryMonthClient) Hooks() []Hook {
+	return c.hooks.KpiEntryMonth
+}
+
+// Interceptors returns the client interceptors.
+func (c *KpiEntryMonthClient) Interceptors() []Interceptor {
+	return c.inters.KpiEntryMonth
+}
+
+func (c *KpiEntryMonthClient) mutate(ctx context.Context, m *KpiEntryMonthMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&KpiEntryMonthCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&KpiEntryMonthUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&KpiEntryMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&KpiEntryMonthDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown KpiEntryMonth mutation op: %q", m.Op())
+	}
+}
+
+// KpiRolledMonthClient is a client for the KpiRolledMonth schema.
+type KpiRolledMonthClient struct {
+	config
+}
+
+// NewKpiRolledMonthClient returns a client for the KpiRolledMonth from the given config.
+func NewKpiRolledMonthClient(c config) *KpiRolledMonthClient {
+	return &KpiRolledMonthClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `kpirolledmonth.Hooks(f(g(h())))`.
+func (c *KpiRolledMonthClient) Use(hooks ...Hook) {
+	c.hooks.KpiRolledMonth = append(c.hooks.KpiRolledMonth, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `kpirolledmonth.Intercept(f(g(h())))`.
+func (c *KpiRolledMonthClient) Intercept(interceptors ...Interceptor) {
+	c.inters.KpiRolledMonth = append(c.inters.KpiRolledMonth, interceptors...)
+}
+
+// Create returns a builder for creating a KpiRolledMonth entity.
+func (c *KpiRolledMonthClient) Create() *KpiRolledMonthCreate {
+	mutation := newKpiRolledMonthMutation(c.config, OpCreate)
+	return &KpiRolledMonthCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of KpiRolledMonth entities.
+func (c *KpiRolledMonthClient) CreateBulk(builders ...*KpiRolledMonthCreate) *KpiRolledMonthCreateBulk {
+	return &KpiRolledMonthCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *KpiRolledMonthClient) MapCreateBulk(slice any, setFunc func(*KpiRolledMonthCreate, int)) *KpiRolledMonthCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &KpiRolledMonthCreateBulk{err: fmt.Errorf("calling to KpiRolledMonthClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*KpiRolledMonthCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &KpiRolledMonthCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for KpiRolledMonth.
+func (c *KpiRolledMonthClient) Update() *KpiRolledMonthUpdate {
+	mutation := newKpiRolledMonthMutation(c.config, OpUpdate)
+	return &KpiRolledMonthUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *KpiRolledMonthClient) UpdateOne(_m *KpiRolledMonth) *KpiRolledMonthUpdateOne {
+	mutation := newKpiRolledMonthMutation(c.config, OpUpdateOne, withKpiRolledMonth(_m))
+	return &KpiRolledMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *KpiRolledMonthClient) UpdateOneID(id int) *KpiRolledMonthUpdateOne {
+	mutation := newKpiRolledMonthMutation(c.config, OpUpdateOne, withKpiRolledMonthID(id))
+	return &KpiRolledMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for KpiRolledMonth.
+func (c *KpiRolledMonthClient) Delete() *KpiRolledMonthDelete {
+	mutation := newKpiRolledMonthMutation(c.config, OpDelete)
+	return &KpiRolledMonthDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *KpiRolledMonthClient) DeleteOne(_m *KpiRolledMonth) *KpiRolledMonthDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *KpiRolledMonthClient) DeleteOneID(id int) *KpiRolledMonthDeleteOne {
+	builder := c.Delete().Where(kpirolledmonth.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &KpiRolledMonthDeleteOne{builder}
+}
+
+// Query returns a query builder for KpiRolledMonth.
+func (c *KpiRolledMonthClient) Query() *KpiRolledMonthQuery {
+	return &KpiRolledMonthQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeKpiRolledMonth},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a KpiRolledMonth entity by its id.
+func (c *KpiRolledMonthClient) Get(ctx context.Context, id int) (*KpiRolledMonth, error) {
+	return c.Query().Where(kpirolledmonth.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *KpiRolledMonthClient) GetX(ctx context.Context, id int) *KpiRolledMonth {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *KpiRolledMonthClient) Hooks() []Hook {
+	return c.hooks.KpiRolledMonth
+}
+
+// Interceptors returns the client interceptors.
+func (c *KpiRolledMonthClient) Interceptors() []Interceptor {
+	return c.inters.KpiRolledMonth
+}
+
+func (c *KpiRolledMonthClient) mutate(ctx context.Context, m *KpiRolledMonthMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&KpiRolledMonthCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&KpiRolledMonthUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&KpiRolledMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&KpiRolledMonthDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown KpiRolledMonth mutation op: %q", m.Op())
+	}
+}
+
+// KpiUsageMonthClient is a client for the KpiUsageMonth schema.
+type KpiUsageMonthClient struct {
+	config
+}
+
+// NewKpiUsageMonthClient returns a client for the KpiUsageMonth from the given config.
+func NewKpiUsageMonthClient(c config) *KpiUsageMonthClient {
+	return &KpiUsageMonthClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `kpiusagemonth.Hooks(f(g(h())))`.
+func (c *KpiUsageMonthClient) Use(hooks ...Hook) {
+	c.hooks.KpiUsageMonth = append(c.hooks.KpiUsageMonth, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `kpiusagemonth.Intercept(f(g(h())))`.
+func (c *KpiUsageMonthClient) Intercept(interceptors ...Interceptor) {
+	c.inters.KpiUsageMonth = append(c.inters.KpiUsageMonth, interceptors...)
+}
+
+// Create returns a builder for creating a KpiUsageMonth entity.
+func (c *KpiUsageMonthClient) Create() *KpiUsageMonthCreate {
+	mutation := newKpiUsageMonthMutation(c.config, OpCreate)
+	return &KpiUsageMonthCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of KpiUsageMonth entities.
+func (c *KpiUsageMonthClient) CreateBulk(builders ...*KpiUsageMonthCreate) *KpiUsageMonthCreateBulk {
+	return &KpiUsageMonthCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *KpiUsageMonthClient) MapCreateBulk(slice any, setFunc func(*KpiUsageMonthCreate, int)) *KpiUsageMonthCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &KpiUsageMonthCreateBulk{err: fmt.Errorf("calling to KpiUsageMonthClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*KpiUsageMonthCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &KpiUsageMonthCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for KpiUsageMonth.
+func (c *KpiUsageMonthClient) Update() *KpiUsageMonthUpdate {
+	mutation := newKpiUsageMonthMutation(c.config, OpUpdate)
+	return &KpiUsageMonthUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *KpiUsageMonthClient) UpdateOne(_m *KpiUsageMonth) *KpiUsageMonthUpdateOne {
+	mutation := newKpiUsageMonthMutation(c.config, OpUpdateOne, withKpiUsageMonth(_m))
+	return &KpiUsageMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *KpiUsageMonthClient) UpdateOneID(id int) *KpiUsageMonthUpdateOne {
+	mutation := newKpiUsageMonthMutation(c.config, OpUpdateOne, withKpiUsageMonthID(id))
+	return &KpiUsageMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for KpiUsageMonth.
+func (c *KpiUsageMonthClient) Delete() *KpiUsageMonthDelete {
+	mutation := newKpiUsageMonthMutation(c.config, OpDelete)
+	return &KpiUsageMonthDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *KpiUsageMonthClient) DeleteOne(_m *KpiUsageMonth) *KpiUsageMonthDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *KpiUsageMonthClient) DeleteOneID(id int) *KpiUsageMonthDeleteOne {
+	builder := c.Delete().Where(kpiusagemonth.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &KpiUsageMonthDeleteOne{builder}
+}
+
+// Query returns a query builder for KpiUsageMonth.
+func (c *KpiUsageMonthClient) Query() *KpiUsageMonthQuery {
+	return &KpiUsageMonthQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeKpiUsageMonth},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a KpiUsageMonth entity by its id.
+func (c *KpiUsageMonthClient) Get(ctx context.Context, id int) (*KpiUsageMonth, error) {
+	return c.Query().Where(kpiusagemonth.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *KpiUsageMonthClient) GetX(ctx context.Context, id int) *KpiUsageMonth {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *KpiUsageMonthClient) Hooks() []Hook {
+	return c.hooks.KpiUsageMonth
+}
+
+// Interceptors returns the client interceptors.
+func (c *KpiUsageMonthClient) Interceptors() []Interceptor {
+	return c.inters.KpiUsageMonth
+}
+
+func (c *KpiUsageMonthClient) mutate(ctx context.Context, m *KpiUsageMonthMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&KpiUsageMonthCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&KpiUsageMonthUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&KpiUsageMonthUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&KpiUsageMonthDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown KpiUsageMonth mutation op: %q", m.Op())
 	}
 }
 
@@ -4055,17 +4480,18 @@ func (c *WeightRegisterClient) mutate(ctx context.Context, m *WeightRegisterMuta
 type (
 	hooks struct {
 		APIKey, AddOn, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant,
-		Hold, IncentiveAward, LedgerEntry, Operation, Organization, Plan,
-		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionAddOn,
-		SubscriptionChange, SubscriptionPeriod, UsageEvent, WebhookDelivery,
-		WebhookEndpoint, Weight, WeightRegister []ent.Hook
+		Hold, IncentiveAward, KpiEntryMonth, KpiRolledMonth, KpiUsageMonth,
+		LedgerEntry, Operation, Organization, Plan, PolicyVersion, Pool, PoolSpend,
+		Subscription, SubscriptionAddOn, SubscriptionChange, SubscriptionPeriod,
+		UsageEvent, WebhookDelivery, WebhookEndpoint, Weight, WeightRegister []ent.Hook
 	}
 	inters struct {
 		APIKey, AddOn, Alert, AlertRule, AuditEntry, CatalogGeneration, Charge, Grant,
-		Hold, IncentiveAward, LedgerEntry, Operation, Organization, Plan,
-		PolicyVersion, Pool, PoolSpend, Subscription, SubscriptionAddOn,
-		SubscriptionChange, SubscriptionPeriod, UsageEvent, WebhookDelivery,
-		WebhookEndpoint, Weight, WeightRegister []ent.Interceptor
+		Hold, IncentiveAward, KpiEntryMonth, KpiRolledMonth, KpiUsageMonth,
+		LedgerEntry, Operation, Organization, Plan, PolicyVersion, Pool, PoolSpend,
+		Subscription, SubscriptionAddOn, SubscriptionChange, SubscriptionPeriod,
+		UsageEvent, WebhookDelivery, WebhookEndpoint, Weight,
+		WeightRegister []ent.Interceptor
 	}
 )
 

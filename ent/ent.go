@@ -22,6 +22,9 @@ import (
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/incentiveaward"
+	"github.com/creditd/creditd/ent/kpientrymonth"
+	"github.com/creditd/creditd/ent/kpirolledmonth"
+	"github.com/creditd/creditd/ent/kpiusagemonth"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/operation"
 	"github.com/creditd/creditd/ent/organization"
@@ -108,6 +111,9 @@ func checkColumn(t, c string) error {
 			grant.Table:              grant.ValidColumn,
 			hold.Table:               hold.ValidColumn,
 			incentiveaward.Table:     incentiveaward.ValidColumn,
+			kpientrymonth.Table:      kpientrymonth.ValidColumn,
+			kpirolledmonth.Table:     kpirolledmonth.ValidColumn,
+			kpiusagemonth.Table:      kpiusagemonth.ValidColumn,
 			ledgerentry.Table:        ledgerentry.ValidColumn,
 			operation.Table:          operation.ValidColumn,
 			organization.Table:       organization.ValidColumn,

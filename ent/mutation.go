@@ -22,6 +22,9 @@ import (
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/incentiveaward"
+	"github.com/creditd/creditd/ent/kpientrymonth"
+	"github.com/creditd/creditd/ent/kpirolledmonth"
+	"github.com/creditd/creditd/ent/kpiusagemonth"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/operation"
 	"github.com/creditd/creditd/ent/organization"
@@ -61,6 +64,9 @@ const (
 	TypeGrant              = "Grant"
 	TypeHold               = "Hold"
 	TypeIncentiveAward     = "IncentiveAward"
+	TypeKpiEntryMonth      = "KpiEntryMonth"
+	TypeKpiRolledMonth     = "KpiRolledMonth"
+	TypeKpiUsageMonth      = "KpiUsageMonth"
 	TypeLedgerEntry        = "LedgerEntry"
 	TypeOperation          = "Operation"
 	TypeOrganization       = "Organization"
@@ -9454,6 +9460,1737 @@ func (m *IncentiveAwardMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *IncentiveAwardMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown IncentiveAward edge %s", name)
+}
+
+// KpiEntryMonthMutation represents an operation that mutates the KpiEntryMonth nodes in the graph.
+type KpiEntryMonthMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	organization_id    *int
+	addorganization_id *int
+	month              *string
+	kind               *string
+	credit_type        *string
+	event              *bool
+	negative           *bool
+	credits            *decimal.Decimal
+	value              *decimal.Decimal
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*KpiEntryMonth, error)
+	predicates         []predicate.KpiEntryMonth
+}
+
+var _ ent.Mutation = (*KpiEntryMonthMutation)(nil)
+
+// kpientrymonthOption allows management of the mutation configuration using functional options.
+type kpientrymonthOption func(*KpiEntryMonthMutation)
+
+// newKpiEntryMonthMutation creates new mutation for the KpiEntryMonth entity.
+func newKpiEntryMonthMutation(c config, op Op, opts ...kpientrymonthOption) *KpiEntryMonthMutation {
+	m := &KpiEntryMonthMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeKpiEntryMonth,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withKpiEntryMonthID sets the ID field of the mutation.
+func withKpiEntryMonthID(id int) kpientrymonthOption {
+	return func(m *KpiEntryMonthMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *KpiEntryMonth
+		)
+		m.oldValue = func(ctx context.Context) (*KpiEntryMonth, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().KpiEntryMonth.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withKpiEntryMonth sets the old KpiEntryMonth of the mutation.
+func withKpiEntryMonth(node *KpiEntryMonth) kpientrymonthOption {
+	return func(m *KpiEntryMonthMutation) {
+		m.oldValue = func(context.Context) (*KpiEntryMonth, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m KpiEntryMonthMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m KpiEntryMonthMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *KpiEntryMonthMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *KpiEntryMonthMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().KpiEntryMonth.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *KpiEntryMonthMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *KpiEntryMonthMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *KpiEntryMonthMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *KpiEntryMonthMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *KpiEntryMonthMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetMonth sets the "month" field.
+func (m *KpiEntryMonthMutation) SetMonth(s string) {
+	m.month = &s
+}
+
+// Month returns the value of the "month" field in the mutation.
+func (m *KpiEntryMonthMutation) Month() (r string, exists bool) {
+	v := m.month
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMonth returns the old "month" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldMonth(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMonth is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMonth requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMonth: %w", err)
+	}
+	return oldValue.Month, nil
+}
+
+// ResetMonth resets all changes to the "month" field.
+func (m *KpiEntryMonthMutation) ResetMonth() {
+	m.month = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *KpiEntryMonthMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *KpiEntryMonthMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *KpiEntryMonthMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetCreditType sets the "credit_type" field.
+func (m *KpiEntryMonthMutation) SetCreditType(s string) {
+	m.credit_type = &s
+}
+
+// CreditType returns the value of the "credit_type" field in the mutation.
+func (m *KpiEntryMonthMutation) CreditType() (r string, exists bool) {
+	v := m.credit_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreditType returns the old "credit_type" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldCreditType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreditType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreditType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreditType: %w", err)
+	}
+	return oldValue.CreditType, nil
+}
+
+// ResetCreditType resets all changes to the "credit_type" field.
+func (m *KpiEntryMonthMutation) ResetCreditType() {
+	m.credit_type = nil
+}
+
+// SetEvent sets the "event" field.
+func (m *KpiEntryMonthMutation) SetEvent(b bool) {
+	m.event = &b
+}
+
+// Event returns the value of the "event" field in the mutation.
+func (m *KpiEntryMonthMutation) Event() (r bool, exists bool) {
+	v := m.event
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEvent returns the old "event" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldEvent(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEvent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEvent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEvent: %w", err)
+	}
+	return oldValue.Event, nil
+}
+
+// ResetEvent resets all changes to the "event" field.
+func (m *KpiEntryMonthMutation) ResetEvent() {
+	m.event = nil
+}
+
+// SetNegative sets the "negative" field.
+func (m *KpiEntryMonthMutation) SetNegative(b bool) {
+	m.negative = &b
+}
+
+// Negative returns the value of the "negative" field in the mutation.
+func (m *KpiEntryMonthMutation) Negative() (r bool, exists bool) {
+	v := m.negative
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNegative returns the old "negative" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldNegative(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNegative is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNegative requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNegative: %w", err)
+	}
+	return oldValue.Negative, nil
+}
+
+// ResetNegative resets all changes to the "negative" field.
+func (m *KpiEntryMonthMutation) ResetNegative() {
+	m.negative = nil
+}
+
+// SetCredits sets the "credits" field.
+func (m *KpiEntryMonthMutation) SetCredits(d decimal.Decimal) {
+	m.credits = &d
+}
+
+// Credits returns the value of the "credits" field in the mutation.
+func (m *KpiEntryMonthMutation) Credits() (r decimal.Decimal, exists bool) {
+	v := m.credits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCredits returns the old "credits" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldCredits(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCredits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCredits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCredits: %w", err)
+	}
+	return oldValue.Credits, nil
+}
+
+// ResetCredits resets all changes to the "credits" field.
+func (m *KpiEntryMonthMutation) ResetCredits() {
+	m.credits = nil
+}
+
+// SetValue sets the "value" field.
+func (m *KpiEntryMonthMutation) SetValue(d decimal.Decimal) {
+	m.value = &d
+}
+
+// Value returns the value of the "value" field in the mutation.
+func (m *KpiEntryMonthMutation) Value() (r decimal.Decimal, exists bool) {
+	v := m.value
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldValue returns the old "value" field's value of the KpiEntryMonth entity.
+// If the KpiEntryMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiEntryMonthMutation) OldValue(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldValue is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldValue requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldValue: %w", err)
+	}
+	return oldValue.Value, nil
+}
+
+// ResetValue resets all changes to the "value" field.
+func (m *KpiEntryMonthMutation) ResetValue() {
+	m.value = nil
+}
+
+// Where appends a list predicates to the KpiEntryMonthMutation builder.
+func (m *KpiEntryMonthMutation) Where(ps ...predicate.KpiEntryMonth) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the KpiEntryMonthMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *KpiEntryMonthMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.KpiEntryMonth, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *KpiEntryMonthMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *KpiEntryMonthMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (KpiEntryMonth).
+func (m *KpiEntryMonthMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *KpiEntryMonthMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.organization_id != nil {
+		fields = append(fields, kpientrymonth.FieldOrganizationID)
+	}
+	if m.month != nil {
+		fields = append(fields, kpientrymonth.FieldMonth)
+	}
+	if m.kind != nil {
+		fields = append(fields, kpientrymonth.FieldKind)
+	}
+	if m.credit_type != nil {
+		fields = append(fields, kpientrymonth.FieldCreditType)
+	}
+	if m.event != nil {
+		fields = append(fields, kpientrymonth.FieldEvent)
+	}
+	if m.negative != nil {
+		fields = append(fields, kpientrymonth.FieldNegative)
+	}
+	if m.credits != nil {
+		fields = append(fields, kpientrymonth.FieldCredits)
+	}
+	if m.value != nil {
+		fields = append(fields, kpientrymonth.FieldValue)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *KpiEntryMonthMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case kpientrymonth.FieldOrganizationID:
+		return m.OrganizationID()
+	case kpientrymonth.FieldMonth:
+		return m.Month()
+	case kpientrymonth.FieldKind:
+		return m.Kind()
+	case kpientrymonth.FieldCreditType:
+		return m.CreditType()
+	case kpientrymonth.FieldEvent:
+		return m.Event()
+	case kpientrymonth.FieldNegative:
+		return m.Negative()
+	case kpientrymonth.FieldCredits:
+		return m.Credits()
+	case kpientrymonth.FieldValue:
+		return m.Value()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *KpiEntryMonthMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case kpientrymonth.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case kpientrymonth.FieldMonth:
+		return m.OldMonth(ctx)
+	case kpientrymonth.FieldKind:
+		return m.OldKind(ctx)
+	case kpientrymonth.FieldCreditType:
+		return m.OldCreditType(ctx)
+	case kpientrymonth.FieldEvent:
+		return m.OldEvent(ctx)
+	case kpientrymonth.FieldNegative:
+		return m.OldNegative(ctx)
+	case kpientrymonth.FieldCredits:
+		return m.OldCredits(ctx)
+	case kpientrymonth.FieldValue:
+		return m.OldValue(ctx)
+	}
+	return nil, fmt.Errorf("unknown KpiEntryMonth field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *KpiEntryMonthMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case kpientrymonth.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case kpientrymonth.FieldMonth:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMonth(v)
+		return nil
+	case kpientrymonth.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case kpientrymonth.FieldCreditType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreditType(v)
+		return nil
+	case kpientrymonth.FieldEvent:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEvent(v)
+		return nil
+	case kpientrymonth.FieldNegative:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNegative(v)
+		return nil
+	case kpientrymonth.FieldCredits:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCredits(v)
+		return nil
+	case kpientrymonth.FieldValue:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetValue(v)
+		return nil
+	}
+	return fmt.Errorf("unknown KpiEntryMonth field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *KpiEntryMonthMutation) AddedFields() []string {
+	var fields []string
+	if m.addorganization_id != nil {
+		fields = append(fields, kpientrymonth.FieldOrganizationID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *KpiEntryMonthMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case kpientrymonth.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *KpiEntryMonthMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case kpientrymonth.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown KpiEntryMonth numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *KpiEntryMonthMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *KpiEntryMonthMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *KpiEntryMonthMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown KpiEntryMonth nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *KpiEntryMonthMutation) ResetField(name string) error {
+	switch name {
+	case kpientrymonth.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case kpientrymonth.FieldMonth:
+		m.ResetMonth()
+		return nil
+	case kpientrymonth.FieldKind:
+		m.ResetKind()
+		return nil
+	case kpientrymonth.FieldCreditType:
+		m.ResetCreditType()
+		return nil
+	case kpientrymonth.FieldEvent:
+		m.ResetEvent()
+		return nil
+	case kpientrymonth.FieldNegative:
+		m.ResetNegative()
+		return nil
+	case kpientrymonth.FieldCredits:
+		m.ResetCredits()
+		return nil
+	case kpientrymonth.FieldValue:
+		m.ResetValue()
+		return nil
+	}
+	return fmt.Errorf("unknown KpiEntryMonth field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *KpiEntryMonthMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *KpiEntryMonthMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *KpiEntryMonthMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *KpiEntryMonthMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *KpiEntryMonthMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *KpiEntryMonthMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *KpiEntryMonthMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown KpiEntryMonth unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *KpiEntryMonthMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown KpiEntryMonth edge %s", name)
+}
+
+// KpiRolledMonthMutation represents an operation that mutates the KpiRolledMonth nodes in the graph.
+type KpiRolledMonthMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	created_at    *time.Time
+	month         *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*KpiRolledMonth, error)
+	predicates    []predicate.KpiRolledMonth
+}
+
+var _ ent.Mutation = (*KpiRolledMonthMutation)(nil)
+
+// kpirolledmonthOption allows management of the mutation configuration using functional options.
+type kpirolledmonthOption func(*KpiRolledMonthMutation)
+
+// newKpiRolledMonthMutation creates new mutation for the KpiRolledMonth entity.
+func newKpiRolledMonthMutation(c config, op Op, opts ...kpirolledmonthOption) *KpiRolledMonthMutation {
+	m := &KpiRolledMonthMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeKpiRolledMonth,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withKpiRolledMonthID sets the ID field of the mutation.
+func withKpiRolledMonthID(id int) kpirolledmonthOption {
+	return func(m *KpiRolledMonthMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *KpiRolledMonth
+		)
+		m.oldValue = func(ctx context.Context) (*KpiRolledMonth, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().KpiRolledMonth.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withKpiRolledMonth sets the old KpiRolledMonth of the mutation.
+func withKpiRolledMonth(node *KpiRolledMonth) kpirolledmonthOption {
+	return func(m *KpiRolledMonthMutation) {
+		m.oldValue = func(context.Context) (*KpiRolledMonth, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m KpiRolledMonthMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m KpiRolledMonthMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *KpiRolledMonthMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *KpiRolledMonthMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().KpiRolledMonth.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *KpiRolledMonthMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *KpiRolledMonthMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the KpiRolledMonth entity.
+// If the KpiRolledMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiRolledMonthMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *KpiRolledMonthMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetMonth sets the "month" field.
+func (m *KpiRolledMonthMutation) SetMonth(s string) {
+	m.month = &s
+}
+
+// Month returns the value of the "month" field in the mutation.
+func (m *KpiRolledMonthMutation) Month() (r string, exists bool) {
+	v := m.month
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMonth returns the old "month" field's value of the KpiRolledMonth entity.
+// If the KpiRolledMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiRolledMonthMutation) OldMonth(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMonth is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMonth requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMonth: %w", err)
+	}
+	return oldValue.Month, nil
+}
+
+// ResetMonth resets all changes to the "month" field.
+func (m *KpiRolledMonthMutation) ResetMonth() {
+	m.month = nil
+}
+
+// Where appends a list predicates to the KpiRolledMonthMutation builder.
+func (m *KpiRolledMonthMutation) Where(ps ...predicate.KpiRolledMonth) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the KpiRolledMonthMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *KpiRolledMonthMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.KpiRolledMonth, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *KpiRolledMonthMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *KpiRolledMonthMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (KpiRolledMonth).
+func (m *KpiRolledMonthMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *KpiRolledMonthMutation) Fields() []string {
+	fields := make([]string, 0, 2)
+	if m.created_at != nil {
+		fields = append(fields, kpirolledmonth.FieldCreatedAt)
+	}
+	if m.month != nil {
+		fields = append(fields, kpirolledmonth.FieldMonth)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *KpiRolledMonthMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case kpirolledmonth.FieldCreatedAt:
+		return m.CreatedAt()
+	case kpirolledmonth.FieldMonth:
+		return m.Month()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *KpiRolledMonthMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case kpirolledmonth.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case kpirolledmonth.FieldMonth:
+		return m.OldMonth(ctx)
+	}
+	return nil, fmt.Errorf("unknown KpiRolledMonth field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *KpiRolledMonthMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case kpirolledmonth.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case kpirolledmonth.FieldMonth:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMonth(v)
+		return nil
+	}
+	return fmt.Errorf("unknown KpiRolledMonth field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *KpiRolledMonthMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *KpiRolledMonthMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *KpiRolledMonthMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown KpiRolledMonth numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *KpiRolledMonthMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *KpiRolledMonthMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *KpiRolledMonthMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown KpiRolledMonth nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *KpiRolledMonthMutation) ResetField(name string) error {
+	switch name {
+	case kpirolledmonth.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case kpirolledmonth.FieldMonth:
+		m.ResetMonth()
+		return nil
+	}
+	return fmt.Errorf("unknown KpiRolledMonth field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *KpiRolledMonthMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *KpiRolledMonthMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *KpiRolledMonthMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *KpiRolledMonthMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *KpiRolledMonthMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *KpiRolledMonthMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *KpiRolledMonthMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown KpiRolledMonth unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *KpiRolledMonthMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown KpiRolledMonth edge %s", name)
+}
+
+// KpiUsageMonthMutation represents an operation that mutates the KpiUsageMonth nodes in the graph.
+type KpiUsageMonthMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	organization_id    *int
+	addorganization_id *int
+	month              *string
+	events             *int
+	addevents          *int
+	value              *decimal.Decimal
+	cost               *decimal.Decimal
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*KpiUsageMonth, error)
+	predicates         []predicate.KpiUsageMonth
+}
+
+var _ ent.Mutation = (*KpiUsageMonthMutation)(nil)
+
+// kpiusagemonthOption allows management of the mutation configuration using functional options.
+type kpiusagemonthOption func(*KpiUsageMonthMutation)
+
+// newKpiUsageMonthMutation creates new mutation for the KpiUsageMonth entity.
+func newKpiUsageMonthMutation(c config, op Op, opts ...kpiusagemonthOption) *KpiUsageMonthMutation {
+	m := &KpiUsageMonthMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeKpiUsageMonth,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withKpiUsageMonthID sets the ID field of the mutation.
+func withKpiUsageMonthID(id int) kpiusagemonthOption {
+	return func(m *KpiUsageMonthMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *KpiUsageMonth
+		)
+		m.oldValue = func(ctx context.Context) (*KpiUsageMonth, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().KpiUsageMonth.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withKpiUsageMonth sets the old KpiUsageMonth of the mutation.
+func withKpiUsageMonth(node *KpiUsageMonth) kpiusagemonthOption {
+	return func(m *KpiUsageMonthMutation) {
+		m.oldValue = func(context.Context) (*KpiUsageMonth, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m KpiUsageMonthMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m KpiUsageMonthMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *KpiUsageMonthMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *KpiUsageMonthMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().KpiUsageMonth.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *KpiUsageMonthMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *KpiUsageMonthMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the KpiUsageMonth entity.
+// If the KpiUsageMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiUsageMonthMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *KpiUsageMonthMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *KpiUsageMonthMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *KpiUsageMonthMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetMonth sets the "month" field.
+func (m *KpiUsageMonthMutation) SetMonth(s string) {
+	m.month = &s
+}
+
+// Month returns the value of the "month" field in the mutation.
+func (m *KpiUsageMonthMutation) Month() (r string, exists bool) {
+	v := m.month
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMonth returns the old "month" field's value of the KpiUsageMonth entity.
+// If the KpiUsageMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiUsageMonthMutation) OldMonth(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMonth is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMonth requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMonth: %w", err)
+	}
+	return oldValue.Month, nil
+}
+
+// ResetMonth resets all changes to the "month" field.
+func (m *KpiUsageMonthMutation) ResetMonth() {
+	m.month = nil
+}
+
+// SetEvents sets the "events" field.
+func (m *KpiUsageMonthMutation) SetEvents(i int) {
+	m.events = &i
+	m.addevents = nil
+}
+
+// Events returns the value of the "events" field in the mutation.
+func (m *KpiUsageMonthMutation) Events() (r int, exists bool) {
+	v := m.events
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEvents returns the old "events" field's value of the KpiUsageMonth entity.
+// If the KpiUsageMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiUsageMonthMutation) OldEvents(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEvents is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEvents requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEvents: %w", err)
+	}
+	return oldValue.Events, nil
+}
+
+// AddEvents adds i to the "events" field.
+func (m *KpiUsageMonthMutation) AddEvents(i int) {
+	if m.addevents != nil {
+		*m.addevents += i
+	} else {
+		m.addevents = &i
+	}
+}
+
+// AddedEvents returns the value that was added to the "events" field in this mutation.
+func (m *KpiUsageMonthMutation) AddedEvents() (r int, exists bool) {
+	v := m.addevents
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetEvents resets all changes to the "events" field.
+func (m *KpiUsageMonthMutation) ResetEvents() {
+	m.events = nil
+	m.addevents = nil
+}
+
+// SetValue sets the "value" field.
+func (m *KpiUsageMonthMutation) SetValue(d decimal.Decimal) {
+	m.value = &d
+}
+
+// Value returns the value of the "value" field in the mutation.
+func (m *KpiUsageMonthMutation) Value() (r decimal.Decimal, exists bool) {
+	v := m.value
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldValue returns the old "value" field's value of the KpiUsageMonth entity.
+// If the KpiUsageMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiUsageMonthMutation) OldValue(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldValue is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldValue requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldValue: %w", err)
+	}
+	return oldValue.Value, nil
+}
+
+// ResetValue resets all changes to the "value" field.
+func (m *KpiUsageMonthMutation) ResetValue() {
+	m.value = nil
+}
+
+// SetCost sets the "cost" field.
+func (m *KpiUsageMonthMutation) SetCost(d decimal.Decimal) {
+	m.cost = &d
+}
+
+// Cost returns the value of the "cost" field in the mutation.
+func (m *KpiUsageMonthMutation) Cost() (r decimal.Decimal, exists bool) {
+	v := m.cost
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCost returns the old "cost" field's value of the KpiUsageMonth entity.
+// If the KpiUsageMonth object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *KpiUsageMonthMutation) OldCost(ctx context.Context) (v decimal.Decimal, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCost is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCost requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCost: %w", err)
+	}
+	return oldValue.Cost, nil
+}
+
+// ResetCost resets all changes to the "cost" field.
+func (m *KpiUsageMonthMutation) ResetCost() {
+	m.cost = nil
+}
+
+// Where appends a list predicates to the KpiUsageMonthMutation builder.
+func (m *KpiUsageMonthMutation) Where(ps ...predicate.KpiUsageMonth) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the KpiUsageMonthMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *KpiUsageMonthMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.KpiUsageMonth, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *KpiUsageMonthMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *KpiUsageMonthMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (KpiUsageMonth).
+func (m *KpiUsageMonthMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *KpiUsageMonthMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.organization_id != nil {
+		fields = append(fields, kpiusagemonth.FieldOrganizationID)
+	}
+	if m.month != nil {
+		fields = append(fields, kpiusagemonth.FieldMonth)
+	}
+	if m.events != nil {
+		fields = append(fields, kpiusagemonth.FieldEvents)
+	}
+	if m.value != nil {
+		fields = append(fields, kpiusagemonth.FieldValue)
+	}
+	if m.cost != nil {
+		fields = append(fields, kpiusagemonth.FieldCost)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *KpiUsageMonthMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case kpiusagemonth.FieldOrganizationID:
+		return m.OrganizationID()
+	case kpiusagemonth.FieldMonth:
+		return m.Month()
+	case kpiusagemonth.FieldEvents:
+		return m.Events()
+	case kpiusagemonth.FieldValue:
+		return m.Value()
+	case kpiusagemonth.FieldCost:
+		return m.Cost()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *KpiUsageMonthMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case kpiusagemonth.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case kpiusagemonth.FieldMonth:
+		return m.OldMonth(ctx)
+	case kpiusagemonth.FieldEvents:
+		return m.OldEvents(ctx)
+	case kpiusagemonth.FieldValue:
+		return m.OldValue(ctx)
+	case kpiusagemonth.FieldCost:
+		return m.OldCost(ctx)
+	}
+	return nil, fmt.Errorf("unknown KpiUsageMonth field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *KpiUsageMonthMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case kpiusagemonth.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case kpiusagemonth.FieldMonth:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMonth(v)
+		return nil
+	case kpiusagemonth.FieldEvents:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEvents(v)
+		return nil
+	case kpiusagemonth.FieldValue:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetValue(v)
+		return nil
+	case kpiusagemonth.FieldCost:
+		v, ok := value.(decimal.Decimal)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCost(v)
+		return nil
+	}
+	return fmt.Errorf("unknown KpiUsageMonth field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *KpiUsageMonthMutation) AddedFields() []string {
+	var fields []string
+	if m.addorganization_id != nil {
+		fields = append(fields, kpiusagemonth.FieldOrganizationID)
+	}
+	if m.addevents != nil {
+		fields = append(fields, kpiusagemonth.FieldEvents)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *KpiUsageMonthMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case kpiusagemonth.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case kpiusagemonth.FieldEvents:
+		return m.AddedEvents()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *KpiUsageMonthMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case kpiusagemonth.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case kpiusagemonth.FieldEvents:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddEvents(v)
+		return nil
+	}
+	return fmt.Errorf("unknown KpiUsageMonth numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *KpiUsageMonthMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *KpiUsageMonthMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *KpiUsageMonthMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown KpiUsageMonth nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *KpiUsageMonthMutation) ResetField(name string) error {
+	switch name {
+	case kpiusagemonth.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case kpiusagemonth.FieldMonth:
+		m.ResetMonth()
+		return nil
+	case kpiusagemonth.FieldEvents:
+		m.ResetEvents()
+		return nil
+	case kpiusagemonth.FieldValue:
+		m.ResetValue()
+		return nil
+	case kpiusagemonth.FieldCost:
+		m.ResetCost()
+		return nil
+	}
+	return fmt.Errorf("unknown KpiUsageMonth field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *KpiUsageMonthMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *KpiUsageMonthMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *KpiUsageMonthMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *KpiUsageMonthMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *KpiUsageMonthMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *KpiUsageMonthMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *KpiUsageMonthMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown KpiUsageMonth unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *KpiUsageMonthMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown KpiUsageMonth edge %s", name)
 }
 
 // LedgerEntryMutation represents an operation that mutates the LedgerEntry nodes in the graph.

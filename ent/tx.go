@@ -34,6 +34,12 @@ type Tx struct {
 	Hold *HoldClient
 	// IncentiveAward is the client for interacting with the IncentiveAward builders.
 	IncentiveAward *IncentiveAwardClient
+	// KpiEntryMonth is the client for interacting with the KpiEntryMonth builders.
+	KpiEntryMonth *KpiEntryMonthClient
+	// KpiRolledMonth is the client for interacting with the KpiRolledMonth builders.
+	KpiRolledMonth *KpiRolledMonthClient
+	// KpiUsageMonth is the client for interacting with the KpiUsageMonth builders.
+	KpiUsageMonth *KpiUsageMonthClient
 	// LedgerEntry is the client for interacting with the LedgerEntry builders.
 	LedgerEntry *LedgerEntryClient
 	// Operation is the client for interacting with the Operation builders.
@@ -207,6 +213,9 @@ func (tx *Tx) init() {
 	tx.Grant = NewGrantClient(tx.config)
 	tx.Hold = NewHoldClient(tx.config)
 	tx.IncentiveAward = NewIncentiveAwardClient(tx.config)
+	tx.KpiEntryMonth = NewKpiEntryMonthClient(tx.config)
+	tx.KpiRolledMonth = NewKpiRolledMonthClient(tx.config)
+	tx.KpiUsageMonth = NewKpiUsageMonthClient(tx.config)
 	tx.LedgerEntry = NewLedgerEntryClient(tx.config)
 	tx.Operation = NewOperationClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)

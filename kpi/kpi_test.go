@@ -174,9 +174,29 @@ func TestKPIsOnAHandBuiltDataset(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		dataset(t, db)
+		// First with the ledger's clock at the range's start: no month is
+		// closed, every figure is read from the ledger. Then now: the
+		// closed months are rolled up and read from the rollups. Both agree.
+		raw, err := kpi.Compute(ctx, db, kpi.Query{From: from, To: to, GroupBy: []kpi.GroupBy{kpi.BySegment}, Now: from})
+		if err != nil {
+			t.Fatal(err)
+		}
 		rep, err := kpi.Compute(ctx, db, kpi.Query{From: from, To: to, GroupBy: []kpi.GroupBy{kpi.BySegment}})
 		if err != nil {
 			t.Fatal(err)
+		}
+		sameFigures(t, "totals", raw.Totals, rep.Totals)
+		for i := range rep.Series {
+			sameFigures(t, rep.Series[i].Month.Format("2006-01"), raw.Series[i].Figures, rep.Series[i].Figures)
+		}
+		// A range that is not whole months: its edges come from the ledger.
+		mid, err := kpi.Compute(ctx, db, kpi.Query{From: from.AddDate(0, 0, 5), To: to.AddDate(0, 0, -10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Jan 6, 2025 to Feb 19, 2026: every burn (on the 10th) is inside.
+		if mid.Totals.Events != 25 || !mid.Totals.Burned.Equal(d("2860")) {
+			t.Errorf("Jan 6 - Feb 19: %d events, %s burned; want 25 and 2860", mid.Totals.Events, mid.Totals.Burned)
 		}
 		if strings.Join(rep.Currencies, ",") != "EUR,USD" || rep.Currency != "USD" {
 			t.Fatalf("currencies %v, report in %s", rep.Currencies, rep.Currency)
@@ -256,6 +276,26 @@ func TestKPIsOnAHandBuiltDataset(t *testing.T) {
 		eq(t, "EUR burned", eur.Totals.Burned, "140")
 		eq(t, "EUR fees", eur.Totals.FeeRevenue, "56")
 	})
+}
+
+func sameFigures(t *testing.T, what string, a, b kpi.Figures) {
+	t.Helper()
+	for _, p := range []struct {
+		name string
+		x, y decimal.Decimal
+	}{
+		{"burned", a.Burned, b.Burned}, {"burnedValue", a.BurnedValue, b.BurnedValue}, {"granted", a.Granted, b.Granted},
+		{"expired", a.Expired, b.Expired}, {"refunded", a.Refunded, b.Refunded}, {"liability", a.DeferredLiability, b.DeferredLiability},
+		{"value", a.ValueDelivered, b.ValueDelivered}, {"cost", a.CostOfBurn, b.CostOfBurn}, {"arr", a.CommittedPoolARR, b.CommittedPoolARR},
+		{"fees", a.FeeRevenue, b.FeeRevenue},
+	} {
+		if !p.x.Equal(p.y) {
+			t.Errorf("%s %s: %s from the ledger, %s from the rollups", what, p.name, p.x, p.y)
+		}
+	}
+	if a.Events != b.Events {
+		t.Errorf("%s events: %d from the ledger, %d from the rollups", what, a.Events, b.Events)
+	}
 }
 
 // The roll-forward of the deferred liability balances month by month and

@@ -27,11 +27,21 @@ const (
 const MaxRangeDays = 3 * 366
 
 // Query asks for the figures of [From, To) in Currency (default USD),
-// grouped by GroupBy (none: the totals and the monthly series only).
+// grouped by GroupBy (none: the totals and the monthly series only). Now
+// is the ledger's clock (zero: the wall clock): months an hour past their
+// end by it are closed and read from the rollups.
 type Query struct {
 	From, To time.Time
 	GroupBy  []GroupBy
 	Currency string
+	Now      time.Time
+}
+
+func (q Query) now() time.Time {
+	if q.Now.IsZero() {
+		return time.Now()
+	}
+	return q.Now
 }
 
 // Validate checks the range and the keys.
@@ -151,7 +161,7 @@ func Compute(ctx context.Context, db *store.DB, q Query) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	src, err := readSources(ctx, db, q.From, q.To)
+	src, err := readSources(ctx, db, q.From, q.To, q.now())
 	if err != nil {
 		return Report{}, err
 	}
@@ -172,25 +182,45 @@ type sources struct {
 	liability0 map[int]decimal.Decimal
 }
 
-func readSources(ctx context.Context, db *store.DB, from, to time.Time) (sources, error) {
-	var (
-		s   sources
-		err error
-	)
-	if s.entries, err = entryFlows(ctx, db, from, to); err != nil {
+func readSources(ctx context.Context, db *store.DB, from, to, now time.Time) (sources, error) {
+	var s sources
+	// First roll up the closed months (in turn: each in its transaction),
+	// then read: the statements are independent, and on PostgreSQL they
+	// run at once, on connections of their own (SQLite has one).
+	past, err := history(ctx, db, from, now)
+	if err != nil {
 		return s, err
 	}
-	if s.events, err = eventValues(ctx, db, from, to); err != nil {
+	rng, err := split(ctx, db, from, to, now)
+	if err != nil {
 		return s, err
 	}
-	if s.charges, err = chargeFlows(ctx, db, from, to); err != nil {
-		return s, err
+	steps := []func() error{
+		func() (err error) { s.entries, err = entryFlows(ctx, db, rng); return },
+		func() (err error) { s.events, err = eventValues(ctx, db, rng); return },
+		func() (err error) { s.charges, err = chargeFlows(ctx, db, from, to); return },
+		func() (err error) { s.before, err = chargeFlows(ctx, db, from.Add(-to.Sub(from)), from); return },
+		func() (err error) { s.liability0, err = liabilityAt(ctx, db, past); return },
 	}
-	if s.before, err = chargeFlows(ctx, db, from.Add(-to.Sub(from)), from); err != nil {
-		return s, err
+	if !dialectOf(db).pg {
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return s, err
+			}
+		}
+		return s, nil
 	}
-	s.liability0, err = liabilityAt(ctx, db, from)
-	return s, err
+	errs := make(chan error, len(steps))
+	for _, step := range steps {
+		go func() { errs <- step() }()
+	}
+	var first error
+	for range steps {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return s, first
 }
 
 // currencies lists the organisations' currencies, sorted.

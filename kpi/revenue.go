@@ -61,7 +61,15 @@ func RevenueRecognition(ctx context.Context, db *store.DB, q Query) (Revenue, er
 	if err != nil {
 		return Revenue{}, err
 	}
-	entries, err := entryFlows(ctx, db, q.From, q.To)
+	past, err := history(ctx, db, q.From, q.now())
+	if err != nil {
+		return Revenue{}, err
+	}
+	rng, err := split(ctx, db, q.From, q.To, q.now())
+	if err != nil {
+		return Revenue{}, err
+	}
+	entries, err := entryFlows(ctx, db, rng)
 	if err != nil {
 		return Revenue{}, err
 	}
@@ -69,7 +77,7 @@ func RevenueRecognition(ctx context.Context, db *store.DB, q Query) (Revenue, er
 	if err != nil {
 		return Revenue{}, err
 	}
-	open, err := liabilityAt(ctx, db, q.From)
+	open, err := liabilityAt(ctx, db, past)
 	if err != nil {
 		return Revenue{}, err
 	}

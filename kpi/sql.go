@@ -73,8 +73,23 @@ type entryFlow struct {
 	credits, val decimal.Decimal
 }
 
-// entryFlows sums the entries written in [from, to).
-func entryFlows(ctx context.Context, db *store.DB, from, to time.Time) ([]entryFlow, error) {
+// entryFlows sums the entries written in a range split into pieces: the
+// rollups of its whole closed months, the ledger for the rest.
+func entryFlows(ctx context.Context, db *store.DB, ps pieces) ([]entryFlow, error) {
+	out, err := rolledEntries(ctx, db, ps.months)
+	for _, r := range ps.raw {
+		if err != nil {
+			break
+		}
+		var more []entryFlow
+		more, err = entryFlowsRaw(ctx, db, r[0], r[1])
+		out = append(out, more...)
+	}
+	return out, err
+}
+
+// entryFlowsRaw sums the ledger's entries written in [from, to).
+func entryFlowsRaw(ctx context.Context, db *store.DB, from, to time.Time) ([]entryFlow, error) {
 	d := dialectOf(db)
 	q := `SELECT le.organization_id, ` + d.month("le.created_at") + `, le.kind, COALESCE(g.credit_type, ''),
   ` + d.isTrue("le.usage_event_id IS NOT NULL") + `, ` + d.isTrue(d.negative("le.amount")) + `,
@@ -84,35 +99,20 @@ WHERE le.created_at >= ` + d.p(1) + ` AND le.created_at < ` + d.p(2) + `
 GROUP BY 1, 2, 3, 4, 5, 6`
 	var out []entryFlow
 	err := each(ctx, db, q, utcArgs(from, to), func(rows *sql.Rows) error {
-		var (
-			f          entryFlow
-			ev, neg    int
-			cred, valS string
-		)
-		if err := rows.Scan(&f.org, &f.month, &f.kind, &f.ctype, &ev, &neg, &cred, &valS); err != nil {
-			return err
-		}
-		f.event, f.neg = ev == 1, neg == 1
-		var err error
-		if f.credits, err = decimal.NewFromString(cred); err == nil {
-			f.val, err = decimal.NewFromString(valS)
-		}
+		f, err := scanFlow(rows)
 		out = append(out, f)
 		return err
 	})
 	return out, err
 }
 
-// liabilityAt is each organisation's deferred liability at t: the unit
-// price value of every entry before t but holds and their releases.
-func liabilityAt(ctx context.Context, db *store.DB, t time.Time) (map[int]decimal.Decimal, error) {
-	d := dialectOf(db)
-	q := `SELECT le.organization_id, ` + d.dot("le.amount", "g.unit_price") + `
-FROM ledger_entries le JOIN grants g ON g.id = le.grant_id
-WHERE le.created_at < ` + d.p(1) + ` AND le.kind NOT IN ('HOLD', 'RELEASE')
-GROUP BY 1`
+// liabilityAt is each organisation's deferred liability at the end of
+// the range split into ps (from the ledger's first entry): the unit price
+// value of every entry before it but holds and their releases.
+func liabilityAt(ctx context.Context, db *store.DB, ps pieces) (map[int]decimal.Decimal, error) {
 	out := map[int]decimal.Decimal{}
-	err := each(ctx, db, q, utcArgs(t), func(rows *sql.Rows) error {
+	d := dialectOf(db)
+	add := func(rows *sql.Rows) error {
 		var (
 			org int
 			v   string
@@ -121,10 +121,26 @@ GROUP BY 1`
 			return err
 		}
 		x, err := decimal.NewFromString(v)
-		out[org] = x
+		out[org] = out[org].Add(x)
 		return err
-	})
-	return out, err
+	}
+	if len(ps.months) > 0 {
+		q := `SELECT organization_id, ` + d.sum("value") + ` FROM kpi_entry_months
+WHERE kind NOT IN ('HOLD', 'RELEASE') AND month` + d.in(1, len(ps.months)) + ` GROUP BY 1`
+		if err := each(ctx, db, q, strs(ps.months), add); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range ps.raw {
+		q := `SELECT le.organization_id, ` + d.dot("le.amount", "g.unit_price") + `
+FROM ledger_entries le JOIN grants g ON g.id = le.grant_id
+WHERE le.created_at >= ` + d.p(1) + ` AND le.created_at < ` + d.p(2) + ` AND le.kind NOT IN ('HOLD', 'RELEASE')
+GROUP BY 1`
+		if err := each(ctx, db, q, utcArgs(r[0], r[1]), add); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // eventValue is one organisation-month of charged usage: the value and
@@ -136,13 +152,26 @@ type eventValue struct {
 	value, cost decimal.Decimal
 }
 
-// eventValues sums the events recorded in [from, to) that charged credits.
-func eventValues(ctx context.Context, db *store.DB, from, to time.Time) ([]eventValue, error) {
-	d := dialectOf(db)
-	charged := "ue.credits > 0"
-	if !d.pg {
-		charged = "ue.credits NOT IN ('0', '') AND substr(ue.credits, 1, 1) <> '-'"
+// eventValues sums the events recorded in a range split into pieces that
+// charged credits: the rollups of its whole closed months, the ledger for
+// the rest.
+func eventValues(ctx context.Context, db *store.DB, ps pieces) ([]eventValue, error) {
+	out, err := rolledUsage(ctx, db, ps.months)
+	for _, r := range ps.raw {
+		if err != nil {
+			break
+		}
+		var more []eventValue
+		more, err = eventValuesRaw(ctx, db, r[0], r[1])
+		out = append(out, more...)
 	}
+	return out, err
+}
+
+// eventValuesRaw sums the events recorded in [from, to) that charged credits.
+func eventValuesRaw(ctx context.Context, db *store.DB, from, to time.Time) ([]eventValue, error) {
+	d := dialectOf(db)
+	charged := d.charged()
 	q := `SELECT ue.organization_id, ` + d.month("ue.created_at") + `, COUNT(*),
   ` + d.dot("w.value_per_action", "ue.quantity") + `, ` + d.dot("w.cost_per_action", "ue.quantity") + `
 FROM usage_events ue LEFT JOIN weights w ON w.register_id = ue.register_id AND w.action = ue.action
@@ -150,17 +179,7 @@ WHERE ue.created_at >= ` + d.p(1) + ` AND ue.created_at < ` + d.p(2) + ` AND ` +
 GROUP BY 1, 2`
 	var out []eventValue
 	err := each(ctx, db, q, utcArgs(from, to), func(rows *sql.Rows) error {
-		var (
-			e          eventValue
-			vals, cost string
-		)
-		if err := rows.Scan(&e.org, &e.month, &e.events, &vals, &cost); err != nil {
-			return err
-		}
-		var err error
-		if e.value, err = decimal.NewFromString(vals); err == nil {
-			e.cost, err = decimal.NewFromString(cost)
-		}
+		e, err := scanEvents(rows)
 		out = append(out, e)
 		return err
 	})

@@ -12,11 +12,13 @@ import (
 
 // KPIs is kpi.Compute on this service's database.
 func (s *Service) KPIs(ctx context.Context, q kpi.Query) (kpi.Report, error) {
+	q.Now = s.Now()
 	return kpi.Compute(ctx, s.db, q)
 }
 
 // RevenueRecognition is kpi.RevenueRecognition on this service's database.
 func (s *Service) RevenueRecognition(ctx context.Context, q kpi.Query) (kpi.Revenue, error) {
+	q.Now = s.Now()
 	return kpi.RevenueRecognition(ctx, s.db, q)
 }
 

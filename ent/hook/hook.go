@@ -129,6 +129,42 @@ func (f IncentiveAwardFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Val
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.IncentiveAwardMutation", m)
 }
 
+// The KpiEntryMonthFunc type is an adapter to allow the use of ordinary
+// function as KpiEntryMonth mutator.
+type KpiEntryMonthFunc func(context.Context, *ent.KpiEntryMonthMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f KpiEntryMonthFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.KpiEntryMonthMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.KpiEntryMonthMutation", m)
+}
+
+// The KpiRolledMonthFunc type is an adapter to allow the use of ordinary
+// function as KpiRolledMonth mutator.
+type KpiRolledMonthFunc func(context.Context, *ent.KpiRolledMonthMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f KpiRolledMonthFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.KpiRolledMonthMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.KpiRolledMonthMutation", m)
+}
+
+// The KpiUsageMonthFunc type is an adapter to allow the use of ordinary
+// function as KpiUsageMonth mutator.
+type KpiUsageMonthFunc func(context.Context, *ent.KpiUsageMonthMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f KpiUsageMonthFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.KpiUsageMonthMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.KpiUsageMonthMutation", m)
+}
+
 // The LedgerEntryFunc type is an adapter to allow the use of ordinary
 // function as LedgerEntry mutator.
 type LedgerEntryFunc func(context.Context, *ent.LedgerEntryMutation) (ent.Value, error)

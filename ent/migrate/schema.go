@@ -316,6 +316,72 @@ var (
 			},
 		},
 	}
+	// KpiEntryMonthsColumns holds the columns for the "kpi_entry_months" table.
+	KpiEntryMonthsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "month", Type: field.TypeString},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "credit_type", Type: field.TypeString},
+		{Name: "event", Type: field.TypeBool},
+		{Name: "negative", Type: field.TypeBool},
+		{Name: "credits", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "value", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+	}
+	// KpiEntryMonthsTable holds the schema information for the "kpi_entry_months" table.
+	KpiEntryMonthsTable = &schema.Table{
+		Name:       "kpi_entry_months",
+		Columns:    KpiEntryMonthsColumns,
+		PrimaryKey: []*schema.Column{KpiEntryMonthsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "kpientrymonth_month_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{KpiEntryMonthsColumns[2], KpiEntryMonthsColumns[1]},
+			},
+		},
+	}
+	// KpiRolledMonthsColumns holds the columns for the "kpi_rolled_months" table.
+	KpiRolledMonthsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "month", Type: field.TypeString},
+	}
+	// KpiRolledMonthsTable holds the schema information for the "kpi_rolled_months" table.
+	KpiRolledMonthsTable = &schema.Table{
+		Name:       "kpi_rolled_months",
+		Columns:    KpiRolledMonthsColumns,
+		PrimaryKey: []*schema.Column{KpiRolledMonthsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "kpirolledmonth_month",
+				Unique:  true,
+				Columns: []*schema.Column{KpiRolledMonthsColumns[2]},
+			},
+		},
+	}
+	// KpiUsageMonthsColumns holds the columns for the "kpi_usage_months" table.
+	KpiUsageMonthsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "month", Type: field.TypeString},
+		{Name: "events", Type: field.TypeInt},
+		{Name: "value", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+		{Name: "cost", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
+	}
+	// KpiUsageMonthsTable holds the schema information for the "kpi_usage_months" table.
+	KpiUsageMonthsTable = &schema.Table{
+		Name:       "kpi_usage_months",
+		Columns:    KpiUsageMonthsColumns,
+		PrimaryKey: []*schema.Column{KpiUsageMonthsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "kpiusagemonth_month_organization_id",
+				Unique:  false,
+				Columns: []*schema.Column{KpiUsageMonthsColumns[2], KpiUsageMonthsColumns[1]},
+			},
+		},
+	}
 	// LedgerEntriesColumns holds the columns for the "ledger_entries" table.
 	LedgerEntriesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -379,6 +445,11 @@ var (
 				Name:    "ledgerentry_organization_id_id",
 				Unique:  false,
 				Columns: []*schema.Column{LedgerEntriesColumns[2], LedgerEntriesColumns[0]},
+			},
+			{
+				Name:    "ledgerentry_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{LedgerEntriesColumns[1]},
 			},
 		},
 	}
@@ -726,6 +797,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{UsageEventsColumns[2], UsageEventsColumns[0]},
 			},
+			{
+				Name:    "usageevent_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{UsageEventsColumns[1]},
+			},
 		},
 	}
 	// WebhookDeliveriesColumns holds the columns for the "webhook_deliveries" table.
@@ -859,6 +935,9 @@ var (
 		GrantsTable,
 		HoldsTable,
 		IncentiveAwardsTable,
+		KpiEntryMonthsTable,
+		KpiRolledMonthsTable,
+		KpiUsageMonthsTable,
 		LedgerEntriesTable,
 		OperationsTable,
 		OrganizationsTable,

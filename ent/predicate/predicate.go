@@ -36,6 +36,15 @@ type Hold func(*sql.Selector)
 // IncentiveAward is the predicate function for incentiveaward builders.
 type IncentiveAward func(*sql.Selector)
 
+// KpiEntryMonth is the predicate function for kpientrymonth builders.
+type KpiEntryMonth func(*sql.Selector)
+
+// KpiRolledMonth is the predicate function for kpirolledmonth builders.
+type KpiRolledMonth func(*sql.Selector)
+
+// KpiUsageMonth is the predicate function for kpiusagemonth builders.
+type KpiUsageMonth func(*sql.Selector)
+
 // LedgerEntry is the predicate function for ledgerentry builders.
 type LedgerEntry func(*sql.Selector)
 

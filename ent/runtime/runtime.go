@@ -15,6 +15,7 @@ import (
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/hold"
 	"github.com/creditd/creditd/ent/incentiveaward"
+	"github.com/creditd/creditd/ent/kpirolledmonth"
 	"github.com/creditd/creditd/ent/ledgerentry"
 	"github.com/creditd/creditd/ent/operation"
 	"github.com/creditd/creditd/ent/organization"
@@ -228,6 +229,19 @@ func init() {
 	incentiveawardDescCreatedAt := incentiveawardMixinFields0[0].Descriptor()
 	// incentiveaward.DefaultCreatedAt holds the default value on creation for the created_at field.
 	incentiveaward.DefaultCreatedAt = incentiveawardDescCreatedAt.Default.(func() time.Time)
+	kpirolledmonthMixin := schema.KpiRolledMonth{}.Mixin()
+	kpirolledmonthMixinFields0 := kpirolledmonthMixin[0].Fields()
+	_ = kpirolledmonthMixinFields0
+	kpirolledmonthFields := schema.KpiRolledMonth{}.Fields()
+	_ = kpirolledmonthFields
+	// kpirolledmonthDescCreatedAt is the schema descriptor for created_at field.
+	kpirolledmonthDescCreatedAt := kpirolledmonthMixinFields0[0].Descriptor()
+	// kpirolledmonth.DefaultCreatedAt holds the default value on creation for the created_at field.
+	kpirolledmonth.DefaultCreatedAt = kpirolledmonthDescCreatedAt.Default.(func() time.Time)
+	// kpirolledmonthDescMonth is the schema descriptor for month field.
+	kpirolledmonthDescMonth := kpirolledmonthFields[0].Descriptor()
+	// kpirolledmonth.MonthValidator is a validator for the "month" field. It is called by the builders before save.
+	kpirolledmonth.MonthValidator = kpirolledmonthDescMonth.Validators[0].(func(string) error)
 	ledgerentryMixin := schema.LedgerEntry{}.Mixin()
 	ledgerentryHooks := schema.LedgerEntry{}.Hooks()
 	ledgerentry.Hooks[0] = ledgerentryHooks[0]

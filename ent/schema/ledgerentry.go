@@ -50,7 +50,9 @@ func (LedgerEntry) Edges() []ent.Edge {
 func (LedgerEntry) Indexes() []ent.Index {
 	// (organization_id, id): an organisation's ledger in id order, as
 	// exports read it.
-	return []ent.Index{index.Fields("pool_id", "id"), index.Fields("grant_id"), index.Fields("usage_event_id"), index.Fields("organization_id", "id")}
+	return []ent.Index{index.Fields("pool_id", "id"), index.Fields("grant_id"), index.Fields("usage_event_id"), index.Fields("organization_id", "id"),
+		index.Fields("created_at"), // KPI ranges (package kpi)
+	}
 }
 
 // ErrImmutable is returned when code tries to change or delete a ledger entry.

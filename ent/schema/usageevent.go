@@ -47,5 +47,6 @@ func (UsageEvent) Indexes() []ent.Index {
 		index.Fields("organization_id", "idempotency_key").Unique(),
 		index.Fields("pool_id"),
 		index.Fields("organization_id", "id"), // usageEvents pages and exports
+		index.Fields("created_at"),            // KPI ranges (package kpi)
 	}
 }
