@@ -2,7 +2,7 @@
 GO ?= go
 NAME ?= change
 
-.PHONY: run demo test test-short soak bench loadtest verify generate migrate-diff lint tidy build
+.PHONY: run demo test test-short soak bench bench-kpi loadtest verify generate migrate-diff lint tidy build
 
 ## run: the server on the embedded SQLite database (sqlite://creditd.db)
 run:
@@ -36,6 +36,10 @@ bench:
 	  END { print ""; print "service / raw SQL, same run:"; \
 	  for (n in rate) if (n ~ /^BenchmarkRecordUsage\//) { sub_=n; sub(/^BenchmarkRecordUsage\//, "", sub_); \
 	    raw="BenchmarkRawSQL/" sub_; if (raw in rate) printf "  %-22s %9.0f / %9.0f events/s = %.2f\n", sub_, rate[n], rate[raw], rate[n]/rate[raw] } }' bench.out
+
+## bench-kpi: kpis and accountHealth over 1,000 organisations and 1,000,000 events on PostgreSQL, with a raw-SQL aggregate
+bench-kpi:
+	$(GO) test ./kpi/ -run '^$$' -bench KPIs -benchtime 1x
 
 ## loadtest: the real server on a fresh PostgreSQL database, driven over loopback HTTP by
 ## `creditd loadtest` (single events, batches, then the default mix), then the raw-SQL baseline
