@@ -47,6 +47,9 @@ var (
 	LowBurnAfter  = decimal.RequireFromString("0.25")
 )
 
+// healthChunk is how many organisations one statement sums the periods of.
+const healthChunk = 5000
+
 // usualDays is the window the usual day is the mean of.
 const usualDays = 28
 
@@ -70,9 +73,16 @@ func AccountHealth(ctx context.Context, db *store.DB, asOf time.Time) ([]Health,
 		starts[i] = h.PeriodStart
 		out[i] = h
 	}
-	period, err := periodSums(ctx, db, ids, starts, asOf)
-	if err != nil {
-		return nil, err
+	period := map[int]periodSum{}
+	for lo := 0; lo < len(ids); lo += healthChunk { // SQLite binds at most 32,766 values a statement
+		hi := min(lo+healthChunk, len(ids))
+		part, err := periodSums(ctx, db, ids[lo:hi], starts[lo:hi], asOf)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range part {
+			period[k] = v
+		}
 	}
 	days, err := dailyBurn(ctx, db, asOf)
 	if err != nil {
