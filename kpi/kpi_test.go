@@ -173,7 +173,7 @@ func eqp(t *testing.T, what string, got *decimal.Decimal, want string) {
 func TestKPIsOnAHandBuiltDataset(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		dataset(t, db)
+		_, orgs, _ := dataset(t, db)
 		// First with the ledger's clock at the range's start: no month is
 		// closed, every figure is read from the ledger. Then now: the
 		// closed months are rolled up and read from the rollups. Both agree.
@@ -269,6 +269,30 @@ func TestKPIsOnAHandBuiltDataset(t *testing.T) {
 		eq(t, "November expired", nov.Expired, "340")
 		eq(t, "November ARR", nov.CommittedPoolARR, "180")
 		eq(t, "November fees", nov.FeeRevenue, "104") // A's 15 and B's true-up of 89
+		// By plan at the range's end: A and B (its last plan) on pro, C on
+		// none (0); by organisation: A, B, C (D bills in EUR).
+		byPlan, err := kpi.Compute(ctx, db, kpi.Query{From: from, To: to, GroupBy: []kpi.GroupBy{kpi.ByPlan}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(byPlan.Rows) != 2 || *byPlan.Rows[0].PlanID != 0 || !byPlan.Rows[0].Burned.Equal(d("20")) || !byPlan.Rows[1].Burned.Equal(d("2840")) ||
+			!byPlan.Rows[1].CommittedPoolARR.Equal(d("180")) {
+			t.Errorf("by plan: %+v", byPlan.Rows)
+		}
+		byOrg, err := kpi.Compute(ctx, db, kpi.Query{From: from, To: to, GroupBy: []kpi.GroupBy{kpi.ByOrganization, kpi.ByMonth}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perOrg := map[int]decimal.Decimal{}
+		for _, r := range byOrg.Rows {
+			perOrg[*r.OrganizationID] = perOrg[*r.OrganizationID].Add(r.Burned)
+			if r.NRR != nil {
+				t.Errorf("a month row with NRR: %+v", r)
+			}
+		}
+		if len(perOrg) != 3 || !perOrg[orgs["A"].ID].Equal(d("840")) || !perOrg[orgs["B"].ID].Equal(d("2000")) || !perOrg[orgs["C"].ID].Equal(d("20")) {
+			t.Errorf("burned by organisation over the months: %v", perOrg)
+		}
 		eur, err := kpi.Compute(ctx, db, kpi.Query{From: from, To: to, Currency: "EUR"})
 		if err != nil {
 			t.Fatal(err)
