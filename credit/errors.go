@@ -41,6 +41,7 @@ const (
 	CodeNoTerm              Code = "NO_TERM"              // a term-end change or cancellation of a subscription without a term
 	CodeAddOnAttached       Code = "ADD_ON_ATTACHED"      // an add-on the subscription already has
 	CodeAddOnRemoved        Code = "ADD_ON_REMOVED"       // removing an add-on that was removed already
+	CodeNoticePeriod        Code = "NOTICE_PERIOD"        // a price change published to take effect inside the subscribers' notice period
 	CodeInternal            Code = "INTERNAL"             // a fault of ours; the message is generic, the cause is logged
 	CodeUnavailable         Code = "UNAVAILABLE"          // the database is down, restarting or out of connections; extensions.retryable says whether resending is safe
 )

@@ -14208,6 +14208,8 @@ type PlanMutation struct {
 	appendoverage_tiers      []credit.PriceTier
 	segment_prices           *[]credit.SegmentPrice
 	appendsegment_prices     []credit.SegmentPrice
+	notice_days              *int
+	addnotice_days           *int
 	clearedFields            map[string]struct{}
 	done                     bool
 	oldValue                 func(context.Context) (*Plan, error)
@@ -15858,6 +15860,62 @@ func (m *PlanMutation) ResetSegmentPrices() {
 	delete(m.clearedFields, plan.FieldSegmentPrices)
 }
 
+// SetNoticeDays sets the "notice_days" field.
+func (m *PlanMutation) SetNoticeDays(i int) {
+	m.notice_days = &i
+	m.addnotice_days = nil
+}
+
+// NoticeDays returns the value of the "notice_days" field in the mutation.
+func (m *PlanMutation) NoticeDays() (r int, exists bool) {
+	v := m.notice_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNoticeDays returns the old "notice_days" field's value of the Plan entity.
+// If the Plan object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PlanMutation) OldNoticeDays(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNoticeDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNoticeDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNoticeDays: %w", err)
+	}
+	return oldValue.NoticeDays, nil
+}
+
+// AddNoticeDays adds i to the "notice_days" field.
+func (m *PlanMutation) AddNoticeDays(i int) {
+	if m.addnotice_days != nil {
+		*m.addnotice_days += i
+	} else {
+		m.addnotice_days = &i
+	}
+}
+
+// AddedNoticeDays returns the value that was added to the "notice_days" field in this mutation.
+func (m *PlanMutation) AddedNoticeDays() (r int, exists bool) {
+	v := m.addnotice_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetNoticeDays resets all changes to the "notice_days" field.
+func (m *PlanMutation) ResetNoticeDays() {
+	m.notice_days = nil
+	m.addnotice_days = nil
+}
+
 // Where appends a list predicates to the PlanMutation builder.
 func (m *PlanMutation) Where(ps ...predicate.Plan) {
 	m.predicates = append(m.predicates, ps...)
@@ -15892,7 +15950,7 @@ func (m *PlanMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PlanMutation) Fields() []string {
-	fields := make([]string, 0, 32)
+	fields := make([]string, 0, 33)
 	if m.created_at != nil {
 		fields = append(fields, plan.FieldCreatedAt)
 	}
@@ -15989,6 +16047,9 @@ func (m *PlanMutation) Fields() []string {
 	if m.segment_prices != nil {
 		fields = append(fields, plan.FieldSegmentPrices)
 	}
+	if m.notice_days != nil {
+		fields = append(fields, plan.FieldNoticeDays)
+	}
 	return fields
 }
 
@@ -16061,6 +16122,8 @@ func (m *PlanMutation) Field(name string) (ent.Value, bool) {
 		return m.OverageTiers()
 	case plan.FieldSegmentPrices:
 		return m.SegmentPrices()
+	case plan.FieldNoticeDays:
+		return m.NoticeDays()
 	}
 	return nil, false
 }
@@ -16134,6 +16197,8 @@ func (m *PlanMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldOverageTiers(ctx)
 	case plan.FieldSegmentPrices:
 		return m.OldSegmentPrices(ctx)
+	case plan.FieldNoticeDays:
+		return m.OldNoticeDays(ctx)
 	}
 	return nil, fmt.Errorf("unknown Plan field %s", name)
 }
@@ -16367,6 +16432,13 @@ func (m *PlanMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetSegmentPrices(v)
 		return nil
+	case plan.FieldNoticeDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNoticeDays(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
 }
@@ -16387,6 +16459,9 @@ func (m *PlanMutation) AddedFields() []string {
 	if m.addtier != nil {
 		fields = append(fields, plan.FieldTier)
 	}
+	if m.addnotice_days != nil {
+		fields = append(fields, plan.FieldNoticeDays)
+	}
 	return fields
 }
 
@@ -16403,6 +16478,8 @@ func (m *PlanMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedIncentiveExpiryDays()
 	case plan.FieldTier:
 		return m.AddedTier()
+	case plan.FieldNoticeDays:
+		return m.AddedNoticeDays()
 	}
 	return nil, false
 }
@@ -16439,6 +16516,13 @@ func (m *PlanMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddTier(v)
+		return nil
+	case plan.FieldNoticeDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddNoticeDays(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Plan numeric field %s", name)
@@ -16679,6 +16763,9 @@ func (m *PlanMutation) ResetField(name string) error {
 		return nil
 	case plan.FieldSegmentPrices:
 		m.ResetSegmentPrices()
+		return nil
+	case plan.FieldNoticeDays:
+		m.ResetNoticeDays()
 		return nil
 	}
 	return fmt.Errorf("unknown Plan field %s", name)
@@ -19099,6 +19186,7 @@ type SubscriptionMutation struct {
 	commitment          *decimal.Decimal
 	register_version    *int
 	addregister_version *int
+	grandfathered_until *time.Time
 	next_period         *int
 	addnext_period      *int
 	next_period_at      *time.Time
@@ -19932,6 +20020,55 @@ func (m *SubscriptionMutation) ResetRegisterVersion() {
 	delete(m.clearedFields, subscription.FieldRegisterVersion)
 }
 
+// SetGrandfatheredUntil sets the "grandfathered_until" field.
+func (m *SubscriptionMutation) SetGrandfatheredUntil(t time.Time) {
+	m.grandfathered_until = &t
+}
+
+// GrandfatheredUntil returns the value of the "grandfathered_until" field in the mutation.
+func (m *SubscriptionMutation) GrandfatheredUntil() (r time.Time, exists bool) {
+	v := m.grandfathered_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGrandfatheredUntil returns the old "grandfathered_until" field's value of the Subscription entity.
+// If the Subscription object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubscriptionMutation) OldGrandfatheredUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGrandfatheredUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGrandfatheredUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGrandfatheredUntil: %w", err)
+	}
+	return oldValue.GrandfatheredUntil, nil
+}
+
+// ClearGrandfatheredUntil clears the value of the "grandfathered_until" field.
+func (m *SubscriptionMutation) ClearGrandfatheredUntil() {
+	m.grandfathered_until = nil
+	m.clearedFields[subscription.FieldGrandfatheredUntil] = struct{}{}
+}
+
+// GrandfatheredUntilCleared returns if the "grandfathered_until" field was cleared in this mutation.
+func (m *SubscriptionMutation) GrandfatheredUntilCleared() bool {
+	_, ok := m.clearedFields[subscription.FieldGrandfatheredUntil]
+	return ok
+}
+
+// ResetGrandfatheredUntil resets all changes to the "grandfathered_until" field.
+func (m *SubscriptionMutation) ResetGrandfatheredUntil() {
+	m.grandfathered_until = nil
+	delete(m.clearedFields, subscription.FieldGrandfatheredUntil)
+}
+
 // SetNextPeriod sets the "next_period" field.
 func (m *SubscriptionMutation) SetNextPeriod(i int) {
 	m.next_period = &i
@@ -20071,7 +20208,7 @@ func (m *SubscriptionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SubscriptionMutation) Fields() []string {
-	fields := make([]string, 0, 16)
+	fields := make([]string, 0, 17)
 	if m.created_at != nil {
 		fields = append(fields, subscription.FieldCreatedAt)
 	}
@@ -20113,6 +20250,9 @@ func (m *SubscriptionMutation) Fields() []string {
 	}
 	if m.register_version != nil {
 		fields = append(fields, subscription.FieldRegisterVersion)
+	}
+	if m.grandfathered_until != nil {
+		fields = append(fields, subscription.FieldGrandfatheredUntil)
 	}
 	if m.next_period != nil {
 		fields = append(fields, subscription.FieldNextPeriod)
@@ -20156,6 +20296,8 @@ func (m *SubscriptionMutation) Field(name string) (ent.Value, bool) {
 		return m.Commitment()
 	case subscription.FieldRegisterVersion:
 		return m.RegisterVersion()
+	case subscription.FieldGrandfatheredUntil:
+		return m.GrandfatheredUntil()
 	case subscription.FieldNextPeriod:
 		return m.NextPeriod()
 	case subscription.FieldNextPeriodAt:
@@ -20197,6 +20339,8 @@ func (m *SubscriptionMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldCommitment(ctx)
 	case subscription.FieldRegisterVersion:
 		return m.OldRegisterVersion(ctx)
+	case subscription.FieldGrandfatheredUntil:
+		return m.OldGrandfatheredUntil(ctx)
 	case subscription.FieldNextPeriod:
 		return m.OldNextPeriod(ctx)
 	case subscription.FieldNextPeriodAt:
@@ -20307,6 +20451,13 @@ func (m *SubscriptionMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetRegisterVersion(v)
+		return nil
+	case subscription.FieldGrandfatheredUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGrandfatheredUntil(v)
 		return nil
 	case subscription.FieldNextPeriod:
 		v, ok := value.(int)
@@ -20469,6 +20620,9 @@ func (m *SubscriptionMutation) ClearedFields() []string {
 	if m.FieldCleared(subscription.FieldRegisterVersion) {
 		fields = append(fields, subscription.FieldRegisterVersion)
 	}
+	if m.FieldCleared(subscription.FieldGrandfatheredUntil) {
+		fields = append(fields, subscription.FieldGrandfatheredUntil)
+	}
 	if m.FieldCleared(subscription.FieldNextPeriodAt) {
 		fields = append(fields, subscription.FieldNextPeriodAt)
 	}
@@ -20503,6 +20657,9 @@ func (m *SubscriptionMutation) ClearField(name string) error {
 		return nil
 	case subscription.FieldRegisterVersion:
 		m.ClearRegisterVersion()
+		return nil
+	case subscription.FieldGrandfatheredUntil:
+		m.ClearGrandfatheredUntil()
 		return nil
 	case subscription.FieldNextPeriodAt:
 		m.ClearNextPeriodAt()
@@ -20556,6 +20713,9 @@ func (m *SubscriptionMutation) ResetField(name string) error {
 		return nil
 	case subscription.FieldRegisterVersion:
 		m.ResetRegisterVersion()
+		return nil
+	case subscription.FieldGrandfatheredUntil:
+		m.ResetGrandfatheredUntil()
 		return nil
 	case subscription.FieldNextPeriod:
 		m.ResetNextPeriod()

@@ -84,7 +84,9 @@ type Plan struct {
 	OverageTiers []credit.PriceTier `json:"overage_tiers,omitempty"`
 	// SegmentPrices holds the value of the "segment_prices" field.
 	SegmentPrices []credit.SegmentPrice `json:"segment_prices,omitempty"`
-	selectValues  sql.SelectValues
+	// NoticeDays holds the value of the "notice_days" field.
+	NoticeDays   int `json:"notice_days,omitempty"`
+	selectValues sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -98,7 +100,7 @@ func (*Plan) scanValues(columns []string) ([]any, error) {
 			values[i] = new(decimal.Decimal)
 		case plan.FieldOveragePrice, plan.FieldAutoTopUpThreshold, plan.FieldAutoTopUpCredits, plan.FieldBorrowLimit, plan.FieldRolloverCap, plan.FieldOnDemandPrice, plan.FieldIncentiveCapPerPeriod, plan.FieldIncentiveCapPerMember, plan.FieldSeedCredits, plan.FieldMemberLimit, plan.FieldTermEndRefundRate:
 			values[i] = new(decimal.NullDecimal)
-		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays, plan.FieldIncentiveExpiryDays, plan.FieldTier:
+		case plan.FieldID, plan.FieldAutoTopUpCap, plan.FieldOnDemandExpiryDays, plan.FieldIncentiveExpiryDays, plan.FieldTier, plan.FieldNoticeDays:
 			values[i] = new(sql.NullInt64)
 		case plan.FieldName, plan.FieldPeriod, plan.FieldCurrency, plan.FieldRegisterName, plan.FieldOverageMode, plan.FieldRolloverMode, plan.FieldFamily, plan.FieldChangeCredits, plan.FieldTermEndCredits:
 			values[i] = new(sql.NullString)
@@ -328,6 +330,12 @@ func (_m *Plan) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field segment_prices: %w", err)
 				}
 			}
+		case plan.FieldNoticeDays:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field notice_days", values[i])
+			} else if value.Valid {
+				_m.NoticeDays = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -465,6 +473,9 @@ func (_m *Plan) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("segment_prices=")
 	builder.WriteString(fmt.Sprintf("%v", _m.SegmentPrices))
+	builder.WriteString(", ")
+	builder.WriteString("notice_days=")
+	builder.WriteString(fmt.Sprintf("%v", _m.NoticeDays))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -376,6 +376,20 @@ func (_c *PlanCreate) SetSegmentPrices(v []credit.SegmentPrice) *PlanCreate {
 	return _c
 }
 
+// SetNoticeDays sets the "notice_days" field.
+func (_c *PlanCreate) SetNoticeDays(v int) *PlanCreate {
+	_c.mutation.SetNoticeDays(v)
+	return _c
+}
+
+// SetNillableNoticeDays sets the "notice_days" field if the given value is not nil.
+func (_c *PlanCreate) SetNillableNoticeDays(v *int) *PlanCreate {
+	if v != nil {
+		_c.SetNoticeDays(*v)
+	}
+	return _c
+}
+
 // Mutation returns the PlanMutation object of the builder.
 func (_c *PlanCreate) Mutation() *PlanMutation {
 	return _c.mutation
@@ -430,6 +444,10 @@ func (_c *PlanCreate) defaults() {
 	if _, ok := _c.mutation.TermEndCredits(); !ok {
 		v := plan.DefaultTermEndCredits
 		_c.mutation.SetTermEndCredits(v)
+	}
+	if _, ok := _c.mutation.NoticeDays(); !ok {
+		v := plan.DefaultNoticeDays
+		_c.mutation.SetNoticeDays(v)
 	}
 }
 
@@ -513,6 +531,9 @@ func (_c *PlanCreate) check() error {
 		if err := plan.TermEndCreditsValidator(v); err != nil {
 			return &ValidationError{Name: "term_end_credits", err: fmt.Errorf(`ent: validator failed for field "Plan.term_end_credits": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.NoticeDays(); !ok {
+		return &ValidationError{Name: "notice_days", err: errors.New(`ent: missing required field "Plan.notice_days"`)}
 	}
 	return nil
 }
@@ -668,6 +689,10 @@ func (_c *PlanCreate) createSpec() (*Plan, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.SegmentPrices(); ok {
 		_spec.SetField(plan.FieldSegmentPrices, field.TypeJSON, value)
 		_node.SegmentPrices = value
+	}
+	if value, ok := _c.mutation.NoticeDays(); ok {
+		_spec.SetField(plan.FieldNoticeDays, field.TypeInt, value)
+		_node.NoticeDays = value
 	}
 	return _node, _spec
 }
@@ -827,6 +852,9 @@ func (u *PlanUpsertOne) UpdateNewValues() *PlanUpsertOne {
 		}
 		if _, exists := u.create.mutation.SegmentPrices(); exists {
 			s.SetIgnore(plan.FieldSegmentPrices)
+		}
+		if _, exists := u.create.mutation.NoticeDays(); exists {
+			s.SetIgnore(plan.FieldNoticeDays)
 		}
 	}))
 	return u
@@ -1130,6 +1158,9 @@ func (u *PlanUpsertBulk) UpdateNewValues() *PlanUpsertBulk {
 			}
 			if _, exists := b.mutation.SegmentPrices(); exists {
 				s.SetIgnore(plan.FieldSegmentPrices)
+			}
+			if _, exists := b.mutation.NoticeDays(); exists {
+				s.SetIgnore(plan.FieldNoticeDays)
 			}
 		}
 	}))

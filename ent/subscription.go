@@ -46,6 +46,8 @@ type Subscription struct {
 	Commitment decimal.Decimal `json:"commitment,omitempty"`
 	// RegisterVersion holds the value of the "register_version" field.
 	RegisterVersion *int `json:"register_version,omitempty"`
+	// GrandfatheredUntil holds the value of the "grandfathered_until" field.
+	GrandfatheredUntil *time.Time `json:"grandfathered_until,omitempty"`
 	// NextPeriod holds the value of the "next_period" field.
 	NextPeriod int `json:"next_period,omitempty"`
 	// NextPeriodAt holds the value of the "next_period_at" field.
@@ -66,7 +68,7 @@ func (*Subscription) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case subscription.FieldTimeZone:
 			values[i] = new(sql.NullString)
-		case subscription.FieldCreatedAt, subscription.FieldStartsAt, subscription.FieldCanceledAt, subscription.FieldEndsAt, subscription.FieldNextPeriodAt:
+		case subscription.FieldCreatedAt, subscription.FieldStartsAt, subscription.FieldCanceledAt, subscription.FieldEndsAt, subscription.FieldGrandfatheredUntil, subscription.FieldNextPeriodAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -179,6 +181,13 @@ func (_m *Subscription) assignValues(columns []string, values []any) error {
 				_m.RegisterVersion = new(int)
 				*_m.RegisterVersion = int(value.Int64)
 			}
+		case subscription.FieldGrandfatheredUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field grandfathered_until", values[i])
+			} else if value.Valid {
+				_m.GrandfatheredUntil = new(time.Time)
+				*_m.GrandfatheredUntil = value.Time
+			}
 		case subscription.FieldNextPeriod:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field next_period", values[i])
@@ -280,6 +289,11 @@ func (_m *Subscription) String() string {
 	if v := _m.RegisterVersion; v != nil {
 		builder.WriteString("register_version=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.GrandfatheredUntil; v != nil {
+		builder.WriteString("grandfathered_until=")
+		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")
 	builder.WriteString("next_period=")

@@ -179,6 +179,20 @@ func (_c *SubscriptionCreate) SetNillableRegisterVersion(v *int) *SubscriptionCr
 	return _c
 }
 
+// SetGrandfatheredUntil sets the "grandfathered_until" field.
+func (_c *SubscriptionCreate) SetGrandfatheredUntil(v time.Time) *SubscriptionCreate {
+	_c.mutation.SetGrandfatheredUntil(v)
+	return _c
+}
+
+// SetNillableGrandfatheredUntil sets the "grandfathered_until" field if the given value is not nil.
+func (_c *SubscriptionCreate) SetNillableGrandfatheredUntil(v *time.Time) *SubscriptionCreate {
+	if v != nil {
+		_c.SetGrandfatheredUntil(*v)
+	}
+	return _c
+}
+
 // SetNextPeriod sets the "next_period" field.
 func (_c *SubscriptionCreate) SetNextPeriod(v int) *SubscriptionCreate {
 	_c.mutation.SetNextPeriod(v)
@@ -371,6 +385,10 @@ func (_c *SubscriptionCreate) createSpec() (*Subscription, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.RegisterVersion(); ok {
 		_spec.SetField(subscription.FieldRegisterVersion, field.TypeInt, value)
 		_node.RegisterVersion = &value
+	}
+	if value, ok := _c.mutation.GrandfatheredUntil(); ok {
+		_spec.SetField(subscription.FieldGrandfatheredUntil, field.TypeTime, value)
+		_node.GrandfatheredUntil = &value
 	}
 	if value, ok := _c.mutation.NextPeriod(); ok {
 		_spec.SetField(subscription.FieldNextPeriod, field.TypeInt, value)
@@ -616,6 +634,9 @@ func (u *SubscriptionUpsertOne) UpdateNewValues() *SubscriptionUpsertOne {
 		}
 		if _, exists := u.create.mutation.RegisterVersion(); exists {
 			s.SetIgnore(subscription.FieldRegisterVersion)
+		}
+		if _, exists := u.create.mutation.GrandfatheredUntil(); exists {
+			s.SetIgnore(subscription.FieldGrandfatheredUntil)
 		}
 	}))
 	return u
@@ -1022,6 +1043,9 @@ func (u *SubscriptionUpsertBulk) UpdateNewValues() *SubscriptionUpsertBulk {
 			}
 			if _, exists := b.mutation.RegisterVersion(); exists {
 				s.SetIgnore(subscription.FieldRegisterVersion)
+			}
+			if _, exists := b.mutation.GrandfatheredUntil(); exists {
+				s.SetIgnore(subscription.FieldGrandfatheredUntil)
 			}
 		}
 	}))

@@ -284,6 +284,9 @@ func (_u *SubscriptionUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if _u.mutation.RegisterVersionCleared() {
 		_spec.ClearField(subscription.FieldRegisterVersion, field.TypeInt)
 	}
+	if _u.mutation.GrandfatheredUntilCleared() {
+		_spec.ClearField(subscription.FieldGrandfatheredUntil, field.TypeTime)
+	}
 	if value, ok := _u.mutation.NextPeriod(); ok {
 		_spec.SetField(subscription.FieldNextPeriod, field.TypeInt, value)
 	}
@@ -601,6 +604,9 @@ func (_u *SubscriptionUpdateOne) sqlSave(ctx context.Context) (_node *Subscripti
 	}
 	if _u.mutation.RegisterVersionCleared() {
 		_spec.ClearField(subscription.FieldRegisterVersion, field.TypeInt)
+	}
+	if _u.mutation.GrandfatheredUntilCleared() {
+		_spec.ClearField(subscription.FieldGrandfatheredUntil, field.TypeTime)
 	}
 	if value, ok := _u.mutation.NextPeriod(); ok {
 		_spec.SetField(subscription.FieldNextPeriod, field.TypeInt, value)

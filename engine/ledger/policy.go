@@ -99,8 +99,15 @@ func (s *Service) SavePolicyDraft(ctx context.Context, in PolicyInput) (*ent.Pol
 // PublishPolicy publishes a draft: from effectiveFrom (default now) it is the
 // policy of its kind, until a later published version takes effect.
 func (s *Service) PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.PolicyVersion, error) {
+	return s.PublishPolicyWith(ctx, name, version, PublishOptions{EffectiveFrom: effectiveFrom})
+}
+
+// PublishPolicyWith is PublishPolicy with the notice period checked (BURN
+// and OVERAGE versions replacing one in effect: see checkNotice) and, for
+// an OPERATOR, overridden.
+func (s *Service) PublishPolicyWith(ctx context.Context, name string, version int, opts PublishOptions) (*ent.PolicyVersion, error) {
 	now := s.Now()
-	at, err := checkEffectiveFrom(now, effectiveFrom)
+	at, err := checkEffectiveFrom(now, opts.EffectiveFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +119,14 @@ func (s *Service) PublishPolicy(ctx context.Context, name string, version int, e
 		}
 		if p.Status != credit.VersionDraft {
 			return credit.Errorf(credit.CodeConflict, "policy %q version %d is already %s", name, version, p.Status)
+		}
+		forced := false
+		if change, err := policyReplaces(ctx, tx, p, at); err != nil {
+			return err
+		} else if change {
+			if forced, err = s.checkNotice(ctx, tx, "", fmt.Sprintf("%s policy %q version %d", p.Kind, name, version), at, now, opts.Force); err != nil {
+				return err
+			}
 		}
 		n, err := tx.PolicyVersion.Update().
 			Where(policyversion.ID(p.ID), policyversion.StatusEQ(credit.VersionDraft)).
@@ -128,7 +143,11 @@ func (s *Service) PublishPolicy(ctx context.Context, name string, version int, e
 		if err := bumpCatalog(ctx, tx); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, "publishPolicy", "Policy", p.ID, nil, p, out)
+		action := "publishPolicy"
+		if forced {
+			action += " (forced inside the notice period)"
+		}
+		return s.audit(ctx, tx, action, "Policy", p.ID, nil, p, out)
 	})
 	if err == nil {
 		s.catalog.invalidate()

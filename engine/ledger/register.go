@@ -150,8 +150,14 @@ func checkEffectiveFrom(now time.Time, at *time.Time) (time.Time, error) {
 // PublishRegister publishes a draft version; from effectiveFrom (default
 // now) it prices the usage of the organisations that use this register.
 func (s *Service) PublishRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error) {
+	return s.PublishRegisterWith(ctx, name, version, PublishOptions{EffectiveFrom: effectiveFrom})
+}
+
+// PublishRegisterWith is PublishRegister with the notice period checked
+// (see checkNotice) and, for an OPERATOR, overridden.
+func (s *Service) PublishRegisterWith(ctx context.Context, name string, version int, opts PublishOptions) (*ent.WeightRegister, error) {
 	now := s.Now()
-	at, err := checkEffectiveFrom(now, effectiveFrom)
+	at, err := checkEffectiveFrom(now, opts.EffectiveFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +169,10 @@ func (s *Service) PublishRegister(ctx context.Context, name string, version int,
 		}
 		if r.Status != credit.VersionDraft {
 			return credit.Errorf(credit.CodeConflict, "register %q version %d is already %s", name, version, r.Status)
+		}
+		forced, err := s.registerNotice(ctx, tx, r, at, now, opts.Force)
+		if err != nil {
+			return err
 		}
 		n, err := tx.WeightRegister.Update().
 			Where(weightregister.ID(r.ID), weightregister.StatusEQ(credit.VersionDraft)).
@@ -179,7 +189,11 @@ func (s *Service) PublishRegister(ctx context.Context, name string, version int,
 		if err := bumpCatalog(ctx, tx); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, "publishWeightRegister", "WeightRegister", r.ID, nil, r, out)
+		action := "publishWeightRegister"
+		if forced {
+			action += " (forced inside the notice period)"
+		}
+		return s.audit(ctx, tx, action, "WeightRegister", r.ID, nil, r, out)
 	})
 	if err == nil {
 		s.catalog.invalidate()

@@ -162,6 +162,7 @@ type poolInfo struct {
 	Segment         string
 	RegisterName    string
 	RegisterVersion *int              // pinned by the subscription (grandfathering)
+	PinnedUntil     *time.Time        // the pin's end: usage occurring from then is priced by the version in effect
 	Terms           *engine.PlanTerms // the current subscription's plan; nil: none
 }
 
@@ -215,7 +216,7 @@ func (s *Service) lockPools(ctx context.Context, u *usageTx, ids []int, now time
 	}
 	rows, err := u.query(ctx, "lockPools", s.sqlf(`SELECT p.id, p.organization_id, COALESCE(o.segment, ''), o.register_name,
   p.parent_id, p.budget_amount, p.budget_period, p.budget_hard,
-  s.id, s.starts_at, s.ends_at, s.register_version, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency, pl.id,
+  s.id, s.starts_at, s.ends_at, s.register_version, s.grandfathered_until, pl.register_name, pl.overage_mode, pl.overage_price, pl.currency, pl.id,
   s.next_period_at, o.overage_cap_credits, o.overage_cap_amount,
   (SELECT COALESCE(MAX(generation), 0) FROM catalog_generations)
 FROM pools p JOIN organizations o ON o.id = p.organization_id
@@ -232,6 +233,7 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			p                  poolInfo
 			subID, regVersion  sql.NullInt64
 			subStart, subEnd   sql.NullTime
+			pinnedUntil        sql.NullTime
 			planReg, mode, cur sql.NullString
 			price              decimal.NullDecimal
 			parent             sql.NullInt64
@@ -243,7 +245,7 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			capCredits, capAmt decimal.NullDecimal
 		)
 		if err := rows.Scan(&p.ID, &p.OrgID, &p.Segment, &p.RegisterName, &parent, &budget, &budgetPeriod, &budgetHard,
-			&subID, &subStart, &subEnd, &regVersion, &planReg, &mode, &price, &cur, &planID, &nextPeriod, &capCredits, &capAmt, &u.generation); err != nil {
+			&subID, &subStart, &subEnd, &regVersion, &pinnedUntil, &planReg, &mode, &price, &cur, &planID, &nextPeriod, &capCredits, &capAmt, &u.generation); err != nil {
 			return nil, err
 		}
 		if nextPeriod.Valid && !nextPeriod.Time.After(now) {
@@ -265,6 +267,10 @@ WHERE `+cond+` ORDER BY p.id`+lock), args...)
 			if regVersion.Valid {
 				v := int(regVersion.Int64)
 				p.RegisterVersion = &v
+				if pinnedUntil.Valid {
+					u := pinnedUntil.Time.UTC()
+					p.PinnedUntil = &u
+				}
 			}
 			p.Terms = &engine.PlanTerms{SubscriptionID: int(subID.Int64), PlanID: int(planID.Int64), OverageMode: credit.OverageMode(mode.String),
 				OveragePrice: price, Currency: cur.String, TopUpsLeft: -1}

@@ -41,7 +41,10 @@ type SubscribeInput struct {
 	AutoRenew       *bool            // default true: the term renews
 	TimeZone        string           // IANA zone the periods are anchored in; default UTC
 	RegisterVersion *int             // pin the plan's register version (grandfathering)
-	Backfill        bool             // allow a start more than one period in the past
+	// GrandfatheredUntil ends the pin: usage occurring from then on is
+	// priced by the version in effect (nil: pinned for good).
+	GrandfatheredUntil *time.Time
+	Backfill           bool // allow a start more than one period in the past
 }
 
 // MaxPeriodsPerRun bounds the periods one subscription opens in one run
@@ -121,6 +124,7 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		out, err = tx.Subscription.Create().SetOrganizationID(in.OrganizationID).SetPlanID(p.ID).SetPoolID(pools[0].ID).
 			SetStartsAt(start).SetNillableEndsAt(ends).SetNillableTermPeriods(in.TermPeriods).SetAutoRenew(autoRenew).
 			SetTimeZone(in.TimeZone).SetCommitment(commitment).SetNillableRegisterVersion(in.RegisterVersion).
+			SetNillableGrandfatheredUntil(in.GrandfatheredUntil).
 			SetNextPeriod(0).SetNextPeriodAt(start).SetCreatedAt(now).Save(ctx)
 		if err != nil {
 			return mapEntError(err, "subscription", "")
@@ -162,6 +166,10 @@ func (in SubscribeInput) Validate() error {
 		return credit.Invalid("commitment", "must not be negative")
 	case in.TermPeriods != nil && (*in.TermPeriods < 1 || *in.TermPeriods > 1200):
 		return credit.Invalid("termPeriods", "must be 1 to 1200")
+	case in.GrandfatheredUntil != nil && in.RegisterVersion == nil:
+		return credit.Invalid("grandfatheredUntil", "ends a pin: set registerVersion too")
+	case in.GrandfatheredUntil != nil && !in.GrandfatheredUntil.After(in.StartsAt):
+		return credit.Invalid("grandfatheredUntil", "must be after startsAt")
 	}
 	if _, err := time.LoadLocation(in.TimeZone); err != nil {
 		return credit.Invalid("timeZone", "%q is not an IANA time zone", in.TimeZone)

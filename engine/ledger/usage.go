@@ -205,7 +205,11 @@ func (s *Service) recordBatch(ctx context.Context, tx *usageTx, items []item, sn
 		}
 		first[k] = i
 		p := b.pools[it.pool]
-		v, err := snap.versions(p.RegisterName, p.RegisterVersion, it.ev.OccurredAt)
+		pinned := p.RegisterVersion
+		if p.PinnedUntil != nil && !it.ev.OccurredAt.Before(*p.PinnedUntil) {
+			pinned = nil // grandfathered until then: the version in effect prices it
+		}
+		v, err := snap.versions(p.RegisterName, pinned, it.ev.OccurredAt)
 		if err != nil {
 			return nil, credit.AtIndex(err, i)
 		}

@@ -527,6 +527,7 @@ var (
 		{Name: "on_demand_tiers", Type: field.TypeJSON, Nullable: true},
 		{Name: "overage_tiers", Type: field.TypeJSON, Nullable: true},
 		{Name: "segment_prices", Type: field.TypeJSON, Nullable: true},
+		{Name: "notice_days", Type: field.TypeInt, Default: 30},
 	}
 	// PlansTable holds the schema information for the "plans" table.
 	PlansTable = &schema.Table{
@@ -648,6 +649,7 @@ var (
 		{Name: "time_zone", Type: field.TypeString, Default: "UTC"},
 		{Name: "commitment", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "numeric", "sqlite3": "text"}},
 		{Name: "register_version", Type: field.TypeInt, Nullable: true},
+		{Name: "grandfathered_until", Type: field.TypeTime, Nullable: true},
 		{Name: "next_period", Type: field.TypeInt, Default: 0},
 		{Name: "next_period_at", Type: field.TypeTime, Nullable: true},
 	}
@@ -665,7 +667,7 @@ var (
 			{
 				Name:    "subscription_next_period_at",
 				Unique:  false,
-				Columns: []*schema.Column{SubscriptionsColumns[16]},
+				Columns: []*schema.Column{SubscriptionsColumns[17]},
 			},
 		},
 	}

@@ -79,6 +79,8 @@ const (
 	FieldOverageTiers = "overage_tiers"
 	// FieldSegmentPrices holds the string denoting the segment_prices field in the database.
 	FieldSegmentPrices = "segment_prices"
+	// FieldNoticeDays holds the string denoting the notice_days field in the database.
+	FieldNoticeDays = "notice_days"
 	// Table holds the table name of the plan in the database.
 	Table = "plans"
 )
@@ -118,6 +120,7 @@ var Columns = []string{
 	FieldOnDemandTiers,
 	FieldOverageTiers,
 	FieldSegmentPrices,
+	FieldNoticeDays,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -143,6 +146,8 @@ var (
 	DefaultIncentiveExpiryDays int
 	// FamilyValidator is a validator for the "family" field. It is called by the builders before save.
 	FamilyValidator func(string) error
+	// DefaultNoticeDays holds the default value on creation for the "notice_days" field.
+	DefaultNoticeDays int
 )
 
 // PeriodValidator is a validator for the "period" field enum values. It is called by the builders before save.
@@ -345,4 +350,9 @@ func ByTermEndCredits(opts ...sql.OrderTermOption) OrderOption {
 // ByTermEndRefundRate orders the results by the term_end_refund_rate field.
 func ByTermEndRefundRate(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTermEndRefundRate, opts...).ToFunc()
+}
+
+// ByNoticeDays orders the results by the notice_days field.
+func ByNoticeDays(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNoticeDays, opts...).ToFunc()
 }

@@ -171,6 +171,11 @@ func TermEndRefundRate(v decimal.NullDecimal) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldTermEndRefundRate, v))
 }
 
+// NoticeDays applies equality check predicate on the "notice_days" field. It's identical to NoticeDaysEQ.
+func NoticeDays(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldNoticeDays, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Plan {
 	return predicate.Plan(sql.FieldEQ(FieldCreatedAt, v))
@@ -1529,6 +1534,46 @@ func SegmentPricesIsNil() predicate.Plan {
 // SegmentPricesNotNil applies the NotNil predicate on the "segment_prices" field.
 func SegmentPricesNotNil() predicate.Plan {
 	return predicate.Plan(sql.FieldNotNull(FieldSegmentPrices))
+}
+
+// NoticeDaysEQ applies the EQ predicate on the "notice_days" field.
+func NoticeDaysEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldEQ(FieldNoticeDays, v))
+}
+
+// NoticeDaysNEQ applies the NEQ predicate on the "notice_days" field.
+func NoticeDaysNEQ(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldNEQ(FieldNoticeDays, v))
+}
+
+// NoticeDaysIn applies the In predicate on the "notice_days" field.
+func NoticeDaysIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldIn(FieldNoticeDays, vs...))
+}
+
+// NoticeDaysNotIn applies the NotIn predicate on the "notice_days" field.
+func NoticeDaysNotIn(vs ...int) predicate.Plan {
+	return predicate.Plan(sql.FieldNotIn(FieldNoticeDays, vs...))
+}
+
+// NoticeDaysGT applies the GT predicate on the "notice_days" field.
+func NoticeDaysGT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGT(FieldNoticeDays, v))
+}
+
+// NoticeDaysGTE applies the GTE predicate on the "notice_days" field.
+func NoticeDaysGTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldGTE(FieldNoticeDays, v))
+}
+
+// NoticeDaysLT applies the LT predicate on the "notice_days" field.
+func NoticeDaysLT(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLT(FieldNoticeDays, v))
+}
+
+// NoticeDaysLTE applies the LTE predicate on the "notice_days" field.
+func NoticeDaysLTE(v int) predicate.Plan {
+	return predicate.Plan(sql.FieldLTE(FieldNoticeDays, v))
 }
 
 // And groups predicates with the AND operator between them.

@@ -400,6 +400,10 @@ func init() {
 	planDescFamily := planFields[20].Descriptor()
 	// plan.FamilyValidator is a validator for the "family" field. It is called by the builders before save.
 	plan.FamilyValidator = planDescFamily.Validators[0].(func(string) error)
+	// planDescNoticeDays is the schema descriptor for notice_days field.
+	planDescNoticeDays := planFields[31].Descriptor()
+	// plan.DefaultNoticeDays holds the default value on creation for the notice_days field.
+	plan.DefaultNoticeDays = planDescNoticeDays.Default.(int)
 	policyversionMixin := schema.PolicyVersion{}.Mixin()
 	policyversionMixinFields0 := policyversionMixin[0].Fields()
 	_ = policyversionMixinFields0
@@ -484,7 +488,7 @@ func init() {
 	// subscription.DefaultTimeZone holds the default value on creation for the time_zone field.
 	subscription.DefaultTimeZone = subscriptionDescTimeZone.Default.(string)
 	// subscriptionDescNextPeriod is the schema descriptor for next_period field.
-	subscriptionDescNextPeriod := subscriptionFields[13].Descriptor()
+	subscriptionDescNextPeriod := subscriptionFields[14].Descriptor()
 	// subscription.DefaultNextPeriod holds the default value on creation for the next_period field.
 	subscription.DefaultNextPeriod = subscriptionDescNextPeriod.Default.(int)
 	subscriptionaddonMixin := schema.SubscriptionAddOn{}.Mixin()

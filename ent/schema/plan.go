@@ -65,6 +65,10 @@ func (Plan) Fields() []ent.Field {
 		field.JSON("on_demand_tiers", []credit.PriceTier{}).Optional().Immutable(),
 		field.JSON("overage_tiers", []credit.PriceTier{}).Optional().Immutable(),
 		field.JSON("segment_prices", []credit.SegmentPrice{}).Optional().Immutable(),
+		// notice_days: how long before it takes effect a register or
+		// policy version that changes what the plan's subscribers pay
+		// must be published (change management).
+		field.Int("notice_days").Default(30).Immutable(),
 	}
 }
 
@@ -105,6 +109,9 @@ func (Subscription) Fields() []ent.Field {
 		// register_version pins the plan's register version this contract
 		// signed for (grandfathering); nil follows the version in effect.
 		field.Int("register_version").Optional().Nillable().Immutable(),
+		// grandfathered_until ends the pin: usage that occurs from then on
+		// is priced by the version in effect; nil: pinned for good.
+		field.Time("grandfathered_until").Optional().Nillable().Immutable(),
 		// next_period is the index of the next period to open; periods
 		// before it are opened (and the ones before those closed).
 		// next_period_at is when it starts; nil once the term has ended.

@@ -41,6 +41,8 @@ const (
 	FieldCommitment = "commitment"
 	// FieldRegisterVersion holds the string denoting the register_version field in the database.
 	FieldRegisterVersion = "register_version"
+	// FieldGrandfatheredUntil holds the string denoting the grandfathered_until field in the database.
+	FieldGrandfatheredUntil = "grandfathered_until"
 	// FieldNextPeriod holds the string denoting the next_period field in the database.
 	FieldNextPeriod = "next_period"
 	// FieldNextPeriodAt holds the string denoting the next_period_at field in the database.
@@ -66,6 +68,7 @@ var Columns = []string{
 	FieldTimeZone,
 	FieldCommitment,
 	FieldRegisterVersion,
+	FieldGrandfatheredUntil,
 	FieldNextPeriod,
 	FieldNextPeriodAt,
 }
@@ -167,6 +170,11 @@ func ByCommitment(opts ...sql.OrderTermOption) OrderOption {
 // ByRegisterVersion orders the results by the register_version field.
 func ByRegisterVersion(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRegisterVersion, opts...).ToFunc()
+}
+
+// ByGrandfatheredUntil orders the results by the grandfathered_until field.
+func ByGrandfatheredUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldGrandfatheredUntil, opts...).ToFunc()
 }
 
 // ByNextPeriod orders the results by the next_period field.

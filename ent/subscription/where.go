@@ -125,6 +125,11 @@ func RegisterVersion(v int) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldRegisterVersion, v))
 }
 
+// GrandfatheredUntil applies equality check predicate on the "grandfathered_until" field. It's identical to GrandfatheredUntilEQ.
+func GrandfatheredUntil(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldGrandfatheredUntil, v))
+}
+
 // NextPeriod applies equality check predicate on the "next_period" field. It's identical to NextPeriodEQ.
 func NextPeriod(v int) predicate.Subscription {
 	return predicate.Subscription(sql.FieldEQ(FieldNextPeriod, v))
@@ -748,6 +753,56 @@ func RegisterVersionIsNil() predicate.Subscription {
 // RegisterVersionNotNil applies the NotNil predicate on the "register_version" field.
 func RegisterVersionNotNil() predicate.Subscription {
 	return predicate.Subscription(sql.FieldNotNull(FieldRegisterVersion))
+}
+
+// GrandfatheredUntilEQ applies the EQ predicate on the "grandfathered_until" field.
+func GrandfatheredUntilEQ(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldEQ(FieldGrandfatheredUntil, v))
+}
+
+// GrandfatheredUntilNEQ applies the NEQ predicate on the "grandfathered_until" field.
+func GrandfatheredUntilNEQ(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNEQ(FieldGrandfatheredUntil, v))
+}
+
+// GrandfatheredUntilIn applies the In predicate on the "grandfathered_until" field.
+func GrandfatheredUntilIn(vs ...time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldIn(FieldGrandfatheredUntil, vs...))
+}
+
+// GrandfatheredUntilNotIn applies the NotIn predicate on the "grandfathered_until" field.
+func GrandfatheredUntilNotIn(vs ...time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotIn(FieldGrandfatheredUntil, vs...))
+}
+
+// GrandfatheredUntilGT applies the GT predicate on the "grandfathered_until" field.
+func GrandfatheredUntilGT(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGT(FieldGrandfatheredUntil, v))
+}
+
+// GrandfatheredUntilGTE applies the GTE predicate on the "grandfathered_until" field.
+func GrandfatheredUntilGTE(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldGTE(FieldGrandfatheredUntil, v))
+}
+
+// GrandfatheredUntilLT applies the LT predicate on the "grandfathered_until" field.
+func GrandfatheredUntilLT(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLT(FieldGrandfatheredUntil, v))
+}
+
+// GrandfatheredUntilLTE applies the LTE predicate on the "grandfathered_until" field.
+func GrandfatheredUntilLTE(v time.Time) predicate.Subscription {
+	return predicate.Subscription(sql.FieldLTE(FieldGrandfatheredUntil, v))
+}
+
+// GrandfatheredUntilIsNil applies the IsNil predicate on the "grandfathered_until" field.
+func GrandfatheredUntilIsNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldIsNull(FieldGrandfatheredUntil))
+}
+
+// GrandfatheredUntilNotNil applies the NotNil predicate on the "grandfathered_until" field.
+func GrandfatheredUntilNotNil() predicate.Subscription {
+	return predicate.Subscription(sql.FieldNotNull(FieldGrandfatheredUntil))
 }
 
 // NextPeriodEQ applies the EQ predicate on the "next_period" field.
