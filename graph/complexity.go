@@ -106,6 +106,8 @@ func costs(maxBatch int) ComplexityRoot {
 	c.KpiReport.Series = func(child int) int { return rows(child, 37) } // at most 3 x 366 days of months
 	c.RevenueReport.Months = func(child int) int { return rows(child, 37) }
 	c.RevenueReport.Breakage = list
+	c.RegisterDiff.Actions = list
+	c.ActionDiff.Economics = list
 	c.Query.AccountHealth = func(child int, _ *time.Time) int { return list(child) }
 	return c
 }

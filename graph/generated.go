@@ -85,6 +85,24 @@ type ComplexityRoot struct {
 		Status       func(childComplexity int) int
 	}
 
+	ActionDiff struct {
+		Action    func(childComplexity int) int
+		Change    func(childComplexity int) int
+		Economics func(childComplexity int) int
+		New       func(childComplexity int) int
+		Old       func(childComplexity int) int
+	}
+
+	ActionEconomics struct {
+		Check          func(childComplexity int) int
+		Margin         func(childComplexity int) int
+		Plan           func(childComplexity int) int
+		Price          func(childComplexity int) int
+		PricePerCredit func(childComplexity int) int
+		Segment        func(childComplexity int) int
+		ValuePerCredit func(childComplexity int) int
+	}
+
 	AddOn struct {
 		CreatedAt  func(childComplexity int) int
 		CreditType func(childComplexity int) int
@@ -366,8 +384,8 @@ type ComplexityRoot struct {
 		CreateWebhookEndpoint     func(childComplexity int, input model.WebhookEndpointInput) int
 		FailPayment               func(childComplexity int, grantID int, reason string) int
 		GrantCredits              func(childComplexity int, input model.GrantInput) int
-		PublishPolicy             func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
-		PublishWeightRegister     func(childComplexity int, name string, version int, effectiveFrom *time.Time) int
+		PublishPolicy             func(childComplexity int, name string, version int, effectiveFrom *time.Time, force *bool) int
+		PublishWeightRegister     func(childComplexity int, name string, version int, effectiveFrom *time.Time, force *bool) int
 		PurchaseCredits           func(childComplexity int, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) int
 		RecordBehavior            func(childComplexity int, input model.BehaviorInput) int
 		RecordUsage               func(childComplexity int, input model.UsageInput) int
@@ -384,7 +402,7 @@ type ComplexityRoot struct {
 		SetBudget                 func(childComplexity int, poolID int, amount decimal.Decimal, period credit.Period, hard bool) int
 		SetOverageCap             func(childComplexity int, organizationID int, credits *decimal.Decimal, amount *decimal.Decimal) int
 		SetWebhookEndpointEnabled func(childComplexity int, id int, enabled bool) int
-		Subscribe                 func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) int
+		Subscribe                 func(childComplexity int, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool, grandfatheredUntil *time.Time) int
 		TransferCredits           func(childComplexity int, input model.TransferInput) int
 		VoidGrant                 func(childComplexity int, grantID int, reason string, idempotencyKey *string) int
 	}
@@ -432,6 +450,7 @@ type ComplexityRoot struct {
 		IncludedCredits       func(childComplexity int) int
 		MemberLimit           func(childComplexity int) int
 		Name                  func(childComplexity int) int
+		NoticeDays            func(childComplexity int) int
 		OnDemandExpiryDays    func(childComplexity int) int
 		OnDemandPrice         func(childComplexity int) int
 		OnDemandTiers         func(childComplexity int) int
@@ -477,22 +496,23 @@ type ComplexityRoot struct {
 	}
 
 	PlanSubscription struct {
-		AddOns          func(childComplexity int) int
-		AutoRenew       func(childComplexity int) int
-		CanceledAt      func(childComplexity int) int
-		Changes         func(childComplexity int) int
-		Commitment      func(childComplexity int) int
-		EndsAt          func(childComplexity int) int
-		ID              func(childComplexity int) int
-		NextPeriodAt    func(childComplexity int) int
-		Organization    func(childComplexity int) int
-		PendingPlan     func(childComplexity int) int
-		Plan            func(childComplexity int) int
-		RegisterVersion func(childComplexity int) int
-		RenewalPlan     func(childComplexity int) int
-		StartsAt        func(childComplexity int) int
-		TermPeriods     func(childComplexity int) int
-		TimeZone        func(childComplexity int) int
+		AddOns             func(childComplexity int) int
+		AutoRenew          func(childComplexity int) int
+		CanceledAt         func(childComplexity int) int
+		Changes            func(childComplexity int) int
+		Commitment         func(childComplexity int) int
+		EndsAt             func(childComplexity int) int
+		GrandfatheredUntil func(childComplexity int) int
+		ID                 func(childComplexity int) int
+		NextPeriodAt       func(childComplexity int) int
+		Organization       func(childComplexity int) int
+		PendingPlan        func(childComplexity int) int
+		Plan               func(childComplexity int) int
+		RegisterVersion    func(childComplexity int) int
+		RenewalPlan        func(childComplexity int) int
+		StartsAt           func(childComplexity int) int
+		TermPeriods        func(childComplexity int) int
+		TimeZone           func(childComplexity int) int
 	}
 
 	Policy struct {
@@ -559,6 +579,7 @@ type ComplexityRoot struct {
 		Pool               func(childComplexity int, id int) int
 		PreviewPlanChange  func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
 		Quote              func(childComplexity int, planID int, usage []*model.ActionCountInput, organizationID *int) int
+		RegisterDiff       func(childComplexity int, name string, from *int, to *int) int
 		RevenueRecognition func(childComplexity int, from time.Time, to time.Time, currency *string) int
 		UsageEvents        func(childComplexity int, organizationID int, first *int, after *string, filter *model.UsageEventFilter) int
 		UsageSummary       func(childComplexity int, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) int
@@ -608,6 +629,15 @@ type ComplexityRoot struct {
 		Uncovered        func(childComplexity int) int
 		Value            func(childComplexity int) int
 		ValuePerAction   func(childComplexity int) int
+	}
+
+	RegisterDiff struct {
+		Actions     func(childComplexity int) int
+		FromVersion func(childComplexity int) int
+		Name        func(childComplexity int) int
+		PriceChange func(childComplexity int) int
+		ToVersion   func(childComplexity int) int
+		Violations  func(childComplexity int) int
 	}
 
 	RevenueMonth struct {
@@ -797,6 +827,13 @@ type ComplexityRoot struct {
 		Version       func(childComplexity int) int
 		Weights       func(childComplexity int) int
 	}
+
+	WeightTerms struct {
+		CostPerAction  func(childComplexity int) int
+		Credits        func(childComplexity int) int
+		Expression     func(childComplexity int) int
+		ValuePerAction func(childComplexity int) int
+	}
 }
 
 type AccountHealthResolver interface {
@@ -853,7 +890,7 @@ type MutationResolver interface {
 	RotateWebhookSecret(ctx context.Context, id int, overlapHours *int) (*model.WebhookEndpointSecret, error)
 	ReplayWebhookDelivery(ctx context.Context, id int) (*ent.WebhookDelivery, error)
 	CreatePlan(ctx context.Context, input model.PlanInput) (*ent.Plan, error)
-	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error)
+	Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool, grandfatheredUntil *time.Time) (*ent.Subscription, error)
 	RunPeriodClose(ctx context.Context, asOf time.Time) (*ledger.PeriodReport, error)
 	PurchaseCredits(ctx context.Context, poolID int, credits decimal.Decimal, idempotencyKey *string, pendingPayment *bool) (*ent.Grant, error)
 	SetBudget(ctx context.Context, poolID int, amount decimal.Decimal, period credit.Period, hard bool) (*ent.Pool, error)
@@ -867,9 +904,9 @@ type MutationResolver interface {
 	ConfirmPayment(ctx context.Context, grantID int) (*ent.Grant, error)
 	FailPayment(ctx context.Context, grantID int, reason string) (*ent.Grant, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
-	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error)
+	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time, force *bool) (*ent.WeightRegister, error)
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
-	PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.PolicyVersion, error)
+	PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time, force *bool) (*ent.PolicyVersion, error)
 	Refund(ctx context.Context, input model.RefundInput) ([]*ent.LedgerEntry, error)
 	VoidGrant(ctx context.Context, grantID int, reason string, idempotencyKey *string) (*ent.LedgerEntry, error)
 	TransferCredits(ctx context.Context, input model.TransferInput) ([]*ent.LedgerEntry, error)
@@ -935,6 +972,7 @@ type QueryResolver interface {
 	Ledger(ctx context.Context, poolID int, first *int, after *string, filter *model.LedgerFilter) (*model.LedgerEntryConnection, error)
 	APIKeys(ctx context.Context) ([]*ent.APIKey, error)
 	AuditLog(ctx context.Context, organizationID *int, first *int, after *string) (*model.AuditEntryConnection, error)
+	RegisterDiff(ctx context.Context, name string, from *int, to *int) (*model.RegisterDiff, error)
 	AlertRules(ctx context.Context, organizationID *int) ([]*ent.AlertRule, error)
 	WebhookEndpoints(ctx context.Context, organizationID *int) ([]*ent.WebhookEndpoint, error)
 	Kpis(ctx context.Context, from time.Time, to time.Time, groupBy []model.KpiGroupBy, currency *string) (*model.KpiReport, error)
@@ -1081,6 +1119,80 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AccountHealth.Status(childComplexity), true
+
+	case "ActionDiff.action":
+		if e.ComplexityRoot.ActionDiff.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionDiff.Action(childComplexity), true
+	case "ActionDiff.change":
+		if e.ComplexityRoot.ActionDiff.Change == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionDiff.Change(childComplexity), true
+	case "ActionDiff.economics":
+		if e.ComplexityRoot.ActionDiff.Economics == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionDiff.Economics(childComplexity), true
+	case "ActionDiff.new":
+		if e.ComplexityRoot.ActionDiff.New == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionDiff.New(childComplexity), true
+	case "ActionDiff.old":
+		if e.ComplexityRoot.ActionDiff.Old == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionDiff.Old(childComplexity), true
+
+	case "ActionEconomics.check":
+		if e.ComplexityRoot.ActionEconomics.Check == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionEconomics.Check(childComplexity), true
+	case "ActionEconomics.margin":
+		if e.ComplexityRoot.ActionEconomics.Margin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionEconomics.Margin(childComplexity), true
+	case "ActionEconomics.plan":
+		if e.ComplexityRoot.ActionEconomics.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionEconomics.Plan(childComplexity), true
+	case "ActionEconomics.price":
+		if e.ComplexityRoot.ActionEconomics.Price == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionEconomics.Price(childComplexity), true
+	case "ActionEconomics.pricePerCredit":
+		if e.ComplexityRoot.ActionEconomics.PricePerCredit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionEconomics.PricePerCredit(childComplexity), true
+	case "ActionEconomics.segment":
+		if e.ComplexityRoot.ActionEconomics.Segment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionEconomics.Segment(childComplexity), true
+	case "ActionEconomics.valuePerCredit":
+		if e.ComplexityRoot.ActionEconomics.ValuePerCredit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActionEconomics.ValuePerCredit(childComplexity), true
 
 	case "AddOn.createdAt":
 		if e.ComplexityRoot.AddOn.CreatedAt == nil {
@@ -2383,7 +2495,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.PublishPolicy(childComplexity, args["name"].(string), args["version"].(int), args["effectiveFrom"].(*time.Time)), true
+		return e.ComplexityRoot.Mutation.PublishPolicy(childComplexity, args["name"].(string), args["version"].(int), args["effectiveFrom"].(*time.Time), args["force"].(*bool)), true
 	case "Mutation.publishWeightRegister":
 		if e.ComplexityRoot.Mutation.PublishWeightRegister == nil {
 			break
@@ -2394,7 +2506,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.PublishWeightRegister(childComplexity, args["name"].(string), args["version"].(int), args["effectiveFrom"].(*time.Time)), true
+		return e.ComplexityRoot.Mutation.PublishWeightRegister(childComplexity, args["name"].(string), args["version"].(int), args["effectiveFrom"].(*time.Time), args["force"].(*bool)), true
 	case "Mutation.purchaseCredits":
 		if e.ComplexityRoot.Mutation.PurchaseCredits == nil {
 			break
@@ -2581,7 +2693,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.Subscribe(childComplexity, args["organizationId"].(int), args["planId"].(int), args["startsAt"].(time.Time), args["commitment"].(*decimal.Decimal), args["termPeriods"].(*int), args["autoRenew"].(*bool), args["timeZone"].(*string), args["registerVersion"].(*int), args["backfill"].(*bool)), true
+		return e.ComplexityRoot.Mutation.Subscribe(childComplexity, args["organizationId"].(int), args["planId"].(int), args["startsAt"].(time.Time), args["commitment"].(*decimal.Decimal), args["termPeriods"].(*int), args["autoRenew"].(*bool), args["timeZone"].(*string), args["registerVersion"].(*int), args["backfill"].(*bool), args["grandfatheredUntil"].(*time.Time)), true
 	case "Mutation.transferCredits":
 		if e.ComplexityRoot.Mutation.TransferCredits == nil {
 			break
@@ -2806,6 +2918,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.Name(childComplexity), true
+	case "Plan.noticeDays":
+		if e.ComplexityRoot.Plan.NoticeDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.NoticeDays(childComplexity), true
 	case "Plan.onDemandExpiryDays":
 		if e.ComplexityRoot.Plan.OnDemandExpiryDays == nil {
 			break
@@ -3044,6 +3162,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PlanSubscription.EndsAt(childComplexity), true
+	case "PlanSubscription.grandfatheredUntil":
+		if e.ComplexityRoot.PlanSubscription.GrandfatheredUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanSubscription.GrandfatheredUntil(childComplexity), true
 	case "PlanSubscription.id":
 		if e.ComplexityRoot.PlanSubscription.ID == nil {
 			break
@@ -3469,6 +3593,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Quote(childComplexity, args["planId"].(int), args["usage"].([]*model.ActionCountInput), args["organizationId"].(*int)), true
+	case "Query.registerDiff":
+		if e.ComplexityRoot.Query.RegisterDiff == nil {
+			break
+		}
+
+		args, err := ec.field_Query_registerDiff_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RegisterDiff(childComplexity, args["name"].(string), args["from"].(*int), args["to"].(*int)), true
 	case "Query.revenueRecognition":
 		if e.ComplexityRoot.Query.RevenueRecognition == nil {
 			break
@@ -3759,6 +3894,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.QuoteLine.ValuePerAction(childComplexity), true
+
+	case "RegisterDiff.actions":
+		if e.ComplexityRoot.RegisterDiff.Actions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterDiff.Actions(childComplexity), true
+	case "RegisterDiff.fromVersion":
+		if e.ComplexityRoot.RegisterDiff.FromVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterDiff.FromVersion(childComplexity), true
+	case "RegisterDiff.name":
+		if e.ComplexityRoot.RegisterDiff.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterDiff.Name(childComplexity), true
+	case "RegisterDiff.priceChange":
+		if e.ComplexityRoot.RegisterDiff.PriceChange == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterDiff.PriceChange(childComplexity), true
+	case "RegisterDiff.toVersion":
+		if e.ComplexityRoot.RegisterDiff.ToVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterDiff.ToVersion(childComplexity), true
+	case "RegisterDiff.violations":
+		if e.ComplexityRoot.RegisterDiff.Violations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterDiff.Violations(childComplexity), true
 
 	case "RevenueMonth.billed":
 		if e.ComplexityRoot.RevenueMonth.Billed == nil {
@@ -4553,6 +4725,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.WeightRegister.Weights(childComplexity), true
 
+	case "WeightTerms.costPerAction":
+		if e.ComplexityRoot.WeightTerms.CostPerAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WeightTerms.CostPerAction(childComplexity), true
+	case "WeightTerms.credits":
+		if e.ComplexityRoot.WeightTerms.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WeightTerms.Credits(childComplexity), true
+	case "WeightTerms.expression":
+		if e.ComplexityRoot.WeightTerms.Expression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WeightTerms.Expression(childComplexity), true
+	case "WeightTerms.valuePerAction":
+		if e.ComplexityRoot.WeightTerms.ValuePerAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WeightTerms.ValuePerAction(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -4652,7 +4849,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/governance.graphqls" "schema/kpi.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
+//go:embed "schema/access.graphqls" "schema/change.graphqls" "schema/governance.graphqls" "schema/kpi.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -4665,6 +4862,7 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "schema/access.graphqls", Input: sourceData("schema/access.graphqls"), BuiltIn: false},
+	{Name: "schema/change.graphqls", Input: sourceData("schema/change.graphqls"), BuiltIn: false},
 	{Name: "schema/governance.graphqls", Input: sourceData("schema/governance.graphqls"), BuiltIn: false},
 	{Name: "schema/kpi.graphqls", Input: sourceData("schema/kpi.graphqls"), BuiltIn: false},
 	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
@@ -4920,6 +5118,11 @@ func (ec *executionContext) field_Mutation_publishPolicy_args(ctx context.Contex
 		return nil, err
 	}
 	args["effectiveFrom"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "force", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["force"] = arg3
 	return args, nil
 }
 
@@ -4941,6 +5144,11 @@ func (ec *executionContext) field_Mutation_publishWeightRegister_args(ctx contex
 		return nil, err
 	}
 	args["effectiveFrom"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "force", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["force"] = arg3
 	return args, nil
 }
 
@@ -5228,6 +5436,11 @@ func (ec *executionContext) field_Mutation_subscribe_args(ctx context.Context, r
 		return nil, err
 	}
 	args["backfill"] = arg8
+	arg9, err := graphql.ProcessArgField(ctx, rawArgs, "grandfatheredUntil", ec.unmarshalOTime2ᚖtimeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["grandfatheredUntil"] = arg9
 	return args, nil
 }
 
@@ -5510,6 +5723,27 @@ func (ec *executionContext) field_Query_quote_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["organizationId"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_registerDiff_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "from", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "to", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg2
 	return args, nil
 }
 
@@ -6031,6 +6265,390 @@ func (ec *executionContext) _AccountHealth_reason(ctx context.Context, field gra
 func (ec *executionContext) fieldContext_AccountHealth_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "AccountHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionDiff_action(ctx context.Context, field graphql.CollectedField, obj *model.ActionDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionDiff_action,
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionDiff_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionDiff_change(ctx context.Context, field graphql.CollectedField, obj *model.ActionDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionDiff_change,
+		func(ctx context.Context) (any, error) {
+			return obj.Change, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionDiff_change(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionDiff_old(ctx context.Context, field graphql.CollectedField, obj *model.ActionDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionDiff_old,
+		func(ctx context.Context) (any, error) {
+			return obj.Old, nil
+		},
+		nil,
+		ec.marshalOWeightTerms2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWeightTerms,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionDiff_old(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "credits":
+				return ec.fieldContext_WeightTerms_credits(ctx, field)
+			case "expression":
+				return ec.fieldContext_WeightTerms_expression(ctx, field)
+			case "valuePerAction":
+				return ec.fieldContext_WeightTerms_valuePerAction(ctx, field)
+			case "costPerAction":
+				return ec.fieldContext_WeightTerms_costPerAction(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WeightTerms", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionDiff_new(ctx context.Context, field graphql.CollectedField, obj *model.ActionDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionDiff_new,
+		func(ctx context.Context) (any, error) {
+			return obj.New, nil
+		},
+		nil,
+		ec.marshalOWeightTerms2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWeightTerms,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionDiff_new(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "credits":
+				return ec.fieldContext_WeightTerms_credits(ctx, field)
+			case "expression":
+				return ec.fieldContext_WeightTerms_expression(ctx, field)
+			case "valuePerAction":
+				return ec.fieldContext_WeightTerms_valuePerAction(ctx, field)
+			case "costPerAction":
+				return ec.fieldContext_WeightTerms_costPerAction(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type WeightTerms", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionDiff_economics(ctx context.Context, field graphql.CollectedField, obj *model.ActionDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionDiff_economics,
+		func(ctx context.Context) (any, error) {
+			return obj.Economics, nil
+		},
+		nil,
+		ec.marshalNActionEconomics2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionEconomicsᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionDiff_economics(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "plan":
+				return ec.fieldContext_ActionEconomics_plan(ctx, field)
+			case "segment":
+				return ec.fieldContext_ActionEconomics_segment(ctx, field)
+			case "pricePerCredit":
+				return ec.fieldContext_ActionEconomics_pricePerCredit(ctx, field)
+			case "price":
+				return ec.fieldContext_ActionEconomics_price(ctx, field)
+			case "valuePerCredit":
+				return ec.fieldContext_ActionEconomics_valuePerCredit(ctx, field)
+			case "margin":
+				return ec.fieldContext_ActionEconomics_margin(ctx, field)
+			case "check":
+				return ec.fieldContext_ActionEconomics_check(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ActionEconomics", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionEconomics_plan(ctx context.Context, field graphql.CollectedField, obj *model.ActionEconomics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionEconomics_plan,
+		func(ctx context.Context) (any, error) {
+			return obj.Plan, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionEconomics_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionEconomics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionEconomics_segment(ctx context.Context, field graphql.CollectedField, obj *model.ActionEconomics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionEconomics_segment,
+		func(ctx context.Context) (any, error) {
+			return obj.Segment, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionEconomics_segment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionEconomics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionEconomics_pricePerCredit(ctx context.Context, field graphql.CollectedField, obj *model.ActionEconomics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionEconomics_pricePerCredit,
+		func(ctx context.Context) (any, error) {
+			return obj.PricePerCredit, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionEconomics_pricePerCredit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionEconomics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionEconomics_price(ctx context.Context, field graphql.CollectedField, obj *model.ActionEconomics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionEconomics_price,
+		func(ctx context.Context) (any, error) {
+			return obj.Price, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionEconomics_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionEconomics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionEconomics_valuePerCredit(ctx context.Context, field graphql.CollectedField, obj *model.ActionEconomics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionEconomics_valuePerCredit,
+		func(ctx context.Context) (any, error) {
+			return obj.ValuePerCredit, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionEconomics_valuePerCredit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionEconomics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionEconomics_margin(ctx context.Context, field graphql.CollectedField, obj *model.ActionEconomics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionEconomics_margin,
+		func(ctx context.Context) (any, error) {
+			return obj.Margin, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionEconomics_margin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionEconomics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActionEconomics_check(ctx context.Context, field graphql.CollectedField, obj *model.ActionEconomics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ActionEconomics_check,
+		func(ctx context.Context) (any, error) {
+			return obj.Check, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ActionEconomics_check(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActionEconomics",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -11284,6 +11902,8 @@ func (ec *executionContext) fieldContext_KpiRow_plan(_ context.Context, field gr
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -12899,6 +13519,8 @@ func (ec *executionContext) fieldContext_Mutation_createPlan(ctx context.Context
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -12947,7 +13569,7 @@ func (ec *executionContext) _Mutation_subscribe(ctx context.Context, field graph
 		ec.fieldContext_Mutation_subscribe,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().Subscribe(ctx, fc.Args["organizationId"].(int), fc.Args["planId"].(int), fc.Args["startsAt"].(time.Time), fc.Args["commitment"].(*decimal.Decimal), fc.Args["termPeriods"].(*int), fc.Args["autoRenew"].(*bool), fc.Args["timeZone"].(*string), fc.Args["registerVersion"].(*int), fc.Args["backfill"].(*bool))
+			return ec.Resolvers.Mutation().Subscribe(ctx, fc.Args["organizationId"].(int), fc.Args["planId"].(int), fc.Args["startsAt"].(time.Time), fc.Args["commitment"].(*decimal.Decimal), fc.Args["termPeriods"].(*int), fc.Args["autoRenew"].(*bool), fc.Args["timeZone"].(*string), fc.Args["registerVersion"].(*int), fc.Args["backfill"].(*bool), fc.Args["grandfatheredUntil"].(*time.Time))
 		},
 		nil,
 		ec.marshalNPlanSubscription2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐSubscription,
@@ -12986,6 +13608,8 @@ func (ec *executionContext) fieldContext_Mutation_subscribe(ctx context.Context,
 				return ec.fieldContext_PlanSubscription_timeZone(ctx, field)
 			case "nextPeriodAt":
 				return ec.fieldContext_PlanSubscription_nextPeriodAt(ctx, field)
+			case "grandfatheredUntil":
+				return ec.fieldContext_PlanSubscription_grandfatheredUntil(ctx, field)
 			case "pendingPlan":
 				return ec.fieldContext_PlanSubscription_pendingPlan(ctx, field)
 			case "canceledAt":
@@ -13813,7 +14437,7 @@ func (ec *executionContext) _Mutation_publishWeightRegister(ctx context.Context,
 		ec.fieldContext_Mutation_publishWeightRegister,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().PublishWeightRegister(ctx, fc.Args["name"].(string), fc.Args["version"].(int), fc.Args["effectiveFrom"].(*time.Time))
+			return ec.Resolvers.Mutation().PublishWeightRegister(ctx, fc.Args["name"].(string), fc.Args["version"].(int), fc.Args["effectiveFrom"].(*time.Time), fc.Args["force"].(*bool))
 		},
 		nil,
 		ec.marshalNWeightRegister2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWeightRegister,
@@ -13933,7 +14557,7 @@ func (ec *executionContext) _Mutation_publishPolicy(ctx context.Context, field g
 		ec.fieldContext_Mutation_publishPolicy,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().PublishPolicy(ctx, fc.Args["name"].(string), fc.Args["version"].(int), fc.Args["effectiveFrom"].(*time.Time))
+			return ec.Resolvers.Mutation().PublishPolicy(ctx, fc.Args["name"].(string), fc.Args["version"].(int), fc.Args["effectiveFrom"].(*time.Time), fc.Args["force"].(*bool))
 		},
 		nil,
 		ec.marshalNPolicy2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐPolicyVersion,
@@ -14423,6 +15047,8 @@ func (ec *executionContext) fieldContext_Organization_subscription(_ context.Con
 				return ec.fieldContext_PlanSubscription_timeZone(ctx, field)
 			case "nextPeriodAt":
 				return ec.fieldContext_PlanSubscription_nextPeriodAt(ctx, field)
+			case "grandfatheredUntil":
+				return ec.fieldContext_PlanSubscription_grandfatheredUntil(ctx, field)
 			case "pendingPlan":
 				return ec.fieldContext_PlanSubscription_pendingPlan(ctx, field)
 			case "canceledAt":
@@ -15368,6 +15994,35 @@ func (ec *executionContext) fieldContext_Plan_createdAt(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Plan_noticeDays(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Plan_noticeDays,
+		func(ctx context.Context) (any, error) {
+			return obj.NoticeDays, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Plan_noticeDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Plan_family(ctx context.Context, field graphql.CollectedField, obj *ent.Plan) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15868,6 +16523,8 @@ func (ec *executionContext) fieldContext_PlanChangePreview_from(_ context.Contex
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -15965,6 +16622,8 @@ func (ec *executionContext) fieldContext_PlanChangePreview_to(_ context.Context,
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -16258,6 +16917,8 @@ func (ec *executionContext) fieldContext_PlanFamily_plans(_ context.Context, fie
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -16557,6 +17218,8 @@ func (ec *executionContext) fieldContext_PlanSubscription_plan(_ context.Context
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -16818,6 +17481,35 @@ func (ec *executionContext) fieldContext_PlanSubscription_nextPeriodAt(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _PlanSubscription_grandfatheredUntil(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlanSubscription_grandfatheredUntil,
+		func(ctx context.Context) (any, error) {
+			return obj.GrandfatheredUntil, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlanSubscription_grandfatheredUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanSubscription",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PlanSubscription_pendingPlan(ctx context.Context, field graphql.CollectedField, obj *ent.Subscription) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16886,6 +17578,8 @@ func (ec *executionContext) fieldContext_PlanSubscription_pendingPlan(_ context.
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -17067,6 +17761,8 @@ func (ec *executionContext) fieldContext_PlanSubscription_renewalPlan(_ context.
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -18409,6 +19105,61 @@ func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_registerDiff(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_registerDiff,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RegisterDiff(ctx, fc.Args["name"].(string), fc.Args["from"].(*int), fc.Args["to"].(*int))
+		},
+		nil,
+		ec.marshalNRegisterDiff2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRegisterDiff,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_registerDiff(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "name":
+				return ec.fieldContext_RegisterDiff_name(ctx, field)
+			case "fromVersion":
+				return ec.fieldContext_RegisterDiff_fromVersion(ctx, field)
+			case "toVersion":
+				return ec.fieldContext_RegisterDiff_toVersion(ctx, field)
+			case "priceChange":
+				return ec.fieldContext_RegisterDiff_priceChange(ctx, field)
+			case "violations":
+				return ec.fieldContext_RegisterDiff_violations(ctx, field)
+			case "actions":
+				return ec.fieldContext_RegisterDiff_actions(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type RegisterDiff", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_registerDiff_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_alertRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18788,6 +19539,8 @@ func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field gr
 				return ec.fieldContext_Plan_incentiveExpiryDays(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_Plan_createdAt(ctx, field)
+			case "noticeDays":
+				return ec.fieldContext_Plan_noticeDays(ctx, field)
 			case "family":
 				return ec.fieldContext_Plan_family(ctx, field)
 			case "tier":
@@ -20713,6 +21466,192 @@ func (ec *executionContext) fieldContext_QuoteLine_denied(_ context.Context, fie
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegisterDiff_name(ctx context.Context, field graphql.CollectedField, obj *model.RegisterDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RegisterDiff_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RegisterDiff_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegisterDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegisterDiff_fromVersion(ctx context.Context, field graphql.CollectedField, obj *model.RegisterDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RegisterDiff_fromVersion,
+		func(ctx context.Context) (any, error) {
+			return obj.FromVersion, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_RegisterDiff_fromVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegisterDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegisterDiff_toVersion(ctx context.Context, field graphql.CollectedField, obj *model.RegisterDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RegisterDiff_toVersion,
+		func(ctx context.Context) (any, error) {
+			return obj.ToVersion, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RegisterDiff_toVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegisterDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegisterDiff_priceChange(ctx context.Context, field graphql.CollectedField, obj *model.RegisterDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RegisterDiff_priceChange,
+		func(ctx context.Context) (any, error) {
+			return obj.PriceChange, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RegisterDiff_priceChange(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegisterDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegisterDiff_violations(ctx context.Context, field graphql.CollectedField, obj *model.RegisterDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RegisterDiff_violations,
+		func(ctx context.Context) (any, error) {
+			return obj.Violations, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RegisterDiff_violations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegisterDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegisterDiff_actions(ctx context.Context, field graphql.CollectedField, obj *model.RegisterDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RegisterDiff_actions,
+		func(ctx context.Context) (any, error) {
+			return obj.Actions, nil
+		},
+		nil,
+		ec.marshalNActionDiff2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionDiffᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RegisterDiff_actions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegisterDiff",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "action":
+				return ec.fieldContext_ActionDiff_action(ctx, field)
+			case "change":
+				return ec.fieldContext_ActionDiff_change(ctx, field)
+			case "old":
+				return ec.fieldContext_ActionDiff_old(ctx, field)
+			case "new":
+				return ec.fieldContext_ActionDiff_new(ctx, field)
+			case "economics":
+				return ec.fieldContext_ActionDiff_economics(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ActionDiff", field.Name)
 		},
 	}
 	return fc, nil
@@ -24736,6 +25675,122 @@ func (ec *executionContext) fieldContext_WeightRegister_createdAt(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _WeightTerms_credits(ctx context.Context, field graphql.CollectedField, obj *model.WeightTerms) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WeightTerms_credits,
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_WeightTerms_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WeightTerms",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WeightTerms_expression(ctx context.Context, field graphql.CollectedField, obj *model.WeightTerms) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WeightTerms_expression,
+		func(ctx context.Context) (any, error) {
+			return obj.Expression, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WeightTerms_expression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WeightTerms",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WeightTerms_valuePerAction(ctx context.Context, field graphql.CollectedField, obj *model.WeightTerms) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WeightTerms_valuePerAction,
+		func(ctx context.Context) (any, error) {
+			return obj.ValuePerAction, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WeightTerms_valuePerAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WeightTerms",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WeightTerms_costPerAction(ctx context.Context, field graphql.CollectedField, obj *model.WeightTerms) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_WeightTerms_costPerAction,
+		func(ctx context.Context) (any, error) {
+			return obj.CostPerAction, nil
+		},
+		nil,
+		ec.marshalODecimal2ᚖgithubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_WeightTerms_costPerAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WeightTerms",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -26587,7 +27642,7 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 		asMap["platformFee"] = "0"
 	}
 
-	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays", "family", "tier", "changeCredits", "entitledActions", "seedCredits", "memberLimit", "onDemandTiers", "overageTiers", "segmentPrices", "termEndCredits", "termEndRefundRate"}
+	fieldsInOrder := [...]string{"name", "period", "includedCredits", "pricePerCredit", "platformFee", "currency", "registerName", "overageMode", "overagePrice", "autoTopUpThreshold", "autoTopUpCredits", "autoTopUpCap", "borrowLimit", "rolloverMode", "rolloverCap", "onDemandPrice", "onDemandExpiryDays", "incentiveCapPerPeriod", "incentiveCapPerMember", "incentiveExpiryDays", "family", "tier", "changeCredits", "entitledActions", "seedCredits", "memberLimit", "noticeDays", "onDemandTiers", "overageTiers", "segmentPrices", "termEndCredits", "termEndRefundRate"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -26776,6 +27831,13 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.MemberLimit = data
+		case "noticeDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noticeDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoticeDays = data
 		case "onDemandTiers":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onDemandTiers"))
 			data, err := ec.unmarshalOPriceTierInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPriceTierᚄ(ctx, v)
@@ -27519,6 +28581,119 @@ func (ec *executionContext) _AccountHealth(ctx context.Context, sel ast.Selectio
 			out.Values[i] = ec._AccountHealth_reason(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var actionDiffImplementors = []string{"ActionDiff"}
+
+func (ec *executionContext) _ActionDiff(ctx context.Context, sel ast.SelectionSet, obj *model.ActionDiff) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, actionDiffImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActionDiff")
+		case "action":
+			out.Values[i] = ec._ActionDiff_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "change":
+			out.Values[i] = ec._ActionDiff_change(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "old":
+			out.Values[i] = ec._ActionDiff_old(ctx, field, obj)
+		case "new":
+			out.Values[i] = ec._ActionDiff_new(ctx, field, obj)
+		case "economics":
+			out.Values[i] = ec._ActionDiff_economics(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var actionEconomicsImplementors = []string{"ActionEconomics"}
+
+func (ec *executionContext) _ActionEconomics(ctx context.Context, sel ast.SelectionSet, obj *model.ActionEconomics) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, actionEconomicsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActionEconomics")
+		case "plan":
+			out.Values[i] = ec._ActionEconomics_plan(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "segment":
+			out.Values[i] = ec._ActionEconomics_segment(ctx, field, obj)
+		case "pricePerCredit":
+			out.Values[i] = ec._ActionEconomics_pricePerCredit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "price":
+			out.Values[i] = ec._ActionEconomics_price(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valuePerCredit":
+			out.Values[i] = ec._ActionEconomics_valuePerCredit(ctx, field, obj)
+		case "margin":
+			out.Values[i] = ec._ActionEconomics_margin(ctx, field, obj)
+		case "check":
+			out.Values[i] = ec._ActionEconomics_check(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -30666,6 +31841,11 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "noticeDays":
+			out.Values[i] = ec._Plan_noticeDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "family":
 			out.Values[i] = ec._Plan_family(ctx, field, obj)
 		case "tier":
@@ -31210,6 +32390,8 @@ func (ec *executionContext) _PlanSubscription(ctx context.Context, sel ast.Selec
 			}
 		case "nextPeriodAt":
 			out.Values[i] = ec._PlanSubscription_nextPeriodAt(ctx, field, obj)
+		case "grandfatheredUntil":
+			out.Values[i] = ec._PlanSubscription_grandfatheredUntil(ctx, field, obj)
 		case "pendingPlan":
 			field := field
 
@@ -31974,6 +33156,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_auditLog(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "registerDiff":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_registerDiff(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -32807,6 +34011,67 @@ func (ec *executionContext) _QuoteLine(ctx context.Context, sel ast.SelectionSet
 			out.Values[i] = ec._QuoteLine_denied(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var registerDiffImplementors = []string{"RegisterDiff"}
+
+func (ec *executionContext) _RegisterDiff(ctx context.Context, sel ast.SelectionSet, obj *model.RegisterDiff) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, registerDiffImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RegisterDiff")
+		case "name":
+			out.Values[i] = ec._RegisterDiff_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fromVersion":
+			out.Values[i] = ec._RegisterDiff_fromVersion(ctx, field, obj)
+		case "toVersion":
+			out.Values[i] = ec._RegisterDiff_toVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "priceChange":
+			out.Values[i] = ec._RegisterDiff_priceChange(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "violations":
+			out.Values[i] = ec._RegisterDiff_violations(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actions":
+			out.Values[i] = ec._RegisterDiff_actions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -34548,6 +35813,51 @@ func (ec *executionContext) _WeightRegister(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var weightTermsImplementors = []string{"WeightTerms"}
+
+func (ec *executionContext) _WeightTerms(ctx context.Context, sel ast.SelectionSet, obj *model.WeightTerms) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, weightTermsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WeightTerms")
+		case "credits":
+			out.Values[i] = ec._WeightTerms_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expression":
+			out.Values[i] = ec._WeightTerms_expression(ctx, field, obj)
+		case "valuePerAction":
+			out.Values[i] = ec._WeightTerms_valuePerAction(ctx, field, obj)
+		case "costPerAction":
+			out.Values[i] = ec._WeightTerms_costPerAction(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
@@ -34927,6 +36237,58 @@ func (ec *executionContext) unmarshalNActionCountInput2ᚕᚖgithubᚗcomᚋcred
 func (ec *executionContext) unmarshalNActionCountInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionCountInput(ctx context.Context, v any) (*model.ActionCountInput, error) {
 	res, err := ec.unmarshalInputActionCountInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNActionDiff2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionDiffᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ActionDiff) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNActionDiff2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionDiff(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNActionDiff2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionDiff(ctx context.Context, sel ast.SelectionSet, v *model.ActionDiff) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ActionDiff(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNActionEconomics2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionEconomicsᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ActionEconomics) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNActionEconomics2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionEconomics(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNActionEconomics2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐActionEconomics(ctx context.Context, sel ast.SelectionSet, v *model.ActionEconomics) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ActionEconomics(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNAddOn2githubᚗcomᚋcreditdᚋcreditdᚋentᚐAddOn(ctx context.Context, sel ast.SelectionSet, v ent.AddOn) graphql.Marshaler {
@@ -36231,6 +37593,20 @@ func (ec *executionContext) marshalNQuoteLine2ᚕgithubᚗcomᚋcreditdᚋcredit
 func (ec *executionContext) unmarshalNRefundInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRefundInput(ctx context.Context, v any) (model.RefundInput, error) {
 	res, err := ec.unmarshalInputRefundInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRegisterDiff2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRegisterDiff(ctx context.Context, sel ast.SelectionSet, v model.RegisterDiff) graphql.Marshaler {
+	return ec._RegisterDiff(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRegisterDiff2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐRegisterDiff(ctx context.Context, sel ast.SelectionSet, v *model.RegisterDiff) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RegisterDiff(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRevenueMonth2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋkpiᚐRollForwardᚄ(ctx context.Context, sel ast.SelectionSet, v []*kpi.RollForward) graphql.Marshaler {
@@ -37840,6 +39216,13 @@ func (ec *executionContext) marshalOWeightRegister2ᚖgithubᚗcomᚋcreditdᚋc
 		return graphql.Null
 	}
 	return ec._WeightRegister(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOWeightTerms2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWeightTerms(ctx context.Context, sel ast.SelectionSet, v *model.WeightTerms) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._WeightTerms(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

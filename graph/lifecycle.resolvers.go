@@ -32,14 +32,15 @@ func (r *mutationResolver) CreatePlan(ctx context.Context, input model.PlanInput
 		Packaging: ledger.Packaging{Family: deref(input.Family), Tier: input.Tier, ChangeCredits: deref(input.ChangeCredits),
 			EntitledActions: input.EntitledActions, SeedCredits: input.SeedCredits, MemberLimit: input.MemberLimit},
 		Dials: ledger.Dials{OnDemandTiers: values(input.OnDemandTiers), OverageTiers: values(input.OverageTiers),
-			SegmentPrices: values(input.SegmentPrices), TermEndCredits: deref(input.TermEndCredits), TermEndRefundRate: input.TermEndRefundRate}})
+			SegmentPrices: values(input.SegmentPrices), TermEndCredits: deref(input.TermEndCredits), TermEndRefundRate: input.TermEndRefundRate},
+		NoticeDays: input.NoticeDays})
 }
 
 // Subscribe is the resolver for the subscribe field.
-func (r *mutationResolver) Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool) (*ent.Subscription, error) {
+func (r *mutationResolver) Subscribe(ctx context.Context, organizationID int, planID int, startsAt time.Time, commitment *decimal.Decimal, termPeriods *int, autoRenew *bool, timeZone *string, registerVersion *int, backfill *bool, grandfatheredUntil *time.Time) (*ent.Subscription, error) {
 	return r.svc.Subscribe(ctx, ledger.SubscribeInput{OrganizationID: organizationID, PlanID: planID, StartsAt: startsAt,
 		Commitment: commitment, TermPeriods: termPeriods, AutoRenew: autoRenew, TimeZone: deref(timeZone), RegisterVersion: registerVersion,
-		Backfill: backfill != nil && *backfill})
+		Backfill: backfill != nil && *backfill, GrandfatheredUntil: grandfatheredUntil})
 }
 
 // RunPeriodClose is the resolver for the runPeriodClose field.

@@ -27,8 +27,8 @@ func (r *mutationResolver) SaveWeightRegisterDraft(ctx context.Context, name str
 }
 
 // PublishWeightRegister is the resolver for the publishWeightRegister field.
-func (r *mutationResolver) PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.WeightRegister, error) {
-	return r.svc.PublishRegister(ctx, name, version, effectiveFrom)
+func (r *mutationResolver) PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time, force *bool) (*ent.WeightRegister, error) {
+	return r.svc.PublishRegisterWith(ctx, name, version, ledger.PublishOptions{EffectiveFrom: effectiveFrom, Force: deref(force)})
 }
 
 // SavePolicyDraft is the resolver for the savePolicyDraft field.
@@ -37,8 +37,8 @@ func (r *mutationResolver) SavePolicyDraft(ctx context.Context, input model.Poli
 }
 
 // PublishPolicy is the resolver for the publishPolicy field.
-func (r *mutationResolver) PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time) (*ent.PolicyVersion, error) {
-	return r.svc.PublishPolicy(ctx, name, version, effectiveFrom)
+func (r *mutationResolver) PublishPolicy(ctx context.Context, name string, version int, effectiveFrom *time.Time, force *bool) (*ent.PolicyVersion, error) {
+	return r.svc.PublishPolicyWith(ctx, name, version, ledger.PublishOptions{EffectiveFrom: effectiveFrom, Force: deref(force)})
 }
 
 // Status is the resolver for the status field.

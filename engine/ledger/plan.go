@@ -41,6 +41,9 @@ type PlanInput struct {
 	IncentiveExpiryDays   *int
 	Packaging
 	Dials
+	// NoticeDays is the notice a price change for the plan's subscribers
+	// needs (default 30).
+	NoticeDays *int
 }
 
 // Dials are a plan's price dials and its term-end term: graduated volume
@@ -240,6 +243,9 @@ func (in PlanInput) Validate() error {
 	if len(in.Currency) > 3 {
 		return credit.Invalid("currency", "an ISO 4217 code, like USD")
 	}
+	if in.NoticeDays != nil && (*in.NoticeDays < 0 || *in.NoticeDays > 366) {
+		return credit.Invalid("noticeDays", "must be 0 to 366")
+	}
 	if err := in.Packaging.Validate(); err != nil {
 		return err
 	}
@@ -310,7 +316,7 @@ func (s *Service) CreatePlan(ctx context.Context, in PlanInput) (*ent.Plan, erro
 			SetFamily(in.Family).SetNillableTier(in.Tier).SetChangeCredits(in.ChangeCredits).SetEntitledActions(in.EntitledActions).
 			SetSeedCredits(nullable(in.SeedCredits)).SetMemberLimit(nullable(in.MemberLimit)).
 			SetOnDemandTiers(in.OnDemandTiers).SetOverageTiers(in.OverageTiers).SetSegmentPrices(in.SegmentPrices).
-			SetTermEndCredits(in.TermEndCredits).SetTermEndRefundRate(nullable(in.TermEndRefundRate)).
+			SetTermEndCredits(in.TermEndCredits).SetTermEndRefundRate(nullable(in.TermEndRefundRate)).SetNillableNoticeDays(in.NoticeDays).
 			SetCreatedAt(s.Now())
 		var err error
 		if out, err = c.Save(ctx); err != nil {

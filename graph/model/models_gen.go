@@ -23,6 +23,33 @@ type ActionCountInput struct {
 	Properties map[string]any `json:"properties,omitempty"`
 }
 
+// (added) One action's change between two versions.
+type ActionDiff struct {
+	Action string `json:"action"`
+	// ADDED, REMOVED, REWEIGHTED or UNCHANGED.
+	Change string       `json:"change"`
+	Old    *WeightTerms `json:"old,omitempty"`
+	New    *WeightTerms `json:"new,omitempty"`
+	// Of the new version (of the old, for REMOVED), at every price point.
+	Economics []*ActionEconomics `json:"economics"`
+}
+
+// (added) An action at one price point (a plan, or a plan's segment price per credit), with its value check: value per action > price > cost per action.
+type ActionEconomics struct {
+	Plan string `json:"plan"`
+	// Null: the plan's own price.
+	Segment        *string         `json:"segment,omitempty"`
+	PricePerCredit decimal.Decimal `json:"pricePerCredit"`
+	// pricePerCredit x credits.
+	Price decimal.Decimal `json:"price"`
+	// valuePerAction / credits.
+	ValuePerCredit *decimal.Decimal `json:"valuePerCredit,omitempty"`
+	// price - costPerAction.
+	Margin *decimal.Decimal `json:"margin,omitempty"`
+	// OK; UNDERWATER (price below cost); COST_ANCHORED (within 10% above cost and under half the value); ABOVE_VALUE (price above value); NO_VALUE_MODEL (no value or cost per action).
+	Check string `json:"check"`
+}
+
 // (added) A recurring pack for the catalog; add-ons never change afterwards.
 type AddOnInput struct {
 	// Unique; letters, digits, '-', '_' and '.'.
@@ -284,6 +311,8 @@ type PlanInput struct {
 	SeedCredits *decimal.Decimal `json:"seedCredits,omitempty"`
 	// (added) Each member's default limit: a hard budget per plan period on every PERSONAL pool created under the plan; on a plan change, members still at the old plan's limit move to the new one's.
 	MemberLimit *decimal.Decimal `json:"memberLimit,omitempty"`
+	// (added) Days before it takes effect a price change for the plan's subscribers must be published; default 30.
+	NoticeDays *int `json:"noticeDays,omitempty"`
 	// (added) Graduated volume tiers for on-demand credits (purchases and auto top-ups), counted per billing period; without onDemandPrice, the first tier's price is it.
 	OnDemandTiers []*credit.PriceTier `json:"onDemandTiers,omitempty"`
 	// (added) Graduated volume tiers for overage credits, counted per billing period; without overagePrice, the first tier's price is it.
@@ -333,6 +362,19 @@ type RefundInput struct {
 	AsServiceCredits *bool `json:"asServiceCredits,omitempty"`
 	// (added) Per organisation: a retry with the same key and input returns the first refund's entries and refunds nothing.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// (added) What a register version changes from another.
+type RegisterDiff struct {
+	Name string `json:"name"`
+	// Null: no version was in effect.
+	FromVersion *int `json:"fromVersion,omitempty"`
+	ToVersion   int  `json:"toVersion"`
+	// Whether it re-weights or removes an action: a price change, which takes the notice period.
+	PriceChange bool `json:"priceChange"`
+	// Economics of the new version that fail their value check (but NO_VALUE_MODEL).
+	Violations int           `json:"violations"`
+	Actions    []*ActionDiff `json:"actions"`
 }
 
 // (added) Revenue recognition for finance.
@@ -455,6 +497,14 @@ type WeightInput struct {
 	CostPerAction  *decimal.Decimal `json:"costPerAction,omitempty"`
 	// (added) The action still runs (decision DEGRADED) when a DEGRADED plan is out of credits.
 	AllowedInDegradedMode *bool `json:"allowedInDegradedMode,omitempty"`
+}
+
+// (added) An action's weight in one version.
+type WeightTerms struct {
+	Credits        decimal.Decimal  `json:"credits"`
+	Expression     *string          `json:"expression,omitempty"`
+	ValuePerAction *decimal.Decimal `json:"valuePerAction,omitempty"`
+	CostPerAction  *decimal.Decimal `json:"costPerAction,omitempty"`
 }
 
 // (added) When a plan change or cancellation takes effect.
