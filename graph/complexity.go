@@ -108,6 +108,7 @@ func costs(maxBatch int) ComplexityRoot {
 	c.RevenueReport.Breakage = list
 	c.RegisterDiff.Actions = list
 	c.ActionDiff.Economics = list
+	c.SimulationReport.Rows = list
 	c.Query.AccountHealth = func(child int, _ *time.Time) int { return list(child) }
 	return c
 }

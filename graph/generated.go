@@ -58,6 +58,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Quote() QuoteResolver
 	QuoteLine() QuoteLineResolver
+	SimulationRow() SimulationRowResolver
 	SubscriptionAddOn() SubscriptionAddOnResolver
 	SubscriptionChange() SubscriptionChangeResolver
 	UsageEvent() UsageEventResolver
@@ -581,6 +582,7 @@ type ComplexityRoot struct {
 		Quote              func(childComplexity int, planID int, usage []*model.ActionCountInput, organizationID *int) int
 		RegisterDiff       func(childComplexity int, name string, from *int, to *int) int
 		RevenueRecognition func(childComplexity int, from time.Time, to time.Time, currency *string) int
+		Simulate           func(childComplexity int, input model.SimulationInput) int
 		UsageEvents        func(childComplexity int, organizationID int, first *int, after *string, filter *model.UsageEventFilter) int
 		UsageSummary       func(childComplexity int, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) int
 		ValidateRule       func(childComplexity int, kind credit.PolicyKind, expression string) int
@@ -675,6 +677,27 @@ type ComplexityRoot struct {
 		OveragePrice   func(childComplexity int) int
 		PricePerCredit func(childComplexity int) int
 		Segment        func(childComplexity int) int
+	}
+
+	SimulationReport struct {
+		Events func(childComplexity int) int
+		Rows   func(childComplexity int) int
+	}
+
+	SimulationRow struct {
+		BaselineCredits    func(childComplexity int) int
+		BaselineDenied     func(childComplexity int) int
+		BaselineOverage    func(childComplexity int) int
+		BaselineRevenue    func(childComplexity int) int
+		CrossesHardStop    func(childComplexity int) int
+		CrossesIntoOverage func(childComplexity int) int
+		Events             func(childComplexity int) int
+		Organization       func(childComplexity int) int
+		OrganizationID     func(childComplexity int) int
+		SimulatedCredits   func(childComplexity int) int
+		SimulatedDenied    func(childComplexity int) int
+		SimulatedOverage   func(childComplexity int) int
+		SimulatedRevenue   func(childComplexity int) int
 	}
 
 	SubscriptionAddOn struct {
@@ -989,6 +1012,7 @@ type QueryResolver interface {
 	WeightRegister(ctx context.Context, name string, version *int) (*ent.WeightRegister, error)
 	Policies(ctx context.Context, kind *credit.PolicyKind) ([]*ent.PolicyVersion, error)
 	ValidateRule(ctx context.Context, kind credit.PolicyKind, expression string) (*ledger.Validation, error)
+	Simulate(ctx context.Context, input model.SimulationInput) (*ledger.SimulationReport, error)
 	UsageSummary(ctx context.Context, organizationID int, from time.Time, to time.Time, groupBy []model.UsageGroupBy, filter *model.UsageSummaryFilter) ([]*model.UsageSummaryRow, error)
 	UsageEvents(ctx context.Context, organizationID int, first *int, after *string, filter *model.UsageEventFilter) (*model.UsageEventConnection, error)
 }
@@ -1001,6 +1025,9 @@ type QuoteLineResolver interface {
 	CostPerAction(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
 	Value(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
 	Cost(ctx context.Context, obj *engine.QuoteLine) (*decimal.Decimal, error)
+}
+type SimulationRowResolver interface {
+	Organization(ctx context.Context, obj *ledger.SimulationRow) (*ent.Organization, error)
 }
 type SubscriptionAddOnResolver interface {
 	AddOn(ctx context.Context, obj *ent.SubscriptionAddOn) (*ent.AddOn, error)
@@ -3615,6 +3642,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.RevenueRecognition(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["currency"].(*string)), true
+	case "Query.simulate":
+		if e.ComplexityRoot.Query.Simulate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_simulate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Simulate(childComplexity, args["input"].(model.SimulationInput)), true
 	case "Query.usageEvents":
 		if e.ComplexityRoot.Query.UsageEvents == nil {
 			break
@@ -4068,6 +4106,98 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SegmentPrice.Segment(childComplexity), true
+
+	case "SimulationReport.events":
+		if e.ComplexityRoot.SimulationReport.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationReport.Events(childComplexity), true
+	case "SimulationReport.rows":
+		if e.ComplexityRoot.SimulationReport.Rows == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationReport.Rows(childComplexity), true
+
+	case "SimulationRow.baselineCredits":
+		if e.ComplexityRoot.SimulationRow.BaselineCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.BaselineCredits(childComplexity), true
+	case "SimulationRow.baselineDenied":
+		if e.ComplexityRoot.SimulationRow.BaselineDenied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.BaselineDenied(childComplexity), true
+	case "SimulationRow.baselineOverage":
+		if e.ComplexityRoot.SimulationRow.BaselineOverage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.BaselineOverage(childComplexity), true
+	case "SimulationRow.baselineRevenue":
+		if e.ComplexityRoot.SimulationRow.BaselineRevenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.BaselineRevenue(childComplexity), true
+	case "SimulationRow.crossesHardStop":
+		if e.ComplexityRoot.SimulationRow.CrossesHardStop == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.CrossesHardStop(childComplexity), true
+	case "SimulationRow.crossesIntoOverage":
+		if e.ComplexityRoot.SimulationRow.CrossesIntoOverage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.CrossesIntoOverage(childComplexity), true
+	case "SimulationRow.events":
+		if e.ComplexityRoot.SimulationRow.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.Events(childComplexity), true
+	case "SimulationRow.organization":
+		if e.ComplexityRoot.SimulationRow.Organization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.Organization(childComplexity), true
+	case "SimulationRow.organizationId":
+		if e.ComplexityRoot.SimulationRow.OrganizationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.OrganizationID(childComplexity), true
+	case "SimulationRow.simulatedCredits":
+		if e.ComplexityRoot.SimulationRow.SimulatedCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.SimulatedCredits(childComplexity), true
+	case "SimulationRow.simulatedDenied":
+		if e.ComplexityRoot.SimulationRow.SimulatedDenied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.SimulatedDenied(childComplexity), true
+	case "SimulationRow.simulatedOverage":
+		if e.ComplexityRoot.SimulationRow.SimulatedOverage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.SimulatedOverage(childComplexity), true
+	case "SimulationRow.simulatedRevenue":
+		if e.ComplexityRoot.SimulationRow.SimulatedRevenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SimulationRow.SimulatedRevenue(childComplexity), true
 
 	case "SubscriptionAddOn.actor":
 		if e.ComplexityRoot.SubscriptionAddOn.Actor == nil {
@@ -4769,6 +4899,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputPriceTierInput,
 		ec.unmarshalInputRefundInput,
 		ec.unmarshalInputSegmentPriceInput,
+		ec.unmarshalInputSimulationInput,
 		ec.unmarshalInputTransferInput,
 		ec.unmarshalInputUsageEventFilter,
 		ec.unmarshalInputUsageInput,
@@ -4849,7 +4980,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/change.graphqls" "schema/governance.graphqls" "schema/kpi.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
+//go:embed "schema/access.graphqls" "schema/change.graphqls" "schema/governance.graphqls" "schema/kpi.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/simulate.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -4872,6 +5003,7 @@ var sources = []*ast.Source{
 	{Name: "schema/predictor.graphqls", Input: sourceData("schema/predictor.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
 	{Name: "schema/refund.graphqls", Input: sourceData("schema/refund.graphqls"), BuiltIn: false},
+	{Name: "schema/simulate.graphqls", Input: sourceData("schema/simulate.graphqls"), BuiltIn: false},
 	{Name: "schema/transfer.graphqls", Input: sourceData("schema/transfer.graphqls"), BuiltIn: false},
 	{Name: "schema/usage.graphqls", Input: sourceData("schema/usage.graphqls"), BuiltIn: false},
 }
@@ -5765,6 +5897,17 @@ func (ec *executionContext) field_Query_revenueRecognition_args(ctx context.Cont
 		return nil, err
 	}
 	args["currency"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_simulate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNSimulationInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐSimulationInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -20158,6 +20301,53 @@ func (ec *executionContext) fieldContext_Query_validateRule(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_simulate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_simulate,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Simulate(ctx, fc.Args["input"].(model.SimulationInput))
+		},
+		nil,
+		ec.marshalNSimulationReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐSimulationReport,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_simulate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "events":
+				return ec.fieldContext_SimulationReport_events(ctx, field)
+			case "rows":
+				return ec.fieldContext_SimulationReport_rows(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SimulationReport", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_simulate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_usageSummary(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -22330,6 +22520,489 @@ func (ec *executionContext) fieldContext_SegmentPrice_overagePrice(_ context.Con
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationReport_events(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationReport_events,
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationReport_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationReport_rows(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationReport_rows,
+		func(ctx context.Context) (any, error) {
+			return obj.Rows, nil
+		},
+		nil,
+		ec.marshalNSimulationRow2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐSimulationRowᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationReport_rows(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "organizationId":
+				return ec.fieldContext_SimulationRow_organizationId(ctx, field)
+			case "baselineCredits":
+				return ec.fieldContext_SimulationRow_baselineCredits(ctx, field)
+			case "simulatedCredits":
+				return ec.fieldContext_SimulationRow_simulatedCredits(ctx, field)
+			case "baselineRevenue":
+				return ec.fieldContext_SimulationRow_baselineRevenue(ctx, field)
+			case "simulatedRevenue":
+				return ec.fieldContext_SimulationRow_simulatedRevenue(ctx, field)
+			case "organization":
+				return ec.fieldContext_SimulationRow_organization(ctx, field)
+			case "events":
+				return ec.fieldContext_SimulationRow_events(ctx, field)
+			case "baselineOverage":
+				return ec.fieldContext_SimulationRow_baselineOverage(ctx, field)
+			case "simulatedOverage":
+				return ec.fieldContext_SimulationRow_simulatedOverage(ctx, field)
+			case "baselineDenied":
+				return ec.fieldContext_SimulationRow_baselineDenied(ctx, field)
+			case "simulatedDenied":
+				return ec.fieldContext_SimulationRow_simulatedDenied(ctx, field)
+			case "crossesIntoOverage":
+				return ec.fieldContext_SimulationRow_crossesIntoOverage(ctx, field)
+			case "crossesHardStop":
+				return ec.fieldContext_SimulationRow_crossesHardStop(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SimulationRow", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_organizationId(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_organizationId,
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_organizationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_baselineCredits(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_baselineCredits,
+		func(ctx context.Context) (any, error) {
+			return obj.BaselineCredits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_baselineCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_simulatedCredits(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_simulatedCredits,
+		func(ctx context.Context) (any, error) {
+			return obj.SimulatedCredits, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_simulatedCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_baselineRevenue(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_baselineRevenue,
+		func(ctx context.Context) (any, error) {
+			return obj.BaselineRevenue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_baselineRevenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_simulatedRevenue(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_simulatedRevenue,
+		func(ctx context.Context) (any, error) {
+			return obj.SimulatedRevenue, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_simulatedRevenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_organization(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_organization,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SimulationRow().Organization(ctx, obj)
+		},
+		nil,
+		ec.marshalOOrganization2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐOrganization,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_organization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Organization_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Organization_name(ctx, field)
+			case "segment":
+				return ec.fieldContext_Organization_segment(ctx, field)
+			case "registerName":
+				return ec.fieldContext_Organization_registerName(ctx, field)
+			case "pools":
+				return ec.fieldContext_Organization_pools(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Organization_createdAt(ctx, field)
+			case "subscription":
+				return ec.fieldContext_Organization_subscription(ctx, field)
+			case "overageCapCredits":
+				return ec.fieldContext_Organization_overageCapCredits(ctx, field)
+			case "overageCapAmount":
+				return ec.fieldContext_Organization_overageCapAmount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_events(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_events,
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_baselineOverage(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_baselineOverage,
+		func(ctx context.Context) (any, error) {
+			return obj.BaselineOverage, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_baselineOverage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_simulatedOverage(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_simulatedOverage,
+		func(ctx context.Context) (any, error) {
+			return obj.SimulatedOverage, nil
+		},
+		nil,
+		ec.marshalNDecimal2githubᚗcomᚋshopspringᚋdecimalᚐDecimal,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_simulatedOverage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Decimal does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_baselineDenied(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_baselineDenied,
+		func(ctx context.Context) (any, error) {
+			return obj.BaselineDenied, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_baselineDenied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_simulatedDenied(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_simulatedDenied,
+		func(ctx context.Context) (any, error) {
+			return obj.SimulatedDenied, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_simulatedDenied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_crossesIntoOverage(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_crossesIntoOverage,
+		func(ctx context.Context) (any, error) {
+			return obj.CrossesIntoOverage, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_crossesIntoOverage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SimulationRow_crossesHardStop(ctx context.Context, field graphql.CollectedField, obj *ledger.SimulationRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SimulationRow_crossesHardStop,
+		func(ctx context.Context) (any, error) {
+			return obj.CrossesHardStop, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SimulationRow_crossesHardStop(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SimulationRow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
 		},
 	}
 	return fc, nil
@@ -28082,6 +28755,71 @@ func (ec *executionContext) unmarshalInputSegmentPriceInput(ctx context.Context,
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputSimulationInput(ctx context.Context, obj any) (model.SimulationInput, error) {
+	var it model.SimulationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"from", "to", "organizationIds", "registerName", "weights", "policies"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalNTime2timeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalNTime2timeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		case "organizationIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("organizationIds"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrganizationIds = data
+		case "registerName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("registerName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RegisterName = data
+		case "weights":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("weights"))
+			data, err := ec.unmarshalOWeightInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWeightInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Weights = data
+		case "policies":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("policies"))
+			data, err := ec.unmarshalOPolicyInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPolicyInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Policies = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputTransferInput(ctx context.Context, obj any) (model.TransferInput, error) {
 	var it model.TransferInput
 	if obj == nil {
@@ -33539,6 +34277,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "simulate":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_simulate(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "usageSummary":
 			field := field
 
@@ -34344,6 +35104,177 @@ func (ec *executionContext) _SegmentPrice(ctx context.Context, sel ast.Selection
 			out.Values[i] = ec._SegmentPrice_onDemandPrice(ctx, field, obj)
 		case "overagePrice":
 			out.Values[i] = ec._SegmentPrice_overagePrice(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var simulationReportImplementors = []string{"SimulationReport"}
+
+func (ec *executionContext) _SimulationReport(ctx context.Context, sel ast.SelectionSet, obj *ledger.SimulationReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, simulationReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SimulationReport")
+		case "events":
+			out.Values[i] = ec._SimulationReport_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rows":
+			out.Values[i] = ec._SimulationReport_rows(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var simulationRowImplementors = []string{"SimulationRow"}
+
+func (ec *executionContext) _SimulationRow(ctx context.Context, sel ast.SelectionSet, obj *ledger.SimulationRow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, simulationRowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SimulationRow")
+		case "organizationId":
+			out.Values[i] = ec._SimulationRow_organizationId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "baselineCredits":
+			out.Values[i] = ec._SimulationRow_baselineCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "simulatedCredits":
+			out.Values[i] = ec._SimulationRow_simulatedCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "baselineRevenue":
+			out.Values[i] = ec._SimulationRow_baselineRevenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "simulatedRevenue":
+			out.Values[i] = ec._SimulationRow_simulatedRevenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "organization":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._SimulationRow_organization(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "events":
+			out.Values[i] = ec._SimulationRow_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "baselineOverage":
+			out.Values[i] = ec._SimulationRow_baselineOverage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "simulatedOverage":
+			out.Values[i] = ec._SimulationRow_simulatedOverage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "baselineDenied":
+			out.Values[i] = ec._SimulationRow_baselineDenied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "simulatedDenied":
+			out.Values[i] = ec._SimulationRow_simulatedDenied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "crossesIntoOverage":
+			out.Values[i] = ec._SimulationRow_crossesIntoOverage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "crossesHardStop":
+			out.Values[i] = ec._SimulationRow_crossesHardStop(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -37379,6 +38310,11 @@ func (ec *executionContext) unmarshalNPolicyInput2githubᚗcomᚋcreditdᚋcredi
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNPolicyInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPolicyInput(ctx context.Context, v any) (*model.PolicyInput, error) {
+	res, err := ec.unmarshalInputPolicyInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, v any) (credit.PolicyKind, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := unmarshalNPolicyKind2githubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind[tmp]
@@ -37803,6 +38739,45 @@ func (ec *executionContext) marshalNSegmentPrice2ᚕgithubᚗcomᚋcreditdᚋcre
 func (ec *executionContext) unmarshalNSegmentPriceInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐSegmentPrice(ctx context.Context, v any) (*credit.SegmentPrice, error) {
 	res, err := ec.unmarshalInputSegmentPriceInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSimulationInput2githubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐSimulationInput(ctx context.Context, v any) (model.SimulationInput, error) {
+	res, err := ec.unmarshalInputSimulationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSimulationReport2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐSimulationReport(ctx context.Context, sel ast.SelectionSet, v ledger.SimulationReport) graphql.Marshaler {
+	return ec._SimulationReport(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSimulationReport2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐSimulationReport(ctx context.Context, sel ast.SelectionSet, v *ledger.SimulationReport) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SimulationReport(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSimulationRow2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐSimulationRow(ctx context.Context, sel ast.SelectionSet, v ledger.SimulationRow) graphql.Marshaler {
+	return ec._SimulationRow(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSimulationRow2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐSimulationRowᚄ(ctx context.Context, sel ast.SelectionSet, v []ledger.SimulationRow) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSimulationRow2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐSimulationRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -38953,6 +39928,24 @@ func (ec *executionContext) marshalOPlanSubscription2ᚖgithubᚗcomᚋcreditd�
 	return ec._PlanSubscription(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOPolicyInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPolicyInputᚄ(ctx context.Context, v any) ([]*model.PolicyInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*model.PolicyInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPolicyInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐPolicyInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) unmarshalOPolicyKind2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋcreditᚐPolicyKind(ctx context.Context, v any) (*credit.PolicyKind, error) {
 	if v == nil {
 		return nil, nil
@@ -39209,6 +40202,24 @@ func (ec *executionContext) unmarshalOUsageSummaryFilter2ᚖgithubᚗcomᚋcredi
 	}
 	res, err := ec.unmarshalInputUsageSummaryFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOWeightInput2ᚕᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWeightInputᚄ(ctx context.Context, v any) ([]*model.WeightInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*model.WeightInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNWeightInput2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐWeightInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalOWeightRegister2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋentᚐWeightRegister(ctx context.Context, sel ast.SelectionSet, v *ent.WeightRegister) graphql.Marshaler {

@@ -386,6 +386,17 @@ type RevenueReport struct {
 	Journal string `json:"journal"`
 }
 
+// A replay of the usage events of [from, to) (at most 366 days) under draft weights (replacing registerName's, default "default") and policies (each replacing the policy of its kind), through the same engine, against the grants as they were; nothing is written. Unchanged, it reproduces the recorded history (on histories without runs, budgets, overage caps and fall-through to parent pools, which it does not model).
+type SimulationInput struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// None: every organisation (a scoped key: its own).
+	OrganizationIds []int          `json:"organizationIds,omitempty"`
+	RegisterName    *string        `json:"registerName,omitempty"`
+	Weights         []*WeightInput `json:"weights,omitempty"`
+	Policies        []*PolicyInput `json:"policies,omitempty"`
+}
+
 // Moves credits from one pool to another: what leaves keeps its credit type, unit price, priority and expiry.
 type TransferInput struct {
 	FromPoolID int `json:"fromPoolId"`
