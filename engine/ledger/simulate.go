@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -14,8 +16,7 @@ import (
 	"github.com/creditd/creditd/ent"
 	"github.com/creditd/creditd/ent/grant"
 	"github.com/creditd/creditd/ent/pool"
-	"github.com/creditd/creditd/ent/predicate"
-	"github.com/creditd/creditd/ent/usageevent"
+	"github.com/creditd/creditd/report"
 	"github.com/creditd/creditd/rules"
 )
 
@@ -260,7 +261,8 @@ func (r *replay) loadTerms(ctx context.Context, o *ent.Organization) error {
 // written before it.
 func (s *Service) grantSumsBefore(ctx context.Context, t time.Time) (map[int]decimal.Decimal, error) {
 	out := map[int]decimal.Decimal{}
-	rows, err := s.db.SQL.QueryContext(ctx, s.sqlf(`SELECT grant_id, amount FROM ledger_entries WHERE grant_id IS NOT NULL AND created_at < $1`), t.UTC())
+	rows, err := s.db.SQL.QueryContext(ctx, s.sqlf(`SELECT grant_id, `+report.Sum(s.postgres(), "amount")+`
+FROM ledger_entries WHERE grant_id IS NOT NULL AND created_at < $1 GROUP BY grant_id`), t.UTC())
 	if err != nil {
 		return nil, err
 	}
@@ -292,12 +294,52 @@ type step struct {
 	amount decimal.Decimal
 }
 
-// run replays the range in time order.
+// simulationWindow is how much of the range is read and replayed at a
+// time: memory holds one window's events and entries, never the range's.
+const simulationWindow = 24 * time.Hour
+
+// run replays the range in time order, a window at a time: the next
+// window is read while this one is decided (the reading waits on the
+// database, the deciding on the CPU), two windows in memory at most.
 func (r *replay) run(ctx context.Context) error {
-	steps, err := r.steps(ctx)
-	if err != nil {
-		return err
+	type read struct {
+		steps []step
+		err   error
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reads := make(chan read, 1)
+	go func() {
+		defer close(reads)
+		for lo := r.in.From; lo.Before(r.in.To); lo = lo.Add(simulationWindow) {
+			hi := lo.Add(simulationWindow)
+			if hi.After(r.in.To) {
+				hi = r.in.To
+			}
+			steps, err := r.steps(ctx, lo, hi)
+			select {
+			case reads <- read{steps, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for w := range reads {
+		if w.err != nil {
+			return w.err
+		}
+		if err := r.replaySteps(ctx, w.steps); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// replaySteps applies a window's entries and decides its events, in order.
+func (r *replay) replaySteps(ctx context.Context, steps []step) error {
 	for _, st := range steps {
 		if st.event == nil {
 			if g := r.grants[st.grant]; g != nil {
@@ -324,10 +366,9 @@ func own(kind credit.EntryKind) bool {
 
 // steps reads the range's events and the other entries on the grants in
 // scope, in the order they were written.
-func (r *replay) steps(ctx context.Context) ([]step, error) {
-	c := r.s.db.Client
+func (r *replay) steps(ctx context.Context, lo, hi time.Time) ([]step, error) {
 	var out []step
-	evs, err := c.UsageEvent.Query().Where(usageeventRange(r.in)...).All(ctx)
+	evs, err := r.readEvents(ctx, lo, hi)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +378,8 @@ func (r *replay) steps(ctx context.Context) ([]step, error) {
 		}
 	}
 	rows, err := r.s.db.SQL.QueryContext(ctx, r.s.sqlf(`SELECT id, created_at, grant_id, kind, amount FROM ledger_entries
-WHERE grant_id IS NOT NULL AND created_at >= $1 AND created_at < $2`), r.in.From, r.in.To)
+WHERE grant_id IS NOT NULL AND created_at >= $1 AND created_at < $2
+  AND kind NOT IN ('BURN', 'OVERAGE', 'BORROW', 'UNCOVERED', 'HOLD', 'RELEASE')`), lo, hi)
 	if err != nil {
 		return nil, err
 	}
@@ -452,12 +494,49 @@ func (r *replay) report() SimulationReport {
 	return out
 }
 
-// usageeventRange selects the range's events (of the organisations asked
-// for).
-func usageeventRange(in SimulationInput) []predicate.UsageEvent {
-	ps := []predicate.UsageEvent{usageevent.CreatedAtGTE(in.From), usageevent.CreatedAtLT(in.To)}
-	if len(in.OrganizationIDs) > 0 {
-		ps = append(ps, usageevent.OrganizationIDIn(in.OrganizationIDs...))
+// readEvents reads the events of [lo, hi) (of the organisations asked for),
+// only the columns a replay reads.
+func (r *replay) readEvents(ctx context.Context, lo, hi time.Time) ([]*ent.UsageEvent, error) {
+	q := `SELECT id, organization_id, pool_id, action, status, quantity, completion, attempt, properties, occurred_at, created_at,
+  credits, overage, decision FROM usage_events WHERE created_at >= $1 AND created_at < $2`
+	args := []any{lo, hi}
+	if n := len(r.in.OrganizationIDs); n > 0 {
+		q += " AND organization_id IN (" + inList(3, n) + ")"
+		for _, id := range r.in.OrganizationIDs {
+			args = append(args, id)
+		}
 	}
-	return ps
+	rows, err := r.s.db.SQL.QueryContext(ctx, r.s.sqlf(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ent.UsageEvent
+	for rows.Next() {
+		var (
+			e                              ent.UsageEvent
+			props                          sql.NullString
+			qty, compl, credits, over, dec string
+		)
+		if err := rows.Scan(&e.ID, &e.OrganizationID, &e.PoolID, &e.Action, &e.Status, &qty, &compl, &e.Attempt, &props, &e.OccurredAt,
+			&e.CreatedAt, &credits, &over, &dec); err != nil {
+			return nil, err
+		}
+		e.Decision = credit.Decision(dec)
+		for _, f := range []struct {
+			s string
+			d *decimal.Decimal
+		}{{qty, &e.Quantity}, {compl, &e.Completion}, {credits, &e.Credits}, {over, &e.Overage}} {
+			if *f.d, err = decimal.NewFromString(f.s); err != nil {
+				return nil, err
+			}
+		}
+		if props.Valid && props.String != "" && props.String != "null" && props.String != "{}" {
+			if err := json.Unmarshal([]byte(props.String), &e.Properties); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, &e)
+	}
+	return out, rows.Err()
 }
