@@ -3,6 +3,7 @@ module github.com/creditd/creditd
 go 1.26.8
 
 require (
+	github.com/goccy/go-yaml v1.19.2
 	entgo.io/ent v0.14.5
 	github.com/99designs/gqlgen v0.17.88
 	github.com/google/cel-go v0.26.1
@@ -25,7 +26,6 @@ require (
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/go-openapi/inflect v0.19.0 // indirect
 	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
-	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/websocket v1.5.0 // indirect
