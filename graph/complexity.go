@@ -109,6 +109,7 @@ func costs(maxBatch int) ComplexityRoot {
 	c.RegisterDiff.Actions = list
 	c.ActionDiff.Economics = list
 	c.SimulationReport.Rows = list
+	c.PlaybookPlan.Changes = list
 	c.Query.AccountHealth = func(child int, _ *time.Time) int { return list(child) }
 	return c
 }

@@ -372,6 +372,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AcknowledgeAlert          func(childComplexity int, id int) int
+		ApplyPlaybook             func(childComplexity int, document map[string]any, dryRun bool) int
 		AttachAddOn               func(childComplexity int, subscriptionID int, addOnID int) int
 		CancelSubscription        func(childComplexity int, subscriptionID int, at model.ChangeAt) int
 		ChangePlan                func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
@@ -516,6 +517,18 @@ type ComplexityRoot struct {
 		TimeZone           func(childComplexity int) int
 	}
 
+	PlaybookChange struct {
+		Change func(childComplexity int) int
+		Detail func(childComplexity int) int
+		Kind   func(childComplexity int) int
+		Name   func(childComplexity int) int
+	}
+
+	PlaybookPlan struct {
+		Applied func(childComplexity int) int
+		Changes func(childComplexity int) int
+	}
+
 	Policy struct {
 		CreatedAt     func(childComplexity int) int
 		EffectiveFrom func(childComplexity int) int
@@ -576,6 +589,7 @@ type ComplexityRoot struct {
 		Organization       func(childComplexity int, id int) int
 		PlanFamilies       func(childComplexity int) int
 		Plans              func(childComplexity int) int
+		Playbook           func(childComplexity int) int
 		Policies           func(childComplexity int, kind *credit.PolicyKind) int
 		Pool               func(childComplexity int, id int) int
 		PreviewPlanChange  func(childComplexity int, subscriptionID int, planID int, at model.ChangeAt) int
@@ -926,6 +940,7 @@ type MutationResolver interface {
 	RemoveAddOn(ctx context.Context, id int) (*ent.SubscriptionAddOn, error)
 	ConfirmPayment(ctx context.Context, grantID int) (*ent.Grant, error)
 	FailPayment(ctx context.Context, grantID int, reason string) (*ent.Grant, error)
+	ApplyPlaybook(ctx context.Context, document map[string]any, dryRun bool) (*ledger.PlaybookPlan, error)
 	SaveWeightRegisterDraft(ctx context.Context, name string, weights []*model.WeightInput) (*ent.WeightRegister, error)
 	PublishWeightRegister(ctx context.Context, name string, version int, effectiveFrom *time.Time, force *bool) (*ent.WeightRegister, error)
 	SavePolicyDraft(ctx context.Context, input model.PolicyInput) (*ent.PolicyVersion, error)
@@ -1007,6 +1022,7 @@ type QueryResolver interface {
 	PlanFamilies(ctx context.Context) ([]*ledger.PlanFamily, error)
 	PreviewPlanChange(ctx context.Context, subscriptionID int, planID int, at model.ChangeAt) (*ledger.PlanChangePreview, error)
 	AddOns(ctx context.Context) ([]*ent.AddOn, error)
+	Playbook(ctx context.Context) (string, error)
 	Forecast(ctx context.Context, poolID int, horizonDays int) (*ledger.PoolForecast, error)
 	Quote(ctx context.Context, planID int, usage []*model.ActionCountInput, organizationID *int) (*engine.Quotation, error)
 	WeightRegister(ctx context.Context, name string, version *int) (*ent.WeightRegister, error)
@@ -2369,6 +2385,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AcknowledgeAlert(childComplexity, args["id"].(int)), true
+	case "Mutation.applyPlaybook":
+		if e.ComplexityRoot.Mutation.ApplyPlaybook == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_applyPlaybook_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApplyPlaybook(childComplexity, args["document"].(map[string]any), args["dryRun"].(bool)), true
 	case "Mutation.attachAddOn":
 		if e.ComplexityRoot.Mutation.AttachAddOn == nil {
 			break
@@ -3256,6 +3283,44 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PlanSubscription.TimeZone(childComplexity), true
 
+	case "PlaybookChange.change":
+		if e.ComplexityRoot.PlaybookChange.Change == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlaybookChange.Change(childComplexity), true
+	case "PlaybookChange.detail":
+		if e.ComplexityRoot.PlaybookChange.Detail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlaybookChange.Detail(childComplexity), true
+	case "PlaybookChange.kind":
+		if e.ComplexityRoot.PlaybookChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlaybookChange.Kind(childComplexity), true
+	case "PlaybookChange.name":
+		if e.ComplexityRoot.PlaybookChange.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlaybookChange.Name(childComplexity), true
+
+	case "PlaybookPlan.applied":
+		if e.ComplexityRoot.PlaybookPlan.Applied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlaybookPlan.Applied(childComplexity), true
+	case "PlaybookPlan.changes":
+		if e.ComplexityRoot.PlaybookPlan.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlaybookPlan.Changes(childComplexity), true
+
 	case "Policy.createdAt":
 		if e.ComplexityRoot.Policy.CreatedAt == nil {
 			break
@@ -3576,6 +3641,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Plans(childComplexity), true
+	case "Query.playbook":
+		if e.ComplexityRoot.Query.Playbook == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Playbook(childComplexity), true
 	case "Query.policies":
 		if e.ComplexityRoot.Query.Policies == nil {
 			break
@@ -4980,7 +5051,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/access.graphqls" "schema/change.graphqls" "schema/governance.graphqls" "schema/kpi.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/simulate.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
+//go:embed "schema/access.graphqls" "schema/change.graphqls" "schema/governance.graphqls" "schema/kpi.graphqls" "schema/ledger.graphqls" "schema/lifecycle.graphqls" "schema/packaging.graphqls" "schema/payment.graphqls" "schema/playbook.graphqls" "schema/predictor.graphqls" "schema/pricing.graphqls" "schema/refund.graphqls" "schema/simulate.graphqls" "schema/transfer.graphqls" "schema/usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -5000,6 +5071,7 @@ var sources = []*ast.Source{
 	{Name: "schema/lifecycle.graphqls", Input: sourceData("schema/lifecycle.graphqls"), BuiltIn: false},
 	{Name: "schema/packaging.graphqls", Input: sourceData("schema/packaging.graphqls"), BuiltIn: false},
 	{Name: "schema/payment.graphqls", Input: sourceData("schema/payment.graphqls"), BuiltIn: false},
+	{Name: "schema/playbook.graphqls", Input: sourceData("schema/playbook.graphqls"), BuiltIn: false},
 	{Name: "schema/predictor.graphqls", Input: sourceData("schema/predictor.graphqls"), BuiltIn: false},
 	{Name: "schema/pricing.graphqls", Input: sourceData("schema/pricing.graphqls"), BuiltIn: false},
 	{Name: "schema/refund.graphqls", Input: sourceData("schema/refund.graphqls"), BuiltIn: false},
@@ -5021,6 +5093,22 @@ func (ec *executionContext) field_Mutation_acknowledgeAlert_args(ctx context.Con
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_applyPlaybook_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "document", ec.unmarshalNJSON2map)
+	if err != nil {
+		return nil, err
+	}
+	args["document"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun", ec.unmarshalNBoolean2bool)
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg1
 	return args, nil
 }
 
@@ -14513,6 +14601,53 @@ func (ec *executionContext) fieldContext_Mutation_failPayment(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_applyPlaybook(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_applyPlaybook,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ApplyPlaybook(ctx, fc.Args["document"].(map[string]any), fc.Args["dryRun"].(bool))
+		},
+		nil,
+		ec.marshalNPlaybookPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlaybookPlan,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_applyPlaybook(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "applied":
+				return ec.fieldContext_PlaybookPlan_applied(ctx, field)
+			case "changes":
+				return ec.fieldContext_PlaybookPlan_changes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PlaybookPlan", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_applyPlaybook_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_saveWeightRegisterDraft(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17978,6 +18113,190 @@ func (ec *executionContext) fieldContext_PlanSubscription_addOns(_ context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _PlaybookChange_kind(ctx context.Context, field graphql.CollectedField, obj *ledger.PlaybookChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlaybookChange_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlaybookChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlaybookChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlaybookChange_name(ctx context.Context, field graphql.CollectedField, obj *ledger.PlaybookChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlaybookChange_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlaybookChange_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlaybookChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlaybookChange_change(ctx context.Context, field graphql.CollectedField, obj *ledger.PlaybookChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlaybookChange_change,
+		func(ctx context.Context) (any, error) {
+			return obj.Change, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlaybookChange_change(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlaybookChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlaybookChange_detail(ctx context.Context, field graphql.CollectedField, obj *ledger.PlaybookChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlaybookChange_detail,
+		func(ctx context.Context) (any, error) {
+			return obj.Detail, nil
+		},
+		nil,
+		ec.marshalOString2string,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlaybookChange_detail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlaybookChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlaybookPlan_applied(ctx context.Context, field graphql.CollectedField, obj *ledger.PlaybookPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlaybookPlan_applied,
+		func(ctx context.Context) (any, error) {
+			return obj.Applied, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlaybookPlan_applied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlaybookPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlaybookPlan_changes(ctx context.Context, field graphql.CollectedField, obj *ledger.PlaybookPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PlaybookPlan_changes,
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		ec.marshalNPlaybookChange2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlaybookChangeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PlaybookPlan_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlaybookPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_PlaybookChange_kind(ctx, field)
+			case "name":
+				return ec.fieldContext_PlaybookChange_name(ctx, field)
+			case "change":
+				return ec.fieldContext_PlaybookChange_change(ctx, field)
+			case "detail":
+				return ec.fieldContext_PlaybookChange_detail(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PlaybookChange", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Policy_id(ctx context.Context, field graphql.CollectedField, obj *ent.PolicyVersion) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19969,6 +20288,35 @@ func (ec *executionContext) fieldContext_Query_addOns(_ context.Context, field g
 				return ec.fieldContext_AddOn_createdAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type AddOn", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_playbook(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_playbook,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Playbook(ctx)
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_playbook(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -31844,6 +32192,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "applyPlaybook":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_applyPlaybook(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "saveWeightRegisterDraft":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_saveWeightRegisterDraft(ctx, field)
@@ -33293,6 +33648,101 @@ func (ec *executionContext) _PlanSubscription(ctx context.Context, sel ast.Selec
 	return out
 }
 
+var playbookChangeImplementors = []string{"PlaybookChange"}
+
+func (ec *executionContext) _PlaybookChange(ctx context.Context, sel ast.SelectionSet, obj *ledger.PlaybookChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, playbookChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlaybookChange")
+		case "kind":
+			out.Values[i] = ec._PlaybookChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._PlaybookChange_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "change":
+			out.Values[i] = ec._PlaybookChange_change(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "detail":
+			out.Values[i] = ec._PlaybookChange_detail(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var playbookPlanImplementors = []string{"PlaybookPlan"}
+
+func (ec *executionContext) _PlaybookPlan(ctx context.Context, sel ast.SelectionSet, obj *ledger.PlaybookPlan) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, playbookPlanImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlaybookPlan")
+		case "applied":
+			out.Values[i] = ec._PlaybookPlan_applied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._PlaybookPlan_changes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var policyImplementors = []string{"Policy"}
 
 func (ec *executionContext) _Policy(ctx context.Context, sel ast.SelectionSet, obj *ent.PolicyVersion) graphql.Marshaler {
@@ -34158,6 +34608,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_addOns(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "playbook":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_playbook(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -37902,6 +38374,28 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) unmarshalNJSON2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := graphql.UnmarshalMap(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJSON2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalMap(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
 func (ec *executionContext) marshalNKpiFigures2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋgraphᚋmodelᚐKpiFigures(ctx context.Context, sel ast.SelectionSet, v *model.KpiFigures) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -38273,6 +38767,40 @@ func (ec *executionContext) marshalNPlanSubscription2ᚖgithubᚗcomᚋcreditd�
 		return graphql.Null
 	}
 	return ec._PlanSubscription(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPlaybookChange2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlaybookChange(ctx context.Context, sel ast.SelectionSet, v ledger.PlaybookChange) graphql.Marshaler {
+	return ec._PlaybookChange(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPlaybookChange2ᚕgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlaybookChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []ledger.PlaybookChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPlaybookChange2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlaybookChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPlaybookPlan2githubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlaybookPlan(ctx context.Context, sel ast.SelectionSet, v ledger.PlaybookPlan) graphql.Marshaler {
+	return ec._PlaybookPlan(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPlaybookPlan2ᚖgithubᚗcomᚋcreditdᚋcreditdᚋengineᚋledgerᚐPlaybookPlan(ctx context.Context, sel ast.SelectionSet, v *ledger.PlaybookPlan) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PlaybookPlan(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPolicy2githubᚗcomᚋcreditdᚋcreditdᚋentᚐPolicyVersion(ctx context.Context, sel ast.SelectionSet, v ent.PolicyVersion) graphql.Marshaler {
