@@ -280,3 +280,40 @@ func TestKPIsCommand(t *testing.T) {
 		}
 	}
 }
+
+// The example playbook through the CLI and a server: diff plans it, apply
+// applies it, a second diff finds nothing to change, export reads back.
+func TestPlaybookCommand(t *testing.T) {
+	ctx := context.Background()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "playbook.db")
+	db, err := store.OpenMigratedWith(ctx, url, store.Options{MaxConns: testdb.MaxConns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := ledger.New(db)
+	srv := httptest.NewServer(graph.NewHandler(svc, db, graph.Options{RateLimit: -1}))
+	defer srv.Close()
+	_, key, err := svc.CreateKey(ctx, ledger.KeyInput{Name: "pricing", Role: credit.RolePricing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join("..", "..", "examples", "agent-vendor.playbook.yaml")
+	out, err := runCmd(t, "playbook", "diff", file, "--url", srv.URL, "--key", key)
+	if err != nil || !strings.Contains(out, "REGISTER agents") || !strings.Contains(out, "planned only") {
+		t.Fatalf("diff: %v\n%s", err, out)
+	}
+	if out, err = runCmd(t, "playbook", "apply", file, "--url", srv.URL, "--key", key); err != nil || !strings.HasSuffix(out, "applied\n") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, "playbook", "diff", file, "--url", srv.URL, "--key", key)
+	if err != nil || strings.Contains(out, "CREATE") || strings.Contains(out, "NEW_VERSION") {
+		t.Fatalf("a second diff: %v\n%s", err, out)
+	}
+	if out, err = runCmd(t, "playbook", "export", "--url", srv.URL, "--key", key); err != nil || !strings.Contains(out, "agents-business") {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	if _, err := runCmd(t, "playbook", "apply", "--url", srv.URL); err == nil {
+		t.Fatal("apply without a file: no error")
+	}
+}

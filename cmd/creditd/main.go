@@ -6,6 +6,7 @@
 //	creditd verify  [--database-url URL]
 //	creditd kpis    --from DATE --to DATE [--group-by KEYS] [--currency USD] [--database-url URL]
 //	creditd kpis journal --from DATE --to DATE [--currency USD] [--database-url URL]
+//	creditd playbook diff FILE | apply FILE [--dry-run] | export [--url URL] [--key KEY]
 //	creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s | --ops N] [...]
 //
 // CREDITD_ADMIN_KEY, when set at serve time, makes sure an OPERATOR key with
@@ -53,6 +54,7 @@ usage:
   creditd kpis    --from DATE --to DATE [--group-by ORGANIZATION,SEGMENT,PLAN,MONTH]
                   [--currency USD] [--database-url URL]
   creditd kpis journal --from DATE --to DATE [--currency USD] [--database-url URL]
+  creditd playbook diff FILE | apply FILE [--dry-run] | export  [--url URL] [--key KEY]
   creditd loadtest [--url http://127.0.0.1:8080] [--key KEY] [--duration 10s | --ops N]
                   [--concurrency 16] [--orgs 50] [--batch 100] [--setup=true]
                   [--mix single=60,batch=10,run=20,balance=10]
@@ -60,6 +62,8 @@ usage:
 'verify' checks every ledger invariant and exits non-zero if one is broken.
 'kpis' prints the KPI report as CSV (one line per group, then the totals);
 'kpis journal' the revenue journal a general ledger imports (CSV).
+'playbook' plans (diff), applies or exports the credit playbook through a
+running server (default http://127.0.0.1:8080, key $CREDITD_ADMIN_KEY).
 'loadtest' drives a running server's API (loopback addresses only) with an
 OPERATOR key (default $CREDITD_ADMIN_KEY) and reports throughput, latency
 and errors.
@@ -98,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return verify(ctx, args[1:], stdout)
 	case "kpis":
 		return kpis(ctx, args[1:], stdout)
+	case "playbook":
+		return playbookCmd(ctx, args[1:], stdout)
 	case "loadtest":
 		return loadtest(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
