@@ -274,14 +274,7 @@ func (s *Service) addOnsAt(ctx context.Context, tx *ent.Tx, attached []*ent.Subs
 
 // addOn returns an add-on, cached: add-ons never change.
 func (s *Service) addOn(ctx context.Context, c *ent.Client, id int) (*ent.AddOn, error) {
-	if a, ok := s.addOns.Load(id); ok {
-		return a.(*ent.AddOn), nil
-	}
-	a, err := c.AddOn.Get(ctx, id)
-	if err == nil {
-		s.addOns.Store(id, a)
-	}
-	return a, err
+	return cached(&s.addOns, id, func() (*ent.AddOn, error) { return c.AddOn.Get(ctx, id) })
 }
 
 func addOnTerms(id int, a *ent.AddOn) engine.AddOnTerms {

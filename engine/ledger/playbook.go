@@ -335,14 +335,17 @@ func planDocument(in PlanInput) playbook.Plan {
 
 func ptrInt(n int) *int { return &n }
 
+// ptrOf is a nullable decimal as a pointer (nil: null).
+func ptrOf(d decimal.NullDecimal) *decimal.Decimal {
+	if !d.Valid {
+		return nil
+	}
+	return &d.Decimal
+}
+
 // PlanDocument is a live plan as the playbook writes it.
 func PlanDocument(p *ent.Plan) playbook.Plan {
-	null := func(d decimal.NullDecimal) *decimal.Decimal {
-		if !d.Valid {
-			return nil
-		}
-		return &d.Decimal
-	}
+	null := ptrOf
 	days := p.IncentiveExpiryDays
 	notice := p.NoticeDays
 	return planDocument(PlanInput{Name: p.Name, Period: p.Period, IncludedCredits: p.IncludedCredits, PricePerCredit: p.PricePerCredit,
@@ -385,14 +388,8 @@ func (s *Service) ExportPlaybook(ctx context.Context) (playbook.Document, error)
 		}
 		reg := playbook.Register{Name: name}
 		for _, w := range ws {
-			null := func(d decimal.NullDecimal) *decimal.Decimal {
-				if !d.Valid {
-					return nil
-				}
-				return &d.Decimal
-			}
 			reg.Weights = append(reg.Weights, playbook.Weight{Action: w.Action, Credits: w.Credits, Expression: w.Expression,
-				ValuePerAction: null(w.ValuePerAction), CostPerAction: null(w.CostPerAction), DegradedAllowed: w.DegradedAllowed})
+				ValuePerAction: ptrOf(w.ValuePerAction), CostPerAction: ptrOf(w.CostPerAction), DegradedAllowed: w.DegradedAllowed})
 		}
 		doc.Registers = append(doc.Registers, reg)
 	}

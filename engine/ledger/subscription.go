@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -354,14 +355,20 @@ func (s *Service) plan(ctx context.Context, tx *ent.Tx, id int) (*ent.Plan, erro
 
 // planOf is plan, read through c.
 func (s *Service) planOf(ctx context.Context, c *ent.Client, id int) (*ent.Plan, error) {
-	if p, ok := s.plans.Load(id); ok {
-		return p.(*ent.Plan), nil
+	return cached(&s.plans, id, func() (*ent.Plan, error) { return c.Plan.Get(ctx, id) })
+}
+
+// cached is m's row of id, else get's, kept when found: for rows that
+// never change (plans, add-ons).
+func cached[T any](m *sync.Map, id int, get func() (*T, error)) (*T, error) {
+	if v, ok := m.Load(id); ok {
+		return v.(*T), nil
 	}
-	p, err := c.Plan.Get(ctx, id)
+	v, err := get()
 	if err == nil {
-		s.plans.Store(id, p)
+		m.Store(id, v)
 	}
-	return p, err
+	return v, err
 }
 
 // CurrentSubscription is the organisation's subscription in effect now.
