@@ -23,8 +23,11 @@ const (
 	ByMonth        GroupBy = "MONTH"
 )
 
-// MaxRangeDays bounds a report's range.
-const MaxRangeDays = 3 * 366
+// MaxRangeDays bounds a report's range; MaxRows its rows.
+const (
+	MaxRangeDays = 3 * 366
+	MaxRows      = 50_000
+)
 
 // Query asks for the figures of [From, To) in Currency (default USD),
 // grouped by GroupBy (none: the totals and the monthly series only). Now
@@ -167,6 +170,9 @@ func Compute(ctx context.Context, db *store.DB, q Query) (Report, error) {
 	}
 	f := &folder{q: q, b: b, src: src, groups: map[string]*Row{}, months: map[string]*Row{}}
 	f.fold()
+	if len(f.groups) > MaxRows {
+		return Report{}, credit.Invalid("groupBy", "the report has %d rows, more than %d: narrow the range or group by fewer keys", len(f.groups), MaxRows)
+	}
 	rep := Report{From: q.From, To: q.To, Currency: q.Currency, Currencies: b.currencies(), Totals: f.totals}
 	rep.Rows = sorted(f.groups)
 	rep.Series = sorted(f.months)
