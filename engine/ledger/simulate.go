@@ -26,12 +26,12 @@ import (
 // grant's remaining at the range's start (its amount and every entry
 // before it), then every entry that was not a usage event's own decision
 // (grant openings, expiries' moves, transfers, refunds, adjustments) at
-// the time it was written. Nothing is written. Each pool draws its own
-// grants (the parents it falls through to are not followed), holds are
-// not modelled (a run's terminal event is decided as a single event, its
-// STARTED event skipped), and budgets and overage caps are not applied:
-// on a history without runs, budgets, caps and fall-through, simulating
-// the unchanged versions reproduces what was recorded exactly.
+// the time it was written. Nothing is written. A pool draws its grants,
+// then those of the pools it falls through to, as usage does. Holds are not
+// modelled (a run's terminal event is decided as a single event, its
+// STARTED event skipped), and budgets and overage caps are not applied: on
+// a history without runs, budgets and caps, simulating the unchanged
+// versions reproduces what was recorded exactly.
 
 // SimulationInput asks for a replay.
 type SimulationInput struct {
@@ -446,12 +446,7 @@ func (r *replay) decide(ctx context.Context, e *ent.UsageEvent) error {
 	}
 	ev := engine.Event{Action: e.Action, Status: e.Status, Quantity: e.Quantity, Completion: e.Completion, Attempt: e.Attempt,
 		Properties: e.Properties, OccurredAt: e.OccurredAt}
-	gs := r.byPool[e.PoolID]
-	vals := make([]engine.Grant, len(gs))
-	for i, g := range gs {
-		vals[i] = *g
-	}
-	d, err := engine.DecideUsage(ctx, v, r.orgs[e.OrganizationID], ev, vals, e.CreatedAt)
+	d, err := engine.DecideUsageTiers(ctx, v, r.orgs[e.OrganizationID], ev, r.tiers(e.PoolID), e.CreatedAt)
 	if err != nil || d.TopUps > 0 {
 		// An event the draft cannot price (an action it lacks, a rule that
 		// fails) or that would need AUTO_TOP_UP packs beyond the ones the
@@ -473,6 +468,26 @@ func (r *replay) decide(ctx context.Context, e *ent.UsageEvent) error {
 	row.CrossesIntoOverage = row.SimulatedOverage.IsPositive() && !row.BaselineOverage.IsPositive()
 	row.CrossesHardStop = row.SimulatedDenied > row.BaselineDenied
 	return nil
+}
+
+// tiers are the grants of pool and of the pools it falls through to, as
+// they stand (copies: the decision reads, the replay applies its draws).
+func (r *replay) tiers(pool int) [][]engine.Grant {
+	var out [][]engine.Grant
+	for depth := 0; depth < 4; depth++ {
+		gs := r.byPool[pool]
+		vals := make([]engine.Grant, len(gs))
+		for i, g := range gs {
+			vals[i] = *g
+		}
+		out = append(out, vals)
+		p := r.pools[pool]
+		if p == nil || !p.FallThrough || p.ParentID == nil {
+			break
+		}
+		pool = *p.ParentID
+	}
+	return out
 }
 
 // overageMoney is the money of credits of overage after before.

@@ -17,9 +17,10 @@ import (
 //
 // Acme (SOFT at 0.02, 100 included a month): 60, 30 and 20 agent.run in
 // the first period (90 covered, then 10 covered and 10 overage), 50 in the
-// second: 160 credits, 10 of overage (0.2). At 2 credits: 120 (100 covered,
-// 20 overage), 60 and 40 overage, then 100 covered: 320 credits, 120 of
-// overage (2.4).
+// second and 5 on a team pool falling through to the account: 165 credits,
+// 10 of overage (0.2). At 2 credits: 120 (100 covered, 20 overage), 60 and
+// 40 overage, then 100 covered and 10 of overage: 330 credits, 130 of
+// overage (2.6).
 // Beta (HARD, 100 included): 70 agent.run: 70 credits; at 2 credits, 140
 // is more than the 100 it has: a hard stop.
 func TestSimulateOnHistory(t *testing.T) {
@@ -53,13 +54,18 @@ func TestSimulateOnHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.use(t, "a3", "50")
+		team, err := f.svc.CreatePool(ctx, ledger.PoolInput{OrganizationID: f.org.ID, Kind: credit.PoolTeam, Name: "team", ParentID: &f.pool.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.useOn(t, team, "t0", "5") // falls through to the account's credits
 		in := ledger.SimulationInput{From: start, To: f.clock.now().Add(time.Hour)}
 		rep, err := f.svc.Simulate(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.Events != 5 || len(rep.Rows) != 2 {
-			t.Fatalf("replayed %d events in %d rows, want 5 in 2", rep.Events, len(rep.Rows))
+		if rep.Events != 6 || len(rep.Rows) != 2 {
+			t.Fatalf("replayed %d events in %d rows, want 6 in 2", rep.Events, len(rep.Rows))
 		}
 		for _, r := range rep.Rows { // unchanged: the history, exactly
 			if !r.SimulatedCredits.Equal(r.BaselineCredits) || !r.SimulatedOverage.Equal(r.BaselineOverage) ||
@@ -68,7 +74,7 @@ func TestSimulateOnHistory(t *testing.T) {
 			}
 		}
 		acme := rep.Rows[0]
-		if !acme.BaselineCredits.Equal(d("160")) || !acme.BaselineOverage.Equal(d("10")) || !acme.BaselineRevenue.Equal(d("0.2")) {
+		if !acme.BaselineCredits.Equal(d("165")) || !acme.BaselineOverage.Equal(d("10")) || !acme.BaselineRevenue.Equal(d("0.2")) {
 			t.Fatalf("acme's history %+v", acme)
 		}
 		in.Weights = []ledger.WeightInput{{Action: "agent.run", Credits: d("2")}, {Action: "big.run", Credits: d("10")}}
@@ -76,7 +82,7 @@ func TestSimulateOnHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		acme, b := rep.Rows[0], rep.Rows[1]
-		if !acme.SimulatedCredits.Equal(d("320")) || !acme.SimulatedOverage.Equal(d("120")) || !acme.SimulatedRevenue.Equal(d("2.4")) || acme.CrossesIntoOverage {
+		if !acme.SimulatedCredits.Equal(d("330")) || !acme.SimulatedOverage.Equal(d("130")) || !acme.SimulatedRevenue.Equal(d("2.6")) || acme.CrossesIntoOverage {
 			t.Fatalf("acme at 2 credits: %+v", acme)
 		}
 		if b.SimulatedDenied != 1 || !b.SimulatedCredits.IsZero() || !b.CrossesHardStop || !b.BaselineCredits.Equal(d("70")) {

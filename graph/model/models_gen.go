@@ -386,7 +386,7 @@ type RevenueReport struct {
 	Journal string `json:"journal"`
 }
 
-// A replay of the usage events of [from, to) (at most 366 days) under draft weights (replacing registerName's, default "default") and policies (each replacing the policy of its kind), through the same engine, against the grants as they were; nothing is written. Unchanged, it reproduces the recorded history (on histories without runs, budgets, overage caps and fall-through to parent pools, which it does not model).
+// A replay of the usage events of [from, to) (at most 366 days) under draft weights (replacing registerName's, default "default") and policies (each replacing the policy of its kind), through the same engine, against the grants as they were; nothing is written. Unchanged, it reproduces the recorded history (on histories without runs, budgets and overage caps, which it does not model).
 type SimulationInput struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
