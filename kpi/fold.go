@@ -18,6 +18,7 @@ type folder struct {
 	totals Figures
 	groups map[string]*Row
 	months map[string]*Row
+	planAt map[int]int // organisation -> its plan at the range's end (ByPlan)
 }
 
 func (f *folder) has(g GroupBy) bool {
@@ -51,7 +52,14 @@ func (f *folder) row(org int, month string) *Row {
 		k.Segment = &seg
 	}
 	if f.has(ByPlan) {
-		p := f.b.planOf(org, f.q.To.Add(-time.Nanosecond))
+		p, ok := f.planAt[org]
+		if !ok {
+			if f.planAt == nil {
+				f.planAt = map[int]int{}
+			}
+			p = f.b.planOf(org, f.q.To.Add(-time.Nanosecond))
+			f.planAt[org] = p
+		}
 		k.PlanID = &p
 	}
 	if f.has(ByMonth) {

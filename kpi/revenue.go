@@ -82,9 +82,19 @@ func RevenueRecognition(ctx context.Context, db *store.DB, q Query) (Revenue, er
 		return Revenue{}, err
 	}
 	f := &folder{q: q, b: b}
+	out := Revenue{Currency: q.Currency, Months: f.rollForward(open, entries, charges)}
+	out.Breakage, err = breakageCohorts(ctx, db, f)
+	return out, err
+}
+
+// rollForward folds the range's entries and overage charges into months,
+// each opening at the last's closing (the first at the liability open
+// sums to).
+func (f *folder) rollForward(open map[int]decimal.Decimal, entries []entryFlow, charges []chargeFlow) []RollForward {
+	q := f.q
+	var out []RollForward
 	months, _ := f.monthEnds()
 	byMonth := map[string]*RollForward{}
-	out := Revenue{Currency: q.Currency}
 	opening := decimal.Zero
 	for org, v := range open {
 		if f.inCurrency(org) {
@@ -128,10 +138,9 @@ func RevenueRecognition(ctx context.Context, db *store.DB, q Query) (Revenue, er
 		r.Opening = opening
 		r.Closing = opening.Add(r.Billed).Sub(r.Recognised).Sub(r.Breakage).Sub(r.Refunds).Add(r.Other)
 		opening = r.Closing
-		out.Months = append(out.Months, *r)
+		out = append(out, *r)
 	}
-	out.Breakage, err = breakageCohorts(ctx, db, f)
-	return out, err
+	return out
 }
 
 // breakageCohorts groups the range's expiries by the month their grant

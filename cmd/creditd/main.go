@@ -229,31 +229,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		RateLimit: *rateLimit, RateBurst: *rateBurst,
 		Metrics: metrics,
 	})
-	servers := []*http.Server{{Addr: *addr}}
-	if *metricsAddr != "" {
-		api = withoutMetrics(api)
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics.Handler())
-		servers = append(servers, &http.Server{Addr: *metricsAddr, Handler: mux})
-	}
-	servers[0].Handler = api
-	for _, srv := range servers {
-		srv.ReadHeaderTimeout = 5 * time.Second
-		srv.ReadTimeout = 30 * time.Second
-		srv.WriteTimeout = 60 * time.Second
-		srv.IdleTimeout = 120 * time.Second
-	}
-	// Bind every address before serving any, so a taken port fails start-up.
-	listeners := make([]net.Listener, len(servers))
-	for i, srv := range servers {
-		l, err := net.Listen("tcp", srv.Addr)
-		if err != nil {
-			for _, l := range listeners[:i] {
-				l.Close()
-			}
-			return err
-		}
-		listeners[i] = l
+	servers := httpServers(api, metrics, *addr, *metricsAddr)
+	listeners, err := listenAll(servers)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -278,6 +257,48 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
+	return drain(servers, serveErr)
+}
+
+// httpServers are the API's server on addr and, with metricsAddr, the
+// metrics' own (then /metrics is not on the API's), with their timeouts.
+func httpServers(api http.Handler, metrics *observe.Metrics, addr, metricsAddr string) []*http.Server {
+	servers := []*http.Server{{Addr: addr}}
+	if metricsAddr != "" {
+		api = withoutMetrics(api)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler())
+		servers = append(servers, &http.Server{Addr: metricsAddr, Handler: mux})
+	}
+	servers[0].Handler = api
+	for _, srv := range servers {
+		srv.ReadHeaderTimeout = 5 * time.Second
+		srv.ReadTimeout = 30 * time.Second
+		srv.WriteTimeout = 60 * time.Second
+		srv.IdleTimeout = 120 * time.Second
+	}
+	return servers
+}
+
+// listenAll binds every address before any serves, so a taken port fails
+// start-up.
+func listenAll(servers []*http.Server) ([]net.Listener, error) {
+	listeners := make([]net.Listener, len(servers))
+	for i, srv := range servers {
+		l, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			for _, l := range listeners[:i] {
+				l.Close()
+			}
+			return nil, err
+		}
+		listeners[i] = l
+	}
+	return listeners, nil
+}
+
+// drain shuts the servers down, letting in-flight requests finish.
+func drain(servers []*http.Server, serveErr error) error {
 	slog.Info("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

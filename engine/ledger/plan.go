@@ -197,6 +197,35 @@ func (in PlanInput) Validate() error {
 			return credit.Invalid(f.name, "must not be negative, got %s", f.v)
 		}
 	}
+	if err := in.validateOverage(); err != nil {
+		return err
+	}
+	switch {
+	case in.RolloverMode == credit.RolloverCapped && in.RolloverCap == nil:
+		return credit.Invalid("rolloverCap", "a CAPPED rollover needs a cap")
+	case in.RolloverMode != credit.RolloverCapped && in.RolloverCap != nil:
+		return credit.Invalid("rolloverCap", "only a CAPPED rollover has a cap")
+	}
+	if in.IncentiveExpiryDays != nil && (*in.IncentiveExpiryDays < 1 || *in.IncentiveExpiryDays > 365) {
+		return credit.Invalid("incentiveExpiryDays", "must be 1 to 365")
+	}
+	if in.OnDemandExpiryDays != nil && (*in.OnDemandExpiryDays < 1 || *in.OnDemandExpiryDays > 3650) {
+		return credit.Invalid("onDemandExpiryDays", "must be 1 to 3650")
+	}
+	if len(in.Currency) > 3 {
+		return credit.Invalid("currency", "an ISO 4217 code, like USD")
+	}
+	if in.NoticeDays != nil && (*in.NoticeDays < 0 || *in.NoticeDays > 366) {
+		return credit.Invalid("noticeDays", "must be 0 to 366")
+	}
+	if err := in.Packaging.Validate(); err != nil {
+		return err
+	}
+	return in.Dials.Validate()
+}
+
+// validateOverage checks the terms of the plan's overage mode.
+func (in PlanInput) validateOverage() error {
 	topUp := in.AutoTopUpThreshold != nil || in.AutoTopUpCredits != nil || in.AutoTopUpCap != nil
 	switch in.OverageMode {
 	case credit.OverageHard, credit.OverageDegraded:
@@ -228,28 +257,7 @@ func (in PlanInput) Validate() error {
 	if in.BorrowLimit != nil && in.OverageMode != credit.OverageBorrow {
 		return credit.Invalid("borrowLimit", "only a BORROW plan has a borrow limit")
 	}
-	switch {
-	case in.RolloverMode == credit.RolloverCapped && in.RolloverCap == nil:
-		return credit.Invalid("rolloverCap", "a CAPPED rollover needs a cap")
-	case in.RolloverMode != credit.RolloverCapped && in.RolloverCap != nil:
-		return credit.Invalid("rolloverCap", "only a CAPPED rollover has a cap")
-	}
-	if in.IncentiveExpiryDays != nil && (*in.IncentiveExpiryDays < 1 || *in.IncentiveExpiryDays > 365) {
-		return credit.Invalid("incentiveExpiryDays", "must be 1 to 365")
-	}
-	if in.OnDemandExpiryDays != nil && (*in.OnDemandExpiryDays < 1 || *in.OnDemandExpiryDays > 3650) {
-		return credit.Invalid("onDemandExpiryDays", "must be 1 to 3650")
-	}
-	if len(in.Currency) > 3 {
-		return credit.Invalid("currency", "an ISO 4217 code, like USD")
-	}
-	if in.NoticeDays != nil && (*in.NoticeDays < 0 || *in.NoticeDays > 366) {
-		return credit.Invalid("noticeDays", "must be 0 to 366")
-	}
-	if err := in.Packaging.Validate(); err != nil {
-		return err
-	}
-	return in.Dials.Validate()
+	return nil
 }
 
 // checkEntitled refuses entitled actions that no published version of the

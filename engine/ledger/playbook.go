@@ -319,18 +319,7 @@ func planDocument(in PlanInput) playbook.Plan {
 	if p.NoticeDays == nil {
 		p.NoticeDays = ptrInt(30)
 	}
-	norm := func(d *decimal.Decimal) *decimal.Decimal {
-		if d == nil {
-			return nil
-		}
-		x := decimal.RequireFromString(d.String())
-		return &x
-	}
-	for _, f := range []**decimal.Decimal{&p.OveragePrice, &p.AutoTopUpThreshold, &p.AutoTopUpCredits, &p.BorrowLimit, &p.RolloverCap, &p.OnDemandPrice,
-		&p.IncentiveCapPerPeriod, &p.IncentiveCapPerMember, &p.SeedCredits, &p.MemberLimit, &p.TermEndRefundRate} {
-		*f = norm(*f)
-	}
-	return p
+	return p // decimals compare by their JSON, which is canonical (no trailing zeros)
 }
 
 func ptrInt(n int) *int { return &n }

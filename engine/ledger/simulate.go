@@ -354,16 +354,6 @@ func (r *replay) replaySteps(ctx context.Context, steps []step) error {
 	return nil
 }
 
-// own is whether an entry kind is a usage event's own decision (replayed,
-// not applied).
-func own(kind credit.EntryKind) bool {
-	switch kind {
-	case credit.EntryBurn, credit.EntryOverage, credit.EntryBorrow, credit.EntryUncovered, credit.EntryHold, credit.EntryRelease:
-		return true
-	}
-	return false
-}
-
 // steps reads the range's events and the other entries on the grants in
 // scope, in the order they were written.
 func (r *replay) steps(ctx context.Context, lo, hi time.Time) ([]step, error) {
@@ -393,7 +383,7 @@ WHERE grant_id IS NOT NULL AND created_at >= $1 AND created_at < $2
 		if err := rows.Scan(&st.id, &st.at, &st.grant, &kind, &a); err != nil {
 			return nil, err
 		}
-		if own(credit.EntryKind(kind)) || r.grants[st.grant] == nil {
+		if r.grants[st.grant] == nil { // the SQL leaves out the events' own entries (replayed, not applied)
 			continue
 		}
 		if st.amount, err = decimal.NewFromString(a); err != nil {

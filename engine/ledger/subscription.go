@@ -133,12 +133,8 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		if err := s.audit(ctx, tx, "subscribe", "Subscription", out.ID, &out.OrganizationID, nil, out); err != nil {
 			return err
 		}
-		if p.SeedCredits.Valid && p.SeedCredits.Decimal.IsPositive() { // once, not every period
-			seed := engine.Opening{Pool: out.PoolID, CreditType: credit.CreditPromotional, Amount: p.SeedCredits.Decimal, UnitPrice: decimal.Zero,
-				EffectiveAt: maxTime(start, now), Memo: fmt.Sprintf("seed credits of plan %s", p.Name)}
-			if _, err := s.post(ctx, tx.Client(), engine.Posting{Org: out.OrganizationID, Open: []engine.Opening{seed}}, now); err != nil {
-				return err
-			}
+		if err := s.seed(ctx, tx, out, p, maxTime(start, now), now); err != nil {
+			return err
 		}
 		if !start.After(now) {
 			if _, _, err := s.openPeriod(ctx, tx, out, p, p.ID, now); err != nil {
@@ -149,6 +145,18 @@ func (s *Service) Subscribe(ctx context.Context, in SubscribeInput) (*ent.Subscr
 		return err
 	})
 	return out, err
+}
+
+// seed grants a new subscription its plan's seed credits (PROMOTIONAL,
+// no expiry): once, not every period.
+func (s *Service) seed(ctx context.Context, tx *ent.Tx, sub *ent.Subscription, p *ent.Plan, at, now time.Time) error {
+	if !p.SeedCredits.Valid || !p.SeedCredits.Decimal.IsPositive() {
+		return nil
+	}
+	o := engine.Opening{Pool: sub.PoolID, CreditType: credit.CreditPromotional, Amount: p.SeedCredits.Decimal, UnitPrice: decimal.Zero,
+		EffectiveAt: at, Memo: fmt.Sprintf("seed credits of plan %s", p.Name)}
+	_, err := s.post(ctx, tx.Client(), engine.Posting{Org: sub.OrganizationID, Open: []engine.Opening{o}}, now)
+	return err
 }
 
 func maxTime(a, b time.Time) time.Time {
