@@ -246,18 +246,23 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
-	slog.Info("creditd serving", "addr", *addr, "metrics_addr", *metricsAddr, "database", db.Dialect,
-		"db_max_conns", db.SQL.Stats().MaxOpenConnections, "playground", !*noPlayground)
-	fmt.Fprintf(stdout, "creditd listening on %s (database: %s)\n  playground: http://localhost%s/\n  graphql:    http://localhost%s/graphql\n", *addr, redact(url), portOf(*addr), portOf(*addr))
-	if *metricsAddr != "" {
-		fmt.Fprintf(stdout, "  metrics:    http://%s/metrics (not on %s)\n", *metricsAddr, *addr)
-	}
+	announce(stdout, db, url, *addr, *metricsAddr, !*noPlayground)
 	var serveErr error
 	select {
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	return drain(servers, serveErr)
+}
+
+// announce logs and prints where the server listens.
+func announce(stdout io.Writer, db *store.DB, url, addr, metricsAddr string, playground bool) {
+	slog.Info("creditd serving", "addr", addr, "metrics_addr", metricsAddr, "database", db.Dialect,
+		"db_max_conns", db.SQL.Stats().MaxOpenConnections, "playground", playground)
+	fmt.Fprintf(stdout, "creditd listening on %s (database: %s)\n  playground: http://localhost%s/\n  graphql:    http://localhost%s/graphql\n", addr, redact(url), portOf(addr), portOf(addr))
+	if metricsAddr != "" {
+		fmt.Fprintf(stdout, "  metrics:    http://%s/metrics (not on %s)\n", metricsAddr, addr)
+	}
 }
 
 // httpServers are the API's server on addr and, with metricsAddr, the
