@@ -17,118 +17,155 @@ import (
 
 // An expected number of actions in a period (for quote).
 type ActionCountInput struct {
-	Action string          `json:"action"`
-	Count  decimal.Decimal `json:"count"`
-	// (added) The event properties a weight expression reads.
+	// The register action, 1..200 bytes; one the register does not price is UNKNOWN_ACTION.
+	Action string `json:"action"`
+	// Actions expected in the period (>= 0).
+	Count decimal.Decimal `json:"count"`
+	// The event properties a weight expression reads.
 	Properties map[string]any `json:"properties,omitempty"`
 }
 
-// (added) One action's change between two versions.
+// One action's change between two register versions.
 type ActionDiff struct {
+	// The action's name, e.g. agent.run.
 	Action string `json:"action"`
 	// ADDED, REMOVED, REWEIGHTED or UNCHANGED.
-	Change string       `json:"change"`
-	Old    *WeightTerms `json:"old,omitempty"`
-	New    *WeightTerms `json:"new,omitempty"`
+	Change string `json:"change"`
+	// Its terms in the from version; null when ADDED.
+	Old *WeightTerms `json:"old,omitempty"`
+	// Its terms in the to version; null when REMOVED.
+	New *WeightTerms `json:"new,omitempty"`
 	// Of the new version (of the old, for REMOVED), at every price point.
 	Economics []*ActionEconomics `json:"economics"`
 }
 
-// (added) An action at one price point (a plan, or a plan's segment price per credit), with its value check: value per action > price > cost per action.
+// An action at one price point (a plan, or a plan's segment price per credit), with its value check: value per action > price > cost per action.
 type ActionEconomics struct {
+	// Name of the plan whose price this is.
 	Plan string `json:"plan"`
 	// Null: the plan's own price.
-	Segment        *string         `json:"segment,omitempty"`
+	Segment *string `json:"segment,omitempty"`
+	// Money per credit at this price point.
 	PricePerCredit decimal.Decimal `json:"pricePerCredit"`
-	// pricePerCredit x credits.
+	// Money per action: pricePerCredit x credits.
 	Price decimal.Decimal `json:"price"`
-	// valuePerAction / credits.
+	// Value per credit: valuePerAction / credits; null without a value per action.
 	ValuePerCredit *decimal.Decimal `json:"valuePerCredit,omitempty"`
-	// price - costPerAction.
+	// Money margin per action: price - costPerAction; null without a cost per action.
 	Margin *decimal.Decimal `json:"margin,omitempty"`
 	// OK; UNDERWATER (price below cost); COST_ANCHORED (within 10% above cost and under half the value); ABOVE_VALUE (price above value); NO_VALUE_MODEL (no value or cost per action).
 	Check string `json:"check"`
 }
 
-// (added) A recurring pack for the catalog; add-ons never change afterwards.
+// A recurring pack for the catalog; add-ons never change afterwards.
 type AddOnInput struct {
 	// Unique; letters, digits, '-', '_' and '.'.
-	Name    string          `json:"name"`
+	Name string `json:"name"`
+	// Credits each billing period (> 0).
 	Credits decimal.Decimal `json:"credits"`
-	Fee     decimal.Decimal `json:"fee"`
+	// Money each billing period (>= 0).
+	Fee decimal.Decimal `json:"fee"`
 	// ISO 4217; default USD. It must be the subscription's plan's to attach.
 	Currency *string `json:"currency,omitempty"`
 	// ON_DEMAND (default), PROMOTIONAL, INCENTIVE or SERVICE.
 	CreditType *credit.CreditType `json:"creditType,omitempty"`
-	ExpiryDays *int               `json:"expiryDays,omitempty"`
+	// Days its credits last from their grant, 1..3650; default: they end with the period.
+	ExpiryDays *int `json:"expiryDays,omitempty"`
 }
 
-// (added) Watches a pool, or every pool of an organisation: name exactly one of poolId and organizationId.
+// Watches a pool, or every pool of an organisation: name exactly one of poolId and organizationId (else VALIDATION). At most 100 enabled rules per organisation.
 type AlertRuleInput struct {
-	PoolID         *int             `json:"poolId,omitempty"`
-	OrganizationID *int             `json:"organizationId,omitempty"`
-	Kind           credit.AlertKind `json:"kind"`
+	// The pool to watch; an ORG_ADMIN may name only its organisation's pools (another is NOT_FOUND).
+	PoolID *int `json:"poolId,omitempty"`
+	// The organisation whose every pool is watched.
+	OrganizationID *int `json:"organizationId,omitempty"`
+	// What to watch for: one of the seven kinds alert rules take.
+	Kind credit.AlertKind `json:"kind"`
 	// Credits (BALANCE_BELOW), a share 0..1 (BALANCE_BELOW with share, BUDGET_REACHED: default 1), whole days 1..366 (EXPIRING_WITHIN, DEPLETION_PROJECTED) or a factor 1..1000 (BURN_RATE_ABOVE); none for TOP_UP_DENIED and RUN_UNCOVERED.
 	Threshold *decimal.Decimal `json:"threshold,omitempty"`
 	// BALANCE_BELOW only: threshold is a share of the period's included credits.
-	Share *bool   `json:"share,omitempty"`
-	Name  *string `json:"name,omitempty"`
+	Share *bool `json:"share,omitempty"`
+	// A name for people, at most 200 characters.
+	Name *string `json:"name,omitempty"`
 }
 
 // The key and its secret: the only time the secret is ever shown.
 type APIKeySecret struct {
-	Key    *ent.APIKey `json:"key"`
-	Secret string      `json:"secret"`
+	// The key created.
+	Key *ent.APIKey `json:"key"`
+	// The secret to send as the bearer token (cdk_ and 40 characters); never shown again, only its hash is kept.
+	Secret string `json:"secret"`
 }
 
+// A page of the audit log, newest first.
 type AuditEntryConnection struct {
-	Edges    []*AuditEntryEdge `json:"edges"`
-	PageInfo *PageInfo         `json:"pageInfo"`
+	// The entries of this page, newest first.
+	Edges []*AuditEntryEdge `json:"edges"`
+	// Whether more entries follow, and the cursors of this page.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One audit entry of a page, with its cursor.
 type AuditEntryEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *ent.AuditEntry `json:"node"`
+	// Opaque cursor of this entry: pass it as after to read the entries after it.
+	Cursor string `json:"cursor"`
+	// The audit entry.
+	Node *ent.AuditEntry `json:"node"`
 }
 
-// (added) A named behaviour of a member, e.g. onboarding.first_run or referral.accepted.
+// A named behaviour of a member, e.g. onboarding.first_run or referral.accepted.
 type BehaviorInput struct {
+	// The member's organisation.
 	OrganizationID int `json:"organizationId"`
 	// The member's pool; default: the organisation's first ACCOUNT pool.
-	PoolID     *int           `json:"poolId,omitempty"`
-	Name       string         `json:"name"`
+	PoolID *int `json:"poolId,omitempty"`
+	// The behaviour's name, 1..200 characters, that the INCENTIVE policy reads.
+	Name string `json:"name"`
+	// Properties of the behaviour the INCENTIVE policy reads: a JSON object.
 	Properties map[string]any `json:"properties,omitempty"`
 }
 
+// A page of charges, newest first.
 type ChargeConnection struct {
-	Edges    []*ChargeEdge `json:"edges"`
-	PageInfo *PageInfo     `json:"pageInfo"`
+	// The charges of this page, newest first.
+	Edges []*ChargeEdge `json:"edges"`
+	// Whether more charges follow, and the cursors of this page.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One charge of a page, with its cursor.
 type ChargeEdge struct {
-	Cursor string      `json:"cursor"`
-	Node   *ent.Charge `json:"node"`
+	// Opaque cursor of this charge: pass it as after to read the charges after it.
+	Cursor string `json:"cursor"`
+	// The charge.
+	Node *ent.Charge `json:"node"`
 }
 
+// Credits to put in a pool by hand (a deal, a correction, an invoice paid elsewhere).
 type GrantInput struct {
-	PoolID     int               `json:"poolId"`
+	// The pool to put the credits in.
+	PoolID int `json:"poolId"`
+	// The kind of credits.
 	CreditType credit.CreditType `json:"creditType"`
 	// Lower draws first; default 100.
-	Priority *int            `json:"priority,omitempty"`
-	Amount   decimal.Decimal `json:"amount"`
+	Priority *int `json:"priority,omitempty"`
+	// Credits to grant (> 0).
+	Amount decimal.Decimal `json:"amount"`
 	// Price paid per credit; default 0.
 	UnitPrice *decimal.Decimal `json:"unitPrice,omitempty"`
 	// Default: now.
 	EffectiveAt *time.Time `json:"effectiveAt,omitempty"`
-	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
-	Memo        *string    `json:"memo,omitempty"`
-	// (added) Per organisation: a retry with the same key and input returns the first grant and grants nothing; another input is IDEMPOTENCY_CONFLICT.
+	// When unused credits expire (after effectiveAt); default: never.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// A note, at most 500 characters.
+	Memo *string `json:"memo,omitempty"`
+	// Per organisation: a retry with the same key and input returns the first grant and grants nothing; another input is IDEMPOTENCY_CONFLICT.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
-	// (added) Hold the credits back until confirmPayment (payment PENDING); default false.
+	// Hold the credits back until confirmPayment (payment PENDING); default false.
 	PendingPayment *bool `json:"pendingPayment,omitempty"`
 }
 
-// (added) The KPIs of one group, or the totals. Credits and money are exact; ratios are null when their denominator is 0.
+// The KPIs of one group, or the totals. Credits and money are exact; ratios are null when their denominator is 0.
 type KpiFigures struct {
 	// Committed pool ARR at the group's end: for each subscription in effect then, platform fee x periods a year + commitment per term x terms a year, at the plan it was on then.
 	CommittedPoolArr decimal.Decimal `json:"committedPoolArr"`
@@ -142,7 +179,7 @@ type KpiFigures struct {
 	GrantedValue decimal.Decimal `json:"grantedValue"`
 	// The SUBSCRIPTION part of granted: included credits and prorated upgrades.
 	Allocated decimal.Decimal `json:"allocated"`
-	// burned / granted.
+	// Burned credits / granted credits; null when nothing was granted.
 	Utilisation *float64 `json:"utilisation,omitempty"`
 	// Breakage: credits of EXPIRE entries.
 	Expired decimal.Decimal `json:"expired"`
@@ -166,9 +203,9 @@ type KpiFigures struct {
 	ValueDelivered decimal.Decimal `json:"valueDelivered"`
 	// Cost per action x the same actions.
 	CostOfBurn decimal.Decimal `json:"costOfBurn"`
-	// burnedValue - costOfBurn.
+	// Money: burnedValue - costOfBurn.
 	GrossMargin decimal.Decimal `json:"grossMargin"`
-	// valueDelivered / burnedValue.
+	// Value-to-Burn: valueDelivered / burnedValue; null when nothing of value burned.
 	ValueToBurn *float64 `json:"valueToBurn,omitempty"`
 	// Usage events that charged credits.
 	Events int `json:"events"`
@@ -176,7 +213,7 @@ type KpiFigures struct {
 	Nrr *KpiNrr `json:"nrr,omitempty"`
 }
 
-// (added) Credit-based net revenue retention over a range and its parts, for the cohort of organisations with committed pool ARR at its start.
+// Credit-based net revenue retention over a range and its parts, for the cohort of organisations with committed pool ARR at its start.
 type KpiNrr struct {
 	// The cohort's committed pool ARR at the range's start.
 	StartArr decimal.Decimal `json:"startArr"`
@@ -208,179 +245,233 @@ type KpiReport struct {
 	Granted decimal.Decimal `json:"granted"`
 	// Credits expired unused: breakage (totals.expired).
 	Expired decimal.Decimal `json:"expired"`
-	// (added)
+	// The range's start (inclusive).
 	From time.Time `json:"from"`
-	// (added)
+	// The range's end (exclusive).
 	To time.Time `json:"to"`
-	// (added) The report's currency: money is never added across currencies.
+	// The report's currency: money is never added across currencies.
 	Currency string `json:"currency"`
-	// (added) Every currency organisations are in: ask again for the others.
+	// Every currency organisations are in: ask again for the others.
 	Currencies []string `json:"currencies"`
-	// (added)
+	// The KPIs of the whole range, every organisation in the currency.
 	Totals *KpiFigures `json:"totals"`
-	// (added) One row per group, ordered by month, segment, plan and organisation.
+	// One row per group, ordered by month, segment, plan and organisation; empty without groupBy.
 	Rows []*KpiRow `json:"rows"`
-	// (added) The totals month by month (stocks at each month's end).
+	// The totals month by month (stocks at each month's end).
 	Series []*KpiRow `json:"series"`
 }
 
-// (added) One group: the keys grouped by are set, the others null.
+// One group: the keys grouped by are set, the others null.
 type KpiRow struct {
+	// The organisation, when grouped by ORGANIZATION.
 	Organization *ent.Organization `json:"organization,omitempty"`
-	Segment      *string           `json:"segment,omitempty"`
-	Plan         *ent.Plan         `json:"plan,omitempty"`
-	// The month's first day, UTC.
-	Month   *time.Time  `json:"month,omitempty"`
+	// The segment ("" for none), when grouped by SEGMENT.
+	Segment *string `json:"segment,omitempty"`
+	// The plan the organisations were on at the group's end, when grouped by PLAN.
+	Plan *ent.Plan `json:"plan,omitempty"`
+	// The month's first day, UTC, when grouped by MONTH (and on every row of the series).
+	Month *time.Time `json:"month,omitempty"`
+	// The group's KPIs.
 	Figures *KpiFigures `json:"figures"`
 }
 
+// A page of a pool's ledger, newest entry first.
 type LedgerEntryConnection struct {
-	Edges    []*LedgerEntryEdge `json:"edges"`
-	PageInfo *PageInfo          `json:"pageInfo"`
+	// The entries of this page, newest first.
+	Edges []*LedgerEntryEdge `json:"edges"`
+	// Whether more entries follow, and the cursors of this page.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One ledger entry of a page, with its cursor.
 type LedgerEntryEdge struct {
-	Cursor string           `json:"cursor"`
-	Node   *ent.LedgerEntry `json:"node"`
+	// Opaque cursor of this entry: pass it as after to read the entries after it.
+	Cursor string `json:"cursor"`
+	// The ledger entry.
+	Node *ent.LedgerEntry `json:"node"`
 }
 
-// (added) Narrows a ledger: every field is optional and they combine with AND.
+// Narrows a ledger: every field is optional and they combine with AND.
 type LedgerFilter struct {
-	Kinds   []credit.EntryKind `json:"kinds,omitempty"`
-	GrantID *int               `json:"grantId,omitempty"`
+	// Only entries of these kinds.
+	Kinds []credit.EntryKind `json:"kinds,omitempty"`
+	// Only entries on this grant.
+	GrantID *int `json:"grantId,omitempty"`
 	// Of the entry's usage event.
-	Action *string             `json:"action,omitempty"`
-	RunID  *string             `json:"runId,omitempty"`
+	Action *string `json:"action,omitempty"`
+	// Of the entry's usage event: only entries of this agent run.
+	RunID *string `json:"runId,omitempty"`
+	// Of the entry's usage event: only entries of events of this status.
 	Status *credit.UsageStatus `json:"status,omitempty"`
 	// Entries created at or after from and before to.
 	From *time.Time `json:"from,omitempty"`
-	To   *time.Time `json:"to,omitempty"`
+	// Entries created before to.
+	To *time.Time `json:"to,omitempty"`
 }
 
+// The root of every write: credits, usage, plans, rules, access and settings.
 type Mutation struct {
 }
 
+// Where a page of a connection sits (Relay cursor connections).
 type PageInfo struct {
-	HasNextPage     bool    `json:"hasNextPage"`
-	HasPreviousPage bool    `json:"hasPreviousPage"`
-	StartCursor     *string `json:"startCursor,omitempty"`
-	EndCursor       *string `json:"endCursor,omitempty"`
+	// Whether more items follow this page: pass endCursor as after to read them.
+	HasNextPage bool `json:"hasNextPage"`
+	// Whether items come before this page (it was read with after).
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// Cursor of the page's first item; null for an empty page.
+	StartCursor *string `json:"startCursor,omitempty"`
+	// Cursor of the page's last item; null for an empty page.
+	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+// A new plan. Money is in currency; credits and money must not be negative.
 type PlanInput struct {
-	Name            string          `json:"name"`
-	Period          credit.Period   `json:"period"`
+	// A unique name: letters, digits, '-', '_' and '.', 1..100 characters; an existing one is CONFLICT.
+	Name string `json:"name"`
+	// The billing period.
+	Period credit.Period `json:"period"`
+	// SUBSCRIPTION credits allocated each period.
 	IncludedCredits decimal.Decimal `json:"includedCredits"`
-	PricePerCredit  decimal.Decimal `json:"pricePerCredit"`
-	PlatformFee     decimal.Decimal `json:"platformFee"`
-	// (added) ISO 4217; default USD.
-	Currency     *string            `json:"currency,omitempty"`
-	RegisterName string             `json:"registerName"`
-	OverageMode  credit.OverageMode `json:"overageMode"`
+	// Money per credit the included credits are sold at.
+	PricePerCredit decimal.Decimal `json:"pricePerCredit"`
+	// Money billed each period; default 0.
+	PlatformFee decimal.Decimal `json:"platformFee"`
+	// ISO 4217; default USD.
+	Currency *string `json:"currency,omitempty"`
+	// The register that prices usage under the plan.
+	RegisterName string `json:"registerName"`
+	// What happens when a burn exceeds the credits available.
+	OverageMode credit.OverageMode `json:"overageMode"`
 	// Required for SOFT.
 	OveragePrice *decimal.Decimal `json:"overagePrice,omitempty"`
 	// AUTO_TOP_UP: buy a pack when the balance falls below this (required, with autoTopUpCredits and onDemandPrice).
 	AutoTopUpThreshold *decimal.Decimal `json:"autoTopUpThreshold,omitempty"`
 	// AUTO_TOP_UP: credits per pack.
 	AutoTopUpCredits *decimal.Decimal `json:"autoTopUpCredits,omitempty"`
-	// (added) AUTO_TOP_UP: packs per period at most; default no cap.
+	// AUTO_TOP_UP: packs per period at most (>= 1); default no cap.
 	AutoTopUpCap *int `json:"autoTopUpCap,omitempty"`
 	// BORROW: credits a period may borrow from the next one's allocation (required).
-	BorrowLimit  *decimal.Decimal    `json:"borrowLimit,omitempty"`
+	BorrowLimit *decimal.Decimal `json:"borrowLimit,omitempty"`
+	// What unused included credits do at a period end.
 	RolloverMode credit.RolloverMode `json:"rolloverMode"`
 	// Required for CAPPED, refused otherwise.
-	RolloverCap   *decimal.Decimal `json:"rolloverCap,omitempty"`
+	RolloverCap *decimal.Decimal `json:"rolloverCap,omitempty"`
+	// Money per on-demand credit; without it (and without onDemandTiers) the plan sells none.
 	OnDemandPrice *decimal.Decimal `json:"onDemandPrice,omitempty"`
-	// (added)
+	// Days an on-demand purchase stays usable, 1..3650; default no expiry.
 	OnDemandExpiryDays *int `json:"onDemandExpiryDays,omitempty"`
-	// (added) Incentive credits (INCENTIVE policy) an organisation may earn per period; default no cap.
+	// Incentive credits (INCENTIVE policy) an organisation may earn per period; default no cap.
 	IncentiveCapPerPeriod *decimal.Decimal `json:"incentiveCapPerPeriod,omitempty"`
-	// (added) Incentive credits a member (pool) may earn per period; default no cap.
+	// Incentive credits a member (pool) may earn per period; default no cap.
 	IncentiveCapPerMember *decimal.Decimal `json:"incentiveCapPerMember,omitempty"`
-	// (added) Days incentive credits last; default 14.
+	// Days incentive credits last, 1..365; default 14.
 	IncentiveExpiryDays *int `json:"incentiveExpiryDays,omitempty"`
-	// (added) The family the plan is a tier of (good / better / best); with tier.
+	// The family the plan is a tier of (good / better / best), at most 100 characters; with tier.
 	Family *string `json:"family,omitempty"`
-	// (added) The plan's place in its family, 1 the lowest; with family.
+	// The plan's place in its family, 1..100, 1 the lowest; with family.
 	Tier *int `json:"tier,omitempty"`
-	// (added) What changing away from this plan does to the current period's included credits; default PRORATE.
+	// What changing away from this plan does to the current period's included credits; default PRORATE.
 	ChangeCredits *credit.ChangeCredits `json:"changeCredits,omitempty"`
-	// (added) The register actions the plan allows (each must be priced by a published version of the register); usage of any other is DENIED NOT_ENTITLED. Default: every action.
+	// The register actions the plan allows (1..1000, each priced by a published version of the register); usage of any other is DENIED NOT_ENTITLED. Default: every action.
 	EntitledActions []string `json:"entitledActions,omitempty"`
-	// (added) Credits granted once when an organisation subscribes (PROMOTIONAL, no expiry), not every period.
+	// Credits granted once when an organisation subscribes (PROMOTIONAL, no expiry), not every period.
 	SeedCredits *decimal.Decimal `json:"seedCredits,omitempty"`
-	// (added) Each member's default limit: a hard budget per plan period on every PERSONAL pool created under the plan; on a plan change, members still at the old plan's limit move to the new one's.
+	// Each member's default limit: a hard budget per plan period on every PERSONAL pool created under the plan; on a plan change, members still at the old plan's limit move to the new one's.
 	MemberLimit *decimal.Decimal `json:"memberLimit,omitempty"`
-	// (added) Days before it takes effect a price change for the plan's subscribers must be published; default 30.
+	// Days (0..366, default 30) that a price change for the plan's subscribers must be published ahead of taking effect: a register version re-weighting or removing an action they use, or a new BURN or OVERAGE policy.
 	NoticeDays *int `json:"noticeDays,omitempty"`
-	// (added) Graduated volume tiers for on-demand credits (purchases and auto top-ups), counted per billing period; without onDemandPrice, the first tier's price is it.
+	// Graduated volume tiers for on-demand credits (purchases and auto top-ups), counted per billing period; without onDemandPrice, the first tier's price is it.
 	OnDemandTiers []*credit.PriceTier `json:"onDemandTiers,omitempty"`
-	// (added) Graduated volume tiers for overage credits, counted per billing period; without overagePrice, the first tier's price is it.
+	// Graduated volume tiers for overage credits, counted per billing period; without overagePrice, the first tier's price is it.
 	OverageTiers []*credit.PriceTier `json:"overageTiers,omitempty"`
-	// (added) Prices per organisation segment (the segment's pricePerCredit, onDemandPrice and overagePrice replace the plan's flat ones; a flat price where the plan has tiers is refused).
+	// Prices per organisation segment (the segment's pricePerCredit, onDemandPrice and overagePrice replace the plan's flat ones; a flat price where the plan has tiers is refused).
 	SegmentPrices []*credit.SegmentPrice `json:"segmentPrices,omitempty"`
-	// (added) What the unused included credits do at a term end; default ROLL.
+	// What the unused included credits do at a term end; default ROLL.
 	TermEndCredits *credit.TermEndCredits `json:"termEndCredits,omitempty"`
-	// (added) REFUND: money per unused credit refunded at a term end (required with REFUND, refused otherwise).
+	// REFUND: money per unused credit refunded at a term end (required with REFUND, refused otherwise).
 	TermEndRefundRate *decimal.Decimal `json:"termEndRefundRate,omitempty"`
 }
 
+// A policy draft.
 type PolicyInput struct {
-	Name       string            `json:"name"`
-	Kind       credit.PolicyKind `json:"kind"`
-	Expression string            `json:"expression"`
+	// The policy's name: letters, digits, '-', '_' and '.', 1..100 characters; a name keeps its kind.
+	Name string `json:"name"`
+	// What the rule decides.
+	Kind credit.PolicyKind `json:"kind"`
+	// The CEL rule, at most 10,000 characters; it must compile (RULE_COMPILE with line and column).
+	Expression string `json:"expression"`
 }
 
-// (added) A charge a plan change would write.
+// A charge a plan change would write.
 type PreviewCharge struct {
-	Kind     string          `json:"kind"`
-	Amount   decimal.Decimal `json:"amount"`
-	Currency string          `json:"currency"`
-	Memo     string          `json:"memo"`
+	// The charge's kind: PRORATION.
+	Kind string `json:"kind"`
+	// Money; negative: money back.
+	Amount decimal.Decimal `json:"amount"`
+	// ISO 4217 code of amount.
+	Currency string `json:"currency"`
+	// The charge's memo.
+	Memo string `json:"memo"`
 }
 
-// (added) An entry a plan change would write.
+// An entry a plan change would write.
 type PreviewEntry struct {
-	Kind       credit.EntryKind   `json:"kind"`
-	GrantID    *int               `json:"grantId,omitempty"`
+	// GRANT for a new grant's opening, ADJUSTMENT for credits taken back from a grant.
+	Kind credit.EntryKind `json:"kind"`
+	// The existing grant an ADJUSTMENT takes from; null for a new grant.
+	GrantID *int `json:"grantId,omitempty"`
+	// The credit type of a new grant; null for an ADJUSTMENT.
 	CreditType *credit.CreditType `json:"creditType,omitempty"`
-	Amount     decimal.Decimal    `json:"amount"`
-	Memo       string             `json:"memo"`
+	// Signed credits, as the ledger entry would record them.
+	Amount decimal.Decimal `json:"amount"`
+	// The entry's memo.
+	Memo string `json:"memo"`
 }
 
+// The root of every read.
 type Query struct {
 }
 
 // Refunds what a usage event charged (usageEventId), or unused purchased credits of a grant (grantId): exactly one of them.
 type RefundInput struct {
+	// The usage event whose charge to give back.
 	UsageEventID *int `json:"usageEventId,omitempty"`
-	GrantID      *int `json:"grantId,omitempty"`
+	// The grant whose unused ON_DEMAND or SUBSCRIPTION credits to refund.
+	GrantID *int `json:"grantId,omitempty"`
 	// Credits to refund; default: everything still refundable (of an event: overage first, then the draws, last drawn first; of a grant: its unused credits).
 	Amount *decimal.Decimal `json:"amount,omitempty"`
-	Reason string           `json:"reason"`
+	// Why, 1..500 characters: the REFUND policy reads it, and it is kept in the entries' memo.
+	Reason string `json:"reason"`
 	// As SERVICE credits in the event's or grant's pool (an SLA breach; credits-only refunds of purchases) instead of back to the grants or in money; no money moves. The REFUND policy may answer another form.
 	AsServiceCredits *bool `json:"asServiceCredits,omitempty"`
-	// (added) Per organisation: a retry with the same key and input returns the first refund's entries and refunds nothing.
+	// Per organisation: a retry with the same key and input returns the first refund's entries and refunds nothing; another input is IDEMPOTENCY_CONFLICT.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
-// (added) What a register version changes from another.
+// What a register version changes from another.
 type RegisterDiff struct {
+	// The register's name.
 	Name string `json:"name"`
 	// Null: no version was in effect.
 	FromVersion *int `json:"fromVersion,omitempty"`
-	ToVersion   int  `json:"toVersion"`
+	// The version compared against fromVersion.
+	ToVersion int `json:"toVersion"`
 	// Whether it re-weights or removes an action: a price change, which takes the notice period.
 	PriceChange bool `json:"priceChange"`
 	// Economics of the new version that fail their value check (but NO_VALUE_MODEL).
-	Violations int           `json:"violations"`
-	Actions    []*ActionDiff `json:"actions"`
+	Violations int `json:"violations"`
+	// Every action of either version, by name.
+	Actions []*ActionDiff `json:"actions"`
 }
 
-// (added) Revenue recognition for finance.
+// Revenue recognition for finance, in one currency.
 type RevenueReport struct {
-	Currency string                `json:"currency"`
-	Months   []*kpi.RollForward    `json:"months"`
+	// The report's currency (ISO 4217).
+	Currency string `json:"currency"`
+	// The roll-forward, one row per UTC month of the range, oldest first.
+	Months []*kpi.RollForward `json:"months"`
+	// Breakage by purchase cohort and expiry month.
 	Breakage []*kpi.BreakageCohort `json:"breakage"`
 	// The journal a general ledger imports, as CSV (period, account, cause, debit, credit, currency); `creditd kpis journal` prints the same.
 	Journal string `json:"journal"`
@@ -388,137 +479,189 @@ type RevenueReport struct {
 
 // A replay of the usage events of [from, to) (at most 366 days) under draft weights (replacing registerName's, default "default") and policies (each replacing the policy of its kind), through the same engine, against the grants as they were; nothing is written. Unchanged, it reproduces the recorded history (on histories without runs, budgets and overage caps, which it does not model).
 type SimulationInput struct {
+	// The range's start (inclusive).
 	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-	// None: every organisation (a scoped key: its own).
-	OrganizationIds []int          `json:"organizationIds,omitempty"`
-	RegisterName    *string        `json:"registerName,omitempty"`
-	Weights         []*WeightInput `json:"weights,omitempty"`
-	Policies        []*PolicyInput `json:"policies,omitempty"`
+	// The range's end (exclusive): after from, at most 366 days later.
+	To time.Time `json:"to"`
+	// The organisations to replay, at most 1000; null: every organisation.
+	OrganizationIds []int `json:"organizationIds,omitempty"`
+	// The register the draft weights replace; default "default".
+	RegisterName *string `json:"registerName,omitempty"`
+	// The draft weights replacing the register's version in effect; null: the versions as they were.
+	Weights []*WeightInput `json:"weights,omitempty"`
+	// Draft policies, at most one per kind, each replacing the policy of its kind.
+	Policies []*PolicyInput `json:"policies,omitempty"`
 }
 
 // Moves credits from one pool to another: what leaves keeps its credit type, unit price, priority and expiry.
 type TransferInput struct {
+	// The pool the credits leave.
 	FromPoolID int `json:"fromPoolId"`
-	ToPoolID   int `json:"toPoolId"`
+	// The pool the credits arrive in (not the source; of another organisation: OPERATOR only).
+	ToPoolID int `json:"toPoolId"`
 	// Credits to move (> 0); taken from the source's grants in its draw order.
 	Amount decimal.Decimal `json:"amount"`
-	Memo   *string         `json:"memo,omitempty"`
+	// A note for both sides' entries, at most 500 characters.
+	Memo *string `json:"memo,omitempty"`
 	// Per organisation: a retry with the same key and input returns the first transfer's entries and moves nothing; another input is IDEMPOTENCY_CONFLICT.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
-// (added)
+// A page of usage events, newest first.
 type UsageEventConnection struct {
-	Edges    []*UsageEventEdge `json:"edges"`
-	PageInfo *PageInfo         `json:"pageInfo"`
+	// The events of this page, newest first.
+	Edges []*UsageEventEdge `json:"edges"`
+	// Whether more events follow, and the cursors of this page.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
-// (added)
+// One usage event of a page, with its cursor.
 type UsageEventEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *ent.UsageEvent `json:"node"`
+	// Opaque cursor of this event: pass it as after to read the events after it.
+	Cursor string `json:"cursor"`
+	// The usage event.
+	Node *ent.UsageEvent `json:"node"`
 }
 
-// (added)
+// Narrows usageEvents: every field is optional and they combine with AND.
 type UsageEventFilter struct {
-	PoolID   *int                `json:"poolId,omitempty"`
-	Action   *string             `json:"action,omitempty"`
-	RunID    *string             `json:"runId,omitempty"`
-	Status   *credit.UsageStatus `json:"status,omitempty"`
-	Decision *credit.Decision    `json:"decision,omitempty"`
-	From     *time.Time          `json:"from,omitempty"`
-	To       *time.Time          `json:"to,omitempty"`
+	// Only events recorded on this pool.
+	PoolID *int `json:"poolId,omitempty"`
+	// Only events of this action.
+	Action *string `json:"action,omitempty"`
+	// Only events of this agent run.
+	RunID *string `json:"runId,omitempty"`
+	// Only events of this status.
+	Status *credit.UsageStatus `json:"status,omitempty"`
+	// Only events with this decision.
+	Decision *credit.Decision `json:"decision,omitempty"`
+	// Events recorded (recordedAt) at or after from.
+	From *time.Time `json:"from,omitempty"`
+	// Events recorded (recordedAt) before to.
+	To *time.Time `json:"to,omitempty"`
 }
 
+// One usage event as a caller reports it.
 type UsageInput struct {
+	// The caller's key for the event, 1..200 bytes: a replay with the same key and payload returns the first result (duplicate: true); another payload is IDEMPOTENCY_CONFLICT.
 	IdempotencyKey string `json:"idempotencyKey"`
-	OrganizationID int    `json:"organizationId"`
+	// The organisation the usage is billed to.
+	OrganizationID int `json:"organizationId"`
 	// The pool to draw on; default: the organisation's first ACCOUNT pool.
-	PoolID *int               `json:"poolId,omitempty"`
-	RunID  *string            `json:"runId,omitempty"`
-	Action string             `json:"action"`
+	PoolID *int `json:"poolId,omitempty"`
+	// The agent run the event belongs to (at most 200 bytes): STARTED holds credits, the run's terminal event settles them.
+	RunID *string `json:"runId,omitempty"`
+	// The register action, 1..200 bytes; one the register in effect does not price is UNKNOWN_ACTION.
+	Action string `json:"action"`
+	// How far the action got.
 	Status credit.UsageStatus `json:"status"`
 	// Units of the action; default 1; must be > 0.
 	Quantity *decimal.Decimal `json:"quantity,omitempty"`
 	// 0..1, for PARTIAL; default 1.
 	Completion *decimal.Decimal `json:"completion,omitempty"`
-	// Default 1.
-	Attempt    *int           `json:"attempt,omitempty"`
+	// Which try of the action this is; default 1, at least 1.
+	Attempt *int `json:"attempt,omitempty"`
+	// Event properties weight expressions and policies read: a JSON object of at most 16 KiB.
 	Properties map[string]any `json:"properties,omitempty"`
-	// Default: now. Picks the register and policy versions in effect.
+	// Default: now; at most 5 minutes ahead. Picks the register and policy versions in effect.
 	OccurredAt *time.Time `json:"occurredAt,omitempty"`
 }
 
-// (added)
+// Narrows usageSummary: every field is optional, each a list of at most 100 values, and they combine with AND.
 type UsageSummaryFilter struct {
-	PoolIds []int    `json:"poolIds,omitempty"`
+	// Only entries on these pools.
+	PoolIds []int `json:"poolIds,omitempty"`
+	// Only entries of usage events of these actions.
 	Actions []string `json:"actions,omitempty"`
-	// The credit type of the grants drawn; OVERAGE and UNCOVERED name credits no grant held.
+	// The credit type of the grants drawn; OVERAGE, BORROW and UNCOVERED name credits no grant held.
 	CreditTypes []string `json:"creditTypes,omitempty"`
 }
 
-// (added) Credits used in one group: burned (BURN, OVERAGE, BORROW and UNCOVERED entries) and refunded since.
+// Credits used in one group: burned (BURN, OVERAGE, BORROW and UNCOVERED entries) and refunded since. The keys not grouped by are null.
 type UsageSummaryRow struct {
-	PoolID     *int    `json:"poolId,omitempty"`
-	Action     *string `json:"action,omitempty"`
+	// The pool, when grouped by POOL.
+	PoolID *int `json:"poolId,omitempty"`
+	// The action, when grouped by ACTION.
+	Action *string `json:"action,omitempty"`
+	// The credit type (or OVERAGE, BORROW, UNCOVERED), when grouped by CREDIT_TYPE.
 	CreditType *string `json:"creditType,omitempty"`
 	// The start of the DAY, WEEK or MONTH, in UTC.
-	Period   *time.Time      `json:"period,omitempty"`
-	Credits  decimal.Decimal `json:"credits"`
+	Period *time.Time `json:"period,omitempty"`
+	// Credits used, as a positive amount, gross of refunds.
+	Credits decimal.Decimal `json:"credits"`
+	// Credits refunds in the range gave back for usage (net use is credits - refunded).
 	Refunded decimal.Decimal `json:"refunded"`
-	Events   int             `json:"events"`
-	Entries  int             `json:"entries"`
+	// Distinct usage events charged (an event may charge several groups).
+	Events int `json:"events"`
+	// Ledger entries summed, charges and refunds.
+	Entries int `json:"entries"`
 }
 
-// (added)
+// A page of an endpoint's delivery log, newest first.
 type WebhookDeliveryConnection struct {
-	Edges    []*WebhookDeliveryEdge `json:"edges"`
-	PageInfo *PageInfo              `json:"pageInfo"`
+	// The deliveries of this page, newest first.
+	Edges []*WebhookDeliveryEdge `json:"edges"`
+	// Whether more deliveries follow, and the cursors of this page.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
-// (added)
+// One delivery of a page, with its cursor.
 type WebhookDeliveryEdge struct {
-	Cursor string               `json:"cursor"`
-	Node   *ent.WebhookDelivery `json:"node"`
+	// Opaque cursor of this delivery: pass it as after to read the deliveries after it.
+	Cursor string `json:"cursor"`
+	// The delivery.
+	Node *ent.WebhookDelivery `json:"node"`
 }
 
-// (added) Where an organisation, or the vendor (organizationId null: every organisation's events), receives webhook events.
+// Where an organisation, or the vendor (organizationId null: every organisation's events), receives webhook events. At most 20 endpoints per organisation.
 type WebhookEndpointInput struct {
 	// Null: vendor-wide (OPERATOR only).
 	OrganizationID *int `json:"organizationId,omitempty"`
-	// http(s) only; no loopback or private address unless the server runs with --webhooks-allow-private.
+	// An http(s) URL, at most 2000 characters; no loopback or private address unless the server runs with --webhooks-allow-private.
 	URL string `json:"url"`
-	// alert.fired, alert.acknowledged.
-	EventTypes  []string `json:"eventTypes"`
-	Description *string  `json:"description,omitempty"`
+	// The events to send, each once: alert.fired, alert.acknowledged.
+	EventTypes []string `json:"eventTypes"`
+	// A note for people, at most 500 characters.
+	Description *string `json:"description,omitempty"`
 }
 
-// (added) An endpoint with its signing secret, shown only when created or rotated.
+// An endpoint with its signing secret, shown only when created or rotated.
 type WebhookEndpointSecret struct {
+	// The endpoint.
 	Endpoint *ent.WebhookEndpoint `json:"endpoint"`
-	Secret   string               `json:"secret"`
+	// The HMAC-SHA256 signing secret (Creditd-Signature); never shown again.
+	Secret string `json:"secret"`
 }
 
+// One action's price for a register draft.
 type WeightInput struct {
-	Action         string           `json:"action"`
-	Credits        decimal.Decimal  `json:"credits"`
-	Expression     *string          `json:"expression,omitempty"`
+	// The action's name, 1..200 characters, once per register.
+	Action string `json:"action"`
+	// Credits per unit of the action (>= 0).
+	Credits decimal.Decimal `json:"credits"`
+	// A CEL weight expression over the event, result decimal >= 0; it must compile.
+	Expression *string `json:"expression,omitempty"`
+	// Money value of one action to the buyer (>= 0).
 	ValuePerAction *decimal.Decimal `json:"valuePerAction,omitempty"`
-	CostPerAction  *decimal.Decimal `json:"costPerAction,omitempty"`
-	// (added) The action still runs (decision DEGRADED) when a DEGRADED plan is out of credits.
+	// The vendor's money cost of one action (>= 0).
+	CostPerAction *decimal.Decimal `json:"costPerAction,omitempty"`
+	// The action still runs (decision DEGRADED) when a DEGRADED plan is out of credits.
 	AllowedInDegradedMode *bool `json:"allowedInDegradedMode,omitempty"`
 }
 
-// (added) An action's weight in one version.
+// An action's weight in one register version.
 type WeightTerms struct {
-	Credits        decimal.Decimal  `json:"credits"`
-	Expression     *string          `json:"expression,omitempty"`
+	// Credits per unit of the action (an expression's base credits).
+	Credits decimal.Decimal `json:"credits"`
+	// The CEL weight expression, if the action has one; null: credits apply as they are.
+	Expression *string `json:"expression,omitempty"`
+	// Money value of one action to the buyer (the value model); null: none recorded.
 	ValuePerAction *decimal.Decimal `json:"valuePerAction,omitempty"`
-	CostPerAction  *decimal.Decimal `json:"costPerAction,omitempty"`
+	// The vendor's money cost of one action; null: none recorded.
+	CostPerAction *decimal.Decimal `json:"costPerAction,omitempty"`
 }
 
-// (added) When a plan change or cancellation takes effect.
+// When a plan change or cancellation takes effect.
 type ChangeAt string
 
 const (
@@ -526,7 +669,7 @@ const (
 	ChangeAtNow ChangeAt = "NOW"
 	// At the end of the current period: the period close applies it.
 	ChangeAtPeriodEnd ChangeAt = "PERIOD_END"
-	// (added) At the end of the subscription's current term (termPeriods; NO_TERM without one): a plan change is the plan it renews onto (a term that was to end then renews), a cancellation ends it there.
+	// At the end of the subscription's current term (termPeriods; NO_TERM without one): a plan change is the plan it renews onto (a term that was to end then renews), a cancellation ends it there.
 	ChangeAtTermEnd ChangeAt = "TERM_END"
 )
 
@@ -579,7 +722,7 @@ func (e ChangeAt) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// (added) A key KPI rows are grouped by.
+// A key KPI rows are grouped by.
 type KpiGroupBy string
 
 const (
@@ -643,16 +786,22 @@ func (e KpiGroupBy) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// (added) How usageSummary groups: any of POOL, ACTION, CREDIT_TYPE and at most one of DAY, WEEK (ISO, Monday) and MONTH (UTC).
+// How usageSummary groups: any of POOL, ACTION, CREDIT_TYPE and at most one of DAY, WEEK (ISO, Monday) and MONTH (UTC).
 type UsageGroupBy string
 
 const (
-	UsageGroupByPool       UsageGroupBy = "POOL"
-	UsageGroupByAction     UsageGroupBy = "ACTION"
+	// The pool of the entries.
+	UsageGroupByPool UsageGroupBy = "POOL"
+	// The usage event's action.
+	UsageGroupByAction UsageGroupBy = "ACTION"
+	// The credit type of the grants drawn (OVERAGE, BORROW or UNCOVERED for entries on no grant).
 	UsageGroupByCreditType UsageGroupBy = "CREDIT_TYPE"
-	UsageGroupByDay        UsageGroupBy = "DAY"
-	UsageGroupByWeek       UsageGroupBy = "WEEK"
-	UsageGroupByMonth      UsageGroupBy = "MONTH"
+	// The UTC day.
+	UsageGroupByDay UsageGroupBy = "DAY"
+	// The ISO week, from Monday, UTC.
+	UsageGroupByWeek UsageGroupBy = "WEEK"
+	// The UTC calendar month.
+	UsageGroupByMonth UsageGroupBy = "MONTH"
 )
 
 var AllUsageGroupBy = []UsageGroupBy{
