@@ -2,7 +2,7 @@
 GO ?= go
 NAME ?= change
 
-.PHONY: run demo test test-short soak bench bench-kpi loadtest verify generate migrate-diff lint tidy build
+.PHONY: run demo test test-short soak bench bench-kpi loadtest verify generate migrate-diff lint lint-schema tidy build
 
 ## run: the server on the embedded SQLite database (sqlite://creditd.db)
 run:
@@ -81,6 +81,16 @@ migrate-diff:
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+## lint-schema: graphql-schema-linter (pinned) on the GraphQL schema, every default rule but the three
+## sorting rules the README's "Schema linting" explains
+SCHEMA_LINTER ?= npx --yes -p graphql-schema-linter@3.0.1 -p graphql@16.11.0 graphql-schema-linter
+SCHEMA_RULES  ?= arguments-have-descriptions,defined-types-are-used,deprecations-have-a-reason,descriptions-are-capitalized,$\
+  enum-values-all-caps,enum-values-have-descriptions,fields-are-camel-cased,fields-have-descriptions,$\
+  input-object-values-are-camel-cased,input-object-values-have-descriptions,interface-fields-sorted-alphabetically,$\
+  relay-connection-arguments-spec,relay-connection-types-spec,relay-page-info-spec,types-are-capitalized,types-have-descriptions
+lint-schema:
+	$(SCHEMA_LINTER) --rules $(SCHEMA_RULES) graph/schema/*.graphqls
 
 ## tidy: go mod tidy, tolerating a test-only dependency of modernc.org/sqlite the proxy refuses
 tidy:
